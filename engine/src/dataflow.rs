@@ -1,0 +1,243 @@
+//! The differential dataflow: the only module that uses timely and
+//! differential-dataflow (both break their APIs between minor versions).
+//!
+//! Inputs: WECs, workload objects (selection part and version part apart), policies.
+//! Joins, all on index keys or ids:
+//! - destinations: cluster selectors x WECs, on label keys;
+//! - namespace matches: namespace selectors x Namespace objects, on label keys;
+//! - candidates: clauses x objects, on [`IndexKey`]s, then each candidate evaluated
+//!   against the object record (joined on its id);
+//! - clauses with namespace selectors: semijoined with the namespace matches;
+//! - modulations combined per (policy, object), then joined with object versions.
+//!
+//! Output: `(policy, OutputRecord)` updates, captured per time.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::sync::Arc;
+
+use differential_dataflow::VecCollection;
+use differential_dataflow::input::{Input, InputSession};
+use serde::{Deserialize, Serialize};
+use timely::dataflow::operators::probe::Handle as ProbeHandle;
+use timely::worker::Worker;
+
+use crate::index::{IndexKey, label_keys, object_keys};
+use crate::intern::Sym;
+use crate::labels::Labels;
+use crate::model::{ObjectId, ObjectRecord, ObjectVersion};
+use crate::policy::{Clause, ClauseKeys, CompiledPolicy, Modulation, SelectorSet, singleton_problem};
+use crate::selector::Selector;
+
+/// Logical time: the engine's epoch.
+pub type Time = u64;
+
+type Collection<'s, D> = VecCollection<'s, Time, D, isize>;
+
+/// Index of a clause within its policy's `spec.downsync`.
+type ClauseIndex = u32;
+
+/// One record of a policy's Binding and status, as the dataflow outputs it.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum OutputRecord {
+    /// The policy exists: its Binding exists, owned by this uid, reflecting this generation.
+    Owner {
+        /// Policy uid.
+        uid: String,
+        /// Policy generation.
+        generation: i64,
+    },
+    /// A destination WEC.
+    Destination(Sym),
+    /// A selected workload object with its combined modulation.
+    Workload(ObjectVersion, Modulation),
+    /// A problem for the policy's status.
+    Problem(String),
+}
+
+/// The dataflow's input sessions.
+pub struct Inputs {
+    /// `(cluster id, labels)`.
+    pub wecs: InputSession<Time, (Sym, Labels), isize>,
+    /// `(object id, selection record)`.
+    pub objects: InputSession<Time, (ObjectId, ObjectRecord), isize>,
+    /// `(object id, version record)`.
+    pub versions: InputSession<Time, (ObjectId, ObjectVersion), isize>,
+    /// `(policy name, compiled policy)`.
+    pub policies: InputSession<Time, (Sym, CompiledPolicy), isize>,
+}
+
+impl Inputs {
+    /// Advances every input to `time` and tells timely.
+    pub fn advance_to(&mut self, time: Time) {
+        self.wecs.advance_to(time);
+        self.objects.advance_to(time);
+        self.versions.advance_to(time);
+        self.policies.advance_to(time);
+        self.wecs.flush();
+        self.objects.flush();
+        self.versions.flush();
+        self.policies.flush();
+    }
+}
+
+/// Output updates not yet taken by the engine.
+pub type OutputBuffer = Rc<RefCell<Vec<((Sym, OutputRecord), Time, isize)>>>;
+
+/// A built dataflow: where to put input, how to tell progress, where output lands.
+pub struct Dataflow {
+    /// Input sessions.
+    pub inputs: Inputs,
+    /// Probe on the output: times it has passed are complete.
+    pub probe: ProbeHandle<Time>,
+    /// Captured output updates.
+    pub output: OutputBuffer,
+}
+
+/// Matches `(tag, selector)` pairs against `(id, labels)` targets through label index
+/// keys, then evaluates each candidate. Output: `(tag, id)`, possibly repeated when
+/// several selectors of one tag match.
+fn match_selectors<'s, Tag>(
+    selectors: Collection<'s, (Tag, Selector)>,
+    targets: Collection<'s, (Sym, Labels)>,
+) -> Collection<'s, (Tag, Sym)>
+where
+    Tag: differential_dataflow::ExchangeData + std::hash::Hash + Copy,
+{
+    let selector_keys = selectors
+        .flat_map(|(tag, sel)| sel.index_keys().into_iter().map(move |k| (k, (tag, sel.clone()))))
+        .arrange_by_key();
+    let target_keys = targets
+        .clone()
+        .flat_map(|(id, labels)| label_keys(&labels).map(|k| (k, id)).collect::<Vec<_>>())
+        .arrange_by_key();
+    let candidates = selector_keys.join_core(target_keys, |_key, tag_sel, id| Some((*id, tag_sel.clone())));
+    candidates
+        .arrange_by_key()
+        .join_core(targets.arrange_by_key(), |id, (tag, sel), labels| sel.matches(labels).then_some((*tag, *id)))
+}
+
+/// Builds the dataflow in `worker`. `namespaces` is the interned `"namespaces"`.
+pub fn build(worker: &mut Worker, namespaces: Sym) -> Dataflow {
+    let output: OutputBuffer = Rc::new(RefCell::new(Vec::new()));
+    let probe = ProbeHandle::new();
+    let sink = output.clone();
+    let inputs = worker.dataflow::<Time, _, _>(|scope| {
+        let (wec_input, wecs) = scope.new_collection::<(Sym, Labels), isize>();
+        let (object_input, objects) = scope.new_collection::<(ObjectId, ObjectRecord), isize>();
+        let (version_input, versions) = scope.new_collection::<(ObjectId, ObjectVersion), isize>();
+        let (policy_input, policies) = scope.new_collection::<(Sym, CompiledPolicy), isize>();
+
+        // Destinations: (policy, wec).
+        let cluster_selectors = policies
+            .clone()
+            .flat_map(|(p, pol)| pol.cluster_selectors.into_iter().map(move |s| (p, s)));
+        let destinations = match_selectors(cluster_selectors, wecs).distinct();
+
+        // Namespaces matched by each clause's namespace selectors: ((policy, clause), ns).
+        let namespace_labels = objects
+            .clone()
+            .filter(move |(_, o)| o.is_namespace(namespaces))
+            .map(|(_, o)| (o.name, o.labels));
+        let namespace_selectors = policies.clone().flat_map(|(p, pol)| {
+            let mut out = Vec::new();
+            for (ci, clause) in pol.clauses.iter().enumerate() {
+                if let SelectorSet::OneOf(sels) = &clause.namespace_selectors {
+                    out.extend(sels.iter().map(|s| ((p, ci as ClauseIndex), s.clone())));
+                }
+            }
+            out
+        });
+        let clause_namespaces = match_selectors(namespace_selectors, namespace_labels).distinct();
+
+        // Clause index keys: static ones, and the matched namespaces of clauses whose
+        // only positive test is their namespace selectors.
+        let static_keys = policies.clone().flat_map(|(p, pol)| {
+            let mut out = Vec::new();
+            for (ci, clause) in pol.clauses.iter().enumerate() {
+                if let ClauseKeys::Static(keys) = clause.keys() {
+                    out.extend(keys.into_iter().map(|k| (k, (p, ci as ClauseIndex, clause.clone()))));
+                }
+            }
+            out
+        });
+        let namespace_keyed = policies.clone().flat_map(|(p, pol)| {
+            let mut out = Vec::new();
+            for (ci, clause) in pol.clauses.iter().enumerate() {
+                if clause.keys() == ClauseKeys::MatchedNamespaces {
+                    out.push(((p, ci as ClauseIndex), clause.clone()));
+                }
+            }
+            out
+        });
+        let dynamic_keys = clause_namespaces
+            .clone()
+            .join_map(namespace_keyed, |&(p, ci), &ns, clause| (IndexKey::Namespace(ns), (p, ci, clause.clone())));
+        let clause_keys = static_keys.concat(dynamic_keys).arrange_by_key();
+        let object_index = objects
+            .clone()
+            .flat_map(|(id, o)| object_keys(&o).map(|k| (k, id)).collect::<Vec<_>>())
+            .arrange_by_key();
+
+        // Candidates (object, (policy, clause)), each evaluated against its object.
+        let candidates = clause_keys.join_core(object_index, |_key, (p, ci, clause), id| Some((*id, (*p, *ci, clause.clone()))));
+        let passed = candidates.arrange_by_key().join_core(
+            objects.arrange_by_key(),
+            |id, (p, ci, clause): &(Sym, ClauseIndex, Arc<Clause>), object| {
+                clause.passes_object_tests(object).then(|| {
+                    let unrestricted = clause.namespace_selectors == SelectorSet::Any;
+                    ((*p, *ci), (*id, object.namespace, unrestricted, clause.modulation.clone()))
+                })
+            },
+        );
+        let unrestricted = passed
+            .clone()
+            .filter(|(_, (_, _, unrestricted, _))| *unrestricted)
+            .map(|((p, ci), (id, _, _, m))| ((p, id), (ci, m)));
+        let restricted = passed
+            .filter(|(_, (_, _, unrestricted, _))| !*unrestricted)
+            .map(|((p, ci), (id, ns, _, m))| (((p, ci), ns), (id, m)))
+            .semijoin(clause_namespaces)
+            .map(|(((p, ci), _ns), (id, m))| ((p, id), (ci, m)));
+
+        // Selected objects with combined modulations: ((policy, object), modulation).
+        let selected = unrestricted.concat(restricted).reduce(|_key, clauses, out| {
+            let mut combined = Modulation::default();
+            for ((_ci, m), _count) in clauses {
+                combined.merge(m);
+            }
+            out.push((combined, 1));
+        });
+        let workload = selected
+            .clone()
+            .map(|((p, id), m)| (id, (p, m)))
+            .join_map(versions, |_id, (p, m), v| (*p, OutputRecord::Workload(v.clone(), m.clone())));
+
+        // wantSingletonReportedState with other than exactly one destination.
+        let singleton = selected
+            .filter(|(_, m)| m.want_singleton_reported_state)
+            .map(|((p, _), _)| p)
+            .distinct()
+            .map(|p| (p, ()));
+        let destination_counts = destinations.clone().map(|(p, _)| p).count();
+        let wrong_count = singleton
+            .clone()
+            .join_map(destination_counts.clone(), |p, _, count| (*p, *count as usize))
+            .filter(|(_, count)| *count != 1);
+        let none = singleton.antijoin(destination_counts.map(|(p, _)| p)).map(|(p, _)| (p, 0));
+        let singleton_problems = wrong_count.concat(none).map(|(p, n)| (p, OutputRecord::Problem(singleton_problem(n))));
+
+        let owners = policies.clone().map(|(p, pol)| (p, OutputRecord::Owner { uid: pol.uid, generation: pol.generation }));
+        let problems = policies.flat_map(|(p, pol)| pol.problems.into_iter().map(move |e| (p, OutputRecord::Problem(e))));
+        owners
+            .concat(problems)
+            .concat(singleton_problems)
+            .concat(destinations.map(|(p, w)| (p, OutputRecord::Destination(w))))
+            .concat(workload)
+            .inspect_batch(move |_time, updates| sink.borrow_mut().extend_from_slice(updates))
+            .probe_with(&probe);
+
+        Inputs { wecs: wec_input, objects: object_input, versions: version_input, policies: policy_input }
+    });
+    Dataflow { inputs, probe, output }
+}

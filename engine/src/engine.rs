@@ -1,0 +1,412 @@
+//! [`Engine`]: feeds [`Change`]s into the dataflow, one epoch at a time, and keeps the
+//! Bindings it outputs materialized so they can be rendered.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use serde::Serialize;
+use serde_json::{Value, json};
+use timely::WorkerConfig;
+use timely::communication::allocator::thread::Thread;
+use timely::communication::allocator::Allocator;
+use timely::worker::Worker;
+
+use crate::binding::{Binding, WorkloadEntry};
+use crate::dataflow::{self, Inputs, OutputBuffer, OutputRecord, Time};
+use crate::input::{Change, WorkloadRef, WorkloadState};
+use crate::intern::{Interner, Sym};
+use crate::labels::Labels;
+use crate::model::{ObjectId, ObjectRecord, ObjectVersion};
+use crate::policy::{CompiledPolicy, Modulation};
+
+/// The materialized Binding and status of one policy.
+#[derive(Default, Debug)]
+struct PolicyState {
+    owner: Option<(String, i64)>,
+    destinations: BTreeSet<Sym>,
+    workload: BTreeSet<(ObjectVersion, Modulation)>,
+    problems: BTreeSet<String>,
+}
+
+impl PolicyState {
+    fn is_empty(&self) -> bool {
+        self.owner.is_none() && self.destinations.is_empty() && self.workload.is_empty() && self.problems.is_empty()
+    }
+}
+
+/// How one epoch changed one Binding.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct BindingChange {
+    /// Binding (and policy) name.
+    pub binding: String,
+    /// Whether the Binding exists after the epoch.
+    pub exists: bool,
+    /// Policy generation the Binding reflects after the epoch (when it exists).
+    pub generation: Option<i64>,
+    /// Destinations added.
+    pub destinations_added: Vec<String>,
+    /// Destinations removed.
+    pub destinations_removed: Vec<String>,
+    /// Workload entries added (an object whose resourceVersion changed is removed in its
+    /// old form and added in its new one).
+    pub workload_added: Vec<WorkloadEntry>,
+    /// Workload entries removed.
+    pub workload_removed: Vec<WorkloadEntry>,
+    /// The policy's problems after the epoch, when they changed.
+    pub problems: Option<Vec<String>>,
+}
+
+impl BindingChange {
+    /// The change as one JSON object (the `--emit-deltas` line format, less `epoch`).
+    pub fn to_json(&self) -> Value {
+        let entries = |es: &[WorkloadEntry]| es.iter().map(WorkloadEntry::to_json).collect::<Vec<_>>();
+        let mut v = json!({
+            "binding": self.binding,
+            "exists": self.exists,
+            "destinations": { "added": self.destinations_added, "removed": self.destinations_removed },
+            "workload": { "added": entries(&self.workload_added), "removed": entries(&self.workload_removed) },
+        });
+        if let Some(g) = self.generation {
+            v["generation"] = json!(g);
+        }
+        if let Some(p) = &self.problems {
+            v["problems"] = json!(p);
+        }
+        v
+    }
+}
+
+/// What one epoch changed.
+#[derive(Clone, Debug, Default)]
+pub struct EpochOutput {
+    /// The epoch (1 for the first `advance`).
+    pub epoch: u64,
+    /// Changed Bindings, sorted by name.
+    pub changes: Vec<BindingChange>,
+}
+
+/// A policy's status as the engine sees it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PolicyStatus {
+    /// The generation the Binding reflects.
+    pub observed_generation: i64,
+    /// Problems, sorted.
+    pub problems: Vec<String>,
+}
+
+/// Current sizes of the engine's state.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Sizes {
+    /// WECs.
+    pub wecs: usize,
+    /// Workload objects.
+    pub objects: usize,
+    /// Policies.
+    pub policies: usize,
+    /// Binding workload entries, over all Bindings.
+    pub workload_entries: usize,
+    /// Binding destinations, over all Bindings.
+    pub destinations: usize,
+    /// Interned strings.
+    pub interned: usize,
+}
+
+/// The incremental engine. Call [`Engine::apply`] for each change, then
+/// [`Engine::advance`] to close the epoch and get its Binding changes.
+pub struct Engine {
+    inputs: Inputs,
+    probe: timely::dataflow::operators::probe::Handle<Time>,
+    output: OutputBuffer,
+    worker: Worker,
+    interner: Interner,
+    epoch: Time,
+    wecs: HashMap<Sym, Labels>,
+    object_ids: HashMap<(Sym, Sym, Sym, Sym), ObjectId>,
+    objects: Vec<Option<(ObjectRecord, ObjectVersion)>>,
+    free_ids: Vec<ObjectId>,
+    policies: HashMap<Sym, CompiledPolicy>,
+    store: BTreeMap<Sym, PolicyState>,
+}
+
+impl Default for Engine {
+    fn default() -> Self {
+        Engine::new()
+    }
+}
+
+impl Engine {
+    /// A new engine with one timely worker on the calling thread.
+    pub fn new() -> Engine {
+        let mut interner = Interner::default();
+        let namespaces = interner.intern("namespaces");
+        let allocator = Allocator::Thread(Thread::default());
+        let mut worker = Worker::new(WorkerConfig::default(), allocator, Some(std::time::Instant::now()));
+        let built = dataflow::build(&mut worker, namespaces);
+        Engine {
+            inputs: built.inputs,
+            probe: built.probe,
+            output: built.output,
+            worker,
+            interner,
+            epoch: 0,
+            wecs: HashMap::new(),
+            object_ids: HashMap::new(),
+            objects: Vec::new(),
+            free_ids: Vec::new(),
+            policies: HashMap::new(),
+            store: BTreeMap::new(),
+        }
+    }
+
+    /// Number of epochs closed so far.
+    pub fn epoch(&self) -> u64 {
+        self.epoch
+    }
+
+    /// Applies one change to the current epoch.
+    pub fn apply(&mut self, change: &Change) {
+        match change {
+            Change::Wec { name, labels } => {
+                let name = self.interner.intern(name);
+                let new = labels.as_ref().map(|l| Labels::intern(l, &mut self.interner));
+                let old = match &new {
+                    Some(l) => self.wecs.insert(name, l.clone()),
+                    None => self.wecs.remove(&name),
+                };
+                if old != new {
+                    if let Some(old) = old {
+                        self.inputs.wecs.remove((name, old));
+                    }
+                    if let Some(new) = new {
+                        self.inputs.wecs.insert((name, new));
+                    }
+                }
+            }
+            Change::Workload { object, state } => self.apply_workload(object, state.as_ref()),
+            Change::Policy { name, policy } => {
+                let name = self.interner.intern(name);
+                let new = policy.as_ref().map(|p| CompiledPolicy::compile(&p.uid, p.generation, &p.spec, &mut self.interner));
+                let old = match &new {
+                    Some(p) => self.policies.insert(name, p.clone()),
+                    None => self.policies.remove(&name),
+                };
+                if old != new {
+                    if let Some(old) = old {
+                        self.inputs.policies.remove((name, old));
+                    }
+                    if let Some(new) = new {
+                        self.inputs.policies.insert((name, new));
+                    }
+                }
+            }
+        }
+    }
+
+    fn apply_workload(&mut self, object: &WorkloadRef, state: Option<&WorkloadState>) {
+        let i = &mut self.interner;
+        let key = (i.intern(&object.group), i.intern(&object.resource), i.intern(&object.namespace), i.intern(&object.name));
+        let Some(state) = state else {
+            if let Some(id) = self.object_ids.remove(&key) {
+                let (record, version) = self.objects[id as usize].take().expect("object id in use");
+                self.inputs.objects.remove((id, record));
+                self.inputs.versions.remove((id, version));
+                self.free_ids.push(id);
+            }
+            return;
+        };
+        let record = ObjectRecord {
+            group: key.0,
+            resource: key.1,
+            namespace: key.2,
+            name: key.3,
+            labels: Labels::intern(&state.labels, i),
+        };
+        let version = ObjectVersion {
+            group: key.0,
+            version: i.intern(&object.version),
+            resource: key.1,
+            namespace: key.2,
+            name: key.3,
+            resource_version: state.resource_version.clone(),
+        };
+        match self.object_ids.get(&key) {
+            Some(&id) => {
+                let slot = self.objects[id as usize].as_mut().expect("object id in use");
+                if slot.0 != record {
+                    self.inputs.objects.remove((id, std::mem::replace(&mut slot.0, record.clone())));
+                    self.inputs.objects.insert((id, record));
+                }
+                if slot.1 != version {
+                    self.inputs.versions.remove((id, std::mem::replace(&mut slot.1, version.clone())));
+                    self.inputs.versions.insert((id, version));
+                }
+            }
+            None => {
+                let id = self.free_ids.pop().unwrap_or_else(|| {
+                    self.objects.push(None);
+                    (self.objects.len() - 1) as ObjectId
+                });
+                self.object_ids.insert(key, id);
+                self.inputs.objects.insert((id, record.clone()));
+                self.inputs.versions.insert((id, version.clone()));
+                self.objects[id as usize] = Some((record, version));
+            }
+        }
+    }
+
+    /// Closes the current epoch: runs the dataflow until its output for the epoch is
+    /// complete, applies that output to the materialized Bindings and returns what changed.
+    pub fn advance(&mut self) -> EpochOutput {
+        let next = self.epoch + 1;
+        self.inputs.advance_to(next);
+        while self.probe.less_than(&next) {
+            self.worker.step();
+        }
+        let mut updates: Vec<((Sym, OutputRecord), isize)> =
+            self.output.borrow_mut().drain(..).map(|(data, time, diff)| {
+                debug_assert!(time < next);
+                (data, diff)
+            }).collect();
+        differential_dataflow::consolidation::consolidate(&mut updates);
+        self.epoch = next;
+        EpochOutput { epoch: next, changes: self.apply_output(updates) }
+    }
+
+    fn apply_output(&mut self, updates: Vec<((Sym, OutputRecord), isize)>) -> Vec<BindingChange> {
+        let mut changes: BTreeMap<Sym, BindingChange> = BTreeMap::new();
+        let mut problems_changed = BTreeSet::new();
+        for ((policy, record), diff) in updates {
+            debug_assert!(diff == 1 || diff == -1, "unexpected multiplicity {diff} for {record:?}");
+            let state = self.store.entry(policy).or_default();
+            let change = changes.entry(policy).or_default();
+            let added = diff > 0;
+            match record {
+                OutputRecord::Owner { uid, generation } => {
+                    if added {
+                        state.owner = Some((uid, generation));
+                    } else if state.owner.as_ref().is_some_and(|(u, g)| *u == uid && *g == generation) {
+                        state.owner = None;
+                    }
+                }
+                OutputRecord::Destination(wec) => {
+                    let name = self.interner.resolve(wec).to_string();
+                    if added {
+                        state.destinations.insert(wec);
+                        change.destinations_added.push(name);
+                    } else {
+                        state.destinations.remove(&wec);
+                        change.destinations_removed.push(name);
+                    }
+                }
+                OutputRecord::Workload(version, modulation) => {
+                    let entry = render_entry(&self.interner, &version, &modulation);
+                    if added {
+                        state.workload.insert((version, modulation));
+                        change.workload_added.push(entry);
+                    } else {
+                        state.workload.remove(&(version, modulation));
+                        change.workload_removed.push(entry);
+                    }
+                }
+                OutputRecord::Problem(problem) => {
+                    problems_changed.insert(policy);
+                    if added {
+                        state.problems.insert(problem);
+                    } else {
+                        state.problems.remove(&problem);
+                    }
+                }
+            }
+        }
+        let mut out = Vec::with_capacity(changes.len());
+        for (policy, mut change) in changes {
+            let state = &self.store[&policy];
+            change.binding = self.interner.resolve(policy).to_string();
+            change.exists = state.owner.is_some();
+            change.generation = state.owner.as_ref().map(|(_, g)| *g);
+            if problems_changed.contains(&policy) {
+                change.problems = Some(state.problems.iter().cloned().collect());
+            }
+            change.destinations_added.sort();
+            change.destinations_removed.sort();
+            change.workload_added.sort_by(crate::binding::entry_order);
+            change.workload_removed.sort_by(crate::binding::entry_order);
+            if state.is_empty() {
+                self.store.remove(&policy);
+            }
+            out.push(change);
+        }
+        out.sort_by(|a, b| a.binding.cmp(&b.binding));
+        out
+    }
+
+    /// The current Binding of policy `name`, if it has one.
+    pub fn binding(&self, name: &str) -> Option<Binding> {
+        let state = self.store.get(&self.interner.get(name)?)?;
+        let (uid, _) = state.owner.as_ref()?;
+        Some(Binding::new(
+            name.to_string(),
+            uid.clone(),
+            state.destinations.iter().map(|&d| self.interner.resolve(d).to_string()).collect(),
+            state.workload.iter().map(|(v, m)| render_entry(&self.interner, v, m)),
+        ))
+    }
+
+    /// Every current Binding, sorted by name.
+    pub fn bindings(&self) -> Vec<Binding> {
+        let mut names: Vec<&str> = self
+            .store
+            .iter()
+            .filter(|(_, s)| s.owner.is_some())
+            .map(|(&p, _)| self.interner.resolve(p))
+            .collect();
+        names.sort_unstable();
+        names.into_iter().filter_map(|n| self.binding(n)).collect()
+    }
+
+    /// The status of policy `name`, if it exists.
+    pub fn status(&self, name: &str) -> Option<PolicyStatus> {
+        let state = self.store.get(&self.interner.get(name)?)?;
+        let (_, generation) = state.owner.as_ref()?;
+        Some(PolicyStatus { observed_generation: *generation, problems: state.problems.iter().cloned().collect() })
+    }
+
+    /// `(observed generation, problems)` of every policy, by name.
+    pub fn statuses(&self) -> BTreeMap<String, (i64, Vec<String>)> {
+        self.store
+            .iter()
+            .filter_map(|(&p, s)| {
+                let (_, g) = s.owner.as_ref()?;
+                Some((self.interner.resolve(p).to_string(), (*g, s.problems.iter().cloned().collect())))
+            })
+            .collect()
+    }
+
+    /// Current sizes.
+    pub fn sizes(&self) -> Sizes {
+        Sizes {
+            wecs: self.wecs.len(),
+            objects: self.object_ids.len(),
+            policies: self.policies.len(),
+            workload_entries: self.store.values().map(|s| s.workload.len()).sum(),
+            destinations: self.store.values().map(|s| s.destinations.len()).sum(),
+            interned: self.interner.len(),
+        }
+    }
+}
+
+fn render_entry(interner: &Interner, v: &ObjectVersion, m: &Modulation) -> WorkloadEntry {
+    let mut status_collectors: Vec<String> = m.status_collectors.iter().map(|&s| interner.resolve(s).to_string()).collect();
+    status_collectors.sort();
+    WorkloadEntry {
+        group: interner.resolve(v.group).to_string(),
+        version: interner.resolve(v.version).to_string(),
+        resource: interner.resolve(v.resource).to_string(),
+        namespace: interner.resolve(v.namespace).to_string(),
+        name: interner.resolve(v.name).to_string(),
+        resource_version: v.resource_version.clone(),
+        create_only: m.create_only,
+        status_collectors,
+        want_singleton_reported_state: m.want_singleton_reported_state,
+        want_multi_wec_reported_state: m.want_multi_wec_reported_state,
+    }
+}

@@ -1,0 +1,77 @@
+//! What the engine is told: changes of WECs, workload objects and policies, in plain
+//! strings. Ingest turns watch events into these; the engine and the oracle consume them.
+
+use std::collections::BTreeMap;
+
+use crate::policy::PolicySpec;
+
+/// Label map of an object.
+pub type LabelMap = BTreeMap<String, String>;
+
+/// Identifies a workload object and the version it was seen in.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct WorkloadRef {
+    /// API group (`""` for core).
+    pub group: String,
+    /// API version the object was seen in.
+    pub version: String,
+    /// Plural resource name.
+    pub resource: String,
+    /// Namespace (`""` for cluster-scoped objects).
+    pub namespace: String,
+    /// Name.
+    pub name: String,
+}
+
+impl WorkloadRef {
+    /// The identity Bindings use: the same object in another version is the same object.
+    pub fn identity(&self) -> (&str, &str, &str, &str) {
+        (&self.group, &self.resource, &self.namespace, &self.name)
+    }
+}
+
+/// The state of a workload object that Bindings depend on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WorkloadState {
+    /// `metadata.labels`.
+    pub labels: LabelMap,
+    /// `metadata.resourceVersion`.
+    pub resource_version: String,
+}
+
+/// A BindingPolicy that exists and is not being deleted.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PolicyInput {
+    /// `metadata.uid`.
+    pub uid: String,
+    /// `metadata.generation`.
+    pub generation: i64,
+    /// The parsed `spec`.
+    pub spec: PolicySpec,
+}
+
+/// One change of the engine's input. `None` states mean "gone".
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Change {
+    /// A WEC (ManagedCluster) with its labels.
+    Wec {
+        /// Cluster id (the ManagedCluster's name).
+        name: String,
+        /// Labels, or `None` when the WEC is gone.
+        labels: Option<LabelMap>,
+    },
+    /// A workload object.
+    Workload {
+        /// Which object.
+        object: WorkloadRef,
+        /// Its state, or `None` when it is gone.
+        state: Option<WorkloadState>,
+    },
+    /// A BindingPolicy.
+    Policy {
+        /// Name (also the name of its Binding).
+        name: String,
+        /// The policy, or `None` when it is gone or being deleted.
+        policy: Option<PolicyInput>,
+    },
+}

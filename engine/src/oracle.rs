@@ -1,0 +1,153 @@
+//! The oracle: a plain full recomputation of every Binding from the current state,
+//! written straight from the semantics spec, with no indexing and no incrementality.
+//! The dataflow must always agree with it.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::binding::{Binding, WorkloadEntry};
+use crate::input::{Change, LabelMap, PolicyInput, WorkloadState};
+use crate::policy::{ClauseSpec, singleton_problem};
+use crate::selector::{Operator, SelectorSpec};
+
+/// Current state, kept as plain maps.
+#[derive(Default, Clone, Debug)]
+pub struct Oracle {
+    wecs: BTreeMap<String, LabelMap>,
+    /// (group, resource, namespace, name) -> (version, state)
+    objects: BTreeMap<(String, String, String, String), (String, WorkloadState)>,
+    policies: BTreeMap<String, PolicyInput>,
+}
+
+/// Does `selector` match `labels`? Kubernetes semantics, on strings.
+pub fn selector_matches(selector: &SelectorSpec, labels: &LabelMap) -> bool {
+    selector.match_labels.iter().all(|(k, v)| labels.get(k) == Some(v))
+        && selector.match_expressions.iter().all(|r| {
+            let value = labels.get(&r.key);
+            match r.operator {
+                Operator::In => value.is_some_and(|v| r.values.contains(v)),
+                Operator::NotIn => value.is_none_or(|v| !r.values.contains(v)),
+                Operator::Exists => value.is_some(),
+                Operator::DoesNotExist => value.is_none(),
+            }
+        })
+}
+
+fn list_test(list: &[String], value: &str) -> bool {
+    list.is_empty() || list.iter().any(|s| s == "*" || s == value)
+}
+
+impl Oracle {
+    /// Applies one change.
+    pub fn apply(&mut self, change: &Change) {
+        match change {
+            Change::Wec { name, labels } => match labels {
+                Some(l) => {
+                    self.wecs.insert(name.clone(), l.clone());
+                }
+                None => {
+                    self.wecs.remove(name);
+                }
+            },
+            Change::Workload { object, state } => {
+                let key = (object.group.clone(), object.resource.clone(), object.namespace.clone(), object.name.clone());
+                match state {
+                    Some(s) => {
+                        self.objects.insert(key, (object.version.clone(), s.clone()));
+                    }
+                    None => {
+                        self.objects.remove(&key);
+                    }
+                }
+            }
+            Change::Policy { name, policy } => match policy {
+                Some(p) => {
+                    self.policies.insert(name.clone(), p.clone());
+                }
+                None => {
+                    self.policies.remove(name);
+                }
+            },
+        }
+    }
+
+    fn clause_passes(&self, clause: &ClauseSpec, key: &(String, String, String, String), labels: &LabelMap) -> bool {
+        let (group, resource, namespace, name) = key;
+        let api_group = clause.api_group.as_ref().is_none_or(|g| g == group);
+        let object_selectors = clause.object_selectors.is_empty()
+            || clause.object_selectors.iter().flatten().any(|s| selector_matches(s, labels));
+        let namespace_selectors = clause.namespace_selectors.is_empty()
+            || clause.namespace_selectors.iter().flatten().any(|s| s.is_empty())
+            || (!namespace.is_empty()
+                && self
+                    .objects
+                    .get(&(String::new(), "namespaces".to_string(), String::new(), namespace.clone()))
+                    .is_some_and(|(_, ns)| clause.namespace_selectors.iter().flatten().any(|s| selector_matches(s, &ns.labels))));
+        api_group
+            && list_test(&clause.resources, resource)
+            && list_test(&clause.namespaces, namespace)
+            && list_test(&clause.object_names, name)
+            && object_selectors
+            && namespace_selectors
+    }
+
+    /// The Binding of policy `name`, if the policy exists.
+    pub fn binding(&self, name: &str) -> Option<Binding> {
+        let policy = self.policies.get(name)?;
+        let destinations: Vec<String> = self
+            .wecs
+            .iter()
+            .filter(|(_, labels)| policy.spec.cluster_selectors.iter().flatten().any(|s| selector_matches(s, labels)))
+            .map(|(id, _)| id.clone())
+            .collect();
+        let mut workload = Vec::new();
+        for (key, (version, state)) in &self.objects {
+            let passed: Vec<&ClauseSpec> =
+                policy.spec.downsync.iter().filter(|c| self.clause_passes(c, key, &state.labels)).collect();
+            if passed.is_empty() {
+                continue;
+            }
+            let collectors: BTreeSet<String> = passed.iter().flat_map(|c| c.status_collectors.iter().cloned()).collect();
+            workload.push(WorkloadEntry {
+                group: key.0.clone(),
+                version: version.clone(),
+                resource: key.1.clone(),
+                namespace: key.2.clone(),
+                name: key.3.clone(),
+                resource_version: state.resource_version.clone(),
+                create_only: passed.iter().any(|c| c.create_only),
+                status_collectors: collectors.into_iter().collect(),
+                want_singleton_reported_state: passed.iter().any(|c| c.want_singleton_reported_state),
+                want_multi_wec_reported_state: passed.iter().any(|c| c.want_multi_wec_reported_state),
+            });
+        }
+        Some(Binding::new(name.to_string(), policy.uid.clone(), destinations, workload))
+    }
+
+    /// Every Binding, sorted by name.
+    pub fn bindings(&self) -> Vec<Binding> {
+        self.policies.keys().filter_map(|name| self.binding(name)).collect()
+    }
+
+    /// The problems of policy `name`, sorted: those of its spec and a
+    /// `wantSingletonReportedState` bound to other than one WEC.
+    pub fn problems(&self, name: &str) -> Option<Vec<String>> {
+        let policy = self.policies.get(name)?;
+        let binding = self.binding(name)?;
+        let mut problems = policy.spec.problems.clone();
+        let singleton = binding.cluster_scope.iter().chain(&binding.namespace_scope).any(|e| e.want_singleton_reported_state);
+        if singleton && binding.destinations.len() != 1 {
+            problems.push(singleton_problem(binding.destinations.len()));
+        }
+        problems.sort();
+        problems.dedup();
+        Some(problems)
+    }
+
+    /// `(generation, problems)` of every policy, by name.
+    pub fn statuses(&self) -> BTreeMap<String, (i64, Vec<String>)> {
+        self.policies
+            .iter()
+            .map(|(name, p)| (name.clone(), (p.generation, self.problems(name).unwrap_or_default())))
+            .collect()
+    }
+}
