@@ -74,7 +74,11 @@ impl WorkloadEntry {
 pub fn entry_order(a: &WorkloadEntry, b: &WorkloadEntry) -> Ordering {
     let gvr = |e: &WorkloadEntry| format!("{}/{}, Resource={}", e.group, e.version, e.resource);
     let object = |e: &WorkloadEntry| {
-        if e.is_cluster_scoped() { e.name.clone() } else { format!("{}/{}", e.namespace, e.name) }
+        if e.is_cluster_scoped() {
+            e.name.clone()
+        } else {
+            format!("{}/{}", e.namespace, e.name)
+        }
     };
     gvr(a)
         .cmp(&gvr(b))
@@ -107,11 +111,18 @@ impl Binding {
     ) -> Binding {
         destinations.sort_unstable();
         destinations.dedup();
-        let (mut cluster_scope, mut namespace_scope): (Vec<_>, Vec<_>) =
-            workload.into_iter().partition(WorkloadEntry::is_cluster_scoped);
+        let (mut cluster_scope, mut namespace_scope): (Vec<_>, Vec<_>) = workload
+            .into_iter()
+            .partition(WorkloadEntry::is_cluster_scoped);
         cluster_scope.sort_by(entry_order);
         namespace_scope.sort_by(entry_order);
-        Binding { name, policy_uid, destinations, cluster_scope, namespace_scope }
+        Binding {
+            name,
+            policy_uid,
+            destinations,
+            cluster_scope,
+            namespace_scope,
+        }
     }
 
     /// The owner reference to the BindingPolicy.
@@ -130,15 +141,31 @@ impl Binding {
     pub fn spec_json(&self) -> Value {
         let mut workload = Map::new();
         if !self.cluster_scope.is_empty() {
-            workload.insert("clusterScope".into(), self.cluster_scope.iter().map(WorkloadEntry::to_json).collect());
+            workload.insert(
+                "clusterScope".into(),
+                self.cluster_scope
+                    .iter()
+                    .map(WorkloadEntry::to_json)
+                    .collect(),
+            );
         }
         if !self.namespace_scope.is_empty() {
-            workload.insert("namespaceScope".into(), self.namespace_scope.iter().map(WorkloadEntry::to_json).collect());
+            workload.insert(
+                "namespaceScope".into(),
+                self.namespace_scope
+                    .iter()
+                    .map(WorkloadEntry::to_json)
+                    .collect(),
+            );
         }
         let mut spec = Map::new();
         spec.insert("workload".into(), Value::Object(workload));
         if !self.destinations.is_empty() {
-            let dests: Vec<Value> = self.destinations.iter().map(|d| json!({ "clusterId": d })).collect();
+            let dests: Vec<Value> = self
+                .destinations
+                .iter()
+                .map(|d| json!({ "clusterId": d }))
+                .collect();
             spec.insert("destinations".into(), Value::Array(dests));
         }
         Value::Object(spec)
@@ -170,7 +197,13 @@ pub fn binding_list(bindings: &[Binding]) -> Value {
 mod tests {
     use super::*;
 
-    fn entry(group: &str, version: &str, resource: &str, namespace: &str, name: &str) -> WorkloadEntry {
+    fn entry(
+        group: &str,
+        version: &str,
+        resource: &str,
+        namespace: &str,
+        name: &str,
+    ) -> WorkloadEntry {
         WorkloadEntry {
             group: group.into(),
             version: version.into(),
@@ -200,10 +233,23 @@ mod tests {
             ],
         );
         assert_eq!(b.destinations, vec!["c1", "c2"]);
-        let names: Vec<_> = b.namespace_scope.iter().map(|e| format!("{}/{}/{}", e.resource, e.namespace, e.name)).collect();
+        let names: Vec<_> = b
+            .namespace_scope
+            .iter()
+            .map(|e| format!("{}/{}/{}", e.resource, e.namespace, e.name))
+            .collect();
         // "/v1, Resource=configmaps" < "apps/v1, Resource=deployments"
-        assert_eq!(names, vec!["configmaps/a/y", "deployments/a/x", "deployments/b/x"]);
-        assert_eq!(b.cluster_scope.iter().map(|e| e.name.as_str()).collect::<Vec<_>>(), vec!["a", "z"]);
+        assert_eq!(
+            names,
+            vec!["configmaps/a/y", "deployments/a/x", "deployments/b/x"]
+        );
+        assert_eq!(
+            b.cluster_scope
+                .iter()
+                .map(|e| e.name.as_str())
+                .collect::<Vec<_>>(),
+            vec!["a", "z"]
+        );
     }
 
     #[test]
@@ -214,6 +260,18 @@ mod tests {
         e.create_only = true;
         e.status_collectors = vec!["a".into()];
         let keys: Vec<String> = e.to_json().as_object().unwrap().keys().cloned().collect();
-        assert_eq!(keys, ["group", "version", "resource", "namespace", "name", "resourceVersion", "createOnly", "statusCollectors"]);
+        assert_eq!(
+            keys,
+            [
+                "group",
+                "version",
+                "resource",
+                "namespace",
+                "name",
+                "resourceVersion",
+                "createOnly",
+                "statusCollectors"
+            ]
+        );
     }
 }

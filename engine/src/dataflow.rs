@@ -26,7 +26,9 @@ use crate::index::{IndexKey, label_keys, object_keys};
 use crate::intern::Sym;
 use crate::labels::Labels;
 use crate::model::{ObjectId, ObjectRecord, ObjectVersion};
-use crate::policy::{Clause, ClauseKeys, CompiledPolicy, Modulation, SelectorSet, singleton_problem};
+use crate::policy::{
+    Clause, ClauseKeys, CompiledPolicy, Modulation, SelectorSet, singleton_problem,
+};
 use crate::selector::Selector;
 
 /// Logical time: the engine's epoch.
@@ -105,16 +107,24 @@ where
     Tag: differential_dataflow::ExchangeData + std::hash::Hash + Copy,
 {
     let selector_keys = selectors
-        .flat_map(|(tag, sel)| sel.index_keys().into_iter().map(move |k| (k, (tag, sel.clone()))))
+        .flat_map(|(tag, sel)| {
+            sel.index_keys()
+                .into_iter()
+                .map(move |k| (k, (tag, sel.clone())))
+        })
         .arrange_by_key();
     let target_keys = targets
         .clone()
         .flat_map(|(id, labels)| label_keys(&labels).map(|k| (k, id)).collect::<Vec<_>>())
         .arrange_by_key();
-    let candidates = selector_keys.join_core(target_keys, |_key, tag_sel, id| Some((*id, tag_sel.clone())));
+    let candidates = selector_keys.join_core(target_keys, |_key, tag_sel, id| {
+        Some((*id, tag_sel.clone()))
+    });
     candidates
         .arrange_by_key()
-        .join_core(targets.arrange_by_key(), |id, (tag, sel), labels| sel.matches(labels).then_some((*tag, *id)))
+        .join_core(targets.arrange_by_key(), |id, (tag, sel), labels| {
+            sel.matches(labels).then_some((*tag, *id))
+        })
 }
 
 /// Builds the dataflow in `worker`. `namespaces` is the interned `"namespaces"`.
@@ -156,7 +166,10 @@ pub fn build(worker: &mut Worker, namespaces: Sym) -> Dataflow {
             let mut out = Vec::new();
             for (ci, clause) in pol.clauses.iter().enumerate() {
                 if let ClauseKeys::Static(keys) = clause.keys() {
-                    out.extend(keys.into_iter().map(|k| (k, (p, ci as ClauseIndex, clause.clone()))));
+                    out.extend(
+                        keys.into_iter()
+                            .map(|k| (k, (p, ci as ClauseIndex, clause.clone()))),
+                    );
                 }
             }
             out
@@ -172,7 +185,9 @@ pub fn build(worker: &mut Worker, namespaces: Sym) -> Dataflow {
         });
         let dynamic_keys = clause_namespaces
             .clone()
-            .join_map(namespace_keyed, |&(p, ci), &ns, clause| (IndexKey::Namespace(ns), (p, ci, clause.clone())));
+            .join_map(namespace_keyed, |&(p, ci), &ns, clause| {
+                (IndexKey::Namespace(ns), (p, ci, clause.clone()))
+            });
         let clause_keys = static_keys.concat(dynamic_keys).arrange_by_key();
         let object_index = objects
             .clone()
@@ -180,13 +195,23 @@ pub fn build(worker: &mut Worker, namespaces: Sym) -> Dataflow {
             .arrange_by_key();
 
         // Candidates (object, (policy, clause)), each evaluated against its object.
-        let candidates = clause_keys.join_core(object_index, |_key, (p, ci, clause), id| Some((*id, (*p, *ci, clause.clone()))));
+        let candidates = clause_keys.join_core(object_index, |_key, (p, ci, clause), id| {
+            Some((*id, (*p, *ci, clause.clone())))
+        });
         let passed = candidates.arrange_by_key().join_core(
             objects.arrange_by_key(),
             |id, (p, ci, clause): &(Sym, ClauseIndex, Arc<Clause>), object| {
                 clause.passes_object_tests(object).then(|| {
                     let unrestricted = clause.namespace_selectors == SelectorSet::Any;
-                    ((*p, *ci), (*id, object.namespace, unrestricted, clause.modulation.clone()))
+                    (
+                        (*p, *ci),
+                        (
+                            *id,
+                            object.namespace,
+                            unrestricted,
+                            clause.modulation.clone(),
+                        ),
+                    )
                 })
             },
         );
@@ -201,17 +226,21 @@ pub fn build(worker: &mut Worker, namespaces: Sym) -> Dataflow {
             .map(|(((p, ci), _ns), (id, m))| ((p, id), (ci, m)));
 
         // Selected objects with combined modulations: ((policy, object), modulation).
-        let selected = unrestricted.concat(restricted).reduce(|_key, clauses, out| {
-            let mut combined = Modulation::default();
-            for ((_ci, m), _count) in clauses {
-                combined.merge(m);
-            }
-            out.push((combined, 1));
-        });
+        let selected = unrestricted
+            .concat(restricted)
+            .reduce(|_key, clauses, out| {
+                let mut combined = Modulation::default();
+                for ((_ci, m), _count) in clauses {
+                    combined.merge(m);
+                }
+                out.push((combined, 1));
+            });
         let workload = selected
             .clone()
             .map(|((p, id), m)| (id, (p, m)))
-            .join_map(versions, |_id, (p, m), v| (*p, OutputRecord::Workload(v.clone(), m.clone())));
+            .join_map(versions, |_id, (p, m), v| {
+                (*p, OutputRecord::Workload(v.clone(), m.clone()))
+            });
 
         // wantSingletonReportedState with other than exactly one destination.
         let singleton = selected
@@ -222,13 +251,31 @@ pub fn build(worker: &mut Worker, namespaces: Sym) -> Dataflow {
         let destination_counts = destinations.clone().map(|(p, _)| p).count();
         let wrong_count = singleton
             .clone()
-            .join_map(destination_counts.clone(), |p, _, count| (*p, *count as usize))
+            .join_map(destination_counts.clone(), |p, _, count| {
+                (*p, *count as usize)
+            })
             .filter(|(_, count)| *count != 1);
-        let none = singleton.antijoin(destination_counts.map(|(p, _)| p)).map(|(p, _)| (p, 0));
-        let singleton_problems = wrong_count.concat(none).map(|(p, n)| (p, OutputRecord::Problem(singleton_problem(n))));
+        let none = singleton
+            .antijoin(destination_counts.map(|(p, _)| p))
+            .map(|(p, _)| (p, 0));
+        let singleton_problems = wrong_count
+            .concat(none)
+            .map(|(p, n)| (p, OutputRecord::Problem(singleton_problem(n))));
 
-        let owners = policies.clone().map(|(p, pol)| (p, OutputRecord::Owner { uid: pol.uid, generation: pol.generation }));
-        let problems = policies.flat_map(|(p, pol)| pol.problems.into_iter().map(move |e| (p, OutputRecord::Problem(e))));
+        let owners = policies.clone().map(|(p, pol)| {
+            (
+                p,
+                OutputRecord::Owner {
+                    uid: pol.uid,
+                    generation: pol.generation,
+                },
+            )
+        });
+        let problems = policies.flat_map(|(p, pol)| {
+            pol.problems
+                .into_iter()
+                .map(move |e| (p, OutputRecord::Problem(e)))
+        });
         owners
             .concat(problems)
             .concat(singleton_problems)
@@ -237,7 +284,16 @@ pub fn build(worker: &mut Worker, namespaces: Sym) -> Dataflow {
             .inspect_batch(move |_time, updates| sink.borrow_mut().extend_from_slice(updates))
             .probe_with(&probe);
 
-        Inputs { wecs: wec_input, objects: object_input, versions: version_input, policies: policy_input }
+        Inputs {
+            wecs: wec_input,
+            objects: object_input,
+            versions: version_input,
+            policies: policy_input,
+        }
     });
-    Dataflow { inputs, probe, output }
+    Dataflow {
+        inputs,
+        probe,
+        output,
+    }
 }

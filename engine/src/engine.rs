@@ -6,8 +6,8 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use serde::Serialize;
 use serde_json::{Value, json};
 use timely::WorkerConfig;
-use timely::communication::allocator::thread::Thread;
 use timely::communication::allocator::Allocator;
+use timely::communication::allocator::thread::Thread;
 use timely::worker::Worker;
 
 use crate::binding::{Binding, WorkloadEntry};
@@ -29,7 +29,10 @@ struct PolicyState {
 
 impl PolicyState {
     fn is_empty(&self) -> bool {
-        self.owner.is_none() && self.destinations.is_empty() && self.workload.is_empty() && self.problems.is_empty()
+        self.owner.is_none()
+            && self.destinations.is_empty()
+            && self.workload.is_empty()
+            && self.problems.is_empty()
     }
 }
 
@@ -58,7 +61,8 @@ pub struct BindingChange {
 impl BindingChange {
     /// The change as one JSON object (the `--emit-deltas` line format, less `epoch`).
     pub fn to_json(&self) -> Value {
-        let entries = |es: &[WorkloadEntry]| es.iter().map(WorkloadEntry::to_json).collect::<Vec<_>>();
+        let entries =
+            |es: &[WorkloadEntry]| es.iter().map(WorkloadEntry::to_json).collect::<Vec<_>>();
         let mut v = json!({
             "binding": self.binding,
             "exists": self.exists,
@@ -139,7 +143,11 @@ impl Engine {
         let mut interner = Interner::default();
         let namespaces = interner.intern("namespaces");
         let allocator = Allocator::Thread(Thread::default());
-        let mut worker = Worker::new(WorkerConfig::default(), allocator, Some(std::time::Instant::now()));
+        let mut worker = Worker::new(
+            WorkerConfig::default(),
+            allocator,
+            Some(std::time::Instant::now()),
+        );
         let built = dataflow::build(&mut worker, namespaces);
         Engine {
             inputs: built.inputs,
@@ -167,7 +175,9 @@ impl Engine {
         match change {
             Change::Wec { name, labels } => {
                 let name = self.interner.intern(name);
-                let new = labels.as_ref().map(|l| Labels::intern(l, &mut self.interner));
+                let new = labels
+                    .as_ref()
+                    .map(|l| Labels::intern(l, &mut self.interner));
                 let old = match &new {
                     Some(l) => self.wecs.insert(name, l.clone()),
                     None => self.wecs.remove(&name),
@@ -184,7 +194,9 @@ impl Engine {
             Change::Workload { object, state } => self.apply_workload(object, state.as_ref()),
             Change::Policy { name, policy } => {
                 let name = self.interner.intern(name);
-                let new = policy.as_ref().map(|p| CompiledPolicy::compile(&p.uid, p.generation, &p.spec, &mut self.interner));
+                let new = policy.as_ref().map(|p| {
+                    CompiledPolicy::compile(&p.uid, p.generation, &p.spec, &mut self.interner)
+                });
                 let old = match &new {
                     Some(p) => self.policies.insert(name, p.clone()),
                     None => self.policies.remove(&name),
@@ -203,7 +215,12 @@ impl Engine {
 
     fn apply_workload(&mut self, object: &WorkloadRef, state: Option<&WorkloadState>) {
         let i = &mut self.interner;
-        let key = (i.intern(&object.group), i.intern(&object.resource), i.intern(&object.namespace), i.intern(&object.name));
+        let key = (
+            i.intern(&object.group),
+            i.intern(&object.resource),
+            i.intern(&object.namespace),
+            i.intern(&object.name),
+        );
         let Some(state) = state else {
             if let Some(id) = self.object_ids.remove(&key) {
                 let (record, version) = self.objects[id as usize].take().expect("object id in use");
@@ -230,13 +247,19 @@ impl Engine {
         };
         match self.object_ids.get(&key) {
             Some(&id) => {
-                let slot = self.objects[id as usize].as_mut().expect("object id in use");
+                let slot = self.objects[id as usize]
+                    .as_mut()
+                    .expect("object id in use");
                 if slot.0 != record {
-                    self.inputs.objects.remove((id, std::mem::replace(&mut slot.0, record.clone())));
+                    self.inputs
+                        .objects
+                        .remove((id, std::mem::replace(&mut slot.0, record.clone())));
                     self.inputs.objects.insert((id, record));
                 }
                 if slot.1 != version {
-                    self.inputs.versions.remove((id, std::mem::replace(&mut slot.1, version.clone())));
+                    self.inputs
+                        .versions
+                        .remove((id, std::mem::replace(&mut slot.1, version.clone())));
                     self.inputs.versions.insert((id, version));
                 }
             }
@@ -261,21 +284,31 @@ impl Engine {
         while self.probe.less_than(&next) {
             self.worker.step();
         }
-        let mut updates: Vec<((Sym, OutputRecord), isize)> =
-            self.output.borrow_mut().drain(..).map(|(data, time, diff)| {
+        let mut updates: Vec<((Sym, OutputRecord), isize)> = self
+            .output
+            .borrow_mut()
+            .drain(..)
+            .map(|(data, time, diff)| {
                 debug_assert!(time < next);
                 (data, diff)
-            }).collect();
+            })
+            .collect();
         differential_dataflow::consolidation::consolidate(&mut updates);
         self.epoch = next;
-        EpochOutput { epoch: next, changes: self.apply_output(updates) }
+        EpochOutput {
+            epoch: next,
+            changes: self.apply_output(updates),
+        }
     }
 
     fn apply_output(&mut self, updates: Vec<((Sym, OutputRecord), isize)>) -> Vec<BindingChange> {
         let mut changes: BTreeMap<Sym, BindingChange> = BTreeMap::new();
         let mut problems_changed = BTreeSet::new();
         for ((policy, record), diff) in updates {
-            debug_assert!(diff == 1 || diff == -1, "unexpected multiplicity {diff} for {record:?}");
+            debug_assert!(
+                diff == 1 || diff == -1,
+                "unexpected multiplicity {diff} for {record:?}"
+            );
             let state = self.store.entry(policy).or_default();
             let change = changes.entry(policy).or_default();
             let added = diff > 0;
@@ -283,7 +316,11 @@ impl Engine {
                 OutputRecord::Owner { uid, generation } => {
                     if added {
                         state.owner = Some((uid, generation));
-                    } else if state.owner.as_ref().is_some_and(|(u, g)| *u == uid && *g == generation) {
+                    } else if state
+                        .owner
+                        .as_ref()
+                        .is_some_and(|(u, g)| *u == uid && *g == generation)
+                    {
                         state.owner = None;
                     }
                 }
@@ -346,8 +383,15 @@ impl Engine {
         Some(Binding::new(
             name.to_string(),
             uid.clone(),
-            state.destinations.iter().map(|&d| self.interner.resolve(d).to_string()).collect(),
-            state.workload.iter().map(|(v, m)| render_entry(&self.interner, v, m)),
+            state
+                .destinations
+                .iter()
+                .map(|&d| self.interner.resolve(d).to_string())
+                .collect(),
+            state
+                .workload
+                .iter()
+                .map(|(v, m)| render_entry(&self.interner, v, m)),
         ))
     }
 
@@ -367,7 +411,10 @@ impl Engine {
     pub fn status(&self, name: &str) -> Option<PolicyStatus> {
         let state = self.store.get(&self.interner.get(name)?)?;
         let (_, generation) = state.owner.as_ref()?;
-        Some(PolicyStatus { observed_generation: *generation, problems: state.problems.iter().cloned().collect() })
+        Some(PolicyStatus {
+            observed_generation: *generation,
+            problems: state.problems.iter().cloned().collect(),
+        })
     }
 
     /// `(observed generation, problems)` of every policy, by name.
@@ -376,7 +423,10 @@ impl Engine {
             .iter()
             .filter_map(|(&p, s)| {
                 let (_, g) = s.owner.as_ref()?;
-                Some((self.interner.resolve(p).to_string(), (*g, s.problems.iter().cloned().collect())))
+                Some((
+                    self.interner.resolve(p).to_string(),
+                    (*g, s.problems.iter().cloned().collect()),
+                ))
             })
             .collect()
     }
@@ -395,7 +445,11 @@ impl Engine {
 }
 
 fn render_entry(interner: &Interner, v: &ObjectVersion, m: &Modulation) -> WorkloadEntry {
-    let mut status_collectors: Vec<String> = m.status_collectors.iter().map(|&s| interner.resolve(s).to_string()).collect();
+    let mut status_collectors: Vec<String> = m
+        .status_collectors
+        .iter()
+        .map(|&s| interner.resolve(s).to_string())
+        .collect();
     status_collectors.sort();
     WorkloadEntry {
         group: interner.resolve(v.group).to_string(),

@@ -20,7 +20,10 @@ pub struct Oracle {
 
 /// Does `selector` match `labels`? Kubernetes semantics, on strings.
 pub fn selector_matches(selector: &SelectorSpec, labels: &LabelMap) -> bool {
-    selector.match_labels.iter().all(|(k, v)| labels.get(k) == Some(v))
+    selector
+        .match_labels
+        .iter()
+        .all(|(k, v)| labels.get(k) == Some(v))
         && selector.match_expressions.iter().all(|r| {
             let value = labels.get(&r.key);
             match r.operator {
@@ -49,10 +52,16 @@ impl Oracle {
                 }
             },
             Change::Workload { object, state } => {
-                let key = (object.group.clone(), object.resource.clone(), object.namespace.clone(), object.name.clone());
+                let key = (
+                    object.group.clone(),
+                    object.resource.clone(),
+                    object.namespace.clone(),
+                    object.name.clone(),
+                );
                 match state {
                     Some(s) => {
-                        self.objects.insert(key, (object.version.clone(), s.clone()));
+                        self.objects
+                            .insert(key, (object.version.clone(), s.clone()));
                     }
                     None => {
                         self.objects.remove(&key);
@@ -70,18 +79,42 @@ impl Oracle {
         }
     }
 
-    fn clause_passes(&self, clause: &ClauseSpec, key: &(String, String, String, String), labels: &LabelMap) -> bool {
+    fn clause_passes(
+        &self,
+        clause: &ClauseSpec,
+        key: &(String, String, String, String),
+        labels: &LabelMap,
+    ) -> bool {
         let (group, resource, namespace, name) = key;
         let api_group = clause.api_group.as_ref().is_none_or(|g| g == group);
         let object_selectors = clause.object_selectors.is_empty()
-            || clause.object_selectors.iter().flatten().any(|s| selector_matches(s, labels));
+            || clause
+                .object_selectors
+                .iter()
+                .flatten()
+                .any(|s| selector_matches(s, labels));
         let namespace_selectors = clause.namespace_selectors.is_empty()
-            || clause.namespace_selectors.iter().flatten().any(|s| s.is_empty())
+            || clause
+                .namespace_selectors
+                .iter()
+                .flatten()
+                .any(|s| s.is_empty())
             || (!namespace.is_empty()
                 && self
                     .objects
-                    .get(&(String::new(), "namespaces".to_string(), String::new(), namespace.clone()))
-                    .is_some_and(|(_, ns)| clause.namespace_selectors.iter().flatten().any(|s| selector_matches(s, &ns.labels))));
+                    .get(&(
+                        String::new(),
+                        "namespaces".to_string(),
+                        String::new(),
+                        namespace.clone(),
+                    ))
+                    .is_some_and(|(_, ns)| {
+                        clause
+                            .namespace_selectors
+                            .iter()
+                            .flatten()
+                            .any(|s| selector_matches(s, &ns.labels))
+                    }));
         api_group
             && list_test(&clause.resources, resource)
             && list_test(&clause.namespaces, namespace)
@@ -96,17 +129,31 @@ impl Oracle {
         let destinations: Vec<String> = self
             .wecs
             .iter()
-            .filter(|(_, labels)| policy.spec.cluster_selectors.iter().flatten().any(|s| selector_matches(s, labels)))
+            .filter(|(_, labels)| {
+                policy
+                    .spec
+                    .cluster_selectors
+                    .iter()
+                    .flatten()
+                    .any(|s| selector_matches(s, labels))
+            })
             .map(|(id, _)| id.clone())
             .collect();
         let mut workload = Vec::new();
         for (key, (version, state)) in &self.objects {
-            let passed: Vec<&ClauseSpec> =
-                policy.spec.downsync.iter().filter(|c| self.clause_passes(c, key, &state.labels)).collect();
+            let passed: Vec<&ClauseSpec> = policy
+                .spec
+                .downsync
+                .iter()
+                .filter(|c| self.clause_passes(c, key, &state.labels))
+                .collect();
             if passed.is_empty() {
                 continue;
             }
-            let collectors: BTreeSet<String> = passed.iter().flat_map(|c| c.status_collectors.iter().cloned()).collect();
+            let collectors: BTreeSet<String> = passed
+                .iter()
+                .flat_map(|c| c.status_collectors.iter().cloned())
+                .collect();
             workload.push(WorkloadEntry {
                 group: key.0.clone(),
                 version: version.clone(),
@@ -116,16 +163,28 @@ impl Oracle {
                 resource_version: state.resource_version.clone(),
                 create_only: passed.iter().any(|c| c.create_only),
                 status_collectors: collectors.into_iter().collect(),
-                want_singleton_reported_state: passed.iter().any(|c| c.want_singleton_reported_state),
-                want_multi_wec_reported_state: passed.iter().any(|c| c.want_multi_wec_reported_state),
+                want_singleton_reported_state: passed
+                    .iter()
+                    .any(|c| c.want_singleton_reported_state),
+                want_multi_wec_reported_state: passed
+                    .iter()
+                    .any(|c| c.want_multi_wec_reported_state),
             });
         }
-        Some(Binding::new(name.to_string(), policy.uid.clone(), destinations, workload))
+        Some(Binding::new(
+            name.to_string(),
+            policy.uid.clone(),
+            destinations,
+            workload,
+        ))
     }
 
     /// Every Binding, sorted by name.
     pub fn bindings(&self) -> Vec<Binding> {
-        self.policies.keys().filter_map(|name| self.binding(name)).collect()
+        self.policies
+            .keys()
+            .filter_map(|name| self.binding(name))
+            .collect()
     }
 
     /// The problems of policy `name`, sorted: those of its spec and a
@@ -134,7 +193,11 @@ impl Oracle {
         let policy = self.policies.get(name)?;
         let binding = self.binding(name)?;
         let mut problems = policy.spec.problems.clone();
-        let singleton = binding.cluster_scope.iter().chain(&binding.namespace_scope).any(|e| e.want_singleton_reported_state);
+        let singleton = binding
+            .cluster_scope
+            .iter()
+            .chain(&binding.namespace_scope)
+            .any(|e| e.want_singleton_reported_state);
         if singleton && binding.destinations.len() != 1 {
             problems.push(singleton_problem(binding.destinations.len()));
         }
@@ -147,7 +210,12 @@ impl Oracle {
     pub fn statuses(&self) -> BTreeMap<String, (i64, Vec<String>)> {
         self.policies
             .iter()
-            .map(|(name, p)| (name.clone(), (p.generation, self.problems(name).unwrap_or_default())))
+            .map(|(name, p)| {
+                (
+                    name.clone(),
+                    (p.generation, self.problems(name).unwrap_or_default()),
+                )
+            })
             .collect()
     }
 }

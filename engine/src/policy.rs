@@ -30,7 +30,8 @@ impl Modulation {
         self.create_only |= other.create_only;
         self.want_singleton_reported_state |= other.want_singleton_reported_state;
         self.want_multi_wec_reported_state |= other.want_multi_wec_reported_state;
-        self.status_collectors.extend_from_slice(&other.status_collectors);
+        self.status_collectors
+            .extend_from_slice(&other.status_collectors);
         self.status_collectors.sort_unstable();
         self.status_collectors.dedup();
     }
@@ -66,8 +67,12 @@ impl ClauseSpec {
     /// True when the clause holds for every workload object.
     pub fn discriminates_nothing(&self) -> bool {
         let any = |list: &[String]| list.is_empty() || list.iter().any(|s| s == "*");
-        let any_selector =
-            |list: &[Option<SelectorSpec>]| list.is_empty() || list.iter().any(|s| s.as_ref().is_some_and(|s| s.is_empty()));
+        let any_selector = |list: &[Option<SelectorSpec>]| {
+            list.is_empty()
+                || list
+                    .iter()
+                    .any(|s| s.as_ref().is_some_and(|s| s.is_empty()))
+        };
         self.api_group.is_none()
             && any(&self.resources)
             && any(&self.namespaces)
@@ -129,24 +134,30 @@ impl PolicySpec {
         };
         for (i, sel) in raw.cluster_selectors.unwrap_or_default().iter().enumerate() {
             let path = format!("spec.clusterSelectors[{i}]");
-            out.cluster_selectors.push(parse_selector(sel, &path, &mut out.problems));
+            out.cluster_selectors
+                .push(parse_selector(sel, &path, &mut out.problems));
         }
         for (i, clause) in raw.downsync.unwrap_or_default().iter().enumerate() {
             let path = format!("spec.downsync[{i}]");
             let raw = match RawClause::deserialize(clause) {
                 Ok(raw) => raw,
                 Err(e) => {
-                    out.problems.push(format!("{path}: cannot be read, so it selects nothing: {e}"));
+                    out.problems.push(format!(
+                        "{path}: cannot be read, so it selects nothing: {e}"
+                    ));
                     continue;
                 }
             };
-            let mut selectors = |list: Option<Vec<Value>>, field: &str| -> Vec<Option<SelectorSpec>> {
-                list.unwrap_or_default()
-                    .iter()
-                    .enumerate()
-                    .map(|(j, s)| parse_selector(s, &format!("{path}.{field}[{j}]"), &mut out.problems))
-                    .collect()
-            };
+            let mut selectors =
+                |list: Option<Vec<Value>>, field: &str| -> Vec<Option<SelectorSpec>> {
+                    list.unwrap_or_default()
+                        .iter()
+                        .enumerate()
+                        .map(|(j, s)| {
+                            parse_selector(s, &format!("{path}.{field}[{j}]"), &mut out.problems)
+                        })
+                        .collect()
+                };
             let object_selectors = selectors(raw.object_selectors, "objectSelectors");
             let namespace_selectors = selectors(raw.namespace_selectors, "namespaceSelectors");
             let clause = ClauseSpec {
@@ -177,7 +188,9 @@ fn parse_selector(value: &Value, path: &str, problems: &mut Vec<String>) -> Opti
     match SelectorSpec::parse(value) {
         Ok(spec) => Some(spec),
         Err(e) => {
-            problems.push(format!("{path}: invalid label selector, it matches nothing: {e}"));
+            problems.push(format!(
+                "{path}: invalid label selector, it matches nothing: {e}"
+            ));
             None
         }
     }
@@ -250,22 +263,45 @@ pub enum ClauseKeys {
 
 impl Clause {
     fn compile(spec: &ClauseSpec, interner: &mut Interner) -> Clause {
-        let mut status_collectors: Vec<Sym> = spec.status_collectors.iter().map(|s| interner.intern(s)).collect();
+        let mut status_collectors: Vec<Sym> = spec
+            .status_collectors
+            .iter()
+            .map(|s| interner.intern(s))
+            .collect();
         status_collectors.sort_unstable();
         status_collectors.dedup();
-        let object_selectors = if spec.object_selectors.iter().any(|s| s.as_ref().is_some_and(|s| s.is_empty()))
+        let object_selectors = if spec
+            .object_selectors
+            .iter()
+            .any(|s| s.as_ref().is_some_and(|s| s.is_empty()))
             || spec.object_selectors.is_empty()
         {
             SelectorSet::Any
         } else {
-            SelectorSet::OneOf(spec.object_selectors.iter().flatten().map(|s| Selector::compile(s, interner)).collect())
+            SelectorSet::OneOf(
+                spec.object_selectors
+                    .iter()
+                    .flatten()
+                    .map(|s| Selector::compile(s, interner))
+                    .collect(),
+            )
         };
-        let namespace_selectors =
-            if spec.namespace_selectors.is_empty() || spec.namespace_selectors.iter().any(|s| s.as_ref().is_some_and(|s| s.is_empty())) {
-                SelectorSet::Any
-            } else {
-                SelectorSet::OneOf(spec.namespace_selectors.iter().flatten().map(|s| Selector::compile(s, interner)).collect())
-            };
+        let namespace_selectors = if spec.namespace_selectors.is_empty()
+            || spec
+                .namespace_selectors
+                .iter()
+                .any(|s| s.as_ref().is_some_and(|s| s.is_empty()))
+        {
+            SelectorSet::Any
+        } else {
+            SelectorSet::OneOf(
+                spec.namespace_selectors
+                    .iter()
+                    .flatten()
+                    .map(|s| Selector::compile(s, interner))
+                    .collect(),
+            )
+        };
         Clause {
             api_group: spec.api_group.as_deref().map(|g| interner.intern(g)),
             resources: NameSet::compile(&spec.resources, interner),
@@ -341,12 +377,26 @@ pub struct CompiledPolicy {
 
 impl CompiledPolicy {
     /// Interns a parsed policy.
-    pub fn compile(uid: &str, generation: i64, spec: &PolicySpec, interner: &mut Interner) -> CompiledPolicy {
+    pub fn compile(
+        uid: &str,
+        generation: i64,
+        spec: &PolicySpec,
+        interner: &mut Interner,
+    ) -> CompiledPolicy {
         CompiledPolicy {
             uid: uid.to_string(),
             generation,
-            cluster_selectors: spec.cluster_selectors.iter().flatten().map(|s| Selector::compile(s, interner)).collect(),
-            clauses: spec.downsync.iter().map(|c| Arc::new(Clause::compile(c, interner))).collect(),
+            cluster_selectors: spec
+                .cluster_selectors
+                .iter()
+                .flatten()
+                .map(|s| Selector::compile(s, interner))
+                .collect(),
+            clauses: spec
+                .downsync
+                .iter()
+                .map(|c| Arc::new(Clause::compile(c, interner)))
+                .collect(),
             problems: spec.problems.clone(),
         }
     }
@@ -389,8 +439,14 @@ mod tests {
         ]})));
         let p = CompiledPolicy::compile("u", 1, &spec, &mut i);
         let (a, deployments) = (i.intern("a"), i.intern("deployments"));
-        assert_eq!(p.clauses[0].keys(), ClauseKeys::Static(vec![IndexKey::Name(a)]));
-        assert_eq!(p.clauses[1].keys(), ClauseKeys::Static(vec![IndexKey::Resource(deployments)]));
+        assert_eq!(
+            p.clauses[0].keys(),
+            ClauseKeys::Static(vec![IndexKey::Name(a)])
+        );
+        assert_eq!(
+            p.clauses[1].keys(),
+            ClauseKeys::Static(vec![IndexKey::Resource(deployments)])
+        );
         assert_eq!(p.clauses[2].keys(), ClauseKeys::MatchedNamespaces);
         assert_eq!(p.clauses[3].keys(), ClauseKeys::Static(vec![IndexKey::All]));
         // Only an invalid object selector: the clause can select nothing.
@@ -401,5 +457,7 @@ mod tests {
 /// The status problem of a policy that wants a singleton reported state but is bound
 /// to `wecs` WECs (any number but one).
 pub fn singleton_problem(wecs: usize) -> String {
-    format!("wantSingletonReportedState is requested, but the policy selects {wecs} WECs instead of exactly 1")
+    format!(
+        "wantSingletonReportedState is requested, but the policy selects {wecs} WECs instead of exactly 1"
+    )
 }

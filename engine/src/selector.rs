@@ -68,19 +68,26 @@ impl SelectorSpec {
                 }
             }
             Some(other) => {
-                return Err(format!("matchLabels must be an object, got {}", json_kind(other)));
+                return Err(format!(
+                    "matchLabels must be an object, got {}",
+                    json_kind(other)
+                ));
             }
         }
         match obj.get("matchExpressions") {
             None | Some(Value::Null) => {}
             Some(Value::Array(exprs)) => {
                 for (i, expr) in exprs.iter().enumerate() {
-                    let req = parse_requirement(expr).map_err(|e| format!("matchExpressions[{i}]: {e}"))?;
+                    let req = parse_requirement(expr)
+                        .map_err(|e| format!("matchExpressions[{i}]: {e}"))?;
                     spec.match_expressions.push(req);
                 }
             }
             Some(other) => {
-                return Err(format!("matchExpressions must be a list, got {}", json_kind(other)));
+                return Err(format!(
+                    "matchExpressions must be a list, got {}",
+                    json_kind(other)
+                ));
             }
         }
         Ok(spec)
@@ -111,7 +118,12 @@ fn parse_requirement(expr: &Value) -> Result<RequirementSpec, String> {
             other => return Err(format!("unknown operator {other:?}")),
         },
         None | Some(Value::Null) => return Err("operator is required".to_string()),
-        Some(other) => return Err(format!("operator must be a string, got {}", json_kind(other))),
+        Some(other) => {
+            return Err(format!(
+                "operator must be a string, got {}",
+                json_kind(other)
+            ));
+        }
     };
     let mut values = Vec::new();
     match obj.get("values") {
@@ -138,7 +150,11 @@ fn parse_requirement(expr: &Value) -> Result<RequirementSpec, String> {
     for v in &values {
         validate_label_value(v).map_err(|e| format!("value {v:?}: {e}"))?;
     }
-    Ok(RequirementSpec { key, operator, values })
+    Ok(RequirementSpec {
+        key,
+        operator,
+        values,
+    })
 }
 
 fn json_kind(v: &Value) -> &'static str {
@@ -164,7 +180,10 @@ pub fn validate_label_key(key: &str) -> Result<(), String> {
             return Err("prefix part must not be empty".to_string());
         }
         if prefix.len() > 253 || !is_dns1123_subdomain(prefix) {
-            return Err("prefix part must be a DNS-1123 subdomain (lower-case alphanumerics, '-' and '.')".to_string());
+            return Err(
+                "prefix part must be a DNS-1123 subdomain (lower-case alphanumerics, '-' and '.')"
+                    .to_string(),
+            );
         }
     }
     if name.is_empty() {
@@ -199,7 +218,8 @@ fn is_qualified_name_part(s: &str) -> bool {
     !b.is_empty()
         && b[0].is_ascii_alphanumeric()
         && b[b.len() - 1].is_ascii_alphanumeric()
-        && b.iter().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.'))
+        && b.iter()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.'))
 }
 
 fn is_dns1123_subdomain(s: &str) -> bool {
@@ -262,7 +282,11 @@ impl Selector {
             let mut values: Vec<Sym> = req.values.iter().map(|v| interner.intern(v)).collect();
             values.sort_unstable();
             values.dedup();
-            requirements.push(Requirement { key: interner.intern(&req.key), operator: req.operator, values });
+            requirements.push(Requirement {
+                key: interner.intern(&req.key),
+                operator: req.operator,
+                values,
+            });
         }
         Selector { requirements }
     }
@@ -283,12 +307,20 @@ impl Selector {
     /// selector without one gets [`IndexKey::All`].
     pub fn index_keys(&self) -> Vec<IndexKey> {
         let positive = |r: &&Requirement| matches!(r.operator, Operator::In | Operator::Exists);
-        let best = self.requirements.iter().filter(positive).min_by_key(|r| match r.operator {
-            Operator::In => r.values.len(),
-            _ => usize::MAX,
-        });
+        let best = self
+            .requirements
+            .iter()
+            .filter(positive)
+            .min_by_key(|r| match r.operator {
+                Operator::In => r.values.len(),
+                _ => usize::MAX,
+            });
         match best {
-            Some(r) if r.operator == Operator::In => r.values.iter().map(|v| IndexKey::Label(r.key, *v)).collect(),
+            Some(r) if r.operator == Operator::In => r
+                .values
+                .iter()
+                .map(|v| IndexKey::Label(r.key, *v))
+                .collect(),
             Some(r) => vec![IndexKey::LabelKey(r.key)],
             None => vec![IndexKey::All],
         }
@@ -296,7 +328,9 @@ impl Selector {
 
     /// True when [`Selector::index_keys`] is not just [`IndexKey::All`].
     pub fn is_indexed(&self) -> bool {
-        self.requirements.iter().any(|r| matches!(r.operator, Operator::In | Operator::Exists))
+        self.requirements
+            .iter()
+            .any(|r| matches!(r.operator, Operator::In | Operator::Exists))
     }
 }
 
@@ -306,7 +340,10 @@ mod tests {
     use serde_json::json;
 
     fn labels(i: &mut Interner, pairs: &[(&str, &str)]) -> Labels {
-        let map = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let map = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         Labels::intern(&map, i)
     }
 
@@ -324,12 +361,42 @@ mod tests {
         }))
         .unwrap();
         let sel = Selector::compile(&spec, &mut i);
-        assert!(sel.matches(&labels(&mut i, &[("app", "nginx"), ("tier", "a"), ("team", "x")])));
-        assert!(sel.matches(&labels(&mut i, &[("app", "nginx"), ("tier", "b"), ("team", "x"), ("env", "dev")])));
-        assert!(!sel.matches(&labels(&mut i, &[("app", "nginx"), ("tier", "b"), ("team", "x"), ("env", "prod")])));
-        assert!(!sel.matches(&labels(&mut i, &[("app", "nginx"), ("tier", "c"), ("team", "x")])));
+        assert!(sel.matches(&labels(
+            &mut i,
+            &[("app", "nginx"), ("tier", "a"), ("team", "x")]
+        )));
+        assert!(sel.matches(&labels(
+            &mut i,
+            &[
+                ("app", "nginx"),
+                ("tier", "b"),
+                ("team", "x"),
+                ("env", "dev")
+            ]
+        )));
+        assert!(!sel.matches(&labels(
+            &mut i,
+            &[
+                ("app", "nginx"),
+                ("tier", "b"),
+                ("team", "x"),
+                ("env", "prod")
+            ]
+        )));
+        assert!(!sel.matches(&labels(
+            &mut i,
+            &[("app", "nginx"), ("tier", "c"), ("team", "x")]
+        )));
         assert!(!sel.matches(&labels(&mut i, &[("app", "nginx"), ("tier", "a")])));
-        assert!(!sel.matches(&labels(&mut i, &[("app", "nginx"), ("tier", "a"), ("team", "x"), ("legacy", "")])));
+        assert!(!sel.matches(&labels(
+            &mut i,
+            &[
+                ("app", "nginx"),
+                ("tier", "a"),
+                ("team", "x"),
+                ("legacy", "")
+            ]
+        )));
         assert!(!sel.matches(&labels(&mut i, &[("tier", "a"), ("team", "x")])));
     }
 
@@ -345,20 +412,38 @@ mod tests {
     #[test]
     fn invalid_selectors_are_reported() {
         let cases = [
-            (json!({"matchExpressions": [{"key": "a", "operator": "Exists", "values": ["x"]}]}), "takes no values"),
-            (json!({"matchExpressions": [{"key": "a", "operator": "In", "values": []}]}), "at least one value"),
-            (json!({"matchExpressions": [{"key": "a", "operator": "NotIn"}]}), "at least one value"),
-            (json!({"matchExpressions": [{"key": "a", "operator": "Gt", "values": ["1"]}]}), "unknown operator"),
+            (
+                json!({"matchExpressions": [{"key": "a", "operator": "Exists", "values": ["x"]}]}),
+                "takes no values",
+            ),
+            (
+                json!({"matchExpressions": [{"key": "a", "operator": "In", "values": []}]}),
+                "at least one value",
+            ),
+            (
+                json!({"matchExpressions": [{"key": "a", "operator": "NotIn"}]}),
+                "at least one value",
+            ),
+            (
+                json!({"matchExpressions": [{"key": "a", "operator": "Gt", "values": ["1"]}]}),
+                "unknown operator",
+            ),
             (json!({"matchLabels": {"bad key": "x"}}), "key \"bad key\""),
             (json!({"matchLabels": {"a": "-x"}}), "value \"-x\""),
             (json!({"matchLabels": {"Example.com/a": "x"}}), "prefix"),
             (json!({"matchLabels": {"a": "x".repeat(64)}}), "63"),
-            (json!({"matchExpressions": [{"operator": "Exists"}]}), "key is required"),
+            (
+                json!({"matchExpressions": [{"operator": "Exists"}]}),
+                "key is required",
+            ),
             (json!({"matchLabels": "x"}), "must be an object"),
         ];
         for (json, want) in cases {
             let err = SelectorSpec::parse(&json).unwrap_err();
-            assert!(err.contains(want), "{json}: {err:?} should mention {want:?}");
+            assert!(
+                err.contains(want),
+                "{json}: {err:?} should mention {want:?}"
+            );
         }
     }
 
@@ -388,8 +473,17 @@ mod tests {
         .unwrap();
         let sel = Selector::compile(&spec, &mut i);
         let (tier, a, b) = (i.intern("tier"), i.intern("a"), i.intern("b"));
-        assert_eq!(sel.index_keys(), vec![IndexKey::Label(tier, a), IndexKey::Label(tier, b)]);
-        let neg = SelectorSpec::parse(&json!({"matchExpressions": [{"key": "env", "operator": "DoesNotExist"}]})).unwrap();
-        assert_eq!(Selector::compile(&neg, &mut i).index_keys(), vec![IndexKey::All]);
+        assert_eq!(
+            sel.index_keys(),
+            vec![IndexKey::Label(tier, a), IndexKey::Label(tier, b)]
+        );
+        let neg = SelectorSpec::parse(
+            &json!({"matchExpressions": [{"key": "env", "operator": "DoesNotExist"}]}),
+        )
+        .unwrap();
+        assert_eq!(
+            Selector::compile(&neg, &mut i).index_keys(),
+            vec![IndexKey::All]
+        );
     }
 }

@@ -1,0 +1,338 @@
+//! The dataflow must agree with the oracle after every epoch, for random histories of
+//! adds, relabels, deletes, policy edits, cluster and namespace relabels and relists.
+
+use std::collections::BTreeMap;
+
+use bindery_engine::{
+    Change, Engine, LabelMap, Oracle, PolicyInput, PolicySpec, WorkloadRef, WorkloadState,
+};
+use proptest::prelude::*;
+use serde_json::{Value, json};
+
+const KEYS: &[&str] = &["app", "tier", "example.com/team"];
+const VALUES: &[&str] = &["a", "b", "c"];
+/// (group, versions, resource, namespaced)
+const RESOURCES: &[(&str, &[&str], &str, bool)] = &[
+    ("", &["v1"], "namespaces", false),
+    ("", &["v1"], "configmaps", true),
+    ("apps", &["v1"], "deployments", true),
+    ("rbac.authorization.k8s.io", &["v1"], "clusterroles", false),
+    ("example.com", &["v1", "v2"], "widgets", true),
+];
+const NAMESPACES: &[&str] = &["ns0", "ns1", "ns2"];
+const NAMES: &[&str] = &["o0", "o1", "ns0", "ns1"];
+
+fn labels() -> impl Strategy<Value = LabelMap> {
+    prop::collection::btree_map(
+        prop::sample::select(KEYS),
+        prop::sample::select(VALUES),
+        0..3,
+    )
+    .prop_map(|m| {
+        m.into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    })
+}
+
+fn selector() -> impl Strategy<Value = Value> {
+    let requirement = (
+        prop::sample::select(KEYS),
+        prop::sample::select(&["In", "NotIn", "Exists", "DoesNotExist", "Bogus"][..]),
+        prop::collection::vec(prop::sample::select(VALUES), 0..3),
+    )
+        .prop_map(|(k, op, vals)| {
+            // Mostly valid: drop values where the operator takes none, keep some invalid.
+            let vals: Vec<&str> = match op {
+                "Exists" | "DoesNotExist" if vals.len() < 2 => vec![],
+                _ => vals,
+            };
+            json!({"key": k, "operator": op, "values": vals})
+        });
+    (
+        prop::collection::btree_map(
+            prop::sample::select(KEYS),
+            prop::sample::select(VALUES),
+            0..2,
+        ),
+        prop::collection::vec(requirement, 0..3),
+    )
+        .prop_map(|(ml, me)| {
+            let mut s = serde_json::Map::new();
+            if !ml.is_empty() {
+                s.insert("matchLabels".into(), json!(ml));
+            }
+            if !me.is_empty() {
+                s.insert("matchExpressions".into(), json!(me));
+            }
+            Value::Object(s)
+        })
+}
+
+fn name_list(names: &'static [&'static str]) -> impl Strategy<Value = Option<Vec<&'static str>>> {
+    prop::option::weighted(
+        0.35,
+        prop::collection::vec(prop::sample::select([names, &["*"]].concat()), 0..3),
+    )
+}
+
+fn clause() -> impl Strategy<Value = Value> {
+    let groups: &'static [&'static str] = &["", "apps", "example.com", "nope.io"];
+    let resources: &'static [&'static str] = &[
+        "namespaces",
+        "configmaps",
+        "deployments",
+        "clusterroles",
+        "widgets",
+    ];
+    let namespaces: &'static [&'static str] = &["ns0", "ns1", ""];
+    (
+        prop::option::weighted(0.3, prop::sample::select(groups)),
+        name_list(resources),
+        name_list(namespaces),
+        name_list(NAMES),
+        prop::option::weighted(0.5, prop::collection::vec(selector(), 0..3)),
+        prop::option::weighted(0.3, prop::collection::vec(selector(), 0..2)),
+        (any::<bool>(), any::<bool>(), any::<bool>()),
+        prop::collection::vec(prop::sample::select(&["sc-a", "sc-b", "sc-c"][..]), 0..3),
+    )
+        .prop_map(
+            |(group, res, ns, names, osel, nsel, (create_only, single, multi), collectors)| {
+                let mut c = serde_json::Map::new();
+                if let Some(g) = group {
+                    c.insert("apiGroup".into(), json!(g));
+                }
+                if let Some(r) = res {
+                    c.insert("resources".into(), json!(r));
+                }
+                if let Some(n) = ns {
+                    c.insert("namespaces".into(), json!(n));
+                }
+                if let Some(n) = names {
+                    c.insert("objectNames".into(), json!(n));
+                }
+                if let Some(s) = osel {
+                    c.insert("objectSelectors".into(), json!(s));
+                }
+                if let Some(s) = nsel {
+                    c.insert("namespaceSelectors".into(), json!(s));
+                }
+                if create_only {
+                    c.insert("createOnly".into(), json!(true));
+                }
+                if single {
+                    c.insert("wantSingletonReportedState".into(), json!(true));
+                }
+                if multi {
+                    c.insert("wantMultiWECReportedState".into(), json!(true));
+                }
+                if !collectors.is_empty() {
+                    c.insert("statusCollectors".into(), json!(collectors));
+                }
+                Value::Object(c)
+            },
+        )
+}
+
+fn policy_spec() -> impl Strategy<Value = Value> {
+    (
+        prop::collection::vec(selector(), 0..3),
+        prop::collection::vec(clause(), 0..3),
+    )
+        .prop_map(|(cs, ds)| json!({"clusterSelectors": cs, "downsync": ds}))
+}
+
+/// One step of a history: a change, or the end of an epoch.
+#[derive(Clone, Debug)]
+enum Step {
+    Change(Change),
+    /// A relist: every current object of one resource is deleted and some re-added, in
+    /// one epoch (what ingest turns RESET ... SYNCED into).
+    Relist(usize, Vec<(String, String, LabelMap, u32)>),
+    EndEpoch,
+}
+
+fn workload_change() -> impl Strategy<Value = Change> {
+    (
+        0..RESOURCES.len(),
+        prop::sample::select(NAMESPACES),
+        prop::sample::select(NAMES),
+        prop::option::weighted(0.8, (labels(), 0u32..6)),
+        any::<bool>(),
+    )
+        .prop_map(|(r, ns, name, state, v2)| {
+            let (group, versions, resource, namespaced) = RESOURCES[r];
+            let version = if v2 && versions.len() > 1 {
+                versions[1]
+            } else {
+                versions[0]
+            };
+            let name = if resource == "namespaces" {
+                NAMESPACES[name.len() % NAMESPACES.len()]
+            } else {
+                name
+            };
+            Change::Workload {
+                object: WorkloadRef {
+                    group: group.into(),
+                    version: version.into(),
+                    resource: resource.into(),
+                    namespace: if namespaced { ns.into() } else { String::new() },
+                    name: name.into(),
+                },
+                state: state.map(|(labels, rv)| WorkloadState {
+                    labels,
+                    resource_version: rv.to_string(),
+                }),
+            }
+        })
+}
+
+fn step() -> impl Strategy<Value = Step> {
+    prop_oneof![
+        5 => workload_change().prop_map(Step::Change),
+        2 => (prop::sample::select(&["c0", "c1", "c2", "c3"][..]), prop::option::weighted(0.85, labels()))
+            .prop_map(|(n, l)| Step::Change(Change::Wec { name: n.into(), labels: l })),
+        2 => (prop::sample::select(&["p0", "p1", "p2"][..]), prop::option::weighted(0.85, (policy_spec(), 1i64..4)))
+            .prop_map(|(n, p)| Step::Change(Change::Policy {
+                name: n.into(),
+                policy: p.map(|(spec, generation)| PolicyInput {
+                    uid: format!("uid-{n}"),
+                    generation,
+                    spec: PolicySpec::parse(Some(&spec)),
+                }),
+            })),
+        1 => (0..RESOURCES.len(), prop::collection::vec((prop::sample::select(NAMESPACES), prop::sample::select(NAMES), labels(), 0u32..6), 0..3))
+            .prop_map(|(r, objs)| Step::Relist(r, objs.into_iter().map(|(ns, n, l, rv)| (ns.to_string(), n.to_string(), l, rv)).collect())),
+        3 => Just(Step::EndEpoch),
+    ]
+}
+
+/// Expands a relist into deletes of the resource's current objects and upserts of the
+/// re-listed ones, as ingest does.
+fn relist_changes(
+    oracle_objects: &BTreeMap<(String, String, String, String), String>,
+    r: usize,
+    objs: &[(String, String, LabelMap, u32)],
+) -> Vec<Change> {
+    let (group, versions, resource, namespaced) = RESOURCES[r];
+    let mut listed = BTreeMap::new();
+    for (ns, name, labels, rv) in objs {
+        let ns = if namespaced {
+            ns.clone()
+        } else {
+            String::new()
+        };
+        let name = if resource == "namespaces" {
+            ns_name(name)
+        } else {
+            name.clone()
+        };
+        listed.insert((ns, name), (labels.clone(), *rv));
+    }
+    let mut out = Vec::new();
+    for ((g, res, ns, name), version) in oracle_objects {
+        if g == group && res == resource && !listed.contains_key(&(ns.clone(), name.clone())) {
+            out.push(Change::Workload {
+                object: WorkloadRef {
+                    group: g.clone(),
+                    version: version.clone(),
+                    resource: res.clone(),
+                    namespace: ns.clone(),
+                    name: name.clone(),
+                },
+                state: None,
+            });
+        }
+    }
+    for ((ns, name), (labels, rv)) in listed {
+        out.push(Change::Workload {
+            object: WorkloadRef {
+                group: group.into(),
+                version: versions[0].into(),
+                resource: resource.into(),
+                namespace: ns,
+                name,
+            },
+            state: Some(WorkloadState {
+                labels,
+                resource_version: rv.to_string(),
+            }),
+        });
+    }
+    out
+}
+
+fn ns_name(name: &str) -> String {
+    NAMESPACES[name.len() % NAMESPACES.len()].to_string()
+}
+
+fn check(engine: &Engine, oracle: &Oracle, epoch: usize) -> Result<(), TestCaseError> {
+    let got: Vec<Value> = engine.bindings().iter().map(|b| b.to_json()).collect();
+    let want: Vec<Value> = oracle.bindings().iter().map(|b| b.to_json()).collect();
+    prop_assert_eq!(got, want, "Bindings differ after epoch {}", epoch);
+    prop_assert_eq!(
+        engine.statuses(),
+        oracle.statuses(),
+        "statuses differ after epoch {}",
+        epoch
+    );
+    Ok(())
+}
+
+fn run(steps: Vec<Step>) -> Result<(), TestCaseError> {
+    let mut engine = Engine::new();
+    let mut oracle = Oracle::default();
+    // (group, resource, ns, name) -> version, to expand relists.
+    let mut present: BTreeMap<(String, String, String, String), String> = BTreeMap::new();
+    let mut epochs = 0;
+    let apply =
+        |c: &Change, engine: &mut Engine, oracle: &mut Oracle, present: &mut BTreeMap<_, _>| {
+            engine.apply(c);
+            oracle.apply(c);
+            if let Change::Workload { object, state } = c {
+                let key = (
+                    object.group.clone(),
+                    object.resource.clone(),
+                    object.namespace.clone(),
+                    object.name.clone(),
+                );
+                match state {
+                    Some(_) => present.insert(key, object.version.clone()),
+                    None => present.remove(&key),
+                };
+            }
+        };
+    for step in steps.iter().chain(std::iter::once(&Step::EndEpoch)) {
+        match step {
+            Step::Change(c) => apply(c, &mut engine, &mut oracle, &mut present),
+            Step::Relist(r, objs) => {
+                for c in relist_changes(&present, *r, objs) {
+                    apply(&c, &mut engine, &mut oracle, &mut present);
+                }
+            }
+            Step::EndEpoch => {
+                engine.advance();
+                epochs += 1;
+                check(&engine, &oracle, epochs)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn cases() -> u32 {
+    std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1000)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: cases(), max_shrink_iters: 2000, ..ProptestConfig::default() })]
+
+    #[test]
+    fn dataflow_matches_oracle_after_every_epoch(steps in prop::collection::vec(step(), 1..60)) {
+        run(steps)?;
+    }
+}

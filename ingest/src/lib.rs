@@ -1,0 +1,38 @@
+//! Bindery's ingest side: the watch log format (reading and writing, plain or
+//! zstd-compressed) and the relist tracker that turns a raw watch event stream
+//! (including `RESET` ... `SYNCED` relists) into state changes.
+//!
+//! The format contract lives in `watch-log.md`; [`watchlog`] follows it.
+//!
+//! ```no_run
+//! use std::path::Path;
+//! use bindery_ingest::{LogReader, RelistTracker};
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let mut reader = LogReader::open(Path::new("case3.jsonl"))?;
+//! let name = reader.name().to_owned();
+//! let mut tracker = RelistTracker::new();
+//! for line in reader.by_ref() {
+//!     let line = line?;
+//!     let changes = tracker
+//!         .apply_owned(line.event)
+//!         .map_err(|e| format!("{name}:{}: {e}", line.line))?;
+//!     // ... hand `changes` to the engine; publish only once `tracker.all_synced()`.
+//! #   drop(changes);
+//! }
+//! if let Some(line) = reader.torn_last_line() {
+//!     eprintln!("ignored the incomplete last line {line}");
+//! }
+//! # Ok(())
+//! # }
+//! ```
+#![warn(missing_docs)]
+
+pub mod relist;
+pub mod watchlog;
+
+pub use relist::{RelistError, RelistTracker, StateChange};
+pub use watchlog::{
+    EventType, LogError, LogHeader, LogLine, LogReader, LogWriter, ResourceRef, SUPPORTED_VERSIONS,
+    Space, WATCH_LOG_VERSION, WatchEvent,
+};
