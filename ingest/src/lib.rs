@@ -28,9 +28,11 @@
 //! ```
 #![warn(missing_docs)]
 
+pub mod feed;
 pub mod relist;
 pub mod watchlog;
 
+pub use feed::{FeedError, ObjectKind, classify, to_change};
 pub use relist::{RelistError, RelistTracker, StateChange};
 pub use watchlog::{
     EventType, LogError, LogHeader, LogLine, LogReader, LogWriter, ResourceRef, SUPPORTED_VERSIONS,

@@ -1,0 +1,221 @@
+//! Which watched objects are which, and how they become engine [`Change`]s: WECs from
+//! the ITS's ManagedClusters, BindingPolicies, and every other non-excluded WDS object
+//! as workload (`binding-semantics.md`, `watch-log.md`).
+
+use std::collections::BTreeMap;
+
+use bindery_engine::{Change, LabelMap, PolicyInput, PolicySpec, WorkloadRef, WorkloadState};
+use serde_json::Value;
+
+use crate::relist::StateChange;
+use crate::watchlog::{ResourceRef, Space};
+
+/// API group of ManagedClusters (the inventory).
+pub const INVENTORY_GROUP: &str = "cluster.open-cluster-management.io";
+/// Resource of ManagedClusters.
+pub const INVENTORY_RESOURCE: &str = "managedclusters";
+/// API group of BindingPolicies and Bindings.
+pub const POLICY_GROUP: &str = "control.kubestellar.io";
+/// Resource of BindingPolicies.
+pub const POLICY_RESOURCE: &str = "bindingpolicies";
+
+/// API groups that are never workload.
+pub const EXCLUDED_GROUPS: &[&str] = &[
+    "flowcontrol.apiserver.k8s.io",
+    "discovery.k8s.io",
+    "apiregistration.k8s.io",
+    "coordination.k8s.io",
+    "control.kubestellar.io",
+];
+
+/// `(group, resource)` pairs that are never workload.
+pub const EXCLUDED_RESOURCES: &[(&str, &str)] = &[
+    ("", "events"),
+    ("events.k8s.io", "events"),
+    ("", "nodes"),
+    ("storage.k8s.io", "csistoragecapacities"),
+    ("storage.k8s.io", "csinodes"),
+    ("", "endpoints"),
+    ("control.kubestellar.io", "workstatuses"),
+];
+
+/// What a watched resource is to the engine.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ObjectKind {
+    /// ManagedClusters in the ITS: the WECs.
+    Inventory,
+    /// BindingPolicies in the WDS.
+    Policy,
+    /// Workload objects in the WDS.
+    Workload,
+    /// Excluded from the workload, or an ITS resource that is not inventory.
+    Ignored,
+}
+
+/// True when WDS objects of `group`/`resource` are never workload.
+pub fn is_excluded(group: &str, resource: &str) -> bool {
+    EXCLUDED_GROUPS.contains(&group) || EXCLUDED_RESOURCES.contains(&(group, resource))
+}
+
+/// Classifies a watched resource.
+pub fn classify(resource: &ResourceRef) -> ObjectKind {
+    let (group, name) = (resource.group.as_str(), resource.resource.as_str());
+    match resource.space {
+        Space::Its if group == INVENTORY_GROUP && name == INVENTORY_RESOURCE => ObjectKind::Inventory,
+        Space::Its => ObjectKind::Ignored,
+        Space::Wds if group == POLICY_GROUP && name == POLICY_RESOURCE => ObjectKind::Policy,
+        Space::Wds if is_excluded(group, name) => ObjectKind::Ignored,
+        Space::Wds => ObjectKind::Workload,
+    }
+}
+
+/// An object whose metadata the engine cannot read.
+#[derive(Debug, thiserror::Error)]
+#[error("{resource} {name:?}: {reason}")]
+pub struct FeedError {
+    /// The object's resource.
+    pub resource: ResourceRef,
+    /// The object's name.
+    pub name: String,
+    /// What is wrong.
+    pub reason: String,
+}
+
+/// Turns a tracked state change into the engine's [`Change`], if the engine cares.
+pub fn to_change(change: &StateChange) -> Result<Option<Change>, FeedError> {
+    match change {
+        StateChange::Synced { .. } => Ok(None),
+        StateChange::Delete { resource, namespace, name } => Ok(match classify(resource) {
+            ObjectKind::Inventory => Some(Change::Wec { name: name.clone(), labels: None }),
+            ObjectKind::Policy => Some(Change::Policy { name: name.clone(), policy: None }),
+            ObjectKind::Workload => Some(Change::Workload { object: workload_ref(resource, namespace, name), state: None }),
+            ObjectKind::Ignored => None,
+        }),
+        StateChange::Upsert { resource, object } => {
+            let meta = Meta::read(resource, object)?;
+            Ok(match classify(resource) {
+                ObjectKind::Inventory => Some(Change::Wec { name: meta.name, labels: Some(meta.labels) }),
+                ObjectKind::Policy => {
+                    let policy = (!meta.deleting).then(|| PolicyInput {
+                        uid: meta.uid,
+                        generation: meta.generation,
+                        spec: PolicySpec::parse(object.get("spec")),
+                    });
+                    Some(Change::Policy { name: meta.name, policy })
+                }
+                ObjectKind::Workload => Some(Change::Workload {
+                    object: workload_ref(resource, &meta.namespace, &meta.name),
+                    state: Some(WorkloadState { labels: meta.labels, resource_version: meta.resource_version }),
+                }),
+                ObjectKind::Ignored => None,
+            })
+        }
+    }
+}
+
+fn workload_ref(resource: &ResourceRef, namespace: &str, name: &str) -> WorkloadRef {
+    WorkloadRef {
+        group: resource.group.clone(),
+        version: resource.version.clone(),
+        resource: resource.resource.clone(),
+        namespace: namespace.to_string(),
+        name: name.to_string(),
+    }
+}
+
+/// The metadata fields the engine reads.
+struct Meta {
+    name: String,
+    namespace: String,
+    uid: String,
+    resource_version: String,
+    generation: i64,
+    labels: LabelMap,
+    deleting: bool,
+}
+
+impl Meta {
+    fn read(resource: &ResourceRef, object: &Value) -> Result<Meta, FeedError> {
+        let meta = object.get("metadata");
+        let name = meta.and_then(|m| m.get("name")).and_then(Value::as_str).unwrap_or_default().to_string();
+        let fail = |reason: String| FeedError { resource: resource.clone(), name: name.clone(), reason };
+        let string = |key: &str| -> Result<String, FeedError> {
+            match meta.and_then(|m| m.get(key)) {
+                None | Some(Value::Null) => Ok(String::new()),
+                Some(Value::String(s)) => Ok(s.clone()),
+                Some(other) => Err(fail(format!("metadata.{key} must be a string, got {other}"))),
+            }
+        };
+        let namespace = string("namespace")?;
+        let uid = string("uid")?;
+        let resource_version = string("resourceVersion")?;
+        let generation = match meta.and_then(|m| m.get("generation")) {
+            None | Some(Value::Null) => 0,
+            Some(g) => g.as_i64().ok_or_else(|| fail(format!("metadata.generation must be an integer, got {g}")))?,
+        };
+        let labels = match meta.and_then(|m| m.get("labels")) {
+            None | Some(Value::Null) => BTreeMap::new(),
+            Some(Value::Object(map)) => map
+                .iter()
+                .map(|(k, v)| match v {
+                    Value::String(s) => Ok((k.clone(), s.clone())),
+                    other => Err(fail(format!("metadata.labels[{k:?}] must be a string, got {other}"))),
+                })
+                .collect::<Result<_, _>>()?,
+            Some(other) => return Err(fail(format!("metadata.labels must be an object, got {other}"))),
+        };
+        let deleting = meta.and_then(|m| m.get("deletionTimestamp")).is_some_and(|t| !t.is_null());
+        Ok(Meta { name, namespace, uid, resource_version, generation, labels, deleting })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn wds(group: &str, resource: &str) -> ResourceRef {
+        ResourceRef::new(Space::Wds, group, "v1", resource)
+    }
+
+    #[test]
+    fn classification_follows_the_spec() {
+        assert_eq!(classify(&ResourceRef::new(Space::Its, INVENTORY_GROUP, "v1", INVENTORY_RESOURCE)), ObjectKind::Inventory);
+        assert_eq!(classify(&ResourceRef::new(Space::Its, "", "v1", "configmaps")), ObjectKind::Ignored);
+        assert_eq!(classify(&wds(POLICY_GROUP, POLICY_RESOURCE)), ObjectKind::Policy);
+        assert_eq!(classify(&wds("", "namespaces")), ObjectKind::Workload);
+        assert_eq!(classify(&wds("example.com", "widgets")), ObjectKind::Workload);
+        for (g, r) in [("", "events"), ("", "nodes"), ("", "endpoints"), ("coordination.k8s.io", "leases"), ("control.kubestellar.io", "bindings")] {
+            assert_eq!(classify(&wds(g, r)), ObjectKind::Ignored, "{g}/{r}");
+        }
+        assert_eq!(classify(&ResourceRef::new(Space::Its, "", "v1", "events")), ObjectKind::Ignored);
+    }
+
+    #[test]
+    fn policies_being_deleted_have_no_binding() {
+        let object = json!({"metadata": {"name": "p", "uid": "u", "generation": 3, "deletionTimestamp": "2026-01-01T00:00:00Z"}, "spec": {}});
+        let change = to_change(&StateChange::Upsert { resource: wds(POLICY_GROUP, POLICY_RESOURCE), object }).unwrap();
+        assert_eq!(change, Some(Change::Policy { name: "p".into(), policy: None }));
+    }
+
+    #[test]
+    fn workload_objects_keep_labels_and_resource_version() {
+        let object = json!({"metadata": {"name": "d", "namespace": "ns", "resourceVersion": "7", "labels": {"a": "b"},
+                            "deletionTimestamp": "2026-01-01T00:00:00Z"}});
+        let Some(Change::Workload { object, state: Some(state) }) =
+            to_change(&StateChange::Upsert { resource: wds("apps", "deployments"), object }).unwrap()
+        else {
+            panic!("not a workload change");
+        };
+        assert_eq!((object.namespace.as_str(), object.name.as_str()), ("ns", "d"));
+        assert_eq!(state.resource_version, "7");
+        assert_eq!(state.labels.get("a").map(String::as_str), Some("b"));
+    }
+
+    #[test]
+    fn bad_metadata_is_named() {
+        let object = json!({"metadata": {"name": "d", "labels": {"a": 1}}});
+        let err = to_change(&StateChange::Upsert { resource: wds("apps", "deployments"), object }).unwrap_err();
+        assert_eq!(err.to_string(), "wds:apps/v1/deployments \"d\": metadata.labels[\"a\"] must be a string, got 1");
+    }
+}

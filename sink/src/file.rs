@@ -1,0 +1,76 @@
+//! File and stream output: `--dump-bindings` and `--emit-deltas`.
+
+use std::io::{self, Write};
+
+use bindery_engine::{Binding, EpochOutput, binding_list};
+use serde_json::json;
+
+/// Writes `bindings` as a Kubernetes `List`, items sorted by name, pretty-printed.
+pub fn write_binding_list(out: &mut dyn Write, bindings: &[Binding]) -> io::Result<()> {
+    serde_json::to_writer_pretty(&mut *out, &binding_list(bindings))?;
+    out.write_all(b"\n")?;
+    out.flush()
+}
+
+/// Writes each epoch's Binding changes as JSON lines: one line per changed Binding,
+/// `{"epoch": N, "binding": NAME, "exists": .., "destinations": {"added": [..], "removed": [..]},
+/// "workload": {"added": [..], "removed": [..]}, "generation": G, "problems": [..]}`.
+pub struct DeltaWriter<W: Write> {
+    out: W,
+    lines: u64,
+}
+
+impl<W: Write> DeltaWriter<W> {
+    /// A writer onto `out`.
+    pub fn new(out: W) -> Self {
+        DeltaWriter { out, lines: 0 }
+    }
+
+    /// Writes the changes of one epoch.
+    pub fn write_epoch(&mut self, epoch: &EpochOutput) -> io::Result<()> {
+        for change in &epoch.changes {
+            let mut line = json!({ "epoch": epoch.epoch });
+            if let (Some(line), serde_json::Value::Object(change)) = (line.as_object_mut(), change.to_json()) {
+                line.extend(change);
+            }
+            serde_json::to_writer(&mut self.out, &line)?;
+            self.out.write_all(b"\n")?;
+            self.lines += 1;
+        }
+        Ok(())
+    }
+
+    /// Lines written so far.
+    pub fn lines(&self) -> u64 {
+        self.lines
+    }
+
+    /// Flushes the underlying stream.
+    pub fn flush(&mut self) -> io::Result<()> {
+        self.out.flush()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bindery_engine::BindingChange;
+
+    #[test]
+    fn delta_lines_start_with_the_epoch() {
+        let mut w = DeltaWriter::new(Vec::new());
+        let change = BindingChange {
+            binding: "p".into(),
+            exists: true,
+            generation: Some(2),
+            destinations_added: vec!["c1".into()],
+            ..BindingChange::default()
+        };
+        w.write_epoch(&EpochOutput { epoch: 3, changes: vec![change] }).unwrap();
+        let text = String::from_utf8(w.out).unwrap();
+        assert!(text.starts_with(r#"{"epoch":3,"binding":"p","exists":true,"#), "{text}");
+        let v: serde_json::Value = serde_json::from_str(text.trim()).unwrap();
+        assert_eq!(v["destinations"]["added"], json!(["c1"]));
+        assert_eq!(v["generation"], json!(2));
+    }
+}

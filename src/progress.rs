@@ -1,0 +1,75 @@
+//! Progress reporting for long commands: a progress bar on a terminal, periodic log
+//! lines otherwise.
+
+use std::io::IsTerminal;
+use std::time::{Duration, Instant};
+
+use indicatif::{ProgressBar, ProgressStyle};
+
+/// Reports progress through a byte count (of the input file).
+pub enum Progress {
+    /// A terminal: an indicatif bar.
+    Bar(ProgressBar),
+    /// Not a terminal: an info line every `every`.
+    Lines {
+        /// What is being done.
+        what: String,
+        /// Total bytes, if known.
+        total: Option<u64>,
+        /// Interval between lines.
+        every: Duration,
+        /// When the last line was written.
+        last: Instant,
+    },
+}
+
+impl Progress {
+    /// Starts reporting on `what`, out of `total` bytes if known.
+    pub fn new(what: &str, total: Option<u64>) -> Progress {
+        if std::io::stderr().is_terminal() {
+            let bar = match total {
+                Some(t) => ProgressBar::new(t),
+                None => ProgressBar::new_spinner(),
+            };
+            let style = ProgressStyle::with_template(
+                "{msg} [{elapsed_precise}] {wide_bar} {bytes}/{total_bytes} ({bytes_per_sec}, eta {eta}) {prefix}",
+            )
+            .expect("valid template");
+            bar.set_style(style);
+            bar.set_message(what.to_string());
+            Progress::Bar(bar)
+        } else {
+            Progress::Lines { what: what.to_string(), total, every: Duration::from_secs(5), last: Instant::now() }
+        }
+    }
+
+    /// Updates the position (bytes) and a short status text.
+    pub fn update(&mut self, bytes: u64, status: impl FnOnce() -> String) {
+        match self {
+            Progress::Bar(bar) => {
+                bar.set_position(bytes);
+                if bar.position() % 64 == 0 {
+                    bar.set_prefix(status());
+                }
+            }
+            Progress::Lines { what, total, every, last } => {
+                if last.elapsed() >= *every {
+                    *last = Instant::now();
+                    match total {
+                        Some(t) if *t > 0 => {
+                            tracing::info!("{what}: {:.1}% ({bytes}/{t} bytes), {}", bytes as f64 * 100.0 / *t as f64, status())
+                        }
+                        _ => tracing::info!("{what}: {bytes} bytes, {}", status()),
+                    }
+                }
+            }
+        }
+    }
+
+    /// Ends the report.
+    pub fn finish(self) {
+        if let Progress::Bar(bar) = self {
+            bar.finish_and_clear();
+        }
+    }
+}
