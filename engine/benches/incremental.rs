@@ -42,7 +42,6 @@
 //! Progress goes to stderr; the results (Markdown tables) go to stdout. The process
 //! exits with status 1 if the engine and the oracle disagree.
 
-use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use bindery_engine::engine::Sizes;

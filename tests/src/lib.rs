@@ -1,1 +1,41 @@
-//! placeholder
+//! Shared helpers for Bindery's integration tests: the built `bindery` binary and the
+//! test data.
+
+use std::path::PathBuf;
+use std::sync::OnceLock;
+
+/// Path of the `bindery` binary, built once per test process (same profile as the tests).
+pub fn bindery_bin() -> PathBuf {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        let run = escargot::CargoBuild::new()
+            .manifest_path(workspace_root().join("Cargo.toml"))
+            .package("bindery")
+            .bin("bindery")
+            .run()
+            .expect("building the bindery binary");
+        run.path().to_path_buf()
+    })
+    .clone()
+}
+
+/// The workspace root.
+pub fn workspace_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ has a parent").to_path_buf()
+}
+
+/// The acceptance sample logs (`tests/data/acceptance/*.jsonl`), sorted, with their
+/// expected Bindings files.
+pub fn acceptance_cases() -> Vec<(PathBuf, PathBuf)> {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("data/acceptance");
+    let mut cases: Vec<(PathBuf, PathBuf)> = std::fs::read_dir(&dir)
+        .expect("tests/data/acceptance exists")
+        .filter_map(|e| {
+            let path = e.ok()?.path();
+            let name = path.file_name()?.to_str()?.strip_suffix(".jsonl")?.to_string();
+            Some((path.clone(), dir.join(format!("{name}.bindings.json"))))
+        })
+        .collect();
+    cases.sort();
+    cases
+}
