@@ -35,7 +35,9 @@ enum Command {
 
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
-        .with_env_filter(EnvFilter::try_from_env("BINDERY_LOG").unwrap_or_else(|_| EnvFilter::new("info")))
+        .with_env_filter(
+            EnvFilter::try_from_env("BINDERY_LOG").unwrap_or_else(|_| EnvFilter::new("info")),
+        )
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
@@ -51,8 +53,18 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::Replay { log, dump_bindings, emit_deltas, window_ms } => {
-            let opts = replay::ReplayOptions { log, dump_bindings, emit_deltas, window_ms };
+        Command::Replay {
+            log,
+            dump_bindings,
+            emit_deltas,
+            window_ms,
+        } => {
+            let opts = replay::ReplayOptions {
+                log,
+                dump_bindings,
+                emit_deltas,
+                window_ms,
+            };
             let s = replay::replay(&opts)?;
             tracing::info!(
                 "replayed {} events in {} epochs: {} Bindings, {:.3} s, {:.0} events/s",

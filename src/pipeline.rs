@@ -32,7 +32,11 @@ impl Default for Pipeline {
 impl Pipeline {
     /// A pipeline with an empty engine.
     pub fn new() -> Pipeline {
-        Pipeline { tracker: RelistTracker::new(), engine: Engine::new(), pending: 0 }
+        Pipeline {
+            tracker: RelistTracker::new(),
+            engine: Engine::new(),
+            pending: 0,
+        }
     }
 
     /// Applies one watch event to the open epoch.
@@ -58,7 +62,11 @@ impl Pipeline {
 
     /// The watched resources that have not synced.
     pub fn unsynced(&self) -> Vec<String> {
-        self.tracker.unsynced().iter().map(ToString::to_string).collect()
+        self.tracker
+            .unsynced()
+            .iter()
+            .map(ToString::to_string)
+            .collect()
     }
 
     /// Closes the open epoch and returns its Binding changes.

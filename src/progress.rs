@@ -8,8 +8,8 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 /// Reports progress through a byte count (of the input file).
 pub enum Progress {
-    /// A terminal: an indicatif bar.
-    Bar(ProgressBar),
+    /// A terminal: an indicatif bar, and when its status text was last refreshed.
+    Bar(ProgressBar, Instant),
     /// Not a terminal: an info line every `every`.
     Lines {
         /// What is being done.
@@ -37,27 +37,42 @@ impl Progress {
             .expect("valid template");
             bar.set_style(style);
             bar.set_message(what.to_string());
-            Progress::Bar(bar)
+            Progress::Bar(bar, Instant::now())
         } else {
-            Progress::Lines { what: what.to_string(), total, every: Duration::from_secs(5), last: Instant::now() }
+            Progress::Lines {
+                what: what.to_string(),
+                total,
+                every: Duration::from_secs(5),
+                last: Instant::now(),
+            }
         }
     }
 
     /// Updates the position (bytes) and a short status text.
     pub fn update(&mut self, bytes: u64, status: impl FnOnce() -> String) {
         match self {
-            Progress::Bar(bar) => {
+            Progress::Bar(bar, refreshed) => {
                 bar.set_position(bytes);
-                if bar.position() % 64 == 0 {
+                if refreshed.elapsed() >= Duration::from_millis(200) {
+                    *refreshed = Instant::now();
                     bar.set_prefix(status());
                 }
             }
-            Progress::Lines { what, total, every, last } => {
+            Progress::Lines {
+                what,
+                total,
+                every,
+                last,
+            } => {
                 if last.elapsed() >= *every {
                     *last = Instant::now();
                     match total {
                         Some(t) if *t > 0 => {
-                            tracing::info!("{what}: {:.1}% ({bytes}/{t} bytes), {}", bytes as f64 * 100.0 / *t as f64, status())
+                            tracing::info!(
+                                "{what}: {:.1}% ({bytes}/{t} bytes), {}",
+                                bytes as f64 * 100.0 / *t as f64,
+                                status()
+                            )
                         }
                         _ => tracing::info!("{what}: {bytes} bytes, {}", status()),
                     }
@@ -68,7 +83,7 @@ impl Progress {
 
     /// Ends the report.
     pub fn finish(self) {
-        if let Progress::Bar(bar) = self {
+        if let Progress::Bar(bar, _) = self {
             bar.finish_and_clear();
         }
     }

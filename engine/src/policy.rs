@@ -402,6 +402,14 @@ impl CompiledPolicy {
     }
 }
 
+/// The status problem of a policy that wants a singleton reported state but is bound
+/// to `wecs` WECs (any number but one).
+pub fn singleton_problem(wecs: usize) -> String {
+    format!(
+        "wantSingletonReportedState is requested, but the policy selects {wecs} WECs instead of exactly 1"
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -452,12 +460,4 @@ mod tests {
         // Only an invalid object selector: the clause can select nothing.
         assert_eq!(p.clauses[4].keys(), ClauseKeys::Static(vec![]));
     }
-}
-
-/// The status problem of a policy that wants a singleton reported state but is bound
-/// to `wecs` WECs (any number but one).
-pub fn singleton_problem(wecs: usize) -> String {
-    format!(
-        "wantSingletonReportedState is requested, but the policy selects {wecs} WECs instead of exactly 1"
-    )
 }

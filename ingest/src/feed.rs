@@ -61,7 +61,9 @@ pub fn is_excluded(group: &str, resource: &str) -> bool {
 pub fn classify(resource: &ResourceRef) -> ObjectKind {
     let (group, name) = (resource.group.as_str(), resource.resource.as_str());
     match resource.space {
-        Space::Its if group == INVENTORY_GROUP && name == INVENTORY_RESOURCE => ObjectKind::Inventory,
+        Space::Its if group == INVENTORY_GROUP && name == INVENTORY_RESOURCE => {
+            ObjectKind::Inventory
+        }
         Space::Its => ObjectKind::Ignored,
         Space::Wds if group == POLICY_GROUP && name == POLICY_RESOURCE => ObjectKind::Policy,
         Space::Wds if is_excluded(group, name) => ObjectKind::Ignored,
@@ -73,8 +75,8 @@ pub fn classify(resource: &ResourceRef) -> ObjectKind {
 #[derive(Debug, thiserror::Error)]
 #[error("{resource} {name:?}: {reason}")]
 pub struct FeedError {
-    /// The object's resource.
-    pub resource: ResourceRef,
+    /// The object's resource (`space:group/version/resource`).
+    pub resource: String,
     /// The object's name.
     pub name: String,
     /// What is wrong.
@@ -85,27 +87,49 @@ pub struct FeedError {
 pub fn to_change(change: &StateChange) -> Result<Option<Change>, FeedError> {
     match change {
         StateChange::Synced { .. } => Ok(None),
-        StateChange::Delete { resource, namespace, name } => Ok(match classify(resource) {
-            ObjectKind::Inventory => Some(Change::Wec { name: name.clone(), labels: None }),
-            ObjectKind::Policy => Some(Change::Policy { name: name.clone(), policy: None }),
-            ObjectKind::Workload => Some(Change::Workload { object: workload_ref(resource, namespace, name), state: None }),
+        StateChange::Delete {
+            resource,
+            namespace,
+            name,
+        } => Ok(match classify(resource) {
+            ObjectKind::Inventory => Some(Change::Wec {
+                name: name.clone(),
+                labels: None,
+            }),
+            ObjectKind::Policy => Some(Change::Policy {
+                name: name.clone(),
+                policy: None,
+            }),
+            ObjectKind::Workload => Some(Change::Workload {
+                object: workload_ref(resource, namespace, name),
+                state: None,
+            }),
             ObjectKind::Ignored => None,
         }),
         StateChange::Upsert { resource, object } => {
             let meta = Meta::read(resource, object)?;
             Ok(match classify(resource) {
-                ObjectKind::Inventory => Some(Change::Wec { name: meta.name, labels: Some(meta.labels) }),
+                ObjectKind::Inventory => Some(Change::Wec {
+                    name: meta.name,
+                    labels: Some(meta.labels),
+                }),
                 ObjectKind::Policy => {
                     let policy = (!meta.deleting).then(|| PolicyInput {
                         uid: meta.uid,
                         generation: meta.generation,
                         spec: PolicySpec::parse(object.get("spec")),
                     });
-                    Some(Change::Policy { name: meta.name, policy })
+                    Some(Change::Policy {
+                        name: meta.name,
+                        policy,
+                    })
                 }
                 ObjectKind::Workload => Some(Change::Workload {
                     object: workload_ref(resource, &meta.namespace, &meta.name),
-                    state: Some(WorkloadState { labels: meta.labels, resource_version: meta.resource_version }),
+                    state: Some(WorkloadState {
+                        labels: meta.labels,
+                        resource_version: meta.resource_version,
+                    }),
                 }),
                 ObjectKind::Ignored => None,
             })
@@ -137,13 +161,23 @@ struct Meta {
 impl Meta {
     fn read(resource: &ResourceRef, object: &Value) -> Result<Meta, FeedError> {
         let meta = object.get("metadata");
-        let name = meta.and_then(|m| m.get("name")).and_then(Value::as_str).unwrap_or_default().to_string();
-        let fail = |reason: String| FeedError { resource: resource.clone(), name: name.clone(), reason };
+        let name = meta
+            .and_then(|m| m.get("name"))
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
+        let fail = |reason: String| FeedError {
+            resource: resource.to_string(),
+            name: name.clone(),
+            reason,
+        };
         let string = |key: &str| -> Result<String, FeedError> {
             match meta.and_then(|m| m.get(key)) {
                 None | Some(Value::Null) => Ok(String::new()),
                 Some(Value::String(s)) => Ok(s.clone()),
-                Some(other) => Err(fail(format!("metadata.{key} must be a string, got {other}"))),
+                Some(other) => Err(fail(format!(
+                    "metadata.{key} must be a string, got {other}"
+                ))),
             }
         };
         let namespace = string("namespace")?;
@@ -151,7 +185,9 @@ impl Meta {
         let resource_version = string("resourceVersion")?;
         let generation = match meta.and_then(|m| m.get("generation")) {
             None | Some(Value::Null) => 0,
-            Some(g) => g.as_i64().ok_or_else(|| fail(format!("metadata.generation must be an integer, got {g}")))?,
+            Some(g) => g
+                .as_i64()
+                .ok_or_else(|| fail(format!("metadata.generation must be an integer, got {g}")))?,
         };
         let labels = match meta.and_then(|m| m.get("labels")) {
             None | Some(Value::Null) => BTreeMap::new(),
@@ -159,13 +195,29 @@ impl Meta {
                 .iter()
                 .map(|(k, v)| match v {
                     Value::String(s) => Ok((k.clone(), s.clone())),
-                    other => Err(fail(format!("metadata.labels[{k:?}] must be a string, got {other}"))),
+                    other => Err(fail(format!(
+                        "metadata.labels[{k:?}] must be a string, got {other}"
+                    ))),
                 })
                 .collect::<Result<_, _>>()?,
-            Some(other) => return Err(fail(format!("metadata.labels must be an object, got {other}"))),
+            Some(other) => {
+                return Err(fail(format!(
+                    "metadata.labels must be an object, got {other}"
+                )));
+            }
         };
-        let deleting = meta.and_then(|m| m.get("deletionTimestamp")).is_some_and(|t| !t.is_null());
-        Ok(Meta { name, namespace, uid, resource_version, generation, labels, deleting })
+        let deleting = meta
+            .and_then(|m| m.get("deletionTimestamp"))
+            .is_some_and(|t| !t.is_null());
+        Ok(Meta {
+            name,
+            namespace,
+            uid,
+            resource_version,
+            generation,
+            labels,
+            deleting,
+        })
     }
 }
 
@@ -180,34 +232,79 @@ mod tests {
 
     #[test]
     fn classification_follows_the_spec() {
-        assert_eq!(classify(&ResourceRef::new(Space::Its, INVENTORY_GROUP, "v1", INVENTORY_RESOURCE)), ObjectKind::Inventory);
-        assert_eq!(classify(&ResourceRef::new(Space::Its, "", "v1", "configmaps")), ObjectKind::Ignored);
-        assert_eq!(classify(&wds(POLICY_GROUP, POLICY_RESOURCE)), ObjectKind::Policy);
+        assert_eq!(
+            classify(&ResourceRef::new(
+                Space::Its,
+                INVENTORY_GROUP,
+                "v1",
+                INVENTORY_RESOURCE
+            )),
+            ObjectKind::Inventory
+        );
+        assert_eq!(
+            classify(&ResourceRef::new(Space::Its, "", "v1", "configmaps")),
+            ObjectKind::Ignored
+        );
+        assert_eq!(
+            classify(&wds(POLICY_GROUP, POLICY_RESOURCE)),
+            ObjectKind::Policy
+        );
         assert_eq!(classify(&wds("", "namespaces")), ObjectKind::Workload);
-        assert_eq!(classify(&wds("example.com", "widgets")), ObjectKind::Workload);
-        for (g, r) in [("", "events"), ("", "nodes"), ("", "endpoints"), ("coordination.k8s.io", "leases"), ("control.kubestellar.io", "bindings")] {
+        assert_eq!(
+            classify(&wds("example.com", "widgets")),
+            ObjectKind::Workload
+        );
+        for (g, r) in [
+            ("", "events"),
+            ("", "nodes"),
+            ("", "endpoints"),
+            ("coordination.k8s.io", "leases"),
+            ("control.kubestellar.io", "bindings"),
+        ] {
             assert_eq!(classify(&wds(g, r)), ObjectKind::Ignored, "{g}/{r}");
         }
-        assert_eq!(classify(&ResourceRef::new(Space::Its, "", "v1", "events")), ObjectKind::Ignored);
+        assert_eq!(
+            classify(&ResourceRef::new(Space::Its, "", "v1", "events")),
+            ObjectKind::Ignored
+        );
     }
 
     #[test]
     fn policies_being_deleted_have_no_binding() {
         let object = json!({"metadata": {"name": "p", "uid": "u", "generation": 3, "deletionTimestamp": "2026-01-01T00:00:00Z"}, "spec": {}});
-        let change = to_change(&StateChange::Upsert { resource: wds(POLICY_GROUP, POLICY_RESOURCE), object }).unwrap();
-        assert_eq!(change, Some(Change::Policy { name: "p".into(), policy: None }));
+        let change = to_change(&StateChange::Upsert {
+            resource: wds(POLICY_GROUP, POLICY_RESOURCE),
+            object,
+        })
+        .unwrap();
+        assert_eq!(
+            change,
+            Some(Change::Policy {
+                name: "p".into(),
+                policy: None
+            })
+        );
     }
 
     #[test]
     fn workload_objects_keep_labels_and_resource_version() {
         let object = json!({"metadata": {"name": "d", "namespace": "ns", "resourceVersion": "7", "labels": {"a": "b"},
                             "deletionTimestamp": "2026-01-01T00:00:00Z"}});
-        let Some(Change::Workload { object, state: Some(state) }) =
-            to_change(&StateChange::Upsert { resource: wds("apps", "deployments"), object }).unwrap()
+        let Some(Change::Workload {
+            object,
+            state: Some(state),
+        }) = to_change(&StateChange::Upsert {
+            resource: wds("apps", "deployments"),
+            object,
+        })
+        .unwrap()
         else {
             panic!("not a workload change");
         };
-        assert_eq!((object.namespace.as_str(), object.name.as_str()), ("ns", "d"));
+        assert_eq!(
+            (object.namespace.as_str(), object.name.as_str()),
+            ("ns", "d")
+        );
         assert_eq!(state.resource_version, "7");
         assert_eq!(state.labels.get("a").map(String::as_str), Some("b"));
     }
@@ -215,7 +312,14 @@ mod tests {
     #[test]
     fn bad_metadata_is_named() {
         let object = json!({"metadata": {"name": "d", "labels": {"a": 1}}});
-        let err = to_change(&StateChange::Upsert { resource: wds("apps", "deployments"), object }).unwrap_err();
-        assert_eq!(err.to_string(), "wds:apps/v1/deployments \"d\": metadata.labels[\"a\"] must be a string, got 1");
+        let err = to_change(&StateChange::Upsert {
+            resource: wds("apps", "deployments"),
+            object,
+        })
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "wds:apps/v1/deployments \"d\": metadata.labels[\"a\"] must be a string, got 1"
+        );
     }
 }

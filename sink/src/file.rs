@@ -30,7 +30,9 @@ impl<W: Write> DeltaWriter<W> {
     pub fn write_epoch(&mut self, epoch: &EpochOutput) -> io::Result<()> {
         for change in &epoch.changes {
             let mut line = json!({ "epoch": epoch.epoch });
-            if let (Some(line), serde_json::Value::Object(change)) = (line.as_object_mut(), change.to_json()) {
+            if let (Some(line), serde_json::Value::Object(change)) =
+                (line.as_object_mut(), change.to_json())
+            {
                 line.extend(change);
             }
             serde_json::to_writer(&mut self.out, &line)?;
@@ -66,9 +68,16 @@ mod tests {
             destinations_added: vec!["c1".into()],
             ..BindingChange::default()
         };
-        w.write_epoch(&EpochOutput { epoch: 3, changes: vec![change] }).unwrap();
+        w.write_epoch(&EpochOutput {
+            epoch: 3,
+            changes: vec![change],
+        })
+        .unwrap();
         let text = String::from_utf8(w.out).unwrap();
-        assert!(text.starts_with(r#"{"epoch":3,"binding":"p","exists":true,"#), "{text}");
+        assert!(
+            text.starts_with(r#"{"epoch":3,"binding":"p","exists":true,"#),
+            "{text}"
+        );
         let v: serde_json::Value = serde_json::from_str(text.trim()).unwrap();
         assert_eq!(v["destinations"]["added"], json!(["c1"]));
         assert_eq!(v["generation"], json!(2));

@@ -21,7 +21,10 @@ pub fn bindery_bin() -> PathBuf {
 
 /// The workspace root.
 pub fn workspace_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ has a parent").to_path_buf()
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ has a parent")
+        .to_path_buf()
 }
 
 /// The acceptance sample logs (`tests/data/acceptance/*.jsonl`), sorted, with their
@@ -32,7 +35,11 @@ pub fn acceptance_cases() -> Vec<(PathBuf, PathBuf)> {
         .expect("tests/data/acceptance exists")
         .filter_map(|e| {
             let path = e.ok()?.path();
-            let name = path.file_name()?.to_str()?.strip_suffix(".jsonl")?.to_string();
+            let name = path
+                .file_name()?
+                .to_str()?
+                .strip_suffix(".jsonl")?
+                .to_string();
             Some((path.clone(), dir.join(format!("{name}.bindings.json"))))
         })
         .collect();

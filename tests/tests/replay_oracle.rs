@@ -21,13 +21,32 @@ fn engine_equals_oracle_after_every_event_of_the_acceptance_logs() {
                 }
             }
             engine.advance();
-            assert_eq!(engine.bindings(), oracle.bindings(), "{}:{}", log.display(), line.line);
-            assert_eq!(engine.statuses(), oracle.statuses(), "{}:{}", log.display(), line.line);
-            problems_seen += engine.statuses().values().filter(|(_, p)| !p.is_empty()).count();
+            assert_eq!(
+                engine.bindings(),
+                oracle.bindings(),
+                "{}:{}",
+                log.display(),
+                line.line
+            );
+            assert_eq!(
+                engine.statuses(),
+                oracle.statuses(),
+                "{}:{}",
+                log.display(),
+                line.line
+            );
+            problems_seen += engine
+                .statuses()
+                .values()
+                .filter(|(_, p)| !p.is_empty())
+                .count();
         }
         let name = log.file_name().unwrap().to_str().unwrap();
         if name.starts_with("case2") || name.starts_with("case4") {
-            assert!(problems_seen > 0, "{name} has invalid selectors that must show in statuses");
+            assert!(
+                problems_seen > 0,
+                "{name} has invalid selectors that must show in statuses"
+            );
         }
     }
 }
