@@ -18,12 +18,16 @@
 //! process's peak RSS), feeds the same changes to the [`Oracle`], checks that both agree,
 //! and then times `engine.apply(..)` + `engine.advance()` for single changes, each
 //! repeated (default 20 times, after one untimed forth-and-back pair):
+//! - (0) no change at all, for the fixed cost of closing an epoch;
 //! - (a) one object relabel (its `app` label moves to another value, which enters and
 //!   leaves app-selecting Bindings; its resourceVersion changes too);
 //! - (b) one object status-only update (same labels, new resourceVersion);
 //! - (c) one WEC relabel (its `region` changes);
 //! - (d) one policy edit (the `app` value of one policy's object selector changes);
-//! - (e) one Namespace relabel (its `team` changes, which `namespaceSelectors` read).
+//! - (e) one Namespace relabel (its `team` changes, which `namespaceSelectors` read);
+//! - (f) one edit of the narrow clause (secrets with one `app` value) of a policy whose
+//!   other clause is broad (every configmap): only the narrow clause's objects should
+//!   cost anything.
 //!
 //! Changes go forth on even repetitions and back on odd ones, so the state stays
 //! the same size throughout. For each, it reports the median and p90 time and the
@@ -74,55 +78,40 @@ struct Resource {
 }
 
 const RESOURCES: &[Resource] = &[
-    Resource {
-        group: "",
-        version: "v1",
-        resource: "configmaps",
-        namespaced: true,
-        weight: 30,
-        prefix: "cm",
-    },
-    Resource {
-        group: "",
-        version: "v1",
-        resource: "secrets",
-        namespaced: true,
-        weight: 20,
-        prefix: "secret",
-    },
-    Resource {
-        group: "",
-        version: "v1",
-        resource: "services",
-        namespaced: true,
-        weight: 15,
-        prefix: "svc",
-    },
-    Resource {
-        group: "apps",
-        version: "v1",
-        resource: "deployments",
-        namespaced: true,
-        weight: 17,
-        prefix: "deploy",
-    },
-    Resource {
-        group: "example.com",
-        version: "v1",
-        resource: "widgets",
-        namespaced: true,
-        weight: 10,
-        prefix: "widget",
-    },
-    Resource {
-        group: "rbac.authorization.k8s.io",
-        version: "v1",
-        resource: "clusterroles",
-        namespaced: false,
-        weight: 8,
-        prefix: "clusterrole",
-    },
+    Resource::new("", "v1", "configmaps", true, 30, "cm"),
+    Resource::new("", "v1", "secrets", true, 20, "secret"),
+    Resource::new("", "v1", "services", true, 15, "svc"),
+    Resource::new("apps", "v1", "deployments", true, 17, "deploy"),
+    Resource::new("example.com", "v1", "widgets", true, 10, "widget"),
+    Resource::new(
+        "rbac.authorization.k8s.io",
+        "v1",
+        "clusterroles",
+        false,
+        8,
+        "clusterrole",
+    ),
 ];
+
+impl Resource {
+    const fn new(
+        group: &'static str,
+        version: &'static str,
+        resource: &'static str,
+        namespaced: bool,
+        weight: u64,
+        prefix: &'static str,
+    ) -> Resource {
+        Resource {
+            group,
+            version,
+            resource,
+            namespaced,
+            weight,
+            prefix,
+        }
+    }
+}
 
 // ---------------------------------------------------------------------------------
 // Command line
@@ -288,6 +277,27 @@ fn app_policy_spec(app_value: usize, region_value: usize) -> Value {
         "downsync": [{"objectSelectors": [{"matchLabels": {"app": app(app_value)}}]}]
     })
 }
+
+/// A broad policy (every configmap, to edge WECs) that also has a narrow clause (the
+/// secrets labelled `app=app-<app>`): the extra policy edit changes that narrow clause
+/// only, so the broad clause must not be re-evaluated.
+fn broad_policy_spec(app_value: usize) -> Value {
+    json!({
+        "clusterSelectors": [{"matchLabels": {"location-group": "edge"}}],
+        "downsync": [
+            {"resources": ["configmaps"]},
+            {
+                "resources": ["secrets"],
+                "objectSelectors": [{"matchLabels": {"app": app(app_value)}}],
+                "createOnly": true
+            }
+        ]
+    })
+}
+
+const BROAD_POLICY: &str = "broad-configmaps";
+/// The `app` value the narrow clause of [`BROAD_POLICY`] selects at load.
+const BROAD_POLICY_APP: usize = 42;
 
 /// Number of `app-kk` policies; policy `app-kk` selects `app-(10*kk)`.
 const APP_POLICIES: usize = 20;
@@ -540,13 +550,7 @@ fn generate_policies(rng: &mut Rng, clusterroles: &[String]) -> Vec<(String, Val
             }),
         ));
     }
-    out.push((
-        "broad-configmaps".into(),
-        json!({
-            "clusterSelectors": [{"matchLabels": {"location-group": "edge"}}],
-            "downsync": [{"resources": ["configmaps"]}]
-        }),
-    ));
+    out.push((BROAD_POLICY.into(), broad_policy_spec(BROAD_POLICY_APP)));
     out.push((
         "broad-prod-namespaces".into(),
         json!({
@@ -570,19 +574,27 @@ fn generate_policies(rng: &mut Rng, clusterroles: &[String]) -> Vec<(String, Val
 /// The kinds of single change measured.
 #[derive(Clone, Copy)]
 enum Kind {
+    /// No change at all: the fixed cost of closing an epoch.
+    Empty,
     ObjectRelabel,
     StatusOnly,
     WecRelabel,
     PolicyEdit,
     NamespaceRelabel,
+    BroadPolicyEdit,
 }
 
 const KINDS: &[(Kind, &str)] = &[
+    (Kind::Empty, "(0) empty epoch (`advance` only)"),
     (Kind::ObjectRelabel, "(a) object relabel"),
     (Kind::StatusOnly, "(b) object status-only update"),
     (Kind::WecRelabel, "(c) WEC relabel"),
     (Kind::PolicyEdit, "(d) policy edit (one clause)"),
     (Kind::NamespaceRelabel, "(e) Namespace relabel (extra)"),
+    (
+        Kind::BroadPolicyEdit,
+        "(f) policy edit, narrow clause of a broad policy (extra)",
+    ),
 ];
 
 /// Makes the change of repetition `rep` (forth on even `rep`, back on odd) for one kind.
@@ -607,10 +619,11 @@ impl ChangeMaker {
         }
     }
 
-    fn make(&mut self, world: &mut World, rep: usize) -> Change {
-        let forth = rep % 2 == 0;
+    fn make(&mut self, world: &mut World, rep: usize) -> Option<Change> {
+        let forth = rep.is_multiple_of(2);
         let pair = rep / 2;
-        match self.kind {
+        Some(match self.kind {
+            Kind::Empty => return None,
             Kind::ObjectRelabel => {
                 let i = self.picks[pair];
                 let rv = world.next_resource_version();
@@ -659,6 +672,21 @@ impl ChangeMaker {
                 policy.generation += 1;
                 policy.change()
             }
+            Kind::BroadPolicyEdit => {
+                let policy = world
+                    .policies
+                    .iter_mut()
+                    .find(|p| p.name == BROAD_POLICY)
+                    .expect("the broad policy");
+                let app_value = if forth {
+                    BROAD_POLICY_APP + 1 + pair % 50
+                } else {
+                    BROAD_POLICY_APP
+                };
+                policy.spec = broad_policy_spec(app_value);
+                policy.generation += 1;
+                policy.change()
+            }
             Kind::NamespaceRelabel => {
                 // Namespaces of teams 0..4 move to the next team: one nssel Binding
                 // loses their deployments and another gains them.
@@ -677,7 +705,7 @@ impl ChangeMaker {
                 ns.state.resource_version = rv;
                 ns.change()
             }
-        }
+        })
     }
 }
 
@@ -732,10 +760,14 @@ fn measure(
     for rep in 0..WARMUP + repeats {
         let change = maker.make(world, rep);
         let start = Instant::now();
-        engine.apply(&change);
+        if let Some(change) = &change {
+            engine.apply(change);
+        }
         let out = engine.advance();
         let elapsed = start.elapsed();
-        oracle.apply(&change);
+        if let Some(change) = &change {
+            oracle.apply(change);
+        }
         if rep >= WARMUP {
             sample.times.push(elapsed);
             sample.entries.push(entries_changed(&out));
@@ -851,7 +883,7 @@ fn run(n: usize, config: &Config) -> Run {
         }
     }
 
-    let mut rng = Rng(SEED ^ 0xC4A4_6E5);
+    let mut rng = Rng(SEED ^ 0x0C4A_46E5);
     let mut samples = Vec::new();
     for &(kind, label) in KINDS {
         eprintln!("  measuring {label} x {}...", config.repeats);
@@ -902,7 +934,7 @@ fn fmt_count(n: usize) -> String {
     let digits = n.to_string();
     let mut out = String::new();
     for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
@@ -936,54 +968,35 @@ fn report(runs: &[Run], config: &Config) {
         print!(" N = {} |", fmt_count(r.n));
     }
     println!("\n|---|{}", "---|".repeat(runs.len()));
-    let rows: Vec<(&str, Box<dyn Fn(&Run) -> String>)> = vec![
-        (
-            "changes loaded",
-            Box::new(|r: &Run| fmt_count(r.load_changes)),
-        ),
-        ("WECs", Box::new(|r: &Run| fmt_count(r.sizes.wecs))),
-        (
-            "workload objects (incl. Namespaces)",
-            Box::new(|r: &Run| fmt_count(r.sizes.objects)),
-        ),
-        ("policies", Box::new(|r: &Run| fmt_count(r.sizes.policies))),
-        (
-            "Binding workload entries",
-            Box::new(|r: &Run| fmt_count(r.sizes.workload_entries)),
-        ),
-        (
-            "Binding destinations",
-            Box::new(|r: &Run| fmt_count(r.sizes.destinations)),
-        ),
-        (
-            "interned strings",
-            Box::new(|r: &Run| fmt_count(r.sizes.interned)),
-        ),
-        ("load time", Box::new(|r: &Run| fmt_duration(r.load))),
-        (
-            "VmRSS before loading (generated input only)",
-            Box::new(|r: &Run| fmt_mib(r.rss_before_kb)),
-        ),
-        (
-            "VmRSS after engine load",
-            Box::new(|r: &Run| fmt_mib(r.rss_after_load_kb)),
-        ),
-        (
-            "VmHWM (peak RSS) after engine load",
-            Box::new(|r: &Run| fmt_mib(r.hwm_after_load_kb)),
-        ),
-        (
-            "VmRSS with the oracle loaded too",
-            Box::new(|r: &Run| fmt_mib(r.rss_with_oracle_kb)),
-        ),
-    ];
-    for (label, cell) in &rows {
+    let row = |label: &str, cell: fn(&Run) -> String| {
         print!("| {label} |");
         for r in runs {
             print!(" {} |", cell(r));
         }
         println!();
-    }
+    };
+    row("changes loaded", |r| fmt_count(r.load_changes));
+    row("WECs", |r| fmt_count(r.sizes.wecs));
+    row("workload objects (incl. Namespaces)", |r| {
+        fmt_count(r.sizes.objects)
+    });
+    row("policies", |r| fmt_count(r.sizes.policies));
+    row("Binding workload entries", |r| {
+        fmt_count(r.sizes.workload_entries)
+    });
+    row("Binding destinations", |r| fmt_count(r.sizes.destinations));
+    row("interned strings", |r| fmt_count(r.sizes.interned));
+    row("load time", |r| fmt_duration(r.load));
+    row("VmRSS before loading (generated input only)", |r| {
+        fmt_mib(r.rss_before_kb)
+    });
+    row("VmRSS after engine load", |r| fmt_mib(r.rss_after_load_kb));
+    row("VmHWM (peak RSS) after engine load", |r| {
+        fmt_mib(r.hwm_after_load_kb)
+    });
+    row("VmRSS with the oracle loaded too", |r| {
+        fmt_mib(r.rss_with_oracle_kb)
+    });
 
     println!(
         "\n### One change: `engine.apply` + `engine.advance` ({} repetitions)\n",
