@@ -1,6 +1,7 @@
 //! Bindery's ingest side: the watch log format (reading and writing, plain or
-//! zstd-compressed) and the relist tracker that turns a raw watch event stream
-//! (including `RESET` ... `SYNCED` relists) into state changes.
+//! zstd-compressed), the relist tracker that turns a raw watch event stream
+//! (including `RESET` ... `SYNCED` relists) into state changes, and the [`live`]
+//! watches of the WDS and ITS that produce the same events.
 //!
 //! The format contract lives in `watch-log.md`; [`watchlog`] follows it.
 //!
@@ -29,10 +30,12 @@
 #![warn(missing_docs)]
 
 pub mod feed;
+pub mod live;
 pub mod relist;
 pub mod watchlog;
 
 pub use feed::{FeedError, ObjectKind, classify, to_change};
+pub use live::{LiveConfig, LiveError, LiveIngest, WatchTarget};
 pub use relist::{RelistError, RelistTracker, StateChange};
 pub use watchlog::{
     EventType, LogError, LogHeader, LogLine, LogReader, LogWriter, ResourceRef, SUPPORTED_VERSIONS,

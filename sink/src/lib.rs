@@ -1,8 +1,13 @@
 //! Where Bindery's output goes. [`file`]: the final Bindings as a Kubernetes `List`, and
-//! each epoch's Binding changes as JSON lines. (The API-server sink comes with live mode.)
+//! each epoch's Binding changes as JSON lines. [`apiserver`]: Bindings and BindingPolicy
+//! statuses written to the WDS (server-side apply, coalesced, rate-limited, retried).
 
 #![warn(missing_docs)]
 
+pub mod apiserver;
 pub mod file;
 
+pub use apiserver::{
+    BindingSink, DesiredBinding, DesiredStatus, SinkConfig, SinkError, SinkHandle, SinkStats,
+};
 pub use file::{DeltaWriter, write_binding_list};

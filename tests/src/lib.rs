@@ -1,6 +1,8 @@
 //! Shared helpers for Bindery's integration tests: the built `bindery` binary and the
 //! test data.
 
+pub mod envtest;
+
 use std::path::PathBuf;
 use std::sync::OnceLock;
 

@@ -1,0 +1,162 @@
+//! The live side of ingest: kube-rs watches of the WDS and the ITS turned into the
+//! same [`WatchEvent`]s a watch log holds, so live runs and replays share one
+//! pipeline, and recording a live run is writing each event to a
+//! [`LogWriter`](crate::LogWriter).
+//!
+//! [`run`] (or [`LiveIngest::run`]) watches
+//! - ManagedClusters in the ITS (metadata only, space `its`),
+//! - BindingPolicies in the WDS (trimmed metadata and `spec`),
+//! - every workload resource of the WDS ([`discovery`], metadata only),
+//!
+//! and sends every event on one channel. Before any watcher starts it sends a
+//! synthetic `RESET` for every resource it is about to watch, so the pipeline counts
+//! them all as unsynced from the start. It follows the WDS's CRDs: on a change
+//! (debounced) it re-runs discovery and moves to the new set ([`plan()`]). Watch
+//! errors are logged and retried with backoff; an expired watch (`410 Gone`) relists,
+//! which arrives as `RESET` ... `SYNCED`.
+//!
+//! ```no_run
+//! use bindery_ingest::live::{CancellationToken, LiveConfig, run};
+//!
+//! # async fn example(wds: kube::Client, its: kube::Client) -> Result<(), Box<dyn std::error::Error>> {
+//! let (tx, mut rx) = tokio::sync::mpsc::channel(4096);
+//! let shutdown = CancellationToken::new();
+//! let live = tokio::spawn(run(LiveConfig::new(wds, its), tx, shutdown.clone()));
+//! while let Some(event) = rx.recv().await {
+//!     // pipeline.push(event)?; log_writer.write(&event)?; ...
+//! #   drop(event);
+//! }
+//! live.await??;
+//! # Ok(())
+//! # }
+//! ```
+
+use std::fmt;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+
+use crate::watchlog::{Space, WatchEvent};
+
+mod counters;
+pub mod discovery;
+pub mod event;
+pub mod plan;
+mod schedule;
+mod supervisor;
+pub mod target;
+mod watch;
+
+pub use counters::EventCounters;
+pub use discovery::{
+    DiscoveredResource, WorkloadDiscovery, carry_over, discover, discover_workload,
+    discover_workload_resources, group_allowed, select_workload,
+};
+pub use event::{
+    event_type, full_event, marker_event, metadata_event, now_ms, to_event, trimmed_metadata,
+    trimmed_object,
+};
+pub use plan::{Action, plan};
+pub use target::{INVENTORY_VERSION, ObjectShape, POLICY_VERSION, WatchTarget};
+/// The shutdown signal [`run`] takes (re-exported from `tokio-util`).
+pub use tokio_util::sync::CancellationToken;
+
+/// How long after the last CRD change discovery re-runs, by default.
+pub const DEFAULT_CRD_DEBOUNCE: Duration = Duration::from_millis(200);
+
+/// What a live ingest watches.
+#[derive(Clone)]
+pub struct LiveConfig {
+    /// Client of the WDS (BindingPolicies, workload, CRDs).
+    pub wds: kube::Client,
+    /// Client of the ITS (ManagedClusters).
+    pub its: kube::Client,
+    /// Restricts the workload to these API groups (the core group named `""` or
+    /// `"core"`); core `namespaces` are always watched. `None`: every group.
+    pub api_groups: Option<Vec<String>>,
+    /// How long discovery waits after the last of a burst of CRD changes.
+    pub crd_debounce: Duration,
+}
+
+impl LiveConfig {
+    /// Watches every workload group, with the default CRD debounce.
+    pub fn new(wds: kube::Client, its: kube::Client) -> LiveConfig {
+        LiveConfig {
+            wds,
+            its,
+            api_groups: None,
+            crd_debounce: DEFAULT_CRD_DEBOUNCE,
+        }
+    }
+}
+
+impl fmt::Debug for LiveConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LiveConfig")
+            .field("api_groups", &self.api_groups)
+            .field("crd_debounce", &self.crd_debounce)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why a live ingest could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum LiveError {
+    /// The initial API discovery failed (`/api`, `/apis` or the core group could not
+    /// be read). Later discoveries that fail are logged and retried instead.
+    #[error("API discovery in the {space} failed: {source}")]
+    Discovery {
+        /// The space whose discovery failed.
+        space: Space,
+        /// The client error.
+        #[source]
+        source: kube::Error,
+    },
+}
+
+/// A live ingest: [`LiveIngest::counters`] can be read while [`LiveIngest::run`] runs.
+#[derive(Debug)]
+pub struct LiveIngest {
+    config: LiveConfig,
+    counters: EventCounters,
+}
+
+impl LiveIngest {
+    /// A live ingest of `config`, not started.
+    pub fn new(config: LiveConfig) -> LiveIngest {
+        LiveIngest {
+            config,
+            counters: EventCounters::new(),
+        }
+    }
+
+    /// The events sent so far, per resource (shared: stays current while running).
+    pub fn counters(&self) -> EventCounters {
+        self.counters.clone()
+    }
+
+    /// Watches until `shutdown` is cancelled or `tx`'s receiver is dropped (both end
+    /// it with `Ok`), sending every event on `tx`; all watcher tasks are stopped
+    /// before it returns. Fails only if the initial discovery fails.
+    pub async fn run(
+        self,
+        tx: mpsc::Sender<WatchEvent>,
+        shutdown: CancellationToken,
+    ) -> Result<(), LiveError> {
+        supervisor::Supervisor::new(self.config, tx, shutdown, self.counters)
+            .run()
+            .await
+    }
+}
+
+/// Runs a live ingest of `config` ([`LiveIngest::run`]).
+pub async fn run(
+    config: LiveConfig,
+    tx: mpsc::Sender<WatchEvent>,
+    shutdown: CancellationToken,
+) -> Result<(), LiveError> {
+    LiveIngest::new(config).run(tx, shutdown).await
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,258 @@
+//! The live run: the initial watched set, the watcher tasks, and the CRD watch that
+//! re-runs discovery and applies the diff ([`plan()`]).
+
+use std::collections::HashMap;
+use std::pin::pin;
+
+use futures::StreamExt;
+use kube::core::{DynamicObject, PartialObjectMeta};
+use kube::runtime::WatchStreamExt;
+use kube::runtime::watcher::{self, Event};
+use kube::{Api, Client};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use super::discovery::{WorkloadDiscovery, carry_over, discover_workload};
+use super::event::{marker_event, now_ms};
+use super::plan::{Action, plan};
+use super::schedule::Schedule;
+use super::target::{WatchTarget, crd_api_resource};
+use super::{EventCounters, LiveConfig, LiveError, watch};
+use crate::watchlog::{EventType, ResourceRef, Space, WatchEvent};
+
+/// Whether to go on after a step.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Flow {
+    Continue,
+    /// Shutdown was signalled or the receiver is gone.
+    Stop,
+}
+
+pub(crate) struct Supervisor {
+    config: LiveConfig,
+    tx: mpsc::Sender<WatchEvent>,
+    shutdown: CancellationToken,
+    counters: EventCounters,
+    /// The watched workload resources (the fixed targets are not in it).
+    workload: Vec<WatchTarget>,
+    tasks: HashMap<ResourceRef, JoinHandle<()>>,
+}
+
+impl Supervisor {
+    pub(crate) fn new(
+        config: LiveConfig,
+        tx: mpsc::Sender<WatchEvent>,
+        shutdown: CancellationToken,
+        counters: EventCounters,
+    ) -> Supervisor {
+        Supervisor {
+            config,
+            tx,
+            shutdown,
+            counters,
+            workload: Vec::new(),
+            tasks: HashMap::new(),
+        }
+    }
+
+    pub(crate) async fn run(mut self) -> Result<(), LiveError> {
+        let result = self.run_inner().await;
+        self.stop_all().await;
+        result
+    }
+
+    async fn run_inner(&mut self) -> Result<(), LiveError> {
+        let mut schedule = Schedule::new(self.config.crd_debounce);
+
+        // The initial set: RESET everything, then start every watcher.
+        let first = tokio::select! {
+            r = discover_workload(&self.config.wds, self.config.api_groups.as_deref()) => r,
+            () = self.shutdown.cancelled() => return Ok(()),
+        };
+        let discovery = first.map_err(|source| LiveError::Discovery {
+            space: Space::Wds,
+            source,
+        })?;
+        let complete = log_failed_groups(&discovery);
+        let run = schedule.start();
+        schedule.finished(run, Instant::now(), complete);
+        self.workload = discovery.targets;
+        let mut initial = vec![
+            WatchTarget::managed_clusters(),
+            WatchTarget::binding_policies(),
+        ];
+        initial.extend(self.workload.iter().cloned());
+        tracing::info!(
+            resources = initial.len(),
+            workload = self.workload.len(),
+            "live ingest starts watching"
+        );
+        if self.apply(plan(&[], &initial)).await == Flow::Stop {
+            return Ok(());
+        }
+
+        // CRD changes in the WDS re-run discovery. The watch's first InitDone also
+        // does, which covers CRDs created while the initial set was being set up.
+        let crds: Api<PartialObjectMeta<DynamicObject>> =
+            Api::all_with(self.config.wds.clone(), &crd_api_resource());
+        let mut crd_events =
+            pin!(watcher::watcher(crds, watcher::Config::default()).default_backoff());
+        let mut crd_watch_alive = true;
+
+        loop {
+            let due = schedule.due();
+            tokio::select! {
+                () = self.shutdown.cancelled() => return Ok(()),
+                () = self.tx.closed() => {
+                    tracing::debug!("event receiver closed; live ingest stops");
+                    return Ok(());
+                }
+                item = crd_events.next(), if crd_watch_alive => match item {
+                    Some(Ok(Event::Apply(_) | Event::Delete(_) | Event::InitDone)) => {
+                        schedule.changed(Instant::now());
+                    }
+                    Some(Ok(Event::Init | Event::InitApply(_))) => {}
+                    Some(Err(err)) => {
+                        tracing::warn!(error = %err, "CRD watch failed; retrying with backoff");
+                    }
+                    None => {
+                        tracing::warn!("CRD watch ended; resources will no longer follow CRDs");
+                        crd_watch_alive = false;
+                    }
+                },
+                () = tokio::time::sleep_until(due.unwrap_or_else(Instant::now)), if due.is_some() => {
+                    let run = schedule.start();
+                    let (complete, flow) = self.rediscover().await;
+                    if flow == Flow::Stop {
+                        return Ok(());
+                    }
+                    schedule.finished(run, Instant::now(), complete);
+                }
+            }
+        }
+    }
+
+    /// Re-runs discovery and applies the difference. Returns whether discovery was
+    /// complete (no failure), and whether to go on.
+    async fn rediscover(&mut self) -> (bool, Flow) {
+        let result = tokio::select! {
+            r = discover_workload(&self.config.wds, self.config.api_groups.as_deref()) => r,
+            () = self.shutdown.cancelled() => return (false, Flow::Stop),
+        };
+        let discovery = match result {
+            Ok(discovery) => discovery,
+            Err(err) => {
+                tracing::warn!(error = %err, "API discovery failed; keeping the watched resources");
+                return (false, Flow::Continue);
+            }
+        };
+        let complete = log_failed_groups(&discovery);
+        let next = carry_over(&self.workload, discovery);
+        let actions = plan(&self.workload, &next);
+        self.workload = next;
+        if actions.is_empty() {
+            tracing::debug!("API discovery: no change in the watched resources");
+            return (complete, Flow::Continue);
+        }
+        let count = |f: fn(&Action) -> bool| actions.iter().filter(|a| f(a)).count();
+        tracing::info!(
+            started = count(|a| matches!(a, Action::Start(_))),
+            stopped = count(|a| matches!(a, Action::Stop(_))),
+            watched = self.workload.len(),
+            "API discovery changed the watched workload resources"
+        );
+        (complete, self.apply(actions).await)
+    }
+
+    /// Carries out `actions` in order.
+    async fn apply(&mut self, actions: Vec<Action>) -> Flow {
+        for action in actions {
+            match action {
+                Action::Reset(resource) => {
+                    if self.send_marker(&resource, EventType::Reset).await == Flow::Stop {
+                        return Flow::Stop;
+                    }
+                }
+                Action::Synced(resource) => {
+                    if self.send_marker(&resource, EventType::Synced).await == Flow::Stop {
+                        return Flow::Stop;
+                    }
+                }
+                Action::Stop(resource) => {
+                    tracing::info!(%resource, "no longer watched");
+                    if let Some(task) = self.tasks.remove(&resource) {
+                        task.abort();
+                        join(&resource, task).await;
+                    }
+                }
+                Action::Start(target) => {
+                    tracing::debug!(resource = %target.resource, "watch starts");
+                    let client = self.client(target.resource.space);
+                    let counter = self.counters.counter(&target.resource);
+                    let resource = target.resource.clone();
+                    let task = watch::spawn(target, client, self.tx.clone(), counter);
+                    if let Some(old) = self.tasks.insert(resource.clone(), task) {
+                        // The plan stops a watcher before restarting it; be safe anyway.
+                        old.abort();
+                        join(&resource, old).await;
+                    }
+                }
+            }
+        }
+        Flow::Continue
+    }
+
+    async fn send_marker(&self, resource: &ResourceRef, event_type: EventType) -> Flow {
+        let event = marker_event(resource, event_type, now_ms());
+        tokio::select! {
+            sent = self.tx.send(event) => match sent {
+                Ok(()) => {
+                    self.counters.bump(resource);
+                    Flow::Continue
+                }
+                Err(_) => Flow::Stop,
+            },
+            () = self.shutdown.cancelled() => Flow::Stop,
+        }
+    }
+
+    fn client(&self, space: Space) -> Client {
+        match space {
+            Space::Wds => self.config.wds.clone(),
+            Space::Its => self.config.its.clone(),
+        }
+    }
+
+    async fn stop_all(&mut self) {
+        let tasks: Vec<_> = self.tasks.drain().collect();
+        for (_, task) in &tasks {
+            task.abort();
+        }
+        for (resource, task) in tasks {
+            join(&resource, task).await;
+        }
+    }
+}
+
+/// Waits for an aborted watcher task; reports a panic.
+async fn join(resource: &ResourceRef, task: JoinHandle<()>) {
+    if let Err(err) = task.await
+        && err.is_panic()
+    {
+        tracing::error!(%resource, error = %err, "watcher task panicked");
+    }
+}
+
+/// Logs the groups a discovery could not read; true when there are none.
+fn log_failed_groups(discovery: &WorkloadDiscovery) -> bool {
+    for (group, error) in &discovery.failed_groups {
+        tracing::warn!(
+            group,
+            error,
+            "API discovery failed for a group; keeping what was watched of it, will retry"
+        );
+    }
+    discovery.failed_groups.is_empty()
+}

@@ -1,0 +1,80 @@
+//! One watcher task per [`WatchTarget`]: kube-runtime's watcher with the default
+//! backoff, its events mapped to [`WatchEvent`]s and sent on the channel.
+
+use std::fmt::Debug;
+use std::pin::pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use futures::{Stream, StreamExt};
+use kube::core::{DynamicObject, PartialObjectMeta};
+use kube::runtime::WatchStreamExt;
+use kube::runtime::watcher::{self, Event};
+use kube::{Api, Client};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use super::event::{full_event, metadata_event, now_ms};
+use super::target::{ObjectShape, WatchTarget};
+use crate::watchlog::WatchEvent;
+
+/// Maps one watcher event of a target at a receive time.
+type MapFn<K> = fn(&WatchTarget, Event<K>, i64) -> WatchEvent;
+
+/// Spawns the watcher task of `target` on `client`. It runs until aborted or until
+/// `tx` is closed; watch errors are logged and retried with backoff (a `410 Gone`
+/// makes the watcher relist, which arrives as `RESET` ... `SYNCED`).
+pub(crate) fn spawn(
+    target: WatchTarget,
+    client: Client,
+    tx: mpsc::Sender<WatchEvent>,
+    counter: Arc<AtomicU64>,
+) -> JoinHandle<()> {
+    let config = watcher::Config::default();
+    match target.shape {
+        ObjectShape::Metadata => {
+            // `PartialObjectMeta` makes the watcher send metadata-only requests.
+            let api: Api<PartialObjectMeta<DynamicObject>> =
+                Api::all_with(client, &target.api_resource);
+            let stream = watcher::watcher(api, config).default_backoff();
+            tokio::spawn(pump(stream, target, tx, counter, metadata_event))
+        }
+        ObjectShape::MetadataAndSpec => {
+            let api: Api<DynamicObject> = Api::all_with(client, &target.api_resource);
+            let stream = watcher::watcher(api, config).default_backoff();
+            tokio::spawn(pump(stream, target, tx, counter, full_event))
+        }
+    }
+}
+
+async fn pump<K: Debug>(
+    stream: impl Stream<Item = Result<Event<K>, watcher::Error>>,
+    target: WatchTarget,
+    tx: mpsc::Sender<WatchEvent>,
+    counter: Arc<AtomicU64>,
+    map: MapFn<K>,
+) {
+    let resource = &target.resource;
+    tracing::debug!(%resource, "watch starts");
+    let mut stream = pin!(stream);
+    while let Some(item) = stream.next().await {
+        match item {
+            Ok(event) => {
+                let event = map(&target, event, now_ms());
+                if tx.send(event).await.is_err() {
+                    tracing::debug!(%resource, "event receiver closed; watch stops");
+                    return;
+                }
+                counter.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(watcher::Error::WatchError(status)) if status.code == 410 => {
+                tracing::info!(%resource, "watch expired (410 Gone); relisting");
+            }
+            Err(err) => {
+                tracing::warn!(%resource, error = %err, "watch failed; retrying with backoff");
+            }
+        }
+    }
+    // The backoff never gives up, so a watcher stream does not end.
+    tracing::warn!(%resource, "watch stream ended");
+}

@@ -1,0 +1,73 @@
+//! [`SinkConfig`]: field manager, concurrency, rate limit and retry policy.
+
+use std::time::Duration;
+
+use crate::apiserver::SinkError;
+
+/// How the API-server sink writes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SinkConfig {
+    /// Server-side apply field manager (`fieldManager`).
+    pub field_manager: String,
+    /// At most this many writes in flight at once (at least 1).
+    pub concurrency: usize,
+    /// Client-side rate limit over all requests, per second (0: unlimited).
+    pub qps: u32,
+    /// Requests that may go at once above the steady `qps` rate (at least 1 is used).
+    pub burst: u32,
+    /// Attempts per request, the first included (at least 1).
+    pub max_attempts: u32,
+    /// Backoff before the first retry; it doubles per retry (with jitter).
+    pub initial_backoff: Duration,
+    /// Upper bound of one backoff (a server's `retryAfterSeconds` is honoured up to it).
+    pub max_backoff: Duration,
+}
+
+impl Default for SinkConfig {
+    fn default() -> Self {
+        SinkConfig {
+            field_manager: "bindery".into(),
+            concurrency: 8,
+            qps: 50,
+            burst: 100,
+            max_attempts: 8,
+            initial_backoff: Duration::from_millis(200),
+            max_backoff: Duration::from_secs(30),
+        }
+    }
+}
+
+impl SinkConfig {
+    /// Checks the values that have no sensible meaning.
+    pub fn validate(&self) -> Result<(), SinkError> {
+        let bad = |what: &str| Err(SinkError::Config(what.to_string()));
+        if self.field_manager.is_empty() {
+            return bad("field_manager must not be empty");
+        }
+        if self.concurrency == 0 {
+            return bad("concurrency must be at least 1");
+        }
+        if self.max_attempts == 0 {
+            return bad("max_attempts must be at least 1");
+        }
+        if self.initial_backoff > self.max_backoff {
+            return bad("initial_backoff must not exceed max_backoff");
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid_and_zero_concurrency_is_not() {
+        assert!(SinkConfig::default().validate().is_ok());
+        let c = SinkConfig {
+            concurrency: 0,
+            ..SinkConfig::default()
+        };
+        assert!(matches!(c.validate(), Err(SinkError::Config(_))));
+    }
+}

@@ -1,0 +1,55 @@
+//! What the caller asks the sink to write: [`DesiredBinding`] and [`DesiredStatus`].
+
+use bindery_engine::{Binding, PolicyStatus};
+use serde_json::Value;
+
+/// The desired state of one Binding.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DesiredBinding {
+    /// The Binding's name (that of its BindingPolicy).
+    pub name: String,
+    /// The whole Binding object as the engine renders it ([`Binding::to_json`]:
+    /// `apiVersion`, `kind`, `metadata.name`, `metadata.ownerReferences`, `spec`), or `None`
+    /// when the Binding must not exist (its policy is gone): it is deleted.
+    pub binding: Option<Value>,
+}
+
+impl DesiredBinding {
+    /// The Binding must be as `binding` renders it.
+    pub fn present(binding: &Binding) -> Self {
+        DesiredBinding {
+            name: binding.name.clone(),
+            binding: Some(binding.to_json()),
+        }
+    }
+
+    /// The Binding `name` must not exist.
+    pub fn absent(name: impl Into<String>) -> Self {
+        DesiredBinding {
+            name: name.into(),
+            binding: None,
+        }
+    }
+}
+
+/// The desired status of one BindingPolicy.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DesiredStatus {
+    /// The BindingPolicy's name.
+    pub policy: String,
+    /// `status.observedGeneration`: the policy generation its Binding reflects.
+    pub observed_generation: i64,
+    /// `status.errors`: the policy's problems (empty when it has none).
+    pub errors: Vec<String>,
+}
+
+impl DesiredStatus {
+    /// The status of `policy` as the engine sees it.
+    pub fn from_engine(policy: impl Into<String>, status: &PolicyStatus) -> Self {
+        DesiredStatus {
+            policy: policy.into(),
+            observed_generation: status.observed_generation,
+            errors: status.problems.clone(),
+        }
+    }
+}

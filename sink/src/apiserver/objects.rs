@@ -1,0 +1,242 @@
+//! The Binding side of the API: resource descriptions, the server-side apply body, and the
+//! normalized "what is stored" a desired Binding is compared with.
+
+use std::hash::{DefaultHasher, Hasher};
+use std::io;
+
+use bindery_engine::binding::API_VERSION;
+use kube::api::{ApiResource, DynamicObject, GroupVersionKind};
+use serde_json::{Map, Value, json};
+
+/// `control.kubestellar.io/v1alpha1` `bindings` (cluster-scoped).
+pub(crate) fn binding_resource() -> ApiResource {
+    control_resource("Binding", "bindings")
+}
+
+/// `control.kubestellar.io/v1alpha1` `bindingpolicies` (cluster-scoped).
+pub(crate) fn policy_resource() -> ApiResource {
+    control_resource("BindingPolicy", "bindingpolicies")
+}
+
+fn control_resource(kind: &str, plural: &str) -> ApiResource {
+    let (group, version) = API_VERSION.split_once('/').expect("group/version");
+    ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(group, version, kind), plural)
+}
+
+/// The part of a Binding the sink writes (`spec` and `metadata.ownerReferences`),
+/// normalized with [`normalize`] (so that equal content compares equal whoever wrote it and
+/// in whatever key order), kept as a 128-bit digest of its canonical JSON: the sink
+/// remembers every stored Binding, and Bindings can be large.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct StoredBinding {
+    digest: u128,
+}
+
+impl StoredBinding {
+    /// What the server holds, from a Binding it returned.
+    pub(crate) fn from_object(obj: &DynamicObject) -> Self {
+        let owner_references =
+            serde_json::to_value(obj.metadata.owner_references.as_deref().unwrap_or_default())
+                .unwrap_or(Value::Null);
+        StoredBinding::new(obj.data.get("spec"), Some(&owner_references))
+    }
+
+    /// What an apply of `body` (from [`apply_body`]) stores.
+    pub(crate) fn from_apply_body(body: &Value) -> Self {
+        StoredBinding::new(body.get("spec"), body.pointer("/metadata/ownerReferences"))
+    }
+
+    fn new(spec: Option<&Value>, owner_references: Option<&Value>) -> Self {
+        let canonical = json!([
+            normalize(spec.unwrap_or(&Value::Null)),
+            normalize(owner_references.unwrap_or(&Value::Null)),
+        ]);
+        StoredBinding {
+            digest: digest(&canonical),
+        }
+    }
+}
+
+/// A 128-bit digest of `value`'s JSON: two SipHash-1-3 hashes with distinct prefixes.
+fn digest(value: &Value) -> u128 {
+    struct HashWriter<'a>(&'a mut [DefaultHasher; 2]);
+    impl io::Write for HashWriter<'_> {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            self.0[0].write(buf);
+            self.0[1].write(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut hashers = [DefaultHasher::new(), DefaultHasher::new()];
+    hashers[0].write_u8(0);
+    hashers[1].write_u8(1);
+    serde_json::to_writer(HashWriter(&mut hashers), value).expect("JSON values serialize");
+    (u128::from(hashers[0].finish()) << 64) | u128::from(hashers[1].finish())
+}
+
+/// Drops what carries no information for KubeStellar's (Go, `omitempty`) consumers:
+/// object entries that are `null`, `false`, `[]` or `{}` (after normalizing them), at every
+/// depth, and sorts object keys. A top-level `null`, `[]` or `{}` becomes `null`.
+pub(crate) fn normalize(value: &Value) -> Value {
+    let v = normalize_inner(value);
+    if is_empty(&v) { Value::Null } else { v }
+}
+
+fn normalize_inner(value: &Value) -> Value {
+    match value {
+        Value::Object(m) => {
+            let mut entries: Vec<(&String, Value)> = m
+                .iter()
+                .map(|(k, v)| (k, normalize_inner(v)))
+                .filter(|(_, v)| !is_empty(v))
+                .collect();
+            entries.sort_by(|a, b| a.0.cmp(b.0));
+            Value::Object(entries.into_iter().map(|(k, v)| (k.clone(), v)).collect())
+        }
+        Value::Array(a) => Value::Array(a.iter().map(normalize_inner).collect()),
+        other => other.clone(),
+    }
+}
+
+fn is_empty(v: &Value) -> bool {
+    match v {
+        Value::Null | Value::Bool(false) => true,
+        Value::Array(a) => a.is_empty(),
+        Value::Object(m) => m.is_empty(),
+        _ => false,
+    }
+}
+
+/// The server-side apply body for the desired Binding `desired` named `name`:
+/// `{apiVersion, kind, metadata: {name, ownerReferences}, spec}`, nothing else, so that
+/// labels, annotations and finalizers others put on the Binding are kept. Errors name what
+/// is wrong with `desired`.
+pub(crate) fn apply_body(name: &str, desired: &Value) -> Result<Value, String> {
+    let obj = desired
+        .as_object()
+        .ok_or("the desired Binding is not a JSON object")?;
+    let text = |key: &str, default: &str| -> Result<String, String> {
+        match obj.get(key) {
+            None => Ok(default.to_string()),
+            Some(Value::String(s)) => Ok(s.clone()),
+            Some(_) => Err(format!("`{key}` of the desired Binding is not a string")),
+        }
+    };
+    let api_version = text("apiVersion", API_VERSION)?;
+    let kind = text("kind", "Binding")?;
+    if kind != "Binding" {
+        return Err(format!("the desired object is a {kind}, not a Binding"));
+    }
+    if let Some(n) = desired.pointer("/metadata/name")
+        && n.as_str() != Some(name)
+    {
+        return Err(format!(
+            "the desired Binding's metadata.name {n} differs from its name {name:?}"
+        ));
+    }
+    let spec = match obj.get("spec") {
+        Some(spec @ Value::Object(_)) => spec.clone(),
+        Some(_) => return Err("`spec` of the desired Binding is not an object".into()),
+        None => return Err("the desired Binding has no `spec`".into()),
+    };
+    let mut metadata = Map::new();
+    metadata.insert("name".into(), json!(name));
+    match desired.pointer("/metadata/ownerReferences") {
+        None | Some(Value::Null) => {}
+        Some(refs @ Value::Array(_)) => {
+            metadata.insert("ownerReferences".into(), refs.clone());
+        }
+        Some(_) => {
+            return Err("metadata.ownerReferences of the desired Binding is not a list".into());
+        }
+    }
+    Ok(json!({
+        "apiVersion": api_version,
+        "kind": kind,
+        "metadata": metadata,
+        "spec": spec,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn desired() -> Value {
+        json!({
+            "apiVersion": API_VERSION,
+            "kind": "Binding",
+            "metadata": {"name": "p", "ownerReferences": [{
+                "apiVersion": API_VERSION, "kind": "BindingPolicy", "name": "p", "uid": "u",
+                "controller": true, "blockOwnerDeletion": false,
+            }]},
+            "spec": {"workload": {}, "destinations": [{"clusterId": "c1"}]},
+        })
+    }
+
+    #[test]
+    fn body_holds_exactly_what_the_sink_owns() {
+        let mut d = desired();
+        d["status"] = json!({"x": 1});
+        d["metadata"]["labels"] = json!({"a": "b"});
+        let body = apply_body("p", &d).unwrap();
+        let mut expected = desired();
+        expected["metadata"] = json!({
+            "name": "p",
+            "ownerReferences": desired()["metadata"]["ownerReferences"].clone(),
+        });
+        assert_eq!(body, expected);
+    }
+
+    #[test]
+    fn bad_desired_bindings_are_refused() {
+        assert!(apply_body("q", &desired()).unwrap_err().contains("differs"));
+        let mut d = desired();
+        d.as_object_mut().unwrap().remove("spec");
+        assert!(apply_body("p", &d).unwrap_err().contains("no `spec`"));
+        assert!(apply_body("p", &json!([])).is_err());
+    }
+
+    #[test]
+    fn stored_state_ignores_omitempty_differences_and_key_order() {
+        let body = apply_body("p", &desired()).unwrap();
+        // As a Go client would have written it: no `blockOwnerDeletion: false`, explicit
+        // empty lists, other key order.
+        let server: DynamicObject = serde_json::from_value(json!({
+            "apiVersion": API_VERSION,
+            "kind": "Binding",
+            "metadata": {"name": "p", "resourceVersion": "7", "labels": {"x": "y"},
+                "ownerReferences": [{"uid": "u", "name": "p", "kind": "BindingPolicy",
+                    "apiVersion": API_VERSION, "controller": true}]},
+            "spec": {"destinations": [{"clusterId": "c1"}],
+                "workload": {"clusterScope": [], "namespaceScope": null}},
+        }))
+        .unwrap();
+        assert_eq!(
+            StoredBinding::from_object(&server),
+            StoredBinding::from_apply_body(&body)
+        );
+        let mut other = desired();
+        other["spec"]["destinations"][0]["clusterId"] = json!("c2");
+        let other = apply_body("p", &other).unwrap();
+        assert_ne!(
+            StoredBinding::from_object(&server),
+            StoredBinding::from_apply_body(&other)
+        );
+    }
+
+    #[test]
+    fn normalize_keeps_order_of_lists_and_empty_strings() {
+        let v = json!({"z": 1, "a": [{"group": "", "b": false}, {"group": "x"}], "c": {}});
+        let n = normalize(&v);
+        assert_eq!(n, json!({"a": [{"group": ""}, {"group": "x"}], "z": 1}));
+        assert_eq!(
+            n.as_object().unwrap().keys().collect::<Vec<_>>(),
+            ["a", "z"]
+        );
+        assert_eq!(normalize(&json!([])), Value::Null);
+    }
+}

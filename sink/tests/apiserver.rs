@@ -1,0 +1,641 @@
+//! The API-server sink against a scripted mock API server (`tower-test`): request shapes,
+//! skipping unchanged writes, retries, permanent failures, coalescing, statuses.
+
+use std::time::Duration;
+
+use bindery_engine::{Binding, WorkloadEntry};
+use bindery_sink::{BindingSink, DesiredBinding, DesiredStatus, SinkConfig, SinkHandle};
+use http::{Method, Request, Response};
+use kube::client::Body;
+use serde_json::{Value, json};
+use tokio::task::JoinHandle;
+use tower_test::mock::{self, SendResponse};
+
+type Handle = mock::Handle<Request<Body>, Response<Body>>;
+
+const BINDINGS: &str = "/apis/control.kubestellar.io/v1alpha1/bindings";
+const POLICIES: &str = "/apis/control.kubestellar.io/v1alpha1/bindingpolicies";
+
+fn config() -> SinkConfig {
+    SinkConfig {
+        max_attempts: 4,
+        initial_backoff: Duration::from_millis(100),
+        max_backoff: Duration::from_secs(10),
+        ..SinkConfig::default()
+    }
+}
+
+fn binding(name: &str, clusters: &[&str], rv: &str) -> Binding {
+    let entry = WorkloadEntry {
+        group: "apps".into(),
+        version: "v1".into(),
+        resource: "deployments".into(),
+        namespace: "ns".into(),
+        name: "d".into(),
+        resource_version: rv.into(),
+        create_only: false,
+        status_collectors: vec![],
+        want_singleton_reported_state: false,
+        want_multi_wec_reported_state: false,
+    };
+    Binding::new(
+        name.into(),
+        format!("uid-{name}"),
+        clusters.iter().map(|c| c.to_string()).collect(),
+        vec![entry],
+    )
+}
+
+/// `obj` as the server would return it: with server-set metadata (and someone's label).
+fn as_stored(mut obj: Value) -> Value {
+    let meta = obj["metadata"].as_object_mut().unwrap();
+    meta.insert("resourceVersion".into(), json!("100"));
+    meta.insert("uid".into(), json!("binding-uid"));
+    meta.insert("generation".into(), json!(1));
+    meta.insert("labels".into(), json!({"someone": "else"}));
+    obj
+}
+
+fn respond(send: SendResponse<Response<Body>>, code: u16, body: &Value) {
+    let response = Response::builder()
+        .status(code)
+        .header("content-type", "application/json")
+        .body(Body::from(serde_json::to_vec(body).unwrap()))
+        .unwrap();
+    send.send_response(response);
+}
+
+fn failure(code: u16, reason: &str, message: &str) -> Value {
+    json!({
+        "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+        "code": code, "reason": reason, "message": message,
+    })
+}
+
+fn list(kind: &str, items: Vec<Value>) -> Value {
+    json!({
+        "apiVersion": "control.kubestellar.io/v1alpha1",
+        "kind": kind,
+        "metadata": {"resourceVersion": "1"},
+        "items": items,
+    })
+}
+
+/// One request, with its body as JSON (`null` when empty).
+async fn next(handle: &mut Handle) -> (Request<Value>, SendResponse<Response<Body>>) {
+    let (req, send) = tokio::time::timeout(Duration::from_secs(600), handle.next_request())
+        .await
+        .expect("a request")
+        .expect("the client is alive");
+    let (parts, body) = req.into_parts();
+    let bytes = body.collect_bytes().await.unwrap();
+    let json = if bytes.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(&bytes).unwrap()
+    };
+    (Request::from_parts(parts, json), send)
+}
+
+/// True when no request arrives within a (paused-time) minute.
+async fn quiet(handle: &mut Handle) -> bool {
+    tokio::time::timeout(Duration::from_secs(60), handle.next_request())
+        .await
+        .is_err()
+}
+
+/// Starts a sink whose LISTs return `bindings` and `policies`.
+async fn start(
+    config: SinkConfig,
+    bindings: Vec<Value>,
+    policies: Vec<Value>,
+) -> (SinkHandle, JoinHandle<()>, Handle) {
+    let (service, mut handle) = mock::pair::<Request<Body>, Response<Body>>();
+    let client = kube::Client::new(service, "default");
+    let starting = tokio::spawn(BindingSink::start(client, config));
+    for (path, kind, items) in [
+        (BINDINGS, "BindingList", bindings),
+        (POLICIES, "BindingPolicyList", policies),
+    ] {
+        let (req, send) = next(&mut handle).await;
+        assert_eq!(req.method(), Method::GET);
+        assert_eq!(req.uri().path(), path);
+        assert!(req.uri().query().unwrap_or("").contains("limit=500"));
+        respond(send, 200, &list(kind, items));
+    }
+    let (sink, task) = starting.await.unwrap().unwrap();
+    (sink, task, handle)
+}
+
+/// Flushes while the test goes on answering requests.
+fn flush(sink: &SinkHandle) -> JoinHandle<()> {
+    let sink = sink.clone();
+    tokio::spawn(async move { sink.flush().await })
+}
+
+async fn flushed(sink: &SinkHandle) {
+    tokio::time::timeout(Duration::from_secs(600), sink.flush())
+        .await
+        .expect("flush finishes without any request answered");
+}
+
+#[tokio::test(start_paused = true)]
+async fn nothing_is_written_when_the_stored_binding_is_equal() {
+    let b = binding("p", &["c1", "c2"], "5");
+    let (sink, _task, mut handle) = start(config(), vec![as_stored(b.to_json())], vec![]).await;
+    assert_eq!(sink.stored_names(), vec!["p".to_string()]);
+
+    sink.submit(DesiredBinding::present(&b));
+    flushed(&sink).await;
+    assert!(quiet(&mut handle).await);
+    let stats = sink.stats();
+    assert_eq!((stats.bindings_unchanged, stats.bindings_applied), (1, 0));
+
+    // A change is written.
+    let changed = binding("p", &["c1"], "5");
+    sink.submit(DesiredBinding::present(&changed));
+    let (req, send) = next(&mut handle).await;
+    assert_eq!(req.method(), Method::PATCH);
+    respond(send, 200, &as_stored(changed.to_json()));
+    flushed(&sink).await;
+    assert_eq!(sink.stats().bindings_applied, 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn apply_is_a_server_side_apply_of_owner_references_and_spec() {
+    let (sink, _task, mut handle) = start(config(), vec![], vec![]).await;
+    assert!(sink.stored_names().is_empty());
+    let b = binding("p", &["c1"], "5");
+    let mut desired = DesiredBinding::present(&b);
+    // Whatever else the caller's JSON holds is not sent.
+    desired.binding.as_mut().unwrap()["status"] = json!({"x": 1});
+    sink.submit(desired);
+
+    let (req, send) = next(&mut handle).await;
+    assert_eq!(req.method(), Method::PATCH);
+    assert_eq!(req.uri().path(), format!("{BINDINGS}/p"));
+    let query = req.uri().query().unwrap();
+    assert!(query.contains("fieldManager=bindery"), "{query}");
+    assert!(query.contains("force=true"), "{query}");
+    assert_eq!(
+        req.headers()["content-type"],
+        "application/apply-patch+yaml"
+    );
+    let body = req.body();
+    assert_eq!(body, &b.to_json());
+    assert!(body.get("status").is_none());
+    assert_eq!(body["metadata"]["ownerReferences"][0]["uid"], "uid-p");
+    assert_eq!(body["spec"]["destinations"], json!([{"clusterId": "c1"}]));
+    respond(send, 200, &as_stored(b.to_json()));
+    flushed(&sink).await;
+
+    // What the server returned is now what is stored: the same again is not written.
+    sink.submit(DesiredBinding::present(&b));
+    flushed(&sink).await;
+    assert!(quiet(&mut handle).await);
+    let stats = sink.stats();
+    assert_eq!((stats.bindings_applied, stats.bindings_unchanged), (1, 1));
+    assert_eq!(stats.writes_timed, 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_conflict_is_retried() {
+    let (sink, _task, mut handle) = start(config(), vec![], vec![]).await;
+    let b = binding("p", &["c1"], "5");
+    sink.submit(DesiredBinding::present(&b));
+    let done = flush(&sink);
+
+    let (_, send) = next(&mut handle).await;
+    respond(
+        send,
+        409,
+        &failure(409, "Conflict", "the object has been modified"),
+    );
+    let (req, send) = next(&mut handle).await;
+    assert_eq!(req.method(), Method::PATCH);
+    respond(send, 200, &as_stored(b.to_json()));
+    done.await.unwrap();
+
+    let stats = sink.stats();
+    assert_eq!((stats.retries, stats.bindings_applied), (1, 1));
+    assert!(sink.write_errors().is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn transport_errors_and_429_are_retried_honouring_retry_after() {
+    let (sink, _task, mut handle) = start(config(), vec![], vec![]).await;
+    let b = binding("p", &["c1"], "5");
+    sink.submit(DesiredBinding::present(&b));
+    let done = flush(&sink);
+
+    let (_, send) = next(&mut handle).await;
+    send.send_error(std::io::Error::other("connection reset"));
+    let (_, send) = next(&mut handle).await;
+    let mut too_many = failure(429, "TooManyRequests", "slow down");
+    too_many["details"] = json!({"retryAfterSeconds": 3});
+    respond(send, 429, &too_many);
+    let asked = tokio::time::Instant::now();
+    let (_, send) = next(&mut handle).await;
+    assert!(
+        asked.elapsed() >= Duration::from_secs(3),
+        "{:?}",
+        asked.elapsed()
+    );
+    respond(send, 200, &as_stored(b.to_json()));
+    done.await.unwrap();
+    assert_eq!(sink.stats().retries, 2);
+    assert_eq!(sink.stats().bindings_applied, 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn server_errors_give_up_after_max_attempts_and_are_reported() {
+    let (sink, _task, mut handle) = start(config(), vec![], vec![]).await;
+    let b = binding("p", &["c1"], "5");
+    sink.submit(DesiredBinding::present(&b));
+    let done = flush(&sink);
+    for _ in 0..config().max_attempts {
+        let (_, send) = next(&mut handle).await;
+        respond(send, 500, &failure(500, "InternalError", "etcd is sad"));
+    }
+    done.await.unwrap();
+    assert!(quiet(&mut handle).await);
+    let stats = sink.stats();
+    assert_eq!((stats.bindings_failed, stats.retries), (1, 3));
+    let errors = sink.write_errors();
+    assert_eq!(errors["p"], "HTTP 500 InternalError: etcd is sad");
+
+    // The same desired state is tried again, and success clears the error.
+    sink.submit(DesiredBinding::present(&b));
+    let done = flush(&sink);
+    let (_, send) = next(&mut handle).await;
+    respond(send, 200, &as_stored(b.to_json()));
+    done.await.unwrap();
+    assert!(sink.write_errors().is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn too_large_and_invalid_bindings_fail_at_once() {
+    let (sink, _task, mut handle) = start(config(), vec![], vec![]).await;
+    sink.submit(DesiredBinding::present(&binding("big", &["c1"], "5")));
+    sink.submit(DesiredBinding::present(&binding("bad", &["c1"], "5")));
+    let done = flush(&sink);
+    for _ in 0..2 {
+        let (req, send) = next(&mut handle).await;
+        if req.uri().path().ends_with("/big") {
+            let msg = "etcdserver: request is too large";
+            respond(send, 500, &failure(500, "InternalError", msg));
+        } else {
+            let msg = "Binding.control.kubestellar.io \"bad\" is invalid";
+            respond(send, 422, &failure(422, "Invalid", msg));
+        }
+    }
+    done.await.unwrap();
+    assert!(quiet(&mut handle).await);
+    let errors = sink.write_errors();
+    assert!(errors["big"].contains("too large"), "{errors:?}");
+    assert!(errors["bad"].starts_with("HTTP 422 Invalid"), "{errors:?}");
+    assert_eq!(sink.stats().retries, 0);
+    assert_eq!(sink.stats().bindings_failed, 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn deleting_a_binding_that_is_gone_is_a_success() {
+    let stored = vec![
+        as_stored(binding("p", &["c1"], "5").to_json()),
+        as_stored(binding("q", &["c1"], "5").to_json()),
+    ];
+    let (sink, _task, mut handle) = start(config(), stored, vec![]).await;
+    assert_eq!(sink.stored_names(), vec!["p", "q"]);
+    sink.submit(DesiredBinding::absent("p"));
+    sink.submit(DesiredBinding::absent("q"));
+    let done = flush(&sink);
+    for _ in 0..2 {
+        let (req, send) = next(&mut handle).await;
+        assert_eq!(req.method(), Method::DELETE);
+        if req.uri().path() == format!("{BINDINGS}/p") {
+            respond(
+                send,
+                404,
+                &failure(404, "NotFound", "bindings \"p\" not found"),
+            );
+        } else {
+            assert_eq!(req.uri().path(), format!("{BINDINGS}/q"));
+            let status = json!({"kind": "Status", "apiVersion": "v1", "status": "Success"});
+            respond(send, 200, &status);
+        }
+    }
+    done.await.unwrap();
+    assert_eq!(sink.stats().bindings_deleted, 2);
+    assert!(sink.write_errors().is_empty());
+
+    // Known to be gone now: deleting again sends nothing.
+    sink.submit(DesiredBinding::absent("p"));
+    flushed(&sink).await;
+    assert!(quiet(&mut handle).await);
+    assert_eq!(sink.stats().bindings_unchanged, 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_latest_desired_state_wins() {
+    let (sink, _task, mut handle) = start(config(), vec![], vec![]).await;
+    let a1 = binding("a", &["c1"], "1");
+    let a2 = binding("a", &["c1"], "2");
+    let a3 = binding("a", &["c1"], "3");
+    sink.submit(DesiredBinding::present(&a1));
+    let (first, send_first) = next(&mut handle).await;
+    assert_eq!(first.body(), &a1.to_json());
+    // The first write is in flight (blocked): these coalesce.
+    sink.submit(DesiredBinding::present(&a2));
+    sink.submit(DesiredBinding::present(&a3));
+    assert_eq!((sink.stats().in_flight, sink.stats().pending), (1, 1));
+    let done = flush(&sink);
+    respond(send_first, 200, &as_stored(a1.to_json()));
+    let (second, send) = next(&mut handle).await;
+    assert_eq!(second.body(), &a3.to_json());
+    respond(send, 200, &as_stored(a3.to_json()));
+    done.await.unwrap();
+    assert!(quiet(&mut handle).await);
+    assert_eq!(sink.stats().bindings_applied, 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn at_most_concurrency_writes_are_in_flight() {
+    let config = SinkConfig {
+        concurrency: 2,
+        ..config()
+    };
+    let (sink, _task, mut handle) = start(config, vec![], vec![]).await;
+    for name in ["a", "b", "c"] {
+        sink.submit(DesiredBinding::present(&binding(name, &["c1"], "1")));
+    }
+    let (_, send_a) = next(&mut handle).await;
+    let (_, send_b) = next(&mut handle).await;
+    assert!(quiet(&mut handle).await);
+    assert_eq!((sink.stats().in_flight, sink.stats().pending), (2, 1));
+    respond(
+        send_a,
+        200,
+        &as_stored(binding("a", &["c1"], "1").to_json()),
+    );
+    let (req, send_c) = next(&mut handle).await;
+    assert_eq!(req.uri().path(), format!("{BINDINGS}/c"));
+    respond(
+        send_b,
+        200,
+        &as_stored(binding("b", &["c1"], "1").to_json()),
+    );
+    respond(
+        send_c,
+        200,
+        &as_stored(binding("c", &["c1"], "1").to_json()),
+    );
+    flushed(&sink).await;
+    assert_eq!(sink.stats().bindings_applied, 3);
+}
+
+fn policy(name: &str, status: Option<Value>) -> Value {
+    let mut p = json!({
+        "apiVersion": "control.kubestellar.io/v1alpha1",
+        "kind": "BindingPolicy",
+        "metadata": {"name": name, "uid": format!("uid-{name}"), "generation": 2},
+        "spec": {},
+    });
+    if let Some(status) = status {
+        p["status"] = status;
+    }
+    p
+}
+
+#[tokio::test(start_paused = true)]
+async fn statuses_are_applied_to_the_status_subresource_once() {
+    let (sink, _task, mut handle) = start(config(), vec![], vec![policy("p", None)]).await;
+    let desired = DesiredStatus {
+        policy: "p".into(),
+        observed_generation: 2,
+        errors: vec!["bad selector".into(), "too many WECs".into()],
+    };
+    sink.submit_status(desired.clone());
+    let (req, send) = next(&mut handle).await;
+    assert_eq!(req.method(), Method::PATCH);
+    assert_eq!(req.uri().path(), format!("{POLICIES}/p/status"));
+    assert!(req.uri().query().unwrap().contains("fieldManager=bindery"));
+    assert_eq!(
+        req.headers()["content-type"],
+        "application/apply-patch+yaml"
+    );
+    let body = req.body().clone();
+    assert_eq!(body["kind"], "BindingPolicy");
+    assert_eq!(body["metadata"], json!({"name": "p"}));
+    assert!(body.get("spec").is_none());
+    let status = &body["status"];
+    assert_eq!(status["observedGeneration"], 2);
+    assert_eq!(status["errors"], json!(["bad selector", "too many WECs"]));
+    let ready = &status["conditions"][0];
+    assert_eq!(ready["type"], "Ready");
+    assert_eq!(ready["status"], "False");
+    assert_eq!(ready["reason"], "Problems");
+    assert_eq!(ready["message"], "bad selector; too many WECs");
+    assert!(ready["lastTransitionTime"].as_str().unwrap().ends_with('Z'));
+    let mut returned = policy("p", None);
+    returned["status"] = status.clone();
+    respond(send, 200, &returned);
+    flushed(&sink).await;
+
+    // The same status again: not written.
+    sink.submit_status(desired);
+    flushed(&sink).await;
+    assert!(quiet(&mut handle).await);
+    let stats = sink.stats();
+    assert_eq!((stats.statuses_applied, stats.statuses_unchanged), (1, 1));
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_transition_time_is_kept_while_the_ready_status_stays() {
+    let at = "2020-01-01T00:00:00Z";
+    let stored = json!({
+        "observedGeneration": 1,
+        "conditions": [{"type": "Ready", "status": "True", "reason": "Applied",
+            "message": "The Binding reflects the policy", "lastTransitionTime": at}],
+    });
+    let (sink, _task, mut handle) = start(config(), vec![], vec![policy("p", Some(stored))]).await;
+
+    // Already stored: nothing to write.
+    sink.submit_status(DesiredStatus {
+        policy: "p".into(),
+        observed_generation: 1,
+        errors: vec![],
+    });
+    flushed(&sink).await;
+    assert!(quiet(&mut handle).await);
+
+    sink.submit_status(DesiredStatus {
+        policy: "p".into(),
+        observed_generation: 2,
+        errors: vec![],
+    });
+    let (req, send) = next(&mut handle).await;
+    let status = &req.body()["status"];
+    assert_eq!(status["observedGeneration"], 2);
+    assert!(status.get("errors").is_none());
+    assert_eq!(status["conditions"][0]["status"], "True");
+    assert_eq!(status["conditions"][0]["reason"], "Applied");
+    assert_eq!(status["conditions"][0]["lastTransitionTime"], at);
+    respond(send, 200, &policy("p", Some(status.clone())));
+    flushed(&sink).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_status_of_a_policy_that_is_gone_is_dropped() {
+    let (sink, _task, mut handle) = start(config(), vec![], vec![]).await;
+    // Not listed at start: its status is read first.
+    sink.submit_status(DesiredStatus {
+        policy: "new".into(),
+        observed_generation: 1,
+        errors: vec![],
+    });
+    let done = flush(&sink);
+    let (req, send) = next(&mut handle).await;
+    assert_eq!(req.method(), Method::GET);
+    assert_eq!(req.uri().path(), format!("{POLICIES}/new/status"));
+    respond(send, 404, &failure(404, "NotFound", "not found"));
+    done.await.unwrap();
+    assert!(quiet(&mut handle).await);
+    let stats = sink.stats();
+    assert_eq!((stats.statuses_dropped, stats.statuses_failed), (1, 0));
+}
+
+#[tokio::test(start_paused = true)]
+async fn shutdown_drains_and_stops_the_task() {
+    let (sink, task, mut handle) = start(config(), vec![], vec![]).await;
+    let b = binding("p", &["c1"], "5");
+    sink.submit(DesiredBinding::present(&b));
+    let stopping = {
+        let sink = sink.clone();
+        tokio::spawn(async move { sink.shutdown().await })
+    };
+    let (_, send) = next(&mut handle).await;
+    respond(send, 200, &as_stored(b.to_json()));
+    stopping.await.unwrap();
+    tokio::time::timeout(Duration::from_secs(60), task)
+        .await
+        .expect("the task ends")
+        .unwrap();
+    // Submissions after shutdown are dropped.
+    sink.submit(DesiredBinding::present(&binding("q", &["c1"], "5")));
+    assert_eq!(sink.stats().pending, 0);
+    assert_eq!(sink.stats().bindings_applied, 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn dropping_every_handle_stops_the_task() {
+    let (sink, task, _handle) = start(config(), vec![], vec![]).await;
+    drop(sink);
+    tokio::time::timeout(Duration::from_secs(60), task)
+        .await
+        .expect("the task ends")
+        .unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn start_fails_when_bindings_cannot_be_listed() {
+    let (service, mut handle) = mock::pair::<Request<Body>, Response<Body>>();
+    let client = kube::Client::new(service, "default");
+    let starting = tokio::spawn(BindingSink::start(client, config()));
+    let (_, send) = next(&mut handle).await;
+    respond(send, 403, &failure(403, "Forbidden", "no"));
+    let err = starting.await.unwrap().unwrap_err();
+    assert!(err.to_string().contains("bindings"), "{err}");
+}
+
+#[tokio::test]
+async fn requests_are_rate_limited() {
+    // Burst 1 at 20/s: the two LISTs and two writes take at least ~100 ms (real time:
+    // governor keeps its own clock).
+    let config = SinkConfig {
+        qps: 20,
+        burst: 1,
+        ..config()
+    };
+    let began = std::time::Instant::now();
+    let (sink, _task, mut handle) = start(config, vec![], vec![]).await;
+    for name in ["a", "b"] {
+        sink.submit(DesiredBinding::present(&binding(name, &["c1"], "1")));
+    }
+    for _ in 0..2 {
+        let (req, send) = next(&mut handle).await;
+        let name = req.uri().path().rsplit('/').next().unwrap().to_string();
+        respond(
+            send,
+            200,
+            &as_stored(binding(&name, &["c1"], "1").to_json()),
+        );
+    }
+    sink.flush().await;
+    assert!(
+        began.elapsed() >= Duration::from_millis(140),
+        "{:?}",
+        began.elapsed()
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_status_waits_for_the_binding_write_submitted_before_it() {
+    let (sink, _task, mut handle) = start(config(), vec![], vec![policy("p", None)]).await;
+    let b1 = binding("p", &["c1"], "1");
+    let b2 = binding("p", &["c1"], "2");
+    let status = DesiredStatus {
+        policy: "p".into(),
+        observed_generation: 2,
+        errors: vec![],
+    };
+    sink.submit(DesiredBinding::present(&b1));
+    let (req, send_b1) = next(&mut handle).await;
+    assert_eq!(req.body(), &b1.to_json());
+    sink.submit_status(status.clone());
+    // Free slots, but the Binding write it follows is in flight.
+    assert!(quiet(&mut handle).await);
+    // A later Binding change does not hold the status back beyond the write it follows.
+    sink.submit(DesiredBinding::present(&b2));
+    let done = flush(&sink);
+    respond(send_b1, 200, &as_stored(b1.to_json()));
+    let mut paths = Vec::new();
+    for _ in 0..2 {
+        let (req, send) = next(&mut handle).await;
+        paths.push(req.uri().path().to_string());
+        if req.uri().path().ends_with("/status") {
+            respond(send, 200, &policy("p", Some(req.body()["status"].clone())));
+        } else {
+            respond(send, 200, &as_stored(b2.to_json()));
+        }
+    }
+    done.await.unwrap();
+    paths.sort();
+    assert_eq!(
+        paths,
+        [format!("{POLICIES}/p/status"), format!("{BINDINGS}/p")]
+    );
+
+    // Pending (not yet started) when the status comes: the status goes after it.
+    let b3 = binding("p", &["c2"], "3");
+    let config = SinkConfig {
+        concurrency: 1,
+        ..config()
+    };
+    let (sink, _task, mut handle) = start(config, vec![], vec![policy("p", None)]).await;
+    sink.submit(DesiredBinding::present(&binding("other", &["c1"], "1")));
+    let (_, send_other) = next(&mut handle).await;
+    sink.submit(DesiredBinding::present(&b3));
+    sink.submit_status(status);
+    respond(
+        send_other,
+        200,
+        &as_stored(binding("other", &["c1"], "1").to_json()),
+    );
+    let (req, send) = next(&mut handle).await;
+    assert_eq!(req.uri().path(), format!("{BINDINGS}/p"));
+    respond(send, 200, &as_stored(b3.to_json()));
+    let (req, send) = next(&mut handle).await;
+    assert_eq!(req.uri().path(), format!("{POLICIES}/p/status"));
+    respond(send, 200, &policy("p", Some(req.body()["status"].clone())));
+    flushed(&sink).await;
+}
