@@ -3,10 +3,14 @@
 //!
 //! - [`pipeline`]: watch events → relist tracking → engine, epochs closed only when synced.
 //! - [`replay`]: `bindery replay`.
+//! - [`live`]: `bindery run`, the live engine.
+//! - [`crds`]: the CRDs Bindery needs, from its Rust types (`bindery crds`).
 //! - [`progress`]: progress bars and periodic progress lines.
 
 #![warn(missing_docs)]
 
+pub mod crds;
+pub mod live;
 pub mod pipeline;
 pub mod progress;
 pub mod replay;

@@ -3,7 +3,11 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use bindery::replay;
+use std::time::Duration;
+
+use bindery::{live, replay};
+use bindery_ingest::live::CancellationToken;
+use bindery_sink::SinkConfig;
 use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
@@ -17,6 +21,35 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// Print the CRDs Bindery needs (BindingPolicy, Binding; OCM ManagedCluster for tests) as YAML.
+    Crds,
+    /// Watch a WDS and an ITS and keep their Bindings up to date (until SIGTERM/SIGINT).
+    Run {
+        /// Kubeconfig of the WDS (workload description space).
+        #[arg(long, value_name = "FILE")]
+        wds_kubeconfig: PathBuf,
+        /// Kubeconfig of the ITS (inventory and transport space).
+        #[arg(long, value_name = "FILE")]
+        its_kubeconfig: PathBuf,
+        /// Only these API groups are workload (comma-separated; `core` for the core group).
+        #[arg(long, value_name = "G,...", value_delimiter = ',')]
+        api_groups: Option<Vec<String>>,
+        /// Record every watch event to this watch log (`.jsonl`, or `.jsonl.zst`).
+        #[arg(long, value_name = "LOG")]
+        record: Option<PathBuf>,
+        /// Changes to one Binding within this window are written once.
+        #[arg(long, default_value_t = 250, value_name = "MS")]
+        coalesce_ms: u64,
+        /// Binding and status writes in flight at once.
+        #[arg(long, default_value_t = 8)]
+        concurrency: usize,
+        /// Client-side rate limit of API requests per second (0: none).
+        #[arg(long, default_value_t = 50)]
+        qps: u32,
+        /// Client-side burst of API requests.
+        #[arg(long, default_value_t = 100)]
+        burst: u32,
+    },
     /// Replay a recorded watch log through the engine at full speed.
     Replay {
         /// The watch log (JSON Lines, or the same compressed with zstd).
@@ -53,6 +86,42 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
+        Command::Crds => {
+            print!("{}", bindery::crds::crds_yaml());
+            Ok(())
+        }
+        Command::Run {
+            wds_kubeconfig,
+            its_kubeconfig,
+            api_groups,
+            record,
+            coalesce_ms,
+            concurrency,
+            qps,
+            burst,
+        } => {
+            let sink = SinkConfig {
+                concurrency,
+                qps,
+                burst,
+                ..SinkConfig::default()
+            };
+            sink.validate()?;
+            let opts = live::RunOptions {
+                wds_kubeconfig,
+                its_kubeconfig,
+                api_groups,
+                record,
+                coalesce: Duration::from_millis(coalesce_ms),
+                sink,
+            };
+            let runtime = tokio::runtime::Runtime::new()?;
+            runtime.block_on(async {
+                let shutdown = CancellationToken::new();
+                tokio::spawn(cancel_on_signal(shutdown.clone()));
+                live::run(opts, shutdown).await
+            })
+        }
         Command::Replay {
             log,
             dump_bindings,
@@ -77,4 +146,21 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// Cancels `shutdown` on the first SIGTERM or SIGINT.
+async fn cancel_on_signal(shutdown: CancellationToken) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        tracing::error!("cannot install signal handlers");
+        return;
+    };
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
+        _ = int.recv() => tracing::info!("SIGINT: shutting down"),
+    }
+    shutdown.cancel();
 }

@@ -1,0 +1,288 @@
+//! `bindery run`: the live engine. Watches of the WDS and ITS feed the same pipeline as
+//! replay, on a dedicated engine thread; changed Bindings are rendered once per
+//! coalescing window and handed to the API-server sink, with their policies' statuses.
+//!
+//! ```text
+//!  LiveIngest (tokio tasks) ──WatchEvent──► engine thread ──DesiredBinding/Status──► BindingSink (tokio)
+//!                                           (Pipeline, recorder)
+//! ```
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, Result, anyhow};
+use bindery_ingest::live::{CancellationToken, LiveConfig, LiveIngest};
+use bindery_ingest::{LogWriter, WatchEvent};
+use bindery_sink::{BindingSink, DesiredBinding, DesiredStatus, SinkConfig, SinkHandle};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use serde_json::json;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+use crate::pipeline::Pipeline;
+
+/// Options of `bindery run`.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// Kubeconfig of the WDS.
+    pub wds_kubeconfig: PathBuf,
+    /// Kubeconfig of the ITS.
+    pub its_kubeconfig: PathBuf,
+    /// Restrict workload to these API groups (`""` or `core` for the core group).
+    pub api_groups: Option<Vec<String>>,
+    /// Record every watch event to this watch log.
+    pub record: Option<PathBuf>,
+    /// Changes to one Binding within this window are written once.
+    pub coalesce: Duration,
+    /// The sink's concurrency, rate limits and retries.
+    pub sink: SinkConfig,
+}
+
+/// A kube client for the first context of `kubeconfig`.
+pub async fn client(kubeconfig: &Path) -> Result<kube::Client> {
+    let kc = Kubeconfig::read_from(kubeconfig)
+        .with_context(|| format!("reading {}", kubeconfig.display()))?;
+    let config = kube::Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
+        .await
+        .with_context(|| format!("loading {}", kubeconfig.display()))?;
+    kube::Client::try_from(config).with_context(|| format!("a client for {}", kubeconfig.display()))
+}
+
+/// Runs until `shutdown` is cancelled; then in-flight writes finish and the recording
+/// is flushed.
+pub async fn run(opts: RunOptions, shutdown: CancellationToken) -> Result<()> {
+    let wds = client(&opts.wds_kubeconfig).await?;
+    let its = client(&opts.its_kubeconfig).await?;
+    let recorder = match &opts.record {
+        Some(path) => {
+            let header = json!({ "recordedBy": format!("bindery {}", env!("CARGO_PKG_VERSION")), "recordedAt": now_rfc3339() });
+            let serde_json::Value::Object(extra) = header else {
+                unreachable!()
+            };
+            Some(
+                LogWriter::create(path, extra)
+                    .with_context(|| format!("creating {}", path.display()))?,
+            )
+        }
+        None => None,
+    };
+    let (sink, sink_task) = BindingSink::start(wds.clone(), opts.sink.clone())
+        .await
+        .context("starting the Binding sink")?;
+    tracing::info!("found {} stored Bindings", sink.stored_names().len());
+
+    let (tx, rx) = mpsc::channel::<WatchEvent>(16 * 1024);
+    let mut config = LiveConfig::new(wds, its);
+    config.api_groups = opts.api_groups.clone();
+    let ingest = tokio::spawn(LiveIngest::new(config).run(tx, shutdown.clone()));
+
+    let runtime = tokio::runtime::Handle::current();
+    let (engine_sink, coalesce) = (sink.clone(), opts.coalesce);
+    // The engine (a timely worker) is not Send: it is built on its own thread.
+    let engine = std::thread::Builder::new()
+        .name("bindery-engine".into())
+        .spawn(move || EngineLoop::new(engine_sink, recorder, coalesce).run(rx, runtime))
+        .context("starting the engine thread")?;
+
+    // The ingest ends on shutdown (or on a fatal discovery error), which closes the
+    // channel; the engine thread then publishes what is pending and returns.
+    let ingest_result = ingest.await.map_err(|e| anyhow!("ingest task: {e}"))?;
+    shutdown.cancel();
+    let engine_result = tokio::task::spawn_blocking(move || engine.join())
+        .await
+        .map_err(|e| anyhow!("joining the engine thread: {e}"))?
+        .map_err(|_| anyhow!("the engine thread panicked"))?;
+    sink.shutdown().await;
+    sink_task.await.map_err(|e| anyhow!("sink task: {e}"))?;
+    ingest_result.context("watching")?;
+    engine_result
+}
+
+/// The engine thread's state.
+struct EngineLoop {
+    pipeline: Pipeline,
+    sink: SinkHandle,
+    recorder: Option<LogWriter>,
+    coalesce: Duration,
+    /// Bindings changed and not yet handed to the sink, with when they first changed.
+    dirty: BTreeMap<String, Instant>,
+    /// Policies whose status must be handed to the sink again (write errors changed).
+    status_dirty: BTreeSet<String>,
+    /// Write errors as last seen, to notice changes.
+    write_errors: HashMap<String, String>,
+    published: bool,
+    events: u64,
+}
+
+impl EngineLoop {
+    fn new(sink: SinkHandle, recorder: Option<LogWriter>, coalesce: Duration) -> EngineLoop {
+        EngineLoop {
+            pipeline: Pipeline::new(),
+            sink,
+            recorder,
+            coalesce,
+            dirty: BTreeMap::new(),
+            status_dirty: BTreeSet::new(),
+            write_errors: HashMap::new(),
+            published: false,
+            events: 0,
+        }
+    }
+
+    fn run(
+        mut self,
+        mut rx: mpsc::Receiver<WatchEvent>,
+        runtime: tokio::runtime::Handle,
+    ) -> Result<()> {
+        loop {
+            let deadline = self.next_deadline();
+            let received =
+                runtime.block_on(async { tokio::time::timeout_at(deadline, rx.recv()).await });
+            match received {
+                Ok(Some(event)) => {
+                    self.push(event)?;
+                    // Take what else is queued, so one epoch covers a burst.
+                    while self.pipeline.pending() < 65_536 {
+                        match rx.try_recv() {
+                            Ok(event) => self.push(event)?,
+                            Err(_) => break,
+                        }
+                    }
+                }
+                Ok(None) => break,
+                Err(_elapsed) => {}
+            }
+            self.close_epoch();
+            self.note_write_errors();
+            self.hand_over(false);
+        }
+        self.close_epoch();
+        self.hand_over(true);
+        if let Some(recorder) = self.recorder.take() {
+            recorder.finish().context("finishing the recording")?;
+        }
+        tracing::info!(
+            "engine stopped after {} events, epoch {}",
+            self.events,
+            self.pipeline.engine().epoch()
+        );
+        Ok(())
+    }
+
+    fn next_deadline(&self) -> Instant {
+        let poll = Instant::now() + Duration::from_secs(1);
+        self.dirty
+            .values()
+            .map(|first| *first + self.coalesce)
+            .min()
+            .map_or(poll, |d| d.min(poll))
+    }
+
+    fn push(&mut self, event: WatchEvent) -> Result<()> {
+        self.events += 1;
+        if let Some(recorder) = self.recorder.as_mut() {
+            recorder.write_event(&event).context("recording")?;
+        }
+        let what = format!("{} {}", event.resource, event.event_type.as_str());
+        if let Err(e) = self.pipeline.push(event) {
+            // One bad object must not stop the others.
+            tracing::error!("ignoring {what}: {e}");
+        }
+        Ok(())
+    }
+
+    /// Closes the open epoch if every watch has synced, marking the changed Bindings.
+    fn close_epoch(&mut self) {
+        if !self.pipeline.synced() || self.pipeline.pending() == 0 {
+            return;
+        }
+        let out = self.pipeline.close_epoch();
+        let now = Instant::now();
+        for change in &out.changes {
+            self.dirty.entry(change.binding.clone()).or_insert(now);
+        }
+        if !self.published {
+            self.published = true;
+            let current: BTreeSet<String> = self
+                .pipeline
+                .engine()
+                .bindings()
+                .into_iter()
+                .map(|b| b.name)
+                .collect();
+            let orphans: Vec<String> = self
+                .sink
+                .stored_names()
+                .into_iter()
+                .filter(|n| !current.contains(n))
+                .collect();
+            tracing::info!(
+                "all watches synced: {} Bindings, {} stored Bindings without a policy to delete",
+                current.len(),
+                orphans.len()
+            );
+            for name in orphans {
+                self.dirty.entry(name).or_insert(now);
+            }
+        }
+        if let Some(recorder) = self.recorder.as_mut()
+            && let Err(e) = recorder.flush()
+        {
+            tracing::warn!("flushing the recording: {e}");
+        }
+    }
+
+    /// Marks the policies whose Binding write errors appeared or cleared.
+    fn note_write_errors(&mut self) {
+        let now = self.sink.write_errors();
+        for (name, err) in &now {
+            if self.write_errors.get(name) != Some(err) {
+                self.status_dirty.insert(name.clone());
+            }
+        }
+        for name in self.write_errors.keys() {
+            if !now.contains_key(name) {
+                self.status_dirty.insert(name.clone());
+            }
+        }
+        self.write_errors = now;
+    }
+
+    /// Renders the Bindings whose window has passed (all of them if `all`) and hands
+    /// them, with their policies' statuses, to the sink.
+    fn hand_over(&mut self, all: bool) {
+        let now = Instant::now();
+        let due: Vec<String> = self
+            .dirty
+            .iter()
+            .filter(|(_, first)| all || **first + self.coalesce <= now)
+            .map(|(n, _)| n.clone())
+            .collect();
+        for name in due {
+            self.dirty.remove(&name);
+            let engine = self.pipeline.engine();
+            match engine.binding(&name) {
+                Some(binding) => self.sink.submit(DesiredBinding::present(&binding)),
+                None => self.sink.submit(DesiredBinding::absent(name.clone())),
+            }
+            self.status_dirty.insert(name);
+        }
+        for name in std::mem::take(&mut self.status_dirty) {
+            let Some(status) = self.pipeline.engine().status(&name) else {
+                continue;
+            };
+            let mut desired = DesiredStatus::from_engine(name.clone(), &status);
+            if let Some(err) = self.write_errors.get(&name) {
+                desired
+                    .errors
+                    .push(format!("Binding cannot be written: {err}"));
+            }
+            self.sink.submit_status(desired);
+        }
+    }
+}
+
+fn now_rfc3339() -> String {
+    jiff::Timestamp::now().to_string()
+}
