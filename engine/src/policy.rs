@@ -67,18 +67,12 @@ impl ClauseSpec {
     /// True when the clause holds for every workload object.
     pub fn discriminates_nothing(&self) -> bool {
         let any = |list: &[String]| list.is_empty() || list.iter().any(|s| s == "*");
-        let any_selector = |list: &[Option<SelectorSpec>]| {
-            list.is_empty()
-                || list
-                    .iter()
-                    .any(|s| s.as_ref().is_some_and(|s| s.is_empty()))
-        };
         self.api_group.is_none()
             && any(&self.resources)
             && any(&self.namespaces)
             && any(&self.object_names)
-            && any_selector(&self.object_selectors)
-            && any_selector(&self.namespace_selectors)
+            && holds_for_everything(&self.object_selectors)
+            && holds_for_everything(&self.namespace_selectors)
     }
 }
 
@@ -233,6 +227,29 @@ pub enum SelectorSet {
     OneOf(Vec<Selector>),
 }
 
+impl SelectorSet {
+    fn compile(list: &[Option<SelectorSpec>], interner: &mut Interner) -> SelectorSet {
+        if holds_for_everything(list) {
+            return SelectorSet::Any;
+        }
+        SelectorSet::OneOf(
+            list.iter()
+                .flatten()
+                .map(|s| Selector::compile(s, interner))
+                .collect(),
+        )
+    }
+}
+
+/// True when a selector-list test holds for every object: the list is empty, or one of
+/// its (valid) selectors is the empty selector.
+fn holds_for_everything(list: &[Option<SelectorSpec>]) -> bool {
+    list.is_empty()
+        || list
+            .iter()
+            .any(|s| s.as_ref().is_some_and(SelectorSpec::is_empty))
+}
+
 /// A compiled `spec.downsync` clause.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct Clause {
@@ -270,38 +287,8 @@ impl Clause {
             .collect();
         status_collectors.sort_unstable();
         status_collectors.dedup();
-        let object_selectors = if spec
-            .object_selectors
-            .iter()
-            .any(|s| s.as_ref().is_some_and(|s| s.is_empty()))
-            || spec.object_selectors.is_empty()
-        {
-            SelectorSet::Any
-        } else {
-            SelectorSet::OneOf(
-                spec.object_selectors
-                    .iter()
-                    .flatten()
-                    .map(|s| Selector::compile(s, interner))
-                    .collect(),
-            )
-        };
-        let namespace_selectors = if spec.namespace_selectors.is_empty()
-            || spec
-                .namespace_selectors
-                .iter()
-                .any(|s| s.as_ref().is_some_and(|s| s.is_empty()))
-        {
-            SelectorSet::Any
-        } else {
-            SelectorSet::OneOf(
-                spec.namespace_selectors
-                    .iter()
-                    .flatten()
-                    .map(|s| Selector::compile(s, interner))
-                    .collect(),
-            )
-        };
+        let object_selectors = SelectorSet::compile(&spec.object_selectors, interner);
+        let namespace_selectors = SelectorSet::compile(&spec.namespace_selectors, interner);
         Clause {
             api_group: spec.api_group.as_deref().map(|g| interner.intern(g)),
             resources: NameSet::compile(&spec.resources, interner),
