@@ -172,6 +172,10 @@ where
 }
 
 /// The Binding `name` as `(ownerReferences, spec)` JSON, if it exists.
+///
+/// The sink spells out empty `workload` lists as `[]` (so that a server-side apply removes
+/// the last entry); they are dropped here so specs compare with the engine's rendering,
+/// which omits them.
 pub async fn binding(client: &kube::Client, name: &str) -> Result<Option<(Value, Value)>> {
     let Some(b) = get(client, &res::bindings(), None, name).await? else {
         return Ok(None);
@@ -179,8 +183,18 @@ pub async fn binding(client: &kube::Client, name: &str) -> Result<Option<(Value,
     let json = serde_json::to_value(&b)?;
     Ok(Some((
         json["metadata"]["ownerReferences"].clone(),
-        json["spec"].clone(),
+        rendered_form(&json["spec"]),
     )))
+}
+
+/// A stored Binding spec in the engine's rendered form: empty `workload` lists, which the
+/// sink spells out as `[]`, dropped.
+pub fn rendered_form(spec: &Value) -> Value {
+    let mut spec = spec.clone();
+    if let Some(workload) = spec.get_mut("workload").and_then(Value::as_object_mut) {
+        workload.retain(|_, list| list.as_array().is_none_or(|l| !l.is_empty()));
+    }
+    spec
 }
 
 /// Waits until Binding `name` has exactly `spec` (and returns its owner references).
@@ -262,4 +276,333 @@ impl Drop for BinderyRun {
             let _ = self.stop();
         }
     }
+}
+
+// ---------------------------------------------------------------------------------------
+// More helpers for the live scenarios (`tests/live_scenarios.rs`)
+// ---------------------------------------------------------------------------------------
+
+/// The last `lines` lines of the text file at `path` (empty if it cannot be read).
+pub fn log_tail(path: &Path, lines: usize) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+impl BinderyRun {
+    /// The last `lines` lines of the log so far.
+    pub fn log_tail(&self, lines: usize) -> String {
+        log_tail(&self.log, lines)
+    }
+}
+
+/// Writes a kubeconfig (same form as the envtest admin kubeconfigs) for the API server at
+/// `url`, authenticating with the bearer `token`.
+pub fn write_token_kubeconfig(path: &Path, name: &str, url: &str, token: &str) -> Result<()> {
+    let text = format!(
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: {name}\n  cluster:\n    server: {url}\n    insecure-skip-tls-verify: true\n\
+         users:\n- name: user\n  user:\n    token: {token}\ncontexts:\n- name: {name}\n  context:\n    cluster: {name}\n    user: user\n\
+         current-context: {name}\n"
+    );
+    std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))
+}
+
+/// Waits up to `timeout` until Binding `name` has exactly `spec`; returns the whole
+/// Binding as JSON.
+pub async fn await_binding_spec_within(
+    client: &kube::Client,
+    name: &str,
+    spec: &Value,
+    timeout: Duration,
+) -> Result<Value> {
+    eventually(
+        &format!("Binding {name} has the expected spec"),
+        timeout,
+        || async {
+            match get(client, &res::bindings(), None, name).await {
+                Ok(Some(b)) => {
+                    let json = serde_json::to_value(&b).map_err(|e| e.to_string())?;
+                    let got = rendered_form(&json["spec"]);
+                    if &got == spec {
+                        Ok(Some(json))
+                    } else {
+                        Err(format!("spec is {got}\nwant    {spec}"))
+                    }
+                }
+                Ok(None) => Err("no Binding".into()),
+                Err(e) => Err(e.to_string()),
+            }
+        },
+    )
+    .await
+}
+
+/// Waits up to `timeout` until Binding `name` does not exist.
+pub async fn await_binding_absent(
+    client: &kube::Client,
+    name: &str,
+    timeout: Duration,
+) -> Result<()> {
+    eventually(&format!("Binding {name} is gone"), timeout, || async {
+        match get(client, &res::bindings(), None, name).await {
+            Ok(None) => Ok(Some(())),
+            Ok(Some(b)) => Err(format!(
+                "it exists: {}",
+                serde_json::to_value(&b).unwrap_or_default()["spec"]
+            )),
+            Err(e) => Err(e.to_string()),
+        }
+    })
+    .await
+}
+
+/// One version of a Binding as a watch served it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ObservedBinding {
+    /// `ADDED`, `MODIFIED` or `DELETED`.
+    pub event: &'static str,
+    /// The Binding's name.
+    pub name: String,
+    /// Its `metadata.resourceVersion`.
+    pub resource_version: String,
+    /// Its `metadata.ownerReferences`.
+    pub owners: Value,
+    /// Its `spec`.
+    pub spec: Value,
+}
+
+/// Records every version of every Binding the WDS serves, from a watch started at
+/// resourceVersion 0 (the current state, then every change), in a background task.
+/// Restarts the watch where it left off when it ends (from 0 again after a `410 Gone`).
+pub struct BindingHistory {
+    seen: std::sync::Arc<std::sync::Mutex<Vec<ObservedBinding>>>,
+    watching: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl BindingHistory {
+    /// Starts recording and waits until the first watch is established.
+    pub async fn start(client: &kube::Client) -> Result<BindingHistory> {
+        use futures::StreamExt;
+        use kube::api::{WatchEvent, WatchParams};
+        use std::sync::atomic::Ordering;
+
+        let api: Api<DynamicObject> = Api::all_with(client.clone(), &res::bindings());
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let watching = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (seen2, watching2) = (seen.clone(), watching.clone());
+        let task = tokio::spawn(async move {
+            let mut version = "0".to_string();
+            loop {
+                let params = WatchParams::default().timeout(120);
+                let stream = match api.watch(&params, &version).await {
+                    Ok(stream) => stream,
+                    Err(_) => {
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                        continue;
+                    }
+                };
+                watching2.store(true, Ordering::SeqCst);
+                let mut stream = stream.boxed();
+                while let Some(item) = stream.next().await {
+                    let (event, obj) = match item {
+                        Ok(WatchEvent::Added(o)) => ("ADDED", o),
+                        Ok(WatchEvent::Modified(o)) => ("MODIFIED", o),
+                        Ok(WatchEvent::Deleted(o)) => ("DELETED", o),
+                        Ok(WatchEvent::Bookmark(b)) => {
+                            version = b.metadata.resource_version;
+                            continue;
+                        }
+                        Ok(WatchEvent::Error(e)) => {
+                            if e.code == 410 {
+                                version = "0".into();
+                            }
+                            break;
+                        }
+                        Err(_) => break,
+                    };
+                    version = rv(&obj);
+                    let json = serde_json::to_value(&obj).unwrap_or_default();
+                    seen2.lock().unwrap().push(ObservedBinding {
+                        event,
+                        name: obj.metadata.name.clone().unwrap_or_default(),
+                        resource_version: rv(&obj),
+                        owners: json["metadata"]["ownerReferences"].clone(),
+                        spec: rendered_form(&json["spec"]),
+                    });
+                }
+            }
+        });
+        let start = Instant::now();
+        while !watching.load(Ordering::SeqCst) {
+            if start.elapsed() > Duration::from_secs(30) {
+                bail!("the Binding watch did not start in 30 s");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Ok(BindingHistory {
+            seen,
+            watching,
+            task,
+        })
+    }
+
+    /// Everything seen so far, in order.
+    pub fn all(&self) -> Vec<ObservedBinding> {
+        self.seen.lock().unwrap().clone()
+    }
+
+    /// How many versions have been seen so far.
+    pub fn len(&self) -> usize {
+        self.seen.lock().unwrap().len()
+    }
+
+    /// True when nothing has been seen.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The versions of Binding `name` seen so far, in order.
+    pub fn of(&self, name: &str) -> Vec<ObservedBinding> {
+        self.all().into_iter().filter(|o| o.name == name).collect()
+    }
+
+    /// Whether a watch is (or was) established.
+    pub fn watching(&self) -> bool {
+        self.watching.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+impl Drop for BindingHistory {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Creates every object of a multi-document YAML stream as it is written, by POSTing
+/// each document as `application/yaml` to the collection discovery names for its
+/// `apiVersion` and `kind` (namespaced objects need `metadata.namespace`). Returns the
+/// created objects.
+pub async fn create_yaml(client: &kube::Client, yaml: &str) -> Result<Vec<Value>> {
+    let mut created = Vec::new();
+    for doc in yaml.split("\n---") {
+        let doc = doc.trim_start_matches('-').trim();
+        let top = |key: &str| {
+            doc.lines()
+                .find_map(|l| l.strip_prefix(&format!("{key}: ")))
+                .map(|v| v.trim().to_string())
+        };
+        let (Some(api_version), Some(kind)) = (top("apiVersion"), top("kind")) else {
+            continue; // comments only
+        };
+        // `metadata.namespace`, if any: an indented `namespace:` line of the metadata block.
+        let namespace = doc
+            .lines()
+            .skip_while(|l| !l.starts_with("metadata:"))
+            .skip(1)
+            .take_while(|l| l.starts_with(' '))
+            .find_map(|l| l.trim().strip_prefix("namespace: "))
+            .map(|v| v.trim().to_string());
+        let (group, version) = api_version.rsplit_once('/').unwrap_or(("", &api_version));
+        let gvk = GroupVersionKind::gvk(group, version, &kind);
+        let (ar, caps) = kube::discovery::pinned_kind(client, &gvk)
+            .await
+            .with_context(|| format!("discovering {api_version} {kind}"))?;
+        let api: Api<DynamicObject> = match (&caps.scope, &namespace) {
+            (kube::discovery::Scope::Namespaced, Some(ns)) => {
+                Api::namespaced_with(client.clone(), ns, &ar)
+            }
+            (kube::discovery::Scope::Namespaced, None) => {
+                bail!("{kind} is namespaced but its document has no metadata.namespace")
+            }
+            (kube::discovery::Scope::Cluster, _) => Api::all_with(client.clone(), &ar),
+        };
+        let mut request = kube::core::Request::new(api.resource_url())
+            .create(&PostParams::default(), doc.as_bytes().to_vec())
+            .context("building the request")?;
+        request.headers_mut().insert(
+            "content-type",
+            "application/yaml".parse().expect("a header"),
+        );
+        let text = client
+            .request_text(request)
+            .await
+            .with_context(|| format!("creating {kind} from:\n{doc}"))?;
+        created.push(serde_json::from_str(&text).unwrap_or(Value::String(text)));
+    }
+    Ok(created)
+}
+
+/// A token for ServiceAccount `namespace/name` from the TokenRequest API (default
+/// audiences, one hour).
+pub async fn service_account_token(
+    client: &kube::Client,
+    namespace: &str,
+    name: &str,
+) -> Result<String> {
+    use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
+    use k8s_openapi::api::core::v1::ServiceAccount;
+    let api: Api<ServiceAccount> = Api::namespaced(client.clone(), namespace);
+    let request = TokenRequest {
+        spec: TokenRequestSpec {
+            audiences: vec![],
+            expiration_seconds: Some(3600),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let answer = api
+        .create_token_request(name, &PostParams::default(), &request)
+        .await
+        .with_context(|| format!("requesting a token for {namespace}/{name}"))?;
+    answer
+        .status
+        .map(|s| s.token)
+        .filter(|t| !t.is_empty())
+        .context("the TokenRequest answer has no token")
+}
+
+/// A simple CRD: one served and stored version `v1` whose schema keeps any fields
+/// (`x-kubernetes-preserve-unknown-fields`).
+pub fn simple_crd(
+    group: &str,
+    kind: &str,
+    plural: &str,
+    namespaced: bool,
+) -> CustomResourceDefinition {
+    serde_json::from_value(serde_json::json!({
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": format!("{plural}.{group}")},
+        "spec": {
+            "group": group,
+            "names": {"kind": kind, "listKind": format!("{kind}List"), "plural": plural,
+                      "singular": kind.to_lowercase()},
+            "scope": if namespaced { "Namespaced" } else { "Cluster" },
+            "versions": [{
+                "name": "v1", "served": true, "storage": true,
+                "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}
+            }]
+        }
+    }))
+    .expect("a valid CRD")
+}
+
+/// Deletes CRD `name` and waits up to `timeout` until it is gone (its objects are
+/// deleted first by the API server's CRD finalizer).
+pub async fn delete_crd(client: &kube::Client, name: &str, timeout: Duration) -> Result<()> {
+    let api: Api<CustomResourceDefinition> = Api::all(client.clone());
+    match api.delete(name, &DeleteParams::default()).await {
+        Ok(_) => {}
+        Err(kube::Error::Api(s)) if s.code == 404 => return Ok(()),
+        Err(e) => return Err(e).with_context(|| format!("deleting CRD {name}")),
+    }
+    let start = Instant::now();
+    while api.get_opt(name).await?.is_some() {
+        if start.elapsed() > timeout {
+            bail!("CRD {name} still there {timeout:?} after its deletion");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Ok(())
 }

@@ -110,6 +110,22 @@ fn is_empty(v: &Value) -> bool {
     }
 }
 
+/// Spells out empty `workload` lists as `[]`. The rendered Binding omits them (as
+/// KubeStellar's Go types do), but in a server-side apply an omitted list that this
+/// field manager owned turns `workload: {}` into `null`, which the schema refuses
+/// (kubernetes/kubernetes#135841): the last entry of a Binding could never be removed.
+fn empty_workload_lists_explicitly(spec: &mut Value) {
+    let Some(spec) = spec.as_object_mut() else {
+        return;
+    };
+    let workload = spec.entry("workload").or_insert_with(|| json!({}));
+    if let Some(workload) = workload.as_object_mut() {
+        for list in ["clusterScope", "namespaceScope"] {
+            workload.entry(list).or_insert_with(|| json!([]));
+        }
+    }
+}
+
 /// The server-side apply body for the desired Binding `desired` named `name`:
 /// `{apiVersion, kind, metadata: {name, ownerReferences}, spec}`, nothing else, so that
 /// labels, annotations and finalizers others put on the Binding are kept. Errors name what
@@ -137,11 +153,12 @@ pub(crate) fn apply_body(name: &str, desired: &Value) -> Result<Value, String> {
             "the desired Binding's metadata.name {n} differs from its name {name:?}"
         ));
     }
-    let spec = match obj.get("spec") {
+    let mut spec = match obj.get("spec") {
         Some(spec @ Value::Object(_)) => spec.clone(),
         Some(_) => return Err("`spec` of the desired Binding is not an object".into()),
         None => return Err("the desired Binding has no `spec`".into()),
     };
+    empty_workload_lists_explicitly(&mut spec);
     let mut metadata = Map::new();
     metadata.insert("name".into(), json!(name));
     match desired.pointer("/metadata/ownerReferences") {
@@ -188,6 +205,8 @@ mod tests {
             "name": "p",
             "ownerReferences": desired()["metadata"]["ownerReferences"].clone(),
         });
+        // Empty workload lists are spelled out, so applying them removes old entries.
+        expected["spec"]["workload"] = json!({"clusterScope": [], "namespaceScope": []});
         assert_eq!(body, expected);
     }
 
