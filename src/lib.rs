@@ -2,7 +2,8 @@
 //! sinks together, shared by the commands and by the integration tests.
 //!
 //! - [`pipeline`]: watch events → relist tracking → engine, epochs closed only when synced.
-//! - [`replay`]: `bindery replay`.
+//! - [`replay`]: `bindery replay` (and its `--with-policy` dry-run).
+//! - [`explain`]: `bindery explain`.
 //! - [`live`]: `bindery run`, the live engine.
 //! - [`crds`]: the CRDs Bindery needs, from its Rust types (`bindery crds`).
 //! - [`progress`]: progress bars and periodic progress lines.
@@ -10,6 +11,7 @@
 #![warn(missing_docs)]
 
 pub mod crds;
+pub mod explain;
 pub mod live;
 pub mod pipeline;
 pub mod progress;

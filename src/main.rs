@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use std::time::Duration;
 
-use bindery::{live, replay};
+use bindery::{explain, live, replay};
 use bindery_ingest::live::CancellationToken;
 use bindery_sink::SinkConfig;
 use clap::{Parser, Subcommand};
@@ -63,6 +63,40 @@ enum Command {
         /// Events within this many milliseconds of an epoch's first event share its epoch.
         #[arg(long, default_value_t = 0, value_name = "MS")]
         window_ms: i64,
+        /// Dry-run: after the log, apply this BindingPolicy (one object, YAML or JSON) as
+        /// added or edited, and print its Binding on stdout and its problems on stderr.
+        /// Nothing is written anywhere else; a `--dump-bindings` file includes it.
+        #[arg(long, value_name = "FILE.yaml", conflicts_with = "emit_deltas")]
+        with_policy: Option<PathBuf>,
+    },
+    /// Explain why a BindingPolicy binds (or not) a WEC and selects (or not) an object,
+    /// test by test, on the final state of a watch log. Without --object and --cluster,
+    /// explain the policy overall. (The live form, against a WDS and an ITS with
+    /// --wds-kubeconfig/--its-kubeconfig, is not supported yet: record a log with
+    /// `bindery run --record` and explain that.)
+    Explain {
+        /// The watch log whose final state to explain.
+        #[arg(long, value_name = "LOG", required_unless_present_any = ["wds_kubeconfig", "its_kubeconfig"])]
+        log: Option<PathBuf>,
+        /// The BindingPolicy to explain.
+        #[arg(long, value_name = "NAME")]
+        policy: String,
+        /// A workload object: GROUP/RESOURCE/[NAMESPACE/]NAME, GROUP empty for the core
+        /// group (`/namespaces/nginx`, `apps/deployments/nginx/nginx-deployment`).
+        #[arg(long, value_name = "GROUP/RESOURCE/[NAMESPACE/]NAME")]
+        object: Option<String>,
+        /// A WEC (cluster id, the ManagedCluster's name).
+        #[arg(long, value_name = "C")]
+        cluster: Option<String>,
+        /// Output format: `text` (default) or `json`.
+        #[arg(short = 'o', long, value_enum, default_value_t = explain::OutputFormat::Text)]
+        output: explain::OutputFormat,
+        /// Not supported yet (live explain against a WDS).
+        #[arg(long, value_name = "FILE", conflicts_with = "log")]
+        wds_kubeconfig: Option<PathBuf>,
+        /// Not supported yet (live explain against an ITS).
+        #[arg(long, value_name = "FILE", conflicts_with = "log")]
+        its_kubeconfig: Option<PathBuf>,
     },
 }
 
@@ -127,12 +161,14 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             dump_bindings,
             emit_deltas,
             window_ms,
+            with_policy,
         } => {
             let opts = replay::ReplayOptions {
                 log,
                 dump_bindings,
                 emit_deltas,
                 window_ms,
+                with_policy,
             };
             let s = replay::replay(&opts)?;
             tracing::info!(
@@ -143,6 +179,32 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 s.elapsed_secs,
                 s.events as f64 / s.elapsed_secs.max(1e-9)
             );
+            Ok(())
+        }
+        Command::Explain {
+            log,
+            policy,
+            object,
+            cluster,
+            output,
+            wds_kubeconfig,
+            its_kubeconfig,
+        } => {
+            let Some(log) = log.filter(|_| wds_kubeconfig.is_none() && its_kubeconfig.is_none())
+            else {
+                anyhow::bail!(
+                    "explaining against a live WDS/ITS (--wds-kubeconfig/--its-kubeconfig) is not supported yet: \
+                     record a watch log with `bindery run --record LOG` and use `bindery explain --log LOG`"
+                );
+            };
+            let opts = explain::ExplainOptions {
+                log,
+                policy,
+                object,
+                cluster,
+                output,
+            };
+            print!("{}", explain::explain(&opts)?);
             Ok(())
         }
     }

@@ -1,14 +1,17 @@
-//! `bindery replay`: a recorded watch log through the engine at full speed.
+//! `bindery replay`: a recorded watch log through the engine at full speed, and its
+//! dry-run (`--with-policy`): one more BindingPolicy applied after the log.
 
 use std::fs::File;
 use std::io::{BufWriter, StdoutLock};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use anyhow::{Context, Result};
-use bindery_engine::Binding;
-use bindery_ingest::LogReader;
+use anyhow::{Context, Result, bail};
+use bindery_engine::{Binding, Engine};
+use bindery_ingest::feed::{POLICY_GROUP, POLICY_RESOURCE};
+use bindery_ingest::{EventType, LogReader, ResourceRef, Space, WatchEvent};
 use bindery_sink::{DeltaWriter, write_binding_list};
+use serde_json::Value;
 
 use crate::pipeline::Pipeline;
 use crate::progress::Progress;
@@ -25,6 +28,10 @@ pub struct ReplayOptions {
     /// Events whose timestamps lie within this many ms of an epoch's first event share
     /// the epoch (0: events with the same timestamp).
     pub window_ms: i64,
+    /// Dry-run: a BindingPolicy file (one object, YAML or JSON) applied as an added or
+    /// edited policy after the log, in one more epoch; its Binding is printed on stdout
+    /// and its problems on stderr.
+    pub with_policy: Option<PathBuf>,
 }
 
 /// What a replay did.
@@ -72,6 +79,16 @@ impl Replayer {
 /// Replays `opts.log`; returns the summary, or the first error (naming file and line).
 pub fn replay(opts: &ReplayOptions) -> Result<ReplaySummary> {
     let started = Instant::now();
+    let dry_run = opts
+        .with_policy
+        .as_deref()
+        .map(DryRunPolicy::read)
+        .transpose()?;
+    if dry_run.is_some() && opts.dump_bindings.as_deref() == Some(Path::new("-")) {
+        bail!(
+            "--with-policy prints the dry-run Binding on stdout: give --dump-bindings a file, not -"
+        );
+    }
     let mut reader = LogReader::open(&opts.log)?;
     let name = reader.name().to_string();
     let mut progress = Progress::new(&format!("replaying {name}"), reader.total_bytes());
@@ -83,8 +100,10 @@ pub fn replay(opts: &ReplayOptions) -> Result<ReplaySummary> {
         epoch_start: None,
         summary: ReplaySummary::default(),
     };
+    let mut last_ts = 0;
     while let Some(line) = reader.next() {
         let line = line?;
+        last_ts = line.event.ts;
         if r.epoch_ends_before(line.event.ts, opts.window_ms) {
             r.close_epoch()?;
         }
@@ -108,6 +127,13 @@ pub fn replay(opts: &ReplayOptions) -> Result<ReplaySummary> {
     if r.pipeline.pending() > 0 || r.summary.epochs == 0 {
         r.close_epoch()?;
     }
+    if let Some(policy) = &dry_run {
+        let event = policy.event(r.pipeline.engine(), last_ts);
+        r.pipeline
+            .push(event)
+            .with_context(|| policy.source.clone())?;
+        r.close_epoch()?;
+    }
     if let Some(d) = r.deltas.as_mut() {
         d.flush().context("writing deltas")?;
     }
@@ -115,6 +141,9 @@ pub fn replay(opts: &ReplayOptions) -> Result<ReplaySummary> {
     r.summary.bindings = bindings.len();
     if let Some(path) = &opts.dump_bindings {
         dump(path, &bindings)?;
+    }
+    if let Some(policy) = &dry_run {
+        policy.report(r.pipeline.engine())?;
     }
     r.summary.elapsed_secs = started.elapsed().as_secs_f64();
     Ok(r.summary)
@@ -127,4 +156,127 @@ fn dump(path: &Path, bindings: &[Binding]) -> Result<()> {
     let file = File::create(path).with_context(|| format!("creating {}", path.display()))?;
     let mut out = BufWriter::new(file);
     write_binding_list(&mut out, bindings).with_context(|| format!("writing {}", path.display()))
+}
+
+/// A BindingPolicy read from a file for a dry-run (`bindery replay --with-policy`).
+#[derive(Clone, Debug)]
+pub struct DryRunPolicy {
+    /// `metadata.name`: the policy (and Binding) name.
+    pub name: String,
+    /// The whole object, as read.
+    object: Value,
+    /// The file it came from, for messages.
+    source: String,
+}
+
+impl DryRunPolicy {
+    /// Reads one BindingPolicy object from a YAML or JSON file.
+    pub fn read(path: &Path) -> Result<DryRunPolicy> {
+        let source = path.display().to_string();
+        let text = std::fs::read_to_string(path).with_context(|| format!("reading {source}"))?;
+        DryRunPolicy::parse(&text, &source)
+    }
+
+    /// Parses one BindingPolicy object (YAML or JSON); `source` names it in errors.
+    pub fn parse(text: &str, source: &str) -> Result<DryRunPolicy> {
+        let object: Value = serde_yaml_ng::from_str(text).with_context(|| {
+            format!("{source}: expected one BindingPolicy object (YAML or JSON)")
+        })?;
+        let Value::Object(map) = &object else {
+            bail!(
+                "{source}: expected one BindingPolicy object, got {}",
+                kind_of(&object)
+            );
+        };
+        if let Some(kind) = map.get("kind").filter(|k| !k.is_null())
+            && kind.as_str() != Some("BindingPolicy")
+        {
+            bail!("{source}: kind is {kind}, expected \"BindingPolicy\"");
+        }
+        if let Some(api_version) = map.get("apiVersion").filter(|v| !v.is_null())
+            && !api_version
+                .as_str()
+                .is_some_and(|v| v.starts_with(&format!("{POLICY_GROUP}/")))
+        {
+            bail!("{source}: apiVersion is {api_version}, expected {POLICY_GROUP}/v1alpha1");
+        }
+        let meta = map.get("metadata");
+        let name = match meta.and_then(|m| m.get("name")) {
+            Some(Value::String(n)) if !n.is_empty() => n.clone(),
+            _ => bail!("{source}: metadata.name is required (a non-empty string)"),
+        };
+        if meta
+            .and_then(|m| m.get("deletionTimestamp"))
+            .is_some_and(|t| !t.is_null())
+        {
+            bail!(
+                "{source}: metadata.deletionTimestamp is set: a policy being deleted has no Binding"
+            );
+        }
+        Ok(DryRunPolicy {
+            name,
+            object,
+            source: source.to_string(),
+        })
+    }
+
+    /// The watch event that adds or edits the policy: the object, with `metadata.uid`
+    /// (if absent: the edited policy's, or `dry-run` for a new one) and
+    /// `metadata.generation` (if absent: 1) filled in.
+    fn event(&self, engine: &Engine, ts: i64) -> WatchEvent {
+        let mut object = self.object.clone();
+        if let Some(Value::Object(meta)) = object.get_mut("metadata") {
+            if meta.get("uid").is_none_or(Value::is_null) {
+                let uid = engine
+                    .binding(&self.name)
+                    .map_or_else(|| "dry-run".to_string(), |b| b.policy_uid);
+                meta.insert("uid".into(), Value::String(uid));
+            }
+            if meta.get("generation").is_none_or(Value::is_null) {
+                meta.insert("generation".into(), Value::from(1));
+            }
+        }
+        WatchEvent {
+            ts,
+            resource: ResourceRef::new(Space::Wds, POLICY_GROUP, "v1alpha1", POLICY_RESOURCE),
+            event_type: EventType::Modified,
+            object: Some(object),
+        }
+    }
+
+    /// Prints the policy's Binding (pretty JSON) on stdout and its problems on stderr.
+    fn report(&self, engine: &Engine) -> Result<()> {
+        let Some(binding) = engine.binding(&self.name) else {
+            bail!("dry-run BindingPolicy {:?} has no Binding", self.name);
+        };
+        let problems = engine
+            .status(&self.name)
+            .map(|s| s.problems)
+            .unwrap_or_default();
+        println!("{}", serde_json::to_string_pretty(&binding.to_json())?);
+        if problems.is_empty() {
+            eprintln!("dry-run BindingPolicy {:?}: no problems", self.name);
+        } else {
+            eprintln!(
+                "dry-run BindingPolicy {:?}: {} problem(s):",
+                self.name,
+                problems.len()
+            );
+            for p in &problems {
+                eprintln!("  {p}");
+            }
+        }
+        Ok(())
+    }
+}
+
+fn kind_of(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "nothing",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "a list",
+        Value::Object(_) => "an object",
+    }
 }

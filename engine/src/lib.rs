@@ -8,12 +8,14 @@
 //! - [`engine`]: [`Engine`], which feeds the dataflow and materializes its output.
 //! - [`binding`]: Bindings and their exact JSON.
 //! - [`oracle`]: a plain full recomputation the dataflow is tested against.
+//! - [`explain`]: why a policy binds a WEC or selects an object, test by test.
 
 #![warn(missing_docs)]
 
 pub mod binding;
 pub mod dataflow;
 pub mod engine;
+pub mod explain;
 pub mod index;
 pub mod input;
 pub mod intern;
@@ -25,6 +27,7 @@ pub mod selector;
 
 pub use binding::{Binding, WorkloadEntry, binding_list};
 pub use engine::{BindingChange, Engine, EpochOutput, PolicyStatus};
+pub use explain::{ExplainError, Explanation, ObjectKey, Query};
 pub use input::{Change, LabelMap, PolicyInput, WorkloadRef, WorkloadState};
 pub use oracle::Oracle;
 pub use policy::PolicySpec;

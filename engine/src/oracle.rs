@@ -39,7 +39,25 @@ fn list_test(list: &[String], value: &str) -> bool {
     list.is_empty() || list.iter().any(|s| s == "*" || s == value)
 }
 
+/// The oracle's key of a workload object: `(group, resource, namespace, name)`.
+pub(crate) type ObjectKeyTuple = (String, String, String, String);
+
 impl Oracle {
+    /// The WECs and their labels, by name.
+    pub(crate) fn wec_map(&self) -> &BTreeMap<String, LabelMap> {
+        &self.wecs
+    }
+
+    /// The workload objects: key -> (version, state).
+    pub(crate) fn object_map(&self) -> &BTreeMap<ObjectKeyTuple, (String, WorkloadState)> {
+        &self.objects
+    }
+
+    /// The policies, by name.
+    pub(crate) fn policy_map(&self) -> &BTreeMap<String, PolicyInput> {
+        &self.policies
+    }
+
     /// Applies one change.
     pub fn apply(&mut self, change: &Change) {
         match change {

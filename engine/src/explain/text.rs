@@ -1,0 +1,217 @@
+//! The human-readable rendering of an [`Explanation`]: indented, one line per test,
+//! ✓ (held) or ✗ (failed).
+
+use crate::input::LabelMap;
+
+use super::{
+    ClauseExplanation, ClusterExplanation, Explanation, ObjectExplanation, Overview,
+    SelectorExplanation,
+};
+
+/// `key=value`, with `""` for an empty value.
+pub(super) fn label(key: &str, value: &str) -> String {
+    if value.is_empty() {
+        format!("{key}=\"\"")
+    } else {
+        format!("{key}={value}")
+    }
+}
+
+/// `k=v, k2=v2`, or `none`.
+fn labels_text(labels: &LabelMap) -> String {
+    if labels.is_empty() {
+        return "none".to_string();
+    }
+    labels
+        .iter()
+        .map(|(k, v)| label(k, v))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// ✓ or ✗.
+fn mark(held: bool) -> &'static str {
+    if held { "✓" } else { "✗" }
+}
+
+impl Explanation {
+    /// Human-readable rendering: indented, one line per test, ✓ (held) or ✗ (failed).
+    pub fn to_text(&self) -> String {
+        let mut out = Text::default();
+        out.line(
+            0,
+            format!(
+                "BindingPolicy {} (uid {}, generation {})",
+                self.policy, self.uid, self.generation
+            ),
+        );
+        if self.problems.is_empty() {
+            out.line(0, "problems: none");
+        } else {
+            out.line(0, format!("problems: {}", self.problems.len()));
+            for p in &self.problems {
+                out.line(1, format!("- {p}"));
+            }
+        }
+        if let Some(o) = &self.overview {
+            o.render(&mut out);
+        }
+        if let Some(c) = &self.cluster {
+            c.render(&mut out);
+        }
+        if let Some(o) = &self.object {
+            o.render(&mut out);
+        }
+        out.0
+    }
+}
+
+/// Lines of indented text.
+#[derive(Default)]
+struct Text(String);
+
+impl Text {
+    fn line(&mut self, depth: usize, text: impl AsRef<str>) {
+        for _ in 0..depth {
+            self.0.push_str("  ");
+        }
+        self.0.push_str(text.as_ref());
+        self.0.push('\n');
+    }
+}
+
+impl Overview {
+    fn render(&self, out: &mut Text) {
+        if self.cluster_selectors == 0 {
+            out.line(
+                0,
+                "destinations: none: clusterSelectors is empty, so the policy selects no WEC",
+            );
+        } else {
+            out.line(
+                0,
+                format!(
+                    "destinations: {} of {} WECs",
+                    self.destinations.len(),
+                    self.wecs
+                ),
+            );
+        }
+        for d in &self.destinations {
+            out.line(
+                1,
+                format!("{}: matched by {}", d.cluster, d.matched_by.join(", ")),
+            );
+        }
+        out.line(
+            0,
+            format!(
+                "workload: {} of {} objects selected",
+                self.selected, self.objects
+            ),
+        );
+        for c in &self.clauses {
+            if c.readable {
+                out.line(1, format!("{}: selects {}", c.path, c.selects));
+            } else {
+                out.line(1, format!("{}: cannot be read, selects nothing", c.path));
+            }
+        }
+    }
+}
+
+impl SelectorExplanation {
+    fn render(&self, out: &mut Text, depth: usize) {
+        if let Some(problem) = &self.problem {
+            out.line(depth, format!("✗ {}: {problem}", self.path));
+            return;
+        }
+        if self.empty {
+            out.line(
+                depth,
+                format!("✓ {}: {{}} (empty selector): matches everything", self.path),
+            );
+            return;
+        }
+        let verdict = if self.matches {
+            "matches"
+        } else {
+            "does not match"
+        };
+        out.line(
+            depth,
+            format!("{} {} {verdict}", mark(self.matches), self.path),
+        );
+        for r in &self.requirements {
+            out.line(
+                depth + 1,
+                format!("{} {}: {}", mark(r.held), r.test, r.reason),
+            );
+        }
+    }
+}
+
+impl ClusterExplanation {
+    fn render(&self, out: &mut Text) {
+        let verdict = if self.destination {
+            "a destination"
+        } else {
+            "not a destination"
+        };
+        out.line(0, format!("cluster {}: {verdict}", self.cluster));
+        out.line(1, format!("labels: {}", labels_text(&self.labels)));
+        if self.selectors.is_empty() {
+            out.line(1, "✗ clusterSelectors is empty: the policy selects no WEC");
+        }
+        for s in &self.selectors {
+            s.render(out, 1);
+        }
+    }
+}
+
+impl ObjectExplanation {
+    fn render(&self, out: &mut Text) {
+        let verdict = match &self.modulation {
+            Some(m) => format!("selected (modulation: {})", m.summary()),
+            None => "not selected".to_string(),
+        };
+        out.line(0, format!("object {}: {verdict}", self.object));
+        out.line(
+            1,
+            format!(
+                "version {}, resourceVersion {}",
+                self.version, self.resource_version
+            ),
+        );
+        out.line(1, format!("labels: {}", labels_text(&self.labels)));
+        if self.clauses.is_empty() {
+            out.line(1, "✗ downsync is empty: the policy selects no object");
+        }
+        for c in &self.clauses {
+            c.render(out);
+        }
+    }
+}
+
+impl ClauseExplanation {
+    fn render(&self, out: &mut Text) {
+        let verdict = if self.passed {
+            format!("selects it (modulation: {})", self.modulation.summary())
+        } else {
+            "does not select it".to_string()
+        };
+        out.line(1, format!("{} {} {verdict}", mark(self.passed), self.path));
+        for p in &self.problems {
+            out.line(2, format!("! {p}"));
+        }
+        for t in &self.tests {
+            out.line(2, format!("{} {}: {}", mark(t.held), t.test, t.reason));
+            if let Some(labels) = &t.namespace_labels {
+                out.line(3, format!("Namespace labels: {}", labels_text(labels)));
+            }
+            for s in &t.selectors {
+                s.render(out, 3);
+            }
+        }
+    }
+}
