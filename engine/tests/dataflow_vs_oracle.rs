@@ -7,10 +7,11 @@ use bindery_engine::{
     Change, Engine, LabelMap, Oracle, PolicyInput, PolicySpec, WorkloadRef, WorkloadState,
 };
 use proptest::prelude::*;
+
+mod common;
+use common::{labels, name_list, selector};
 use serde_json::{Value, json};
 
-const KEYS: &[&str] = &["app", "tier", "example.com/team"];
-const VALUES: &[&str] = &["a", "b", "c"];
 /// (group, versions, resource, namespaced)
 const RESOURCES: &[(&str, &[&str], &str, bool)] = &[
     ("", &["v1"], "namespaces", false),
@@ -21,60 +22,6 @@ const RESOURCES: &[(&str, &[&str], &str, bool)] = &[
 ];
 const NAMESPACES: &[&str] = &["ns0", "ns1", "ns2"];
 const NAMES: &[&str] = &["o0", "o1", "ns0", "ns1"];
-
-fn labels() -> impl Strategy<Value = LabelMap> {
-    prop::collection::btree_map(
-        prop::sample::select(KEYS),
-        prop::sample::select(VALUES),
-        0..3,
-    )
-    .prop_map(|m| {
-        m.into_iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    })
-}
-
-fn selector() -> impl Strategy<Value = Value> {
-    let requirement = (
-        prop::sample::select(KEYS),
-        prop::sample::select(&["In", "NotIn", "Exists", "DoesNotExist", "Bogus"][..]),
-        prop::collection::vec(prop::sample::select(VALUES), 0..3),
-    )
-        .prop_map(|(k, op, vals)| {
-            // Mostly valid: drop values where the operator takes none, keep some invalid.
-            let vals: Vec<&str> = match op {
-                "Exists" | "DoesNotExist" if vals.len() < 2 => vec![],
-                _ => vals,
-            };
-            json!({"key": k, "operator": op, "values": vals})
-        });
-    (
-        prop::collection::btree_map(
-            prop::sample::select(KEYS),
-            prop::sample::select(VALUES),
-            0..2,
-        ),
-        prop::collection::vec(requirement, 0..3),
-    )
-        .prop_map(|(ml, me)| {
-            let mut s = serde_json::Map::new();
-            if !ml.is_empty() {
-                s.insert("matchLabels".into(), json!(ml));
-            }
-            if !me.is_empty() {
-                s.insert("matchExpressions".into(), json!(me));
-            }
-            Value::Object(s)
-        })
-}
-
-fn name_list(names: &'static [&'static str]) -> impl Strategy<Value = Option<Vec<&'static str>>> {
-    prop::option::weighted(
-        0.35,
-        prop::collection::vec(prop::sample::select([names, &["*"]].concat()), 0..3),
-    )
-}
 
 fn clause() -> impl Strategy<Value = Value> {
     let groups: &'static [&'static str] = &["", "apps", "example.com", "nope.io"];
