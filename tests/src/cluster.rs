@@ -606,3 +606,36 @@ pub async fn delete_crd(client: &kube::Client, name: &str, timeout: Duration) ->
     }
     Ok(())
 }
+
+/// JSON of the objects the end-to-end tests create.
+pub mod objects {
+    use serde_json::{Value, json};
+
+    /// An OCM ManagedCluster (a WEC) labelled `location-group: GROUP` and `name: NAME`.
+    pub fn managed_cluster(name: &str, group: &str) -> Value {
+        json!({"apiVersion": "cluster.open-cluster-management.io/v1", "kind": "ManagedCluster",
+               "metadata": {"name": name, "labels": {"location-group": group, "name": name}},
+               "spec": {"hubAcceptsClient": true}})
+    }
+
+    /// A Namespace with `labels`.
+    pub fn namespace(name: &str, labels: Value) -> Value {
+        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name, "labels": labels}})
+    }
+
+    /// A valid apps/v1 Deployment with `labels`.
+    pub fn deployment(ns: &str, name: &str, labels: Value) -> Value {
+        json!({"apiVersion": "apps/v1", "kind": "Deployment",
+               "metadata": {"name": name, "namespace": ns, "labels": labels},
+               "spec": {"replicas": 1, "selector": {"matchLabels": {"app": name}},
+                        "template": {"metadata": {"labels": {"app": name}},
+                                     "spec": {"containers": [{"name": "c", "image": "nginx:1.27"}]}}}})
+    }
+
+    /// A ConfigMap with `labels`.
+    pub fn configmap(ns: &str, name: &str, labels: Value) -> Value {
+        json!({"apiVersion": "v1", "kind": "ConfigMap",
+               "metadata": {"name": name, "namespace": ns, "labels": labels},
+               "data": {"k": "v"}})
+    }
+}

@@ -3,23 +3,10 @@
 
 use std::time::Duration;
 
+use bindery_tests::cluster::objects::{deployment, managed_cluster};
 use bindery_tests::cluster::{self, BinderyRun, apply, await_binding_spec, res, rv};
 use bindery_tests::envtest::Envtest;
 use serde_json::{Value, json};
-
-fn managed_cluster(name: &str, group: &str) -> Value {
-    json!({"apiVersion": "cluster.open-cluster-management.io/v1", "kind": "ManagedCluster",
-           "metadata": {"name": name, "labels": {"location-group": group, "name": name}},
-           "spec": {"hubAcceptsClient": true}})
-}
-
-fn deployment(ns: &str, name: &str, labels: Value) -> Value {
-    json!({"apiVersion": "apps/v1", "kind": "Deployment",
-           "metadata": {"name": name, "namespace": ns, "labels": labels},
-           "spec": {"replicas": 1, "selector": {"matchLabels": {"app": name}},
-                    "template": {"metadata": {"labels": {"app": name}},
-                                 "spec": {"containers": [{"name": "nginx", "image": "nginx:1.27"}]}}}})
-}
 
 fn nginx_policy() -> Value {
     json!({"apiVersion": "control.kubestellar.io/v1alpha1", "kind": "BindingPolicy",

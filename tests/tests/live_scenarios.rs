@@ -10,6 +10,7 @@
 
 use std::time::{Duration, Instant};
 
+use bindery_tests::cluster::objects::{configmap, deployment, managed_cluster, namespace};
 use bindery_tests::cluster::{
     self, BinderyRun, BindingHistory, apply, await_binding_absent, await_binding_spec_within, res,
     rv,
@@ -26,30 +27,6 @@ const TAIL: usize = 80;
 // ---------------------------------------------------------------------------------------
 // Objects
 // ---------------------------------------------------------------------------------------
-
-fn managed_cluster(name: &str, group: &str) -> Value {
-    json!({"apiVersion": "cluster.open-cluster-management.io/v1", "kind": "ManagedCluster",
-           "metadata": {"name": name, "labels": {"location-group": group, "name": name}},
-           "spec": {"hubAcceptsClient": true}})
-}
-
-fn namespace(name: &str, labels: Value) -> Value {
-    json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name, "labels": labels}})
-}
-
-fn deployment(ns: &str, name: &str, labels: Value) -> Value {
-    json!({"apiVersion": "apps/v1", "kind": "Deployment",
-           "metadata": {"name": name, "namespace": ns, "labels": labels},
-           "spec": {"replicas": 1, "selector": {"matchLabels": {"app": name}},
-                    "template": {"metadata": {"labels": {"app": name}},
-                                 "spec": {"containers": [{"name": "c", "image": "nginx:1.27"}]}}}})
-}
-
-fn configmap(ns: &str, name: &str, labels: Value) -> Value {
-    json!({"apiVersion": "v1", "kind": "ConfigMap",
-           "metadata": {"name": name, "namespace": ns, "labels": labels},
-           "data": {"k": "v"}})
-}
 
 fn widget(ns: &str, name: &str, labels: Value) -> Value {
     json!({"apiVersion": "example.com/v1", "kind": "Widget",
