@@ -8,6 +8,7 @@ pub mod apiserver;
 pub mod file;
 
 pub use apiserver::{
-    BindingSink, DesiredBinding, DesiredStatus, SinkConfig, SinkError, SinkHandle, SinkStats,
+    BindingSink, DesiredBinding, DesiredStatus, SinkConfig, SinkError, SinkHandle, SinkObserver,
+    SinkStats, WriteObject, WriteReport, WriteResult,
 };
 pub use file::{DeltaWriter, write_binding_list};

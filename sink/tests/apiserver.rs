@@ -4,7 +4,13 @@
 use std::time::Duration;
 
 use bindery_engine::{Binding, WorkloadEntry};
-use bindery_sink::{BindingSink, DesiredBinding, DesiredStatus, SinkConfig, SinkHandle};
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
+
+use bindery_sink::{
+    BindingSink, DesiredBinding, DesiredStatus, SinkConfig, SinkHandle, SinkObserver, WriteObject,
+    WriteReport, WriteResult,
+};
 use http::{Method, Request, Response};
 use kube::client::Body;
 use serde_json::{Value, json};
@@ -110,9 +116,19 @@ async fn start(
     bindings: Vec<Value>,
     policies: Vec<Value>,
 ) -> (SinkHandle, JoinHandle<()>, Handle) {
+    start_observed(config, bindings, policies, Arc::new(Reports::default())).await
+}
+
+/// [`start`] with an observer.
+async fn start_observed(
+    config: SinkConfig,
+    bindings: Vec<Value>,
+    policies: Vec<Value>,
+    observer: Arc<dyn SinkObserver>,
+) -> (SinkHandle, JoinHandle<()>, Handle) {
     let (service, mut handle) = mock::pair::<Request<Body>, Response<Body>>();
     let client = kube::Client::new(service, "default");
-    let starting = tokio::spawn(BindingSink::start(client, config));
+    let starting = tokio::spawn(BindingSink::start_observed(client, config, observer));
     for (path, kind, items) in [
         (BINDINGS, "BindingList", bindings),
         (POLICIES, "BindingPolicyList", policies),
@@ -125,6 +141,26 @@ async fn start(
     }
     let (sink, task) = starting.await.unwrap().unwrap();
     (sink, task, handle)
+}
+
+/// One report as kept: (object, name, result, sent, changed_at).
+type Report = (WriteObject, String, WriteResult, bool, Option<SystemTime>);
+
+/// An observer keeping every report.
+#[derive(Default)]
+struct Reports(Mutex<Vec<Report>>);
+
+impl SinkObserver for Reports {
+    fn write_done(&self, r: &WriteReport<'_>) {
+        let entry = (
+            r.object,
+            r.name.to_string(),
+            r.result,
+            r.latency.is_some(),
+            r.changed_at,
+        );
+        self.0.lock().unwrap().push(entry);
+    }
 }
 
 /// Flushes while the test goes on answering requests.
@@ -650,4 +686,46 @@ fn applied(b: &Binding) -> serde_json::Value {
         }
     }
     v
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_observer_sees_every_outcome_with_the_oldest_coalesced_change() {
+    let reports = Arc::new(Reports::default());
+    let stored = binding("same", &["c1"], "1");
+    let (sink, _task, mut handle) = start_observed(
+        config(),
+        vec![as_stored(stored.to_json())],
+        vec![],
+        reports.clone(),
+    )
+    .await;
+    let t = |s: u64| Some(SystemTime::UNIX_EPOCH + Duration::from_secs(s));
+    sink.submit(DesiredBinding::present(&stored).changed_at(t(5)));
+    flushed(&sink).await;
+
+    let a1 = binding("a", &["c1"], "1");
+    let a2 = binding("a", &["c1"], "2");
+    let a3 = binding("a", &["c1"], "3");
+    sink.submit(DesiredBinding::present(&a1).changed_at(t(10)));
+    let (_, send_first) = next(&mut handle).await;
+    // While a1 is in flight, a2 (older change) and a3 (newer) coalesce: a3's write
+    // carries a2's change too, so it reports the oldest time.
+    sink.submit(DesiredBinding::present(&a2).changed_at(t(11)));
+    sink.submit(DesiredBinding::present(&a3).changed_at(t(12)));
+    let done = flush(&sink);
+    respond(send_first, 200, &as_stored(a1.to_json()));
+    let (_, send) = next(&mut handle).await;
+    respond(send, 422, &failure(422, "Invalid", "nope"));
+    done.await.unwrap();
+
+    let got = reports.0.lock().unwrap().clone();
+    use WriteObject::Binding as B;
+    assert_eq!(
+        got,
+        vec![
+            (B, "same".to_string(), WriteResult::Unchanged, false, t(5)),
+            (B, "a".to_string(), WriteResult::Applied, true, t(10)),
+            (B, "a".to_string(), WriteResult::Failed, true, t(11)),
+        ]
+    );
 }

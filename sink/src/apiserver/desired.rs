@@ -1,5 +1,7 @@
 //! What the caller asks the sink to write: [`DesiredBinding`] and [`DesiredStatus`].
 
+use std::time::SystemTime;
+
 use bindery_engine::{Binding, PolicyStatus};
 use serde_json::Value;
 
@@ -12,6 +14,10 @@ pub struct DesiredBinding {
     /// `apiVersion`, `kind`, `metadata.name`, `metadata.ownerReferences`, `spec`), or `None`
     /// when the Binding must not exist (its policy is gone): it is deleted.
     pub binding: Option<Value>,
+    /// When the oldest change this desired state reflects was received (a watch event's
+    /// arrival), if known: the sink's observer measures event-to-Binding latency from it.
+    /// Coalesced writes keep the oldest.
+    pub changed_at: Option<SystemTime>,
 }
 
 impl DesiredBinding {
@@ -20,6 +26,7 @@ impl DesiredBinding {
         DesiredBinding {
             name: binding.name.clone(),
             binding: Some(binding.to_json()),
+            changed_at: None,
         }
     }
 
@@ -28,7 +35,14 @@ impl DesiredBinding {
         DesiredBinding {
             name: name.into(),
             binding: None,
+            changed_at: None,
         }
+    }
+
+    /// The same, reflecting changes received since `at`.
+    pub fn changed_at(mut self, at: Option<SystemTime>) -> Self {
+        self.changed_at = at;
+        self
     }
 }
 

@@ -167,6 +167,13 @@ impl Shared {
             *after = state.status_after(&s.policy);
         }
         let key = job.key();
+        if let (Job::Binding(new), Some(Job::Binding(old))) = (&mut job, state.queue.peek(&key)) {
+            // The replaced write's changes are carried by this one: keep the oldest.
+            new.changed_at = match (new.changed_at, old.changed_at) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+        }
         if state.queue.push(key.clone(), job) {
             tracing::trace!(?key, "coalesced with a pending write");
         }

@@ -22,6 +22,7 @@ mod desired;
 mod dispatch;
 mod error;
 mod objects;
+mod observer;
 mod queue;
 mod stats;
 pub mod status;
@@ -35,6 +36,7 @@ use tokio::task::JoinHandle;
 pub use config::SinkConfig;
 pub use desired::{DesiredBinding, DesiredStatus};
 pub use error::SinkError;
+pub use observer::{SinkObserver, WriteObject, WriteReport, WriteResult};
 pub use stats::SinkStats;
 
 use dispatch::{Closer, Job, Shared};
@@ -53,9 +55,18 @@ impl BindingSink {
         client: kube::Client,
         config: SinkConfig,
     ) -> Result<(SinkHandle, JoinHandle<()>), SinkError> {
+        Self::start_observed(client, config, Arc::new(observer::NoObserver)).await
+    }
+
+    /// [`start`](Self::start), with `observer` told how every write ends.
+    pub async fn start_observed(
+        client: kube::Client,
+        config: SinkConfig,
+        observer: Arc<dyn SinkObserver>,
+    ) -> Result<(SinkHandle, JoinHandle<()>), SinkError> {
         config.validate()?;
         let shared = Arc::new(Shared::new(config.concurrency));
-        let writer = Writer::new(client, config, shared.clone());
+        let writer = Writer::new(client, config, shared.clone(), observer);
         writer.load_stored().await?;
         let task = tokio::spawn(dispatch::run(shared.clone(), Arc::new(writer)));
         let handle = SinkHandle {

@@ -41,6 +41,11 @@ impl<K: Clone + Eq + Hash, V> WorkQueue<K, V> {
         }
     }
 
+    /// The pending work of `key`, if any (not the work in flight).
+    pub(crate) fn peek(&self, key: &K) -> Option<&V> {
+        self.pending.get(key)
+    }
+
     /// Takes the next pending work whose key is not in flight and that `can_start`, and
     /// marks its key in flight. Work that cannot start is parked on the way.
     pub(crate) fn pop_ready(

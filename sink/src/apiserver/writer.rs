@@ -4,6 +4,7 @@
 use std::future::Future;
 use std::num::NonZeroU32;
 use std::sync::Arc;
+use std::time::{Duration, SystemTime};
 
 use backon::{ExponentialBuilder, Retryable};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
@@ -17,7 +18,10 @@ use super::error::{describe, is_retryable, retry_after, status_code};
 use super::objects::{StoredBinding, apply_body, binding_resource, policy_resource};
 use super::stats::bump;
 use super::status::{self, ReadyCondition, StoredStatus, status_body};
-use super::{DesiredStatus, SinkConfig, SinkError};
+use super::{
+    DesiredBinding, DesiredStatus, SinkConfig, SinkError, SinkObserver, WriteObject, WriteReport,
+    WriteResult,
+};
 
 /// Page size of the start-up LISTs.
 const LIST_PAGE: u32 = 500;
@@ -29,10 +33,16 @@ pub(crate) struct Writer {
     limiter: Option<DefaultDirectRateLimiter>,
     config: SinkConfig,
     shared: Arc<Shared>,
+    observer: Arc<dyn SinkObserver>,
 }
 
 impl Writer {
-    pub(crate) fn new(client: kube::Client, config: SinkConfig, shared: Arc<Shared>) -> Self {
+    pub(crate) fn new(
+        client: kube::Client,
+        config: SinkConfig,
+        shared: Arc<Shared>,
+        observer: Arc<dyn SinkObserver>,
+    ) -> Self {
         let limiter = NonZeroU32::new(config.qps).map(|qps| {
             let burst = NonZeroU32::new(config.burst).unwrap_or(NonZeroU32::MIN);
             RateLimiter::direct(Quota::per_second(qps).allow_burst(burst))
@@ -43,7 +53,30 @@ impl Writer {
             limiter,
             config,
             shared,
+            observer,
         }
+    }
+
+    /// Tells the observer how a Binding write ended.
+    fn binding_done(&self, b: &DesiredBinding, result: WriteResult, latency: Option<Duration>) {
+        self.observer.write_done(&WriteReport {
+            object: WriteObject::Binding,
+            name: &b.name,
+            result,
+            latency,
+            changed_at: b.changed_at,
+        });
+    }
+
+    /// Tells the observer how a status write ended.
+    fn status_done(&self, name: &str, result: WriteResult, latency: Option<Duration>) {
+        self.observer.write_done(&WriteReport {
+            object: WriteObject::Status,
+            name,
+            result,
+            latency,
+            changed_at: None::<SystemTime>,
+        });
     }
 
     /// One request: waits for the rate limiter before each attempt, retries what is worth
@@ -142,25 +175,28 @@ impl Writer {
     /// Performs one queued write.
     pub(crate) async fn write(&self, job: Job) {
         match job {
-            Job::Binding(b) => match b.binding {
-                Some(desired) => self.apply_binding(&b.name, &desired).await,
-                None => self.delete_binding(&b.name).await,
+            Job::Binding(b) => match &b.binding {
+                Some(desired) => self.apply_binding(&b, desired).await,
+                None => self.delete_binding(&b).await,
             },
             Job::Status(s, _) => self.apply_status(&s).await,
         }
     }
 
-    fn binding_failed(&self, name: &str, message: String) {
+    fn binding_failed(&self, b: &DesiredBinding, message: String, latency: Option<Duration>) {
+        let name = b.name.as_str();
         error!(binding = name, error = %message, "Binding cannot be written");
         bump(&self.shared.counters.bindings_failed);
         self.shared.lock().failed.insert(name.to_string(), message);
+        self.binding_done(b, WriteResult::Failed, latency);
     }
 
-    async fn apply_binding(&self, name: &str, desired: &Value) {
+    async fn apply_binding(&self, b: &DesiredBinding, desired: &Value) {
         let counters = &self.shared.counters;
+        let name = b.name.as_str();
         let body = match apply_body(name, desired) {
             Ok(body) => body,
-            Err(message) => return self.binding_failed(name, message),
+            Err(message) => return self.binding_failed(b, message, None),
         };
         let wanted = StoredBinding::from_apply_body(&body);
         {
@@ -170,7 +206,7 @@ impl Writer {
                 drop(state);
                 bump(&counters.bindings_unchanged);
                 debug!(binding = name, "Binding unchanged: not written");
-                return;
+                return self.binding_done(b, WriteResult::Unchanged, None);
             }
         }
         let params = PatchParams::apply(&self.config.field_manager).force();
@@ -179,7 +215,8 @@ impl Writer {
         let result = self
             .request("apply", name, || self.bindings.patch(name, &params, &patch))
             .await;
-        counters.record_latency(started.elapsed());
+        let latency = started.elapsed();
+        counters.record_latency(latency);
         match result {
             Ok(obj) => {
                 let mut state = self.shared.lock();
@@ -188,20 +225,22 @@ impl Writer {
                 state.failed.remove(name);
                 drop(state);
                 bump(&counters.bindings_applied);
-                debug!(binding = name, latency = ?started.elapsed(), "Binding applied");
+                debug!(binding = name, ?latency, "Binding applied");
+                self.binding_done(b, WriteResult::Applied, Some(latency));
             }
             Err(e) => {
                 self.shared
                     .lock()
                     .stored
                     .insert(name.to_string(), Stored::Unknown);
-                self.binding_failed(name, describe(&e));
+                self.binding_failed(b, describe(&e), Some(latency));
             }
         }
     }
 
-    async fn delete_binding(&self, name: &str) {
+    async fn delete_binding(&self, b: &DesiredBinding) {
         let counters = &self.shared.counters;
+        let name = b.name.as_str();
         {
             let mut state = self.shared.lock();
             if !state.stored.contains_key(name) {
@@ -210,7 +249,7 @@ impl Writer {
                 drop(state);
                 bump(&counters.bindings_unchanged);
                 debug!(binding = name, "Binding not stored: nothing to delete");
-                return;
+                return self.binding_done(b, WriteResult::Unchanged, None);
             }
         }
         let params = DeleteParams::default();
@@ -218,7 +257,8 @@ impl Writer {
         let result = self
             .request("delete", name, || self.bindings.delete(name, &params))
             .await;
-        counters.record_latency(started.elapsed());
+        let latency = started.elapsed();
+        counters.record_latency(latency);
         match result {
             Ok(_) => debug!(binding = name, "Binding deleted"),
             Err(e) if status_code(&e) == Some(404) => debug!(binding = name, "Binding was gone"),
@@ -227,7 +267,7 @@ impl Writer {
                     .lock()
                     .stored
                     .insert(name.to_string(), Stored::Unknown);
-                return self.binding_failed(name, describe(&e));
+                return self.binding_failed(b, describe(&e), Some(latency));
             }
         }
         let mut state = self.shared.lock();
@@ -237,6 +277,7 @@ impl Writer {
         state.statuses.remove(name);
         drop(state);
         bump(&counters.bindings_deleted);
+        self.binding_done(b, WriteResult::Deleted, Some(latency));
     }
 
     async fn apply_status(&self, desired: &DesiredStatus) {
@@ -253,7 +294,7 @@ impl Writer {
                 Err(e) if status_code(&e) == Some(404) => {
                     bump(&counters.statuses_dropped);
                     debug!(policy = name, "policy gone: status dropped");
-                    return;
+                    return self.status_done(name, WriteResult::Dropped, None);
                 }
                 Err(e) => {
                     warn!(policy = name, error = %describe(&e), "cannot read the policy status: writing it anyway");
@@ -268,7 +309,7 @@ impl Writer {
                 .insert(name.to_string(), current);
             bump(&counters.statuses_unchanged);
             debug!(policy = name, "policy status unchanged: not written");
-            return;
+            return self.status_done(name, WriteResult::Unchanged, None);
         }
         let ready = ReadyCondition::for_status(desired, current.ready.as_ref(), status::now);
         let body = status_body(desired, &ready);
@@ -280,7 +321,8 @@ impl Writer {
                 self.policies.patch_status(name, &params, &patch)
             })
             .await;
-        counters.record_latency(started.elapsed());
+        let latency = started.elapsed();
+        counters.record_latency(latency);
         let mut state = self.shared.lock();
         match result {
             Ok(_) => {
@@ -288,19 +330,22 @@ impl Writer {
                 state.statuses.insert(name.to_string(), written);
                 drop(state);
                 bump(&counters.statuses_applied);
-                debug!(policy = name, latency = ?started.elapsed(), "policy status applied");
+                debug!(policy = name, ?latency, "policy status applied");
+                self.status_done(name, WriteResult::Applied, Some(latency));
             }
             Err(e) if status_code(&e) == Some(404) => {
                 state.statuses.remove(name);
                 drop(state);
                 bump(&counters.statuses_dropped);
                 debug!(policy = name, "policy gone: status dropped");
+                self.status_done(name, WriteResult::Dropped, Some(latency));
             }
             Err(e) => {
                 state.statuses.remove(name);
                 drop(state);
                 bump(&counters.statuses_failed);
                 error!(policy = name, error = %describe(&e), "policy status cannot be written");
+                self.status_done(name, WriteResult::Failed, Some(latency));
             }
         }
     }
