@@ -12,10 +12,11 @@ use timely::worker::Worker;
 
 use crate::binding::{Binding, WorkloadEntry};
 use crate::dataflow::{self, Inputs, OutputBuffer, OutputRecord, Time};
-use crate::input::{Change, WorkloadRef, WorkloadState};
+use crate::input::{Change, LabelMap, PolicyInput, WorkloadRef, WorkloadState};
 use crate::intern::{Interner, Sym};
 use crate::labels::Labels;
 use crate::model::{ObjectId, ObjectRecord, ObjectVersion};
+use crate::oracle::Oracle;
 use crate::policy::{CompiledPolicy, Modulation};
 
 /// The materialized Binding and status of one policy.
@@ -127,7 +128,9 @@ pub struct Engine {
     object_ids: HashMap<(Sym, Sym, Sym, Sym), ObjectId>,
     objects: Vec<Option<(ObjectRecord, ObjectVersion)>>,
     free_ids: Vec<ObjectId>,
-    policies: HashMap<Sym, CompiledPolicy>,
+    /// Each policy as compiled for the dataflow, and as it was given (for
+    /// [`Engine::to_oracle`]).
+    policies: HashMap<Sym, (CompiledPolicy, PolicyInput)>,
     store: BTreeMap<Sym, PolicyState>,
 }
 
@@ -197,10 +200,13 @@ impl Engine {
                 let new = policy.as_ref().map(|p| {
                     CompiledPolicy::compile(&p.uid, p.generation, &p.spec, &mut self.interner)
                 });
-                let old = match &new {
-                    Some(p) => self.policies.insert(name, p.clone()),
-                    None => self.policies.remove(&name),
-                };
+                let old = match (&new, policy) {
+                    (Some(compiled), Some(input)) => self
+                        .policies
+                        .insert(name, (compiled.clone(), input.clone())),
+                    _ => self.policies.remove(&name),
+                }
+                .map(|(compiled, _)| compiled);
                 if old != new {
                     if let Some(old) = old {
                         self.inputs.policies.remove((name, old));
@@ -431,6 +437,57 @@ impl Engine {
             .collect()
     }
 
+    /// The engine's current input state — every WEC with its labels, every workload
+    /// object with the version it was last seen in, its labels and resourceVersion, and
+    /// every policy as given (uid, generation, parsed spec) — as an [`Oracle`], so that
+    /// what works on the oracle (e.g. [`Oracle::explain`]) works on a live engine's state.
+    ///
+    /// It is the state as applied so far, including the changes of the open epoch
+    /// (which [`Engine::bindings`] reflects only after the next [`Engine::advance`]);
+    /// after `advance`, its Bindings and statuses equal the engine's.
+    ///
+    /// Cost: O(state) time and memory (a full copy, in strings: every WEC, object and
+    /// policy is resolved and inserted into the oracle's maps, O(n log n) overall); it
+    /// does not touch the dataflow. Meant for one-off questions, not for every epoch.
+    pub fn to_oracle(&self) -> Oracle {
+        let mut oracle = Oracle::default();
+        let resolve = |sym: Sym| self.interner.resolve(sym).to_string();
+        let labels = |l: &Labels| -> LabelMap {
+            l.pairs()
+                .iter()
+                .map(|&(k, v)| (resolve(k), resolve(v)))
+                .collect()
+        };
+        for (&name, wec) in &self.wecs {
+            oracle.apply(&Change::Wec {
+                name: resolve(name),
+                labels: Some(labels(wec)),
+            });
+        }
+        for (record, version) in self.objects.iter().flatten() {
+            oracle.apply(&Change::Workload {
+                object: WorkloadRef {
+                    group: resolve(version.group),
+                    version: resolve(version.version),
+                    resource: resolve(version.resource),
+                    namespace: resolve(version.namespace),
+                    name: resolve(version.name),
+                },
+                state: Some(WorkloadState {
+                    labels: labels(&record.labels),
+                    resource_version: version.resource_version.clone(),
+                }),
+            });
+        }
+        for (&name, (_, input)) in &self.policies {
+            oracle.apply(&Change::Policy {
+                name: resolve(name),
+                policy: Some(input.clone()),
+            });
+        }
+        oracle
+    }
+
     /// Current sizes.
     pub fn sizes(&self) -> Sizes {
         Sizes {
@@ -462,5 +519,179 @@ fn render_entry(interner: &Interner, v: &ObjectVersion, m: &Modulation) -> Workl
         status_collectors,
         want_singleton_reported_state: m.want_singleton_reported_state,
         want_multi_wec_reported_state: m.want_multi_wec_reported_state,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::policy::PolicySpec;
+
+    fn labels(pairs: &[(&str, &str)]) -> LabelMap {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    fn object(
+        group: &str,
+        version: &str,
+        resource: &str,
+        ns: &str,
+        name: &str,
+        state: Option<(&[(&str, &str)], &str)>,
+    ) -> Change {
+        Change::Workload {
+            object: WorkloadRef {
+                group: group.into(),
+                version: version.into(),
+                resource: resource.into(),
+                namespace: ns.into(),
+                name: name.into(),
+            },
+            state: state.map(|(l, rv)| WorkloadState {
+                labels: labels(l),
+                resource_version: rv.into(),
+            }),
+        }
+    }
+
+    fn policy(name: &str, generation: i64, spec: serde_json::Value) -> Change {
+        Change::Policy {
+            name: name.into(),
+            policy: Some(PolicyInput {
+                uid: format!("uid-{name}"),
+                generation,
+                spec: PolicySpec::parse(Some(&spec)),
+            }),
+        }
+    }
+
+    /// The oracle holding exactly `changes`, applied in order.
+    fn oracle_of(changes: &[Change]) -> Oracle {
+        let mut oracle = Oracle::default();
+        for c in changes {
+            oracle.apply(c);
+        }
+        oracle
+    }
+
+    #[test]
+    fn to_oracle_holds_the_current_inputs_after_updates_and_deletes() {
+        let mut engine = Engine::new();
+        let history = [
+            Change::Wec {
+                name: "c1".into(),
+                labels: Some(labels(&[("group", "edge")])),
+            },
+            Change::Wec {
+                name: "c2".into(),
+                labels: Some(labels(&[("group", "core")])),
+            },
+            object(
+                "",
+                "v1",
+                "namespaces",
+                "",
+                "ns1",
+                Some((&[("env", "prod")], "1")),
+            ),
+            object(
+                "apps",
+                "v1",
+                "deployments",
+                "ns1",
+                "web",
+                Some((&[("app", "web")], "2")),
+            ),
+            object("", "v1", "configmaps", "ns1", "cfg", Some((&[], "3"))),
+            object(
+                "example.com",
+                "v1",
+                "widgets",
+                "ns1",
+                "w",
+                Some((&[("a", "b")], "4")),
+            ),
+            policy(
+                "p",
+                1,
+                json!({"clusterSelectors": [{"matchLabels": {"group": "edge"}}],
+                       "downsync": [{"resources": ["deployments"], "wantSingletonReportedState": true}]}),
+            ),
+            policy("gone", 1, json!({"downsync": [{"resources": ["*"]}]})),
+        ];
+        for c in &history {
+            engine.apply(c);
+        }
+        engine.advance();
+        // Later: a relabel, a version switch, a new resourceVersion, deletes, an edit.
+        let later = [
+            Change::Wec {
+                name: "c2".into(),
+                labels: Some(labels(&[("group", "edge")])),
+            },
+            object(
+                "apps",
+                "v1",
+                "deployments",
+                "ns1",
+                "web",
+                Some((&[("app", "web"), ("tier", "1")], "5")),
+            ),
+            object(
+                "example.com",
+                "v2",
+                "widgets",
+                "ns1",
+                "w",
+                Some((&[("a", "b")], "6")),
+            ),
+            object("", "v1", "configmaps", "ns1", "cfg", None),
+            Change::Policy {
+                name: "gone".into(),
+                policy: None,
+            },
+            policy(
+                "p",
+                2,
+                json!({"clusterSelectors": [{"matchLabels": {"group": "edge"}}, {"matchLabels": {"x": "y z"}}],
+                       "downsync": [{"resources": ["deployments", "widgets"], "wantSingletonReportedState": true}]}),
+            ),
+        ];
+        for c in &later {
+            engine.apply(c);
+        }
+        // Before `advance` the oracle already holds the open epoch's inputs.
+        let want = oracle_of(&history.iter().chain(&later).cloned().collect::<Vec<_>>());
+        let got = engine.to_oracle();
+        assert_eq!(format!("{got:?}"), format!("{want:?}"));
+        engine.advance();
+        let got = engine.to_oracle();
+        let json = |bs: Vec<Binding>| bs.iter().map(Binding::to_json).collect::<Vec<_>>();
+        assert_eq!(json(got.bindings()), json(engine.bindings()));
+        assert_eq!(got.statuses(), engine.statuses());
+        // The widget in the version it was last seen in; the deleted ConfigMap is gone.
+        let p = got.binding("p").unwrap().to_json();
+        let entries = p["spec"]["workload"]["namespaceScope"].as_array().unwrap();
+        assert_eq!(entries.len(), 2, "{p}");
+        assert_eq!(entries[1]["version"], json!("v2"));
+        assert_eq!(entries[1]["resourceVersion"], json!("6"));
+        assert_eq!(
+            got.problems("p").unwrap().len(),
+            2,
+            "the invalid selector and the singleton problem"
+        );
+        assert!(got.binding("gone").is_none());
+    }
+
+    #[test]
+    fn to_oracle_of_a_new_engine_is_empty() {
+        let oracle = Engine::new().to_oracle();
+        assert!(oracle.bindings().is_empty());
+        assert!(oracle.statuses().is_empty());
     }
 }

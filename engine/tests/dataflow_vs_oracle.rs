@@ -1,5 +1,7 @@
 //! The dataflow must agree with the oracle after every epoch, for random histories of
-//! adds, relabels, deletes, policy edits, cluster and namespace relabels and relists.
+//! adds, relabels, deletes, policy edits, cluster and namespace relabels and relists;
+//! and the engine's input state exported as an oracle (`Engine::to_oracle`) must give
+//! the same Bindings and statuses.
 
 use std::collections::BTreeMap;
 
@@ -217,11 +219,27 @@ fn ns_name(name: &str) -> String {
 fn check(engine: &Engine, oracle: &Oracle, epoch: usize) -> Result<(), TestCaseError> {
     let got: Vec<Value> = engine.bindings().iter().map(|b| b.to_json()).collect();
     let want: Vec<Value> = oracle.bindings().iter().map(|b| b.to_json()).collect();
-    prop_assert_eq!(got, want, "Bindings differ after epoch {}", epoch);
+    prop_assert_eq!(&got, &want, "Bindings differ after epoch {}", epoch);
+    let want_statuses = oracle.statuses();
     prop_assert_eq!(
         engine.statuses(),
-        oracle.statuses(),
+        want_statuses.clone(),
         "statuses differ after epoch {}",
+        epoch
+    );
+    // The engine's input state, as an oracle, computes the same Bindings and statuses.
+    let exported = engine.to_oracle();
+    let from_export: Vec<Value> = exported.bindings().iter().map(|b| b.to_json()).collect();
+    prop_assert_eq!(
+        from_export,
+        want,
+        "Bindings of engine.to_oracle() differ after epoch {}",
+        epoch
+    );
+    prop_assert_eq!(
+        exported.statuses(),
+        want_statuses,
+        "statuses of engine.to_oracle() differ after epoch {}",
         epoch
     );
     Ok(())

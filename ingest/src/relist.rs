@@ -217,6 +217,11 @@ impl RelistTracker {
         !self.resources.is_empty() && self.resources.values().all(|s| s.synced)
     }
 
+    /// The number of known resources (those seen in at least one event), synced or not.
+    pub fn resource_count(&self) -> usize {
+        self.resources.len()
+    }
+
     /// The known resources that are not synced, in order.
     pub fn unsynced(&self) -> Vec<ResourceRef> {
         self.resources
