@@ -11,8 +11,13 @@
 #![warn(missing_docs)]
 
 pub mod crds;
+pub mod dashboard;
+pub mod dry_run;
 pub mod explain;
 pub mod live;
+pub mod metrics;
 pub mod pipeline;
 pub mod progress;
 pub mod replay;
+pub mod server;
+pub mod snapshot;

@@ -9,7 +9,8 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result, anyhow};
 use bindery_ingest::live::{CancellationToken, LiveConfig, LiveIngest};
@@ -20,7 +21,11 @@ use serde_json::json;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
+use crate::dashboard::{Dashboard, Mode};
+use crate::metrics::{Metrics, MetricsOptions};
 use crate::pipeline::Pipeline;
+use crate::progress::Progress;
+use crate::server::{self, ExplainFailure, ExplainRequest, ServeOptions, ServerState};
 
 /// Options of `bindery run`.
 #[derive(Debug, Clone)]
@@ -37,6 +42,8 @@ pub struct RunOptions {
     pub coalesce: Duration,
     /// The sink's concurrency, rate limits and retries.
     pub sink: SinkConfig,
+    /// Where metrics, the dashboard and explain are served.
+    pub serve: ServeOptions,
 }
 
 /// A kube client for the first context of `kubeconfig`.
@@ -67,10 +74,27 @@ pub async fn run(opts: RunOptions, shutdown: CancellationToken) -> Result<()> {
         }
         None => None,
     };
-    let (sink, sink_task) = BindingSink::start(wds.clone(), opts.sink.clone())
-        .await
-        .context("starting the Binding sink")?;
+    let metrics = Arc::new(Metrics::new(MetricsOptions {
+        per_policy: opts.serve.per_policy_metrics,
+    }));
+    let (listener, addr) = server::bind(opts.serve.listen).await?;
+    let (sink, sink_task) =
+        BindingSink::start_observed(wds.clone(), opts.sink.clone(), metrics.clone())
+            .await
+            .context("starting the Binding sink")?;
     tracing::info!("found {} stored Bindings", sink.stored_names().len());
+    metrics.watch_sink(sink.clone());
+    let (explain_tx, explain_rx) = mpsc::channel::<ExplainRequest>(16);
+    let state = ServerState {
+        metrics: metrics.clone(),
+        dashboard: Dashboard::new(metrics.clone(), Mode::Run),
+        explain: Some(explain_tx),
+    };
+    let serving = tokio::spawn(server::serve(listener, state, shutdown.clone()));
+    tracing::info!(
+        "metrics: {0}/metrics, dashboard: {0}/dashboard, explain: {0}/explain?policy=NAME",
+        server::url(addr)
+    );
 
     let (tx, rx) = mpsc::channel::<WatchEvent>(16 * 1024);
     let mut config = LiveConfig::new(wds, its);
@@ -82,7 +106,9 @@ pub async fn run(opts: RunOptions, shutdown: CancellationToken) -> Result<()> {
     // The engine (a timely worker) is not Send: it is built on its own thread.
     let engine = std::thread::Builder::new()
         .name("bindery-engine".into())
-        .spawn(move || EngineLoop::new(engine_sink, recorder, coalesce).run(rx, runtime))
+        .spawn(move || {
+            EngineLoop::new(engine_sink, recorder, coalesce, metrics).run(rx, explain_rx, runtime)
+        })
         .context("starting the engine thread")?;
 
     // The ingest ends on shutdown (or on a fatal discovery error), which closes the
@@ -95,8 +121,24 @@ pub async fn run(opts: RunOptions, shutdown: CancellationToken) -> Result<()> {
         .map_err(|_| anyhow!("the engine thread panicked"))?;
     sink.shutdown().await;
     sink_task.await.map_err(|e| anyhow!("sink task: {e}"))?;
+    serving.await.map_err(|e| anyhow!("server task: {e}"))??;
     ingest_result.context("watching")?;
     engine_result
+}
+
+/// What woke the engine thread.
+enum Wake {
+    /// A watch event, or `None` when the ingest has ended.
+    Event(Option<WatchEvent>),
+    /// A question from `GET /explain`.
+    Explain(ExplainRequest),
+    /// A coalescing window passed (or the idle poll).
+    Timeout,
+}
+
+/// A watch event's arrival time (its `ts`, Unix ms).
+fn received_at(event: &WatchEvent) -> SystemTime {
+    UNIX_EPOCH + Duration::from_millis(u64::try_from(event.ts).unwrap_or(0))
 }
 
 /// The engine thread's state.
@@ -105,27 +147,41 @@ struct EngineLoop {
     sink: SinkHandle,
     recorder: Option<LogWriter>,
     coalesce: Duration,
-    /// Bindings changed and not yet handed to the sink, with when they first changed.
-    dirty: BTreeMap<String, Instant>,
+    metrics: Arc<Metrics>,
+    /// When the open epoch's oldest event arrived.
+    epoch_oldest: Option<SystemTime>,
+    /// Bindings changed and not yet handed to the sink: when they first changed, and
+    /// when the oldest event behind those changes arrived.
+    dirty: BTreeMap<String, (Instant, SystemTime)>,
     /// Policies whose status must be handed to the sink again (write errors changed).
     status_dirty: BTreeSet<String>,
     /// Write errors as last seen, to notice changes.
     write_errors: HashMap<String, String>,
     published: bool,
+    /// Progress of the initial lists, until every watch has synced.
+    initial_sync: Option<Progress>,
     events: u64,
 }
 
 impl EngineLoop {
-    fn new(sink: SinkHandle, recorder: Option<LogWriter>, coalesce: Duration) -> EngineLoop {
+    fn new(
+        sink: SinkHandle,
+        recorder: Option<LogWriter>,
+        coalesce: Duration,
+        metrics: Arc<Metrics>,
+    ) -> EngineLoop {
         EngineLoop {
             pipeline: Pipeline::new(),
             sink,
             recorder,
             coalesce,
+            metrics,
+            epoch_oldest: None,
             dirty: BTreeMap::new(),
             status_dirty: BTreeSet::new(),
             write_errors: HashMap::new(),
             published: false,
+            initial_sync: Some(Progress::spinner("initial sync of every watch")),
             events: 0,
         }
     }
@@ -133,14 +189,21 @@ impl EngineLoop {
     fn run(
         mut self,
         mut rx: mpsc::Receiver<WatchEvent>,
+        mut explain: mpsc::Receiver<ExplainRequest>,
         runtime: tokio::runtime::Handle,
     ) -> Result<()> {
         loop {
             let deadline = self.next_deadline();
-            let received =
-                runtime.block_on(async { tokio::time::timeout_at(deadline, rx.recv()).await });
-            match received {
-                Ok(Some(event)) => {
+            let wake = runtime.block_on(async {
+                tokio::select! {
+                    biased;
+                    event = rx.recv() => Wake::Event(event),
+                    Some(request) = explain.recv() => Wake::Explain(request),
+                    _ = tokio::time::sleep_until(deadline) => Wake::Timeout,
+                }
+            });
+            match wake {
+                Wake::Event(Some(event)) => {
                     self.push(event)?;
                     // Take what else is queued, so one epoch covers a burst.
                     while self.pipeline.pending() < 65_536 {
@@ -149,9 +212,11 @@ impl EngineLoop {
                             Err(_) => break,
                         }
                     }
+                    self.metrics.queued_events(rx.len());
                 }
-                Ok(None) => break,
-                Err(_elapsed) => {}
+                Wake::Event(None) => break,
+                Wake::Explain(request) => self.explain(request),
+                Wake::Timeout => {}
             }
             self.close_epoch();
             self.note_write_errors();
@@ -174,7 +239,7 @@ impl EngineLoop {
         let poll = Instant::now() + Duration::from_secs(1);
         self.dirty
             .values()
-            .map(|first| *first + self.coalesce)
+            .map(|(first, _)| *first + self.coalesce)
             .min()
             .map_or(poll, |d| d.min(poll))
     }
@@ -184,6 +249,19 @@ impl EngineLoop {
         if let Some(recorder) = self.recorder.as_mut() {
             recorder.write_event(&event).context("recording")?;
         }
+        self.metrics.event(&event);
+        if let Some(progress) = self.initial_sync.as_mut() {
+            let (events, pipeline) = (self.events, &self.pipeline);
+            progress.status(|| {
+                let unsynced = pipeline.unsynced();
+                format!(
+                    "{events} events, {} resources not synced yet",
+                    unsynced.len()
+                )
+            });
+        }
+        let at = received_at(&event);
+        self.epoch_oldest = Some(self.epoch_oldest.map_or(at, |t| t.min(at)));
         let what = format!("{} {}", event.resource, event.event_type.as_str());
         if let Err(e) = self.pipeline.push(event) {
             // One bad object must not stop the others.
@@ -197,13 +275,26 @@ impl EngineLoop {
         if !self.pipeline.synced() || self.pipeline.pending() == 0 {
             return;
         }
+        let started = std::time::Instant::now();
         let out = self.pipeline.close_epoch();
+        let oldest = self.epoch_oldest.take().unwrap_or_else(SystemTime::now);
+        let lag = oldest.elapsed().unwrap_or_default();
+        let engine = self.pipeline.engine();
+        self.metrics
+            .epoch(&out, started.elapsed(), lag, &engine.sizes());
         let now = Instant::now();
         for change in &out.changes {
-            self.dirty.entry(change.binding.clone()).or_insert(now);
+            let entry = self
+                .dirty
+                .entry(change.binding.clone())
+                .or_insert((now, oldest));
+            entry.1 = entry.1.min(oldest);
         }
         if !self.published {
             self.published = true;
+            if let Some(progress) = self.initial_sync.take() {
+                progress.finish();
+            }
             let current: BTreeSet<String> = self
                 .pipeline
                 .engine()
@@ -223,7 +314,7 @@ impl EngineLoop {
                 orphans.len()
             );
             for name in orphans {
-                self.dirty.entry(name).or_insert(now);
+                self.dirty.entry(name).or_insert((now, oldest));
             }
         }
         if let Some(recorder) = self.recorder.as_mut()
@@ -231,6 +322,22 @@ impl EngineLoop {
         {
             tracing::warn!("flushing the recording: {e}");
         }
+    }
+
+    /// Answers a `GET /explain` on the engine's current state (once every watch has
+    /// synced: before, the state is partial).
+    fn explain(&self, request: ExplainRequest) {
+        let answer = if self.published {
+            // O(state): the engine's inputs are copied into an oracle to be explained.
+            let oracle = self.pipeline.engine().to_oracle();
+            oracle
+                .explain(&request.query)
+                .map_err(ExplainFailure::Explain)
+        } else {
+            Err(ExplainFailure::NotSynced(self.pipeline.unsynced()))
+        };
+        // The asker may have gone.
+        let _ = request.reply.send(answer);
     }
 
     /// Marks the policies whose Binding write errors appeared or cleared.
@@ -256,16 +363,19 @@ impl EngineLoop {
         let due: Vec<String> = self
             .dirty
             .iter()
-            .filter(|(_, first)| all || **first + self.coalesce <= now)
+            .filter(|(_, (first, _))| all || *first + self.coalesce <= now)
             .map(|(n, _)| n.clone())
             .collect();
         for name in due {
-            self.dirty.remove(&name);
+            let Some((_, changed_at)) = self.dirty.remove(&name) else {
+                continue;
+            };
             let engine = self.pipeline.engine();
-            match engine.binding(&name) {
-                Some(binding) => self.sink.submit(DesiredBinding::present(&binding)),
-                None => self.sink.submit(DesiredBinding::absent(name.clone())),
-            }
+            let desired = match engine.binding(&name) {
+                Some(binding) => DesiredBinding::present(&binding),
+                None => DesiredBinding::absent(name.clone()),
+            };
+            self.sink.submit(desired.changed_at(Some(changed_at)));
             self.status_dirty.insert(name);
         }
         for name in std::mem::take(&mut self.status_dirty) {

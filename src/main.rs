@@ -49,6 +49,8 @@ enum Command {
         /// Client-side burst of API requests.
         #[arg(long, default_value_t = 100)]
         burst: u32,
+        #[command(flatten)]
+        serve: ServeArgs,
     },
     /// Replay a recorded watch log through the engine at full speed.
     Replay {
@@ -68,16 +70,25 @@ enum Command {
         /// Nothing is written anywhere else; a `--dump-bindings` file includes it.
         #[arg(long, value_name = "FILE.yaml", conflicts_with = "emit_deltas")]
         with_policy: Option<PathBuf>,
+        /// Serve the live dashboard and /metrics during the replay (see --listen), and
+        /// after it until SIGINT/SIGTERM.
+        #[arg(long)]
+        dashboard: bool,
+        /// Pace the replay by the log's timestamps, X times faster than recorded
+        /// (default: as fast as possible).
+        #[arg(long, value_name = "X", value_parser = parse_speed)]
+        speed: Option<f64>,
+        #[command(flatten)]
+        serve: ServeArgs,
     },
     /// Explain why a BindingPolicy binds (or not) a WEC and selects (or not) an object,
-    /// test by test, on the final state of a watch log. Without --object and --cluster,
-    /// explain the policy overall. (The live form, against a WDS and an ITS with
-    /// --wds-kubeconfig/--its-kubeconfig, is not supported yet: record a log with
-    /// `bindery run --record` and explain that.)
+    /// test by test, on the state at the end of a watch log (--log) or the current state
+    /// of a live WDS and ITS (--wds-kubeconfig and --its-kubeconfig; read only). Without
+    /// --object and --cluster, explain the policy overall.
     Explain {
-        /// The watch log whose final state to explain.
-        #[arg(long, value_name = "LOG", required_unless_present_any = ["wds_kubeconfig", "its_kubeconfig"])]
-        log: Option<PathBuf>,
+        /// Where the state comes from.
+        #[command(flatten)]
+        source: bindery::snapshot::StateArgs,
         /// The BindingPolicy to explain.
         #[arg(long, value_name = "NAME")]
         policy: String,
@@ -91,12 +102,22 @@ enum Command {
         /// Output format: `text` (default) or `json`.
         #[arg(short = 'o', long, value_enum, default_value_t = explain::OutputFormat::Text)]
         output: explain::OutputFormat,
-        /// Not supported yet (live explain against a WDS).
-        #[arg(long, value_name = "FILE", conflicts_with = "log")]
-        wds_kubeconfig: Option<PathBuf>,
-        /// Not supported yet (live explain against an ITS).
-        #[arg(long, value_name = "FILE", conflicts_with = "log")]
-        its_kubeconfig: Option<PathBuf>,
+    },
+    /// Dry-run a BindingPolicy (new or edited): print the Binding it would get (stdout)
+    /// and its problems (stderr), on the state at the end of a watch log (--log) or the
+    /// current state of a live WDS and ITS (--wds-kubeconfig and --its-kubeconfig).
+    /// Nothing is written to any server or file.
+    DryRun {
+        /// Where the state comes from.
+        #[command(flatten)]
+        source: bindery::snapshot::StateArgs,
+        /// The BindingPolicy (one object, YAML or JSON). Without `metadata.uid` it keeps
+        /// the uid of the policy of that name, if there is one (`dry-run` otherwise).
+        #[arg(long, value_name = "FILE.yaml")]
+        policy_file: PathBuf,
+        /// How to print the Binding: `json` (default) or `yaml`.
+        #[arg(short = 'o', long, value_enum, default_value_t = bindery::dry_run::DryRunFormat::Json)]
+        output: bindery::dry_run::DryRunFormat,
     },
 }
 
@@ -133,6 +154,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             concurrency,
             qps,
             burst,
+            serve,
         } => {
             let sink = SinkConfig {
                 concurrency,
@@ -148,11 +170,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 record,
                 coalesce: Duration::from_millis(coalesce_ms),
                 sink,
+                serve: serve.options(),
             };
             let runtime = tokio::runtime::Runtime::new()?;
             runtime.block_on(async {
                 let shutdown = CancellationToken::new();
-                tokio::spawn(cancel_on_signal(shutdown.clone()));
+                tokio::spawn(bindery::server::cancel_on_signal(shutdown.clone()));
                 live::run(opts, shutdown).await
             })
         }
@@ -162,6 +185,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             emit_deltas,
             window_ms,
             with_policy,
+            dashboard,
+            speed,
+            serve,
         } => {
             let opts = replay::ReplayOptions {
                 log,
@@ -169,8 +195,14 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 emit_deltas,
                 window_ms,
                 with_policy,
+                speed,
+                metrics: None,
             };
-            let s = replay::replay(&opts)?;
+            let s = if dashboard {
+                replay::replay_with_dashboard(&opts, serve.options())?
+            } else {
+                replay::replay(&opts)?
+            };
             tracing::info!(
                 "replayed {} events in {} epochs: {} Bindings, {:.3} s, {:.0} events/s",
                 s.events,
@@ -182,23 +214,14 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Explain {
-            log,
+            source,
             policy,
             object,
             cluster,
             output,
-            wds_kubeconfig,
-            its_kubeconfig,
         } => {
-            let Some(log) = log.filter(|_| wds_kubeconfig.is_none() && its_kubeconfig.is_none())
-            else {
-                anyhow::bail!(
-                    "explaining against a live WDS/ITS (--wds-kubeconfig/--its-kubeconfig) is not supported yet: \
-                     record a watch log with `bindery run --record LOG` and use `bindery explain --log LOG`"
-                );
-            };
             let opts = explain::ExplainOptions {
-                log,
+                source: source.source()?,
                 policy,
                 object,
                 cluster,
@@ -207,22 +230,49 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             print!("{}", explain::explain(&opts)?);
             Ok(())
         }
+        Command::DryRun {
+            source,
+            policy_file,
+            output,
+        } => {
+            let opts = bindery::dry_run::DryRunOptions {
+                source: source.source()?,
+                policy_file,
+                output,
+            };
+            bindery::dry_run::dry_run(&opts)?;
+            Ok(())
+        }
     }
 }
 
-/// Cancels `shutdown` on the first SIGTERM or SIGINT.
-async fn cancel_on_signal(shutdown: CancellationToken) {
-    use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) else {
-        tracing::error!("cannot install signal handlers");
-        return;
-    };
-    tokio::select! {
-        _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
-        _ = int.recv() => tracing::info!("SIGINT: shutting down"),
+/// Where `bindery run` and `bindery replay --dashboard` serve metrics and the dashboard.
+#[derive(clap::Args, Debug)]
+struct ServeArgs {
+    /// Listen address of the metrics, dashboard and explain server (loopback by default;
+    /// port 0: any free port, logged at start).
+    #[arg(long, value_name = "ADDR", default_value = bindery::server::DEFAULT_LISTEN)]
+    listen: std::net::SocketAddr,
+    /// Export per-policy metric series (one series per policy: mind the cardinality).
+    #[arg(long)]
+    per_policy_metrics: bool,
+}
+
+impl ServeArgs {
+    fn options(&self) -> bindery::server::ServeOptions {
+        bindery::server::ServeOptions {
+            listen: self.listen,
+            per_policy_metrics: self.per_policy_metrics,
+        }
     }
-    shutdown.cancel();
+}
+
+/// A replay speed: a finite number above 0.
+fn parse_speed(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(x) if x.is_finite() && x > 0.0 => Ok(x),
+        _ => Err(format!(
+            "{s:?} is not a speed (a number above 0, e.g. 10 or 0.5)"
+        )),
+    }
 }

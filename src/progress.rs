@@ -6,7 +6,8 @@ use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressStyle};
 
-/// Reports progress through a byte count (of the input file).
+/// Reports progress through a byte count (of the input file), or only a status text
+/// ([`Progress::spinner`]).
 pub enum Progress {
     /// A terminal: an indicatif bar, and when its status text was last refreshed.
     Bar(ProgressBar, Instant),
@@ -44,6 +45,50 @@ impl Progress {
                 total,
                 every: Duration::from_secs(5),
                 last: Instant::now(),
+            }
+        }
+    }
+
+    /// Starts reporting on `what` when there is no total to measure against (a count of
+    /// events, say): a spinner with a status text on a terminal, an info line every 5 s
+    /// otherwise. Update it with [`Progress::status`].
+    pub fn spinner(what: &str) -> Progress {
+        if std::io::stderr().is_terminal() {
+            let bar = ProgressBar::new_spinner();
+            let style =
+                ProgressStyle::with_template("{spinner} {msg} [{elapsed_precise}] {prefix}")
+                    .expect("valid template");
+            bar.set_style(style);
+            bar.set_message(what.to_string());
+            bar.enable_steady_tick(Duration::from_millis(100));
+            Progress::Bar(bar, Instant::now())
+        } else {
+            Progress::Lines {
+                what: what.to_string(),
+                total: None,
+                every: Duration::from_secs(5),
+                last: Instant::now(),
+            }
+        }
+    }
+
+    /// Updates the status text only (what a [`Progress::spinner`] shows): at most every
+    /// 200 ms on a terminal, as a `what: status` info line every 5 s otherwise.
+    pub fn status(&mut self, status: impl FnOnce() -> String) {
+        match self {
+            Progress::Bar(bar, refreshed) => {
+                if refreshed.elapsed() >= Duration::from_millis(200) {
+                    *refreshed = Instant::now();
+                    bar.set_prefix(status());
+                }
+            }
+            Progress::Lines {
+                what, every, last, ..
+            } => {
+                if last.elapsed() >= *every {
+                    *last = Instant::now();
+                    tracing::info!("{what}: {}", status());
+                }
             }
         }
     }

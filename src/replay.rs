@@ -4,17 +4,22 @@
 use std::fs::File;
 use std::io::{BufWriter, StdoutLock};
 use std::path::{Path, PathBuf};
-use std::time::Instant;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{Context, Result, bail};
-use bindery_engine::{Binding, Engine};
-use bindery_ingest::feed::{POLICY_GROUP, POLICY_RESOURCE};
-use bindery_ingest::{EventType, LogReader, ResourceRef, Space, WatchEvent};
+use bindery_engine::Binding;
+use bindery_ingest::LogReader;
 use bindery_sink::{DeltaWriter, write_binding_list};
-use serde_json::Value;
 
+use crate::dashboard::{Dashboard, Mode};
+use crate::metrics::{Metrics, MetricsOptions};
 use crate::pipeline::Pipeline;
 use crate::progress::Progress;
+use crate::server::{self, ServeOptions, ServerState};
+
+/// The dry-run policy of `--with-policy` (defined in [`crate::dry_run`]).
+pub use crate::dry_run::DryRunPolicy;
 
 /// Options of `bindery replay`.
 #[derive(Debug, Clone)]
@@ -32,6 +37,11 @@ pub struct ReplayOptions {
     /// edited policy after the log, in one more epoch; its Binding is printed on stdout
     /// and its problems on stderr.
     pub with_policy: Option<PathBuf>,
+    /// Pace the replay by the log's timestamps, this many times faster than recorded
+    /// (`None`: as fast as possible).
+    pub speed: Option<f64>,
+    /// Count events, epochs and Binding changes here (for `/metrics` and the dashboard).
+    pub metrics: Option<Arc<Metrics>>,
 }
 
 /// What a replay did.
@@ -52,15 +62,32 @@ struct Replayer {
     pipeline: Pipeline,
     deltas: Option<DeltaWriter<BufWriter<StdoutLock<'static>>>>,
     epoch_start: Option<i64>,
+    /// When the open epoch's first event was read.
+    epoch_read: Option<SystemTime>,
+    metrics: Option<Arc<Metrics>>,
     summary: ReplaySummary,
 }
 
 impl Replayer {
-    /// Closes the open epoch and writes its deltas.
+    /// Closes the open epoch, counts it and writes its deltas.
     fn close_epoch(&mut self) -> Result<()> {
+        let started = Instant::now();
         let out = self.pipeline.close_epoch();
+        let duration = started.elapsed();
+        if let Some(m) = &self.metrics {
+            // Each change was emitted at most this long after the event that caused it.
+            let age = self
+                .epoch_read
+                .and_then(|t| t.elapsed().ok())
+                .unwrap_or_default();
+            m.epoch(&out, duration, age, &self.pipeline.engine().sizes());
+            for _ in &out.changes {
+                m.event_to_binding(age);
+            }
+        }
         self.summary.epochs += 1;
         self.epoch_start = None;
+        self.epoch_read = None;
         if let Some(d) = self.deltas.as_mut() {
             d.write_epoch(&out).context("writing deltas")?;
         }
@@ -74,6 +101,51 @@ impl Replayer {
             && self.pipeline.synced()
             && self.pipeline.pending() > 0
     }
+}
+
+/// Replays `opts.log` with the metrics and dashboard served on `serve.listen` meanwhile,
+/// and after it until SIGINT/SIGTERM, so the figures can be read at leisure.
+pub fn replay_with_dashboard(opts: &ReplayOptions, serve: ServeOptions) -> Result<ReplaySummary> {
+    let runtime = tokio::runtime::Runtime::new()?;
+    let metrics = Arc::new(Metrics::new(MetricsOptions {
+        per_policy: serve.per_policy_metrics,
+    }));
+    let dashboard = Dashboard::new(metrics.clone(), Mode::Replay);
+    let state = ServerState {
+        metrics: metrics.clone(),
+        dashboard: dashboard.clone(),
+        explain: None,
+    };
+    let shutdown = bindery_ingest::live::CancellationToken::new();
+    let (listener, addr) = runtime.block_on(server::bind(serve.listen))?;
+    let serving = runtime.spawn(server::serve(listener, state, shutdown.clone()));
+    runtime.spawn(server::cancel_on_signal(shutdown.clone()));
+    tracing::info!(
+        "dashboard: {}/dashboard, metrics: {}/metrics",
+        server::url(addr),
+        server::url(addr)
+    );
+    let opts = ReplayOptions {
+        metrics: Some(metrics),
+        ..opts.clone()
+    };
+    let summary = replay(&opts);
+    dashboard.set_done();
+    dashboard.sample();
+    if summary.is_ok() && !shutdown.is_cancelled() {
+        tracing::info!(
+            "replay finished; the dashboard stays up at {}/dashboard until SIGINT/SIGTERM",
+            server::url(addr)
+        );
+    }
+    runtime.block_on(async {
+        if summary.is_ok() {
+            shutdown.cancelled().await;
+        }
+        shutdown.cancel();
+        serving.await
+    })??;
+    summary
 }
 
 /// Replays `opts.log`; returns the summary, or the first error (naming file and line).
@@ -98,8 +170,11 @@ pub fn replay(opts: &ReplayOptions) -> Result<ReplaySummary> {
             .emit_deltas
             .then(|| DeltaWriter::new(BufWriter::new(std::io::stdout().lock()))),
         epoch_start: None,
+        epoch_read: None,
+        metrics: opts.metrics.clone(),
         summary: ReplaySummary::default(),
     };
+    let mut pace = opts.speed.map(Pace::new);
     let mut last_ts = 0;
     while let Some(line) = reader.next() {
         let line = line?;
@@ -107,7 +182,14 @@ pub fn replay(opts: &ReplayOptions) -> Result<ReplaySummary> {
         if r.epoch_ends_before(line.event.ts, opts.window_ms) {
             r.close_epoch()?;
         }
+        if let Some(pace) = pace.as_mut() {
+            pace.wait_for(line.event.ts);
+        }
         r.epoch_start.get_or_insert(line.event.ts);
+        r.epoch_read.get_or_insert_with(SystemTime::now);
+        if let Some(m) = &r.metrics {
+            m.event(&line.event);
+        }
         r.pipeline
             .push(line.event)
             .with_context(|| format!("{name}:{}", line.line))?;
@@ -158,125 +240,28 @@ fn dump(path: &Path, bindings: &[Binding]) -> Result<()> {
     write_binding_list(&mut out, bindings).with_context(|| format!("writing {}", path.display()))
 }
 
-/// A BindingPolicy read from a file for a dry-run (`bindery replay --with-policy`).
-#[derive(Clone, Debug)]
-pub struct DryRunPolicy {
-    /// `metadata.name`: the policy (and Binding) name.
-    pub name: String,
-    /// The whole object, as read.
-    object: Value,
-    /// The file it came from, for messages.
-    source: String,
+/// Paces a replay by the log's timestamps: event times are replayed `speed` times
+/// faster than they were recorded.
+#[derive(Debug)]
+struct Pace {
+    speed: f64,
+    /// The first event's timestamp and when it was replayed.
+    start: Option<(i64, Instant)>,
 }
 
-impl DryRunPolicy {
-    /// Reads one BindingPolicy object from a YAML or JSON file.
-    pub fn read(path: &Path) -> Result<DryRunPolicy> {
-        let source = path.display().to_string();
-        let text = std::fs::read_to_string(path).with_context(|| format!("reading {source}"))?;
-        DryRunPolicy::parse(&text, &source)
+impl Pace {
+    fn new(speed: f64) -> Pace {
+        Pace { speed, start: None }
     }
 
-    /// Parses one BindingPolicy object (YAML or JSON); `source` names it in errors.
-    pub fn parse(text: &str, source: &str) -> Result<DryRunPolicy> {
-        let object: Value = serde_yaml_ng::from_str(text).with_context(|| {
-            format!("{source}: expected one BindingPolicy object (YAML or JSON)")
-        })?;
-        let Value::Object(map) = &object else {
-            bail!(
-                "{source}: expected one BindingPolicy object, got {}",
-                kind_of(&object)
-            );
-        };
-        if let Some(kind) = map.get("kind").filter(|k| !k.is_null())
-            && kind.as_str() != Some("BindingPolicy")
-        {
-            bail!("{source}: kind is {kind}, expected \"BindingPolicy\"");
+    /// Sleeps until the event recorded at `ts` is due.
+    fn wait_for(&mut self, ts: i64) {
+        let (first, at) = *self.start.get_or_insert((ts, Instant::now()));
+        let offset_ms = ts.saturating_sub(first).max(0) as f64 / self.speed;
+        let due = at + Duration::from_secs_f64(offset_ms / 1000.0);
+        let now = Instant::now();
+        if due > now {
+            std::thread::sleep(due - now);
         }
-        if let Some(api_version) = map.get("apiVersion").filter(|v| !v.is_null())
-            && !api_version
-                .as_str()
-                .is_some_and(|v| v.starts_with(&format!("{POLICY_GROUP}/")))
-        {
-            bail!("{source}: apiVersion is {api_version}, expected {POLICY_GROUP}/v1alpha1");
-        }
-        let meta = map.get("metadata");
-        let name = match meta.and_then(|m| m.get("name")) {
-            Some(Value::String(n)) if !n.is_empty() => n.clone(),
-            _ => bail!("{source}: metadata.name is required (a non-empty string)"),
-        };
-        if meta
-            .and_then(|m| m.get("deletionTimestamp"))
-            .is_some_and(|t| !t.is_null())
-        {
-            bail!(
-                "{source}: metadata.deletionTimestamp is set: a policy being deleted has no Binding"
-            );
-        }
-        Ok(DryRunPolicy {
-            name,
-            object,
-            source: source.to_string(),
-        })
-    }
-
-    /// The watch event that adds or edits the policy: the object, with `metadata.uid`
-    /// (if absent: the edited policy's, or `dry-run` for a new one) and
-    /// `metadata.generation` (if absent: 1) filled in.
-    fn event(&self, engine: &Engine, ts: i64) -> WatchEvent {
-        let mut object = self.object.clone();
-        if let Some(Value::Object(meta)) = object.get_mut("metadata") {
-            if meta.get("uid").is_none_or(Value::is_null) {
-                let uid = engine
-                    .binding(&self.name)
-                    .map_or_else(|| "dry-run".to_string(), |b| b.policy_uid);
-                meta.insert("uid".into(), Value::String(uid));
-            }
-            if meta.get("generation").is_none_or(Value::is_null) {
-                meta.insert("generation".into(), Value::from(1));
-            }
-        }
-        WatchEvent {
-            ts,
-            resource: ResourceRef::new(Space::Wds, POLICY_GROUP, "v1alpha1", POLICY_RESOURCE),
-            event_type: EventType::Modified,
-            object: Some(object),
-        }
-    }
-
-    /// Prints the policy's Binding (pretty JSON) on stdout and its problems on stderr.
-    fn report(&self, engine: &Engine) -> Result<()> {
-        let Some(binding) = engine.binding(&self.name) else {
-            bail!("dry-run BindingPolicy {:?} has no Binding", self.name);
-        };
-        let problems = engine
-            .status(&self.name)
-            .map(|s| s.problems)
-            .unwrap_or_default();
-        println!("{}", serde_json::to_string_pretty(&binding.to_json())?);
-        if problems.is_empty() {
-            eprintln!("dry-run BindingPolicy {:?}: no problems", self.name);
-        } else {
-            eprintln!(
-                "dry-run BindingPolicy {:?}: {} problem(s):",
-                self.name,
-                problems.len()
-            );
-            for p in &problems {
-                eprintln!("  {p}");
-            }
-        }
-        Ok(())
-    }
-}
-
-fn kind_of(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "nothing",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "a list",
-        Value::Object(_) => "an object",
     }
 }

@@ -1,0 +1,312 @@
+//! Dry-runs of a BindingPolicy: the Binding a new or edited policy would get, on the
+//! state at the end of a watch log or on the current state of live servers, without
+//! writing anything anywhere.
+//!
+//! - [`DryRunPolicy`]: the policy file (one BindingPolicy, YAML or JSON), checked, and
+//!   turned into the watch event that adds or edits it (also used by `bindery replay
+//!   --with-policy`, which re-exports it from [`crate::replay`]).
+//! - [`dry_run`]: `bindery dry-run`: loads the state into a [`Pipeline`] (a log through
+//!   to its end, or a live [`snapshot`](crate::snapshot)), closes one epoch, applies the
+//!   policy in one more epoch and prints its Binding (stdout) and problems (stderr).
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use bindery_engine::{Binding, Engine};
+use bindery_ingest::feed::{POLICY_GROUP, POLICY_RESOURCE};
+use bindery_ingest::live::now_ms;
+use bindery_ingest::{EventType, LogReader, ResourceRef, Space, WatchEvent};
+use serde_json::Value;
+
+use crate::pipeline::Pipeline;
+use crate::progress::Progress;
+use crate::snapshot::{self, LiveSource, StateSource};
+
+/// How a dry-run prints the Binding.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum DryRunFormat {
+    /// Pretty JSON (what `bindery replay --with-policy` prints).
+    #[default]
+    Json,
+    /// YAML, fields in the same order.
+    Yaml,
+}
+
+/// Options of `bindery dry-run`.
+#[derive(Clone, Debug)]
+pub struct DryRunOptions {
+    /// Where the state comes from: a watch log's end or live servers.
+    pub source: StateSource,
+    /// The BindingPolicy file (one object, YAML or JSON), a new or an edited policy.
+    pub policy_file: PathBuf,
+    /// How to print the Binding.
+    pub output: DryRunFormat,
+}
+
+/// What a dry-run found: the policy's Binding and problems.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DryRunOutcome {
+    /// The Binding the policy would get.
+    pub binding: Binding,
+    /// The policy's problems (what its status `errors` would say), sorted.
+    pub problems: Vec<String>,
+}
+
+impl DryRunOutcome {
+    /// The Binding rendered as `format` (ends with a newline).
+    pub fn render(&self, format: DryRunFormat) -> Result<String> {
+        let json = self.binding.to_json();
+        Ok(match format {
+            DryRunFormat::Json => serde_json::to_string_pretty(&json)? + "\n",
+            DryRunFormat::Yaml => serde_yaml_ng::to_string(&json)?,
+        })
+    }
+}
+
+/// Runs `bindery dry-run`: reads the policy file, loads the state of `opts.source`,
+/// applies the policy, prints its Binding on stdout and its problems on stderr, and
+/// returns them. Writes nothing else, to no server and no file.
+pub fn dry_run(opts: &DryRunOptions) -> Result<DryRunOutcome> {
+    // The file first: a bad file fails before any (possibly long) read of the state.
+    let policy = DryRunPolicy::read(&opts.policy_file)?;
+    let (mut pipeline, ts) = match &opts.source {
+        StateSource::Log(log) => load_log(log)?,
+        StateSource::Live(live) => {
+            let runtime = tokio::runtime::Runtime::new().context("starting the Tokio runtime")?;
+            (runtime.block_on(load_live(live))?, now_ms())
+        }
+    };
+    let outcome = policy.apply(&mut pipeline, ts)?;
+    let mut stdout = std::io::stdout().lock();
+    stdout.write_all(outcome.render(opts.output)?.as_bytes())?;
+    stdout.flush()?;
+    policy.print_problems(&outcome.problems);
+    Ok(outcome)
+}
+
+/// Replays `log` into a pipeline, in one epoch closed at the end; returns it with the
+/// timestamp of the last event. Fails on the first malformed line, naming file and line.
+pub fn load_log(log: &Path) -> Result<(Pipeline, i64)> {
+    let mut reader = LogReader::open(log)?;
+    let name = reader.name().to_string();
+    let mut progress = Progress::new(&format!("reading {name}"), reader.total_bytes());
+    let mut pipeline = Pipeline::new();
+    let (mut events, mut last_ts) = (0u64, 0);
+    while let Some(line) = reader.next() {
+        let line = line?;
+        last_ts = line.event.ts;
+        pipeline
+            .push(line.event)
+            .with_context(|| format!("{name}:{}", line.line))?;
+        events += 1;
+        progress.update(reader.bytes_read(), || format!("{events} events"));
+    }
+    progress.finish();
+    if !pipeline.synced() {
+        tracing::warn!(
+            "{name}: the log ends before every resource synced ({}); the dry-run sees a partial view",
+            pipeline.unsynced().join(", ")
+        );
+    }
+    pipeline.close_epoch();
+    Ok((pipeline, last_ts))
+}
+
+/// Reads the current state of a live WDS and ITS ([`snapshot::read_until_synced`])
+/// into a pipeline, in one epoch closed at the end. An event that cannot be applied is
+/// logged and skipped, as `bindery run` does.
+pub async fn load_live(source: &LiveSource) -> Result<Pipeline> {
+    let mut pipeline = Pipeline::new();
+    snapshot::read_until_synced(source, |event| {
+        let what = format!("{} {}", event.resource, event.event_type.as_str());
+        if let Err(e) = pipeline.push(event) {
+            tracing::warn!("ignoring {what}: {e}");
+        }
+        Ok(())
+    })
+    .await?;
+    pipeline.close_epoch();
+    Ok(pipeline)
+}
+
+/// A BindingPolicy read from a file for a dry-run (`bindery dry-run`, `bindery replay
+/// --with-policy`).
+#[derive(Clone, Debug)]
+pub struct DryRunPolicy {
+    /// `metadata.name`: the policy (and Binding) name.
+    pub name: String,
+    /// The whole object, as read.
+    object: Value,
+    /// The file it came from, for messages.
+    pub(crate) source: String,
+}
+
+impl DryRunPolicy {
+    /// Reads one BindingPolicy object from a YAML or JSON file.
+    pub fn read(path: &Path) -> Result<DryRunPolicy> {
+        let source = path.display().to_string();
+        let text = std::fs::read_to_string(path).with_context(|| format!("reading {source}"))?;
+        DryRunPolicy::parse(&text, &source)
+    }
+
+    /// Parses one BindingPolicy object (YAML or JSON); `source` names it in errors.
+    pub fn parse(text: &str, source: &str) -> Result<DryRunPolicy> {
+        let object: Value = serde_yaml_ng::from_str(text).with_context(|| {
+            format!("{source}: expected one BindingPolicy object (YAML or JSON)")
+        })?;
+        let Value::Object(map) = &object else {
+            bail!(
+                "{source}: expected one BindingPolicy object, got {}",
+                kind_of(&object)
+            );
+        };
+        if let Some(kind) = map.get("kind").filter(|k| !k.is_null())
+            && kind.as_str() != Some("BindingPolicy")
+        {
+            bail!("{source}: kind is {kind}, expected \"BindingPolicy\"");
+        }
+        if let Some(api_version) = map.get("apiVersion").filter(|v| !v.is_null())
+            && !api_version
+                .as_str()
+                .is_some_and(|v| v.starts_with(&format!("{POLICY_GROUP}/")))
+        {
+            bail!("{source}: apiVersion is {api_version}, expected {POLICY_GROUP}/v1alpha1");
+        }
+        let meta = map.get("metadata");
+        let name = match meta.and_then(|m| m.get("name")) {
+            Some(Value::String(n)) if !n.is_empty() => n.clone(),
+            _ => bail!("{source}: metadata.name is required (a non-empty string)"),
+        };
+        if meta
+            .and_then(|m| m.get("deletionTimestamp"))
+            .is_some_and(|t| !t.is_null())
+        {
+            bail!(
+                "{source}: metadata.deletionTimestamp is set: a policy being deleted has no Binding"
+            );
+        }
+        Ok(DryRunPolicy {
+            name,
+            object,
+            source: source.to_string(),
+        })
+    }
+
+    /// The file (or other source) the policy was read from.
+    pub fn source(&self) -> &str {
+        &self.source
+    }
+
+    /// The watch event that adds or edits the policy: the object, with `metadata.uid`
+    /// (if absent: the edited policy's, or `dry-run` for a new one) and
+    /// `metadata.generation` (if absent: 1) filled in.
+    pub fn event(&self, engine: &Engine, ts: i64) -> WatchEvent {
+        let mut object = self.object.clone();
+        if let Some(Value::Object(meta)) = object.get_mut("metadata") {
+            if meta.get("uid").is_none_or(Value::is_null) {
+                let uid = engine
+                    .binding(&self.name)
+                    .map_or_else(|| "dry-run".to_string(), |b| b.policy_uid);
+                meta.insert("uid".into(), Value::String(uid));
+            }
+            if meta.get("generation").is_none_or(Value::is_null) {
+                meta.insert("generation".into(), Value::from(1));
+            }
+        }
+        WatchEvent {
+            ts,
+            resource: ResourceRef::new(Space::Wds, POLICY_GROUP, "v1alpha1", POLICY_RESOURCE),
+            event_type: EventType::Modified,
+            object: Some(object),
+        }
+    }
+
+    /// Applies the policy to `pipeline` ([`DryRunPolicy::event`] at `ts`) in one more
+    /// epoch (closing the open one first, if it has changes) and returns its outcome.
+    pub fn apply(&self, pipeline: &mut Pipeline, ts: i64) -> Result<DryRunOutcome> {
+        if pipeline.pending() > 0 {
+            pipeline.close_epoch();
+        }
+        let event = self.event(pipeline.engine(), ts);
+        pipeline.push(event).with_context(|| self.source.clone())?;
+        pipeline.close_epoch();
+        self.outcome(pipeline.engine())
+    }
+
+    /// The policy's Binding and problems in `engine` (once the policy is applied).
+    pub fn outcome(&self, engine: &Engine) -> Result<DryRunOutcome> {
+        let Some(binding) = engine.binding(&self.name) else {
+            bail!("dry-run BindingPolicy {:?} has no Binding", self.name);
+        };
+        let problems = engine
+            .status(&self.name)
+            .map(|s| s.problems)
+            .unwrap_or_default();
+        Ok(DryRunOutcome { binding, problems })
+    }
+
+    /// Prints the policy's Binding (pretty JSON) on stdout and its problems on stderr.
+    pub fn report(&self, engine: &Engine) -> Result<()> {
+        let outcome = self.outcome(engine)?;
+        print!("{}", outcome.render(DryRunFormat::Json)?);
+        self.print_problems(&outcome.problems);
+        Ok(())
+    }
+
+    /// Prints `problems` on stderr: `dry-run BindingPolicy "p": no problems`, or a count
+    /// and one indented line each.
+    pub fn print_problems(&self, problems: &[String]) {
+        if problems.is_empty() {
+            eprintln!("dry-run BindingPolicy {:?}: no problems", self.name);
+        } else {
+            eprintln!(
+                "dry-run BindingPolicy {:?}: {} problem(s):",
+                self.name,
+                problems.len()
+            );
+            for p in problems {
+                eprintln!("  {p}");
+            }
+        }
+    }
+}
+
+fn kind_of(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "nothing",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "a list",
+        Value::Object(_) => "an object",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_new_policy_gets_the_dry_run_uid_and_generation_1() {
+        let policy = DryRunPolicy::parse(
+            "kind: BindingPolicy\nmetadata: {name: p}\nspec: {downsync: [{resources: [configmaps]}]}\n",
+            "p.yaml",
+        )
+        .unwrap();
+        let mut pipeline = Pipeline::new();
+        let outcome = policy.apply(&mut pipeline, 7).unwrap();
+        assert_eq!(outcome.binding.name, "p");
+        assert_eq!(outcome.binding.policy_uid, "dry-run");
+        assert!(outcome.problems.is_empty());
+        assert_eq!(
+            pipeline.engine().status("p").unwrap().observed_generation,
+            1
+        );
+        let yaml = outcome.render(DryRunFormat::Yaml).unwrap();
+        assert!(yaml.starts_with("apiVersion: control.kubestellar.io/v1alpha1\nkind: Binding\n"));
+        let json: Value =
+            serde_json::from_str(&outcome.render(DryRunFormat::Json).unwrap()).unwrap();
+        assert_eq!(serde_yaml_ng::from_str::<Value>(&yaml).unwrap(), json);
+    }
+}

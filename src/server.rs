@@ -1,0 +1,301 @@
+//! The HTTP server of `bindery run` and `bindery replay --dashboard` (axum):
+//!
+//! | path | what |
+//! | --- | --- |
+//! | `GET /metrics` | Prometheus metrics (OpenMetrics text) |
+//! | `GET /dashboard` | the live churn dashboard (self-contained page, assets embedded) |
+//! | `GET /dashboard/events` | the dashboard's samples as server-sent events: `history`, then one `sample` a second |
+//! | `GET /dashboard/snapshot` | the latest sample (JSON) |
+//! | `GET /explain?policy=P[&object=G/R/[NS/]N][&cluster=C][&output=json]` | explain on the engine's current state (`bindery run` only) |
+//! | `GET /healthz` | `ok` |
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use axum::Router;
+use axum::extract::{Query as UrlQuery, State};
+use axum::http::{StatusCode, header};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::get;
+use bindery_engine::{ExplainError, Explanation, ObjectKey, Query};
+use bindery_ingest::live::CancellationToken;
+use futures::Stream;
+use futures::StreamExt;
+use serde::Deserialize;
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, oneshot};
+use tokio_stream::wrappers::BroadcastStream;
+
+use crate::dashboard::Dashboard;
+use crate::metrics::Metrics;
+
+/// The default listen address: loopback only.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:9477";
+
+/// Where and what to serve.
+#[derive(Clone, Copy, Debug)]
+pub struct ServeOptions {
+    /// Listen address (port 0: any free port).
+    pub listen: SocketAddr,
+    /// Export per-policy metric series.
+    pub per_policy_metrics: bool,
+}
+
+/// Cancels `shutdown` on the first SIGTERM or SIGINT.
+pub async fn cancel_on_signal(shutdown: CancellationToken) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        tracing::error!("cannot install signal handlers");
+        return;
+    };
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
+        _ = int.recv() => tracing::info!("SIGINT: shutting down"),
+        _ = shutdown.cancelled() => return,
+    }
+    shutdown.cancel();
+}
+
+/// A question for the engine thread: explain `query` on the current state.
+#[derive(Debug)]
+pub struct ExplainRequest {
+    /// What to explain.
+    pub query: Query,
+    /// Where the answer goes.
+    pub reply: oneshot::Sender<Result<Explanation, ExplainFailure>>,
+}
+
+/// Why the engine thread gives no explanation.
+#[derive(Debug, thiserror::Error)]
+pub enum ExplainFailure {
+    /// Not every watch has synced yet: the state is partial.
+    #[error("not every watch has synced yet (waiting for {}): try again shortly", .0.join(", "))]
+    NotSynced(Vec<String>),
+    /// The question names what does not exist, or is malformed.
+    #[error(transparent)]
+    Explain(#[from] ExplainError),
+}
+
+/// What the handlers share.
+#[derive(Clone, Debug)]
+pub struct ServerState {
+    /// The metrics, for `/metrics`.
+    pub metrics: Arc<Metrics>,
+    /// The dashboard's samples.
+    pub dashboard: Arc<Dashboard>,
+    /// The engine thread's explain queue (`None`: explain not served).
+    pub explain: Option<mpsc::Sender<ExplainRequest>>,
+}
+
+/// Binds `addr` (port 0: any free port) and returns the listener and its address.
+pub async fn bind(addr: SocketAddr) -> Result<(TcpListener, SocketAddr)> {
+    let listener = TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("listening on {addr} (metrics and dashboard)"))?;
+    let local = listener.local_addr()?;
+    Ok((listener, local))
+}
+
+/// The routes.
+pub fn router(state: ServerState) -> Router {
+    Router::new()
+        .route("/", get(|| async { Redirect::temporary("/dashboard") }))
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/metrics", get(metrics))
+        .route("/dashboard", get(|| asset(Asset::Index)))
+        .route("/dashboard/", get(|| asset(Asset::Index)))
+        .route("/dashboard/dashboard.js", get(|| asset(Asset::Js)))
+        .route("/dashboard/dashboard.css", get(|| asset(Asset::Css)))
+        .route(
+            "/dashboard/vendor/uPlot.iife.min.js",
+            get(|| asset(Asset::UplotJs)),
+        )
+        .route(
+            "/dashboard/vendor/uPlot.min.css",
+            get(|| asset(Asset::UplotCss)),
+        )
+        .route("/dashboard/events", get(events))
+        .route("/dashboard/snapshot", get(snapshot))
+        .route("/explain", get(explain))
+        .with_state(state)
+}
+
+/// Serves `router(state)` on `listener` until `shutdown`, sampling the dashboard
+/// once a second meanwhile.
+pub async fn serve(
+    listener: TcpListener,
+    state: ServerState,
+    shutdown: CancellationToken,
+) -> Result<()> {
+    tokio::spawn(state.dashboard.clone().run_sampler(shutdown.clone()));
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown.cancelled_owned())
+        .await
+        .context("serving metrics and dashboard")
+}
+
+async fn metrics(State(state): State<ServerState>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        state.metrics.encode(),
+    )
+        .into_response()
+}
+
+/// The page's files, embedded in the binary.
+#[derive(Clone, Copy)]
+enum Asset {
+    Index,
+    Js,
+    Css,
+    UplotJs,
+    UplotCss,
+}
+
+async fn asset(which: Asset) -> Response {
+    let (content_type, body) = match which {
+        Asset::Index => (
+            "text/html; charset=utf-8",
+            include_str!("dashboard/index.html"),
+        ),
+        Asset::Js => (
+            "text/javascript; charset=utf-8",
+            include_str!("dashboard/dashboard.js"),
+        ),
+        Asset::Css => (
+            "text/css; charset=utf-8",
+            include_str!("dashboard/dashboard.css"),
+        ),
+        Asset::UplotJs => (
+            "text/javascript; charset=utf-8",
+            include_str!("dashboard/vendor/uPlot.iife.min.js"),
+        ),
+        Asset::UplotCss => (
+            "text/css; charset=utf-8",
+            include_str!("dashboard/vendor/uPlot.min.css"),
+        ),
+    };
+    ([(header::CONTENT_TYPE, content_type)], body).into_response()
+}
+
+async fn snapshot(State(state): State<ServerState>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        state.dashboard.latest_json(),
+    )
+        .into_response()
+}
+
+async fn events(
+    State(state): State<ServerState>,
+) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+    // Subscribe before reading the history, so no sample falls in between (a page may
+    // see one twice, which it ignores by `t`).
+    let live = BroadcastStream::new(state.dashboard.subscribe()).filter_map(|sample| async move {
+        // A lagging page skips samples rather than stalling the others.
+        sample
+            .ok()
+            .map(|json| Ok(Event::default().event("sample").data(&*json)))
+    });
+    let history = Event::default()
+        .event("history")
+        .data(state.dashboard.history_json());
+    let stream = futures::stream::once(async move { Ok(history) }).chain(live);
+    Sse::new(stream).keep_alive(KeepAlive::default())
+}
+
+/// Parameters of `GET /explain`.
+#[derive(Debug, Deserialize)]
+struct ExplainParams {
+    policy: Option<String>,
+    object: Option<String>,
+    cluster: Option<String>,
+    output: Option<String>,
+}
+
+async fn explain(
+    State(state): State<ServerState>,
+    UrlQuery(params): UrlQuery<ExplainParams>,
+) -> Response {
+    let text = |code: StatusCode, body: String| (code, body).into_response();
+    let Some(engine) = state.explain else {
+        return text(
+            StatusCode::NOT_IMPLEMENTED,
+            "explain is served by `bindery run`; for a log use `bindery explain --log LOG`\n"
+                .into(),
+        );
+    };
+    let Some(policy) = params.policy.filter(|p| !p.is_empty()) else {
+        return text(
+            StatusCode::BAD_REQUEST,
+            "the `policy` parameter is required\n".into(),
+        );
+    };
+    let json = match params.output.as_deref() {
+        None | Some("text") => false,
+        Some("json") => true,
+        Some(other) => {
+            return text(
+                StatusCode::BAD_REQUEST,
+                format!("output {other:?}: expected text or json\n"),
+            );
+        }
+    };
+    let object = match params
+        .object
+        .as_deref()
+        .map(str::parse::<ObjectKey>)
+        .transpose()
+    {
+        Ok(o) => o,
+        Err(e) => return text(StatusCode::BAD_REQUEST, format!("{e}\n")),
+    };
+    let (reply, answer) = oneshot::channel();
+    let request = ExplainRequest {
+        query: Query {
+            policy,
+            object,
+            cluster: params.cluster,
+        },
+        reply,
+    };
+    if engine.send(request).await.is_err() {
+        return text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the engine has stopped\n".into(),
+        );
+    }
+    match answer.await {
+        Ok(Ok(explanation)) if json => (
+            [(header::CONTENT_TYPE, "application/json")],
+            serde_json::to_string_pretty(&explanation).unwrap_or_default() + "\n",
+        )
+            .into_response(),
+        Ok(Ok(explanation)) => text(StatusCode::OK, explanation.to_text()),
+        Ok(Err(e @ ExplainFailure::NotSynced(_))) => {
+            text(StatusCode::SERVICE_UNAVAILABLE, format!("{e}\n"))
+        }
+        Ok(Err(ExplainFailure::Explain(e @ ExplainError::MalformedObject { .. }))) => {
+            text(StatusCode::BAD_REQUEST, format!("{e}\n"))
+        }
+        Ok(Err(e)) => text(StatusCode::NOT_FOUND, format!("{e}\n")),
+        Err(_) => text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the engine has stopped\n".into(),
+        ),
+    }
+}
+
+/// The address to print for people: `http://ADDR`.
+pub fn url(addr: SocketAddr) -> String {
+    format!("http://{addr}")
+}
