@@ -232,6 +232,13 @@ impl BinderyRun {
             .arg("--its-kubeconfig")
             .arg(its)
             .args(extra)
+            // Tests run side by side: any free port, unless the test picks one.
+            .args(
+                (!extra.contains(&"--listen"))
+                    .then_some(["--listen", "127.0.0.1:0"])
+                    .into_iter()
+                    .flatten(),
+            )
             .env("BINDERY_LOG", "info,bindery=debug")
             .stdin(Stdio::null())
             .stdout(log_file.try_clone()?)

@@ -5,7 +5,10 @@ pub mod cluster;
 pub mod envtest;
 
 use std::path::PathBuf;
+use std::process::Command;
 use std::sync::OnceLock;
+
+use anyhow::{Context, Result, bail};
 
 /// Path of the `bindery` binary, built once per test process (same profile as the tests).
 pub fn bindery_bin() -> PathBuf {
@@ -48,4 +51,31 @@ pub fn acceptance_cases() -> Vec<(PathBuf, PathBuf)> {
         .collect();
     cases.sort();
     cases
+}
+
+/// A free loopback port (released again for the process that will listen on it).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free loopback port")
+        .port()
+}
+
+/// `GET url` with curl: the status code and the body.
+pub fn http_get(url: &str) -> Result<(u16, String)> {
+    let out = Command::new("curl")
+        .args(["-sS", "--max-time", "30", "-w", "\n%{http_code}", url])
+        .output()
+        .context("running curl")?;
+    if !out.status.success() {
+        bail!(
+            "curl {url}: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    let text = String::from_utf8(out.stdout).context("a UTF-8 response")?;
+    let (body, code) = text
+        .rsplit_once('\n')
+        .context("curl printed the status code")?;
+    Ok((code.trim().parse()?, body.to_string()))
 }

@@ -233,8 +233,9 @@ fn bad_requests_fail_with_clear_errors() {
         "--wds-kubeconfig",
         "wds.kubeconfig",
     ]);
+    // The live form needs both kubeconfigs.
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("not supported yet"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--its-kubeconfig <FILE>"));
 }
 
 fn dry_run(policy_yaml: &str, extra: &[&str]) -> (Output, tempfile::TempDir) {

@@ -1,13 +1,17 @@
-//! The acceptance logs through the engine with one epoch per event, checked against the
-//! oracle after every event, statuses included (case2 and case4 carry invalid selectors).
+//! The acceptance logs and the example logs through the engine with one epoch per event,
+//! checked against the oracle after every event, statuses included (case2 and case4
+//! carry invalid selectors).
 
 use bindery_engine::{Engine, Oracle};
 use bindery_ingest::{LogReader, RelistTracker, to_change};
-use bindery_tests::acceptance_cases;
+use bindery_tests::{acceptance_cases, workspace_root};
 
 #[test]
 fn engine_equals_oracle_after_every_event_of_the_acceptance_logs() {
-    for (log, _) in acceptance_cases() {
+    let examples =
+        ["examples/nginx.jsonl", "examples/churn.jsonl"].map(|l| workspace_root().join(l));
+    let logs = acceptance_cases().into_iter().map(|(log, _)| log);
+    for log in logs.chain(examples) {
         let mut engine = Engine::new();
         let mut oracle = Oracle::default();
         let mut tracker = RelistTracker::new();

@@ -1,0 +1,484 @@
+//! The dashboard in a real headless Chromium (Debian's `chromium`, driven through
+//! `chromedriver` with WebDriver), during a paced replay: the page updates live, and
+//! once the replay is done the figures it shows are exactly those of `/metrics`.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail, ensure};
+use bindery_tests::{bindery_bin, free_port};
+use fantoccini::{Client, ClientBuilder, Locator};
+use hyper_util::client::legacy::connect::HttpConnector;
+use serde_json::{Value, json};
+
+const CHROMIUM: &str = "/usr/bin/chromium";
+const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+
+/// A child process killed (SIGTERM, then SIGKILL) when dropped.
+struct Process(Child, &'static str);
+
+impl Process {
+    /// SIGTERM and wait; true when it exited successfully.
+    fn stop(&mut self) -> Result<bool> {
+        // SAFETY: kill(2) on our own child.
+        unsafe { libc::kill(self.0.id() as i32, libc::SIGTERM) };
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(20) {
+            if let Some(status) = self.0.try_wait()? {
+                return Ok(status.success());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        self.0.kill()?;
+        bail!("{} did not stop within 20 s of SIGTERM", self.1)
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        if matches!(self.0.try_wait(), Ok(None)) {
+            let _ = self.stop();
+        }
+    }
+}
+
+/// Waits until something listens on `port`.
+fn await_port(port: u16, what: &str) -> Result<()> {
+    let start = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        ensure!(
+            start.elapsed() < Duration::from_secs(60),
+            "{what} does not listen on port {port}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Ok(())
+}
+
+/// A watch log: 3 WECs, 3 policies and 30 ConfigMaps, then, 100 ms apart in log time,
+/// 40 relabels moving ConfigMaps in and out of the policies' selection. Returns the
+/// number of events.
+fn write_log(path: &Path) -> Result<u64> {
+    let mut lines = vec![json!({"watchLog": 1})];
+    let mut ts = 1_764_151_200_000_i64;
+    let event = |ts: i64, space: &str, group: &str, resource: &str, ty: &str, object: Value| {
+        let mut e = json!({"ts": ts, "space": space, "group": group, "version": "v1",
+            "resource": resource, "type": ty});
+        if !object.is_null() {
+            e["object"] = object;
+        }
+        e
+    };
+    for i in 0..3 {
+        let labels = json!({"location-group": "edge", "name": format!("c{i}")});
+        lines.push(event(ts, "its", "cluster.open-cluster-management.io", "managedclusters", "ADDED",
+            json!({"apiVersion": "cluster.open-cluster-management.io/v1", "kind": "ManagedCluster",
+                   "metadata": {"name": format!("c{i}"), "uid": format!("uc{i}"), "resourceVersion": "1", "labels": labels}})));
+    }
+    lines.push(event(
+        ts,
+        "its",
+        "cluster.open-cluster-management.io",
+        "managedclusters",
+        "SYNCED",
+        Value::Null,
+    ));
+    for (i, tier) in ["gold", "silver", "bronze"].iter().enumerate() {
+        lines.push(event(ts, "wds", "control.kubestellar.io", "bindingpolicies", "ADDED",
+            json!({"apiVersion": "control.kubestellar.io/v1alpha1", "kind": "BindingPolicy",
+                   "metadata": {"name": format!("p-{tier}"), "uid": format!("up{i}"), "resourceVersion": "1", "generation": 1},
+                   "spec": {"clusterSelectors": [{"matchLabels": {"location-group": "edge"}}],
+                            "downsync": [{"objectSelectors": [{"matchLabels": {"tier": tier}}]}]}})));
+    }
+    lines.push(event(
+        ts,
+        "wds",
+        "control.kubestellar.io",
+        "bindingpolicies",
+        "SYNCED",
+        Value::Null,
+    ));
+    let tiers = ["gold", "silver", "bronze", "none"];
+    let configmap = |i: usize, rv: usize, tier: &str| {
+        json!({"apiVersion": "v1", "kind": "ConfigMap",
+               "metadata": {"name": format!("cm{i}"), "namespace": "ns", "uid": format!("u{i}"),
+                            "resourceVersion": rv.to_string(), "labels": {"tier": tier}}})
+    };
+    for i in 0..30 {
+        lines.push(event(
+            ts,
+            "wds",
+            "",
+            "configmaps",
+            "ADDED",
+            configmap(i, 1, tiers[i % 3]),
+        ));
+    }
+    lines.push(event(ts, "wds", "", "configmaps", "SYNCED", Value::Null));
+    for step in 0..40 {
+        ts += 100;
+        let i = (step * 7) % 30;
+        lines.push(event(
+            ts,
+            "wds",
+            "",
+            "configmaps",
+            "MODIFIED",
+            configmap(i, step + 2, tiers[(i + step) % 4]),
+        ));
+    }
+    let mut file = std::fs::File::create(path)?;
+    for line in &lines {
+        writeln!(file, "{line}")?;
+    }
+    Ok(lines.len() as u64 - 1)
+}
+
+/// `/metrics` parsed: `name{labels}` (as written) → value.
+fn parse_metrics(text: &str) -> BTreeMap<String, f64> {
+    text.lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .filter_map(|l| {
+            let (series, value) = l.rsplit_once(' ')?;
+            Some((series.to_string(), value.parse().ok()?))
+        })
+        .collect()
+}
+
+/// The sum of the series of `name` whose labels contain every one of `labels`.
+fn sum(metrics: &BTreeMap<String, f64>, name: &str, labels: &[&str]) -> u64 {
+    metrics
+        .iter()
+        .filter(|(series, _)| {
+            series.split('{').next() == Some(name) && labels.iter().all(|l| series.contains(l))
+        })
+        .map(|(_, v)| *v)
+        .sum::<f64>() as u64
+}
+
+/// Per value of `label` (e.g. `policy="`), the sum of the series of `name`.
+fn by_label(metrics: &BTreeMap<String, f64>, name: &str, label: &str) -> BTreeMap<String, u64> {
+    let mut out = BTreeMap::new();
+    for (series, v) in metrics {
+        if series.split('{').next() != Some(name) {
+            continue;
+        }
+        let Some(rest) = series.split(label).nth(1) else {
+            continue;
+        };
+        let value = rest.split('"').next().unwrap_or_default().to_string();
+        *out.entry(value).or_default() += *v as u64;
+    }
+    out
+}
+
+async fn body_attr(client: &Client, attr: &str) -> Result<String> {
+    let v = client
+        .execute(
+            &format!("return document.body.dataset.{attr} || ''"),
+            vec![],
+        )
+        .await?;
+    Ok(v.as_str().unwrap_or_default().to_string())
+}
+
+async fn figure(client: &Client, id: &str) -> Result<u64> {
+    let text = client.find(Locator::Id(id)).await?.text().await?;
+    text.trim()
+        .parse()
+        .with_context(|| format!("#{id} shows {text:?}, not an integer"))
+}
+
+/// The rows of a top table: (data-name, data-churn).
+async fn table(client: &Client, id: &str) -> Result<Vec<(String, u64)>> {
+    let rows = client
+        .execute(
+            &format!(
+                "return Array.from(document.querySelectorAll('#{id} tr[data-name]'))
+                   .map(r => [r.dataset.name, Number(r.dataset.churn)])"
+            ),
+            vec![],
+        )
+        .await?;
+    Ok(serde_json::from_value(rows)?)
+}
+
+/// Waits (polling the page) until `check` holds.
+async fn page_until(
+    client: &Client,
+    what: &str,
+    check: impl AsyncFn(&Client) -> Result<bool>,
+) -> Result<()> {
+    let start = Instant::now();
+    loop {
+        if check(client).await? {
+            return Ok(());
+        }
+        ensure!(
+            start.elapsed() < Duration::from_secs(60),
+            "the page never showed {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The `bindery_*` metric names the Grafana dashboard's queries use.
+fn grafana_metric_names() -> Result<std::collections::BTreeSet<String>> {
+    let path = bindery_tests::workspace_root().join("deploy/grafana-dashboard.json");
+    let json = std::fs::read_to_string(&path)?;
+    let names: std::collections::BTreeSet<String> = json
+        .split("bindery_")
+        .skip(1)
+        .map(|rest| {
+            let name: String = rest
+                .chars()
+                .take_while(|c| c.is_ascii_lowercase() || *c == '_')
+                .collect();
+            format!("bindery_{name}")
+        })
+        .collect();
+    ensure!(
+        names.len() > 10,
+        "{} queries bindery metrics",
+        path.display()
+    );
+    Ok(names)
+}
+
+/// `top` as the page computes it from per-name totals: largest first, ties by name, 10.
+fn top10(totals: BTreeMap<String, u64>) -> Vec<(String, u64)> {
+    let mut rows: Vec<(String, u64)> = totals.into_iter().filter(|(_, n)| *n > 0).collect();
+    rows.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    rows.truncate(10);
+    rows
+}
+
+#[tokio::test]
+async fn dashboard_figures_agree_with_metrics_during_a_replay() -> Result<()> {
+    for tool in [CHROMIUM, CHROMEDRIVER] {
+        ensure!(
+            Path::new(tool).exists(),
+            "{tool} is missing: install Debian's chromium and chromium-driver (.ci/run does)"
+        );
+    }
+    let dir = tempfile::tempdir()?;
+    let log = dir.path().join("churn.jsonl");
+    let events = write_log(&log)?;
+
+    let port = free_port();
+    let mut bindery = Process(
+        Command::new(bindery_bin())
+            .args([
+                "replay",
+                log.to_str().unwrap(),
+                "--dashboard",
+                "--speed",
+                "1",
+            ])
+            .args([
+                "--per-policy-metrics",
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+            ])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(dir.path().join("bindery.log"))?)
+            .spawn()
+            .context("starting bindery replay --dashboard")?,
+        "bindery",
+    );
+    let driver_port = free_port();
+    let _driver = Process(
+        Command::new(CHROMEDRIVER)
+            .arg(format!("--port={driver_port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .context("starting chromedriver")?,
+        "chromedriver",
+    );
+    await_port(port, "bindery")?;
+    await_port(driver_port, "chromedriver")?;
+
+    let mut caps = serde_json::Map::new();
+    caps.insert(
+        "goog:chromeOptions".into(),
+        json!({"binary": CHROMIUM, "args": ["--headless", "--no-sandbox", "--disable-gpu",
+               "--disable-dev-shm-usage", "--disable-background-networking", "--window-size=1400,1000"]}),
+    );
+    let client = ClientBuilder::new(HttpConnector::new())
+        .capabilities(caps)
+        .connect(&format!("http://127.0.0.1:{driver_port}"))
+        .await
+        .context("a WebDriver session in headless Chromium")?;
+    let result = check_page(&client, port, events).await;
+    let _ = client.close().await;
+    result?;
+    ensure!(
+        bindery.stop()?,
+        "bindery replay --dashboard exits cleanly on SIGTERM"
+    );
+    Ok(())
+}
+
+async fn check_page(client: &Client, port: u16, events: u64) -> Result<()> {
+    client
+        .goto(&format!("http://127.0.0.1:{port}/dashboard"))
+        .await?;
+    ensure!(
+        client.title().await?.contains("Bindery"),
+        "the dashboard's title names Bindery"
+    );
+
+    // Live: samples arrive while the replay runs (it takes ~4 s of paced log time).
+    page_until(client, "a first sample", async |c| {
+        Ok(body_attr(c, "samples").await?.parse::<u64>().unwrap_or(0) >= 1)
+    })
+    .await?;
+    let early = figure(client, "total-events").await?;
+    let early_samples: u64 = body_attr(client, "samples").await?.parse()?;
+    page_until(client, "the replay finished", async |c| {
+        Ok(body_attr(c, "done").await? == "true")
+    })
+    .await?;
+    ensure!(
+        body_attr(client, "mode").await? == "replay",
+        "mode is replay"
+    );
+    let late_samples: u64 = body_attr(client, "samples").await?.parse()?;
+    ensure!(
+        late_samples >= early_samples + 2,
+        "the page kept receiving samples during the replay ({early_samples} then {late_samples})"
+    );
+    ensure!(
+        early < events,
+        "the first sample came before the replay's end ({early} of {events} events)"
+    );
+
+    // Done: nothing changes any more; the page and /metrics must agree exactly.
+    let text = client
+        .execute("return fetch('/metrics').then(r => r.text())", vec![])
+        .await?;
+    let metrics = parse_metrics(text.as_str().context("/metrics is text")?);
+    let expect = [
+        (
+            "total-events",
+            sum(&metrics, "bindery_watch_events_total", &[]),
+        ),
+        (
+            "total-binding-changes",
+            sum(&metrics, "bindery_binding_changes_total", &[]),
+        ),
+        (
+            "total-entries-added",
+            sum(
+                &metrics,
+                "bindery_binding_entry_changes_total",
+                &["change=\"added\""],
+            ),
+        ),
+        (
+            "total-entries-removed",
+            sum(
+                &metrics,
+                "bindery_binding_entry_changes_total",
+                &["change=\"removed\""],
+            ),
+        ),
+        (
+            "total-epochs",
+            sum(&metrics, "bindery_engine_epochs_total", &[]),
+        ),
+        (
+            "total-latency-count",
+            sum(&metrics, "bindery_event_to_binding_seconds_count", &[]),
+        ),
+        (
+            "total-sink-writes",
+            sum(
+                &metrics,
+                "bindery_sink_writes_total",
+                &["result=\"applied\""],
+            ) + sum(
+                &metrics,
+                "bindery_sink_writes_total",
+                &["result=\"deleted\""],
+            ),
+        ),
+        (
+            "total-sink-errors",
+            sum(
+                &metrics,
+                "bindery_sink_writes_total",
+                &["result=\"failed\""],
+            ),
+        ),
+        ("size-wecs", sum(&metrics, "bindery_wecs", &[])),
+        (
+            "size-objects",
+            sum(&metrics, "bindery_workload_objects", &[]),
+        ),
+        ("size-policies", sum(&metrics, "bindery_policies", &[])),
+        ("size-bindings", sum(&metrics, "bindery_bindings", &[])),
+        (
+            "size-binding-entries",
+            sum(&metrics, "bindery_binding_workload_entries", &[]),
+        ),
+        (
+            "size-destinations",
+            sum(&metrics, "bindery_binding_destinations", &[]),
+        ),
+    ];
+    for (id, want) in expect {
+        let shown = figure(client, id).await?;
+        ensure!(shown == want, "#{id} shows {shown}, /metrics says {want}");
+    }
+    // Ground truth, so that agreeing on zero could not pass.
+    ensure!(
+        figure(client, "total-events").await? == events,
+        "every event of the log is counted"
+    );
+    ensure!(figure(client, "size-objects").await? == 30, "30 ConfigMaps");
+    ensure!(figure(client, "size-wecs").await? == 3, "3 WECs");
+    ensure!(
+        figure(client, "total-entries-removed").await? > 0,
+        "relabels removed entries"
+    );
+
+    // The Grafana dashboard asks only for series that exist.
+    let text = text.as_str().unwrap_or_default();
+    for name in grafana_metric_names()? {
+        let family = ["_total", "_bucket", "_count", "_sum"]
+            .iter()
+            .find_map(|suffix| name.strip_suffix(suffix))
+            .unwrap_or(&name);
+        ensure!(
+            text.contains(&format!("# TYPE {family} ")),
+            "deploy/grafana-dashboard.json queries {name}, which /metrics does not expose"
+        );
+    }
+
+    let policies = top10(by_label(
+        &metrics,
+        "bindery_policy_binding_entry_changes_total",
+        "policy=\"",
+    ));
+    ensure!(policies.len() == 3, "three policies churned: {policies:?}");
+    ensure!(
+        table(client, "top-policies").await? == policies,
+        "top policies agree with /metrics"
+    );
+    let resources = top10(by_label(
+        &metrics,
+        "bindery_watch_events_total",
+        "resource=\"",
+    ));
+    ensure!(
+        table(client, "top-resources").await? == resources,
+        "top resources agree with /metrics"
+    );
+    Ok(())
+}

@@ -1,0 +1,193 @@
+//! `bindery run`'s server against real kube-apiservers (envtest): `/metrics` counts the
+//! watch events, Binding changes and sink writes of a live run, `/dashboard/snapshot`
+//! agrees, and `GET /explain` explains on the engine's current state.
+
+use std::time::Duration;
+
+use bindery_tests::cluster::objects::{deployment, managed_cluster, namespace};
+use bindery_tests::cluster::{self, BinderyRun, apply, await_binding_spec, eventually, res, rv};
+use bindery_tests::envtest::Envtest;
+use bindery_tests::{free_port, http_get};
+use serde_json::{Value, json};
+
+/// The value of one series (`name{labels}` exactly as exposed), 0 if absent.
+fn series(metrics: &str, wanted: &str) -> f64 {
+    metrics
+        .lines()
+        .filter_map(|l| l.rsplit_once(' '))
+        .find(|(s, _)| *s == wanted)
+        .and_then(|(_, v)| v.parse().ok())
+        .unwrap_or(0.0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_snapshot_and_explain_of_a_live_run() {
+    let env = Envtest::start().expect("control plane");
+    let wds = cluster::client(&env.wds.kubeconfig).await;
+    let its = cluster::client(&env.its.kubeconfig).await;
+    let crds = bindery::crds::crds();
+    cluster::install_crds(&wds, &crds[..2]).await.unwrap();
+    cluster::install_crds(&its, &crds[2..]).await.unwrap();
+    for (name, group) in [("c1", "edge"), ("c2", "edge"), ("c3", "core")] {
+        apply(&its, &res::managed_clusters(), managed_cluster(name, group))
+            .await
+            .unwrap();
+    }
+    apply(
+        &wds,
+        &res::namespaces(),
+        namespace("web", json!({"app": "web"})),
+    )
+    .await
+    .unwrap();
+    let dep = apply(
+        &wds,
+        &res::deployments(),
+        deployment("web", "front", json!({"app": "web"})),
+    )
+    .await
+    .unwrap();
+    apply(&wds, &res::binding_policies(), json!({
+        "apiVersion": "control.kubestellar.io/v1alpha1", "kind": "BindingPolicy",
+        "metadata": {"name": "web"},
+        "spec": {"clusterSelectors": [{"matchLabels": {"location-group": "edge"}}],
+                 "downsync": [{"objectSelectors": [{"matchLabels": {"app": "web"}}], "resources": ["deployments"]}]}}))
+    .await
+    .unwrap();
+
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let listen = format!("127.0.0.1:{port}");
+    let mut bindery = BinderyRun::start(
+        &env.wds.kubeconfig,
+        &env.its.kubeconfig,
+        &env.dir().join("bindery.log"),
+        &[
+            "--listen",
+            &listen,
+            "--per-policy-metrics",
+            "--coalesce-ms",
+            "100",
+        ],
+    )
+    .unwrap();
+    let spec = |dep_rv: &str| {
+        json!({"destinations": [{"clusterId": "c1"}, {"clusterId": "c2"}],
+               "workload": {"namespaceScope": [{"group": "apps", "version": "v1", "resource": "deployments",
+                            "namespace": "web", "name": "front", "resourceVersion": dep_rv}]}})
+    };
+    await_binding_spec(&wds, "web", &spec(&rv(&dep)))
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n--- bindery log ---\n{}", bindery.log_text()));
+
+    // The write reached the server: the sink's observer counted it, with its latency.
+    let metrics: String = eventually(
+        "the Binding write in /metrics",
+        Duration::from_secs(30),
+        || async {
+            let (code, body) = http_get(&format!("{base}/metrics")).map_err(|e| e.to_string())?;
+            if code != 200 {
+                return Err(format!("GET /metrics: {code}"));
+            }
+            let applied = r#"bindery_sink_writes_total{object="binding",result="applied"}"#;
+            Ok((series(&body, applied) >= 1.0).then_some(body))
+        },
+    )
+    .await
+    .unwrap();
+    let get = |s: &str| series(&metrics, s);
+    assert!(get(r#"bindery_policy_binding_writes_total{policy="web"}"#) >= 1.0);
+    assert!(get("bindery_event_to_binding_seconds_count") >= 1.0);
+    assert!(get("bindery_sink_write_duration_seconds_count") >= 1.0);
+    assert_eq!(get("bindery_wecs"), 3.0);
+    assert_eq!(get("bindery_policies"), 1.0);
+    assert_eq!(get("bindery_binding_destinations"), 2.0);
+    assert_eq!(get("bindery_binding_workload_entries"), 1.0);
+    assert_eq!(
+        get(
+            r#"bindery_watch_events_total{space="its",resource="managedclusters.cluster.open-cluster-management.io",type="ADDED"}"#
+        ),
+        3.0
+    );
+    assert_eq!(
+        get(r#"bindery_binding_entry_changes_total{entry="destination",change="added"}"#),
+        2.0
+    );
+    assert!(get("bindery_process_resident_memory_bytes") > 1e6);
+    assert!(get("bindery_engine_epochs_total") >= 1.0);
+
+    // The dashboard samples once a second.
+    let snapshot: Value = eventually(
+        "the write in the dashboard",
+        Duration::from_secs(10),
+        || async {
+            let (_, body) =
+                http_get(&format!("{base}/dashboard/snapshot")).map_err(|e| e.to_string())?;
+            let snapshot: Value = serde_json::from_str(&body).map_err(|e| e.to_string())?;
+            Ok((snapshot["totals"]["sink_writes"].as_u64() >= Some(1)).then_some(snapshot))
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(snapshot["mode"], "run");
+    assert_eq!(snapshot["sizes"]["wecs"], 3);
+    assert_eq!(snapshot["sizes"]["destinations"], 2);
+    let (code, page) = http_get(&format!("{base}/dashboard")).unwrap();
+    assert_eq!(code, 200);
+    assert!(
+        page.contains("/dashboard/dashboard.js"),
+        "the page loads its script"
+    );
+
+    // Explain on the live engine's state.
+    let url = format!(
+        "{base}/explain?policy=web&object=apps/deployments/web/front&cluster=c3&output=json"
+    );
+    let (code, body) = http_get(&url).unwrap();
+    assert_eq!(code, 200, "{body}");
+    let explanation: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(explanation["object"]["selected"], true, "{body}");
+    assert_eq!(explanation["cluster"]["destination"], false, "{body}");
+    assert_eq!(
+        explanation["cluster"]["labels"]["location-group"], "core",
+        "{body}"
+    );
+    let (code, text) = http_get(&format!("{base}/explain?policy=web&cluster=c1")).unwrap();
+    assert_eq!(code, 200);
+    assert!(text.contains("web"), "{text}");
+    let (code, body) = http_get(&format!("{base}/explain?policy=nope")).unwrap();
+    assert_eq!(code, 404);
+    assert!(body.contains("\"nope\""), "{body}");
+    let (code, _) = http_get(&format!("{base}/explain")).unwrap();
+    assert_eq!(code, 400);
+    let (code, body) = http_get(&format!("{base}/explain?policy=web&object=deployments")).unwrap();
+    assert_eq!(code, 400, "{body}");
+
+    // A change: the deployment leaves the policy; explain and metrics follow.
+    apply(
+        &wds,
+        &res::deployments(),
+        deployment("web", "front", json!({"app": "other"})),
+    )
+    .await
+    .unwrap();
+    await_binding_spec(
+        &wds,
+        "web",
+        &json!({"destinations": [{"clusterId": "c1"}, {"clusterId": "c2"}]}),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n--- bindery log ---\n{}", bindery.log_text()));
+    let (_, body) = http_get(&url).unwrap();
+    let explanation: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(explanation["object"]["selected"], false, "{body}");
+    let (_, metrics) = http_get(&format!("{base}/metrics")).unwrap();
+    assert_eq!(
+        series(
+            &metrics,
+            r#"bindery_binding_entry_changes_total{entry="workload",change="removed"}"#
+        ),
+        1.0
+    );
+    assert!(bindery.stop().unwrap(), "clean exit on SIGTERM");
+}
