@@ -152,6 +152,22 @@ pub fn rv(object: &DynamicObject) -> String {
     object.metadata.resource_version.clone().unwrap_or_default()
 }
 
+/// A control plane with Bindery's CRDs installed: BindingPolicy and Binding in the WDS,
+/// OCM's ManagedCluster in the ITS; and a client of each.
+pub async fn control_plane() -> (crate::envtest::Envtest, kube::Client, kube::Client) {
+    let env = crate::envtest::Envtest::start().expect("control plane");
+    let wds = client(&env.wds.kubeconfig).await;
+    let its = client(&env.its.kubeconfig).await;
+    let crds = bindery::crds::crds();
+    install_crds(&wds, &crds[..2])
+        .await
+        .expect("the WDS CRDs install");
+    install_crds(&its, &crds[2..])
+        .await
+        .expect("the ITS CRDs install");
+    (env, wds, its)
+}
+
 /// Polls until `check` returns `Ok(Some(t))`, failing with the last reason after `timeout`.
 pub async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> Result<T>
 where

@@ -4,6 +4,8 @@
 pub mod cluster;
 pub mod envtest;
 
+pub use envtest::free_port;
+
 use std::path::PathBuf;
 use std::process::Command;
 use std::sync::OnceLock;
@@ -51,14 +53,6 @@ pub fn acceptance_cases() -> Vec<(PathBuf, PathBuf)> {
         .collect();
     cases.sort();
     cases
-}
-
-/// A free loopback port (released again for the process that will listen on it).
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free loopback port")
-        .port()
 }
 
 /// `GET url` with curl: the status code and the body.

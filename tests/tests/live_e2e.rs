@@ -5,7 +5,6 @@ use std::time::Duration;
 
 use bindery_tests::cluster::objects::{deployment, managed_cluster};
 use bindery_tests::cluster::{self, BinderyRun, apply, await_binding_spec, res, rv};
-use bindery_tests::envtest::Envtest;
 use serde_json::{Value, json};
 
 fn nginx_policy() -> Value {
@@ -30,12 +29,7 @@ fn nginx_spec(ns_rv: &str, dep_rv: &str, clusters: &[&str]) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nginx_example_live_then_changes_then_replay_of_the_recording() {
-    let env = Envtest::start().expect("control plane");
-    let wds = cluster::client(&env.wds.kubeconfig).await;
-    let its = cluster::client(&env.its.kubeconfig).await;
-    let crds = bindery::crds::crds();
-    cluster::install_crds(&wds, &crds[..2]).await.unwrap();
-    cluster::install_crds(&its, &crds[2..]).await.unwrap();
+    let (env, wds, its) = cluster::control_plane().await;
 
     for (name, group) in [
         ("cluster1", "edge"),

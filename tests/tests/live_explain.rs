@@ -96,12 +96,7 @@ async fn stored_bindings(wds: &kube::Client) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn explain_and_dry_run_against_live_servers() {
-    let env = Envtest::start().expect("control plane");
-    let wds = cluster::client(&env.wds.kubeconfig).await;
-    let its = cluster::client(&env.its.kubeconfig).await;
-    let crds = bindery::crds::crds();
-    cluster::install_crds(&wds, &crds[..2]).await.unwrap();
-    cluster::install_crds(&its, &crds[2..]).await.unwrap();
+    let (env, wds, its) = cluster::control_plane().await;
     let dir = tempfile::tempdir().unwrap();
 
     for (name, group) in [

@@ -6,7 +6,6 @@ use std::time::Duration;
 
 use bindery_tests::cluster::objects::{deployment, managed_cluster, namespace};
 use bindery_tests::cluster::{self, BinderyRun, apply, await_binding_spec, eventually, res, rv};
-use bindery_tests::envtest::Envtest;
 use bindery_tests::{free_port, http_get};
 use serde_json::{Value, json};
 
@@ -22,12 +21,7 @@ fn series(metrics: &str, wanted: &str) -> f64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_snapshot_and_explain_of_a_live_run() {
-    let env = Envtest::start().expect("control plane");
-    let wds = cluster::client(&env.wds.kubeconfig).await;
-    let its = cluster::client(&env.its.kubeconfig).await;
-    let crds = bindery::crds::crds();
-    cluster::install_crds(&wds, &crds[..2]).await.unwrap();
-    cluster::install_crds(&its, &crds[2..]).await.unwrap();
+    let (env, wds, its) = cluster::control_plane().await;
     for (name, group) in [("c1", "edge"), ("c2", "edge"), ("c3", "core")] {
         apply(&its, &res::managed_clusters(), managed_cluster(name, group))
             .await

@@ -130,12 +130,7 @@ impl World {
     /// A control plane with KubeStellar's CRDs (WDS) and OCM's ManagedCluster CRD (ITS).
     async fn start() -> World {
         let started = Instant::now();
-        let env = Envtest::start().expect("control plane");
-        let wds = cluster::client(&env.wds.kubeconfig).await;
-        let its = cluster::client(&env.its.kubeconfig).await;
-        let crds = bindery::crds::crds();
-        cluster::install_crds(&wds, &crds[..2]).await.unwrap();
-        cluster::install_crds(&its, &crds[2..]).await.unwrap();
+        let (env, wds, its) = cluster::control_plane().await;
         eprintln!("control plane up in {:?}", started.elapsed());
         World {
             env,
