@@ -10,6 +10,7 @@ use bindery_engine::{ObjectKey, Oracle, Query};
 use bindery_ingest::{LogReader, RelistTracker, WatchEvent, to_change};
 
 use crate::pipeline::PipelineError;
+use crate::progress::Progress;
 use crate::snapshot::{self, LiveSource, StateSource};
 
 /// How `bindery explain` prints its explanation.
@@ -92,13 +93,18 @@ pub fn load_state(log: &Path) -> Result<Oracle> {
     let mut reader = LogReader::open(log)?;
     let name = reader.name().to_string();
     let mut loader = OracleLoader::new();
-    for line in reader.by_ref() {
+    let mut progress = Progress::new(&format!("reading {name}"), reader.total_bytes());
+    let mut events = 0u64;
+    while let Some(line) = reader.next() {
         let line = line?;
         let number = line.line;
         loader
             .push(line.event)
             .with_context(|| format!("{name}:{number}"))?;
+        events += 1;
+        progress.update(reader.bytes_read(), || format!("{events} events"));
     }
+    progress.finish();
     if !loader.synced() {
         tracing::warn!(
             "{name}: the log ends before every resource synced ({}); explaining a partial view",
