@@ -196,9 +196,11 @@ impl EngineLoop {
             let deadline = self.next_deadline();
             let wake = runtime.block_on(async {
                 tokio::select! {
+                    // Explain requests first: they are rare, and a busy watch stream must
+                    // not starve them.
                     biased;
-                    event = rx.recv() => Wake::Event(event),
                     Some(request) = explain.recv() => Wake::Explain(request),
+                    event = rx.recv() => Wake::Event(event),
                     _ = tokio::time::sleep_until(deadline) => Wake::Timeout,
                 }
             });
