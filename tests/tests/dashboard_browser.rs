@@ -59,7 +59,7 @@ fn await_port(port: u16, what: &str) -> Result<()> {
 }
 
 /// A watch log: 3 WECs, 3 policies and 30 ConfigMaps, then, 100 ms apart in log time,
-/// 40 relabels moving ConfigMaps in and out of the policies' selection. Returns the
+/// 80 relabels moving ConfigMaps in and out of the policies' selection. Returns the
 /// number of events.
 fn write_log(path: &Path) -> Result<u64> {
     let mut lines = vec![json!({"watchLog": 1})];
@@ -118,7 +118,7 @@ fn write_log(path: &Path) -> Result<u64> {
         ));
     }
     lines.push(event(ts, "wds", "", "configmaps", "SYNCED", Value::Null));
-    for step in 0..40 {
+    for step in 0..80 {
         ts += 100;
         let i = (step * 7) % 30;
         lines.push(event(
@@ -268,9 +268,34 @@ async fn dashboard_figures_agree_with_metrics_during_a_replay() -> Result<()> {
     let log = dir.path().join("churn.jsonl");
     let events = write_log(&log)?;
 
+    // The browser first, then the replay: the page must open while the replay runs.
+    let bin = bindery_bin();
+    let driver_port = free_port();
+    let _driver = Process(
+        Command::new(CHROMEDRIVER)
+            .arg(format!("--port={driver_port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .context("starting chromedriver")?,
+        "chromedriver",
+    );
+    await_port(driver_port, "chromedriver")?;
+
+    let mut caps = serde_json::Map::new();
+    caps.insert(
+        "goog:chromeOptions".into(),
+        json!({"binary": CHROMIUM, "args": ["--headless", "--no-sandbox", "--disable-gpu",
+               "--disable-dev-shm-usage", "--disable-background-networking", "--window-size=1400,1000"]}),
+    );
+    let client = ClientBuilder::new(HttpConnector::new())
+        .capabilities(caps)
+        .connect(&format!("http://127.0.0.1:{driver_port}"))
+        .await
+        .context("a WebDriver session in headless Chromium")?;
     let port = free_port();
     let mut bindery = Process(
-        Command::new(bindery_bin())
+        Command::new(&bin)
             .args([
                 "replay",
                 log.to_str().unwrap(),
@@ -290,30 +315,7 @@ async fn dashboard_figures_agree_with_metrics_during_a_replay() -> Result<()> {
             .context("starting bindery replay --dashboard")?,
         "bindery",
     );
-    let driver_port = free_port();
-    let _driver = Process(
-        Command::new(CHROMEDRIVER)
-            .arg(format!("--port={driver_port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .context("starting chromedriver")?,
-        "chromedriver",
-    );
     await_port(port, "bindery")?;
-    await_port(driver_port, "chromedriver")?;
-
-    let mut caps = serde_json::Map::new();
-    caps.insert(
-        "goog:chromeOptions".into(),
-        json!({"binary": CHROMIUM, "args": ["--headless", "--no-sandbox", "--disable-gpu",
-               "--disable-dev-shm-usage", "--disable-background-networking", "--window-size=1400,1000"]}),
-    );
-    let client = ClientBuilder::new(HttpConnector::new())
-        .capabilities(caps)
-        .connect(&format!("http://127.0.0.1:{driver_port}"))
-        .await
-        .context("a WebDriver session in headless Chromium")?;
     let result = check_page(&client, port, events).await;
     let _ = client.close().await;
     result?;
@@ -333,7 +335,7 @@ async fn check_page(client: &Client, port: u16, events: u64) -> Result<()> {
         "the dashboard's title names Bindery"
     );
 
-    // Live: samples arrive while the replay runs (it takes ~4 s of paced log time).
+    // Live: samples arrive while the replay runs (it takes ~8 s of paced log time).
     page_until(client, "a first sample", async |c| {
         Ok(body_attr(c, "samples").await?.parse::<u64>().unwrap_or(0) >= 1)
     })
