@@ -52,7 +52,8 @@ enum Command {
         #[command(flatten)]
         serve: ServeArgs,
     },
-    /// Replay a recorded watch log through the engine at full speed.
+    /// Replay a recorded watch log through the engine (as fast as possible, or paced by
+    /// its timestamps with --speed), optionally with the live dashboard.
     Replay {
         /// The watch log (JSON Lines, or the same compressed with zstd).
         log: PathBuf,
