@@ -89,8 +89,9 @@ pub async fn run(opts: RunOptions, shutdown: CancellationToken) -> Result<()> {
         metrics: metrics.clone(),
         dashboard: Dashboard::new(metrics.clone(), Mode::Run),
         explain: Some(explain_tx),
+        shutdown: shutdown.clone(),
     };
-    let serving = tokio::spawn(server::serve(listener, state, shutdown.clone()));
+    let serving = tokio::spawn(server::serve(listener, state));
     tracing::info!(
         "metrics: {0}/metrics, dashboard: {0}/dashboard, explain: {0}/explain?policy=NAME",
         server::url(addr)

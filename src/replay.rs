@@ -111,14 +111,15 @@ pub fn replay_with_dashboard(opts: &ReplayOptions, serve: ServeOptions) -> Resul
         per_policy: serve.per_policy_metrics,
     }));
     let dashboard = Dashboard::new(metrics.clone(), Mode::Replay);
+    let shutdown = bindery_ingest::live::CancellationToken::new();
     let state = ServerState {
         metrics: metrics.clone(),
         dashboard: dashboard.clone(),
         explain: None,
+        shutdown: shutdown.clone(),
     };
-    let shutdown = bindery_ingest::live::CancellationToken::new();
     let (listener, addr) = runtime.block_on(server::bind(serve.listen))?;
-    let serving = runtime.spawn(server::serve(listener, state, shutdown.clone()));
+    let serving = runtime.spawn(server::serve(listener, state));
     runtime.spawn(server::cancel_on_signal(shutdown.clone()));
     tracing::info!(
         "dashboard: {}/dashboard, metrics: {}/metrics",

@@ -91,6 +91,9 @@ pub struct ServerState {
     pub dashboard: Arc<Dashboard>,
     /// The engine thread's explain queue (`None`: explain not served).
     pub explain: Option<mpsc::Sender<ExplainRequest>>,
+    /// Cancelled at shutdown: ends the event streams, which would otherwise keep the
+    /// server's graceful shutdown waiting for their pages to go.
+    pub shutdown: CancellationToken,
 }
 
 /// Binds `addr` (port 0: any free port) and returns the listener and its address.
@@ -126,13 +129,10 @@ pub fn router(state: ServerState) -> Router {
         .with_state(state)
 }
 
-/// Serves `router(state)` on `listener` until `shutdown`, sampling the dashboard
+/// Serves `router(state)` on `listener` until `state.shutdown`, sampling the dashboard
 /// once a second meanwhile.
-pub async fn serve(
-    listener: TcpListener,
-    state: ServerState,
-    shutdown: CancellationToken,
-) -> Result<()> {
+pub async fn serve(listener: TcpListener, state: ServerState) -> Result<()> {
+    let shutdown = state.shutdown.clone();
     tokio::spawn(state.dashboard.clone().run_sampler(shutdown.clone()));
     axum::serve(listener, router(state))
         .with_graceful_shutdown(shutdown.cancelled_owned())
@@ -209,7 +209,9 @@ async fn events(
     let history = Event::default()
         .event("history")
         .data(state.dashboard.history_json());
-    let stream = futures::stream::once(async move { Ok(history) }).chain(live);
+    let stream = futures::stream::once(async move { Ok(history) })
+        .chain(live)
+        .take_until(state.shutdown.cancelled_owned());
     Sse::new(stream).keep_alive(KeepAlive::default())
 }
 

@@ -94,9 +94,30 @@ fn dashboard_replay(args: &[String]) {
         snapshot["totals"]["events"], 810,
         "every event of examples/churn.jsonl"
     );
+    // A page still connected (an open event stream) must not hold up the shutdown.
+    let mut page = Command::new("curl")
+        .args(["-sN", &format!("{url}/dashboard/events")])
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
     // SAFETY: kill(2) on our own child.
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-    assert!(child.wait().unwrap().success());
+    let stopping = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if stopping.elapsed() > Duration::from_secs(20) {
+            let _ = child.kill();
+            let _ = page.kill();
+            panic!("bindery did not stop within 20 s of SIGTERM with a page connected");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success());
+    let _ = page.kill();
+    let _ = page.wait();
 }
 
 #[test]
