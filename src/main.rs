@@ -199,6 +199,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 speed,
                 metrics: None,
             };
+            if let (false, Some(flag)) = (dashboard, serve.given()) {
+                anyhow::bail!("{flag} applies to the dashboard's server: add --dashboard");
+            }
             let s = if dashboard {
                 replay::replay_with_dashboard(&opts, serve.options())?
             } else {
@@ -252,8 +255,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
 struct ServeArgs {
     /// Listen address of the metrics, dashboard and explain server (loopback by default;
     /// port 0: any free port, logged at start).
-    #[arg(long, value_name = "ADDR", default_value = bindery::server::DEFAULT_LISTEN)]
-    listen: std::net::SocketAddr,
+    /// [default: 127.0.0.1:9477]
+    #[arg(long, value_name = "ADDR")]
+    listen: Option<std::net::SocketAddr>,
     /// Export per-policy metric series (one series per policy: mind the cardinality).
     #[arg(long)]
     per_policy_metrics: bool,
@@ -261,9 +265,24 @@ struct ServeArgs {
 
 impl ServeArgs {
     fn options(&self) -> bindery::server::ServeOptions {
+        let default = bindery::server::DEFAULT_LISTEN
+            .parse()
+            .expect("a valid default");
         bindery::server::ServeOptions {
-            listen: self.listen,
+            listen: self.listen.unwrap_or(default),
             per_policy_metrics: self.per_policy_metrics,
+        }
+    }
+
+    /// The server options given without a server to apply them to (`replay` without
+    /// `--dashboard`), for an error rather than silence.
+    fn given(&self) -> Option<&'static str> {
+        if self.listen.is_some() {
+            Some("--listen")
+        } else if self.per_policy_metrics {
+            Some("--per-policy-metrics")
+        } else {
+            None
         }
     }
 }

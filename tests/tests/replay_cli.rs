@@ -6,7 +6,7 @@ use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Output};
 
-use bindery_tests::{acceptance_cases, bindery_bin};
+use bindery_tests::{acceptance_cases, bindery_bin, workspace_root};
 use serde_json::Value;
 
 fn replay(log: &Path, extra: &[&str]) -> Output {
@@ -235,4 +235,27 @@ fn zstd_logs_replay_the_same() {
             serde_json::from_str(&std::fs::read_to_string(&expected).unwrap()).unwrap();
         assert_eq!(dump(&zst), want, "{}", zst.display());
     }
+}
+
+#[test]
+fn server_options_without_the_dashboard_are_refused() {
+    let log = workspace_root().join("examples/nginx.jsonl");
+    for flag in [
+        &["--listen", "127.0.0.1:0"][..],
+        &["--per-policy-metrics"][..],
+    ] {
+        let out = replay(&log, flag);
+        assert!(
+            !out.status.success(),
+            "{flag:?} without --dashboard must fail"
+        );
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains(flag[0]) && stderr.contains("--dashboard"),
+            "{stderr}"
+        );
+    }
+    let out = replay(&log, &["--speed", "0"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("is not a speed"));
 }
