@@ -74,11 +74,7 @@ impl OracleLoader {
 
     /// The resources seen that have not synced.
     pub fn unsynced(&self) -> Vec<String> {
-        self.tracker
-            .unsynced()
-            .iter()
-            .map(ToString::to_string)
-            .collect()
+        self.tracker.unsynced_names()
     }
 
     /// The oracle holding the state so far.

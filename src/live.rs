@@ -256,10 +256,10 @@ impl EngineLoop {
         if let Some(progress) = self.initial_sync.as_mut() {
             let (events, pipeline) = (self.events, &self.pipeline);
             progress.status(|| {
-                let unsynced = pipeline.unsynced();
+                let (synced, watched) = pipeline.synced_of();
                 format!(
                     "{events} events, {} resources not synced yet",
-                    unsynced.len()
+                    watched - synced
                 )
             });
         }

@@ -62,11 +62,12 @@ impl Pipeline {
 
     /// The watched resources that have not synced.
     pub fn unsynced(&self) -> Vec<String> {
-        self.tracker
-            .unsynced()
-            .iter()
-            .map(ToString::to_string)
-            .collect()
+        self.tracker.unsynced_names()
+    }
+
+    /// How many watched resources have synced, of how many.
+    pub fn synced_of(&self) -> (usize, usize) {
+        (self.tracker.synced_count(), self.tracker.resource_count())
     }
 
     /// Closes the open epoch and returns its Binding changes.

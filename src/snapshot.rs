@@ -240,7 +240,7 @@ pub async fn read_config_until_synced(
                     "not every watched resource synced within {} s ({} of {} did); still listing: {} \
                      (see the warnings above for why a watch fails, e.g. missing permissions)",
                     timeout.as_secs_f64(),
-                    tracker.resource_count() - tracker.unsynced().len(),
+                    tracker.synced_count(),
                     tracker.resource_count(),
                     listing(&tracker)
                 ));
@@ -261,7 +261,7 @@ pub async fn read_config_until_synced(
         progress.status(|| {
             format!(
                 "{events} events, {}/{} resources synced",
-                tracker.resource_count() - tracker.unsynced().len(),
+                tracker.synced_count(),
                 tracker.resource_count()
             )
         });

@@ -231,6 +231,16 @@ impl RelistTracker {
             .collect()
     }
 
+    /// [`unsynced`](Self::unsynced), named for messages (`wds:apps/v1/deployments`).
+    pub fn unsynced_names(&self) -> Vec<String> {
+        self.unsynced().iter().map(ToString::to_string).collect()
+    }
+
+    /// The number of known resources that are synced.
+    pub fn synced_count(&self) -> usize {
+        self.resources.values().filter(|s| s.synced).count()
+    }
+
     /// Whether a `SYNCED` was seen for `resource` and no `RESET` since.
     pub fn is_synced(&self, resource: &ResourceRef) -> bool {
         self.resources.get(resource).is_some_and(|s| s.synced)

@@ -149,9 +149,12 @@ fn all_synced_transitions() {
     t.apply(&event(&cm, EventType::Synced, None)).unwrap();
     assert!(!t.all_synced());
     assert_eq!(t.unsynced(), vec![ns.clone()]);
+    assert_eq!(t.unsynced_names(), vec![ns.to_string()]);
+    assert_eq!((t.synced_count(), t.resource_count()), (1, 2));
     t.apply(&event(&ns, EventType::Synced, None)).unwrap();
     assert!(t.all_synced());
     assert!(t.unsynced().is_empty());
+    assert_eq!(t.synced_count(), 2);
     t.apply(&event(&ns, EventType::Added, Some(("", "b"))))
         .unwrap();
     assert!(t.all_synced(), "events after SYNCED keep it synced");
