@@ -168,8 +168,9 @@ impl Dashboard {
 
     /// Takes one sample now: adds it to the history and sends it to connected pages.
     pub fn sample(&self) -> Sample {
-        self.metrics.refresh();
-        let tick = self.metrics.take_tick();
+        let memory_bytes = self.metrics.refresh();
+        let mut tick = self.metrics.take_tick();
+        let mut latencies = std::mem::take(&mut tick.latencies);
         let now = Instant::now();
         let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
         let (rates, resource_events) = match &state.last {
@@ -197,7 +198,6 @@ impl Dashboard {
                 *resources.entry(name.as_str()).or_default() += n;
             }
         }
-        let mut latencies = tick.latencies.clone();
         latencies.sort_by(f64::total_cmp);
         let sample = Sample {
             t: SystemTime::now()
@@ -214,7 +214,7 @@ impl Dashboard {
             top_policies: top(policies),
             top_resources: top(resources),
             sizes: tick.sizes,
-            memory_bytes: self.metrics.resident_memory(),
+            memory_bytes,
         };
         state.last = Some((now, tick));
         drop(state);

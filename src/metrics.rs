@@ -402,20 +402,14 @@ impl Metrics {
                 change.workload_removed.len(),
                 change.destinations_removed.len(),
             );
-            for (entry, n) in [("workload", added.0), ("destination", added.1)] {
+            for (entry, change, n) in [
+                ("workload", "added", added.0),
+                ("destination", "added", added.1),
+                ("workload", "removed", removed.0),
+                ("destination", "removed", removed.1),
+            ] {
                 f.entry_changes
-                    .get_or_create(&EntryLabels {
-                        entry,
-                        change: "added",
-                    })
-                    .inc_by(n as u64);
-            }
-            for (entry, n) in [("workload", removed.0), ("destination", removed.1)] {
-                f.entry_changes
-                    .get_or_create(&EntryLabels {
-                        entry,
-                        change: "removed",
-                    })
+                    .get_or_create(&EntryLabels { entry, change })
                     .inc_by(n as u64);
             }
             let (added, removed) = ((added.0 + added.1) as u64, (removed.0 + removed.1) as u64);
@@ -466,12 +460,12 @@ impl Metrics {
     }
 
     /// Updates what is read rather than counted: process memory, and the sink's queue
-    /// and retries. Called before each scrape and each dashboard sample.
-    pub fn refresh(&self) {
-        if let Some(stats) = memory_stats::memory_stats() {
-            self.families
-                .resident_memory
-                .set(gauge_u64(stats.physical_mem));
+    /// and retries. Called before each scrape and each dashboard sample. Returns the
+    /// resident memory read, in bytes, if the platform tells.
+    pub fn refresh(&self) -> Option<u64> {
+        let resident = memory_stats::memory_stats().map(|s| s.physical_mem);
+        if let Some(bytes) = resident {
+            self.families.resident_memory.set(gauge_u64(bytes));
         }
         if let Some(sink) = self.sink.get() {
             let stats = sink.stats();
@@ -482,11 +476,7 @@ impl Metrics {
                 .sink_retries
                 .inc_by(stats.retries.saturating_sub(seen));
         }
-    }
-
-    /// The process's resident memory in bytes, if the platform tells.
-    pub fn resident_memory(&self) -> Option<u64> {
-        memory_stats::memory_stats().map(|s| s.physical_mem as u64)
+        resident.map(|bytes| bytes as u64)
     }
 
     /// The totals and sizes now, and what happened since the last call (per-policy churn,
@@ -505,7 +495,7 @@ impl Metrics {
 
     /// The Prometheus text exposition of every metric.
     pub fn encode(&self) -> String {
-        self.refresh();
+        let _ = self.refresh();
         let mut out = String::new();
         if encode(&mut out, &self.registry).is_err() {
             let _ = writeln!(out, "# encoding failed");
