@@ -269,22 +269,8 @@ impl BinderyRun {
 
     /// Sends SIGTERM and waits for the exit; true when it exited successfully.
     pub fn stop(&mut self) -> Result<bool> {
-        // SAFETY: kill(2) on our own child.
-        unsafe {
-            libc::kill(self.child.id() as i32, libc::SIGTERM);
-        }
-        let start = Instant::now();
-        while start.elapsed() < Duration::from_secs(30) {
-            if let Some(status) = self.child.try_wait()? {
-                return Ok(status.success());
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        self.child.kill()?;
-        bail!(
-            "bindery did not stop within 30 s of SIGTERM; log: {}",
-            self.log.display()
-        )
+        let what = format!("bindery (log: {})", self.log.display());
+        Ok(crate::terminate(&mut self.child, &what, Duration::from_secs(30))?.success())
     }
 
     /// The log so far.

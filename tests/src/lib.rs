@@ -7,8 +7,9 @@ pub mod envtest;
 pub use envtest::free_port;
 
 use std::path::PathBuf;
-use std::process::Command;
+use std::process::{Child, Command, ExitStatus, Output};
 use std::sync::OnceLock;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 
@@ -53,6 +54,31 @@ pub fn acceptance_cases() -> Vec<(PathBuf, PathBuf)> {
         .collect();
     cases.sort();
     cases
+}
+
+/// Runs the built `bindery` with `args` (log filter `info`) to its end.
+pub fn run_bindery(args: &[&str]) -> Output {
+    Command::new(bindery_bin())
+        .args(args)
+        .env("BINDERY_LOG", "info")
+        .output()
+        .expect("running bindery")
+}
+
+/// Sends SIGTERM to `child` and waits for it to exit, at most `timeout`; past that it is
+/// killed and this is an error naming `what`.
+pub fn terminate(child: &mut Child, what: &str, timeout: Duration) -> Result<ExitStatus> {
+    // SAFETY: kill(2) on our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let start = Instant::now();
+    while start.elapsed() < timeout {
+        if let Some(status) = child.try_wait()? {
+            return Ok(status);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child.kill()?;
+    bail!("{what} did not stop within {timeout:?} of SIGTERM")
 }
 
 /// `GET url` with curl: the status code and the body.

@@ -8,8 +8,8 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, bail, ensure};
-use bindery_tests::{bindery_bin, free_port};
+use anyhow::{Context, Result, ensure};
+use bindery_tests::{bindery_bin, free_port, terminate};
 use fantoccini::{Client, ClientBuilder, Locator};
 use hyper_util::client::legacy::connect::HttpConnector;
 use serde_json::{Value, json};
@@ -23,17 +23,7 @@ struct Process(Child, &'static str);
 impl Process {
     /// SIGTERM and wait; true when it exited successfully.
     fn stop(&mut self) -> Result<bool> {
-        // SAFETY: kill(2) on our own child.
-        unsafe { libc::kill(self.0.id() as i32, libc::SIGTERM) };
-        let start = Instant::now();
-        while start.elapsed() < Duration::from_secs(20) {
-            if let Some(status) = self.0.try_wait()? {
-                return Ok(status.success());
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        self.0.kill()?;
-        bail!("{} did not stop within 20 s of SIGTERM", self.1)
+        Ok(terminate(&mut self.0, self.1, Duration::from_secs(20))?.success())
     }
 }
 

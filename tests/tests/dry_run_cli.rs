@@ -3,9 +3,9 @@
 //! (The live form is in `live_explain.rs`.)
 
 use std::path::PathBuf;
-use std::process::{Command, Output};
+use std::process::Output;
 
-use bindery_tests::{bindery_bin, workspace_root};
+use bindery_tests::{run_bindery, workspace_root};
 
 fn nginx_log() -> String {
     workspace_root()
@@ -15,11 +15,7 @@ fn nginx_log() -> String {
 }
 
 fn bindery(args: &[&str]) -> Output {
-    Command::new(bindery_bin())
-        .args(args)
-        .env("BINDERY_LOG", "info")
-        .output()
-        .expect("running bindery")
+    run_bindery(args)
 }
 
 fn policy_file(dir: &tempfile::TempDir, text: &str) -> PathBuf {

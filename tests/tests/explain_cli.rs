@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use bindery_tests::{bindery_bin, workspace_root};
+use bindery_tests::{bindery_bin, run_bindery, workspace_root};
 use serde_json::{Value, json};
 
 fn nginx_log() -> PathBuf {
@@ -12,11 +12,7 @@ fn nginx_log() -> PathBuf {
 }
 
 fn bindery(args: &[&str]) -> Output {
-    Command::new(bindery_bin())
-        .args(args)
-        .env("BINDERY_LOG", "info")
-        .output()
-        .expect("running bindery")
+    run_bindery(args)
 }
 
 fn explain(log: &Path, extra: &[&str]) -> Output {

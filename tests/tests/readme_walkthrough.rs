@@ -7,7 +7,7 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use bindery_tests::{bindery_bin, http_get, workspace_root};
+use bindery_tests::{bindery_bin, http_get, terminate, workspace_root};
 use serde_json::Value;
 
 /// The README's `cargo run --release -- ARGS` commands (continuation lines joined), as
@@ -101,20 +101,13 @@ fn dashboard_replay(args: &[String]) {
         .spawn()
         .unwrap();
     std::thread::sleep(Duration::from_millis(500));
-    // SAFETY: kill(2) on our own child.
-    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-    let stopping = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if stopping.elapsed() > Duration::from_secs(20) {
-            let _ = child.kill();
-            let _ = page.kill();
-            panic!("bindery did not stop within 20 s of SIGTERM with a page connected");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let stopped = terminate(
+        &mut child,
+        "bindery, with a page connected,",
+        Duration::from_secs(20),
+    );
+    let _ = page.kill();
+    let status = stopped.unwrap();
     assert!(status.success());
     let _ = page.kill();
     let _ = page.wait();
