@@ -7,11 +7,12 @@
 //! The binaries come from `scripts/envtest-binaries.sh`, which builds them once
 //! (through the Go module proxy) and caches them under `target/envtest/bin/`.
 
+use std::collections::BTreeSet;
 use std::net::TcpListener;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
@@ -56,12 +57,21 @@ pub fn binaries() -> Result<Binaries> {
     .map_err(anyhow::Error::msg)
 }
 
-/// A free loopback port (bound and released; a small race is accepted, as envtest does).
+/// A free loopback port, never the same one twice in this process (bound and
+/// released: another process may still take it first, which [`Envtest::start`]
+/// survives by starting again).
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
+    static HANDED_OUT: Mutex<BTreeSet<u16>> = Mutex::new(BTreeSet::new());
+    let mut handed_out = HANDED_OUT.lock().unwrap_or_else(|e| e.into_inner());
+    loop {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("a free port");
+        if handed_out.insert(port) {
+            return port;
+        }
+    }
 }
 
 /// A child process that is stopped (SIGTERM, then SIGKILL) when dropped.
@@ -152,8 +162,26 @@ pub struct Envtest {
 }
 
 impl Envtest {
-    /// Starts etcd and both API servers and waits until they are ready.
+    /// Starts etcd and both API servers and waits until they are ready. A start
+    /// that loses a port to another process (the ports are picked free, then
+    /// released) is tried again on new ports, up to three times.
     pub fn start() -> Result<Envtest> {
+        const ATTEMPTS: usize = 3;
+        let mut attempt = 1;
+        loop {
+            match Envtest::start_once() {
+                Err(e) if attempt < ATTEMPTS && e.to_string().contains(PORT_TAKEN) => {
+                    eprintln!(
+                        "envtest: attempt {attempt} lost a port race ({e:#}); starting again"
+                    );
+                    attempt += 1;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    fn start_once() -> Result<Envtest> {
         let bins = binaries()?;
         let mut dir = tempfile::Builder::new()
             .prefix("bindery-envtest-")
@@ -182,7 +210,7 @@ impl Envtest {
             Duration::from_secs(30),
             || {
                 if !etcd.running() {
-                    bail!("etcd exited; see {}", dir.path().join("etcd.log").display());
+                    return Err(exited("etcd", &dir.path().join("etcd.log")));
                 }
                 Ok(http_get_plain(client_port, "/health")
                     .is_some_and(|b| b.contains("\"health\":\"true\"")))
@@ -313,11 +341,25 @@ impl ApiServer {
             Duration::from_secs(180),
             || {
                 if !process.running() {
-                    bail!("kube-apiserver exited; see {}", log.display());
+                    return Err(exited("kube-apiserver", &log));
                 }
                 Ok(curl_readyz(&url, &token))
             },
         )
+    }
+}
+
+/// What [`exited`] says when a process died because its port was taken.
+const PORT_TAKEN: &str = "its port was taken";
+
+/// The error for a control-plane process that exited while starting, naming its
+/// log, and saying so when the log shows a lost port race.
+fn exited(what: &str, log: &Path) -> anyhow::Error {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    if text.contains("address already in use") {
+        anyhow::anyhow!("{what} exited: {PORT_TAKEN}; see {}", log.display())
+    } else {
+        anyhow::anyhow!("{what} exited; see {}", log.display())
     }
 }
 
