@@ -331,9 +331,9 @@ impl EngineLoop {
     /// synced: before, the state is partial).
     fn explain(&self, request: ExplainRequest) {
         let answer = if self.published {
-            // O(state): the engine's inputs are copied into an oracle to be explained.
-            let oracle = self.pipeline.engine().to_oracle();
-            oracle
+            // Copies what the question needs (all of the state only for an overview).
+            self.pipeline
+                .engine()
                 .explain(&request.query)
                 .map_err(ExplainFailure::Explain)
         } else {

@@ -34,7 +34,9 @@
 //! median number of Binding entries changed (destinations and workload entries,
 //! added plus removed), and compares with the time of a full oracle recompute
 //! (`oracle.bindings()`, median of a few runs) at the same state. At the end the
-//! engine is checked against the oracle again.
+//! engine is checked against the oracle again. It also times explain questions on the
+//! loaded engine: about one object (`Engine::explain`, which copies only what the
+//! question needs, against a full `Engine::to_oracle` copy) and a policy overview.
 //!
 //! Run (release, as benches are):
 //!
@@ -50,8 +52,8 @@ use std::time::{Duration, Instant};
 
 use bindery_engine::engine::Sizes;
 use bindery_engine::{
-    Change, Engine, EpochOutput, LabelMap, Oracle, PolicyInput, PolicySpec, WorkloadRef,
-    WorkloadState,
+    Change, Engine, EpochOutput, LabelMap, ObjectKey, Oracle, PolicyInput, PolicySpec, Query,
+    WorkloadRef, WorkloadState,
 };
 use serde_json::{Value, json};
 
@@ -821,7 +823,66 @@ struct Run {
     rss_with_oracle_kb: Option<u64>,
     samples: Vec<Sample>,
     oracle: Vec<Duration>,
+    explain: ExplainTimes,
     agrees: bool,
+}
+
+/// Times of one explain question, answered three ways.
+struct ExplainTimes {
+    /// `engine.explain` about one object (copies what the question needs).
+    object: Vec<Duration>,
+    /// `engine.to_oracle().explain` about the same object (copies everything).
+    object_via_full_copy: Vec<Duration>,
+    /// `engine.explain` of the policy's overview (reads every object).
+    overview: Vec<Duration>,
+}
+
+/// Times the explain questions on the loaded engine, checking that the scoped answer
+/// equals the full copy's.
+fn measure_explain(engine: &Engine, world: &World, config: &Config) -> (ExplainTimes, bool) {
+    let object = &world.objects[world.objects.len() / 2].object;
+    let query = Query {
+        policy: world.policies[0].name.clone(),
+        object: Some(ObjectKey {
+            group: object.group.clone(),
+            resource: object.resource.clone(),
+            namespace: object.namespace.clone(),
+            name: object.name.clone(),
+        }),
+        cluster: None,
+    };
+    let overview = Query {
+        object: None,
+        ..query.clone()
+    };
+    let time = |runs: usize, f: &dyn Fn()| -> Vec<Duration> {
+        (0..runs)
+            .map(|_| {
+                let start = Instant::now();
+                f();
+                start.elapsed()
+            })
+            .collect()
+    };
+    let same = engine.explain(&query) == engine.to_oracle().explain(&query);
+    if !same {
+        eprintln!("  MISMATCH: engine.explain differs from engine.to_oracle().explain");
+    }
+    let times = ExplainTimes {
+        object: time(config.repeats, &|| {
+            engine.explain(&query).expect("the object exists");
+        }),
+        object_via_full_copy: time(config.oracle_runs, &|| {
+            engine
+                .to_oracle()
+                .explain(&query)
+                .expect("the object exists");
+        }),
+        overview: time(config.oracle_runs, &|| {
+            engine.explain(&overview).expect("the policy exists");
+        }),
+    };
+    (times, same)
 }
 
 fn run(n: usize, config: &Config) -> Run {
@@ -883,6 +944,10 @@ fn run(n: usize, config: &Config) -> Run {
         }
     }
 
+    eprintln!("  measuring explain...");
+    let (explain, explain_agrees) = measure_explain(&engine, &world, config);
+    agrees_all &= explain_agrees;
+
     let mut rng = Rng(SEED ^ 0x0C4A_46E5);
     let mut samples = Vec::new();
     for &(kind, label) in KINDS {
@@ -912,6 +977,7 @@ fn run(n: usize, config: &Config) -> Run {
         rss_with_oracle_kb,
         samples,
         oracle: oracle_times,
+        explain,
         agrees: agrees_all,
     }
 }
@@ -1088,6 +1154,28 @@ fn report(runs: &[Run], config: &Config) {
         }
         println!();
     }
+
+    println!("\n### Explain on the loaded engine (medians)\n");
+    print!("| question |");
+    for r in runs {
+        print!(" N = {} |", fmt_count(r.n));
+    }
+    println!("\n|---|{}", "---|".repeat(runs.len()));
+    let explain_row = |label: &str, times: fn(&ExplainTimes) -> &Vec<Duration>| {
+        print!("| {label} |");
+        for r in runs {
+            print!(" {} |", fmt_duration(median(times(&r.explain))));
+        }
+        println!();
+    };
+    explain_row("one object: `engine.explain` (copies what it needs)", |e| {
+        &e.object
+    });
+    explain_row(
+        "one object: `engine.to_oracle().explain` (copies everything)",
+        |e| &e.object_via_full_copy,
+    );
+    explain_row("overview of one policy: `engine.explain`", |e| &e.overview);
 
     println!(
         "\nEngine and oracle agree after loading and after the measured changes: {}",

@@ -12,6 +12,7 @@ use timely::worker::Worker;
 
 use crate::binding::{Binding, WorkloadEntry};
 use crate::dataflow::{self, Inputs, OutputBuffer, OutputRecord, Time};
+use crate::explain::{ExplainError, Explanation, ObjectKey, Query};
 use crate::input::{Change, LabelMap, PolicyInput, WorkloadRef, WorkloadState};
 use crate::intern::{Interner, Sym};
 use crate::labels::Labels;
@@ -451,41 +452,126 @@ impl Engine {
     /// does not touch the dataflow. Meant for one-off questions, not for every epoch.
     pub fn to_oracle(&self) -> Oracle {
         let mut oracle = Oracle::default();
-        let resolve = |sym: Sym| self.interner.resolve(sym).to_string();
-        let labels = |l: &Labels| -> LabelMap {
-            l.pairs()
-                .iter()
-                .map(|&(k, v)| (resolve(k), resolve(v)))
-                .collect()
+        self.copy_wecs_and_policies(&mut oracle);
+        for (record, version) in self.objects.iter().flatten() {
+            oracle.apply(&self.object_change(record, version));
+        }
+        oracle
+    }
+
+    /// Explains policy `query.policy` on the engine's current input state: the same
+    /// answer as [`Oracle::explain`] on [`Engine::to_oracle`], but copying only what
+    /// the question needs. Every WEC and policy is copied (they are few); of the
+    /// workload objects, only the one asked about and its Namespace (or, when it does
+    /// not exist, those of the same resource and name elsewhere, for the error).
+    /// Every object is copied only for an overview (no object, no cluster: it counts
+    /// what every clause selects) and for a policy with a `wantSingletonReportedState`
+    /// clause (whose problem depends on every object it selects).
+    pub fn explain(&self, query: &Query) -> Result<Explanation, ExplainError> {
+        let policy = self
+            .interner
+            .get(&query.policy)
+            .and_then(|name| self.policies.get(&name));
+        let every_object = policy.is_some_and(|(_, input)| {
+            (query.object.is_none() && query.cluster.is_none())
+                || input
+                    .spec
+                    .downsync
+                    .iter()
+                    .any(|c| c.want_singleton_reported_state)
+        });
+        if every_object {
+            return self.to_oracle().explain(query);
+        }
+        let mut oracle = Oracle::default();
+        self.copy_wecs_and_policies(&mut oracle);
+        if let Some(object) = &query.object {
+            for id in self.objects_to_explain(object) {
+                let (record, version) = self.objects[id as usize]
+                    .as_ref()
+                    .expect("object id in use");
+                oracle.apply(&self.object_change(record, version));
+            }
+        }
+        oracle.explain(query)
+    }
+
+    /// The ids of the objects that explaining `object` reads: the object and its
+    /// Namespace when it exists, else the objects of its group, resource and name in
+    /// other namespaces.
+    fn objects_to_explain(&self, object: &ObjectKey) -> Vec<ObjectId> {
+        let sym = |s: &str| self.interner.get(s);
+        let (Some(group), Some(resource), Some(name)) =
+            (sym(&object.group), sym(&object.resource), sym(&object.name))
+        else {
+            return Vec::new();
         };
+        let namespace = sym(&object.namespace);
+        if let Some(&id) =
+            namespace.and_then(|ns| self.object_ids.get(&(group, resource, ns, name)))
+        {
+            let namespace_object = match (namespace, sym("namespaces")) {
+                (Some(ns), Some(namespaces)) if ns != Sym::EMPTY => self
+                    .object_ids
+                    .get(&(Sym::EMPTY, namespaces, Sym::EMPTY, ns))
+                    .copied(),
+                _ => None,
+            };
+            return std::iter::once(id).chain(namespace_object).collect();
+        }
+        self.object_ids
+            .iter()
+            .filter(|((g, r, _, n), _)| (*g, *r, *n) == (group, resource, name))
+            .map(|(_, &id)| id)
+            .collect()
+    }
+
+    /// Copies every WEC and every policy into `oracle`.
+    fn copy_wecs_and_policies(&self, oracle: &mut Oracle) {
         for (&name, wec) in &self.wecs {
             oracle.apply(&Change::Wec {
-                name: resolve(name),
-                labels: Some(labels(wec)),
-            });
-        }
-        for (record, version) in self.objects.iter().flatten() {
-            oracle.apply(&Change::Workload {
-                object: WorkloadRef {
-                    group: resolve(version.group),
-                    version: resolve(version.version),
-                    resource: resolve(version.resource),
-                    namespace: resolve(version.namespace),
-                    name: resolve(version.name),
-                },
-                state: Some(WorkloadState {
-                    labels: labels(&record.labels),
-                    resource_version: version.resource_version.clone(),
-                }),
+                name: self.interner.resolve(name).to_string(),
+                labels: Some(self.label_map(wec)),
             });
         }
         for (&name, (_, input)) in &self.policies {
             oracle.apply(&Change::Policy {
-                name: resolve(name),
+                name: self.interner.resolve(name).to_string(),
                 policy: Some(input.clone()),
             });
         }
-        oracle
+    }
+
+    /// The change that creates one stored workload object, in strings.
+    fn object_change(&self, record: &ObjectRecord, version: &ObjectVersion) -> Change {
+        let resolve = |sym: Sym| self.interner.resolve(sym).to_string();
+        Change::Workload {
+            object: WorkloadRef {
+                group: resolve(version.group),
+                version: resolve(version.version),
+                resource: resolve(version.resource),
+                namespace: resolve(version.namespace),
+                name: resolve(version.name),
+            },
+            state: Some(WorkloadState {
+                labels: self.label_map(&record.labels),
+                resource_version: version.resource_version.clone(),
+            }),
+        }
+    }
+
+    /// Interned labels back in strings.
+    fn label_map(&self, labels: &Labels) -> LabelMap {
+        labels
+            .pairs()
+            .iter()
+            .map(|&(k, v)| {
+                (
+                    self.interner.resolve(k).to_string(),
+                    self.interner.resolve(v).to_string(),
+                )
+            })
+            .collect()
     }
 
     /// Current sizes.

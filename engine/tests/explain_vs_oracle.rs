@@ -1,12 +1,14 @@
 //! Explanations must agree with the oracle: for random small states, every WEC the
 //! explanation calls a destination, and every object it calls selected (with its combined
 //! modulation), is exactly what the oracle's Binding lists; the overview's counts too.
+//! And [`Engine::explain`], which copies only what a question needs out of the
+//! engine's state, answers every question exactly as the oracle does.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use bindery_engine::explain::verdicts;
 use bindery_engine::{
-    Change, ObjectKey, Oracle, PolicyInput, PolicySpec, Query, WorkloadRef, WorkloadState,
+    Change, Engine, ObjectKey, Oracle, PolicyInput, PolicySpec, Query, WorkloadRef, WorkloadState,
 };
 use proptest::prelude::*;
 
@@ -139,8 +141,52 @@ fn change() -> impl Strategy<Value = Change> {
     ]
 }
 
+/// Every question, on present and absent objects, WECs and policies: the engine's
+/// scoped answer must be the oracle's, errors included.
+fn check_engine_explain(engine: &Engine, oracle: &Oracle) -> Result<(), TestCaseError> {
+    let mut objects = Vec::new();
+    for &(group, resource, namespaced) in RESOURCES {
+        for name in NAMES.iter().chain(NAMESPACES) {
+            let namespaces: &[&str] = if namespaced { NAMESPACES } else { &[""] };
+            for &namespace in namespaces {
+                objects.push(Some(ObjectKey {
+                    group: group.into(),
+                    resource: resource.into(),
+                    namespace: namespace.into(),
+                    name: (*name).into(),
+                }));
+            }
+        }
+    }
+    objects.push(None);
+    let clusters = [None, Some("c0"), Some("c3"), Some("nope")];
+    for policy in POLICIES.iter().chain(&["nope"]) {
+        for object in &objects {
+            for cluster in clusters {
+                let query = Query {
+                    policy: (*policy).into(),
+                    object: object.clone(),
+                    cluster: cluster.map(Into::into),
+                };
+                prop_assert_eq!(
+                    engine.explain(&query),
+                    oracle.explain(&query),
+                    "{:?}",
+                    query
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
 fn check(changes: &[Change]) -> Result<(), TestCaseError> {
     let mut oracle = Oracle::default();
+    let mut engine = Engine::new();
+    for c in changes {
+        engine.apply(c);
+    }
+    engine.advance();
     // The objects and WECs present, to ask about each.
     let mut present: BTreeSet<ObjectKey> = BTreeSet::new();
     let mut wecs: BTreeSet<String> = BTreeSet::new();
@@ -168,6 +214,7 @@ fn check(changes: &[Change]) -> Result<(), TestCaseError> {
             Change::Policy { .. } => {}
         }
     }
+    check_engine_explain(&engine, &oracle)?;
     for &policy in POLICIES {
         let Some(binding) = oracle.binding(policy) else {
             prop_assert!(verdicts(&oracle, policy).is_err());
