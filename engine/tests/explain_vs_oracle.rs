@@ -13,7 +13,7 @@ use bindery_engine::{
 use proptest::prelude::*;
 
 mod common;
-use common::{labels, name_list, selector};
+use common::{ClauseVocabulary, labels, selector};
 use serde_json::{Value, json};
 
 /// (group, resource, namespaced)
@@ -27,63 +27,16 @@ const NAMESPACES: &[&str] = &["ns0", "ns1", "ns2"];
 const NAMES: &[&str] = &["o0", "o1", "ns0", "ns1"];
 const POLICIES: &[&str] = &["p0", "p1"];
 
+/// Clauses, some unreadable: later clauses keep their written index in explanations.
 fn clause() -> impl Strategy<Value = Value> {
-    let groups: &'static [&'static str] = &["", "apps", "nope.io"];
-    let resources: &'static [&'static str] =
-        &["namespaces", "configmaps", "deployments", "clusterroles"];
-    let namespaces: &'static [&'static str] = &["ns0", "ns1", ""];
-    (
-        prop::option::weighted(0.3, prop::sample::select(groups)),
-        name_list(resources),
-        name_list(namespaces),
-        name_list(NAMES),
-        prop::option::weighted(0.5, prop::collection::vec(selector(), 0..3)),
-        prop::option::weighted(0.4, prop::collection::vec(selector(), 0..2)),
-        (any::<bool>(), any::<bool>(), any::<bool>()),
-        prop::collection::vec(prop::sample::select(&["sc-a", "sc-b"][..]), 0..3),
-        prop::bool::weighted(0.1),
-    )
-        .prop_map(
-            |(group, res, ns, names, osel, nsel, (create_only, single, multi), collectors, bad)| {
-                if bad {
-                    // A clause that cannot be read: it is left out, and later clauses
-                    // keep their written index in explanations.
-                    return json!({"resources": "configmaps"});
-                }
-                let mut c = serde_json::Map::new();
-                if let Some(g) = group {
-                    c.insert("apiGroup".into(), json!(g));
-                }
-                if let Some(r) = res {
-                    c.insert("resources".into(), json!(r));
-                }
-                if let Some(n) = ns {
-                    c.insert("namespaces".into(), json!(n));
-                }
-                if let Some(n) = names {
-                    c.insert("objectNames".into(), json!(n));
-                }
-                if let Some(s) = osel {
-                    c.insert("objectSelectors".into(), json!(s));
-                }
-                if let Some(s) = nsel {
-                    c.insert("namespaceSelectors".into(), json!(s));
-                }
-                if create_only {
-                    c.insert("createOnly".into(), json!(true));
-                }
-                if single {
-                    c.insert("wantSingletonReportedState".into(), json!(true));
-                }
-                if multi {
-                    c.insert("wantMultiWECReportedState".into(), json!(true));
-                }
-                if !collectors.is_empty() {
-                    c.insert("statusCollectors".into(), json!(collectors));
-                }
-                Value::Object(c)
-            },
-        )
+    common::clause(ClauseVocabulary {
+        groups: &["", "apps", "nope.io"],
+        resources: &["namespaces", "configmaps", "deployments", "clusterroles"],
+        names: NAMES,
+        collectors: &["sc-a", "sc-b"],
+        namespace_selectors: 0.4,
+        unreadable: 0.1,
+    })
 }
 
 fn policy_spec() -> impl Strategy<Value = Value> {

@@ -1,5 +1,6 @@
-//! Proptest strategies shared by the engine's property tests: label maps and label
-//! selectors (mostly valid, some invalid) over a small vocabulary.
+//! Proptest strategies shared by the engine's property tests: label maps, label
+//! selectors (mostly valid, some invalid) and `downsync` clauses over a small
+//! vocabulary.
 
 use bindery_engine::LabelMap;
 use proptest::prelude::*;
@@ -67,4 +68,67 @@ pub fn name_list(
         0.35,
         prop::collection::vec(prop::sample::select([names, &["*"]].concat()), 0..3),
     )
+}
+
+/// What a generated `downsync` clause may name, and how often its optional parts appear.
+pub struct ClauseVocabulary {
+    /// `apiGroup` values (present in 30% of clauses).
+    pub groups: &'static [&'static str],
+    /// `resources` values.
+    pub resources: &'static [&'static str],
+    /// `objectNames` values.
+    pub names: &'static [&'static str],
+    /// `statusCollectors` values.
+    pub collectors: &'static [&'static str],
+    /// Probability that a clause has `namespaceSelectors`.
+    pub namespace_selectors: f64,
+    /// Probability that a clause cannot be read (parsing leaves it out and reports it).
+    pub unreadable: f64,
+}
+
+/// A `downsync` clause as JSON, with every field optional and every modulation.
+pub fn clause(v: ClauseVocabulary) -> impl Strategy<Value = Value> {
+    let namespaces: &'static [&'static str] = &["ns0", "ns1", ""];
+    (
+        prop::option::weighted(0.3, prop::sample::select(v.groups)),
+        name_list(v.resources),
+        name_list(namespaces),
+        name_list(v.names),
+        prop::option::weighted(0.5, prop::collection::vec(selector(), 0..3)),
+        prop::option::weighted(
+            v.namespace_selectors,
+            prop::collection::vec(selector(), 0..2),
+        ),
+        (any::<bool>(), any::<bool>(), any::<bool>()),
+        prop::collection::vec(prop::sample::select(v.collectors), 0..3),
+        prop::bool::weighted(v.unreadable),
+    )
+        .prop_map(
+            |(group, res, ns, names, osel, nsel, (create_only, single, multi), collectors, bad)| {
+                if bad {
+                    // `resources` must be a list.
+                    return json!({"resources": "configmaps"});
+                }
+                let mut c = serde_json::Map::new();
+                let mut put = |field: &str, value: Option<Value>| {
+                    if let Some(value) = value {
+                        c.insert(field.into(), value);
+                    }
+                };
+                put("apiGroup", group.map(|g| json!(g)));
+                put("resources", res.map(|r| json!(r)));
+                put("namespaces", ns.map(|n| json!(n)));
+                put("objectNames", names.map(|n| json!(n)));
+                put("objectSelectors", osel.map(|s| json!(s)));
+                put("namespaceSelectors", nsel.map(|s| json!(s)));
+                put("createOnly", create_only.then(|| json!(true)));
+                put("wantSingletonReportedState", single.then(|| json!(true)));
+                put("wantMultiWECReportedState", multi.then(|| json!(true)));
+                put(
+                    "statusCollectors",
+                    (!collectors.is_empty()).then(|| json!(collectors)),
+                );
+                Value::Object(c)
+            },
+        )
 }
