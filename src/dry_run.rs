@@ -5,9 +5,10 @@
 //! - [`DryRunPolicy`]: the policy file (one BindingPolicy, YAML or JSON), checked, and
 //!   turned into the watch event that adds or edits it (also used by `bindery replay
 //!   --with-policy`, which re-exports it from [`crate::replay`]).
-//! - [`dry_run`]: `bindery dry-run`: loads the state into a [`Pipeline`] (a log through
-//!   to its end, or a live [`snapshot`](crate::snapshot)), closes one epoch, applies the
-//!   policy in one more epoch and prints its Binding (stdout) and problems (stderr).
+//! - [`dry_run`]: `bindery dry-run`: loads the state into the oracle ([`crate::state`]:
+//!   a log through to its end, or a live [`snapshot`](crate::snapshot)), applies the
+//!   policy and prints its Binding (stdout) and problems (stderr). Only that policy's
+//!   Binding is computed: no dataflow, no other policy.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -16,12 +17,11 @@ use anyhow::{Context, Result, bail};
 use bindery_engine::{Binding, Engine};
 use bindery_ingest::feed::{POLICY_GROUP, POLICY_RESOURCE};
 use bindery_ingest::live::now_ms;
-use bindery_ingest::{EventType, LogReader, ResourceRef, Space, WatchEvent};
+use bindery_ingest::{EventType, ResourceRef, Space, WatchEvent};
 use serde_json::Value;
 
-use crate::pipeline::Pipeline;
-use crate::progress::Progress;
-use crate::snapshot::{self, LiveSource, StateSource};
+use crate::snapshot::StateSource;
+use crate::state::{self, OracleLoader};
 
 /// How a dry-run prints the Binding.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
@@ -70,64 +70,13 @@ impl DryRunOutcome {
 pub fn dry_run(opts: &DryRunOptions) -> Result<DryRunOutcome> {
     // The file first: a bad file fails before any (possibly long) read of the state.
     let policy = DryRunPolicy::read(&opts.policy_file)?;
-    let (mut pipeline, ts) = match &opts.source {
-        StateSource::Log(log) => load_log(log)?,
-        StateSource::Live(live) => {
-            let runtime = tokio::runtime::Runtime::new().context("starting the Tokio runtime")?;
-            (runtime.block_on(load_live(live))?, now_ms())
-        }
-    };
-    let outcome = policy.apply(&mut pipeline, ts)?;
+    let mut loader = state::load(&opts.source)?;
+    let outcome = policy.apply(&mut loader, now_ms())?;
     let mut stdout = std::io::stdout().lock();
     stdout.write_all(outcome.render(opts.output)?.as_bytes())?;
     stdout.flush()?;
     policy.print_problems(&outcome.problems);
     Ok(outcome)
-}
-
-/// Replays `log` into a pipeline, in one epoch closed at the end; returns it with the
-/// timestamp of the last event. Fails on the first malformed line, naming file and line.
-pub fn load_log(log: &Path) -> Result<(Pipeline, i64)> {
-    let mut reader = LogReader::open(log)?;
-    let name = reader.name().to_string();
-    let mut progress = Progress::new(&format!("reading {name}"), reader.total_bytes());
-    let mut pipeline = Pipeline::new();
-    let (mut events, mut last_ts) = (0u64, 0);
-    while let Some(line) = reader.next() {
-        let line = line?;
-        last_ts = line.event.ts;
-        pipeline
-            .push(line.event)
-            .with_context(|| format!("{name}:{}", line.line))?;
-        events += 1;
-        progress.update(reader.bytes_read(), || format!("{events} events"));
-    }
-    progress.finish();
-    if !pipeline.synced() {
-        tracing::warn!(
-            "{name}: the log ends before every resource synced ({}); the dry-run sees a partial view",
-            pipeline.unsynced().join(", ")
-        );
-    }
-    pipeline.close_epoch();
-    Ok((pipeline, last_ts))
-}
-
-/// Reads the current state of a live WDS and ITS ([`snapshot::read_until_synced`])
-/// into a pipeline, in one epoch closed at the end. An event that cannot be applied is
-/// logged and skipped, as `bindery run` does.
-pub async fn load_live(source: &LiveSource) -> Result<Pipeline> {
-    let mut pipeline = Pipeline::new();
-    snapshot::read_until_synced(source, |event| {
-        let what = format!("{} {}", event.resource, event.event_type.as_str());
-        if let Err(e) = pipeline.push(event) {
-            tracing::warn!("ignoring {what}: {e}");
-        }
-        Ok(())
-    })
-    .await?;
-    pipeline.close_epoch();
-    Ok(pipeline)
 }
 
 /// A BindingPolicy read from a file for a dry-run (`bindery dry-run`, `bindery replay
@@ -199,16 +148,14 @@ impl DryRunPolicy {
     }
 
     /// The watch event that adds or edits the policy: the object, with `metadata.uid`
-    /// (if absent: the edited policy's, or `dry-run` for a new one) and
+    /// (if absent: `existing_uid`, the edited policy's, or `dry-run` for a new one) and
     /// `metadata.generation` (if absent: 1) filled in.
-    pub fn event(&self, engine: &Engine, ts: i64) -> WatchEvent {
+    pub fn event(&self, existing_uid: Option<&str>, ts: i64) -> WatchEvent {
         let mut object = self.object.clone();
         if let Some(Value::Object(meta)) = object.get_mut("metadata") {
             if meta.get("uid").is_none_or(Value::is_null) {
-                let uid = engine
-                    .binding(&self.name)
-                    .map_or_else(|| "dry-run".to_string(), |b| b.policy_uid);
-                meta.insert("uid".into(), Value::String(uid));
+                let uid = existing_uid.unwrap_or("dry-run");
+                meta.insert("uid".into(), Value::from(uid));
             }
             if meta.get("generation").is_none_or(Value::is_null) {
                 meta.insert("generation".into(), Value::from(1));
@@ -222,16 +169,20 @@ impl DryRunPolicy {
         }
     }
 
-    /// Applies the policy to `pipeline` ([`DryRunPolicy::event`] at `ts`) in one more
-    /// epoch (closing the open one first, if it has changes) and returns its outcome.
-    pub fn apply(&self, pipeline: &mut Pipeline, ts: i64) -> Result<DryRunOutcome> {
-        if pipeline.pending() > 0 {
-            pipeline.close_epoch();
-        }
-        let event = self.event(pipeline.engine(), ts);
-        pipeline.push(event).with_context(|| self.source.clone())?;
-        pipeline.close_epoch();
-        self.outcome(pipeline.engine())
+    /// Applies the policy ([`DryRunPolicy::event`] at `ts`) to the state in `loader`
+    /// and returns its Binding and problems, computed by the oracle for this policy
+    /// alone.
+    pub fn apply(&self, loader: &mut OracleLoader, ts: i64) -> Result<DryRunOutcome> {
+        let existing_uid = loader.oracle().binding(&self.name).map(|b| b.policy_uid);
+        loader
+            .push(self.event(existing_uid.as_deref(), ts))
+            .with_context(|| self.source.clone())?;
+        let oracle = loader.oracle();
+        let Some(binding) = oracle.binding(&self.name) else {
+            bail!("dry-run BindingPolicy {:?} has no Binding", self.name);
+        };
+        let problems = oracle.problems(&self.name).unwrap_or_default();
+        Ok(DryRunOutcome { binding, problems })
     }
 
     /// The policy's Binding and problems in `engine` (once the policy is applied).
@@ -294,15 +245,12 @@ mod tests {
             "p.yaml",
         )
         .unwrap();
-        let mut pipeline = Pipeline::new();
-        let outcome = policy.apply(&mut pipeline, 7).unwrap();
+        let mut loader = OracleLoader::new();
+        let outcome = policy.apply(&mut loader, 7).unwrap();
         assert_eq!(outcome.binding.name, "p");
         assert_eq!(outcome.binding.policy_uid, "dry-run");
         assert!(outcome.problems.is_empty());
-        assert_eq!(
-            pipeline.engine().status("p").unwrap().observed_generation,
-            1
-        );
+        assert_eq!(loader.oracle().statuses()["p"].0, 1);
         let yaml = outcome.render(DryRunFormat::Yaml).unwrap();
         assert!(yaml.starts_with("apiVersion: control.kubestellar.io/v1alpha1\nkind: Binding\n"));
         let json: Value =

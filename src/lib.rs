@@ -3,8 +3,12 @@
 //!
 //! - [`pipeline`]: watch events → relist tracking → engine, epochs closed only when synced.
 //! - [`replay`]: `bindery replay` (and its `--with-policy` dry-run).
-//! - [`explain`]: `bindery explain`.
 //! - [`live`]: `bindery run`, the live engine.
+//! - [`snapshot`]: reading live servers once until every watch has synced.
+//! - [`state`]: a log's end or a live snapshot loaded into the oracle.
+//! - [`explain`], [`dry_run`]: `bindery explain` and `bindery dry-run`, on that state.
+//! - [`metrics`], [`dashboard`], [`server`]: Prometheus metrics, the live dashboard's
+//!   samples, and the HTTP server of both (and of `GET /explain`).
 //! - [`crds`]: the CRDs Bindery needs, from its Rust types (`bindery crds`).
 //! - [`progress`]: progress bars and periodic progress lines.
 
@@ -21,3 +25,4 @@ pub mod progress;
 pub mod replay;
 pub mod server;
 pub mod snapshot;
+pub mod state;

@@ -211,7 +211,12 @@ pub fn replay(opts: &ReplayOptions) -> Result<ReplaySummary> {
         r.close_epoch()?;
     }
     if let Some(policy) = &dry_run {
-        let event = policy.event(r.pipeline.engine(), last_ts);
+        let existing_uid = r
+            .pipeline
+            .engine()
+            .binding(&policy.name)
+            .map(|b| b.policy_uid);
+        let event = policy.event(existing_uid.as_deref(), last_ts);
         r.pipeline
             .push(event)
             .with_context(|| policy.source.clone())?;

@@ -63,6 +63,71 @@ fn dry_run_on_a_log_prints_what_replay_with_policy_prints() {
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
 }
 
+/// A policy of every kind of clause on the churn example's end state (an edit of an
+/// existing policy, and a new one), where the dry-run (the oracle, this policy alone)
+/// and `replay --with-policy` (the engine, every policy) must agree byte for byte.
+#[test]
+fn dry_run_on_the_churn_example_agrees_with_replay_with_policy() {
+    let log = workspace_root()
+        .join("examples/churn.jsonl")
+        .display()
+        .to_string();
+    let spec = "spec:
+  clusterSelectors:
+  - matchExpressions: [{key: name, operator: In, values: [wec0, wec1]}]
+  - matchLabels: {location-group: edge}
+  downsync:
+  - resources: [configmaps]
+    objectSelectors: [{matchLabels: {tier: gold}}]
+    createOnly: true
+  - resources: ['*']
+    objectSelectors: [{matchExpressions: [{key: tier, operator: NotIn, values: [gold]}]}]
+    wantSingletonReportedState: true
+    statusCollectors: [count]
+";
+    for name in ["gold-configs", "dry-new"] {
+        let dir = tempfile::tempdir().unwrap();
+        let text = format!("kind: BindingPolicy\nmetadata: {{name: {name}}}\n{spec}");
+        let file = policy_file(&dir, &text);
+        let file = file.to_str().unwrap();
+        let dry = bindery(&["dry-run", "--log", &log, "--policy-file", file]);
+        let replay = bindery(&["replay", &log, "--with-policy", file]);
+        assert!(
+            dry.status.success() && replay.status.success(),
+            "{name}: {}\n{}",
+            String::from_utf8_lossy(&dry.stderr),
+            String::from_utf8_lossy(&replay.stderr)
+        );
+        let (dry_out, replay_out) = (
+            String::from_utf8_lossy(&dry.stdout),
+            String::from_utf8_lossy(&replay.stdout),
+        );
+        assert_eq!(dry_out, replay_out, "{name}");
+        let binding: serde_json::Value = serde_json::from_str(&dry_out).unwrap();
+        assert!(
+            binding["spec"]["workload"]["namespaceScope"]
+                .as_array()
+                .is_some_and(|entries| entries.len() > 1),
+            "{name}: the policy selects objects: {dry_out}"
+        );
+        // Several WECs and a singleton clause: the status problem, the same both ways.
+        let problem = |out: &Output| {
+            String::from_utf8_lossy(&out.stderr)
+                .lines()
+                .skip_while(|l| !l.starts_with("dry-run BindingPolicy"))
+                .take_while(|l| l.starts_with("dry-run BindingPolicy") || l.starts_with("  "))
+                .collect::<Vec<_>>()
+                .join("\n")
+        };
+        assert!(
+            problem(&dry).contains("wantSingletonReportedState"),
+            "{}",
+            problem(&dry)
+        );
+        assert_eq!(problem(&dry), problem(&replay), "{name}");
+    }
+}
+
 #[test]
 fn dry_run_prints_yaml() {
     let dir = tempfile::tempdir().unwrap();

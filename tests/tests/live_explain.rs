@@ -480,7 +480,7 @@ spec:
         sync_timeout: Duration::from_secs(1),
         ..LiveSource::new(&env.wds.kubeconfig, &dead)
     });
-    let err = tokio::task::spawn_blocking(move || bindery::explain::load(&source))
+    let err = tokio::task::spawn_blocking(move || bindery::state::load(&source))
         .await
         .unwrap()
         .unwrap_err();
