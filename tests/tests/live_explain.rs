@@ -12,21 +12,18 @@ use std::time::Duration;
 
 use bindery::snapshot::{LiveSource, StateSource};
 use bindery_ingest::{EventType, RelistTracker};
-use bindery_tests::bindery_bin;
 use bindery_tests::cluster::objects::{configmap, deployment, managed_cluster, namespace};
 use bindery_tests::cluster::{self, apply, res, rv};
 use bindery_tests::envtest::{Envtest, free_port};
+use bindery_tests::run_bindery;
 use kube::api::{Api, ApiResource, DynamicObject, ListParams};
 use serde_json::{Value, json};
 
 /// Runs the bindery binary with `args` (off the async runtime's threads).
 async fn bindery(args: Vec<String>) -> Output {
     tokio::task::spawn_blocking(move || {
-        std::process::Command::new(bindery_bin())
-            .args(&args)
-            .env("BINDERY_LOG", "info")
-            .output()
-            .expect("running bindery")
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        run_bindery(&args)
     })
     .await
     .expect("the bindery process")
