@@ -13,7 +13,7 @@ use timely::worker::Worker;
 use crate::binding::{Binding, WorkloadEntry};
 use crate::dataflow::{self, Inputs, OutputBuffer, OutputRecord, Time};
 use crate::explain::{ExplainError, Explanation, ObjectKey, Query};
-use crate::input::{Change, LabelMap, PolicyInput, WorkloadRef, WorkloadState};
+use crate::input::{Change, PolicyInput, WorkloadRef, WorkloadState};
 use crate::intern::{Interner, Sym};
 use crate::labels::Labels;
 use crate::model::{ObjectId, ObjectRecord, ObjectVersion};
@@ -531,7 +531,7 @@ impl Engine {
         for (&name, wec) in &self.wecs {
             oracle.apply(&Change::Wec {
                 name: self.interner.resolve(name).to_string(),
-                labels: Some(self.label_map(wec)),
+                labels: Some(wec.resolve(&self.interner)),
             });
         }
         for (&name, (_, input)) in &self.policies {
@@ -554,24 +554,10 @@ impl Engine {
                 name: resolve(version.name),
             },
             state: Some(WorkloadState {
-                labels: self.label_map(&record.labels),
+                labels: record.labels.resolve(&self.interner),
                 resource_version: version.resource_version.clone(),
             }),
         }
-    }
-
-    /// Interned labels back in strings.
-    fn label_map(&self, labels: &Labels) -> LabelMap {
-        labels
-            .pairs()
-            .iter()
-            .map(|&(k, v)| {
-                (
-                    self.interner.resolve(k).to_string(),
-                    self.interner.resolve(v).to_string(),
-                )
-            })
-            .collect()
     }
 
     /// Current sizes.
@@ -613,6 +599,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+    use crate::input::LabelMap;
     use crate::policy::PolicySpec;
 
     fn labels(pairs: &[(&str, &str)]) -> LabelMap {

@@ -21,6 +21,19 @@ impl Labels {
         Labels(pairs)
     }
 
+    /// The labels back in strings (the inverse of [`Labels::intern`]).
+    pub fn resolve(&self, interner: &Interner) -> BTreeMap<String, String> {
+        self.0
+            .iter()
+            .map(|&(k, v)| {
+                (
+                    interner.resolve(k).to_string(),
+                    interner.resolve(v).to_string(),
+                )
+            })
+            .collect()
+    }
+
     /// The value of label `key`, if present.
     pub fn get(&self, key: Sym) -> Option<Sym> {
         self.0
