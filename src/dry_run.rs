@@ -173,15 +173,13 @@ impl DryRunPolicy {
     /// and returns its Binding and problems, computed by the oracle for this policy
     /// alone.
     pub fn apply(&self, loader: &mut OracleLoader, ts: i64) -> Result<DryRunOutcome> {
-        let existing_uid = loader.oracle().binding(&self.name).map(|b| b.policy_uid);
+        let existing_uid = loader.oracle().policy(&self.name).map(|p| p.uid.clone());
         loader
             .push(self.event(existing_uid.as_deref(), ts))
             .with_context(|| self.source.clone())?;
-        let oracle = loader.oracle();
-        let Some(binding) = oracle.binding(&self.name) else {
+        let Some((binding, problems)) = loader.oracle().binding_and_problems(&self.name) else {
             bail!("dry-run BindingPolicy {:?} has no Binding", self.name);
         };
-        let problems = oracle.problems(&self.name).unwrap_or_default();
         Ok(DryRunOutcome { binding, problems })
     }
 

@@ -122,8 +122,7 @@ pub fn replay_with_dashboard(opts: &ReplayOptions, serve: ServeOptions) -> Resul
     let serving = runtime.spawn(server::serve(listener, state));
     runtime.spawn(server::cancel_on_signal(shutdown.clone()));
     tracing::info!(
-        "dashboard: {}/dashboard, metrics: {}/metrics",
-        server::url(addr),
+        "dashboard: {0}/dashboard, metrics: {0}/metrics",
         server::url(addr)
     );
     let opts = ReplayOptions {
@@ -211,12 +210,8 @@ pub fn replay(opts: &ReplayOptions) -> Result<ReplaySummary> {
         r.close_epoch()?;
     }
     if let Some(policy) = &dry_run {
-        let existing_uid = r
-            .pipeline
-            .engine()
-            .binding(&policy.name)
-            .map(|b| b.policy_uid);
-        let event = policy.event(existing_uid.as_deref(), last_ts);
+        let existing = r.pipeline.engine().policy(&policy.name);
+        let event = policy.event(existing.map(|p| p.uid.as_str()), last_ts);
         r.pipeline
             .push(event)
             .with_context(|| policy.source.clone())?;

@@ -414,6 +414,13 @@ impl Engine {
         names.into_iter().filter_map(|n| self.binding(n)).collect()
     }
 
+    /// Policy `name` as given (uid, generation, parsed spec), if it exists.
+    pub fn policy(&self, name: &str) -> Option<&PolicyInput> {
+        self.policies
+            .get(&self.interner.get(name)?)
+            .map(|(_, input)| input)
+    }
+
     /// The status of policy `name`, if it exists.
     pub fn status(&self, name: &str) -> Option<PolicyStatus> {
         let state = self.store.get(&self.interner.get(name)?)?;

@@ -58,6 +58,11 @@ impl Oracle {
         &self.policies
     }
 
+    /// Policy `name` as given, if it exists.
+    pub fn policy(&self, name: &str) -> Option<&PolicyInput> {
+        self.policies.get(name)
+    }
+
     /// Applies one change.
     pub fn apply(&mut self, change: &Change) {
         match change {
@@ -208,6 +213,13 @@ impl Oracle {
     /// The problems of policy `name`, sorted: those of its spec and a
     /// `wantSingletonReportedState` bound to other than one WEC.
     pub fn problems(&self, name: &str) -> Option<Vec<String>> {
+        self.binding_and_problems(name)
+            .map(|(_, problems)| problems)
+    }
+
+    /// The Binding of policy `name` and its problems ([`Oracle::binding`] and
+    /// [`Oracle::problems`], the Binding computed once).
+    pub fn binding_and_problems(&self, name: &str) -> Option<(Binding, Vec<String>)> {
         let policy = self.policies.get(name)?;
         let binding = self.binding(name)?;
         let mut problems = policy.spec.problems.clone();
@@ -221,7 +233,7 @@ impl Oracle {
         }
         problems.sort();
         problems.dedup();
-        Some(problems)
+        Some((binding, problems))
     }
 
     /// `(generation, problems)` of every policy, by name.
