@@ -120,6 +120,27 @@ pub async fn apply(
     .with_context(|| format!("applying {name}"))
 }
 
+/// The seed's three WECs: cluster1 and cluster2 in `location-group: edge`, cluster3 in
+/// `core`.
+pub const THREE_WECS: &[(&str, &str)] = &[
+    ("cluster1", "edge"),
+    ("cluster2", "edge"),
+    ("cluster3", "core"),
+];
+
+/// Applies one ManagedCluster per `(name, location-group)` to the ITS `its`.
+pub async fn apply_wecs(its: &kube::Client, wecs: &[(&str, &str)]) -> Result<()> {
+    for &(name, group) in wecs {
+        apply(
+            its,
+            &res::managed_clusters(),
+            objects::managed_cluster(name, group),
+        )
+        .await?;
+    }
+    Ok(())
+}
+
 /// Deletes an object (ignoring "not found").
 pub async fn delete(
     client: &kube::Client,

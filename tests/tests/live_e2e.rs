@@ -31,15 +31,9 @@ fn nginx_spec(ns_rv: &str, dep_rv: &str, clusters: &[&str]) -> Value {
 async fn nginx_example_live_then_changes_then_replay_of_the_recording() {
     let (env, wds, its) = cluster::control_plane().await;
 
-    for (name, group) in [
-        ("cluster1", "edge"),
-        ("cluster2", "edge"),
-        ("cluster3", "core"),
-    ] {
-        apply(&its, &res::managed_clusters(), managed_cluster(name, group))
-            .await
-            .unwrap();
-    }
+    cluster::apply_wecs(&its, cluster::THREE_WECS)
+        .await
+        .unwrap();
     let ns = apply(
         &wds,
         &res::namespaces(),

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use bindery::snapshot::{LiveSource, StateSource};
 use bindery_ingest::{EventType, RelistTracker};
-use bindery_tests::cluster::objects::{configmap, deployment, managed_cluster, namespace};
+use bindery_tests::cluster::objects::{configmap, deployment, namespace};
 use bindery_tests::cluster::{self, apply, res, rv};
 use bindery_tests::envtest::{Envtest, free_port};
 use bindery_tests::run_bindery;
@@ -60,6 +60,23 @@ fn args(command: &str, env: &Envtest, extra: &[&str]) -> Vec<String> {
     a
 }
 
+/// `bindery explain --policy POLICY --object OBJECT --cluster CLUSTER -o json` on the
+/// envtest servers, parsed.
+async fn explain_json(env: &Envtest, policy: &str, object: &str, cluster: &str) -> Value {
+    let flags = [
+        "--policy",
+        policy,
+        "--object",
+        object,
+        "--cluster",
+        cluster,
+        "-o",
+        "json",
+    ];
+    let out = bindery(args("explain", env, &flags)).await;
+    serde_json::from_str(&stdout_ok(&out, &format!("explain {object}"))).unwrap()
+}
+
 /// The workload entry of `obj` (a stored object of resource `ar`), with `extra` fields.
 fn entry(ar: &ApiResource, obj: &DynamicObject, extra: Value) -> Value {
     let mut e = json!({"group": ar.group, "version": ar.version, "resource": ar.plural});
@@ -96,15 +113,9 @@ async fn explain_and_dry_run_against_live_servers() {
     let (env, wds, its) = cluster::control_plane().await;
     let dir = tempfile::tempdir().unwrap();
 
-    for (name, group) in [
-        ("cluster1", "edge"),
-        ("cluster2", "edge"),
-        ("cluster3", "core"),
-    ] {
-        apply(&its, &res::managed_clusters(), managed_cluster(name, group))
-            .await
-            .unwrap();
-    }
+    cluster::apply_wecs(&its, cluster::THREE_WECS)
+        .await
+        .unwrap();
     let (nss, deps, cms) = (res::namespaces(), res::deployments(), res::configmaps());
     apply(&wds, &nss, namespace("ns-a", json!({"env": "prod"})))
         .await
@@ -174,22 +185,7 @@ async fn explain_and_dry_run_against_live_servers() {
     );
 
     // --- explain, JSON: selected, a destination, and the label that decides.
-    let out = bindery(args(
-        "explain",
-        &env,
-        &[
-            "--policy",
-            "web",
-            "--object",
-            "apps/deployments/ns-a/web",
-            "--cluster",
-            "cluster1",
-            "-o",
-            "json",
-        ],
-    ))
-    .await;
-    let e: Value = serde_json::from_str(&stdout_ok(&out, "explain ns-a/web")).unwrap();
+    let e = explain_json(&env, "web", "apps/deployments/ns-a/web", "cluster1").await;
     assert_eq!(e["policy"], json!("web"));
     assert_eq!(e["uid"], json!(uid));
     assert_eq!(e["generation"], json!(1));
@@ -205,22 +201,7 @@ async fn explain_and_dry_run_against_live_servers() {
     );
 
     // Not selected (its Namespace is env=dev), not a destination (location-group=core).
-    let out = bindery(args(
-        "explain",
-        &env,
-        &[
-            "--policy",
-            "web",
-            "--object",
-            "apps/deployments/ns-b/web",
-            "--cluster",
-            "cluster3",
-            "-o",
-            "json",
-        ],
-    ))
-    .await;
-    let e: Value = serde_json::from_str(&stdout_ok(&out, "explain ns-b/web")).unwrap();
+    let e = explain_json(&env, "web", "apps/deployments/ns-b/web", "cluster3").await;
     assert_eq!(e["object"]["selected"], json!(false));
     let clause = &e["object"]["clauses"][0];
     assert_eq!(clause["passed"], json!(false));

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use bindery_tests::cluster::objects::{deployment, managed_cluster, namespace};
+use bindery_tests::cluster::objects::{deployment, namespace};
 use bindery_tests::cluster::{self, BinderyRun, apply, await_binding_spec, eventually, res, rv};
 use bindery_tests::{free_port, http_get};
 use serde_json::{Value, json};
@@ -22,11 +22,9 @@ fn series(metrics: &str, wanted: &str) -> f64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_snapshot_and_explain_of_a_live_run() {
     let (env, wds, its) = cluster::control_plane().await;
-    for (name, group) in [("c1", "edge"), ("c2", "edge"), ("c3", "core")] {
-        apply(&its, &res::managed_clusters(), managed_cluster(name, group))
-            .await
-            .unwrap();
-    }
+    cluster::apply_wecs(&its, &[("c1", "edge"), ("c2", "edge"), ("c3", "core")])
+        .await
+        .unwrap();
     apply(
         &wds,
         &res::namespaces(),

@@ -171,9 +171,9 @@ impl World {
 
     /// The three WECs of most tests: cluster1 and cluster2 in `edge`, cluster3 in `core`.
     async fn three_wecs(&self) {
-        self.wec("cluster1", "edge").await;
-        self.wec("cluster2", "edge").await;
-        self.wec("cluster3", "core").await;
+        cluster::apply_wecs(&self.its, cluster::THREE_WECS)
+            .await
+            .unwrap();
     }
 
     /// Waits until Binding `policy` has exactly `spec` and the owner reference to
