@@ -15,7 +15,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use anyhow::{Context, Result, anyhow};
 use bindery_ingest::live::{CancellationToken, LiveConfig, LiveIngest};
 use bindery_ingest::{LogWriter, WatchEvent};
-use bindery_sink::{BindingSink, DesiredBinding, DesiredStatus, SinkConfig, SinkHandle};
+use bindery_sink::{
+    BindingSink, DesiredBinding, DesiredStatus, Drift, DriftEvents, SinkConfig, SinkHandle,
+};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use serde_json::json;
 use tokio::sync::mpsc;
@@ -78,11 +80,10 @@ pub async fn run(opts: RunOptions, shutdown: CancellationToken) -> Result<()> {
         per_policy: opts.serve.per_policy_metrics,
     }));
     let (listener, addr) = server::bind(opts.serve.listen).await?;
-    let (sink, sink_task) =
+    let (sink, drift, sink_task) =
         BindingSink::start_observed(wds.clone(), opts.sink.clone(), metrics.clone())
             .await
             .context("starting the Binding sink")?;
-    tracing::info!("found {} stored Bindings", sink.stored_names().len());
     metrics.watch_sink(sink.clone());
     let (explain_tx, explain_rx) = mpsc::channel::<ExplainRequest>(16);
     let state = ServerState {
@@ -108,7 +109,8 @@ pub async fn run(opts: RunOptions, shutdown: CancellationToken) -> Result<()> {
     let engine = std::thread::Builder::new()
         .name("bindery-engine".into())
         .spawn(move || {
-            EngineLoop::new(engine_sink, recorder, coalesce, metrics).run(rx, explain_rx, runtime)
+            EngineLoop::new(engine_sink, recorder, coalesce, metrics)
+                .run(rx, explain_rx, drift, runtime)
         })
         .context("starting the engine thread")?;
 
@@ -133,6 +135,8 @@ enum Wake {
     Event(Option<WatchEvent>),
     /// A question from `GET /explain`.
     Explain(ExplainRequest),
+    /// Another writer changed or deleted a Binding.
+    Drift(Drift),
     /// A coalescing window passed (or the idle poll).
     Timeout,
 }
@@ -151,13 +155,18 @@ struct EngineLoop {
     metrics: Arc<Metrics>,
     /// When the open epoch's oldest event arrived.
     epoch_oldest: Option<SystemTime>,
-    /// Bindings changed and not yet handed to the sink: when they first changed, and
-    /// when the oldest event behind those changes arrived.
+    /// Bindings changed and not yet handed to the sink: when they are due (a coalescing
+    /// window after they first changed), and when the oldest event behind those changes
+    /// arrived.
     dirty: BTreeMap<String, (Instant, SystemTime)>,
     /// Policies whose status must be handed to the sink again (write errors changed).
     status_dirty: BTreeSet<String>,
-    /// Write errors as last seen, to notice changes.
-    write_errors: HashMap<String, String>,
+    /// The sink's problems (write errors, fights with other writers) as last seen, to
+    /// notice changes.
+    sink_problems: HashMap<String, String>,
+    /// Policies being deleted whose KubeStellar finalizer the sink must remove once their
+    /// Binding is gone.
+    finalizing: BTreeSet<String>,
     published: bool,
     /// Progress of the initial lists, until every watch has synced.
     initial_sync: Option<Progress>,
@@ -180,7 +189,8 @@ impl EngineLoop {
             epoch_oldest: None,
             dirty: BTreeMap::new(),
             status_dirty: BTreeSet::new(),
-            write_errors: HashMap::new(),
+            sink_problems: HashMap::new(),
+            finalizing: BTreeSet::new(),
             published: false,
             initial_sync: Some(Progress::spinner("initial sync of every watch")),
             events: 0,
@@ -191,6 +201,7 @@ impl EngineLoop {
         mut self,
         mut rx: mpsc::Receiver<WatchEvent>,
         mut explain: mpsc::Receiver<ExplainRequest>,
+        mut drift: DriftEvents,
         runtime: tokio::runtime::Handle,
     ) -> Result<()> {
         loop {
@@ -201,6 +212,7 @@ impl EngineLoop {
                     // not starve them.
                     biased;
                     Some(request) = explain.recv() => Wake::Explain(request),
+                    Some(d) = drift.recv() => Wake::Drift(d),
                     event = rx.recv() => Wake::Event(event),
                     _ = tokio::time::sleep_until(deadline) => Wake::Timeout,
                 }
@@ -219,10 +231,11 @@ impl EngineLoop {
                 }
                 Wake::Event(None) => break,
                 Wake::Explain(request) => self.explain(request),
+                Wake::Drift(d) => self.restore(d),
                 Wake::Timeout => {}
             }
             self.close_epoch();
-            self.note_write_errors();
+            self.note_sink_problems();
             self.hand_over(false);
         }
         self.close_epoch();
@@ -242,9 +255,40 @@ impl EngineLoop {
         let poll = Instant::now() + Duration::from_secs(1);
         self.dirty
             .values()
-            .map(|(first, _)| *first + self.coalesce)
+            .map(|(due, _)| *due)
             .min()
             .map_or(poll, |d| d.min(poll))
+    }
+
+    /// Marks a Binding another writer changed to be written again (after the fight
+    /// backoff, if any, and the coalescing window).
+    fn restore(&mut self, drift: Drift) {
+        let due = Instant::now() + drift.delay + self.coalesce;
+        let entry = self
+            .dirty
+            .entry(drift.name)
+            .or_insert((due, SystemTime::now()));
+        entry.0 = entry.0.max(due);
+    }
+
+    /// Notes a policy being deleted, whose KubeStellar finalizer (if any) must go.
+    fn note_deletion(&mut self, event: &WatchEvent) {
+        let is_policy = event.resource.group
+            == bindery_engine::binding::API_VERSION
+                .split_once('/')
+                .map_or("", |(g, _)| g)
+            && event.resource.resource == "bindingpolicies";
+        if !is_policy || event.event_type == bindery_ingest::EventType::Deleted {
+            return;
+        }
+        let meta = event.object.as_ref().and_then(|o| o.get("metadata"));
+        let deleting = meta.is_some_and(|m| m.get("deletionTimestamp").is_some());
+        if let (true, Some(name)) = (
+            deleting,
+            meta.and_then(|m| m.get("name")).and_then(|n| n.as_str()),
+        ) {
+            self.finalizing.insert(name.to_string());
+        }
     }
 
     fn push(&mut self, event: WatchEvent) -> Result<()> {
@@ -265,6 +309,7 @@ impl EngineLoop {
         }
         let at = received_at(&event);
         self.epoch_oldest = Some(self.epoch_oldest.map_or(at, |t| t.min(at)));
+        self.note_deletion(&event);
         let what = format!("{} {}", event.resource, event.event_type.as_str());
         if let Err(e) = self.pipeline.push(event) {
             // One bad object must not stop the others.
@@ -285,12 +330,12 @@ impl EngineLoop {
         let engine = self.pipeline.engine();
         self.metrics
             .epoch(&out, started.elapsed(), lag, &engine.sizes());
-        let now = Instant::now();
+        let due = Instant::now() + self.coalesce;
         for change in &out.changes {
             let entry = self
                 .dirty
                 .entry(change.binding.clone())
-                .or_insert((now, oldest));
+                .or_insert((due, oldest));
             entry.1 = entry.1.min(oldest);
         }
         if !self.published {
@@ -305,19 +350,29 @@ impl EngineLoop {
                 .into_iter()
                 .map(|b| b.name)
                 .collect();
-            let orphans: Vec<String> = self
+            // Only Bindings a BindingPolicy controls are Bindery's to delete; the others
+            // (written by hand or by another controller) are left alone.
+            let (orphans, unmanaged): (Vec<_>, Vec<_>) = self
                 .sink
-                .stored_names()
+                .stored_bindings()
                 .into_iter()
-                .filter(|n| !current.contains(n))
-                .collect();
+                .filter(|(n, _)| !current.contains(n))
+                .partition(|(_, managed)| *managed);
             tracing::info!(
-                "all watches synced: {} Bindings, {} stored Bindings without a policy to delete",
+                "all watches synced: {} Bindings, {} stored Bindings whose policy is gone to delete",
                 current.len(),
                 orphans.len()
             );
-            for name in orphans {
-                self.dirty.entry(name).or_insert((now, oldest));
+            if !unmanaged.is_empty() {
+                let names: Vec<&str> = unmanaged.iter().map(|(n, _)| n.as_str()).collect();
+                tracing::info!(
+                    "leaving {} stored Bindings alone that no BindingPolicy owns and no policy is named after: {}",
+                    names.len(),
+                    names.join(", ")
+                );
+            }
+            for (name, _) in orphans {
+                self.dirty.entry(name).or_insert((due, oldest));
             }
         }
         if let Some(recorder) = self.recorder.as_mut()
@@ -343,20 +398,20 @@ impl EngineLoop {
         let _ = request.reply.send(answer);
     }
 
-    /// Marks the policies whose Binding write errors appeared or cleared.
-    fn note_write_errors(&mut self) {
-        let now = self.sink.write_errors();
-        for (name, err) in &now {
-            if self.write_errors.get(name) != Some(err) {
+    /// Marks the policies whose sink problems (write errors, fights) appeared or cleared.
+    fn note_sink_problems(&mut self) {
+        let now = self.sink.problems();
+        for (name, problem) in &now {
+            if self.sink_problems.get(name) != Some(problem) {
                 self.status_dirty.insert(name.clone());
             }
         }
-        for name in self.write_errors.keys() {
+        for name in self.sink_problems.keys() {
             if !now.contains_key(name) {
                 self.status_dirty.insert(name.clone());
             }
         }
-        self.write_errors = now;
+        self.sink_problems = now;
     }
 
     /// Renders the Bindings whose window has passed (all of them if `all`) and hands
@@ -366,7 +421,7 @@ impl EngineLoop {
         let due: Vec<String> = self
             .dirty
             .iter()
-            .filter(|(_, (first, _))| all || *first + self.coalesce <= now)
+            .filter(|(_, (due, _))| all || *due <= now)
             .map(|(n, _)| n.clone())
             .collect();
         for name in due {
@@ -381,15 +436,27 @@ impl EngineLoop {
             self.sink.submit(desired.changed_at(Some(changed_at)));
             self.status_dirty.insert(name);
         }
+        // A policy being deleted: once its Binding's deletion is handed over (or it had
+        // none to hand over), KubeStellar's finalizer can go.
+        if self.published {
+            let ready: Vec<String> = self
+                .finalizing
+                .iter()
+                .filter(|n| !self.dirty.contains_key(*n))
+                .cloned()
+                .collect();
+            for name in ready {
+                self.finalizing.remove(&name);
+                self.sink.remove_finalizer(name);
+            }
+        }
         for name in std::mem::take(&mut self.status_dirty) {
             let Some(status) = self.pipeline.engine().status(&name) else {
                 continue;
             };
             let mut desired = DesiredStatus::from_engine(name.clone(), &status);
-            if let Some(err) = self.write_errors.get(&name) {
-                desired
-                    .errors
-                    .push(format!("Binding cannot be written: {err}"));
+            if let Some(problem) = self.sink_problems.get(&name) {
+                desired.errors.push(problem.clone());
             }
             self.sink.submit_status(desired);
         }

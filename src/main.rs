@@ -49,6 +49,10 @@ enum Command {
         /// Client-side burst of API requests.
         #[arg(long, default_value_t = 100)]
         burst: u32,
+        /// A Binding whose JSON is larger is not sent (the API server could not store it;
+        /// etcd's default limit is 1.5 MiB): its policy's status says so instead.
+        #[arg(long, default_value_t = bindery_sink::apiserver::DEFAULT_MAX_BINDING_BYTES, value_name = "BYTES")]
+        max_binding_bytes: usize,
         #[command(flatten)]
         serve: ServeArgs,
     },
@@ -155,12 +159,14 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             concurrency,
             qps,
             burst,
+            max_binding_bytes,
             serve,
         } => {
             let sink = SinkConfig {
                 concurrency,
                 qps,
                 burst,
+                max_binding_bytes,
                 ..SinkConfig::default()
             };
             sink.validate()?;

@@ -83,6 +83,8 @@ struct Families {
     policy_writes: Family<PolicyLabels, Counter>,
     sink_writes: Family<WriteLabels, Counter>,
     sink_retries: Counter,
+    binding_drift: Counter,
+    unmanaged_bindings: Gauge,
     sink_write_duration: Histogram,
     sink_pending: Gauge,
     sink_in_flight: Gauge,
@@ -173,6 +175,8 @@ pub struct Metrics {
     sink: OnceLock<SinkHandle>,
     /// Sink retries already counted from [`SinkHandle::stats`].
     retries_seen: AtomicU64,
+    /// The sink's drift count at the last refresh.
+    drift_seen: AtomicU64,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -208,6 +212,8 @@ impl Metrics {
             policy_writes: Family::default(),
             sink_writes: Family::default(),
             sink_retries: Counter::default(),
+            binding_drift: Counter::default(),
+            unmanaged_bindings: Gauge::default(),
             sink_write_duration: Histogram::new(latency_buckets()),
             sink_pending: Gauge::default(),
             sink_in_flight: Gauge::default(),
@@ -261,6 +267,16 @@ impl Metrics {
             "sink_retries",
             "Retried API requests of the sink",
             f.sink_retries.clone(),
+        );
+        r.register(
+            "binding_drift",
+            "Managed Bindings found changed or deleted by another writer (each is restored)",
+            f.binding_drift.clone(),
+        );
+        r.register(
+            "unmanaged_bindings",
+            "Stored Bindings that no BindingPolicy controls and no policy is named after: left alone",
+            f.unmanaged_bindings.clone(),
         );
         r.register_with_unit(
             "sink_write_duration",
@@ -351,6 +367,7 @@ impl Metrics {
             tick: Mutex::new(Tick::default()),
             sink: OnceLock::new(),
             retries_seen: AtomicU64::new(0),
+            drift_seen: AtomicU64::new(0),
         }
     }
 
@@ -471,6 +488,13 @@ impl Metrics {
             let stats = sink.stats();
             self.families.sink_pending.set(gauge_u64(stats.pending));
             self.families.sink_in_flight.set(gauge_u64(stats.in_flight));
+            self.families
+                .unmanaged_bindings
+                .set(gauge_u64(stats.unmanaged_bindings));
+            let drift_seen = self.drift_seen.swap(stats.drift, Ordering::Relaxed);
+            self.families
+                .binding_drift
+                .inc_by(stats.drift.saturating_sub(drift_seen));
             let seen = self.retries_seen.swap(stats.retries, Ordering::Relaxed);
             self.families
                 .sink_retries

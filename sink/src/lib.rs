@@ -1,6 +1,6 @@
 //! Where Bindery's output goes. [`file`]: the final Bindings as a Kubernetes `List`, and
 //! each epoch's Binding changes as JSON lines. [`apiserver`]: Bindings and BindingPolicy
-//! statuses written to the WDS (server-side apply, coalesced, rate-limited, retried).
+//! statuses written to the WDS (coalesced, rate-limited, retried, drift restored).
 
 #![warn(missing_docs)]
 
@@ -8,7 +8,8 @@ pub mod apiserver;
 pub mod file;
 
 pub use apiserver::{
-    BindingSink, DesiredBinding, DesiredStatus, SinkConfig, SinkError, SinkHandle, SinkObserver,
-    SinkStats, WriteObject, WriteReport, WriteResult,
+    BindingSink, DesiredBinding, DesiredStatus, Drift, DriftEvents, KUBESTELLAR_FINALIZER,
+    SinkConfig, SinkError, SinkHandle, SinkObserver, SinkStats, WriteObject, WriteReport,
+    WriteResult,
 };
 pub use file::{DeltaWriter, write_binding_list};

@@ -1,5 +1,7 @@
 //! The API-server sink against a scripted mock API server (`tower-test`): request shapes,
-//! skipping unchanged writes, retries, permanent failures, coalescing, statuses.
+//! skipping unchanged writes, retries, permanent failures, coalescing, statuses, drift
+//! told by the watch on Bindings, ownership. The same against a real API server, with a
+//! second writer: tests/tests/live_ownership.rs.
 
 use std::time::Duration;
 
@@ -8,8 +10,8 @@ use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
 use bindery_sink::{
-    BindingSink, DesiredBinding, DesiredStatus, SinkConfig, SinkHandle, SinkObserver, WriteObject,
-    WriteReport, WriteResult,
+    BindingSink, DesiredBinding, DesiredStatus, Drift, DriftEvents, SinkConfig, SinkHandle,
+    SinkObserver, WriteObject, WriteReport, WriteResult,
 };
 use http::{Method, Request, Response};
 use kube::client::Body;
@@ -17,7 +19,16 @@ use serde_json::{Value, json};
 use tokio::task::JoinHandle;
 use tower_test::mock::{self, SendResponse};
 
-type Handle = mock::Handle<Request<Body>, Response<Body>>;
+/// The mock API server: the scripted requests, and the watches on Bindings, held open (a
+/// watch answered ends, and the watcher starts another).
+struct Handle {
+    requests: mock::Handle<Request<Body>, Response<Body>>,
+    watches: Vec<SendResponse<Response<Body>>>,
+}
+
+fn is_watch<B>(req: &Request<B>) -> bool {
+    req.uri().query().unwrap_or("").contains("watch=true")
+}
 
 const BINDINGS: &str = "/apis/control.kubestellar.io/v1alpha1/bindings";
 const POLICIES: &str = "/apis/control.kubestellar.io/v1alpha1/bindingpolicies";
@@ -87,12 +98,27 @@ fn list(kind: &str, items: Vec<Value>) -> Value {
     })
 }
 
+/// The next request that is not a watch (watches are held open).
+async fn next_raw(handle: &mut Handle) -> (Request<Body>, SendResponse<Response<Body>>) {
+    loop {
+        let (req, send) = handle
+            .requests
+            .next_request()
+            .await
+            .expect("the client is alive");
+        if is_watch(&req) {
+            handle.watches.push(send);
+        } else {
+            return (req, send);
+        }
+    }
+}
+
 /// One request, with its body as JSON (`null` when empty).
 async fn next(handle: &mut Handle) -> (Request<Value>, SendResponse<Response<Body>>) {
-    let (req, send) = tokio::time::timeout(Duration::from_secs(600), handle.next_request())
+    let (req, send) = tokio::time::timeout(Duration::from_secs(600), next_raw(handle))
         .await
-        .expect("a request")
-        .expect("the client is alive");
+        .expect("a request");
     let (parts, body) = req.into_parts();
     let bytes = body.collect_bytes().await.unwrap();
     let json = if bytes.is_empty() {
@@ -103,11 +129,38 @@ async fn next(handle: &mut Handle) -> (Request<Value>, SendResponse<Response<Bod
     (Request::from_parts(parts, json), send)
 }
 
-/// True when no request arrives within a (paused-time) minute.
+/// True when no request (but watches) arrives within a (paused-time) minute.
 async fn quiet(handle: &mut Handle) -> bool {
-    tokio::time::timeout(Duration::from_secs(60), handle.next_request())
+    tokio::time::timeout(Duration::from_secs(60), next_raw(handle))
         .await
         .is_err()
+}
+
+/// Answers the open watch on Bindings with these events (`(type, object)`); the watch
+/// then ends and the watcher opens the next one.
+async fn watch_events(handle: &mut Handle, events: &[(&str, Value)]) {
+    while handle.watches.is_empty() {
+        let (req, send) = handle.requests.next_request().await.expect("alive");
+        assert!(
+            is_watch(&req),
+            "a watch, not {} {}",
+            req.method(),
+            req.uri()
+        );
+        handle.watches.push(send);
+    }
+    let send = handle.watches.remove(0);
+    let mut body = Vec::new();
+    for (kind, object) in events {
+        serde_json::to_writer(&mut body, &json!({"type": kind, "object": object})).unwrap();
+        body.push(b'\n');
+    }
+    let response = Response::builder()
+        .status(200)
+        .header("content-type", "application/json")
+        .body(Body::from(body))
+        .unwrap();
+    send.send_response(response);
 }
 
 /// Starts a sink whose LISTs return `bindings` and `policies`.
@@ -115,7 +168,7 @@ async fn start(
     config: SinkConfig,
     bindings: Vec<Value>,
     policies: Vec<Value>,
-) -> (SinkHandle, JoinHandle<()>, Handle) {
+) -> (SinkHandle, DriftEvents, JoinHandle<()>, Handle) {
     start_observed(config, bindings, policies, Arc::new(Reports::default())).await
 }
 
@@ -125,8 +178,12 @@ async fn start_observed(
     bindings: Vec<Value>,
     policies: Vec<Value>,
     observer: Arc<dyn SinkObserver>,
-) -> (SinkHandle, JoinHandle<()>, Handle) {
-    let (service, mut handle) = mock::pair::<Request<Body>, Response<Body>>();
+) -> (SinkHandle, DriftEvents, JoinHandle<()>, Handle) {
+    let (service, requests) = mock::pair::<Request<Body>, Response<Body>>();
+    let mut handle = Handle {
+        requests,
+        watches: Vec::new(),
+    };
     let client = kube::Client::new(service, "default");
     let starting = tokio::spawn(BindingSink::start_observed(client, config, observer));
     for (path, kind, items) in [
@@ -139,8 +196,8 @@ async fn start_observed(
         assert!(req.uri().query().unwrap_or("").contains("limit=500"));
         respond(send, 200, &list(kind, items));
     }
-    let (sink, task) = starting.await.unwrap().unwrap();
-    (sink, task, handle)
+    let (sink, drift, task) = starting.await.unwrap().unwrap();
+    (sink, drift, task, handle)
 }
 
 /// One report as kept: (object, name, result, sent, changed_at).
@@ -178,8 +235,9 @@ async fn flushed(sink: &SinkHandle) {
 #[tokio::test(start_paused = true)]
 async fn nothing_is_written_when_the_stored_binding_is_equal() {
     let b = binding("p", &["c1", "c2"], "5");
-    let (sink, _task, mut handle) = start(config(), vec![as_stored(b.to_json())], vec![]).await;
-    assert_eq!(sink.stored_names(), vec!["p".to_string()]);
+    let (sink, _drift, _task, mut handle) =
+        start(config(), vec![as_stored(b.to_json())], vec![]).await;
+    assert_eq!(sink.stored_bindings(), vec![("p".to_string(), true)]);
 
     sink.submit(DesiredBinding::present(&b));
     flushed(&sink).await;
@@ -198,9 +256,9 @@ async fn nothing_is_written_when_the_stored_binding_is_equal() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn apply_is_a_server_side_apply_of_owner_references_and_spec() {
-    let (sink, _task, mut handle) = start(config(), vec![], vec![]).await;
-    assert!(sink.stored_names().is_empty());
+async fn a_new_binding_is_created_and_a_stored_one_merge_patched() {
+    let (sink, _drift, _task, mut handle) = start(config(), vec![], vec![]).await;
+    assert!(sink.stored_bindings().is_empty());
     let b = binding("p", &["c1"], "5");
     let mut desired = DesiredBinding::present(&b);
     // Whatever else the caller's JSON holds is not sent.
@@ -208,21 +266,16 @@ async fn apply_is_a_server_side_apply_of_owner_references_and_spec() {
     sink.submit(desired);
 
     let (req, send) = next(&mut handle).await;
-    assert_eq!(req.method(), Method::PATCH);
-    assert_eq!(req.uri().path(), format!("{BINDINGS}/p"));
+    assert_eq!(req.method(), Method::POST);
+    assert_eq!(req.uri().path(), BINDINGS);
     let query = req.uri().query().unwrap();
     assert!(query.contains("fieldManager=bindery"), "{query}");
-    assert!(query.contains("force=true"), "{query}");
-    assert_eq!(
-        req.headers()["content-type"],
-        "application/apply-patch+yaml"
-    );
     let body = req.body();
     assert_eq!(body, &applied(&b));
     assert!(body.get("status").is_none());
     assert_eq!(body["metadata"]["ownerReferences"][0]["uid"], "uid-p");
     assert_eq!(body["spec"]["destinations"], json!([{"clusterId": "c1"}]));
-    respond(send, 200, &as_stored(b.to_json()));
+    respond(send, 201, &as_stored(b.to_json()));
     flushed(&sink).await;
 
     // What the server returned is now what is stored: the same again is not written.
@@ -232,11 +285,189 @@ async fn apply_is_a_server_side_apply_of_owner_references_and_spec() {
     let stats = sink.stats();
     assert_eq!((stats.bindings_applied, stats.bindings_unchanged), (1, 1));
     assert_eq!(stats.writes_timed, 1);
+
+    // A change of a stored Binding is a JSON merge patch of ownerReferences and spec,
+    // whose lists replace the stored ones whole (another writer's entries go too).
+    let changed = binding("p", &["c2"], "6");
+    sink.submit(DesiredBinding::present(&changed));
+    let (req, send) = next(&mut handle).await;
+    assert_eq!(req.method(), Method::PATCH);
+    assert_eq!(req.uri().path(), format!("{BINDINGS}/p"));
+    assert!(req.uri().query().unwrap().contains("fieldManager=bindery"));
+    assert_eq!(
+        req.headers()["content-type"],
+        "application/merge-patch+json"
+    );
+    assert_eq!(req.body(), &applied(&changed));
+    respond(send, 200, &as_stored(changed.to_json()));
+    flushed(&sink).await;
+    assert_eq!(sink.stats().bindings_applied, 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_create_that_finds_the_binding_patches_it_and_a_patch_that_does_not_creates_it() {
+    let stored = as_stored(binding("gone", &["c1"], "1").to_json());
+    let (sink, _drift, _task, mut handle) = start(config(), vec![stored], vec![]).await;
+    let b = binding("p", &["c1"], "5");
+    sink.submit(DesiredBinding::present(&b));
+    let (req, send) = next(&mut handle).await;
+    assert_eq!(req.method(), Method::POST);
+    let exists = failure(409, "AlreadyExists", "bindings \"p\" already exists");
+    respond(send, 409, &exists);
+    let (req, send) = next(&mut handle).await;
+    assert_eq!(req.method(), Method::PATCH);
+    assert_eq!(req.uri().path(), format!("{BINDINGS}/p"));
+    respond(send, 200, &as_stored(b.to_json()));
+    flushed(&sink).await;
+
+    let g = binding("gone", &["c2"], "2");
+    sink.submit(DesiredBinding::present(&g));
+    let (req, send) = next(&mut handle).await;
+    assert_eq!(req.method(), Method::PATCH);
+    respond(
+        send,
+        404,
+        &failure(404, "NotFound", "bindings \"gone\" not found"),
+    );
+    let (req, send) = next(&mut handle).await;
+    assert_eq!(req.method(), Method::POST);
+    respond(send, 201, &as_stored(g.to_json()));
+    flushed(&sink).await;
+    let stats = sink.stats();
+    assert_eq!((stats.bindings_applied, stats.retries), (2, 0));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_binding_larger_than_the_limit_is_not_sent_and_is_reported() {
+    let small = binding("small", &["c1"], "1");
+    let big = binding(
+        "big",
+        &["c1", "c2", "c3", "c4", "c5", "c6", "c7", "c8"],
+        "1",
+    );
+    // Exactly the small one's size: at the limit is allowed, one byte more is not.
+    let limit = serde_json::to_vec(&applied(&small)).unwrap().len();
+    let config = SinkConfig {
+        max_binding_bytes: limit,
+        ..config()
+    };
+    let (sink, _drift, _task, mut handle) = start(config, vec![], vec![]).await;
+    sink.submit(DesiredBinding::present(&big));
+    sink.submit(DesiredBinding::present(&small));
+    let (req, send) = next(&mut handle).await;
+    assert_eq!(req.body()["metadata"]["name"], "small");
+    respond(send, 201, &as_stored(small.to_json()));
+    flushed(&sink).await;
+    assert!(quiet(&mut handle).await);
+    let problems = sink.problems();
+    assert!(
+        problems["big"].contains(&format!(
+            "more than the {limit} bytes the API server can store"
+        )),
+        "{problems:?}"
+    );
+    assert!(!problems.contains_key("small"));
+    assert_eq!(sink.stats().retries, 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn unmanaged_bindings_are_never_deleted() {
+    let mut unmanaged = as_stored(binding("mine", &["c1"], "1").to_json());
+    unmanaged["metadata"]
+        .as_object_mut()
+        .unwrap()
+        .remove("ownerReferences");
+    let mut other_owner = as_stored(binding("theirs", &["c1"], "1").to_json());
+    other_owner["metadata"]["ownerReferences"][0]["kind"] = json!("Deployment");
+    other_owner["metadata"]["ownerReferences"][0]["apiVersion"] = json!("apps/v1");
+    let (sink, _drift, _task, mut handle) =
+        start(config(), vec![unmanaged, other_owner], vec![]).await;
+    let stored = sink.stored_bindings();
+    assert_eq!(
+        stored,
+        vec![("mine".to_string(), false), ("theirs".to_string(), false)]
+    );
+    assert_eq!(sink.stats().unmanaged_bindings, 2);
+    sink.submit(DesiredBinding::absent("mine"));
+    sink.submit(DesiredBinding::absent("theirs"));
+    flushed(&sink).await;
+    assert!(quiet(&mut handle).await);
+    assert_eq!(sink.stats().bindings_unchanged, 2);
+
+    // A policy of its name makes it that policy's Binding: written, with the owner.
+    let b = binding("mine", &["c2"], "1");
+    sink.submit(DesiredBinding::present(&b));
+    let (req, send) = next(&mut handle).await;
+    assert_eq!(req.method(), Method::PATCH);
+    assert_eq!(
+        req.body()["metadata"]["ownerReferences"][0]["kind"],
+        "BindingPolicy"
+    );
+    respond(send, 200, &as_stored(b.to_json()));
+    flushed(&sink).await;
+    assert_eq!(sink.stats().unmanaged_bindings, 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn drift_seen_by_the_watch_is_reported_and_fights_back_off() {
+    let b = binding("p", &["c1"], "5");
+    let (sink, mut drift, _task, mut handle) =
+        start(config(), vec![as_stored(b.to_json())], vec![]).await;
+    sink.submit(DesiredBinding::present(&b));
+    flushed(&sink).await;
+    // Another writer edits the spec, then deletes it; a label alone is no drift.
+    let mut edited = as_stored(binding("p", &["c1", "c9"], "5").to_json());
+    edited["metadata"]["resourceVersion"] = json!("101");
+    let mut relabelled = as_stored(b.to_json());
+    relabelled["metadata"]["resourceVersion"] = json!("102");
+    relabelled["metadata"]["labels"] = json!({"new": "label"});
+    let mut deleted = relabelled.clone();
+    deleted["metadata"]["resourceVersion"] = json!("103");
+    watch_events(&mut handle, &[("MODIFIED", edited)]).await;
+    let first = drift.recv().await.unwrap();
+    assert_eq!(
+        first,
+        Drift {
+            name: "p".into(),
+            delay: Duration::ZERO
+        }
+    );
+    watch_events(
+        &mut handle,
+        &[("MODIFIED", relabelled), ("DELETED", deleted)],
+    )
+    .await;
+    assert_eq!(drift.recv().await.unwrap().name, "p");
+    assert!(drift.try_recv().is_err(), "the label change is no drift");
+    assert_eq!(sink.stats().drift, 2);
+
+    // A writer that keeps at it: after the free restores, each waits longer, and the
+    // policy's status tells.
+    let mut delays = Vec::new();
+    for rv in 200..203 {
+        let mut edited = as_stored(binding("p", &["c7"], "5").to_json());
+        edited["metadata"]["resourceVersion"] = json!(rv.to_string());
+        watch_events(&mut handle, &[("ADDED", edited)]).await;
+        delays.push(drift.recv().await.unwrap().delay);
+    }
+    assert_eq!(
+        delays,
+        [
+            Duration::ZERO,
+            Duration::from_secs(1),
+            Duration::from_secs(2)
+        ]
+    );
+    assert!(sink.problems()["p"].contains("being changed by another writer"));
+    assert!(
+        quiet(&mut handle).await,
+        "the sink itself writes nothing on drift"
+    );
 }
 
 #[tokio::test(start_paused = true)]
 async fn a_conflict_is_retried() {
-    let (sink, _task, mut handle) = start(config(), vec![], vec![]).await;
+    let (sink, _drift, _task, mut handle) = start(config(), vec![], vec![]).await;
     let b = binding("p", &["c1"], "5");
     sink.submit(DesiredBinding::present(&b));
     let done = flush(&sink);
@@ -248,18 +479,18 @@ async fn a_conflict_is_retried() {
         &failure(409, "Conflict", "the object has been modified"),
     );
     let (req, send) = next(&mut handle).await;
-    assert_eq!(req.method(), Method::PATCH);
+    assert_eq!(req.method(), Method::POST);
     respond(send, 200, &as_stored(b.to_json()));
     done.await.unwrap();
 
     let stats = sink.stats();
     assert_eq!((stats.retries, stats.bindings_applied), (1, 1));
-    assert!(sink.write_errors().is_empty());
+    assert!(sink.problems().is_empty());
 }
 
 #[tokio::test(start_paused = true)]
 async fn transport_errors_and_429_are_retried_honouring_retry_after() {
-    let (sink, _task, mut handle) = start(config(), vec![], vec![]).await;
+    let (sink, _drift, _task, mut handle) = start(config(), vec![], vec![]).await;
     let b = binding("p", &["c1"], "5");
     sink.submit(DesiredBinding::present(&b));
     let done = flush(&sink);
@@ -285,7 +516,7 @@ async fn transport_errors_and_429_are_retried_honouring_retry_after() {
 
 #[tokio::test(start_paused = true)]
 async fn server_errors_give_up_after_max_attempts_and_are_reported() {
-    let (sink, _task, mut handle) = start(config(), vec![], vec![]).await;
+    let (sink, _drift, _task, mut handle) = start(config(), vec![], vec![]).await;
     let b = binding("p", &["c1"], "5");
     sink.submit(DesiredBinding::present(&b));
     let done = flush(&sink);
@@ -297,8 +528,11 @@ async fn server_errors_give_up_after_max_attempts_and_are_reported() {
     assert!(quiet(&mut handle).await);
     let stats = sink.stats();
     assert_eq!((stats.bindings_failed, stats.retries), (1, 3));
-    let errors = sink.write_errors();
-    assert_eq!(errors["p"], "HTTP 500 InternalError: etcd is sad");
+    let errors = sink.problems();
+    assert_eq!(
+        errors["p"],
+        "Binding cannot be written: HTTP 500 InternalError: etcd is sad"
+    );
 
     // The same desired state is tried again, and success clears the error.
     sink.submit(DesiredBinding::present(&b));
@@ -306,18 +540,18 @@ async fn server_errors_give_up_after_max_attempts_and_are_reported() {
     let (_, send) = next(&mut handle).await;
     respond(send, 200, &as_stored(b.to_json()));
     done.await.unwrap();
-    assert!(sink.write_errors().is_empty());
+    assert!(sink.problems().is_empty());
 }
 
 #[tokio::test(start_paused = true)]
 async fn too_large_and_invalid_bindings_fail_at_once() {
-    let (sink, _task, mut handle) = start(config(), vec![], vec![]).await;
+    let (sink, _drift, _task, mut handle) = start(config(), vec![], vec![]).await;
     sink.submit(DesiredBinding::present(&binding("big", &["c1"], "5")));
     sink.submit(DesiredBinding::present(&binding("bad", &["c1"], "5")));
     let done = flush(&sink);
     for _ in 0..2 {
         let (req, send) = next(&mut handle).await;
-        if req.uri().path().ends_with("/big") {
+        if req.body()["metadata"]["name"] == "big" {
             let msg = "etcdserver: request is too large";
             respond(send, 500, &failure(500, "InternalError", msg));
         } else {
@@ -327,9 +561,12 @@ async fn too_large_and_invalid_bindings_fail_at_once() {
     }
     done.await.unwrap();
     assert!(quiet(&mut handle).await);
-    let errors = sink.write_errors();
+    let errors = sink.problems();
     assert!(errors["big"].contains("too large"), "{errors:?}");
-    assert!(errors["bad"].starts_with("HTTP 422 Invalid"), "{errors:?}");
+    assert!(
+        errors["bad"].starts_with("Binding cannot be written: HTTP 422 Invalid"),
+        "{errors:?}"
+    );
     assert_eq!(sink.stats().retries, 0);
     assert_eq!(sink.stats().bindings_failed, 2);
 }
@@ -340,8 +577,9 @@ async fn deleting_a_binding_that_is_gone_is_a_success() {
         as_stored(binding("p", &["c1"], "5").to_json()),
         as_stored(binding("q", &["c1"], "5").to_json()),
     ];
-    let (sink, _task, mut handle) = start(config(), stored, vec![]).await;
-    assert_eq!(sink.stored_names(), vec!["p", "q"]);
+    let (sink, _drift, _task, mut handle) = start(config(), stored, vec![]).await;
+    let both = vec![("p".to_string(), true), ("q".to_string(), true)];
+    assert_eq!(sink.stored_bindings(), both);
     sink.submit(DesiredBinding::absent("p"));
     sink.submit(DesiredBinding::absent("q"));
     let done = flush(&sink);
@@ -362,7 +600,7 @@ async fn deleting_a_binding_that_is_gone_is_a_success() {
     }
     done.await.unwrap();
     assert_eq!(sink.stats().bindings_deleted, 2);
-    assert!(sink.write_errors().is_empty());
+    assert!(sink.problems().is_empty());
 
     // Known to be gone now: deleting again sends nothing.
     sink.submit(DesiredBinding::absent("p"));
@@ -373,7 +611,7 @@ async fn deleting_a_binding_that_is_gone_is_a_success() {
 
 #[tokio::test(start_paused = true)]
 async fn the_latest_desired_state_wins() {
-    let (sink, _task, mut handle) = start(config(), vec![], vec![]).await;
+    let (sink, _drift, _task, mut handle) = start(config(), vec![], vec![]).await;
     let a1 = binding("a", &["c1"], "1");
     let a2 = binding("a", &["c1"], "2");
     let a3 = binding("a", &["c1"], "3");
@@ -400,7 +638,7 @@ async fn at_most_concurrency_writes_are_in_flight() {
         concurrency: 2,
         ..config()
     };
-    let (sink, _task, mut handle) = start(config, vec![], vec![]).await;
+    let (sink, _drift, _task, mut handle) = start(config, vec![], vec![]).await;
     for name in ["a", "b", "c"] {
         sink.submit(DesiredBinding::present(&binding(name, &["c1"], "1")));
     }
@@ -414,7 +652,7 @@ async fn at_most_concurrency_writes_are_in_flight() {
         &as_stored(binding("a", &["c1"], "1").to_json()),
     );
     let (req, send_c) = next(&mut handle).await;
-    assert_eq!(req.uri().path(), format!("{BINDINGS}/c"));
+    assert_eq!(req.body()["metadata"]["name"], "c");
     respond(
         send_b,
         200,
@@ -444,7 +682,7 @@ fn policy(name: &str, status: Option<Value>) -> Value {
 
 #[tokio::test(start_paused = true)]
 async fn statuses_are_applied_to_the_status_subresource_once() {
-    let (sink, _task, mut handle) = start(config(), vec![], vec![policy("p", None)]).await;
+    let (sink, _drift, _task, mut handle) = start(config(), vec![], vec![policy("p", None)]).await;
     let desired = DesiredStatus {
         policy: "p".into(),
         observed_generation: 2,
@@ -493,7 +731,8 @@ async fn the_transition_time_is_kept_while_the_ready_status_stays() {
         "conditions": [{"type": "Ready", "status": "True", "reason": "Applied",
             "message": "The Binding reflects the policy", "lastTransitionTime": at}],
     });
-    let (sink, _task, mut handle) = start(config(), vec![], vec![policy("p", Some(stored))]).await;
+    let (sink, _drift, _task, mut handle) =
+        start(config(), vec![], vec![policy("p", Some(stored))]).await;
 
     // Already stored: nothing to write.
     sink.submit_status(DesiredStatus {
@@ -522,7 +761,7 @@ async fn the_transition_time_is_kept_while_the_ready_status_stays() {
 
 #[tokio::test(start_paused = true)]
 async fn the_status_of_a_policy_that_is_gone_is_dropped() {
-    let (sink, _task, mut handle) = start(config(), vec![], vec![]).await;
+    let (sink, _drift, _task, mut handle) = start(config(), vec![], vec![]).await;
     // Not listed at start: its status is read first.
     sink.submit_status(DesiredStatus {
         policy: "new".into(),
@@ -542,7 +781,7 @@ async fn the_status_of_a_policy_that_is_gone_is_dropped() {
 
 #[tokio::test(start_paused = true)]
 async fn shutdown_drains_and_stops_the_task() {
-    let (sink, task, mut handle) = start(config(), vec![], vec![]).await;
+    let (sink, _drift, task, mut handle) = start(config(), vec![], vec![]).await;
     let b = binding("p", &["c1"], "5");
     sink.submit(DesiredBinding::present(&b));
     let stopping = {
@@ -564,7 +803,7 @@ async fn shutdown_drains_and_stops_the_task() {
 
 #[tokio::test(start_paused = true)]
 async fn dropping_every_handle_stops_the_task() {
-    let (sink, task, _handle) = start(config(), vec![], vec![]).await;
+    let (sink, _drift, task, _handle) = start(config(), vec![], vec![]).await;
     drop(sink);
     tokio::time::timeout(Duration::from_secs(60), task)
         .await
@@ -574,7 +813,11 @@ async fn dropping_every_handle_stops_the_task() {
 
 #[tokio::test(start_paused = true)]
 async fn start_fails_when_bindings_cannot_be_listed() {
-    let (service, mut handle) = mock::pair::<Request<Body>, Response<Body>>();
+    let (service, requests) = mock::pair::<Request<Body>, Response<Body>>();
+    let mut handle = Handle {
+        requests,
+        watches: Vec::new(),
+    };
     let client = kube::Client::new(service, "default");
     let starting = tokio::spawn(BindingSink::start(client, config()));
     let (_, send) = next(&mut handle).await;
@@ -585,21 +828,21 @@ async fn start_fails_when_bindings_cannot_be_listed() {
 
 #[tokio::test]
 async fn requests_are_rate_limited() {
-    // Burst 1 at 20/s: the two LISTs and two writes take at least ~100 ms (real time:
-    // governor keeps its own clock).
+    // Burst 1 at 20/s: the policies' LIST and two writes take at least ~100 ms (real
+    // time: governor keeps its own clock; the watch on Bindings is not rate-limited).
     let config = SinkConfig {
         qps: 20,
         burst: 1,
         ..config()
     };
     let began = std::time::Instant::now();
-    let (sink, _task, mut handle) = start(config, vec![], vec![]).await;
+    let (sink, _drift, _task, mut handle) = start(config, vec![], vec![]).await;
     for name in ["a", "b"] {
         sink.submit(DesiredBinding::present(&binding(name, &["c1"], "1")));
     }
     for _ in 0..2 {
         let (req, send) = next(&mut handle).await;
-        let name = req.uri().path().rsplit('/').next().unwrap().to_string();
+        let name = req.body()["metadata"]["name"].as_str().unwrap().to_string();
         respond(
             send,
             200,
@@ -608,7 +851,7 @@ async fn requests_are_rate_limited() {
     }
     sink.flush().await;
     assert!(
-        began.elapsed() >= Duration::from_millis(140),
+        began.elapsed() >= Duration::from_millis(90),
         "{:?}",
         began.elapsed()
     );
@@ -616,7 +859,7 @@ async fn requests_are_rate_limited() {
 
 #[tokio::test(start_paused = true)]
 async fn a_status_waits_for_the_binding_write_submitted_before_it() {
-    let (sink, _task, mut handle) = start(config(), vec![], vec![policy("p", None)]).await;
+    let (sink, _drift, _task, mut handle) = start(config(), vec![], vec![policy("p", None)]).await;
     let b1 = binding("p", &["c1"], "1");
     let b2 = binding("p", &["c1"], "2");
     let status = DesiredStatus {
@@ -657,7 +900,7 @@ async fn a_status_waits_for_the_binding_write_submitted_before_it() {
         concurrency: 1,
         ..config()
     };
-    let (sink, _task, mut handle) = start(config, vec![], vec![policy("p", None)]).await;
+    let (sink, _drift, _task, mut handle) = start(config, vec![], vec![policy("p", None)]).await;
     sink.submit(DesiredBinding::present(&binding("other", &["c1"], "1")));
     let (_, send_other) = next(&mut handle).await;
     sink.submit(DesiredBinding::present(&b3));
@@ -668,7 +911,7 @@ async fn a_status_waits_for_the_binding_write_submitted_before_it() {
         &as_stored(binding("other", &["c1"], "1").to_json()),
     );
     let (req, send) = next(&mut handle).await;
-    assert_eq!(req.uri().path(), format!("{BINDINGS}/p"));
+    assert_eq!(req.body()["metadata"]["name"], "p");
     respond(send, 200, &as_stored(b3.to_json()));
     let (req, send) = next(&mut handle).await;
     assert_eq!(req.uri().path(), format!("{POLICIES}/p/status"));
@@ -676,8 +919,8 @@ async fn a_status_waits_for_the_binding_write_submitted_before_it() {
     flushed(&sink).await;
 }
 
-/// The apply body the sink sends for `b`: its JSON with empty workload lists spelled out
-/// (so that applying them removes entries this field manager owned).
+/// The body the sink sends for `b`: its JSON with empty workload lists spelled out (so
+/// that writing them removes the stored entries).
 fn applied(b: &Binding) -> serde_json::Value {
     let mut v = b.to_json();
     for list in ["clusterScope", "namespaceScope"] {
@@ -692,7 +935,7 @@ fn applied(b: &Binding) -> serde_json::Value {
 async fn the_observer_sees_every_outcome_with_the_oldest_coalesced_change() {
     let reports = Arc::new(Reports::default());
     let stored = binding("same", &["c1"], "1");
-    let (sink, _task, mut handle) = start_observed(
+    let (sink, _drift, _task, mut handle) = start_observed(
         config(),
         vec![as_stored(stored.to_json())],
         vec![],

@@ -21,7 +21,15 @@ pub struct SinkConfig {
     pub initial_backoff: Duration,
     /// Upper bound of one backoff (a server's `retryAfterSeconds` is honoured up to it).
     pub max_backoff: Duration,
+    /// A Binding whose JSON is larger is not sent: the API server could not store it
+    /// (etcd's default request limit is 1.5 MiB). The failure is reported in its policy's
+    /// status instead, and retried only when the Binding changes.
+    pub max_binding_bytes: usize,
 }
+
+/// etcd's default `--max-request-bytes` (1.5 MiB): the largest object a default API
+/// server stores. A Binding's own JSON must leave room for its metadata.
+pub const DEFAULT_MAX_BINDING_BYTES: usize = 1536 * 1024 - 8 * 1024;
 
 impl Default for SinkConfig {
     fn default() -> Self {
@@ -33,6 +41,7 @@ impl Default for SinkConfig {
             max_attempts: 8,
             initial_backoff: Duration::from_millis(200),
             max_backoff: Duration::from_secs(30),
+            max_binding_bytes: DEFAULT_MAX_BINDING_BYTES,
         }
     }
 }

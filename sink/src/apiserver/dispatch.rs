@@ -1,17 +1,18 @@
 //! The shared state of a running sink and its dispatcher task: takes coalesced work off
 //! the queue and runs up to `concurrency` writes at once.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use tokio::sync::{Notify, Semaphore, watch};
+use tokio::sync::{Notify, Semaphore, mpsc, watch};
 use tokio::task::JoinSet;
+use tokio::time::Instant;
 
-use super::objects::StoredBinding;
 use super::queue::WorkQueue;
-use super::stats::{Counters, SinkStats};
+use super::stats::{Counters, SinkStats, bump};
 use super::status::StoredStatus;
+use super::stored::{Drift, Fight, StoredEntry, Wanted};
 use super::writer::Writer;
 use super::{DesiredBinding, DesiredStatus};
 
@@ -20,6 +21,7 @@ use super::{DesiredBinding, DesiredStatus};
 pub(crate) enum Key {
     Binding(String),
     Status(String),
+    Finalizer(String),
 }
 
 /// A queued write: the latest desired state.
@@ -29,6 +31,9 @@ pub(crate) enum Job {
     /// A status, and the number of the Binding write of the same name it must follow
     /// (see [`BindingWrites`]).
     Status(DesiredStatus, Option<u64>),
+    /// Removing KubeStellar's finalizer from a policy being deleted, after the Binding
+    /// write of the same name it must follow.
+    Finalizer(String, Option<u64>),
 }
 
 impl Job {
@@ -36,6 +41,16 @@ impl Job {
         match self {
             Job::Binding(b) => Key::Binding(b.name.clone()),
             Job::Status(s, _) => Key::Status(s.policy.clone()),
+            Job::Finalizer(name, _) => Key::Finalizer(name.clone()),
+        }
+    }
+
+    /// The Binding write this job must follow: (its name, its number).
+    fn after(&mut self) -> Option<(&str, &mut Option<u64>)> {
+        match self {
+            Job::Status(s, after) => Some((&s.policy, after)),
+            Job::Finalizer(name, after) => Some((name, after)),
+            Job::Binding(_) => None,
         }
     }
 }
@@ -51,21 +66,21 @@ pub(crate) struct BindingWrites {
     finished: u64,
 }
 
-/// What is known to be stored of a Binding. A name with no entry is known not to exist.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Stored {
-    /// It exists with this content.
-    Known(StoredBinding),
-    /// It may exist with any content (after a failed write, or [`Shared::forget`]).
-    Unknown,
-}
-
 /// The mutable state, under one lock (held only briefly, never across an `await`).
 #[derive(Debug, Default)]
 pub(crate) struct State {
     pub(crate) queue: WorkQueue<Key, Job>,
-    pub(crate) stored: HashMap<String, Stored>,
-    pub(crate) stored_at_start: Vec<String>,
+    /// The stored Bindings, as the watch and the writes' answers tell. A name with no
+    /// entry is known not to exist.
+    pub(crate) stored: HashMap<String, StoredEntry>,
+    /// What the sink last set out to store, per Binding it was asked about.
+    pub(crate) wanted: HashMap<String, Wanted>,
+    /// Bindings another writer keeps changing.
+    pub(crate) fights: HashMap<String, Fight>,
+    /// Unmanaged Bindings already logged as left alone.
+    pub(crate) unmanaged_logged: HashSet<String>,
+    /// Log unmanaged Bindings as they appear (the caller has taken the stored ones).
+    report_unmanaged: bool,
     /// The last status known to be stored per policy (absent: unknown, read it first).
     pub(crate) statuses: HashMap<String, StoredStatus>,
     pub(crate) failed: HashMap<String, String>,
@@ -94,6 +109,9 @@ impl State {
             Job::Status(s, Some(after)) => {
                 writes.get(&s.policy).is_some_and(|w| w.finished >= *after)
             }
+            Job::Finalizer(name, Some(after)) => {
+                writes.get(name).is_some_and(|w| w.finished >= *after)
+            }
             _ => true,
         });
         if let Some((Key::Binding(name), _)) = &next {
@@ -110,6 +128,88 @@ impl State {
                 w.finished += 1;
             }
             self.queue.unpark(&Key::Status(name.clone()));
+            self.queue.unpark(&Key::Finalizer(name.clone()));
+        }
+    }
+
+    /// Takes in what a write of Binding `name` answered (`None`: deleted), unless the
+    /// watch already told of a newer version.
+    pub(crate) fn wrote(&mut self, name: &str, entry: Option<StoredEntry>) {
+        match entry {
+            Some(new) => {
+                if !self.stored.get(name).is_some_and(|old| new.older_than(old)) {
+                    self.stored.insert(name.to_string(), new);
+                }
+            }
+            None => {
+                self.stored.remove(name);
+            }
+        }
+    }
+
+    /// After a failed write: Binding `name` may exist with any content.
+    pub(crate) fn unknown(&mut self, name: &str) {
+        let entry = self.stored.entry(name.to_string()).or_insert(StoredEntry {
+            content: None,
+            resource_version: None,
+            managed: true,
+            seen: Instant::now(),
+        });
+        entry.content = None;
+        entry.seen = Instant::now();
+    }
+
+    /// True when a write of Binding `name` is queued or in flight.
+    fn writing(&self, name: &str) -> bool {
+        let key = Key::Binding(name.to_string());
+        self.queue.is_pending(&key) || self.queue.is_in_flight(&key)
+    }
+
+    /// Takes in what the watch says is stored under `name` now (`None`: nothing), unless
+    /// the sink knows of a newer version. Returns the drift it makes, if any.
+    fn observe(&mut self, name: &str, entry: Option<StoredEntry>) -> Option<Drift> {
+        match (&entry, self.stored.get(name)) {
+            (Some(new), Some(old)) if new.older_than(old) => return None,
+            (None, None) => return None,
+            _ => {}
+        }
+        let managed = entry.as_ref().is_some_and(|e| e.managed);
+        let content = entry.as_ref().and_then(|e| e.content);
+        match entry {
+            Some(e) => self.stored.insert(name.to_string(), e),
+            None => self.stored.remove(name),
+        };
+        let drifted = match self.wanted.get(name) {
+            Some(Wanted::Present(want)) => content != Some(*want),
+            Some(Wanted::Absent) => content.is_some() && managed,
+            None => false,
+        };
+        if content.is_some() && !managed {
+            self.note_unmanaged(name);
+        }
+        if !drifted || self.writing(name) {
+            return None;
+        }
+        let now = Instant::now();
+        let fight = Fight::next(self.fights.get(name).copied(), now);
+        self.fights.insert(name.to_string(), fight);
+        Some(Drift {
+            name: name.to_string(),
+            delay: fight.delay,
+        })
+    }
+
+    /// Logs, once per name and only after [`Shared::stored_bindings`] (before, nothing is
+    /// wanted yet), that an unmanaged Binding no policy wants is left alone.
+    fn note_unmanaged(&mut self, name: &str) {
+        if !self.report_unmanaged || matches!(self.wanted.get(name), Some(Wanted::Present(_))) {
+            return;
+        }
+        if self.unmanaged_logged.insert(name.to_string()) {
+            tracing::info!(
+                binding = name,
+                "Binding not managed by a BindingPolicy (no controller owner reference to one): left alone"
+            );
         }
     }
 }
@@ -123,6 +223,8 @@ pub(crate) struct Shared {
     outstanding: watch::Sender<usize>,
     pub(crate) counters: Counters,
     concurrency: usize,
+    /// Where drift is reported.
+    drift_tx: Option<mpsc::UnboundedSender<Drift>>,
 }
 
 impl fmt::Debug for Shared {
@@ -134,13 +236,14 @@ impl fmt::Debug for Shared {
 }
 
 impl Shared {
-    pub(crate) fn new(concurrency: usize) -> Self {
+    pub(crate) fn new(concurrency: usize, drift_tx: mpsc::UnboundedSender<Drift>) -> Self {
         Shared {
             state: Mutex::default(),
             wake: Notify::new(),
             outstanding: watch::Sender::new(0),
             counters: Counters::default(),
             concurrency,
+            drift_tx: Some(drift_tx),
         }
     }
 
@@ -163,8 +266,8 @@ impl Shared {
             tracing::warn!(key = ?job.key(), "sink is shut down: write dropped");
             return;
         }
-        if let Job::Status(s, after) = &mut job {
-            *after = state.status_after(&s.policy);
+        if let Some((name, after)) = job.after() {
+            *after = state.status_after(name);
         }
         let key = job.key();
         if let (Job::Binding(new), Some(Job::Binding(old))) = (&mut job, state.queue.peek(&key)) {
@@ -182,18 +285,102 @@ impl Shared {
         self.wake.notify_one();
     }
 
-    pub(crate) fn forget(&self, name: &str) {
+    /// Takes in a complete list of the stored Bindings (begun at `began`): entries the
+    /// list lacks are gone, unless a write told of them after the list began.
+    pub(crate) fn relisted(&self, listed: HashMap<String, StoredEntry>, began: Instant) {
         let mut state = self.lock();
-        state.stored.insert(name.to_string(), Stored::Unknown);
-        state.statuses.remove(name);
+        let vanished: Vec<String> = state
+            .stored
+            .iter()
+            .filter(|(name, e)| !listed.contains_key(*name) && e.seen < began)
+            .map(|(name, _)| name.clone())
+            .collect();
+        let mut drifts = Vec::new();
+        for name in vanished {
+            drifts.extend(state.observe(&name, None));
+        }
+        for (name, entry) in listed {
+            drifts.extend(state.observe(&name, Some(entry)));
+        }
+        drop(state);
+        for drift in drifts {
+            self.drifted(drift);
+        }
+    }
+
+    /// Takes in one watch event: Binding `name` is now `entry` (`None`: deleted).
+    pub(crate) fn observed(&self, name: &str, entry: Option<StoredEntry>) {
+        let drift = self.lock().observe(name, entry);
+        if let Some(drift) = drift {
+            self.drifted(drift);
+        }
+    }
+
+    fn drifted(&self, drift: Drift) {
+        bump(&self.counters.drift);
+        tracing::warn!(
+            binding = %drift.name,
+            restore_in = ?drift.delay,
+            "Binding changed or deleted by another writer: restoring it"
+        );
+        if let Some(tx) = &self.drift_tx {
+            // The receiver may be gone at shutdown: nothing left to restore then.
+            let _ = tx.send(drift);
+        }
+    }
+
+    /// The stored Bindings now, by name, each with whether it is managed (its controller
+    /// is a BindingPolicy); from now on, unmanaged Bindings are logged as they appear.
+    pub(crate) fn stored_bindings(&self) -> Vec<(String, bool)> {
+        let mut state = self.lock();
+        state.report_unmanaged = true;
+        let mut out: Vec<(String, bool)> = state
+            .stored
+            .iter()
+            .map(|(name, e)| (name.clone(), e.managed))
+            .collect();
+        for (name, managed) in &out {
+            if !managed {
+                state.unmanaged_logged.insert(name.clone());
+            }
+        }
+        out.sort_unstable();
+        out
+    }
+
+    /// Problems to report in policies' statuses: Bindings that cannot be written, and
+    /// Bindings another writer keeps changing; name → message.
+    pub(crate) fn problems(&self) -> HashMap<String, String> {
+        let state = self.lock();
+        let now = Instant::now();
+        let mut out: HashMap<String, String> = state
+            .failed
+            .iter()
+            .map(|(name, err)| (name.clone(), format!("Binding cannot be written: {err}")))
+            .collect();
+        for (name, fight) in &state.fights {
+            if fight.reported(now) && !out.contains_key(name) {
+                out.insert(name.clone(), fight.message());
+            }
+        }
+        out
     }
 
     pub(crate) fn stats(&self) -> SinkStats {
-        let (pending, in_flight) = {
+        let (pending, in_flight, unmanaged) = {
             let state = self.lock();
-            (state.queue.pending(), state.queue.in_flight())
+            let unmanaged = state
+                .stored
+                .iter()
+                .filter(|(name, e)| {
+                    !e.managed && !matches!(state.wanted.get(*name), Some(Wanted::Present(_)))
+                })
+                .count();
+            (state.queue.pending(), state.queue.in_flight(), unmanaged)
         };
-        self.counters.snapshot(pending, in_flight)
+        let mut stats = self.counters.snapshot(pending, in_flight);
+        stats.unmanaged_bindings = unmanaged;
+        stats
     }
 
     pub(crate) fn close(&self) {

@@ -28,7 +28,8 @@ pub(crate) fn status_code(err: &kube::Error) -> Option<u16> {
 }
 
 /// True for errors worth another attempt: 409 Conflict, 429 Too Many Requests, 5xx (but not
-/// etcd's "request is too large", which will not get smaller) and transport errors.
+/// a Binding too large to store: etcd's "request is too large", or the API server's gRPC
+/// "trying to send message larger than max"; it will not get smaller) and transport errors.
 pub(crate) fn is_retryable(err: &kube::Error) -> bool {
     match err {
         kube::Error::Api(s) => match s.code {
@@ -42,7 +43,8 @@ pub(crate) fn is_retryable(err: &kube::Error) -> bool {
 }
 
 fn is_too_large_message(message: &str) -> bool {
-    message.to_ascii_lowercase().contains("too large")
+    let message = message.to_ascii_lowercase();
+    message.contains("too large") || message.contains("larger than max")
 }
 
 /// The delay a server asked for (`details.retryAfterSeconds` of its `Status`).
@@ -96,6 +98,9 @@ mod tests {
             assert!(!is_retryable(&api(code, "x")), "{code}");
         }
         assert!(!is_retryable(&api(500, "etcdserver: request is too large")));
+        let grpc = "rpc error: code = ResourceExhausted desc = trying to send message larger \
+                    than max (3153917 vs. 2097152)";
+        assert!(!is_retryable(&api(500, grpc)));
         assert_eq!(describe(&api(422, "bad")), "HTTP 422 Reason: bad");
     }
 

@@ -1,21 +1,33 @@
 //! The API-server sink: writes Bindings and BindingPolicy statuses to the WDS.
 //!
-//! [`BindingSink::start`] lists what is stored, then runs a dispatcher task that serves a
+//! [`BindingSink::start`] starts a watch on the stored Bindings and waits for its first
+//! list, reads the policies' statuses, then runs a dispatcher task that serves a
 //! [`SinkHandle`]:
 //!
-//! - **Idempotent**: a Binding is written (server-side apply of `apiVersion`, `kind`,
-//!   `metadata.name`, `metadata.ownerReferences` and `spec` only, so that labels,
-//!   annotations and finalizers others put on it are kept) only when its normalized
-//!   `spec` and `ownerReferences` differ from what is stored; a policy status only when it
-//!   differs from the stored one.
+//! - **Idempotent**: a Binding is written (`metadata.ownerReferences` and `spec` only, so
+//!   that labels, annotations and finalizers others put on it are kept; as a JSON merge
+//!   patch, which replaces lists whole, so the stored spec ends up exactly the desired one
+//!   whoever wrote it before, or as a create) only when its normalized `spec` and
+//!   `ownerReferences` differ from what is stored; a policy status only when it differs
+//!   from the stored one.
+//! - **Owning only its own**: a Binding is deleted only when its controller owner
+//!   reference is a BindingPolicy; others are left alone unless a policy of their name
+//!   exists (then that policy's Binding is written, as KubeStellar does).
+//! - **Restoring drift**: the watch keeps the sink's view of what is stored; a Binding
+//!   another writer changes or deletes while no write of it is queued is reported on the
+//!   [`DriftEvents`] channel, for the caller to submit it again; one that keeps being
+//!   changed is restored with exponential backoff, and reported in [`SinkHandle::problems`].
 //! - **Coalesced**: one pending write per Binding and per policy status, the latest
 //!   desired state wins; a write for a name in flight is followed by the newest one.
 //! - **Ordered** per policy: a status waits for the Binding write submitted before it.
 //! - **Bounded**: at most [`SinkConfig::concurrency`] writes in flight, every request
 //!   through one client-side rate limiter ([`SinkConfig::qps`] / [`SinkConfig::burst`]).
 //! - **Retried** with bounded exponential backoff on 409, 429, 5xx and transport errors;
-//!   other failures are permanent: logged, counted, and for Bindings kept in
-//!   [`SinkHandle::write_errors`] until a later write of that Binding succeeds.
+//!   other failures (and a Binding larger than [`SinkConfig::max_binding_bytes`], not
+//!   sent at all) are permanent: logged, counted, and for Bindings kept in
+//!   [`SinkHandle::problems`] until a later write of that Binding succeeds.
+//! - **Finishing KubeStellar's deletions**: [`SinkHandle::remove_finalizer`] takes
+//!   KubeStellar's finalizer off a policy being deleted, after its Binding is gone.
 
 mod config;
 mod desired;
@@ -26,6 +38,7 @@ mod observer;
 mod queue;
 mod stats;
 pub mod status;
+mod stored;
 mod writer;
 
 use std::collections::HashMap;
@@ -33,28 +46,35 @@ use std::sync::Arc;
 
 use tokio::task::JoinHandle;
 
-pub use config::SinkConfig;
+pub use config::{DEFAULT_MAX_BINDING_BYTES, SinkConfig};
 pub use desired::{DesiredBinding, DesiredStatus};
 pub use error::SinkError;
 pub use observer::{SinkObserver, WriteObject, WriteReport, WriteResult};
 pub use stats::SinkStats;
+pub use stored::Drift;
+pub use writer::KUBESTELLAR_FINALIZER;
 
 use dispatch::{Closer, Job, Shared};
+use tokio::sync::{mpsc, oneshot};
 use writer::Writer;
+
+/// Drift the sink found: Bindings to submit again (after each one's delay).
+pub type DriftEvents = mpsc::UnboundedReceiver<Drift>;
 
 /// The API-server sink. See the [module docs](self).
 #[derive(Debug)]
 pub struct BindingSink;
 
 impl BindingSink {
-    /// Lists the stored Bindings (and BindingPolicies, for their statuses), then starts the
-    /// dispatcher task. Returns the handle to submit writes with, and the task, which ends
-    /// once [`SinkHandle::shutdown`] has drained everything (or every handle is dropped
-    /// and the work submitted is done).
+    /// Starts the watch on the stored Bindings and waits for its first list, lists the
+    /// BindingPolicies for their statuses, then starts the dispatcher task. Returns the
+    /// handle to submit writes with, the drift found from now on, and the task, which ends
+    /// (with the watch) once [`SinkHandle::shutdown`] has drained everything (or every
+    /// handle is dropped and the work submitted is done).
     pub async fn start(
         client: kube::Client,
         config: SinkConfig,
-    ) -> Result<(SinkHandle, JoinHandle<()>), SinkError> {
+    ) -> Result<(SinkHandle, DriftEvents, JoinHandle<()>), SinkError> {
         Self::start_observed(client, config, Arc::new(observer::NoObserver)).await
     }
 
@@ -63,17 +83,35 @@ impl BindingSink {
         client: kube::Client,
         config: SinkConfig,
         observer: Arc<dyn SinkObserver>,
-    ) -> Result<(SinkHandle, JoinHandle<()>), SinkError> {
+    ) -> Result<(SinkHandle, DriftEvents, JoinHandle<()>), SinkError> {
         config.validate()?;
-        let shared = Arc::new(Shared::new(config.concurrency));
+        let (drift_tx, drift_rx) = mpsc::unbounded_channel();
+        let shared = Arc::new(Shared::new(config.concurrency, drift_tx));
         let writer = Writer::new(client, config, shared.clone(), observer);
-        writer.load_stored().await?;
-        let task = tokio::spawn(dispatch::run(shared.clone(), Arc::new(writer)));
+        let (synced_tx, synced_rx) = oneshot::channel();
+        let watch = tokio::spawn(stored::watch(shared.clone(), writer.bindings(), synced_tx));
+        let listed = match synced_rx.await {
+            Ok(Ok(())) => writer.load_statuses().await,
+            Ok(Err(source)) => Err(SinkError::List {
+                resource: "bindings",
+                source,
+            }),
+            Err(_) => Err(SinkError::Config("the Binding watch ended at once".into())),
+        };
+        if let Err(e) = listed {
+            watch.abort();
+            return Err(e);
+        }
+        let dispatcher = dispatch::run(shared.clone(), Arc::new(writer));
+        let task = tokio::spawn(async move {
+            dispatcher.await;
+            watch.abort();
+        });
         let handle = SinkHandle {
             _closer: Arc::new(Closer(shared.clone())),
             shared,
         };
-        Ok((handle, task))
+        Ok((handle, drift_rx, task))
     }
 }
 
@@ -101,24 +139,26 @@ impl SinkHandle {
         self.shared.submit(Job::Status(desired, None));
     }
 
-    /// The names of the Bindings stored when the sink started, sorted: the caller deletes
-    /// those it has no policy for.
-    pub fn stored_names(&self) -> Vec<String> {
-        self.shared.lock().stored_at_start.clone()
+    /// Asks for KubeStellar's finalizer to be removed from policy `name` if it is being
+    /// deleted, after the write of its Binding submitted before (its deletion).
+    pub fn remove_finalizer(&self, name: impl Into<String>) {
+        self.shared.submit(Job::Finalizer(name.into(), None));
     }
 
-    /// Bindings whose last write failed permanently, with the error (e.g. `HTTP 422
-    /// Invalid: ...`, `HTTP 413 ...` for a Binding too large): name → message. An entry
-    /// goes when a later write of that Binding succeeds (or is found unnecessary).
-    pub fn write_errors(&self) -> HashMap<String, String> {
-        self.shared.lock().failed.clone()
+    /// The Bindings stored now, sorted by name, each with whether it is managed (its
+    /// controller owner reference is a BindingPolicy): the caller deletes the managed ones
+    /// it has no policy for, and leaves the others alone. From this call on, unmanaged
+    /// Bindings that appear are logged once each.
+    pub fn stored_bindings(&self) -> Vec<(String, bool)> {
+        self.shared.stored_bindings()
     }
 
-    /// Forgets what is known to be stored for `name` (its Binding and its policy's
-    /// status), so the next desired state submitted is written even if it is unchanged:
-    /// for when something else may have changed or deleted them.
-    pub fn forget(&self, name: &str) {
-        self.shared.forget(name);
+    /// Problems to report in the policies' statuses, name → message: Bindings whose last
+    /// write failed permanently (`Binding cannot be written: HTTP 422 Invalid: ...`; an
+    /// entry goes when a later write of that Binding succeeds or is found unnecessary),
+    /// and Bindings another writer keeps changing (while the fight lasts).
+    pub fn problems(&self) -> HashMap<String, String> {
+        self.shared.problems()
     }
 
     /// The counters now.

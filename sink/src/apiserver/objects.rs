@@ -1,5 +1,6 @@
-//! The Binding side of the API: resource descriptions, the server-side apply body, and the
-//! normalized "what is stored" a desired Binding is compared with.
+//! The Binding side of the API: resource descriptions, the body the sink writes, whether a
+//! stored Binding is managed, and the normalized "what is stored" a desired Binding is
+//! compared with.
 
 use std::hash::{DefaultHasher, Hasher};
 use std::io;
@@ -41,8 +42,8 @@ impl StoredBinding {
         StoredBinding::new(obj.data.get("spec"), Some(&owner_references))
     }
 
-    /// What an apply of `body` (from [`apply_body`]) stores.
-    pub(crate) fn from_apply_body(body: &Value) -> Self {
+    /// What a write of `body` (from [`write_body`]) stores.
+    pub(crate) fn from_write_body(body: &Value) -> Self {
         StoredBinding::new(body.get("spec"), body.pointer("/metadata/ownerReferences"))
     }
 
@@ -110,10 +111,23 @@ fn is_empty(v: &Value) -> bool {
     }
 }
 
+/// True when `obj`'s controller owner reference is a BindingPolicy: such a Binding is
+/// Bindery's to change or delete. Others (no controller, or another kind of controller)
+/// are never touched unless a policy of their name exists.
+pub(crate) fn is_managed(obj: &DynamicObject) -> bool {
+    let group = API_VERSION.split_once('/').map_or("", |(g, _)| g);
+    obj.metadata.owner_references.iter().flatten().any(|r| {
+        r.controller == Some(true)
+            && r.kind == "BindingPolicy"
+            && r.api_version.split_once('/').map_or("", |(g, _)| g) == group
+    })
+}
+
 /// Spells out empty `workload` lists as `[]`. The rendered Binding omits them (as
-/// KubeStellar's Go types do), but in a server-side apply an omitted list that this
-/// field manager owned turns `workload: {}` into `null`, which the schema refuses
-/// (kubernetes/kubernetes#135841): the last entry of a Binding could never be removed.
+/// KubeStellar's Go types do), but a write that leaves an empty list out does not remove
+/// the stored entries (a merge patch keeps what it does not name; in a server-side apply an
+/// omitted list turns `workload: {}` into `null`, which the schema refuses,
+/// kubernetes/kubernetes#135841): the last entry of a Binding could never be removed.
 fn empty_workload_lists_explicitly(spec: &mut Value) {
     let Some(spec) = spec.as_object_mut() else {
         return;
@@ -126,11 +140,12 @@ fn empty_workload_lists_explicitly(spec: &mut Value) {
     }
 }
 
-/// The server-side apply body for the desired Binding `desired` named `name`:
-/// `{apiVersion, kind, metadata: {name, ownerReferences}, spec}`, nothing else, so that
-/// labels, annotations and finalizers others put on the Binding are kept. Errors name what
-/// is wrong with `desired`.
-pub(crate) fn apply_body(name: &str, desired: &Value) -> Result<Value, String> {
+/// The body the sink writes for the desired Binding `desired` named `name`, as a create or
+/// as a JSON merge patch: `{apiVersion, kind, metadata: {name, ownerReferences}, spec}`,
+/// nothing else, so that labels, annotations and finalizers others put on the Binding are
+/// kept. A merge patch replaces lists whole, so the stored spec ends up exactly this one
+/// whoever wrote its entries before. Errors name what is wrong with `desired`.
+pub(crate) fn write_body(name: &str, desired: &Value) -> Result<Value, String> {
     let obj = desired
         .as_object()
         .ok_or("the desired Binding is not a JSON object")?;
@@ -199,7 +214,7 @@ mod tests {
         let mut d = desired();
         d["status"] = json!({"x": 1});
         d["metadata"]["labels"] = json!({"a": "b"});
-        let body = apply_body("p", &d).unwrap();
+        let body = write_body("p", &d).unwrap();
         let mut expected = desired();
         expected["metadata"] = json!({
             "name": "p",
@@ -212,16 +227,16 @@ mod tests {
 
     #[test]
     fn bad_desired_bindings_are_refused() {
-        assert!(apply_body("q", &desired()).unwrap_err().contains("differs"));
+        assert!(write_body("q", &desired()).unwrap_err().contains("differs"));
         let mut d = desired();
         d.as_object_mut().unwrap().remove("spec");
-        assert!(apply_body("p", &d).unwrap_err().contains("no `spec`"));
-        assert!(apply_body("p", &json!([])).is_err());
+        assert!(write_body("p", &d).unwrap_err().contains("no `spec`"));
+        assert!(write_body("p", &json!([])).is_err());
     }
 
     #[test]
     fn stored_state_ignores_omitempty_differences_and_key_order() {
-        let body = apply_body("p", &desired()).unwrap();
+        let body = write_body("p", &desired()).unwrap();
         // As a Go client would have written it: no `blockOwnerDeletion: false`, explicit
         // empty lists, other key order.
         let server: DynamicObject = serde_json::from_value(json!({
@@ -236,14 +251,14 @@ mod tests {
         .unwrap();
         assert_eq!(
             StoredBinding::from_object(&server),
-            StoredBinding::from_apply_body(&body)
+            StoredBinding::from_write_body(&body)
         );
         let mut other = desired();
         other["spec"]["destinations"][0]["clusterId"] = json!("c2");
-        let other = apply_body("p", &other).unwrap();
+        let other = write_body("p", &other).unwrap();
         assert_ne!(
             StoredBinding::from_object(&server),
-            StoredBinding::from_apply_body(&other)
+            StoredBinding::from_write_body(&other)
         );
     }
 

@@ -25,6 +25,10 @@ pub struct SinkStats {
     pub statuses_failed: u64,
     /// Retries, over all requests (each retried attempt counts once).
     pub retries: u64,
+    /// Managed Bindings found changed or deleted by another writer (each is restored).
+    pub drift: u64,
+    /// Stored Bindings that no BindingPolicy controls and no policy wants: left alone.
+    pub unmanaged_bindings: usize,
     /// Writes waiting (coalesced: at most one per Binding and one per policy status).
     pub pending: usize,
     /// Writes in flight.
@@ -50,6 +54,7 @@ pub(crate) struct Counters {
     pub(crate) statuses_dropped: AtomicU64,
     pub(crate) statuses_failed: AtomicU64,
     pub(crate) retries: AtomicU64,
+    pub(crate) drift: AtomicU64,
     writes_timed: AtomicU64,
     latency_total_ns: AtomicU64,
     latency_max_ns: AtomicU64,
@@ -82,6 +87,8 @@ impl Counters {
             statuses_dropped: get(&self.statuses_dropped),
             statuses_failed: get(&self.statuses_failed),
             retries: get(&self.retries),
+            drift: get(&self.drift),
+            unmanaged_bindings: 0,
             pending,
             in_flight,
             writes_timed: get(&self.writes_timed),

@@ -1,5 +1,6 @@
-//! The requests: listing what is stored, applying and deleting Bindings, applying policy
-//! statuses; each through the rate limiter, with retries.
+//! The requests: listing the policies' statuses, writing and deleting Bindings, applying
+//! policy statuses, removing KubeStellar's finalizer; each through the rate limiter, with
+//! retries.
 
 use std::future::Future;
 use std::num::NonZeroU32;
@@ -8,16 +9,19 @@ use std::time::{Duration, SystemTime};
 
 use backon::{ExponentialBuilder, Retryable};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
-use kube::api::{Api, DeleteParams, DynamicObject, ListParams, ObjectList, Patch, PatchParams};
-use serde_json::Value;
+use kube::api::{
+    Api, DeleteParams, DynamicObject, ListParams, ObjectList, Patch, PatchParams, PostParams,
+};
+use serde_json::{Value, json};
 use tokio::time::Instant;
-use tracing::{debug, error, warn};
+use tracing::{debug, error, info, warn};
 
-use super::dispatch::{Job, Shared, Stored};
+use super::dispatch::{Job, Shared};
 use super::error::{describe, is_retryable, retry_after, status_code};
-use super::objects::{StoredBinding, apply_body, binding_resource, policy_resource};
+use super::objects::{StoredBinding, binding_resource, policy_resource, write_body};
 use super::stats::bump;
 use super::status::{self, ReadyCondition, StoredStatus, status_body};
+use super::stored::{StoredEntry, Wanted};
 use super::{
     DesiredBinding, DesiredStatus, SinkConfig, SinkError, SinkObserver, WriteObject, WriteReport,
     WriteResult,
@@ -143,20 +147,15 @@ impl Writer {
         }
     }
 
-    /// Lists the stored Bindings, and the BindingPolicies for their current statuses.
-    pub(crate) async fn load_stored(&self) -> Result<(), SinkError> {
-        let bindings = self.list_all(&self.bindings, "bindings").await?;
+    /// The Bindings API (for the watch on them).
+    pub(crate) fn bindings(&self) -> Api<DynamicObject> {
+        self.bindings.clone()
+    }
+
+    /// Lists the BindingPolicies for their current statuses.
+    pub(crate) async fn load_statuses(&self) -> Result<(), SinkError> {
         let policies = self.list_all(&self.policies, "bindingpolicies").await?;
         let mut state = self.shared.lock();
-        for obj in &bindings {
-            if let Some(name) = &obj.metadata.name {
-                let stored = Stored::Known(StoredBinding::from_object(obj));
-                state.stored.insert(name.clone(), stored);
-            }
-        }
-        let mut names: Vec<String> = state.stored.keys().cloned().collect();
-        names.sort_unstable();
-        state.stored_at_start = names;
         for obj in &policies {
             if let Some(name) = &obj.metadata.name {
                 state
@@ -164,11 +163,7 @@ impl Writer {
                     .insert(name.clone(), StoredStatus::from_object(obj));
             }
         }
-        debug!(
-            bindings = bindings.len(),
-            policies = policies.len(),
-            "listed what is stored"
-        );
+        debug!(policies = policies.len(), "listed the policies' statuses");
         Ok(())
     }
 
@@ -180,6 +175,7 @@ impl Writer {
                 None => self.delete_binding(&b).await,
             },
             Job::Status(s, _) => self.apply_status(&s).await,
+            Job::Finalizer(name, _) => self.remove_finalizer(&name).await,
         }
     }
 
@@ -194,48 +190,99 @@ impl Writer {
     async fn apply_binding(&self, b: &DesiredBinding, desired: &Value) {
         let counters = &self.shared.counters;
         let name = b.name.as_str();
-        let body = match apply_body(name, desired) {
+        let body = match write_body(name, desired) {
             Ok(body) => body,
             Err(message) => return self.binding_failed(b, message, None),
         };
-        let wanted = StoredBinding::from_apply_body(&body);
-        {
+        let wanted = StoredBinding::from_write_body(&body);
+        let exists = {
             let mut state = self.shared.lock();
-            if state.stored.get(name) == Some(&Stored::Known(wanted)) {
+            state
+                .wanted
+                .insert(name.to_string(), Wanted::Present(wanted));
+            let stored = state.stored.get(name);
+            if stored.and_then(|e| e.content) == Some(wanted) {
                 state.failed.remove(name);
                 drop(state);
                 bump(&counters.bindings_unchanged);
                 debug!(binding = name, "Binding unchanged: not written");
                 return self.binding_done(b, WriteResult::Unchanged, None);
             }
+            stored.is_some()
+        };
+        let size = serde_json::to_vec(&body).map_or(0, |v| v.len());
+        if size > self.config.max_binding_bytes {
+            let message = format!(
+                "the Binding is {size} bytes of JSON, more than the {} bytes the API server can store (--max-binding-bytes); \
+                 select fewer objects in this policy or split it",
+                self.config.max_binding_bytes
+            );
+            return self.binding_failed(b, message, None);
         }
-        let params = PatchParams::apply(&self.config.field_manager).force();
-        let patch = Patch::Apply(&body);
         let started = Instant::now();
         let result = self
-            .request("apply", name, || self.bindings.patch(name, &params, &patch))
+            .request("write", name, || self.put_binding(name, &body, exists))
             .await;
         let latency = started.elapsed();
         counters.record_latency(latency);
         match result {
             Ok(obj) => {
                 let mut state = self.shared.lock();
-                let stored = Stored::Known(StoredBinding::from_object(&obj));
-                state.stored.insert(name.to_string(), stored);
+                state.wrote(name, Some(StoredEntry::from_object(&obj)));
                 state.failed.remove(name);
                 drop(state);
                 bump(&counters.bindings_applied);
-                debug!(binding = name, ?latency, "Binding applied");
+                debug!(binding = name, bytes = size, ?latency, "Binding written");
                 self.binding_done(b, WriteResult::Applied, Some(latency));
             }
             Err(e) => {
-                self.shared
-                    .lock()
-                    .stored
-                    .insert(name.to_string(), Stored::Unknown);
+                self.shared.lock().unknown(name);
                 self.binding_failed(b, describe(&e), Some(latency));
             }
         }
+    }
+
+    /// Writes `body` as Binding `name`: a JSON merge patch when it exists (lists are
+    /// replaced whole, so entries other writers put there go too, and the API server may
+    /// drop managedFields to fit a large Binding, which it never does for a server-side
+    /// apply), else a create; switches when the server says it guessed wrong.
+    async fn put_binding(
+        &self,
+        name: &str,
+        body: &Value,
+        mut exists: bool,
+    ) -> Result<DynamicObject, kube::Error> {
+        let field_manager = Some(self.config.field_manager.clone());
+        for _ in 0..2 {
+            let result = if exists {
+                let params = PatchParams {
+                    field_manager: field_manager.clone(),
+                    ..PatchParams::default()
+                };
+                self.bindings
+                    .patch(name, &params, &Patch::Merge(body))
+                    .await
+            } else {
+                let params = PostParams {
+                    field_manager: field_manager.clone(),
+                    ..PostParams::default()
+                };
+                let obj: DynamicObject =
+                    serde_json::from_value(body.clone()).map_err(kube::Error::SerdeError)?;
+                self.bindings.create(&params, &obj).await
+            };
+            match result {
+                Err(e) if exists && status_code(&e) == Some(404) => exists = false,
+                Err(kube::Error::Api(s)) if !exists && s.reason == "AlreadyExists" => exists = true,
+                other => return other,
+            }
+        }
+        // Created and deleted again between two requests: let the caller retry.
+        Err(kube::Error::Api(
+            kube::core::Status::failure("the Binding keeps appearing and vanishing", "Conflict")
+                .with_code(409)
+                .boxed(),
+        ))
     }
 
     async fn delete_binding(&self, b: &DesiredBinding) {
@@ -243,12 +290,21 @@ impl Writer {
         let name = b.name.as_str();
         {
             let mut state = self.shared.lock();
-            if !state.stored.contains_key(name) {
+            state.wanted.insert(name.to_string(), Wanted::Absent);
+            let unmanaged = state.stored.get(name).map(|e| !e.managed);
+            if unmanaged != Some(false) {
                 state.failed.remove(name);
                 state.statuses.remove(name);
                 drop(state);
                 bump(&counters.bindings_unchanged);
-                debug!(binding = name, "Binding not stored: nothing to delete");
+                if unmanaged == Some(true) {
+                    info!(
+                        binding = name,
+                        "Binding not managed by a BindingPolicy: not deleted"
+                    );
+                } else {
+                    debug!(binding = name, "Binding not stored: nothing to delete");
+                }
                 return self.binding_done(b, WriteResult::Unchanged, None);
             }
         }
@@ -263,15 +319,12 @@ impl Writer {
             Ok(_) => debug!(binding = name, "Binding deleted"),
             Err(e) if status_code(&e) == Some(404) => debug!(binding = name, "Binding was gone"),
             Err(e) => {
-                self.shared
-                    .lock()
-                    .stored
-                    .insert(name.to_string(), Stored::Unknown);
+                self.shared.lock().unknown(name);
                 return self.binding_failed(b, describe(&e), Some(latency));
             }
         }
         let mut state = self.shared.lock();
-        state.stored.remove(name);
+        state.wrote(name, None);
         state.failed.remove(name);
         // The policy is gone: a policy made later under the same name starts afresh.
         state.statuses.remove(name);
@@ -349,4 +402,73 @@ impl Writer {
             }
         }
     }
+
+    /// Removes KubeStellar's finalizer (and only it) from policy `name` if it is being
+    /// deleted, so that its deletion completes without KubeStellar's controller. The
+    /// Binding was deleted before (this job follows its write).
+    async fn remove_finalizer(&self, name: &str) {
+        for _ in 0..5 {
+            let policy = match self
+                .request("get policy", name, || self.policies.get(name))
+                .await
+            {
+                Ok(policy) => policy,
+                Err(e) if status_code(&e) == Some(404) => return,
+                Err(e) => {
+                    error!(policy = name, error = %describe(&e), "cannot read the policy to remove KubeStellar's finalizer");
+                    return;
+                }
+            };
+            let finalizers = policy.metadata.finalizers.clone().unwrap_or_default();
+            if policy.metadata.deletion_timestamp.is_none()
+                || !finalizers.iter().any(|f| f == KUBESTELLAR_FINALIZER)
+            {
+                return;
+            }
+            let kept: Vec<&String> = finalizers
+                .iter()
+                .filter(|f| *f != KUBESTELLAR_FINALIZER)
+                .collect();
+            // The resourceVersion makes it a precondition: a concurrent change of the
+            // finalizers is a 409, and the list is read again.
+            let patch = json!({"metadata": {
+                "finalizers": kept,
+                "resourceVersion": policy.metadata.resource_version,
+            }});
+            let params = PatchParams {
+                field_manager: Some(self.config.field_manager.clone()),
+                ..PatchParams::default()
+            };
+            if let Some(limiter) = &self.limiter {
+                limiter.until_ready().await;
+            }
+            match self
+                .policies
+                .patch(name, &params, &Patch::Merge(&patch))
+                .await
+            {
+                Ok(_) => {
+                    info!(
+                        policy = name,
+                        "removed KubeStellar's finalizer from the policy being deleted"
+                    );
+                    return;
+                }
+                Err(e) if matches!(status_code(&e), Some(404)) => return,
+                Err(e) if matches!(status_code(&e), Some(409)) => continue,
+                Err(e) => {
+                    error!(policy = name, error = %describe(&e), "cannot remove KubeStellar's finalizer");
+                    return;
+                }
+            }
+        }
+        warn!(
+            policy = name,
+            "gave up removing KubeStellar's finalizer after repeated conflicts"
+        );
+    }
 }
+
+/// The finalizer KubeStellar's binding controller puts on every BindingPolicy; without
+/// that controller, nothing else removes it.
+pub const KUBESTELLAR_FINALIZER: &str = "bindingpolicy.kubestellar.io/kscontroller";

@@ -1,0 +1,449 @@
+//! `bindery run` beside other writers of Bindings, on real kube-apiservers (envtest):
+//! taking over Bindings that KubeStellar's controller wrote (Update, field manager
+//! `Binding`), leaving alone Bindings no BindingPolicy owns, deleting those whose policy
+//! is gone, restoring a managed Binding another writer edits or deletes, finishing the
+//! deletion of a policy that carries KubeStellar's finalizer, and writing a Binding of
+//! 10,000 objects (which a server-side apply could not store) or, over the size limit,
+//! reporting it in the policy's status while the other Bindings are written.
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use bindery_tests::cluster::objects::{configmap, namespace};
+use bindery_tests::cluster::{
+    self, BinderyRun, BindingHistory, apply, await_binding_absent, await_binding_spec_within,
+    eventually, res, rv,
+};
+use bindery_tests::{free_port, http_get};
+use futures::StreamExt;
+use kube::api::{Api, DeleteParams, DynamicObject, PostParams};
+use serde_json::{Value, json};
+
+const SETTLE: Duration = Duration::from_secs(60);
+const TAIL: usize = 80;
+const KS_FINALIZER: &str = "bindingpolicy.kubestellar.io/kscontroller";
+
+fn fail(bindery: &BinderyRun, msg: &str) -> ! {
+    panic!(
+        "{msg}\n--- bindery log ({}), last {TAIL} lines ---\n{}",
+        bindery.log.display(),
+        bindery.log_tail(TAIL)
+    )
+}
+
+fn cm_entry(ns: &str, obj: &DynamicObject) -> Value {
+    json!({"group": "", "version": "v1", "resource": "configmaps", "namespace": ns,
+           "name": obj.metadata.name.clone().unwrap(), "resourceVersion": rv(obj)})
+}
+
+fn destinations(clusters: &[&str]) -> Value {
+    clusters.iter().map(|c| json!({"clusterId": c})).collect()
+}
+
+/// A Binding as another controller writes it (KubeStellar: a create, then Updates, field
+/// manager `Binding`), owned as `owner` says.
+fn foreign_binding(name: &str, owner: Option<(&str, &str)>, spec: Value) -> DynamicObject {
+    let mut b = json!({"apiVersion": "control.kubestellar.io/v1alpha1", "kind": "Binding",
+                       "metadata": {"name": name}, "spec": spec});
+    if let Some((policy, uid)) = owner {
+        b["metadata"]["ownerReferences"] = json!([{
+            "apiVersion": "control.kubestellar.io/v1alpha1", "kind": "BindingPolicy",
+            "name": policy, "uid": uid, "controller": true, "blockOwnerDeletion": true}]);
+    }
+    serde_json::from_value(b).unwrap()
+}
+
+fn as_manager(manager: &str) -> PostParams {
+    PostParams {
+        field_manager: Some(manager.into()),
+        ..PostParams::default()
+    }
+}
+
+async fn stored_binding(wds: &kube::Client, name: &str) -> Option<DynamicObject> {
+    cluster::get(wds, &res::bindings(), None, name)
+        .await
+        .unwrap()
+}
+
+fn metric(metrics: &str, name: &str) -> f64 {
+    metrics
+        .lines()
+        .filter_map(|l| l.rsplit_once(' '))
+        .find(|(s, _)| *s == name)
+        .and_then(|(_, v)| v.parse().ok())
+        .unwrap_or(0.0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn takeover_from_another_writer_drift_unmanaged_bindings_and_kubestellars_finalizer() {
+    let started = Instant::now();
+    let step = |what: &str| eprintln!("[{:>6.1?}] {what}: ok", started.elapsed());
+    let (env, wds, its) = cluster::control_plane().await;
+    cluster::apply_wecs(&its, cluster::THREE_WECS)
+        .await
+        .unwrap();
+    let cms = res::configmaps();
+    apply(&wds, &res::namespaces(), namespace("app", json!({})))
+        .await
+        .unwrap();
+    let cm_a = apply(&wds, &cms, configmap("app", "a", json!({"app": "web"})))
+        .await
+        .unwrap();
+    let cm_b = apply(&wds, &cms, configmap("app", "b", json!({"app": "other"})))
+        .await
+        .unwrap();
+    // The policy as a WDS that KubeStellar's controller ran on has it: with its finalizer.
+    let policy = apply(
+        &wds,
+        &res::binding_policies(),
+        json!({"apiVersion": "control.kubestellar.io/v1alpha1", "kind": "BindingPolicy",
+               "metadata": {"name": "web", "finalizers": [KS_FINALIZER]},
+               "spec": {"clusterSelectors": [{"matchLabels": {"location-group": "edge"}}],
+                        "downsync": [{"resources": ["configmaps"],
+                                      "objectSelectors": [{"matchLabels": {"app": "web"}}]}]}}),
+    )
+    .await
+    .unwrap();
+    let uid = policy.metadata.uid.clone().unwrap();
+
+    // KubeStellar's controller wrote the policy's Binding with Update: an extra WEC and an
+    // extra object that Bindery must remove although field manager `Binding` owns them.
+    let bindings: Api<DynamicObject> = Api::all_with(wds.clone(), &res::bindings());
+    let stale = json!({"destinations": destinations(&["cluster1", "cluster2", "cluster3"]),
+                       "workload": {"namespaceScope": [cm_entry("app", &cm_a), cm_entry("app", &cm_b)]}});
+    bindings
+        .create(
+            &as_manager("Binding"),
+            &foreign_binding("web", Some(("web", &uid)), stale),
+        )
+        .await
+        .unwrap();
+    // A Binding a person maintains (no owner, no policy of its name): never touched.
+    let handmade = json!({"destinations": destinations(&["cluster3"]), "workload": {}});
+    let handmade = bindings
+        .create(
+            &as_manager("person"),
+            &foreign_binding("handmade", None, handmade),
+        )
+        .await
+        .unwrap();
+    // A Binding whose owning policy is gone: deleted.
+    let orphan = json!({"destinations": destinations(&["cluster1"]), "workload": {}});
+    bindings
+        .create(
+            &as_manager("Binding"),
+            &foreign_binding(
+                "orphan",
+                Some(("orphan", "uid-of-a-deleted-policy")),
+                orphan,
+            ),
+        )
+        .await
+        .unwrap();
+
+    let history = BindingHistory::start(&wds).await.unwrap();
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let mut bindery = BinderyRun::start(
+        &env.wds.kubeconfig,
+        &env.its.kubeconfig,
+        &env.dir().join("bindery.log"),
+        &["--coalesce-ms", "100", "--listen", &listen],
+    )
+    .unwrap();
+
+    let want = |clusters: &[&str]| {
+        json!({"destinations": destinations(clusters),
+               "workload": {"namespaceScope": [cm_entry("app", &cm_a)]}})
+    };
+    let expect = |spec: Value, what: &'static str| {
+        let (wds, bindery) = (&wds, &bindery);
+        async move {
+            await_binding_spec_within(wds, "web", &spec, SETTLE)
+                .await
+                .unwrap_or_else(|e| fail(bindery, &format!("{what}: {e}")));
+            step(what);
+        }
+    };
+    expect(
+        want(&["cluster1", "cluster2"]),
+        "adopted: the other writer's extra WEC and object are gone",
+    )
+    .await;
+    let adopted = stored_binding(&wds, "web").await.unwrap();
+    let owners = serde_json::to_value(&adopted.metadata.owner_references).unwrap();
+    assert_eq!(
+        owners,
+        json!([{"apiVersion": "control.kubestellar.io/v1alpha1", "kind": "BindingPolicy",
+                "name": "web", "uid": uid, "controller": true, "blockOwnerDeletion": false}])
+    );
+    await_binding_absent(&wds, "orphan", SETTLE)
+        .await
+        .unwrap_or_else(|e| fail(&bindery, &format!("orphan: {e}")));
+    step("the Binding whose policy is gone is deleted");
+
+    // The case that left Bindings wrong for good: a WEC relabel removes a destination
+    // whose list entry field manager `Binding` still owns.
+    cluster::apply_wecs(&its, &[("cluster1", "core")])
+        .await
+        .unwrap();
+    expect(want(&["cluster2"]), "a WEC relabel removes the destination").await;
+
+    // Drift: another writer edits the spec (Update, as KubeStellar would), then deletes it.
+    let mut edited = stored_binding(&wds, "web").await.unwrap();
+    edited.data["spec"]["destinations"] = destinations(&["cluster2", "cluster3"]);
+    bindings
+        .replace("web", &as_manager("Binding"), &edited)
+        .await
+        .unwrap();
+    expect(want(&["cluster2"]), "an edited managed Binding is restored").await;
+    bindings
+        .delete("web", &DeleteParams::default())
+        .await
+        .unwrap();
+    expect(
+        want(&["cluster2"]),
+        "a deleted managed Binding is re-created",
+    )
+    .await;
+
+    // An unmanaged Binding created while Bindery runs is left alone too.
+    let late = json!({"destinations": destinations(&["cluster1"]), "workload": {}});
+    let late = bindings
+        .create(&as_manager("person"), &foreign_binding("late", None, late))
+        .await
+        .unwrap();
+
+    let metrics = eventually("drift in /metrics", SETTLE, || async {
+        let (_, body) = http_get(&format!("http://{listen}/metrics")).map_err(|e| e.to_string())?;
+        let drift = metric(&body, "bindery_binding_drift_total");
+        let unmanaged = metric(&body, "bindery_unmanaged_bindings");
+        if drift >= 2.0 && unmanaged == 2.0 {
+            Ok(Some(body))
+        } else {
+            Err(format!("drift {drift}, unmanaged {unmanaged}"))
+        }
+    })
+    .await
+    .unwrap_or_else(|e| fail(&bindery, &e.to_string()));
+    assert!(metric(&metrics, "bindery_binding_drift_total") >= 2.0);
+    step("drift and unmanaged Bindings counted");
+
+    // Deleting the policy completes although KubeStellar's finalizer is on it.
+    let policies: Api<DynamicObject> = Api::all_with(wds.clone(), &res::binding_policies());
+    policies
+        .delete("web", &DeleteParams::default())
+        .await
+        .unwrap();
+    eventually("the policy is gone", SETTLE, || async {
+        match cluster::get(&wds, &res::binding_policies(), None, "web").await {
+            Ok(None) => Ok(Some(())),
+            Ok(Some(p)) => Err(format!("finalizers {:?}", p.metadata.finalizers)),
+            Err(e) => Err(e.to_string()),
+        }
+    })
+    .await
+    .unwrap_or_else(|e| fail(&bindery, &e.to_string()));
+    await_binding_absent(&wds, "web", SETTLE)
+        .await
+        .unwrap_or_else(|e| fail(&bindery, &e.to_string()));
+    step("a policy with KubeStellar's finalizer is deleted, and its Binding");
+
+    // The unmanaged Bindings were never written.
+    for (name, before) in [("handmade", &handmade), ("late", &late)] {
+        let now = stored_binding(&wds, name).await.expect("still there");
+        assert_eq!(rv(&now), rv(before), "{name} was written");
+    }
+    assert!(history.of("handmade").len() == 1 && history.of("late").len() == 1);
+    // No version of the Binding ever lacked what the policy selected all along.
+    for seen in history.of("web") {
+        if seen.event == "DELETED" {
+            continue;
+        }
+        let dests = seen.spec["destinations"].to_string();
+        let workload = seen.spec["workload"].to_string();
+        assert!(
+            dests.contains("cluster2") && workload.contains(&rv(&cm_a)),
+            "a version of Binding web dropped what was selected: {seen:?}"
+        );
+    }
+    if !bindery.stop().unwrap_or(false) {
+        fail(&bindery, "bindery did not exit 0 on SIGTERM");
+    }
+}
+
+/// Creates `n` ConfigMaps `cm-00000`... labelled `bulk: yes` in namespace `ns`, 32 at a time.
+async fn bulk_configmaps(wds: &kube::Client, ns: &str, n: usize) -> Vec<DynamicObject> {
+    let api: Api<DynamicObject> = Api::namespaced_with(wds.clone(), ns, &res::configmaps());
+    let created: Vec<DynamicObject> = futures::stream::iter(0..n)
+        .map(|i| {
+            let api = api.clone();
+            async move {
+                let obj: DynamicObject = serde_json::from_value(configmap(
+                    ns,
+                    &format!("cm-{i:05}"),
+                    json!({"bulk": "yes"}),
+                ))
+                .unwrap();
+                api.create(&PostParams::default(), &obj).await.unwrap()
+            }
+        })
+        .buffer_unordered(32)
+        .collect()
+        .await;
+    created
+}
+
+fn entry_names(binding: &Value) -> BTreeSet<String> {
+    binding["spec"]["workload"]["namespaceScope"]
+        .as_array()
+        .map(|es| {
+            es.iter()
+                .map(|e| {
+                    format!(
+                        "{}@{}",
+                        e["name"].as_str().unwrap(),
+                        e["resourceVersion"].as_str().unwrap()
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_binding_of_ten_thousand_objects_is_written_and_one_over_the_limit_is_reported() {
+    const N: usize = 10_000;
+    let started = Instant::now();
+    let (env, wds, its) = cluster::control_plane().await;
+    cluster::apply_wecs(&its, cluster::THREE_WECS)
+        .await
+        .unwrap();
+    apply(&wds, &res::namespaces(), namespace("bulk", json!({})))
+        .await
+        .unwrap();
+    let cms = bulk_configmaps(&wds, "bulk", N).await;
+    eprintln!("[{:>6.1?}] {N} ConfigMaps created", started.elapsed());
+    let wanted: BTreeSet<String> = cms
+        .iter()
+        .map(|c| format!("{}@{}", c.metadata.name.clone().unwrap(), rv(c)))
+        .collect();
+    let policy = |name: &str, selector: Value| {
+        json!({"apiVersion": "control.kubestellar.io/v1alpha1", "kind": "BindingPolicy",
+               "metadata": {"name": name},
+               "spec": {"clusterSelectors": [{"matchLabels": {"location-group": "edge"}}],
+                        "downsync": [{"resources": ["configmaps"], "objectSelectors": [selector]}]}})
+    };
+    apply(
+        &wds,
+        &res::binding_policies(),
+        policy("all", json!({"matchLabels": {"bulk": "yes"}})),
+    )
+    .await
+    .unwrap();
+    apply(
+        &wds,
+        &res::binding_policies(),
+        policy("none", json!({"matchLabels": {"bulk": "no"}})),
+    )
+    .await
+    .unwrap();
+
+    // Over a (deliberately small) limit: not sent, reported, and the other Binding written.
+    let mut bindery = BinderyRun::start(
+        &env.wds.kubeconfig,
+        &env.its.kubeconfig,
+        &env.dir().join("bindery-limited.log"),
+        &["--coalesce-ms", "100", "--max-binding-bytes", "500000"],
+    )
+    .unwrap();
+    let empty = json!({"destinations": destinations(&["cluster1", "cluster2"]), "workload": {}});
+    await_binding_spec_within(&wds, "none", &empty, SETTLE)
+        .await
+        .unwrap_or_else(|e| fail(&bindery, &e.to_string()));
+    let status = eventually("the size problem in the status", SETTLE, || async {
+        let p = cluster::get(&wds, &res::binding_policies(), None, "all")
+            .await
+            .map_err(|e| e.to_string())?
+            .ok_or("no policy")?;
+        let status = serde_json::to_value(p).unwrap()["status"].clone();
+        if status["errors"]
+            .to_string()
+            .contains("more than the 500000 bytes")
+        {
+            Ok(Some(status))
+        } else {
+            Err(format!("status {status}"))
+        }
+    })
+    .await
+    .unwrap_or_else(|e| fail(&bindery, &e.to_string()));
+    assert!(stored_binding(&wds, "all").await.is_none(), "{status}");
+    let ready = &status["conditions"][0];
+    assert_eq!(
+        (ready["type"].as_str(), ready["status"].as_str()),
+        (Some("Ready"), Some("False"))
+    );
+    if !bindery.stop().unwrap_or(false) {
+        fail(&bindery, "bindery did not exit 0 on SIGTERM");
+    }
+    eprintln!(
+        "[{:>6.1?}] over the limit: reported, not sent",
+        started.elapsed()
+    );
+
+    // With the default limit the 10,000-entry Binding is stored (about 1.2 MB of spec;
+    // the API server drops the managedFields that would not fit, which it never does for
+    // a server-side apply).
+    let mut bindery = BinderyRun::start(
+        &env.wds.kubeconfig,
+        &env.its.kubeconfig,
+        &env.dir().join("bindery.log"),
+        &["--coalesce-ms", "100"],
+    )
+    .unwrap();
+    let binding = eventually(
+        "Binding all with every ConfigMap",
+        Duration::from_secs(120),
+        || async {
+            let b = stored_binding(&wds, "all").await.ok_or("no Binding")?;
+            let json = serde_json::to_value(&b).unwrap();
+            let got = entry_names(&json);
+            if got == wanted {
+                Ok(Some(json))
+            } else {
+                Err(format!("{} entries of {N}", got.len()))
+            }
+        },
+    )
+    .await
+    .unwrap_or_else(|e| fail(&bindery, &e.to_string()));
+    assert_eq!(
+        binding["spec"]["destinations"],
+        destinations(&["cluster1", "cluster2"])
+    );
+    let size = binding["spec"].to_string().len();
+    eprintln!(
+        "[{:>6.1?}] Binding of {N} entries written: {size} bytes of spec",
+        started.elapsed()
+    );
+    assert!(size > 1_000_000, "{size}");
+    // And its policy is ready again.
+    eventually("policy all ready", SETTLE, || async {
+        let p = cluster::get(&wds, &res::binding_policies(), None, "all")
+            .await
+            .map_err(|e| e.to_string())?
+            .ok_or("no policy")?;
+        let status = serde_json::to_value(p).unwrap()["status"].clone();
+        match status["errors"].as_array() {
+            Some(errors) if !errors.is_empty() => Err(format!("errors {errors:?}")),
+            _ => Ok(Some(())),
+        }
+    })
+    .await
+    .unwrap_or_else(|e| fail(&bindery, &e.to_string()));
+    if !bindery.stop().unwrap_or(false) {
+        fail(&bindery, "bindery did not exit 0 on SIGTERM");
+    }
+}
