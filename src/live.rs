@@ -46,6 +46,8 @@ pub struct RunOptions {
     pub sink: SinkConfig,
     /// Where metrics, the dashboard and explain are served.
     pub serve: ServeOptions,
+    /// At shutdown, writes still queued after this long are given up.
+    pub shutdown_timeout: Duration,
 }
 
 /// A kube client for the first context of `kubeconfig`.
@@ -80,10 +82,15 @@ pub async fn run(opts: RunOptions, shutdown: CancellationToken) -> Result<()> {
         per_policy: opts.serve.per_policy_metrics,
     }));
     let (listener, addr) = server::bind(opts.serve.listen).await?;
-    let (sink, drift, sink_task) =
-        BindingSink::start_observed(wds.clone(), opts.sink.clone(), metrics.clone())
-            .await
-            .context("starting the Binding sink")?;
+    // Listing the stored Bindings waits for the WDS: a signal meanwhile stops it.
+    let starting = BindingSink::start_observed(wds.clone(), opts.sink.clone(), metrics.clone());
+    let (sink, drift, sink_task) = tokio::select! {
+        started = starting => started.context("starting the Binding sink")?,
+        _ = shutdown.cancelled() => {
+            tracing::info!("stopped before the stored Bindings could be listed");
+            return Ok(());
+        }
+    };
     metrics.watch_sink(sink.clone());
     let (explain_tx, explain_rx) = mpsc::channel::<ExplainRequest>(16);
     let state = ServerState {
@@ -105,10 +112,13 @@ pub async fn run(opts: RunOptions, shutdown: CancellationToken) -> Result<()> {
 
     let runtime = tokio::runtime::Handle::current();
     let (engine_sink, coalesce) = (sink.clone(), opts.coalesce);
-    // The engine (a timely worker) is not Send: it is built on its own thread.
+    let engine_done = shutdown.clone();
+    // The engine (a timely worker) is not Send: it is built on its own thread. However it
+    // ends, the rest shuts down too.
     let engine = std::thread::Builder::new()
         .name("bindery-engine".into())
         .spawn(move || {
+            let _cancel = engine_done.drop_guard();
             EngineLoop::new(engine_sink, recorder, coalesce, metrics)
                 .run(rx, explain_rx, drift, runtime)
         })
@@ -116,17 +126,37 @@ pub async fn run(opts: RunOptions, shutdown: CancellationToken) -> Result<()> {
 
     // The ingest ends on shutdown (or on a fatal discovery error), which closes the
     // channel; the engine thread then publishes what is pending and returns.
-    let ingest_result = ingest.await.map_err(|e| anyhow!("ingest task: {e}"))?;
+    let ingest_result = ingest.await.map_err(|e| anyhow!("ingest task: {e}"));
     shutdown.cancel();
     let engine_result = tokio::task::spawn_blocking(move || engine.join())
         .await
         .map_err(|e| anyhow!("joining the engine thread: {e}"))?
-        .map_err(|_| anyhow!("the engine thread panicked"))?;
-    sink.shutdown().await;
-    sink_task.await.map_err(|e| anyhow!("sink task: {e}"))?;
+        .map_err(|_| anyhow!("the engine thread panicked"))
+        .and_then(|r| r);
+    drain(&sink, sink_task, opts.shutdown_timeout).await;
     serving.await.map_err(|e| anyhow!("server task: {e}"))??;
-    ingest_result.context("watching")?;
+    ingest_result?.context("watching")?;
     engine_result
+}
+
+/// Lets the sink finish what is queued, for at most `timeout`.
+async fn drain(sink: &SinkHandle, task: tokio::task::JoinHandle<()>, timeout: Duration) {
+    if tokio::time::timeout(timeout, sink.shutdown())
+        .await
+        .is_err()
+    {
+        let stats = sink.stats();
+        tracing::warn!(
+            "shutdown: giving up on {} queued and {} in-flight writes after {timeout:?} (--shutdown-timeout)",
+            stats.pending,
+            stats.in_flight
+        );
+        task.abort();
+        return;
+    }
+    if let Err(e) = task.await {
+        tracing::error!("the sink task failed: {e}");
+    }
 }
 
 /// What woke the engine thread.
@@ -204,6 +234,30 @@ impl EngineLoop {
         mut drift: DriftEvents,
         runtime: tokio::runtime::Handle,
     ) -> Result<()> {
+        // A failure (of the recording) still hands everything over and finishes it.
+        let served = self.serve(&mut rx, &mut explain, &mut drift, &runtime);
+        self.close_epoch();
+        self.hand_over(true);
+        let finished = match self.recorder.take() {
+            Some(recorder) => recorder.finish().context("finishing the recording"),
+            None => Ok(()),
+        };
+        tracing::info!(
+            "engine stopped after {} events, epoch {}",
+            self.events,
+            self.pipeline.engine().epoch()
+        );
+        served.and(finished)
+    }
+
+    /// The loop: until the ingest ends (or recording fails).
+    fn serve(
+        &mut self,
+        rx: &mut mpsc::Receiver<WatchEvent>,
+        explain: &mut mpsc::Receiver<ExplainRequest>,
+        drift: &mut DriftEvents,
+        runtime: &tokio::runtime::Handle,
+    ) -> Result<()> {
         loop {
             let deadline = self.next_deadline();
             let wake = runtime.block_on(async {
@@ -229,7 +283,7 @@ impl EngineLoop {
                     }
                     self.metrics.queued_events(rx.len());
                 }
-                Wake::Event(None) => break,
+                Wake::Event(None) => return Ok(()),
                 Wake::Explain(request) => self.explain(request),
                 Wake::Drift(d) => self.restore(d),
                 Wake::Timeout => {}
@@ -238,17 +292,6 @@ impl EngineLoop {
             self.note_sink_problems();
             self.hand_over(false);
         }
-        self.close_epoch();
-        self.hand_over(true);
-        if let Some(recorder) = self.recorder.take() {
-            recorder.finish().context("finishing the recording")?;
-        }
-        tracing::info!(
-            "engine stopped after {} events, epoch {}",
-            self.events,
-            self.pipeline.engine().epoch()
-        );
-        Ok(())
     }
 
     fn next_deadline(&self) -> Instant {

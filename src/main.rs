@@ -53,6 +53,10 @@ enum Command {
         /// etcd's default limit is 1.5 MiB): its policy's status says so instead.
         #[arg(long, default_value_t = bindery_sink::apiserver::DEFAULT_MAX_BINDING_BYTES, value_name = "BYTES")]
         max_binding_bytes: usize,
+        /// At SIGTERM/SIGINT, writes still queued after this many seconds are given up
+        /// (below Kubernetes' default 30 s grace period); a second signal exits at once.
+        #[arg(long, default_value_t = 20, value_name = "SECONDS")]
+        shutdown_timeout: u64,
         #[command(flatten)]
         serve: ServeArgs,
     },
@@ -160,6 +164,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             qps,
             burst,
             max_binding_bytes,
+            shutdown_timeout,
             serve,
         } => {
             let sink = SinkConfig {
@@ -178,6 +183,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 coalesce: Duration::from_millis(coalesce_ms),
                 sink,
                 serve: serve.options(),
+                shutdown_timeout: Duration::from_secs(shutdown_timeout),
             };
             let runtime = tokio::runtime::Runtime::new()?;
             runtime.block_on(async {
