@@ -923,6 +923,9 @@ async fn a_status_waits_for_the_binding_write_submitted_before_it() {
 /// that writing them removes the stored entries).
 fn applied(b: &Binding) -> serde_json::Value {
     let mut v = b.to_json();
+    if v["spec"].get("destinations").is_none() {
+        v["spec"]["destinations"] = json!([]);
+    }
     for list in ["clusterScope", "namespaceScope"] {
         if v["spec"]["workload"].get(list).is_none() {
             v["spec"]["workload"][list] = json!([]);

@@ -294,6 +294,13 @@ impl BinderyRun {
         Ok(crate::terminate(&mut self.child, &what, Duration::from_secs(30))?.success())
     }
 
+    /// Kills it with SIGKILL (no drain, no clean-up) and waits for it.
+    pub fn kill(&mut self) -> Result<()> {
+        self.child.kill()?;
+        self.child.wait()?;
+        Ok(())
+    }
+
     /// The log so far.
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()

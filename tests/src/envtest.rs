@@ -239,6 +239,17 @@ impl Envtest {
         self.wds.wait_ready()
     }
 
+    /// Stops the ITS API server (its data stays in etcd).
+    pub fn stop_its(&mut self) {
+        self.its.process.take();
+    }
+
+    /// Starts the ITS API server again on the same port and data.
+    pub fn start_its(&mut self) -> Result<()> {
+        self.its.start(&self.bins, &self.etcd_url)?;
+        self.its.wait_ready()
+    }
+
     /// The directory holding logs and kubeconfigs.
     pub fn dir(&self) -> &Path {
         self.dir.path()
@@ -284,6 +295,7 @@ impl ApiServer {
         }
         let kubeconfig = dir.join("kubeconfig");
         std::fs::write(&kubeconfig, admin_kubeconfig(name, &url, &token))?;
+        std::fs::write(dir.join("audit-policy.yaml"), AUDIT_POLICY)?;
         Ok(ApiServer {
             name: name.to_string(),
             url,
@@ -323,13 +335,23 @@ impl ApiServer {
             .arg(format!(
                 "--service-account-signing-key-file={}",
                 d.join("sa.key").display()
-            ));
+            ))
+            .arg(format!(
+                "--audit-policy-file={}",
+                d.join("audit-policy.yaml").display()
+            ))
+            .arg(format!("--audit-log-path={}", self.audit_log().display()));
         self.process = Some(Process::spawn(
             &format!("kube-apiserver ({})", self.name),
             cmd,
             &d.join("kube-apiserver.log"),
         )?);
         Ok(())
+    }
+
+    /// The audit log (JSON lines): every request of [`AUDITED_USER`], with its response.
+    pub fn audit_log(&self) -> PathBuf {
+        self.dir.join("audit.log")
     }
 
     fn wait_ready(&mut self) -> Result<()> {
@@ -348,6 +370,21 @@ impl ApiServer {
         )
     }
 }
+
+/// The user whose requests the API servers audit: Bindery as the ServiceAccount of
+/// `deploy/wds-rbac.yaml`.
+pub const AUDITED_USER: &str = "system:serviceaccount:bindery-system:bindery";
+
+/// Audit only [`AUDITED_USER`], with request and response bodies (a list's response shows
+/// whether it was metadata-only); nothing else, so other tests pay nothing.
+const AUDIT_POLICY: &str = "apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: [RequestReceived]
+rules:
+  - level: RequestResponse
+    users: [\"system:serviceaccount:bindery-system:bindery\"]
+  - level: None
+";
 
 /// What [`exited`] says when a process died because its port was taken.
 const PORT_TAKEN: &str = "its port was taken";

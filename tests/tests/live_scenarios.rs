@@ -1207,13 +1207,21 @@ async fn wds_rbac_manifest_suffices() {
         "the service account may not create namespaces: {forbidden:?}"
     );
 
-    // The seed's nginx example.
+    // The seed's nginx example, and a Secret whose contents must never reach Bindery.
     let ns = w
         .wds(
             &res::namespaces(),
             namespace("nginx", json!({"app.kubernetes.io/name": "nginx"})),
         )
         .await;
+    const SECRET_VALUE: &str = "c2VjcmV0LW5ldmVyLXJlYWQtYnktYmluZGVyeQ==";
+    w.wds(
+        &cluster::resource("v1", "Secret", "secrets"),
+        json!({"apiVersion": "v1", "kind": "Secret",
+               "metadata": {"name": "creds", "namespace": "nginx"},
+               "data": {"password": SECRET_VALUE}}),
+    )
+    .await;
     let dep = w
         .wds(
             &res::deployments(),
@@ -1237,6 +1245,8 @@ async fn wds_rbac_manifest_suffices() {
         )
         .await;
 
+    // Bindery's requests from here on (before: the test's own, as the same account).
+    let audit_from = std::fs::metadata(w.env.wds.audit_log()).map_or(0, |m| m.len() as usize);
     let bindery = w.bindery_with(&kubeconfig, "bindery.log");
     let mut dep_entry = entry(&res::deployments(), &dep);
     dep_entry["createOnly"] = json!(true);
@@ -1280,4 +1290,50 @@ async fn wds_rbac_manifest_suffices() {
     }
     let mut bindery = bindery;
     stop(&mut bindery);
+    assert!(
+        !log.contains(SECRET_VALUE),
+        "a Secret's contents in the log"
+    );
+
+    // The audit log of every request Bindery made as the service account: workload is
+    // only ever listed and watched, and every list answered metadata-only.
+    let audit = std::fs::read_to_string(w.env.wds.audit_log()).unwrap();
+    let audit = &audit[audit_from..];
+    assert!(
+        !audit.contains(SECRET_VALUE),
+        "a Secret's contents reached Bindery"
+    );
+    let (mut lists, mut secret_requests) = (0, 0);
+    for line in audit.lines() {
+        let event: Value = serde_json::from_str(line).unwrap();
+        if event["user"]["username"] != bindery_tests::envtest::AUDITED_USER
+            || event["stage"] != "ResponseComplete"
+        {
+            continue;
+        }
+        let object = &event["objectRef"];
+        let group = object["apiGroup"].as_str().unwrap_or("");
+        let resource = object["resource"].as_str().unwrap_or("");
+        let verb = event["verb"].as_str().unwrap_or("");
+        if resource == "secrets" {
+            secret_requests += 1;
+        }
+        if matches!(group, "control.kubestellar.io" | "apiextensions.k8s.io") || resource.is_empty()
+        {
+            continue;
+        }
+        assert!(
+            matches!(verb, "list" | "watch"),
+            "Bindery sent {verb} to {group}/{resource}: {line}"
+        );
+        if verb == "list" && event["responseStatus"]["code"] == 200 {
+            lists += 1;
+            assert_eq!(
+                event["responseObject"]["kind"], "PartialObjectMetadataList",
+                "a list of {group}/{resource} that was not metadata-only: {line}"
+            );
+        }
+    }
+    assert!(lists > 5, "only {lists} workload lists audited");
+    assert!(secret_requests > 0, "Secrets were not watched at all");
 }

@@ -123,15 +123,17 @@ pub(crate) fn is_managed(obj: &DynamicObject) -> bool {
     })
 }
 
-/// Spells out empty `workload` lists as `[]`. The rendered Binding omits them (as
-/// KubeStellar's Go types do), but a write that leaves an empty list out does not remove
-/// the stored entries (a merge patch keeps what it does not name; in a server-side apply an
+/// Spells out the empty lists of a spec as `[]` (`destinations`, and `clusterScope` and
+/// `namespaceScope` of `workload`). The rendered Binding omits them (as KubeStellar's Go
+/// types do), but a write that leaves an empty list out does not remove the stored
+/// entries: a merge patch keeps what it does not name (and in a server-side apply an
 /// omitted list turns `workload: {}` into `null`, which the schema refuses,
-/// kubernetes/kubernetes#135841): the last entry of a Binding could never be removed.
-fn empty_workload_lists_explicitly(spec: &mut Value) {
+/// kubernetes/kubernetes#135841), so the last entry of a list could never be removed.
+fn empty_lists_explicitly(spec: &mut Value) {
     let Some(spec) = spec.as_object_mut() else {
         return;
     };
+    spec.entry("destinations").or_insert_with(|| json!([]));
     let workload = spec.entry("workload").or_insert_with(|| json!({}));
     if let Some(workload) = workload.as_object_mut() {
         for list in ["clusterScope", "namespaceScope"] {
@@ -173,7 +175,7 @@ pub(crate) fn write_body(name: &str, desired: &Value) -> Result<Value, String> {
         Some(_) => return Err("`spec` of the desired Binding is not an object".into()),
         None => return Err("the desired Binding has no `spec`".into()),
     };
-    empty_workload_lists_explicitly(&mut spec);
+    empty_lists_explicitly(&mut spec);
     let mut metadata = Map::new();
     metadata.insert("name".into(), json!(name));
     match desired.pointer("/metadata/ownerReferences") {
@@ -220,7 +222,7 @@ mod tests {
             "name": "p",
             "ownerReferences": desired()["metadata"]["ownerReferences"].clone(),
         });
-        // Empty workload lists are spelled out, so applying them removes old entries.
+        // Empty lists are spelled out, so writing them removes the stored entries.
         expected["spec"]["workload"] = json!({"clusterScope": [], "namespaceScope": []});
         assert_eq!(body, expected);
     }
