@@ -100,6 +100,8 @@ struct ResourceState {
     version: u16,
     /// A `SYNCED` was seen and no `RESET` since.
     synced: bool,
+    /// A `SYNCED` was seen.
+    ever_synced: bool,
     /// A `RESET` was seen and no `SYNCED` since: objects last seen in this version and
     /// not relisted are deleted at the `SYNCED`.
     relisting: bool,
@@ -236,6 +238,7 @@ impl RelistTracker {
                     state.synced = true;
                     self.families[f].unsynced -= 1;
                 }
+                state.ever_synced = true;
                 state.relisting = false;
                 let family = &mut self.families[f];
                 let mut changes = Vec::new();
@@ -339,6 +342,18 @@ impl RelistTracker {
             .collect()
     }
 
+    /// The known resources that never synced (their initial list is incomplete), in
+    /// order. A log can make the view [`complete`](Self::complete) before a resource
+    /// first appears: such a resource is held back until its `SYNCED`, and is listed
+    /// here until then.
+    pub fn never_synced(&self) -> Vec<ResourceRef> {
+        self.resources
+            .iter()
+            .filter(|(_, state)| !state.ever_synced)
+            .map(|(resource, _)| resource.clone())
+            .collect()
+    }
+
     /// [`unsynced`](Self::unsynced), named for messages (`wds:apps/v1/deployments`).
     pub fn unsynced_names(&self) -> Vec<String> {
         self.unsynced().iter().map(ToString::to_string).collect()
@@ -422,6 +437,7 @@ impl RelistTracker {
                 family: f,
                 version,
                 synced: false,
+                ever_synced: false,
                 relisting: false,
             },
         );

@@ -226,6 +226,7 @@ fn once_complete_a_new_resource_is_held_until_its_synced() {
             .is_empty()
     );
     assert!(!t.all_synced());
+    assert_eq!(t.never_synced(), vec![fresh.clone()]);
     assert_eq!(
         t.apply(&event(&cm, EventType::Modified, Some(("a", "1"))))
             .unwrap(),
@@ -234,6 +235,12 @@ fn once_complete_a_new_resource_is_held_until_its_synced() {
     assert_eq!(
         t.apply(&event(&fresh, EventType::Synced, None)).unwrap(),
         vec![upsert(&fresh, "a", "s"), synced(&fresh)]
+    );
+    assert!(t.never_synced().is_empty());
+    t.apply(&event(&fresh, EventType::Reset, None)).unwrap();
+    assert!(
+        t.never_synced().is_empty(),
+        "a relist is not an initial list"
     );
 }
 
