@@ -247,7 +247,10 @@ mod tests {
         assert!(metrics.encode().contains("bindery_unsynced_resources 1\n"));
         assert_eq!(r.check(&p, secs(179), Some(&metrics)), None);
         let again = r.check(&p, secs(180), Some(&metrics)).unwrap();
-        assert!(again.starts_with("no Bindings published yet after 180 s"), "{again}");
+        assert!(
+            again.starts_with("no Bindings published yet after 180 s"),
+            "{again}"
+        );
         p.push(marker(&cms, EventType::Synced)).unwrap();
         assert_eq!(r.check(&p, secs(500), Some(&metrics)), None);
         assert!(metrics.encode().contains("bindery_unsynced_resources 0\n"));
