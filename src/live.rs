@@ -25,7 +25,7 @@ use tokio::time::Instant;
 
 use crate::dashboard::{Dashboard, Mode};
 use crate::metrics::{Metrics, MetricsOptions};
-use crate::pipeline::Pipeline;
+use crate::pipeline::{Pipeline, SYNC_REPORT_AFTER, SyncReporter};
 use crate::progress::Progress;
 use crate::server::{self, ExplainFailure, ExplainRequest, ServeOptions, ServerState};
 
@@ -200,6 +200,8 @@ struct EngineLoop {
     published: bool,
     /// Progress of the initial lists, until every watch has synced.
     initial_sync: Option<Progress>,
+    /// Names the unsynced resources when they keep changes waiting long.
+    sync_report: SyncReporter,
     events: u64,
 }
 
@@ -223,6 +225,7 @@ impl EngineLoop {
             finalizing: BTreeSet::new(),
             published: false,
             initial_sync: Some(Progress::spinner("initial sync of every watch")),
+            sync_report: SyncReporter::new(SYNC_REPORT_AFTER, std::time::Instant::now()),
             events: 0,
         }
     }
@@ -289,6 +292,11 @@ impl EngineLoop {
                 Wake::Timeout => {}
             }
             self.close_epoch();
+            self.sync_report.check(
+                &self.pipeline,
+                std::time::Instant::now(),
+                Some(&self.metrics),
+            );
             self.note_sink_problems();
             self.hand_over(false);
         }
@@ -361,9 +369,10 @@ impl EngineLoop {
         Ok(())
     }
 
-    /// Closes the open epoch if every watch has synced, marking the changed Bindings.
+    /// Closes the open epoch once every watch has synced (once: a relist since holds
+    /// back only its own objects), marking the changed Bindings.
     fn close_epoch(&mut self) {
-        if !self.pipeline.synced() || self.pipeline.pending() == 0 {
+        if !self.pipeline.publishable() || self.pipeline.pending() == 0 {
             return;
         }
         let started = std::time::Instant::now();

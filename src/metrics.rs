@@ -93,6 +93,8 @@ struct Families {
     epoch_duration: Histogram,
     lag: FloatGauge,
     queued_events: Gauge,
+    unsynced_resources: Gauge,
+    held_changes: Gauge,
     wecs: Gauge,
     objects: Gauge,
     policies: Gauge,
@@ -222,6 +224,8 @@ impl Metrics {
             epoch_duration: Histogram::new(exponential_buckets(0.000_05, 2.0, 20)),
             lag: FloatGauge::default(),
             queued_events: Gauge::default(),
+            unsynced_resources: Gauge::default(),
+            held_changes: Gauge::default(),
             wecs: Gauge::default(),
             objects: Gauge::default(),
             policies: Gauge::default(),
@@ -318,6 +322,16 @@ impl Metrics {
             "Watch events received and not yet taken by the engine",
             f.queued_events.clone(),
         );
+        r.register(
+            "unsynced_resources",
+            "Watched resources whose initial list or relist is in progress (before the first publish they hold back every Binding, after it only their own objects)",
+            f.unsynced_resources.clone(),
+        );
+        r.register(
+            "held_changes",
+            "Object changes held back by relists in progress, applied at their SYNCED",
+            f.held_changes.clone(),
+        );
         r.register("wecs", "WECs (ManagedClusters)", f.wecs.clone());
         r.register("workload_objects", "Workload objects", f.objects.clone());
         r.register("policies", "BindingPolicies", f.policies.clone());
@@ -402,6 +416,12 @@ impl Metrics {
     /// Events received and not yet taken by the engine.
     pub fn queued_events(&self, n: usize) {
         self.families.queued_events.set(gauge_u64(n));
+    }
+
+    /// The watched resources not synced now, and the changes their relists hold back.
+    pub fn sync_state(&self, unsynced: usize, held: usize) {
+        self.families.unsynced_resources.set(gauge_u64(unsynced));
+        self.families.held_changes.set(gauge_u64(held));
     }
 
     /// One epoch closed: its Binding changes, how long closing took, the age of its

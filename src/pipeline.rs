@@ -1,9 +1,16 @@
-//! The core loop shared by replay and (later) live mode: watch events through the relist
-//! tracker and the feed into the engine, with epochs closed only when every watched
-//! resource has synced, so nothing is ever published from a partial view.
+//! The core loop shared by replay and live mode: watch events through the relist
+//! tracker and the feed into the engine. Nothing is published before every watched
+//! resource has synced once (a complete view); from then on epochs close whenever
+//! their caller likes, and a resource that relists (or is new, or failing) holds back
+//! only its own objects' changes until its `SYNCED` ([`RelistTracker`]), so every
+//! published epoch is computed from a consistent view.
+
+use std::time::{Duration, Instant};
 
 use bindery_engine::{Engine, EpochOutput};
-use bindery_ingest::{FeedError, RelistError, RelistTracker, WatchEvent, to_change};
+use bindery_ingest::{FeedError, RelistError, RelistTracker, ResourceRef, WatchEvent, to_change};
+
+use crate::metrics::Metrics;
 
 /// An event the pipeline could not apply.
 #[derive(Debug, thiserror::Error)]
@@ -50,19 +57,59 @@ impl Pipeline {
         Ok(())
     }
 
-    /// True when every watched resource has synced: an epoch closed now is publishable.
-    pub fn synced(&self) -> bool {
+    /// True once every watched resource has synced at once: an epoch closed now is
+    /// publishable (it holds each resource at its last synced state or later; a
+    /// relist in progress is applied at its `SYNCED`). Before, the view is partial.
+    pub fn publishable(&self) -> bool {
+        self.tracker.complete()
+    }
+
+    /// True when every watched resource is synced now (no initial list or relist in
+    /// progress).
+    pub fn all_synced(&self) -> bool {
         self.tracker.all_synced()
     }
 
-    /// Events applied since the last closed epoch.
+    /// How many watched resources there are (seen in at least one event).
+    pub fn resource_count(&self) -> usize {
+        self.tracker.resource_count()
+    }
+
+    /// Whether the changes of `resource`'s objects are held back now (a relist of it
+    /// is in progress, or it is new, and a view was published).
+    pub fn holds(&self, resource: &ResourceRef) -> bool {
+        self.tracker.holds(resource)
+    }
+
+    /// Whether `resource` was seen in at least one event.
+    pub fn knows(&self, resource: &ResourceRef) -> bool {
+        self.tracker.knows(resource)
+    }
+
+    /// Changes held back by relists in progress (applied at their `SYNCED`).
+    pub fn held_changes(&self) -> usize {
+        self.tracker.held_count()
+    }
+
+    /// Events pushed since the last closed epoch (held back or not).
     pub fn pending(&self) -> u64 {
         self.pending
     }
 
-    /// The watched resources that have not synced.
+    /// The watched resources that have not synced (their initial list or a relist is
+    /// in progress), named for messages.
     pub fn unsynced(&self) -> Vec<String> {
         self.tracker.unsynced_names()
+    }
+
+    /// The watched resources that never synced (their initial list is incomplete),
+    /// named for messages.
+    pub fn never_synced(&self) -> Vec<String> {
+        self.tracker
+            .never_synced()
+            .iter()
+            .map(ToString::to_string)
+            .collect()
     }
 
     /// How many watched resources have synced, of how many.
@@ -79,5 +126,143 @@ impl Pipeline {
     /// The engine, for reading Bindings and sizes.
     pub fn engine(&self) -> &Engine {
         &self.engine
+    }
+}
+
+/// How long resources may stay unsynced before [`SyncReporter`] names them (and again
+/// each time this passes while they do).
+pub const SYNC_REPORT_AFTER: Duration = Duration::from_secs(60);
+
+/// Names the resources that keep changes waiting. Before the first publish, every
+/// resource that has not synced holds back every Binding; after it, a relisting
+/// resource holds back its own objects' changes. Once the wait has lasted `after`, the
+/// unsynced resources are logged by name, and again every `after` while it lasts.
+#[derive(Debug)]
+pub struct SyncReporter {
+    after: Duration,
+    /// Since when the pipeline has been waiting, and when to log next.
+    waiting: Option<(Instant, Instant)>,
+}
+
+impl SyncReporter {
+    /// A reporter started now (before the first publish, the wait starts now: no
+    /// resource may be known yet).
+    pub fn new(after: Duration, now: Instant) -> SyncReporter {
+        SyncReporter {
+            after,
+            waiting: Some((now, now + after)),
+        }
+    }
+
+    /// Looks at `pipeline` at `now`: sets the sync gauges of `metrics`, and logs the
+    /// unsynced resources when due. Returns the message logged, if any.
+    pub fn check(
+        &mut self,
+        pipeline: &Pipeline,
+        now: Instant,
+        metrics: Option<&Metrics>,
+    ) -> Option<String> {
+        let (synced, known) = pipeline.synced_of();
+        if let Some(m) = metrics {
+            m.sync_state(known - synced, pipeline.held_changes());
+        }
+        let waiting = !pipeline.publishable() || synced < known;
+        if !waiting {
+            self.waiting = None;
+            return None;
+        }
+        let (since, next) = self.waiting.get_or_insert((now, now + self.after));
+        if now < *next {
+            return None;
+        }
+        *next = now + self.after;
+        let secs = now.duration_since(*since).as_secs();
+        let names = pipeline.unsynced();
+        let message = if pipeline.publishable() {
+            format!(
+                "{} of {known} watched resources not synced for {secs} s; their objects' changes ({}) are held back until they sync: {}",
+                names.len(),
+                pipeline.held_changes(),
+                names.join(", ")
+            )
+        } else {
+            format!(
+                "no Bindings published yet after {secs} s: {} of {known} watched resources have not synced: {}",
+                names.len(),
+                if names.is_empty() {
+                    "(no watch event received yet)".to_owned()
+                } else {
+                    names.join(", ")
+                }
+            )
+        };
+        tracing::warn!("{message}");
+        Some(message)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use bindery_ingest::{EventType, Space};
+
+    use super::*;
+    use crate::metrics::MetricsOptions;
+
+    fn marker(resource: &ResourceRef, event_type: EventType) -> WatchEvent {
+        WatchEvent {
+            ts: 0,
+            resource: resource.clone(),
+            event_type,
+            object: None,
+        }
+    }
+
+    #[test]
+    fn the_sync_reporter_names_unsynced_resources_after_the_timeout_and_again_periodically() {
+        let wecs = ResourceRef::new(
+            Space::Its,
+            "cluster.open-cluster-management.io",
+            "v1",
+            "managedclusters",
+        );
+        let cms = ResourceRef::new(Space::Wds, "", "v1", "configmaps");
+        let metrics = Metrics::new(MetricsOptions { per_policy: false });
+        let mut p = Pipeline::new();
+        let t0 = Instant::now();
+        let after = Duration::from_secs(60);
+        let mut r = SyncReporter::new(after, t0);
+        let secs = |s| t0 + Duration::from_secs(s);
+        assert_eq!(r.check(&p, secs(59), Some(&metrics)), None);
+        let msg = r.check(&p, secs(60), Some(&metrics)).unwrap();
+        assert!(msg.contains("no watch event received yet"), "{msg}");
+        p.push(marker(&wecs, EventType::Reset)).unwrap();
+        p.push(marker(&cms, EventType::Reset)).unwrap();
+        p.push(marker(&wecs, EventType::Synced)).unwrap();
+        assert_eq!(r.check(&p, secs(119), Some(&metrics)), None);
+        let msg = r.check(&p, secs(120), Some(&metrics)).unwrap();
+        assert_eq!(
+            msg,
+            "no Bindings published yet after 120 s: 1 of 2 watched resources have not synced: wds:v1/configmaps"
+        );
+        assert!(metrics.encode().contains("bindery_unsynced_resources 1\n"));
+        assert_eq!(r.check(&p, secs(179), Some(&metrics)), None);
+        let again = r.check(&p, secs(180), Some(&metrics)).unwrap();
+        assert!(
+            again.starts_with("no Bindings published yet after 180 s"),
+            "{again}"
+        );
+        p.push(marker(&cms, EventType::Synced)).unwrap();
+        assert_eq!(r.check(&p, secs(500), Some(&metrics)), None);
+        assert!(metrics.encode().contains("bindery_unsynced_resources 0\n"));
+        // After the first publish, a relist is named once it has lasted the timeout.
+        p.push(marker(&cms, EventType::Reset)).unwrap();
+        assert_eq!(r.check(&p, secs(501), Some(&metrics)), None);
+        assert_eq!(r.check(&p, secs(560), Some(&metrics)), None);
+        let msg = r.check(&p, secs(561), Some(&metrics)).unwrap();
+        assert_eq!(
+            msg,
+            "1 of 2 watched resources not synced for 60 s; their objects' changes (0) are held back until they sync: wds:v1/configmaps"
+        );
+        assert!(metrics.encode().contains("bindery_held_changes 0\n"));
     }
 }

@@ -81,9 +81,14 @@ pub fn load_log(log: &Path) -> Result<OracleLoader> {
         progress.update(reader.bytes_read(), || format!("{events} events"));
     }
     progress.finish();
-    if !loader.synced() {
+    if !loader.tracker.complete() {
         tracing::warn!(
             "{name}: the log ends before every resource synced ({}); working on a partial view",
+            loader.unsynced().join(", ")
+        );
+    } else if !loader.synced() {
+        tracing::warn!(
+            "{name}: the log ends during a relist of {}: its held-back changes are not applied; working on those resources as they were at their last SYNCED",
             loader.unsynced().join(", ")
         );
     }

@@ -137,6 +137,15 @@ pub fn to_change(change: &StateChange) -> Result<Option<Change>, FeedError> {
     }
 }
 
+/// Whether [`to_change`] can read `object`'s metadata (always, for an ignored
+/// resource): the check an object held back during a relist gets when it arrives.
+pub fn check_object(resource: &ResourceRef, object: &Value) -> Result<(), FeedError> {
+    match classify(resource) {
+        ObjectKind::Ignored => Ok(()),
+        _ => Meta::read(resource, object).map(drop),
+    }
+}
+
 fn workload_ref(resource: &ResourceRef, namespace: &str, name: &str) -> WorkloadRef {
     WorkloadRef {
         group: resource.group.clone(),

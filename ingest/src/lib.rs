@@ -18,7 +18,7 @@
 //!     let changes = tracker
 //!         .apply_owned(line.event)
 //!         .map_err(|e| format!("{name}:{}: {e}", line.line))?;
-//!     // ... hand `changes` to the engine; publish only once `tracker.all_synced()`.
+//!     // ... hand `changes` to the engine; publish only once `tracker.complete()`.
 //! #   drop(changes);
 //! }
 //! if let Some(line) = reader.torn_last_line() {

@@ -1,15 +1,33 @@
 //! Turning the raw watch event stream into state changes, following the watch log's
 //! `RESET` ... `SYNCED` relist rules, and tracking which resources are synced.
 //!
-//! A `RESET` starts a relist of one resource; the `ADDED`/`MODIFIED` events up to its
-//! next `SYNCED` are its complete state, and at that `SYNCED` every object that was
-//! present at the `RESET` and was not relisted is deleted.
+//! A `RESET` starts a relist of one resource (one version of it); the
+//! `ADDED`/`MODIFIED` events up to its next `SYNCED` are its complete state, and at
+//! that `SYNCED` every object last seen in that version and not relisted is deleted.
+//!
+//! Objects are keyed without their version (`(space, group, resource, namespace,
+//! name)`, as the engine keys them), and each remembers the version it was last seen
+//! in: a relist of `v1` deletes only objects last seen in `v1`, never one seen in `v2`
+//! since (a CRD version switch relists both versions, in either order).
+//!
+//! **Holding back.** Until every known resource has synced once (the first complete
+//! view), every change is passed on at once: the caller publishes nothing until
+//! [`complete`](RelistTracker::complete). From then on, a resource that is listing
+//! (a relist in progress, or a resource first seen and not synced yet) holds back the
+//! changes of its objects, as kube-runtime's reflector buffers a relist before it
+//! swaps a store: they are kept, latest per object, and passed on at its `SYNCED`
+//! as one difference (objects relisted are upserted, objects not relisted deleted).
+//! Meanwhile every other resource's changes pass as they come, so the state passed on
+//! so far is always a consistent view: each resource at its last synced state, or
+//! later. Resources of one `(space, group, resource)` in several versions are held
+//! together, until every version has synced.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 
 use serde_json::Value;
 
-use crate::watchlog::{EventType, ResourceRef, WatchEvent};
+use crate::feed::{FeedError, check_object};
+use crate::watchlog::{EventType, ResourceRef, Space, WatchEvent};
 
 mod key;
 
@@ -64,82 +82,62 @@ pub enum RelistError {
         /// The event's resource.
         resource: ResourceRef,
     },
+    /// An object held back during a relist whose metadata the engine cannot read: it
+    /// is refused when it arrives, not when the relist is applied.
+    #[error(transparent)]
+    Feed(#[from] FeedError),
 }
 
-/// What the tracker knows about one resource.
-#[derive(Debug, Default)]
+/// Set in an object's version slot when it was (re)listed since its version's `RESET`.
+const LISTED: u16 = 0x8000;
+
+/// What the tracker knows about one resource (one version of a family).
+#[derive(Debug)]
 struct ResourceState {
-    /// Present objects; during a relist, only those (re)listed or added since the
-    /// `RESET` (the others are in `stale`).
-    present: HashSet<ObjKey>,
-    /// During a relist: objects present at the `RESET` and not relisted since.
-    /// Each present key is in exactly one of `present` and `stale`.
-    stale: Option<HashSet<ObjKey>>,
+    /// Index of the resource's family in `RelistTracker::families`.
+    family: usize,
+    /// Index of this version in the family's `versions`.
+    version: u16,
     /// A `SYNCED` was seen and no `RESET` since.
     synced: bool,
+    /// A `SYNCED` was seen.
+    ever_synced: bool,
+    /// A `RESET` was seen and no `SYNCED` since: objects last seen in this version and
+    /// not relisted are deleted at the `SYNCED`.
+    relisting: bool,
 }
 
-impl ResourceState {
-    fn upsert(&mut self, key: ObjKey) {
-        if let Some(stale) = &mut self.stale
-            && let Some(key) = stale.take(&key)
-        {
-            self.present.insert(key);
-            return;
-        }
-        self.present.insert(key);
-    }
+/// A change held back: the object's latest state, or gone.
+#[derive(Debug)]
+enum Held {
+    Upsert(u16, Value),
+    Delete(u16),
+}
 
-    fn remove(&mut self, key: &ObjKey) {
-        if !self.present.remove(key)
-            && let Some(stale) = &mut self.stale
-        {
-            stale.remove(key);
-        }
-    }
-
-    fn begin_relist(&mut self) {
-        let mut seen = std::mem::take(&mut self.present);
-        self.stale = Some(match self.stale.take() {
-            // A relist restarted: what the aborted one listed counts as present.
-            Some(mut stale) => {
-                if stale.len() < seen.len() {
-                    std::mem::swap(&mut stale, &mut seen);
-                }
-                stale.extend(seen);
-                stale
-            }
-            None => seen,
-        });
-        self.synced = false;
-    }
-
-    /// Ends a relist (if any); returns the objects it deleted, sorted.
-    fn end_relist(&mut self) -> Vec<ObjKey> {
-        self.synced = true;
-        let mut gone: Vec<ObjKey> = self.stale.take().unwrap_or_default().into_iter().collect();
-        gone.sort_unstable();
-        gone
-    }
-
-    fn contains(&self, key: &ObjKey) -> bool {
-        self.present.contains(key) || self.stale.as_ref().is_some_and(|s| s.contains(key))
-    }
-
-    fn len(&self) -> usize {
-        self.present.len() + self.stale.as_ref().map_or(0, HashSet::len)
-    }
-
-    fn keys(&self) -> impl Iterator<Item = &ObjKey> {
-        self.present.iter().chain(self.stale.iter().flatten())
-    }
+/// The objects of one `(space, group, resource)`, over all its versions.
+#[derive(Debug, Default)]
+struct Family {
+    /// The versions seen, by index.
+    versions: Vec<ResourceRef>,
+    /// How many versions are not synced.
+    unsynced: usize,
+    /// Present objects, each with the index of the version it was last seen in (plus
+    /// [`LISTED`]).
+    objects: HashMap<ObjKey, u16>,
+    /// Changes held back while a version lists (only once the view was complete).
+    held: Option<BTreeMap<ObjKey, Held>>,
 }
 
 /// Tracks, per resource, the objects present and the relist in progress, and turns
-/// watch events into [`StateChange`]s.
+/// watch events into [`StateChange`]s (holding relists back once the view was
+/// complete: see the module documentation).
 #[derive(Debug, Default)]
 pub struct RelistTracker {
     resources: BTreeMap<ResourceRef, ResourceState>,
+    families: Vec<Family>,
+    family_index: HashMap<(Space, String, String), usize>,
+    /// Every known resource was synced at once: relists are held back from now on.
+    complete: bool,
 }
 
 impl RelistTracker {
@@ -153,14 +151,20 @@ impl RelistTracker {
         self.apply_owned(event.clone())
     }
 
-    /// Applies one event and returns the resulting state changes:
+    /// Applies one event and returns the state changes to pass on now:
     /// - `ADDED`/`MODIFIED`: an `Upsert`;
     /// - `DELETED`: a `Delete` (also for an object that was not present);
     /// - `RESET`: nothing; a relist of the resource begins (restarts, if one was
     ///   in progress);
-    /// - `SYNCED`: if a relist was in progress, a `Delete` per object present at the
-    ///   `RESET` that was neither relisted nor deleted since, in `(namespace, name)`
-    ///   order; then `Synced`.
+    /// - `SYNCED`: if a relist was in progress, a `Delete` per object last seen in
+    ///   this version that was neither relisted nor deleted since the `RESET`, in
+    ///   `(namespace, name)` order; then `Synced`.
+    ///
+    /// Once the view was [`complete`](Self::complete), the `Upsert`s and `Delete`s of
+    /// a resource that is listing are held back instead, and passed on (latest per
+    /// object, in `(namespace, name)` order) before the `Synced` of the `SYNCED` that
+    /// leaves no version of the resource unsynced. An object held back must be
+    /// readable by the engine ([`check_object`]), else it is refused now.
     ///
     /// On error nothing changes.
     pub fn apply_owned(&mut self, event: WatchEvent) -> Result<Vec<StateChange>, RelistError> {
@@ -173,48 +177,155 @@ impl RelistTracker {
         match event_type {
             EventType::Added | EventType::Modified | EventType::Deleted => {
                 let key = ObjKey::of_object(&resource, event_type, object.as_ref())?;
-                let state = self.state_mut(&resource);
-                if event_type == EventType::Deleted {
-                    state.remove(&key);
-                    Ok(vec![StateChange::Delete {
-                        resource,
-                        namespace: key.namespace().to_owned(),
-                        name: key.name().to_owned(),
-                    }])
-                } else {
-                    state.upsert(key);
-                    let object = object.expect("of_object checked it is there");
-                    Ok(vec![StateChange::Upsert { resource, object }])
+                let holding = self.holds(&resource);
+                if holding && event_type != EventType::Deleted {
+                    check_object(&resource, object.as_ref().expect("of_object checked"))?;
                 }
+                let (f, version, relisting) = self.state_mut(&resource);
+                let family = &mut self.families[f];
+                let change = if event_type == EventType::Deleted {
+                    family.objects.remove(&key);
+                    if holding {
+                        Held::Delete(version)
+                    } else {
+                        return Ok(vec![delete(&resource, &key)]);
+                    }
+                } else {
+                    let slot = if relisting { version | LISTED } else { version };
+                    let object = object.expect("of_object checked it is there");
+                    if holding {
+                        family.objects.insert(key.clone(), slot);
+                        Held::Upsert(version, object)
+                    } else {
+                        family.objects.insert(key, slot);
+                        return Ok(vec![StateChange::Upsert { resource, object }]);
+                    }
+                };
+                family
+                    .held
+                    .get_or_insert_with(BTreeMap::new)
+                    .insert(key, change);
+                Ok(Vec::new())
             }
             EventType::Reset => {
                 tracing::debug!(%resource, "relist begins");
-                self.state_mut(&resource).begin_relist();
+                let (f, version, _) = self.state_mut(&resource);
+                let state = self
+                    .resources
+                    .get_mut(&resource)
+                    .expect("state_mut made it");
+                let family = &mut self.families[f];
+                if state.synced {
+                    state.synced = false;
+                    family.unsynced += 1;
+                }
+                state.relisting = true;
+                // A restarted relist: what the aborted one listed must be relisted again.
+                for slot in family.objects.values_mut() {
+                    if *slot == version | LISTED {
+                        *slot = version;
+                    }
+                }
                 Ok(Vec::new())
             }
             EventType::Synced => {
-                let gone = self.state_mut(&resource).end_relist();
-                if !gone.is_empty() {
-                    tracing::debug!(%resource, deleted = gone.len(), "relist deleted objects");
+                let (f, version, relisting) = self.state_mut(&resource);
+                let state = self
+                    .resources
+                    .get_mut(&resource)
+                    .expect("state_mut made it");
+                if !state.synced {
+                    state.synced = true;
+                    self.families[f].unsynced -= 1;
                 }
-                let mut changes: Vec<StateChange> = gone
-                    .iter()
-                    .map(|key| StateChange::Delete {
-                        resource: resource.clone(),
-                        namespace: key.namespace().to_owned(),
-                        name: key.name().to_owned(),
-                    })
-                    .collect();
+                state.ever_synced = true;
+                state.relisting = false;
+                let family = &mut self.families[f];
+                let mut changes = Vec::new();
+                if relisting {
+                    let mut gone: Vec<ObjKey> = Vec::new();
+                    family.objects.retain(|key, slot| {
+                        if *slot == version {
+                            gone.push(key.clone());
+                            false
+                        } else {
+                            if *slot == version | LISTED {
+                                *slot = version;
+                            }
+                            true
+                        }
+                    });
+                    gone.sort_unstable();
+                    if !gone.is_empty() {
+                        tracing::debug!(%resource, deleted = gone.len(), "relist deleted objects");
+                    }
+                    if self.complete {
+                        let held = family.held.get_or_insert_with(BTreeMap::new);
+                        for key in gone {
+                            held.insert(key, Held::Delete(version));
+                        }
+                    } else {
+                        changes.extend(gone.iter().map(|key| delete(&resource, key)));
+                    }
+                }
+                if family.unsynced == 0
+                    && let Some(held) = family.held.take()
+                {
+                    tracing::debug!(%resource, changes = held.len(), "relist applied");
+                    changes.extend(held.into_iter().map(|(key, held)| match held {
+                        Held::Upsert(v, object) => StateChange::Upsert {
+                            resource: family.versions[usize::from(v)].clone(),
+                            object,
+                        },
+                        Held::Delete(v) => delete(&family.versions[usize::from(v)], &key),
+                    }));
+                }
                 changes.push(StateChange::Synced { resource });
+                if !self.complete && self.all_synced() {
+                    self.complete = true;
+                }
                 Ok(changes)
             }
         }
     }
 
+    /// Whether every known resource has been synced at once (and at least one is
+    /// known): the changes passed on so far are a complete view, and from now on
+    /// relists are held back.
+    pub fn complete(&self) -> bool {
+        self.complete
+    }
+
     /// Whether at least one resource is known and every known resource is synced
     /// (a `SYNCED` seen, and no `RESET` since).
     pub fn all_synced(&self) -> bool {
-        !self.resources.is_empty() && self.resources.values().all(|s| s.synced)
+        !self.resources.is_empty() && self.families.iter().all(|f| f.unsynced == 0)
+    }
+
+    /// Whether the changes of `resource`'s objects are held back now (the view was
+    /// complete, and a version of the resource is listing).
+    pub fn holds(&self, resource: &ResourceRef) -> bool {
+        if !self.complete {
+            return false;
+        }
+        match self.resources.get(resource) {
+            Some(state) => self.families[state.family].unsynced > 0,
+            // A resource first seen now is listing.
+            None => true,
+        }
+    }
+
+    /// Whether `resource` was seen in at least one event.
+    pub fn knows(&self, resource: &ResourceRef) -> bool {
+        self.resources.contains_key(resource)
+    }
+
+    /// The number of changes held back, over all resources.
+    pub fn held_count(&self) -> usize {
+        self.families
+            .iter()
+            .map(|f| f.held.as_ref().map_or(0, BTreeMap::len))
+            .sum()
     }
 
     /// The number of known resources (those seen in at least one event), synced or not.
@@ -227,6 +338,18 @@ impl RelistTracker {
         self.resources
             .iter()
             .filter(|(_, state)| !state.synced)
+            .map(|(resource, _)| resource.clone())
+            .collect()
+    }
+
+    /// The known resources that never synced (their initial list is incomplete), in
+    /// order. A log can make the view [`complete`](Self::complete) before a resource
+    /// first appears: such a resource is held back until its `SYNCED`, and is listed
+    /// here until then.
+    pub fn never_synced(&self) -> Vec<ResourceRef> {
+        self.resources
+            .iter()
+            .filter(|(_, state)| !state.ever_synced)
             .map(|(resource, _)| resource.clone())
             .collect()
     }
@@ -248,44 +371,85 @@ impl RelistTracker {
 
     /// Whether a relist of `resource` is in progress.
     pub fn is_relisting(&self, resource: &ResourceRef) -> bool {
-        self.resources
-            .get(resource)
-            .is_some_and(|s| s.stale.is_some())
+        self.resources.get(resource).is_some_and(|s| s.relisting)
     }
 
-    /// Whether the object `(namespace, name)` of `resource` is present.
+    /// Whether the object `(namespace, name)` is present, last seen in `resource`'s
+    /// version (held-back changes included).
     pub fn contains(&self, resource: &ResourceRef, namespace: &str, name: &str) -> bool {
-        self.resources
-            .get(resource)
-            .is_some_and(|s| s.contains(&ObjKey::new(namespace, name)))
+        self.resources.get(resource).is_some_and(|s| {
+            self.families[s.family]
+                .objects
+                .get(&ObjKey::new(namespace, name))
+                .is_some_and(|slot| slot & !LISTED == s.version)
+        })
     }
 
-    /// The number of objects present, over all resources.
+    /// The number of objects present, over all resources (held-back changes included).
     pub fn object_count(&self) -> usize {
-        self.resources.values().map(ResourceState::len).sum()
+        self.families.iter().map(|f| f.objects.len()).sum()
     }
 
-    /// The `(namespace, name)` of the objects of `resource` present, sorted.
+    /// The `(namespace, name)` of the objects present and last seen in `resource`'s
+    /// version (held-back changes included), sorted.
     pub fn present_keys(&self, resource: &ResourceRef) -> Vec<(String, String)> {
-        let mut keys: Vec<&ObjKey> = self
-            .resources
-            .get(resource)
-            .map(|s| s.keys().collect())
-            .unwrap_or_default();
+        let Some(state) = self.resources.get(resource) else {
+            return Vec::new();
+        };
+        let mut keys: Vec<&ObjKey> = self.families[state.family]
+            .objects
+            .iter()
+            .filter(|(_, slot)| **slot & !LISTED == state.version)
+            .map(|(key, _)| key)
+            .collect();
         keys.sort_unstable();
         keys.into_iter()
             .map(|k| (k.namespace().to_owned(), k.name().to_owned()))
             .collect()
     }
 
-    fn state_mut(&mut self, resource: &ResourceRef) -> &mut ResourceState {
-        if !self.resources.contains_key(resource) {
-            self.resources
-                .insert(resource.clone(), ResourceState::default());
+    /// The state of `resource` (made, unsynced, if new): its family, its version's
+    /// index and whether it is relisting.
+    fn state_mut(&mut self, resource: &ResourceRef) -> (usize, u16, bool) {
+        if let Some(state) = self.resources.get(resource) {
+            return (state.family, state.version, state.relisting);
         }
-        self.resources
-            .get_mut(resource)
-            .expect("inserted above if missing")
+        let family_key = (
+            resource.space,
+            resource.group.clone(),
+            resource.resource.clone(),
+        );
+        let next = self.families.len();
+        let f = *self.family_index.entry(family_key).or_insert(next);
+        if f == next {
+            self.families.push(Family::default());
+        }
+        let family = &mut self.families[f];
+        let version = u16::try_from(family.versions.len())
+            .ok()
+            .filter(|v| v & LISTED == 0)
+            .expect("fewer than 32768 versions of one resource");
+        family.versions.push(resource.clone());
+        family.unsynced += 1;
+        self.resources.insert(
+            resource.clone(),
+            ResourceState {
+                family: f,
+                version,
+                synced: false,
+                ever_synced: false,
+                relisting: false,
+            },
+        );
+        (f, version, false)
+    }
+}
+
+fn delete(resource: &ResourceRef, key: &ObjKey) -> StateChange {
+    StateChange::Delete {
+        resource: resource.clone(),
+        namespace: key.namespace().to_owned(),
+        name: key.name().to_owned(),
     }
 }
 

@@ -259,3 +259,265 @@ fn server_options_without_the_dashboard_are_refused() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("is not a speed"));
 }
+
+/// A watch log line of `resource` (`space:group/version/resource`, `""` group as in the
+/// spec), `ty`, and for object events a ConfigMap-like object `ns/name` labelled `app=a`.
+fn line(ts: i64, resource: &str, ty: &str, object: Option<Value>) -> String {
+    let (space, rest) = resource.split_once(':').unwrap();
+    let parts: Vec<&str> = rest.split('/').collect();
+    let (group, version, plural) = match parts[..] {
+        [v, r] => ("", v, r),
+        [g, v, r] => (g, v, r),
+        _ => panic!("{resource}"),
+    };
+    let mut ev = serde_json::json!({
+        "ts": ts, "space": space, "group": group, "version": version,
+        "resource": plural, "type": ty,
+    });
+    if let Some(object) = object {
+        ev["object"] = object;
+    }
+    ev.to_string()
+}
+
+const WECS: &str = "its:cluster.open-cluster-management.io/v1/managedclusters";
+const POLICIES: &str = "wds:control.kubestellar.io/v1alpha1/bindingpolicies";
+const CONFIGMAPS: &str = "wds:v1/configmaps";
+
+fn wec(name: &str) -> Option<Value> {
+    Some(serde_json::json!({
+        "apiVersion": "cluster.open-cluster-management.io/v1", "kind": "ManagedCluster",
+        "metadata": {"name": name, "uid": format!("u-{name}"), "resourceVersion": "1", "labels": {"env": "prod"}},
+    }))
+}
+
+fn configmap(name: &str, rv: &str) -> Option<Value> {
+    Some(serde_json::json!({
+        "apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": name, "namespace": "ns", "uid": format!("u-{name}"), "resourceVersion": rv, "labels": {"app": "a"}},
+    }))
+}
+
+/// The header, and a complete initial sync (after a RESET of each resource): WEC `c1`, policy `p` (every `app=a`
+/// ConfigMap to every `env=prod` WEC), ConfigMaps `cm1` and `cm2`. Timestamps 1..=8.
+fn synced_prefix() -> Vec<String> {
+    let policy = serde_json::json!({
+        "apiVersion": "control.kubestellar.io/v1alpha1", "kind": "BindingPolicy",
+        "metadata": {"name": "p", "uid": "u-p", "resourceVersion": "1", "generation": 1},
+        "spec": {
+            "clusterSelectors": [{"matchLabels": {"env": "prod"}}],
+            "downsync": [{"resources": ["configmaps"], "objectSelectors": [{"matchLabels": {"app": "a"}}]}],
+        },
+    });
+    vec![
+        r#"{"watchLog": 1}"#.to_string(),
+        // As a live recording starts: every resource unsynced before any lists.
+        line(0, WECS, "RESET", None),
+        line(0, POLICIES, "RESET", None),
+        line(0, CONFIGMAPS, "RESET", None),
+        line(1, WECS, "ADDED", wec("c1")),
+        line(2, WECS, "SYNCED", None),
+        line(3, POLICIES, "ADDED", Some(policy)),
+        line(4, POLICIES, "SYNCED", None),
+        line(5, CONFIGMAPS, "ADDED", configmap("cm1", "10")),
+        line(6, CONFIGMAPS, "ADDED", configmap("cm2", "11")),
+        line(7, CONFIGMAPS, "SYNCED", None),
+    ]
+}
+
+/// The `(clusterIds, ConfigMap names@resourceVersion)` of Binding `p` in a dump.
+fn binding_p(list: &Value) -> (Vec<String>, Vec<String>) {
+    let items = list["items"].as_array().unwrap();
+    let p = items.iter().find(|b| b["metadata"]["name"] == "p").unwrap();
+    let dests = p["spec"]["destinations"]
+        .as_array()
+        .map(|d| {
+            d.iter()
+                .map(|d| d["clusterId"].as_str().unwrap().to_string())
+                .collect()
+        })
+        .unwrap_or_default();
+    let work = p["spec"]["workload"]["namespaceScope"]
+        .as_array()
+        .map(|w| {
+            w.iter()
+                .map(|o| {
+                    format!(
+                        "{}@{}",
+                        o["name"].as_str().unwrap(),
+                        o["resourceVersion"].as_str().unwrap()
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    (dests, work)
+}
+
+/// A log that ends before every resource synced has no consistent view to publish:
+/// an error naming the unsynced resources, a non-zero exit, nothing dumped or emitted.
+#[test]
+fn a_log_ending_before_every_resource_synced_is_an_error_naming_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut lines = synced_prefix();
+    lines.pop(); // configmaps never sync
+    lines.push(line(8, "wds:apps/v1/deployments", "RESET", None));
+    let log = write_log(dir.path(), "unsynced.jsonl", &(lines.join("\n") + "\n"));
+    let file = dir.path().join("out.json");
+    let out = replay(
+        &log,
+        &["--dump-bindings", file.to_str().unwrap(), "--emit-deltas"],
+    );
+    assert!(!out.status.success(), "must fail");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("unsynced.jsonl: the log ends before every resource synced")
+            && stderr.contains("wds:v1/configmaps, wds:apps/v1/deployments"),
+        "{stderr}"
+    );
+    assert!(!file.exists(), "no Bindings dumped");
+    assert!(out.stdout.is_empty(), "no deltas emitted");
+    let out = replay(&log, &["--dump-bindings", "-"]);
+    assert!(!out.status.success() && out.stdout.is_empty());
+
+    // Without the RESETs, the view is complete after the WECs' SYNCED (a log's resource
+    // not seen yet does not count); a resource whose initial list never completes is
+    // still an error.
+    let lines: Vec<String> = lines
+        .into_iter()
+        .filter(|l| !l.contains("\"RESET\""))
+        .collect();
+    let log = write_log(dir.path(), "late.jsonl", &(lines.join("\n") + "\n"));
+    let out = replay(&log, &["--dump-bindings", "-"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && out.stdout.is_empty(), "{stderr}");
+    assert!(
+        stderr.contains(
+            "late.jsonl: the log ends before every resource synced (not synced: wds:v1/configmaps)"
+        ),
+        "{stderr}"
+    );
+}
+
+/// A relist still pending when the log ends is not applied: the Bindings keep the
+/// relisting resource as it was at its last SYNCED (cm2 stays, cm1 keeps its old
+/// version), while the other resources' changes since (a new WEC) are in; a warning
+/// names the resource. The same log with the relist's SYNCED applies it.
+#[test]
+fn a_relist_pending_at_the_end_of_the_log_is_not_applied() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut lines = synced_prefix();
+    lines.extend([
+        line(10, CONFIGMAPS, "RESET", None),
+        line(11, CONFIGMAPS, "ADDED", configmap("cm1", "20")),
+        line(12, WECS, "ADDED", wec("c2")),
+        line(13, CONFIGMAPS, "ADDED", configmap("cm3", "21")),
+    ]);
+    let pending = write_log(dir.path(), "pending.jsonl", &(lines.join("\n") + "\n"));
+    let out = replay(&pending, &["--dump-bindings", "-"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("WARN")
+            && stderr.contains("pending.jsonl: the log ends during a relist of wds:v1/configmaps")
+            && stderr.contains("not applied"),
+        "{stderr}"
+    );
+    let list: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        binding_p(&list),
+        (
+            vec!["c1".to_string(), "c2".to_string()],
+            vec!["cm1@10".to_string(), "cm2@11".to_string()]
+        )
+    );
+
+    lines.push(line(14, CONFIGMAPS, "SYNCED", None));
+    let done = write_log(dir.path(), "done.jsonl", &(lines.join("\n") + "\n"));
+    let out = replay(&done, &["--dump-bindings", "-"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success() && !stderr.contains("WARN"), "{stderr}");
+    assert_eq!(
+        binding_p(&serde_json::from_slice(&out.stdout).unwrap()),
+        (
+            vec!["c1".to_string(), "c2".to_string()],
+            vec!["cm1@20".to_string(), "cm3@21".to_string()]
+        )
+    );
+}
+
+/// During a relist of one resource, the other resources' changes keep reaching the
+/// Bindings in epochs of their own; the relist arrives as one difference at its SYNCED.
+#[test]
+fn a_relist_holds_back_only_its_own_resource_in_the_deltas() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut lines = synced_prefix();
+    lines.extend([
+        line(10, CONFIGMAPS, "RESET", None),
+        line(11, CONFIGMAPS, "ADDED", configmap("cm1", "20")),
+        line(12, WECS, "ADDED", wec("c2")),
+        line(13, CONFIGMAPS, "ADDED", configmap("cm3", "21")),
+        line(14, WECS, "ADDED", wec("c3")),
+        line(15, CONFIGMAPS, "SYNCED", None),
+    ]);
+    let log = write_log(dir.path(), "relist.jsonl", &(lines.join("\n") + "\n"));
+    let out = replay(&log, &["--emit-deltas"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let deltas: Vec<Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let summary: Vec<(Value, Value)> = deltas
+        .iter()
+        .map(|d| (d["destinations"]["added"].clone(), d["workload"].clone()))
+        .collect();
+    assert_eq!(deltas.len(), 4, "{summary:#?}");
+    // The first publish, then c2 and c3 each in its own epoch with no workload change,
+    // then the relist's difference alone.
+    let epochs: Vec<u64> = deltas
+        .iter()
+        .map(|d| d["epoch"].as_u64().unwrap())
+        .collect();
+    assert!(epochs.windows(2).all(|w| w[0] < w[1]), "{epochs:?}");
+    let names = |v: &Value| -> Vec<String> {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|e| {
+                e.as_str().map(str::to_string).unwrap_or_else(|| {
+                    format!(
+                        "{}@{}",
+                        e["name"].as_str().or(e["clusterId"].as_str()).unwrap(),
+                        e["resourceVersion"].as_str().unwrap_or("")
+                    )
+                })
+            })
+            .collect()
+    };
+    for (i, wec) in [(1, "c2"), (2, "c3")] {
+        assert_eq!(
+            names(&deltas[i]["destinations"]["added"]),
+            vec![wec.to_string()]
+        );
+        assert!(
+            names(&deltas[i]["workload"]["added"]).is_empty(),
+            "{summary:#?}"
+        );
+        assert!(
+            names(&deltas[i]["workload"]["removed"]).is_empty(),
+            "{summary:#?}"
+        );
+    }
+    assert!(names(&deltas[3]["destinations"]["added"]).is_empty());
+    let mut added = names(&deltas[3]["workload"]["added"]);
+    let mut removed = names(&deltas[3]["workload"]["removed"]);
+    added.sort();
+    removed.sort();
+    assert_eq!(added, ["cm1@20", "cm3@21"], "{summary:#?}");
+    assert_eq!(removed, ["cm1@10", "cm2@11"], "{summary:#?}");
+}

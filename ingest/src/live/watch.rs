@@ -16,6 +16,7 @@ use tokio::task::JoinHandle;
 
 use super::event::{full_event, metadata_event, now_ms};
 use super::target::{ObjectShape, WatchTarget};
+use crate::feed::{ObjectKind, classify};
 use crate::watchlog::WatchEvent;
 
 /// Maps one watcher event of a target at a receive time.
@@ -30,7 +31,7 @@ pub(crate) fn spawn(
     tx: mpsc::Sender<WatchEvent>,
     counter: Arc<AtomicU64>,
 ) -> JoinHandle<()> {
-    let config = watcher::Config::default();
+    let config = list_config(&target);
     match target.shape {
         ObjectShape::Metadata => {
             // `PartialObjectMeta` makes the watcher send metadata-only requests.
@@ -44,6 +45,21 @@ pub(crate) fn spawn(
             let stream = watcher::watcher(api, config).default_backoff();
             tokio::spawn(pump(stream, target, tx, counter, full_event))
         }
+    }
+}
+
+/// The watcher configuration of `target`. Workload resources (the bulk of every list)
+/// are listed from the API server's watch cache (`resourceVersion=0`, kube-runtime's
+/// `any_semantic()`): no quorum read of etcd, and no paging of a large list through
+/// etcd. Such a list may be a little older than a quorum read would be; the watch that
+/// follows brings it up to date, and before the first publish nothing is published
+/// anyway. WECs and BindingPolicies, which are small and move whole Bindings, keep the
+/// most recent (quorum) list, so a relist of them never goes back in time.
+fn list_config(target: &WatchTarget) -> watcher::Config {
+    let config = watcher::Config::default();
+    match classify(&target.resource) {
+        ObjectKind::Inventory | ObjectKind::Policy => config,
+        ObjectKind::Workload | ObjectKind::Ignored => config.any_semantic(),
     }
 }
 
@@ -77,4 +93,33 @@ async fn pump<K: Debug>(
     }
     // The backoff never gives up, so a watcher stream does not end.
     tracing::warn!(%resource, "watch stream ended");
+}
+
+#[cfg(test)]
+mod tests {
+    use kube::runtime::watcher::ListSemantic;
+
+    use super::*;
+    use crate::live::target::ObjectShape;
+    use crate::watchlog::Space;
+
+    #[test]
+    fn workload_lists_come_from_the_watch_cache_wecs_and_policies_from_a_quorum_read() {
+        let pods = WatchTarget::new(
+            Space::Wds,
+            "",
+            "v1",
+            "pods",
+            "Pod",
+            true,
+            ObjectShape::Metadata,
+        );
+        assert_eq!(list_config(&pods).list_semantic, ListSemantic::Any);
+        for target in [
+            WatchTarget::managed_clusters(),
+            WatchTarget::binding_policies(),
+        ] {
+            assert_eq!(list_config(&target).list_semantic, ListSemantic::MostRecent);
+        }
+    }
 }
