@@ -96,34 +96,42 @@ pub struct Dataflow {
     pub output: OutputBuffer,
 }
 
-/// Matches `(tag, selector)` pairs against `(id, labels)` targets through label index
-/// keys, then evaluates each candidate. Output: `(tag, id)`, possibly repeated when
-/// several selectors of one tag match.
+/// Identifies one selector: its owner (`tag`) and its index among the owner's selectors.
+type SelectorId<Tag> = (Tag, u32);
+
+/// Matches selectors against `(id, labels)` targets through label index keys, then
+/// evaluates each candidate. `selectors` holds each selector's body once, under its
+/// [`SelectorId`]. Output: `(tag, id)`, possibly repeated when several selectors of one
+/// tag match.
+///
+/// Memory stays linear in the selectors' size: the index keys carry only the selector's
+/// id (a selector with an `In` list of V values has V keys), candidates carry the id and
+/// the target's labels, and the body is looked up by id in the last join.
 fn match_selectors<'s, Tag>(
-    selectors: Collection<'s, (Tag, Selector)>,
+    selectors: Collection<'s, (SelectorId<Tag>, Selector)>,
     targets: Collection<'s, (Sym, Labels)>,
 ) -> Collection<'s, (Tag, Sym)>
 where
     Tag: differential_dataflow::ExchangeData + std::hash::Hash + Copy,
 {
     let selector_keys = selectors
-        .flat_map(|(tag, sel)| {
-            sel.index_keys()
-                .into_iter()
-                .map(move |k| (k, (tag, sel.clone())))
-        })
+        .clone()
+        .flat_map(|(sid, sel)| sel.index_keys().into_iter().map(move |k| (k, sid)))
         .arrange_by_key();
     let target_keys = targets
         .clone()
         .flat_map(|(id, labels)| label_keys(&labels).map(|k| (k, id)).collect::<Vec<_>>())
         .arrange_by_key();
-    let candidates = selector_keys.join_core(target_keys, |_key, tag_sel, id| {
-        Some((*id, tag_sel.clone()))
-    });
-    candidates
+    let candidates = selector_keys.join_core(target_keys, |_key, sid, id| Some((*id, *sid)));
+    let with_labels = candidates
         .arrange_by_key()
-        .join_core(targets.arrange_by_key(), |id, (tag, sel), labels| {
-            sel.matches(labels).then_some((*tag, *id))
+        .join_core(targets.arrange_by_key(), |id, sid, labels| {
+            Some((*sid, (*id, labels.clone())))
+        });
+    with_labels
+        .arrange_by_key()
+        .join_core(selectors.arrange_by_key(), |sid, (id, labels), sel| {
+            sel.matches(labels).then_some((sid.0, *id))
         })
 }
 
@@ -139,9 +147,12 @@ pub fn build(worker: &mut Worker, namespaces: Sym) -> Dataflow {
         let (policy_input, policies) = scope.new_collection::<(Sym, CompiledPolicy), isize>();
 
         // Destinations: (policy, wec).
-        let cluster_selectors = policies
-            .clone()
-            .flat_map(|(p, pol)| pol.cluster_selectors.into_iter().map(move |s| (p, s)));
+        let cluster_selectors = policies.clone().flat_map(|(p, pol)| {
+            pol.cluster_selectors
+                .into_iter()
+                .enumerate()
+                .map(move |(si, s)| ((p, si as u32), s))
+        });
         let destinations = match_selectors(cluster_selectors, wecs).distinct();
 
         // Namespaces matched by each clause's namespace selectors: ((policy, clause), ns).
@@ -153,7 +164,11 @@ pub fn build(worker: &mut Worker, namespaces: Sym) -> Dataflow {
             let mut out = Vec::new();
             for (ci, clause) in pol.clauses.iter().enumerate() {
                 if let SelectorSet::OneOf(sels) = &clause.namespace_selectors {
-                    out.extend(sels.iter().map(|s| ((p, ci as ClauseIndex), s.clone())));
+                    out.extend(
+                        sels.iter()
+                            .enumerate()
+                            .map(|(si, s)| (((p, ci as ClauseIndex), si as u32), s.clone())),
+                    );
                 }
             }
             out
@@ -166,10 +181,7 @@ pub fn build(worker: &mut Worker, namespaces: Sym) -> Dataflow {
             let mut out = Vec::new();
             for (ci, clause) in pol.clauses.iter().enumerate() {
                 if let ClauseKeys::Static(keys) = clause.keys() {
-                    out.extend(
-                        keys.into_iter()
-                            .map(|k| (k, (p, ci as ClauseIndex, clause.clone()))),
-                    );
+                    out.extend(keys.into_iter().map(|k| (k, (p, ci as ClauseIndex))));
                 }
             }
             out
@@ -178,26 +190,36 @@ pub fn build(worker: &mut Worker, namespaces: Sym) -> Dataflow {
             let mut out = Vec::new();
             for (ci, clause) in pol.clauses.iter().enumerate() {
                 if clause.keys() == ClauseKeys::MatchedNamespaces {
-                    out.push(((p, ci as ClauseIndex), clause.clone()));
+                    out.push((p, ci as ClauseIndex));
                 }
             }
             out
         });
         let dynamic_keys = clause_namespaces
             .clone()
-            .join_map(namespace_keyed, |&(p, ci), &ns, clause| {
-                (IndexKey::Namespace(ns), (p, ci, clause.clone()))
-            });
+            .semijoin(namespace_keyed)
+            .map(|(clause, ns)| (IndexKey::Namespace(ns), clause));
         let clause_keys = static_keys.concat(dynamic_keys).arrange_by_key();
         let object_index = objects
             .clone()
             .flat_map(|(id, o)| object_keys(&o).map(|k| (k, id)).collect::<Vec<_>>())
             .arrange_by_key();
 
-        // Candidates (object, (policy, clause)), each evaluated against its object.
-        let candidates = clause_keys.join_core(object_index, |_key, (p, ci, clause), id| {
-            Some((*id, (*p, *ci, clause.clone())))
+        // Candidates ((policy, clause), object), each evaluated against its object. The
+        // keys carry only the clause's id (a clause listing V names has V keys), and its
+        // body (shared, `Arc`) is joined once per candidate.
+        let clause_bodies = policies.clone().flat_map(|(p, pol)| {
+            pol.clauses
+                .into_iter()
+                .enumerate()
+                .map(move |(ci, clause)| ((p, ci as ClauseIndex), clause))
         });
+        let candidates = clause_keys
+            .join_core(object_index, |_key, clause, id| Some((*clause, *id)))
+            .arrange_by_key()
+            .join_core(clause_bodies.arrange_by_key(), |&(p, ci), id, clause| {
+                Some((*id, (p, ci, clause.clone())))
+            });
         let passed = candidates.arrange_by_key().join_core(
             objects.arrange_by_key(),
             |id, (p, ci, clause): &(Sym, ClauseIndex, Arc<Clause>), object| {

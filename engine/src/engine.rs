@@ -116,6 +116,16 @@ pub struct Sizes {
     pub interned: usize,
 }
 
+/// A policy as the engine keeps it.
+struct StoredPolicy {
+    /// As compiled for the dataflow.
+    compiled: CompiledPolicy,
+    /// As it was given (for [`Engine::to_oracle`] and [`Engine::policy`]).
+    input: PolicyInput,
+    /// The interner references its compilation took, released when it goes.
+    syms: Vec<Sym>,
+}
+
 /// The incremental engine. Call [`Engine::apply`] for each change, then
 /// [`Engine::advance`] to close the epoch and get its Binding changes.
 pub struct Engine {
@@ -129,9 +139,12 @@ pub struct Engine {
     object_ids: HashMap<(Sym, Sym, Sym, Sym), ObjectId>,
     objects: Vec<Option<(ObjectRecord, ObjectVersion)>>,
     free_ids: Vec<ObjectId>,
-    /// Each policy as compiled for the dataflow, and as it was given (for
-    /// [`Engine::to_oracle`]).
-    policies: HashMap<Sym, (CompiledPolicy, PolicyInput)>,
+    /// Each policy as compiled for the dataflow, and as it was given.
+    ///
+    /// Interner references: a WEC holds its name and labels; an object its group,
+    /// resource, namespace, name, version and labels; a policy its name and what its
+    /// compilation interned. Released when replaced or removed, freed after the epoch.
+    policies: HashMap<Sym, StoredPolicy>,
     store: BTreeMap<Sym, PolicyState>,
 }
 
@@ -184,8 +197,15 @@ impl Engine {
                     .map(|l| Labels::intern(l, &mut self.interner));
                 let old = match &new {
                     Some(l) => self.wecs.insert(name, l.clone()),
-                    None => self.wecs.remove(&name),
+                    None => {
+                        self.interner.release(name);
+                        self.wecs.remove(&name)
+                    }
                 };
+                if let Some(old) = &old {
+                    self.interner.release(name);
+                    old.release(&mut self.interner);
+                }
                 if old != new {
                     if let Some(old) = old {
                         self.inputs.wecs.remove((name, old));
@@ -198,16 +218,29 @@ impl Engine {
             Change::Workload { object, state } => self.apply_workload(object, state.as_ref()),
             Change::Policy { name, policy } => {
                 let name = self.interner.intern(name);
-                let new = policy.as_ref().map(|p| {
-                    CompiledPolicy::compile(&p.uid, p.generation, &p.spec, &mut self.interner)
+                let stored = policy.as_ref().map(|p| {
+                    let (compiled, syms) = self
+                        .interner
+                        .recording(|i| CompiledPolicy::compile(&p.uid, p.generation, &p.spec, i));
+                    StoredPolicy {
+                        compiled,
+                        input: p.clone(),
+                        syms,
+                    }
                 });
-                let old = match (&new, policy) {
-                    (Some(compiled), Some(input)) => self
-                        .policies
-                        .insert(name, (compiled.clone(), input.clone())),
-                    _ => self.policies.remove(&name),
-                }
-                .map(|(compiled, _)| compiled);
+                let new = stored.as_ref().map(|s| s.compiled.clone());
+                let old = match stored {
+                    Some(stored) => self.policies.insert(name, stored),
+                    None => {
+                        self.interner.release(name);
+                        self.policies.remove(&name)
+                    }
+                };
+                let old = old.map(|old| {
+                    self.interner.release(name);
+                    self.interner.release_all(old.syms);
+                    old.compiled
+                });
                 if old != new {
                     if let Some(old) = old {
                         self.inputs.policies.remove((name, old));
@@ -229,8 +262,10 @@ impl Engine {
             i.intern(&object.name),
         );
         let Some(state) = state else {
+            i.release_all([key.0, key.1, key.2, key.3]);
             if let Some(id) = self.object_ids.remove(&key) {
                 let (record, version) = self.objects[id as usize].take().expect("object id in use");
+                release_object(i, &record, &version);
                 self.inputs.objects.remove((id, record));
                 self.inputs.versions.remove((id, version));
                 self.free_ids.push(id);
@@ -257,6 +292,8 @@ impl Engine {
                 let slot = self.objects[id as usize]
                     .as_mut()
                     .expect("object id in use");
+                // The new record and version took their references: give back the old ones.
+                release_object(i, &slot.0, &slot.1);
                 if slot.0 != record {
                     self.inputs
                         .objects
@@ -302,9 +339,12 @@ impl Engine {
             .collect();
         differential_dataflow::consolidation::consolidate(&mut updates);
         self.epoch = next;
+        let changes = self.apply_output(updates);
+        // The epoch's retractions are rendered: strings no record uses can go.
+        self.interner.collect();
         EpochOutput {
             epoch: next,
-            changes: self.apply_output(updates),
+            changes,
         }
     }
 
@@ -418,7 +458,7 @@ impl Engine {
     pub fn policy(&self, name: &str) -> Option<&PolicyInput> {
         self.policies
             .get(&self.interner.get(name)?)
-            .map(|(_, input)| input)
+            .map(|stored| &stored.input)
     }
 
     /// The status of policy `name`, if it exists.
@@ -479,9 +519,10 @@ impl Engine {
             .interner
             .get(&query.policy)
             .and_then(|name| self.policies.get(&name));
-        let every_object = policy.is_some_and(|(_, input)| {
+        let every_object = policy.is_some_and(|stored| {
             (query.object.is_none() && query.cluster.is_none())
-                || input
+                || stored
+                    .input
                     .spec
                     .downsync
                     .iter()
@@ -541,10 +582,10 @@ impl Engine {
                 labels: Some(wec.resolve(&self.interner)),
             });
         }
-        for (&name, (_, input)) in &self.policies {
+        for (&name, stored) in &self.policies {
             oracle.apply(&Change::Policy {
                 name: self.interner.resolve(name).to_string(),
-                policy: Some(input.clone()),
+                policy: Some(stored.input.clone()),
             });
         }
     }
@@ -578,6 +619,18 @@ impl Engine {
             interned: self.interner.len(),
         }
     }
+}
+
+/// Gives back the interner references a stored object holds.
+fn release_object(interner: &mut Interner, record: &ObjectRecord, version: &ObjectVersion) {
+    interner.release_all([
+        record.group,
+        record.resource,
+        record.namespace,
+        record.name,
+        version.version,
+    ]);
+    record.labels.release(interner);
 }
 
 fn render_entry(interner: &Interner, v: &ObjectVersion, m: &Modulation) -> WorkloadEntry {
@@ -766,6 +819,90 @@ mod tests {
             "the invalid selector and the singleton problem"
         );
         assert!(got.binding("gone").is_none());
+    }
+
+    #[test]
+    fn strings_no_record_uses_are_freed_and_their_symbols_reused() {
+        let mut engine = Engine::new();
+        let fresh = engine.sizes().interned;
+        let wec = |labels: Option<LabelMap>| Change::Wec {
+            name: "c1".into(),
+            labels,
+        };
+        engine.apply(&wec(Some(labels(&[("group", "edge")]))));
+        engine.apply(&policy(
+            "p",
+            1,
+            json!({"clusterSelectors": [{"matchLabels": {"group": "edge"}}],
+                   "downsync": [{"resources": ["configmaps"], "statusCollectors": ["sc"]}]}),
+        ));
+        engine.advance();
+        let base = engine.sizes().interned;
+        let cm = |i: usize, present: bool| {
+            let (name, hash, rv) = (format!("cm-{i}"), format!("h-{i}"), format!("{i}"));
+            let l: &[(&str, &str)] = &[("hash", &hash)];
+            object(
+                "",
+                "v1",
+                "configmaps",
+                "ns-x",
+                &name,
+                present.then_some((l, &rv)),
+            )
+        };
+        let mut history = Vec::new();
+        for round in 0..3 {
+            // Delete the previous round's objects and create new ones in the same epoch:
+            // the deleted ones' strings are freed only after the epoch is rendered.
+            let start = history.len();
+            for i in 0..50 {
+                if round > 0 {
+                    history.push(cm(100 * (round - 1) + i, false));
+                }
+                history.push(cm(100 * round + i, true));
+            }
+            for c in &history[start..] {
+                engine.apply(c);
+            }
+            let out = engine.advance();
+            let removed: Vec<usize> = out.changes[0]
+                .workload_removed
+                .iter()
+                .map(|e| e.name["cm-".len()..].parse().unwrap())
+                .collect();
+            let previous = 100 * round.max(1) - 100..100 * round.max(1) - 50;
+            assert_eq!(removed.len(), if round > 0 { 50 } else { 0 });
+            assert!(removed.iter().all(|n| previous.contains(n)), "{removed:?}");
+            let b = engine.binding("p").unwrap().to_json();
+            let want = oracle_of(
+                &std::iter::once(wec(Some(labels(&[("group", "edge")]))))
+                    .chain(std::iter::once(policy(
+                        "p",
+                        1,
+                        json!({"clusterSelectors": [{"matchLabels": {"group": "edge"}}],
+                               "downsync": [{"resources": ["configmaps"], "statusCollectors": ["sc"]}]}),
+                    )))
+                    .chain(history.iter().cloned())
+                    .collect::<Vec<_>>(),
+            );
+            assert_eq!(b, want.binding("p").unwrap().to_json());
+            // 50 objects, each with its name and label value; their namespace, label key
+            // and version.
+            assert_eq!(engine.sizes().interned, base + 50 * 2 + 3, "round {round}");
+        }
+        for i in 0..50 {
+            engine.apply(&cm(200 + i, false));
+        }
+        engine.advance();
+        assert_eq!(engine.sizes().interned, base);
+        engine.apply(&wec(None));
+        engine.apply(&Change::Policy {
+            name: "p".into(),
+            policy: None,
+        });
+        engine.advance();
+        assert_eq!(engine.sizes().interned, fresh);
+        assert!(engine.bindings().is_empty());
     }
 
     #[test]

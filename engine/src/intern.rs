@@ -1,7 +1,16 @@
 //! Interned strings: every name, label key and label value the dataflow handles is a
 //! [`Sym`], a `u32`, so records stay small and compare fast.
+//!
+//! Strings are reference-counted, so a long run does not keep every name it ever saw:
+//! [`Interner::intern`] takes a reference, [`Interner::release`] gives one back, and
+//! [`Interner::collect`] frees the strings whose count is zero, for their symbols to be
+//! reused. Freeing is deferred to `collect` (the engine calls it once an epoch's output
+//! has been rendered), so an output record retracting a just-released symbol still
+//! resolves to its string.
 
-use lasso::{Key, Rodeo, Spur};
+use std::collections::HashMap;
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 
 /// An interned string. Only meaningful with the [`Interner`] that produced it.
@@ -10,49 +19,156 @@ pub struct Sym(pub u32);
 
 impl Sym {
     /// The empty string, interned first by every [`Interner`] (the core group, the
-    /// namespace of a cluster-scoped object).
+    /// namespace of a cluster-scoped object). Never freed.
     pub const EMPTY: Sym = Sym(0);
 }
 
-/// Maps strings to [`Sym`]s and back. Strings are never freed.
+/// One symbol's string (`None` while the symbol is free) and reference count.
+struct Slot {
+    string: Option<Arc<str>>,
+    refs: u32,
+}
+
+/// Maps strings to [`Sym`]s and back, with a reference count per string.
 pub struct Interner {
-    rodeo: Rodeo,
+    symbols: HashMap<Arc<str>, Sym>,
+    slots: Vec<Slot>,
+    /// Free symbols, reused by new strings.
+    free: Vec<Sym>,
+    /// Symbols whose count reached zero since the last [`Interner::collect`].
+    zeroed: Vec<Sym>,
+    /// The symbols interned while [`Interner::recording`] runs.
+    recorded: Option<Vec<Sym>>,
 }
 
 impl Default for Interner {
     fn default() -> Self {
-        let mut rodeo = Rodeo::default();
-        let empty = rodeo.get_or_intern_static("");
-        debug_assert_eq!(empty.into_usize(), 0);
-        Interner { rodeo }
+        let mut interner = Interner {
+            symbols: HashMap::new(),
+            slots: Vec::new(),
+            free: Vec::new(),
+            zeroed: Vec::new(),
+            recorded: None,
+        };
+        let empty = interner.intern("");
+        debug_assert_eq!(empty, Sym::EMPTY);
+        interner
     }
 }
 
 impl Interner {
-    /// Interns `s`, returning its symbol.
+    /// Interns `s` and takes one reference to it, returning its symbol. Each call must
+    /// be matched by one [`Interner::release`] for the string to be freed (strings that
+    /// are never released live as long as the interner).
     pub fn intern(&mut self, s: &str) -> Sym {
-        Sym(self.rodeo.get_or_intern(s).into_usize() as u32)
+        let sym = match self.symbols.get(s) {
+            Some(&sym) => {
+                self.slots[sym.0 as usize].refs += 1;
+                sym
+            }
+            None => {
+                let string: Arc<str> = Arc::from(s);
+                let slot = Slot {
+                    string: Some(string.clone()),
+                    refs: 1,
+                };
+                let sym = match self.free.pop() {
+                    Some(sym) => {
+                        self.slots[sym.0 as usize] = slot;
+                        sym
+                    }
+                    None => {
+                        let sym = Sym(u32::try_from(self.slots.len()).expect("2^32 symbols"));
+                        self.slots.push(slot);
+                        sym
+                    }
+                };
+                self.symbols.insert(string, sym);
+                sym
+            }
+        };
+        if let Some(recorded) = &mut self.recorded {
+            recorded.push(sym);
+        }
+        sym
     }
 
-    /// The symbol of `s` if it was interned before.
+    /// Gives back one reference taken by [`Interner::intern`]. The string stays
+    /// resolvable until the next [`Interner::collect`], and is kept if it is interned
+    /// again before that.
+    pub fn release(&mut self, sym: Sym) {
+        let slot = &mut self.slots[sym.0 as usize];
+        debug_assert!(
+            slot.string.is_some() && slot.refs > 0,
+            "release of unreferenced {sym:?}"
+        );
+        slot.refs -= 1;
+        if slot.refs == 0 {
+            self.zeroed.push(sym);
+        }
+    }
+
+    /// Releases every symbol of `syms` (one reference each).
+    pub fn release_all(&mut self, syms: impl IntoIterator<Item = Sym>) {
+        for sym in syms {
+            self.release(sym);
+        }
+    }
+
+    /// Runs `f` and returns, with its result, every symbol it interned (one entry per
+    /// [`Interner::intern`] call, so releasing them all gives back exactly the
+    /// references `f` took).
+    pub fn recording<R>(&mut self, f: impl FnOnce(&mut Interner) -> R) -> (R, Vec<Sym>) {
+        let outer = self.recorded.replace(Vec::new());
+        let result = f(self);
+        let recorded = std::mem::replace(&mut self.recorded, outer).unwrap_or_default();
+        if let Some(outer) = &mut self.recorded {
+            outer.extend_from_slice(&recorded);
+        }
+        (result, recorded)
+    }
+
+    /// Frees every string whose count is zero; their symbols are reused by strings
+    /// interned later. Returns how many were freed.
+    pub fn collect(&mut self) -> usize {
+        let mut freed = 0;
+        for sym in std::mem::take(&mut self.zeroed) {
+            let slot = &mut self.slots[sym.0 as usize];
+            if slot.refs == 0
+                && let Some(string) = slot.string.take()
+            {
+                self.symbols.remove(&string);
+                self.free.push(sym);
+                freed += 1;
+            }
+        }
+        if freed > 0 && self.symbols.capacity() > 4 * self.symbols.len() + 1024 {
+            self.symbols.shrink_to_fit();
+        }
+        freed
+    }
+
+    /// The symbol of `s` if it is interned (takes no reference).
     pub fn get(&self, s: &str) -> Option<Sym> {
-        self.rodeo.get(s).map(|k| Sym(k.into_usize() as u32))
+        self.symbols.get(s).copied()
     }
 
     /// The string behind `sym`.
     pub fn resolve(&self, sym: Sym) -> &str {
-        let key = Spur::try_from_usize(sym.0 as usize).expect("symbol out of range");
-        self.rodeo.resolve(&key)
+        self.slots
+            .get(sym.0 as usize)
+            .and_then(|slot| slot.string.as_deref())
+            .expect("symbol out of range or freed")
     }
 
-    /// Number of distinct strings interned.
+    /// Number of distinct strings interned (and not freed).
     pub fn len(&self) -> usize {
-        self.rodeo.len()
+        self.symbols.len()
     }
 
     /// True when only the empty string is interned.
     pub fn is_empty(&self) -> bool {
-        self.rodeo.len() <= 1
+        self.symbols.len() <= 1
     }
 }
 
@@ -69,5 +185,47 @@ mod tests {
         assert_eq!(i.intern("apps"), a);
         assert_eq!(i.resolve(a), "apps");
         assert_eq!(i.get("nope"), None);
+    }
+
+    #[test]
+    fn released_strings_are_freed_at_collect_and_their_symbols_reused() {
+        let mut i = Interner::default();
+        let a = i.intern("a");
+        let a2 = i.intern("a");
+        assert_eq!(a, a2);
+        let b = i.intern("b");
+        i.release(a);
+        assert_eq!(i.collect(), 0, "one reference to a is left");
+        i.release(a);
+        i.release(b);
+        // Still resolvable until collect; interning again keeps it.
+        assert_eq!(i.resolve(a), "a");
+        assert_eq!(i.intern("b"), b);
+        assert_eq!(i.collect(), 1);
+        assert_eq!(i.get("a"), None);
+        assert_eq!(i.get("b"), Some(b));
+        assert_eq!(i.len(), 2, "the empty string and b");
+        let c = i.intern("c");
+        assert_eq!(c, a, "a's symbol is reused");
+        assert_eq!(i.resolve(c), "c");
+        assert_eq!(i.get("c"), Some(c));
+    }
+
+    #[test]
+    fn recording_lists_every_intern_call() {
+        let mut i = Interner::default();
+        let x = i.intern("x");
+        let ((), inner) = i.recording(|i| {
+            i.intern("x");
+            i.intern("y");
+            i.intern("x");
+        });
+        assert_eq!(inner.len(), 3);
+        i.release_all(inner);
+        assert_eq!(i.collect(), 1, "y");
+        assert_eq!(i.get("x"), Some(x));
+        i.release(x);
+        assert_eq!(i.collect(), 1);
+        assert!(i.is_empty());
     }
 }

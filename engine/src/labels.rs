@@ -21,6 +21,14 @@ impl Labels {
         Labels(pairs)
     }
 
+    /// Gives back the interner references [`Labels::intern`] took.
+    pub fn release(&self, interner: &mut Interner) {
+        for &(k, v) in &self.0 {
+            interner.release(k);
+            interner.release(v);
+        }
+    }
+
     /// The labels back in strings (the inverse of [`Labels::intern`]).
     pub fn resolve(&self, interner: &Interner) -> BTreeMap<String, String> {
         self.0
