@@ -224,12 +224,16 @@ pub async fn binding(client: &kube::Client, name: &str) -> Result<Option<(Value,
     )))
 }
 
-/// A stored Binding spec in the engine's rendered form: empty `workload` lists, which the
-/// sink spells out as `[]`, dropped.
+/// A stored Binding spec in the engine's rendered form: empty lists (`destinations`, and
+/// those of `workload`), which the sink spells out as `[]`, dropped.
 pub fn rendered_form(spec: &Value) -> Value {
     let mut spec = spec.clone();
+    let non_empty = |_: &String, list: &mut Value| list.as_array().is_none_or(|l| !l.is_empty());
     if let Some(workload) = spec.get_mut("workload").and_then(Value::as_object_mut) {
-        workload.retain(|_, list| list.as_array().is_none_or(|l| !l.is_empty()));
+        workload.retain(non_empty);
+    }
+    if let Some(spec) = spec.as_object_mut() {
+        spec.retain(|k, v| k != "destinations" || non_empty(k, v));
     }
     spec
 }
