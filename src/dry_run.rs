@@ -14,10 +14,12 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
+use bindery_engine::strict_json::StrictValue;
 use bindery_engine::{Binding, Engine};
 use bindery_ingest::feed::{POLICY_GROUP, POLICY_RESOURCE};
 use bindery_ingest::live::now_ms;
 use bindery_ingest::{EventType, ResourceRef, Space, WatchEvent};
+use serde::de::DeserializeSeed;
 use serde_json::Value;
 
 use crate::snapshot::StateSource;
@@ -72,9 +74,7 @@ pub fn dry_run(opts: &DryRunOptions) -> Result<DryRunOutcome> {
     let policy = DryRunPolicy::read(&opts.policy_file)?;
     let mut loader = state::load(&opts.source)?;
     let outcome = policy.apply(&mut loader, now_ms())?;
-    let mut stdout = std::io::stdout().lock();
-    stdout.write_all(outcome.render(opts.output)?.as_bytes())?;
-    stdout.flush()?;
+    crate::stdout::print(&outcome.render(opts.output)?)?;
     policy.print_problems(&outcome.problems);
     Ok(outcome)
 }
@@ -99,9 +99,13 @@ impl DryRunPolicy {
         DryRunPolicy::parse(&text, &source)
     }
 
-    /// Parses one BindingPolicy object (YAML or JSON); `source` names it in errors.
+    /// Parses one BindingPolicy object (YAML or JSON); `source` names it in errors. A
+    /// leading UTF-8 byte order mark is skipped; nesting deeper than
+    /// [`MAX_POLICY_FILE_DEPTH`] is refused; duplicate keys are kept track of (the
+    /// policy reports them as problems: [`bindery_engine::strict_json`]).
     pub fn parse(text: &str, source: &str) -> Result<DryRunPolicy> {
-        let object: Value = serde_yaml_ng::from_str(text).with_context(|| {
+        let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+        let object = read_one_document(text).with_context(|| {
             format!("{source}: expected one BindingPolicy object (YAML or JSON)")
         })?;
         let Value::Object(map) = &object else {
@@ -198,27 +202,96 @@ impl DryRunPolicy {
     /// Prints the policy's Binding (pretty JSON) on stdout and its problems on stderr.
     pub fn report(&self, engine: &Engine) -> Result<()> {
         let outcome = self.outcome(engine)?;
-        print!("{}", outcome.render(DryRunFormat::Json)?);
+        crate::stdout::print(&outcome.render(DryRunFormat::Json)?)?;
         self.print_problems(&outcome.problems);
         Ok(())
     }
 
     /// Prints `problems` on stderr: `dry-run BindingPolicy "p": no problems`, or a count
     /// and one indented line each.
+    /// A closed stderr is ignored (`eprintln!` would panic).
     pub fn print_problems(&self, problems: &[String]) {
-        if problems.is_empty() {
-            eprintln!("dry-run BindingPolicy {:?}: no problems", self.name);
+        let mut text = if problems.is_empty() {
+            format!("dry-run BindingPolicy {:?}: no problems\n", self.name)
         } else {
-            eprintln!(
-                "dry-run BindingPolicy {:?}: {} problem(s):",
+            format!(
+                "dry-run BindingPolicy {:?}: {} problem(s):\n",
                 self.name,
                 problems.len()
-            );
-            for p in problems {
-                eprintln!("  {p}");
-            }
+            )
+        };
+        for p in problems {
+            text.push_str(&format!("  {p}\n"));
         }
+        let _ = std::io::stderr().write_all(text.as_bytes());
     }
+}
+
+/// The deepest nesting of lists and objects a policy file may have (a BindingPolicy
+/// needs 6; YAML's parser takes time quadratic in the depth of flow collections).
+pub const MAX_POLICY_FILE_DEPTH: usize = 64;
+
+/// Reads the one YAML (or JSON) document of `text` strictly: at most
+/// [`MAX_POLICY_FILE_DEPTH`] levels (checked on the brackets before the YAML parser
+/// sees the text, then on the value), duplicate keys marked.
+fn read_one_document(text: &str) -> Result<Value> {
+    if flow_depth(text) > MAX_POLICY_FILE_DEPTH {
+        bail!("nested deeper than {MAX_POLICY_FILE_DEPTH} levels");
+    }
+    let mut documents = serde_yaml_ng::Deserializer::from_str(text);
+    let Some(first) = documents.next() else {
+        bail!("the file is empty");
+    };
+    let value = StrictValue::new(MAX_POLICY_FILE_DEPTH).deserialize(first)?;
+    if documents.next().is_some() {
+        bail!("the file has more than one YAML document");
+    }
+    Ok(value)
+}
+
+/// An upper bound of the nesting depth of YAML flow collections (`[`, `{`) in `text`,
+/// skipping quoted strings and comments: linear, before the quadratic parser runs.
+fn flow_depth(text: &str) -> usize {
+    let (mut depth, mut max) = (0usize, 0usize);
+    let mut chars = text.chars().peekable();
+    let mut previous = '\n';
+    while let Some(c) = chars.next() {
+        match c {
+            '[' | '{' => {
+                depth += 1;
+                max = max.max(depth);
+            }
+            ']' | '}' => depth = depth.saturating_sub(1),
+            '"' => {
+                while let Some(c) = chars.next() {
+                    match c {
+                        '\\' => {
+                            chars.next();
+                        }
+                        '"' => break,
+                        _ => {}
+                    }
+                }
+            }
+            '\'' => {
+                for c in chars.by_ref() {
+                    if c == '\'' {
+                        break;
+                    }
+                }
+            }
+            '#' if previous.is_whitespace() => {
+                for c in chars.by_ref() {
+                    if c == '\n' {
+                        break;
+                    }
+                }
+            }
+            _ => {}
+        }
+        previous = c;
+    }
+    max
 }
 
 fn kind_of(v: &Value) -> &'static str {
@@ -235,6 +308,47 @@ fn kind_of(v: &Value) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn policy_files_bom_depth_documents_and_duplicates() {
+        let text = "metadata: {name: p}\nspec: {downsync: [{resources: [a], resources: [b]}]}\n";
+        let bom = format!("\u{feff}{text}");
+        let policy = DryRunPolicy::parse(&bom, "bom.yaml").unwrap();
+        assert_eq!(policy.name, "p");
+        let outcome = policy.apply(&mut OracleLoader::new(), 1).unwrap();
+        assert_eq!(
+            outcome.problems,
+            vec![
+                "spec.downsync[0]: cannot be read, so it selects nothing: duplicate key \"resources\""
+            ]
+        );
+        let deep = format!(
+            "metadata: {{name: p}}\nspec: {}{}\n",
+            "[".repeat(65),
+            "]".repeat(65)
+        );
+        let err = format!("{:#}", DryRunPolicy::parse(&deep, "deep.yaml").unwrap_err());
+        assert_eq!(
+            err,
+            "deep.yaml: expected one BindingPolicy object (YAML or JSON): nested deeper than 64 levels"
+        );
+        // Brackets in quoted strings and comments are not nesting.
+        let quoted = format!(
+            "metadata: {{name: p}} # {0}\nspec: {{a: \"{0}\", b: '{0}'}}\n",
+            "[".repeat(100)
+        );
+        assert!(DryRunPolicy::parse(&quoted, "q.yaml").is_ok());
+        let err = format!(
+            "{:#}",
+            DryRunPolicy::parse("a: 1\n---\nb: 2\n", "two.yaml").unwrap_err()
+        );
+        assert!(
+            err.ends_with("the file has more than one YAML document"),
+            "{err}"
+        );
+        let err = format!("{:#}", DryRunPolicy::parse("", "empty.yaml").unwrap_err());
+        assert!(err.contains("empty.yaml: "), "{err}");
+    }
 
     #[test]
     fn a_new_policy_gets_the_dry_run_uid_and_generation_1() {

@@ -11,6 +11,7 @@
 //!   samples, and the HTTP server of both (and of `GET /explain`).
 //! - [`crds`]: the CRDs Bindery needs, from its Rust types (`bindery crds`).
 //! - [`progress`]: progress bars and periodic progress lines.
+//! - [`stdout`]: every write to stdout (a closed stdout ends a command quietly).
 
 #![warn(missing_docs)]
 
@@ -26,3 +27,4 @@ pub mod replay;
 pub mod server;
 pub mod snapshot;
 pub mod state;
+pub mod stdout;

@@ -11,6 +11,10 @@ use bindery_sink::SinkConfig;
 use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
+/// The longest `--coalesce-ms`: a day (a window past what an `Instant` can add would
+/// panic in the engine loop).
+const MAX_COALESCE_MS: u64 = 24 * 3600 * 1000;
+
 /// Bindery: an incremental engine for KubeStellar Bindings.
 #[derive(Parser, Debug)]
 #[command(name = "bindery", version, about)]
@@ -37,8 +41,8 @@ enum Command {
         /// Record every watch event to this watch log (`.jsonl`, or `.jsonl.zst`).
         #[arg(long, value_name = "LOG")]
         record: Option<PathBuf>,
-        /// Changes to one Binding within this window are written once.
-        #[arg(long, default_value_t = 250, value_name = "MS")]
+        /// Changes to one Binding within this window are written once (at most a day).
+        #[arg(long, default_value_t = 250, value_name = "MS", value_parser = clap::value_parser!(u64).range(..=MAX_COALESCE_MS))]
         coalesce_ms: u64,
         /// Binding and status writes in flight at once.
         #[arg(long, default_value_t = 8)]
@@ -72,7 +76,7 @@ enum Command {
         #[arg(long)]
         emit_deltas: bool,
         /// Events within this many milliseconds of an epoch's first event share its epoch.
-        #[arg(long, default_value_t = 0, value_name = "MS")]
+        #[arg(long, default_value_t = 0, value_name = "MS", value_parser = clap::value_parser!(i64).range(0..))]
         window_ms: i64,
         /// Dry-run: after the log, apply this BindingPolicy (one object, YAML or JSON) as
         /// added or edited, and print its Binding on stdout and its problems on stderr.
@@ -141,6 +145,8 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
+        // A closed stdout (`bindery crds | head -1`) ends the command quietly.
+        Err(e) if bindery::stdout::is_closed(&e) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("{e:#}");
             ExitCode::FAILURE
@@ -151,7 +157,7 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Crds => {
-            print!("{}", bindery::crds::crds_yaml());
+            bindery::stdout::print(&bindery::crds::crds_yaml())?;
             Ok(())
         }
         Command::Run {
@@ -243,7 +249,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 cluster,
                 output,
             };
-            print!("{}", explain::explain(&opts)?);
+            bindery::stdout::print(&explain::explain(&opts)?)?;
             Ok(())
         }
         Command::DryRun {

@@ -2,7 +2,7 @@
 //! dry-run (`--with-policy`): one more BindingPolicy applied after the log.
 
 use std::fs::File;
-use std::io::{BufWriter, StdoutLock};
+use std::io::BufWriter;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -61,7 +61,7 @@ pub struct ReplaySummary {
 /// The pipeline with the replay's epoch bookkeeping and delta output.
 struct Replayer {
     pipeline: Pipeline,
-    deltas: Option<DeltaWriter<BufWriter<StdoutLock<'static>>>>,
+    deltas: Option<DeltaWriter<BufWriter<crate::stdout::Stdout>>>,
     epoch_start: Option<i64>,
     /// When the open epoch's first event was read.
     epoch_read: Option<SystemTime>,
@@ -162,6 +162,12 @@ pub fn replay(opts: &ReplayOptions) -> Result<ReplaySummary> {
             "--with-policy prints the dry-run Binding on stdout: give --dump-bindings a file, not -"
         );
     }
+    if opts.emit_deltas && opts.dump_bindings.as_deref() == Some(Path::new("-")) {
+        bail!("--emit-deltas prints the deltas on stdout: give --dump-bindings a file, not -");
+    }
+    if opts.window_ms < 0 {
+        bail!("--window-ms must not be negative (got {})", opts.window_ms);
+    }
     let mut reader = LogReader::open(&opts.log)?;
     let name = reader.name().to_string();
     let mut progress = Progress::new(&format!("replaying {name}"), reader.total_bytes());
@@ -169,7 +175,7 @@ pub fn replay(opts: &ReplayOptions) -> Result<ReplaySummary> {
         pipeline: Pipeline::new(),
         deltas: opts
             .emit_deltas
-            .then(|| DeltaWriter::new(BufWriter::new(std::io::stdout().lock()))),
+            .then(|| DeltaWriter::new(BufWriter::new(crate::stdout::stdout()))),
         epoch_start: None,
         epoch_read: None,
         metrics: opts.metrics.clone(),
@@ -264,7 +270,7 @@ pub fn replay(opts: &ReplayOptions) -> Result<ReplaySummary> {
 
 fn dump(path: &Path, bindings: &[Binding]) -> Result<()> {
     if path == Path::new("-") {
-        return Ok(write_binding_list(&mut std::io::stdout().lock(), bindings)?);
+        return Ok(write_binding_list(&mut crate::stdout::stdout(), bindings)?);
     }
     let file = File::create(path).with_context(|| format!("creating {}", path.display()))?;
     let mut out = BufWriter::new(file);
@@ -288,11 +294,44 @@ impl Pace {
     /// Sleeps until the event recorded at `ts` is due.
     fn wait_for(&mut self, ts: i64) {
         let (first, at) = *self.start.get_or_insert((ts, Instant::now()));
-        let offset_ms = ts.saturating_sub(first).max(0) as f64 / self.speed;
-        let due = at + Duration::from_secs_f64(offset_ms / 1000.0);
+        let delay = self.delay(first, ts);
+        // Due later than an `Instant` can say (a tiny speed, a huge gap): not in this life.
+        let due = at.checked_add(delay);
         let now = Instant::now();
-        if due > now {
-            std::thread::sleep(due - now);
+        match due {
+            Some(due) if due > now => std::thread::sleep(due - now),
+            Some(_) => {}
+            None => std::thread::sleep(delay),
         }
+    }
+
+    /// How long after the first event (recorded at `first`) the event recorded at `ts`
+    /// is due: saturating at [`Duration::MAX`], never a panic whatever the speed or gap.
+    fn delay(&self, first: i64, ts: i64) -> Duration {
+        let offset_ms = ts.saturating_sub(first).max(0) as f64 / self.speed;
+        Duration::try_from_secs_f64(offset_ms / 1000.0).unwrap_or(Duration::MAX)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pace_delays_saturate_instead_of_panicking() {
+        let pace = Pace::new(2.0);
+        assert_eq!(pace.delay(1000, 3000), Duration::from_secs(1));
+        assert_eq!(pace.delay(3000, 1000), Duration::ZERO);
+        assert_eq!(
+            pace.delay(i64::MIN, i64::MAX),
+            Duration::from_secs_f64(i64::MAX as f64 / 2000.0)
+        );
+        let tiny = Pace::new(1e-300);
+        assert_eq!(tiny.delay(0, 0), Duration::ZERO);
+        assert_eq!(tiny.delay(0, 1), Duration::MAX);
+        let mut pace = Pace::new(1e-300);
+        pace.wait_for(5);
+        // The first event is due at once; later ones "never" (not tested: it sleeps).
+        assert_eq!(pace.start.map(|(first, _)| first), Some(5));
     }
 }

@@ -27,6 +27,9 @@ use crate::progress::Progress;
 /// How long [`read_until_synced`] waits, by default, for every watched resource to sync.
 pub const DEFAULT_SYNC_TIMEOUT: Duration = Duration::from_secs(120);
 
+/// The longest `--sync-timeout`: a year (what an `Instant` can add is platform-defined).
+pub const MAX_SYNC_TIMEOUT: Duration = Duration::from_secs(365 * 24 * 3600);
+
 /// Where a command reads the state it works on: the end of a watch log, or a snapshot
 /// of live servers.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -131,8 +134,13 @@ pub struct StateArgs {
     )]
     pub api_groups: Option<Vec<String>>,
     /// With --wds-kubeconfig: fail if the watches have not all synced after this many
-    /// seconds.
-    #[arg(long, value_name = "SECONDS", default_value_t = DEFAULT_SYNC_TIMEOUT.as_secs())]
+    /// seconds (at most a year).
+    #[arg(
+        long,
+        value_name = "SECONDS",
+        default_value_t = DEFAULT_SYNC_TIMEOUT.as_secs(),
+        value_parser = clap::value_parser!(u64).range(..=MAX_SYNC_TIMEOUT.as_secs())
+    )]
     pub sync_timeout: u64,
 }
 
@@ -205,7 +213,8 @@ pub async fn read_config_until_synced(
     mut on_event: impl FnMut(WatchEvent) -> Result<()>,
 ) -> Result<SnapshotSummary> {
     let started = Instant::now();
-    let deadline = tokio::time::Instant::now() + timeout;
+    // Clamped: a timeout past what an `Instant` can hold would panic on the addition.
+    let deadline = tokio::time::Instant::now() + timeout.min(MAX_SYNC_TIMEOUT);
     let (tx, mut rx) = mpsc::channel::<WatchEvent>(16 * 1024);
     let shutdown = CancellationToken::new();
     // Whatever happens below, the watches stop.

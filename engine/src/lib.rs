@@ -9,6 +9,7 @@
 //! - [`binding`]: Bindings and their exact JSON.
 //! - [`oracle`]: a plain full recomputation the dataflow is tested against.
 //! - [`explain`]: why a policy binds a WEC or selects an object, test by test.
+//! - [`strict_json`]: JSON/YAML values with duplicate keys marked and nesting bounded.
 
 #![warn(missing_docs)]
 
@@ -24,6 +25,7 @@ pub mod model;
 pub mod oracle;
 pub mod policy;
 pub mod selector;
+pub mod strict_json;
 
 pub use binding::{Binding, WorkloadEntry, binding_list};
 pub use engine::{BindingChange, Engine, EpochOutput, PolicyStatus};

@@ -9,7 +9,8 @@ use serde_json::Value;
 use crate::index::IndexKey;
 use crate::intern::{Interner, Sym};
 use crate::model::ObjectRecord;
-use crate::selector::{Selector, SelectorSpec};
+use crate::selector::{Selector, SelectorSpec, json_kind};
+use crate::strict_json::{describe_duplicates, duplicate_keys};
 
 /// How a policy modulates the downsync of an object it selects.
 #[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -96,8 +97,10 @@ struct RawSpec {
     downsync: Option<Vec<Value>>,
 }
 
+/// A clause's fields: any other is an error (as a strict API server refuses it), so a
+/// misspelled test (`objectSelector`) cannot silently widen the clause.
 #[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct RawClause {
     api_group: Option<String>,
     resources: Option<Vec<String>>,
@@ -113,18 +116,36 @@ struct RawClause {
 }
 
 impl PolicySpec {
-    /// Reads a BindingPolicy's `spec` (`None` when the object has none).
+    /// Reads a BindingPolicy's `spec` (`None` when the object has none). A spec that is
+    /// not an object, or has duplicate keys, is a problem and binds nothing.
     pub fn parse(spec: Option<&Value>) -> PolicySpec {
         let mut out = PolicySpec::default();
         let raw = match spec {
             None | Some(Value::Null) => return out,
-            Some(v) => match RawSpec::deserialize(v) {
-                Ok(raw) => raw,
-                Err(e) => {
-                    out.problems.push(format!("spec: cannot be read: {e}"));
+            Some(spec @ Value::Object(map)) => {
+                if let Some(keys) = duplicate_keys(map) {
+                    out.problems.push(format!(
+                        "spec: {}, so the policy binds nothing",
+                        describe_duplicates(&keys)
+                    ));
                     return out;
                 }
-            },
+                match RawSpec::deserialize(spec) {
+                    Ok(raw) => raw,
+                    Err(e) => {
+                        out.problems.push(format!("spec: cannot be read: {e}"));
+                        return out;
+                    }
+                }
+            }
+            // serde would read a struct from a list by position: refuse it.
+            Some(other) => {
+                out.problems.push(format!(
+                    "spec is not an object (it is {}), so the policy binds nothing",
+                    json_kind(other)
+                ));
+                return out;
+            }
         };
         for (i, sel) in raw.cluster_selectors.unwrap_or_default().iter().enumerate() {
             let path = format!("spec.clusterSelectors[{i}]");
@@ -133,6 +154,16 @@ impl PolicySpec {
         }
         for (i, clause) in raw.downsync.unwrap_or_default().iter().enumerate() {
             let path = format!("spec.downsync[{i}]");
+            let unreadable = match clause {
+                Value::Object(map) => duplicate_keys(map).map(|keys| describe_duplicates(&keys)),
+                other => Some(format!("is not an object (it is {})", json_kind(other))),
+            };
+            if let Some(why) = unreadable {
+                out.problems.push(format!(
+                    "{path}: cannot be read, so it selects nothing: {why}"
+                ));
+                continue;
+            }
             let raw = match RawClause::deserialize(clause) {
                 Ok(raw) => raw,
                 Err(e) => {
@@ -420,6 +451,98 @@ mod tests {
         assert!(spec.problems[0].starts_with("spec.clusterSelectors[1]: invalid label selector"));
         assert!(spec.problems[1].starts_with("spec.downsync[0]: clause discriminates nothing"));
         assert!(spec.problems[2].starts_with("spec.downsync[2]: cannot be read"));
+    }
+
+    #[test]
+    fn a_spec_or_clause_written_as_a_list_binds_nothing() {
+        // serde reads a struct from a list by position: `[[{}]]` would be
+        // `clusterSelectors: [{}]`, every WEC.
+        let spec = PolicySpec::parse(Some(&json!([[{}], [{"resources": ["*"]}]])));
+        assert!(spec.cluster_selectors.is_empty() && spec.downsync.is_empty());
+        assert_eq!(
+            spec.problems,
+            vec!["spec is not an object (it is a list), so the policy binds nothing"]
+        );
+        let spec = PolicySpec::parse(Some(&json!("x")));
+        assert!(spec.problems[0].starts_with("spec is not an object (it is a string)"));
+        let spec = PolicySpec::parse(Some(&json!({
+            "clusterSelectors": [{}],
+            "downsync": [["configmaps"], {"resources": ["configmaps"]}]
+        })));
+        assert_eq!(spec.downsync.len(), 1);
+        assert_eq!(
+            spec.problems,
+            vec![
+                "spec.downsync[0]: cannot be read, so it selects nothing: is not an object (it is a list)"
+            ]
+        );
+    }
+
+    #[test]
+    fn unknown_fields_in_clauses_and_selectors_are_problems() {
+        let spec = PolicySpec::parse(Some(&json!({
+            "clusterSelectors": [{"matchLabel": {"a": "b"}}, {"matchLabels": {"a": "b"}}],
+            "downsync": [
+                {"resources": ["configmaps"], "objectSelector": [{"matchLabels": {"x": "y"}}]},
+                {"objectSelectors": [{"matchExpressions": [{"key": "x", "operator": "Exists", "value": ["y"]}]}]},
+                {"resources": ["secrets"]}
+            ]
+        })));
+        assert!(spec.cluster_selectors[0].is_none() && spec.cluster_selectors[1].is_some());
+        assert_eq!(
+            spec.downsync.len(),
+            2,
+            "the misspelled clause selects nothing"
+        );
+        assert_eq!(spec.downsync[0].object_selectors, vec![None]);
+        assert_eq!(spec.problems.len(), 3, "{:?}", spec.problems);
+        assert!(
+            spec.problems[0].starts_with(
+                "spec.clusterSelectors[0]: invalid label selector, it matches nothing: unknown field \"matchLabel\""
+            ),
+            "{:?}",
+            spec.problems
+        );
+        assert!(
+            spec.problems[1].starts_with("spec.downsync[0]: cannot be read, so it selects nothing: unknown field `objectSelector`"),
+            "{:?}",
+            spec.problems
+        );
+        assert!(
+            spec.problems[2].starts_with("spec.downsync[1].objectSelectors[0]: invalid label selector, it matches nothing: matchExpressions[0]: unknown field \"value\""),
+            "{:?}",
+            spec.problems
+        );
+    }
+
+    #[test]
+    fn duplicate_keys_are_problems_where_they_are() {
+        let parse = |text: &str| {
+            let v = crate::strict_json::from_slice(text.as_bytes(), 64).unwrap();
+            PolicySpec::parse(Some(&v))
+        };
+        let spec = parse(
+            r#"{"clusterSelectors": [{"matchLabels": {"a": "b", "a": "c"}}, {"matchLabels": {"a": "b"}, "matchLabels": {}}],
+            "downsync": [{"resources": ["a"], "resources": ["b"]}, {"resources": ["c"], "objectSelectors": [{"matchExpressions": [{"key": "x", "key": "y", "operator": "Exists"}]}]}]}"#,
+        );
+        assert_eq!(spec.cluster_selectors, vec![None, None]);
+        assert_eq!(spec.downsync.len(), 1);
+        assert_eq!(spec.downsync[0].object_selectors, vec![None]);
+        assert_eq!(
+            spec.problems,
+            vec![
+                "spec.clusterSelectors[0]: invalid label selector, it matches nothing: matchLabels: duplicate key \"a\"",
+                "spec.clusterSelectors[1]: invalid label selector, it matches nothing: duplicate key \"matchLabels\"",
+                "spec.downsync[0]: cannot be read, so it selects nothing: duplicate key \"resources\"",
+                "spec.downsync[1].objectSelectors[0]: invalid label selector, it matches nothing: matchExpressions[0]: duplicate key \"key\"",
+            ]
+        );
+        let spec = parse(r#"{"clusterSelectors": [{}], "downsync": [], "clusterSelectors": []}"#);
+        assert!(spec.cluster_selectors.is_empty());
+        assert_eq!(
+            spec.problems,
+            vec!["spec: duplicate key \"clusterSelectors\", so the policy binds nothing"]
+        );
     }
 
     #[test]

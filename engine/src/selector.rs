@@ -9,6 +9,7 @@ use serde_json::Value;
 use crate::index::IndexKey;
 use crate::intern::{Interner, Sym};
 use crate::labels::Labels;
+use crate::strict_json::{describe_duplicates, duplicate_keys};
 
 /// A label selector requirement operator.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -53,10 +54,14 @@ impl SelectorSpec {
             Value::Null => return Ok(SelectorSpec::default()),
             other => return Err(format!("must be an object, got {}", json_kind(other))),
         };
+        check_fields(obj, &["matchLabels", "matchExpressions"])?;
         let mut spec = SelectorSpec::default();
         match obj.get("matchLabels") {
             None | Some(Value::Null) => {}
             Some(Value::Object(labels)) => {
+                if let Some(keys) = duplicate_keys(labels) {
+                    return Err(format!("matchLabels: {}", describe_duplicates(&keys)));
+                }
                 for (k, v) in labels {
                     let Value::String(v) = v else {
                         return Err(format!("matchLabels[{k:?}]: value must be a string"));
@@ -103,6 +108,7 @@ fn parse_requirement(expr: &Value) -> Result<RequirementSpec, String> {
     let Value::Object(obj) = expr else {
         return Err(format!("must be an object, got {}", json_kind(expr)));
     };
+    check_fields(obj, &["key", "operator", "values"])?;
     let key = match obj.get("key") {
         Some(Value::String(k)) => k.clone(),
         None | Some(Value::Null) => return Err("key is required".to_string()),
@@ -157,7 +163,23 @@ fn parse_requirement(expr: &Value) -> Result<RequirementSpec, String> {
     })
 }
 
-fn json_kind(v: &Value) -> &'static str {
+/// Fails on duplicate keys and on fields other than `known` (a strict API server refuses
+/// both), naming them.
+fn check_fields(obj: &serde_json::Map<String, Value>, known: &[&str]) -> Result<(), String> {
+    if let Some(keys) = duplicate_keys(obj) {
+        return Err(describe_duplicates(&keys));
+    }
+    if let Some(unknown) = obj.keys().find(|k| !known.contains(&k.as_str())) {
+        return Err(format!(
+            "unknown field {unknown:?} (expected {})",
+            known.join(" or ")
+        ));
+    }
+    Ok(())
+}
+
+/// The kind of a JSON value, for messages (`a list`, `null`, ...).
+pub(crate) fn json_kind(v: &Value) -> &'static str {
     match v {
         Value::Null => "null",
         Value::Bool(_) => "a boolean",

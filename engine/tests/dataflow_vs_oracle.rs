@@ -38,7 +38,7 @@ fn clause() -> impl Strategy<Value = Value> {
         names: NAMES,
         collectors: &["sc-a", "sc-b", "sc-c"],
         namespace_selectors: 0.3,
-        unreadable: 0.0,
+        unreadable: 0.05,
     })
 }
 
@@ -46,8 +46,16 @@ fn policy_spec() -> impl Strategy<Value = Value> {
     (
         prop::collection::vec(selector(), 0..3),
         prop::collection::vec(clause(), 0..3),
+        prop::bool::weighted(0.03),
     )
-        .prop_map(|(cs, ds)| json!({"clusterSelectors": cs, "downsync": ds}))
+        .prop_map(|(cs, ds, as_list)| {
+            if as_list {
+                // Not an object: a problem, binds nothing (not `clusterSelectors` by position).
+                json!([cs, ds])
+            } else {
+                json!({"clusterSelectors": cs, "downsync": ds})
+            }
+        })
 }
 
 /// One step of a history: a change, or the end of an epoch.

@@ -38,6 +38,6 @@ pub use feed::{FeedError, ObjectKind, classify, to_change};
 pub use live::{LiveConfig, LiveError, LiveIngest, WatchTarget};
 pub use relist::{RelistError, RelistTracker, StateChange};
 pub use watchlog::{
-    EventType, LogError, LogHeader, LogLine, LogReader, LogWriter, ResourceRef, SUPPORTED_VERSIONS,
-    Space, WATCH_LOG_VERSION, WatchEvent,
+    EventType, LogError, LogHeader, LogLine, LogReader, LogWriter, MAX_LINE_BYTES, ResourceRef,
+    SUPPORTED_VERSIONS, Space, WATCH_LOG_VERSION, WatchEvent,
 };

@@ -18,7 +18,7 @@ mod writer;
 
 pub use error::LogError;
 pub use header::LogHeader;
-pub use reader::LogReader;
+pub use reader::{LogReader, MAX_LINE_BYTES};
 pub use writer::LogWriter;
 
 /// The watch log format version this crate writes.

@@ -29,6 +29,12 @@ fn labels_text(labels: &LabelMap) -> String {
         .join(", ")
 }
 
+/// Control characters, and the invisible ones that reorder or hide text.
+fn needs_escape(c: char) -> bool {
+    c.is_control()
+        || matches!(c, '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+}
+
 /// ✓ or ✗.
 fn mark(held: bool) -> &'static str {
     if held { "✓" } else { "✗" }
@@ -71,11 +77,20 @@ impl Explanation {
 struct Text(String);
 
 impl Text {
+    /// Appends one line; control characters (and bidirectional-text controls) in it,
+    /// which names and label values from a log may hold, are escaped (`\n`,
+    /// `\u{1b}`) so that no name can break the layout or drive the terminal.
     fn line(&mut self, depth: usize, text: impl AsRef<str>) {
         for _ in 0..depth {
             self.0.push_str("  ");
         }
-        self.0.push_str(text.as_ref());
+        for c in text.as_ref().chars() {
+            if needs_escape(c) {
+                self.0.extend(c.escape_default());
+            } else {
+                self.0.push(c);
+            }
+        }
         self.0.push('\n');
     }
 }
@@ -213,5 +228,17 @@ impl ClauseExplanation {
                 s.render(out, 3);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn control_characters_are_escaped() {
+        let mut t = Text::default();
+        t.line(1, "cluster a\nb\u{1b}[31m\u{202e}x ✓");
+        assert_eq!(t.0, "  cluster a\\nb\\u{1b}[31m\\u{202e}x ✓\n");
     }
 }

@@ -47,9 +47,14 @@ pub fn selector() -> impl Strategy<Value = Value> {
             0..2,
         ),
         prop::collection::vec(requirement, 0..3),
+        prop::bool::weighted(0.05),
     )
-        .prop_map(|(ml, me)| {
+        .prop_map(|(ml, me, misspelled)| {
             let mut s = serde_json::Map::new();
+            if misspelled {
+                // An unknown field: the selector is invalid (it matches nothing).
+                s.insert("matchLabel".into(), json!({"app": "a"}));
+            }
             if !ml.is_empty() {
                 s.insert("matchLabels".into(), json!(ml));
             }
@@ -102,12 +107,30 @@ pub fn clause(v: ClauseVocabulary) -> impl Strategy<Value = Value> {
         (any::<bool>(), any::<bool>(), any::<bool>()),
         prop::collection::vec(prop::sample::select(v.collectors), 0..3),
         prop::bool::weighted(v.unreadable),
+        0..3usize,
     )
         .prop_map(
-            |(group, res, ns, names, osel, nsel, (create_only, single, multi), collectors, bad)| {
+            |(
+                group,
+                res,
+                ns,
+                names,
+                osel,
+                nsel,
+                (create_only, single, multi),
+                collectors,
+                bad,
+                how,
+            )| {
                 if bad {
-                    // `resources` must be a list.
-                    return json!({"resources": "configmaps"});
+                    return match how {
+                        // `resources` must be a list.
+                        0 => json!({"resources": "configmaps"}),
+                        // A clause must be an object (serde would read a list by position).
+                        1 => json!([null, ["configmaps"]]),
+                        // An unknown (misspelled) field.
+                        _ => json!({"resources": ["configmaps"], "objectSelector": []}),
+                    };
                 }
                 let mut c = serde_json::Map::new();
                 let mut put = |field: &str, value: Option<Value>| {

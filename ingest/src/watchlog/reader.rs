@@ -7,18 +7,26 @@ use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use bindery_engine::strict_json;
 use serde_json::Value;
 
 use super::counting::CountingReader;
 use super::event::{event_from_map, kind};
 use super::header::{HeaderProblem, parse_header};
 use super::{LogError, LogHeader, LogLine, WatchEvent};
+use crate::feed::{ObjectKind, classify};
 
 /// The first four bytes of a zstd frame.
 const ZSTD_MAGIC: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
 
 /// Buffer size for the file and the decompressed stream.
 const BUF_SIZE: usize = 64 * 1024;
+
+/// The longest line a watch log may have, newline excluded: 16 MiB (an API server
+/// refuses objects over 1.5 MiB by default). A longer line that ends with a newline is
+/// an error naming the file and line; a longer last line without one is a torn last
+/// line (a warning). The reader never holds more than this of one line in memory.
+pub const MAX_LINE_BYTES: usize = 16 * 1024 * 1024;
 
 /// Reads a watch log: the header on opening, then the events as an iterator.
 ///
@@ -58,6 +66,9 @@ enum RawLine {
     Complete,
     /// Bytes at the end of the input without a trailing newline.
     Partial,
+    /// A line longer than [`MAX_LINE_BYTES`]: the buffer holds none of it, and the
+    /// input is positioned after the first `MAX_LINE_BYTES + 1` bytes of it.
+    TooLong,
     /// No more input.
     Eof,
 }
@@ -149,6 +160,13 @@ impl LogReader {
         };
         match raw {
             RawLine::Eof => return Err(not_a_header("the log is empty")),
+            // Not skipped: `/dev/zero` has no end.
+            RawLine::TooLong => {
+                return Err(not_a_header(&format!(
+                    "the first line is longer than {} MiB",
+                    MAX_LINE_BYTES >> 20
+                )));
+            }
             // A header without a newline is a log without events: accept it if it
             // parses (a torn header fails to parse anyway).
             RawLine::Partial => self.done = true,
@@ -168,25 +186,27 @@ impl LogReader {
         Ok(())
     }
 
-    /// Reads the next line into `self.buf`, without its `\n`.
+    /// Reads the next line into `self.buf`, without its `\n`, holding at most
+    /// [`MAX_LINE_BYTES`] (+ 1) bytes of it.
     fn read_raw_line(&mut self) -> io::Result<RawLine> {
         self.buf.clear();
-        match self.input.read_until(b'\n', &mut self.buf) {
+        let limit = MAX_LINE_BYTES as u64 + 1;
+        match (&mut self.input)
+            .take(limit)
+            .read_until(b'\n', &mut self.buf)
+        {
             Ok(0) => Ok(RawLine::Eof),
             Ok(_) if self.buf.last() == Some(&b'\n') => {
                 self.buf.pop();
                 Ok(RawLine::Complete)
             }
+            Ok(n) if n as u64 == limit => {
+                self.buf.clear();
+                self.buf.shrink_to(BUF_SIZE);
+                Ok(RawLine::TooLong)
+            }
             Ok(_) => Ok(RawLine::Partial),
-            // A zstd frame cut short, as a crash mid-write leaves it: the data
-            // decoded so far is usable; what follows is lost.
-            Err(e) if self.compressed && e.kind() == io::ErrorKind::UnexpectedEof => {
-                tracing::warn!(
-                    file = %self.name,
-                    "{}: the compressed stream ends in the middle of a zstd frame \
-                     (truncated file?); reading stops there",
-                    self.name
-                );
+            Err(e) if self.is_truncated_frame(&e) => {
                 // `read_until` stops at a newline, so the buffer holds no newline.
                 if self.buf.is_empty() {
                     Ok(RawLine::Eof)
@@ -196,6 +216,92 @@ impl LogReader {
             }
             Err(e) => Err(e),
         }
+    }
+
+    /// After [`RawLine::TooLong`]: skips the rest of the line, [`BUF_SIZE`] bytes at a
+    /// time (none kept); true when it ends with a newline, false at the end of the input.
+    fn skip_rest_of_line(&mut self) -> io::Result<bool> {
+        let mut chunk = Vec::with_capacity(BUF_SIZE);
+        loop {
+            chunk.clear();
+            match (&mut self.input)
+                .take(BUF_SIZE as u64)
+                .read_until(b'\n', &mut chunk)
+            {
+                Ok(0) => return Ok(false),
+                Ok(_) if chunk.last() == Some(&b'\n') => return Ok(true),
+                Ok(_) => {}
+                Err(e) if self.is_truncated_frame(&e) => return Ok(false),
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// A zstd frame cut short, as a crash mid-write leaves it: the data decoded so far
+    /// is usable; what follows is lost (warned about here).
+    fn is_truncated_frame(&self, e: &io::Error) -> bool {
+        let truncated = self.compressed && e.kind() == io::ErrorKind::UnexpectedEof;
+        if truncated {
+            tracing::warn!(
+                file = %self.name,
+                "{}: the compressed stream ends in the middle of a zstd frame \
+                 (truncated file?); reading stops there",
+                self.name
+            );
+        }
+        truncated
+    }
+
+    /// Warns about an incomplete last line (no trailing newline) and ends the iteration.
+    fn torn(&mut self, line: u64, what: &str) {
+        self.done = true;
+        self.torn = Some(line);
+        tracing::warn!(
+            file = %self.name,
+            line,
+            "{}:{}: incomplete last line ({what}), ignored",
+            self.name,
+            line
+        );
+    }
+
+    /// For a BindingPolicy event: reads the line again keeping track of duplicate keys,
+    /// so that those in its `spec` become problems of the policy (the marks of
+    /// [`strict_json`]); those elsewhere in the object are warned about (the last one
+    /// is kept, as before). Other events are not re-read: duplicate keys there keep
+    /// the last value, as serde_json does.
+    fn mark_policy_duplicates(&self, line: u64, event: &mut WatchEvent) {
+        if classify(&event.resource) != ObjectKind::Policy || event.object.is_none() {
+            return;
+        }
+        // The same text parsed again: it is valid JSON within serde_json's depth limit.
+        let Ok(Value::Object(mut strict)) = strict_json::from_slice(&self.buf, 128) else {
+            return;
+        };
+        let Some(mut object @ Value::Object(_)) = strict.shift_remove("object") else {
+            return;
+        };
+        let spec = object.get_mut("spec").map(Value::take);
+        let elsewhere = strict_json::strip_duplicate_keys(&mut object);
+        if let (Some(spec), Value::Object(map)) = (spec, &mut object) {
+            map.insert("spec".to_string(), spec);
+        }
+        for place in elsewhere {
+            tracing::warn!(
+                file = %self.name,
+                line,
+                "{}:{}: object.{place} (the last one is used)",
+                self.name,
+                line
+            );
+        }
+        event.object = Some(object);
+    }
+
+    /// The capacity of the line buffer (for tests of the memory bound).
+    #[cfg(test)]
+    pub(crate) fn buffer_capacity(&self) -> usize {
+        self.buf.capacity()
     }
 
     fn bad_line(&mut self, line: u64, reason: String) -> LogError {
@@ -226,21 +332,37 @@ impl Iterator for LogReader {
                 None
             }
             Ok(RawLine::Partial) => {
-                self.done = true;
-                self.torn = Some(line);
-                tracing::warn!(
-                    file = %self.name,
-                    line,
-                    "{}:{}: incomplete last line (no trailing newline), ignored",
-                    self.name,
-                    line
-                );
+                self.torn(line, "no trailing newline");
                 None
             }
+            Ok(RawLine::TooLong) => match self.skip_rest_of_line() {
+                Err(e) => {
+                    self.done = true;
+                    Some(Err(LogError::io(&self.name, e)))
+                }
+                Ok(true) => {
+                    let reason = format!(
+                        "line longer than {} MiB (the longest a watch log line may be)",
+                        MAX_LINE_BYTES >> 20
+                    );
+                    Some(Err(self.bad_line(line, reason)))
+                }
+                Ok(false) => {
+                    let what = format!(
+                        "no trailing newline, longer than {} MiB",
+                        MAX_LINE_BYTES >> 20
+                    );
+                    self.torn(line, &what);
+                    None
+                }
+            },
             Ok(RawLine::Complete) => {
                 self.next_line += 1;
                 match parse_event_line(&self.buf) {
-                    Ok(event) => Some(Ok(LogLine { line, event })),
+                    Ok(mut event) => {
+                        self.mark_policy_duplicates(line, &mut event);
+                        Some(Ok(LogLine { line, event }))
+                    }
                     Err(reason) => Some(Err(self.bad_line(line, reason))),
                 }
             }

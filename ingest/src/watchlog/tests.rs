@@ -1,6 +1,6 @@
 //! Tests of the watch log reader and writer on in-memory streams.
 
-use std::io::{self, Cursor, Write};
+use std::io::{self, Cursor, Read, Write};
 use std::sync::{Arc, Mutex};
 
 use serde_json::{Map, Value, json};
@@ -484,4 +484,79 @@ fn reader_and_writer_are_send() {
     fn assert_send<T: Send>() {}
     assert_send::<LogReader>();
     assert_send::<LogWriter>();
+}
+
+/// An event line of `len` bytes (padding in an unknown key), without its newline.
+fn line_of(len: usize) -> Vec<u8> {
+    let head = r#"{"ts":1,"space":"wds","group":"","version":"v1","resource":"namespaces","type":"SYNCED","pad":""#;
+    let mut line = head.as_bytes().to_vec();
+    line.resize(len - 2, b'x');
+    line.extend_from_slice(b"\"}");
+    line
+}
+
+#[test]
+fn a_line_at_the_limit_is_read_and_a_longer_one_is_an_error_naming_it() {
+    let mut text = format!("{HEADER}\n").into_bytes();
+    text.extend(line_of(MAX_LINE_BYTES));
+    text.push(b'\n');
+    text.extend(line_of(MAX_LINE_BYTES + 1));
+    text.extend(b"\n{}\n");
+    let mut r = reader("big.jsonl", text).unwrap();
+    assert_eq!(r.next().unwrap().unwrap().line, 2);
+    let err = r.next().unwrap().unwrap_err().to_string();
+    assert_eq!(
+        err,
+        "big.jsonl:3: line longer than 16 MiB (the longest a watch log line may be)"
+    );
+    assert!(r.next().is_none(), "nothing after a bad line");
+    assert!(r.buffer_capacity() <= MAX_LINE_BYTES + 1 + 64 * 1024);
+}
+
+#[test]
+fn an_overlong_tail_without_newline_is_a_torn_line_read_in_bounded_memory() {
+    // A NUL-filled tail after a crash, longer than the limit: never held whole.
+    let tail = io::repeat(0).take(3 * MAX_LINE_BYTES as u64);
+    let input = Cursor::new(format!("{HEADER}\n").into_bytes()).chain(tail);
+    let mut r = LogReader::from_reader("zeros.jsonl".into(), input).unwrap();
+    assert!(r.next().is_none());
+    assert_eq!(r.torn_last_line(), Some(2));
+    assert!(r.buffer_capacity() <= MAX_LINE_BYTES + 1 + 64 * 1024);
+}
+
+#[test]
+fn an_overlong_first_line_is_not_a_header_and_is_not_read_to_its_end() {
+    // `/dev/zero`: an endless first line.
+    let err = LogReader::from_reader("/dev/zero".into(), io::repeat(0)).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "/dev/zero:1: not a watch log header: the first line is longer than 16 MiB"
+    );
+}
+
+#[test]
+fn duplicate_keys_in_a_policy_spec_are_marked_for_the_policy() {
+    let policy = r#"{"ts":1,"space":"wds","group":"control.kubestellar.io","version":"v1alpha1","resource":"bindingpolicies","type":"ADDED","object":{"metadata":{"name":"p","name":"q","uid":"u"},"spec":{"clusterSelectors":[{"matchLabels":{"a":"b","a":"c"}}]}}}"#;
+    let other = r#"{"ts":1,"space":"wds","group":"","version":"v1","resource":"configmaps","type":"ADDED","object":{"metadata":{"name":"a","name":"b"}}}"#;
+    let mut r = reader("dups.jsonl", format!("{HEADER}\n{policy}\n{other}\n")).unwrap();
+    let object = r.next().unwrap().unwrap().event.object.unwrap();
+    // Outside the spec: the last one kept, the mark removed (and warned about).
+    assert_eq!(object["metadata"], json!({"name": "q", "uid": "u"}));
+    let labels = object["spec"]["clusterSelectors"][0]["matchLabels"]
+        .as_object()
+        .unwrap();
+    assert_eq!(
+        bindery_engine::strict_json::duplicate_keys(labels),
+        Some(vec!["a".to_string()])
+    );
+    let spec = bindery_engine::PolicySpec::parse(object.get("spec"));
+    assert_eq!(spec.cluster_selectors, vec![None]);
+    assert!(
+        spec.problems[0].contains("duplicate key \"a\""),
+        "{:?}",
+        spec.problems
+    );
+    // Not a policy: read as before, the last one kept.
+    let object = r.next().unwrap().unwrap().event.object.unwrap();
+    assert_eq!(object, json!({"metadata": {"name": "b"}}));
 }
