@@ -45,7 +45,7 @@ pub fn watch_log(bytes: &[u8]) {
                 );
                 return;
             }
-            if p.synced() {
+            if p.publishable() {
                 p.close_epoch();
             }
         } else if loaded.is_err() {

@@ -133,8 +133,8 @@ async fn sigkill_in_the_middle_of_a_burst_then_restart() {
         .unwrap_or_else(|e| fail(&bindery, &e.to_string()));
     // A burst of changes, killed in the middle of it.
     for round in 0..3 {
-        for i in 0..cms.len() {
-            cms[i] = touch(&wds, i, round).await;
+        for (i, cm) in cms.iter_mut().enumerate() {
+            *cm = touch(&wds, i, round).await;
             if round == 1 && i == 10 {
                 bindery.kill().unwrap();
                 eprintln!("[{:>6.1?}] SIGKILL mid-burst", started.elapsed());
