@@ -443,6 +443,9 @@ fn duplicate_keys_in_a_logged_policy_are_its_problem() {
     let mut text = std::fs::read_to_string(&log).unwrap();
     text.push_str(line);
     text.push('\n');
+    // A resource seen first after the others synced counts once its own SYNCED is in.
+    text.push_str(r#"{"ts":4,"space":"wds","group":"control.kubestellar.io","version":"v1alpha1","resource":"bindingpolicies","type":"SYNCED"}"#);
+    text.push('\n');
     std::fs::write(&log, text).unwrap();
     let out = run_bindery(&["explain", "--log", log.to_str().unwrap(), "--policy", "p"]);
     assert!(out.status.success(), "{}", stderr(&out));
