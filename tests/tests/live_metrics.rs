@@ -166,7 +166,7 @@ async fn metrics_snapshot_and_explain_of_a_live_run() {
     await_binding_spec(
         &wds,
         "web",
-        &json!({"destinations": [{"clusterId": "c1"}, {"clusterId": "c2"}]}),
+        &json!({"destinations": [{"clusterId": "c1"}, {"clusterId": "c2"}], "workload": {}}),
     )
     .await
     .unwrap_or_else(|e| panic!("{e}\n--- bindery log ---\n{}", bindery.log_text()));
