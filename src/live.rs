@@ -324,11 +324,10 @@ impl EngineLoop {
 
     /// Notes a policy being deleted, whose KubeStellar finalizer (if any) must go.
     fn note_deletion(&mut self, event: &WatchEvent) {
-        let is_policy = event.resource.group
-            == bindery_engine::binding::API_VERSION
-                .split_once('/')
-                .map_or("", |(g, _)| g)
-            && event.resource.resource == "bindingpolicies";
+        let is_policy = matches!(
+            bindery_ingest::classify(&event.resource),
+            bindery_ingest::ObjectKind::Policy
+        );
         if !is_policy || event.event_type == bindery_ingest::EventType::Deleted {
             return;
         }

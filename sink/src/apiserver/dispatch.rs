@@ -45,7 +45,16 @@ impl Job {
         }
     }
 
-    /// The Binding write this job must follow: (its name, its number).
+    /// The Binding write this job must follow: (its name, its number, once submitted).
+    fn follows(&self) -> Option<(&str, Option<u64>)> {
+        match self {
+            Job::Status(s, after) => Some((&s.policy, *after)),
+            Job::Finalizer(name, after) => Some((name, *after)),
+            Job::Binding(_) => None,
+        }
+    }
+
+    /// [`follows`](Self::follows), to set the number at submission.
     fn after(&mut self) -> Option<(&str, &mut Option<u64>)> {
         match self {
             Job::Status(s, after) => Some((&s.policy, after)),
@@ -105,13 +114,8 @@ impl State {
     /// Takes the next write that can start.
     fn pop(&mut self) -> Option<(Key, Job)> {
         let writes = &self.binding_writes;
-        let next = self.queue.pop_ready(|_, job| match job {
-            Job::Status(s, Some(after)) => {
-                writes.get(&s.policy).is_some_and(|w| w.finished >= *after)
-            }
-            Job::Finalizer(name, Some(after)) => {
-                writes.get(name).is_some_and(|w| w.finished >= *after)
-            }
+        let next = self.queue.pop_ready(|_, job| match job.follows() {
+            Some((name, Some(after))) => writes.get(name).is_some_and(|w| w.finished >= after),
             _ => true,
         });
         if let Some((Key::Binding(name), _)) = &next {
@@ -132,19 +136,21 @@ impl State {
         }
     }
 
-    /// Takes in what a write of Binding `name` answered (`None`: deleted), unless the
-    /// watch already told of a newer version.
-    pub(crate) fn wrote(&mut self, name: &str, entry: Option<StoredEntry>) {
+    /// Takes in what is stored under `name` (`None`: nothing), as a write answered or the
+    /// watch told, unless a newer version is known: then returns false and keeps that.
+    pub(crate) fn record(&mut self, name: &str, entry: Option<StoredEntry>) -> bool {
         match entry {
             Some(new) => {
-                if !self.stored.get(name).is_some_and(|old| new.older_than(old)) {
-                    self.stored.insert(name.to_string(), new);
+                if self.stored.get(name).is_some_and(|old| new.older_than(old)) {
+                    return false;
                 }
+                self.stored.insert(name.to_string(), new);
             }
             None => {
                 self.stored.remove(name);
             }
         }
+        true
     }
 
     /// After a failed write: Binding `name` may exist with any content.
@@ -168,17 +174,14 @@ impl State {
     /// Takes in what the watch says is stored under `name` now (`None`: nothing), unless
     /// the sink knows of a newer version. Returns the drift it makes, if any.
     fn observe(&mut self, name: &str, entry: Option<StoredEntry>) -> Option<Drift> {
-        match (&entry, self.stored.get(name)) {
-            (Some(new), Some(old)) if new.older_than(old) => return None,
-            (None, None) => return None,
-            _ => {}
+        if entry.is_none() && !self.stored.contains_key(name) {
+            return None;
         }
         let managed = entry.as_ref().is_some_and(|e| e.managed);
         let content = entry.as_ref().and_then(|e| e.content);
-        match entry {
-            Some(e) => self.stored.insert(name.to_string(), e),
-            None => self.stored.remove(name),
-        };
+        if !self.record(name, entry) {
+            return None;
+        }
         let drifted = match self.wanted.get(name) {
             Some(Wanted::Present(want)) => content != Some(*want),
             Some(Wanted::Absent) => content.is_some() && managed,
@@ -224,7 +227,7 @@ pub(crate) struct Shared {
     pub(crate) counters: Counters,
     concurrency: usize,
     /// Where drift is reported.
-    drift_tx: Option<mpsc::UnboundedSender<Drift>>,
+    drift_tx: mpsc::UnboundedSender<Drift>,
 }
 
 impl fmt::Debug for Shared {
@@ -243,7 +246,7 @@ impl Shared {
             outstanding: watch::Sender::new(0),
             counters: Counters::default(),
             concurrency,
-            drift_tx: Some(drift_tx),
+            drift_tx,
         }
     }
 
@@ -323,10 +326,8 @@ impl Shared {
             restore_in = ?drift.delay,
             "Binding changed or deleted by another writer: restoring it"
         );
-        if let Some(tx) = &self.drift_tx {
-            // The receiver may be gone at shutdown: nothing left to restore then.
-            let _ = tx.send(drift);
-        }
+        // The receiver may be gone at shutdown: nothing left to restore then.
+        let _ = self.drift_tx.send(drift);
     }
 
     /// The stored Bindings now, by name, each with whether it is managed (its controller

@@ -228,7 +228,7 @@ impl Writer {
         match result {
             Ok(obj) => {
                 let mut state = self.shared.lock();
-                state.wrote(name, Some(StoredEntry::from_object(&obj)));
+                state.record(name, Some(StoredEntry::from_object(&obj)));
                 state.failed.remove(name);
                 drop(state);
                 bump(&counters.bindings_applied);
@@ -324,7 +324,7 @@ impl Writer {
             }
         }
         let mut state = self.shared.lock();
-        state.wrote(name, None);
+        state.record(name, None);
         state.failed.remove(name);
         // The policy is gone: a policy made later under the same name starts afresh.
         state.statuses.remove(name);
