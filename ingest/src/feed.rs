@@ -1,6 +1,6 @@
 //! Which watched objects are which, and how they become engine [`Change`]s: WECs from
 //! the ITS's ManagedClusters, BindingPolicies, and every other non-excluded WDS object
-//! as workload (`binding-semantics.md`, `watch-log.md`).
+//! as workload (`docs/binding-semantics.md`, `docs/watch-log.md`).
 
 use std::collections::BTreeMap;
 

@@ -3,7 +3,7 @@
 //! (including `RESET` ... `SYNCED` relists) into state changes, and the [`live`]
 //! watches of the WDS and ITS that produce the same events.
 //!
-//! The format contract lives in `watch-log.md`; [`watchlog`] follows it.
+//! The format contract is `docs/watch-log.md`; [`watchlog`] follows it.
 //!
 //! ```no_run
 //! use std::path::Path;

@@ -1,4 +1,4 @@
-//! The watch log format, version 1 (`watch-log.md`): one header line, then one
+//! The watch log format, version 1 (`docs/watch-log.md`): one header line, then one
 //! JSON event per line, optionally zstd-compressed.
 //!
 //! [`LogReader`] reads a log (detecting zstd by its magic bytes) and yields

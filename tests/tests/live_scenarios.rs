@@ -6,7 +6,7 @@
 //!
 //! Each test starts its own control plane. Expected Bindings are written out in full:
 //! entries built from the objects as stored (their resourceVersions), sorted as
-//! `binding-semantics.md` says, and the owner reference to the policy.
+//! `docs/binding-semantics.md` says, and the owner reference to the policy.
 
 use std::time::{Duration, Instant};
 

@@ -1,5 +1,5 @@
 //! Which WDS resources are workload: API discovery, and the pure selection over what
-//! it found (`binding-semantics.md`: every resource that supports `list` and `watch`,
+//! it found (`docs/binding-semantics.md`: every resource that supports `list` and `watch`,
 //! in the preferred version of its group, minus the excluded groups and resources).
 //!
 //! The version rule is client-go's `ServerPreferredResources`, which KubeStellar's

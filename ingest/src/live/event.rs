@@ -8,7 +8,7 @@
 //! | `Apply(obj)` | `MODIFIED` |
 //! | `Delete(obj)` | `DELETED` |
 //!
-//! The recorded `object` is trimmed to what the engine reads (`watch-log.md`):
+//! The recorded `object` is trimmed to what the engine reads (`docs/watch-log.md`):
 //! `apiVersion`, `kind` and `metadata` with `name`, `namespace`, `uid`,
 //! `resourceVersion`, `generation`, `labels` and `deletionTimestamp` (each only when
 //! set), plus `spec` for BindingPolicies. Nothing else is kept: no annotations, no
