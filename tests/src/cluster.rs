@@ -525,6 +525,16 @@ impl Drop for BindingHistory {
 /// `apiVersion` and `kind` (namespaced objects need `metadata.namespace`). Returns the
 /// created objects.
 pub async fn create_yaml(client: &kube::Client, yaml: &str) -> Result<Vec<Value>> {
+    create_yaml_with(client, yaml, &PostParams::default()).await
+}
+
+/// [`create_yaml`] with `params` (e.g. `dry_run: true` for a server-side dry-run: every
+/// object is validated and admitted, nothing is stored).
+pub async fn create_yaml_with(
+    client: &kube::Client,
+    yaml: &str,
+    params: &PostParams,
+) -> Result<Vec<Value>> {
     let mut created = Vec::new();
     for doc in yaml.split("\n---") {
         let doc = doc.trim_start_matches('-').trim();
@@ -559,7 +569,7 @@ pub async fn create_yaml(client: &kube::Client, yaml: &str) -> Result<Vec<Value>
             (kube::discovery::Scope::Cluster, _) => Api::all_with(client.clone(), &ar),
         };
         let mut request = kube::core::Request::new(api.resource_url())
-            .create(&PostParams::default(), doc.as_bytes().to_vec())
+            .create(params, doc.as_bytes().to_vec())
             .context("building the request")?;
         request.headers_mut().insert(
             "content-type",

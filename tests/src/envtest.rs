@@ -372,7 +372,7 @@ impl ApiServer {
 }
 
 /// The user whose requests the API servers audit: Bindery as the ServiceAccount of
-/// `deploy/wds-rbac.yaml`.
+/// the WDS RBAC of the Helm chart (`deploy/chart/bindery`).
 pub const AUDITED_USER: &str = "system:serviceaccount:bindery-system:bindery";
 
 /// Audit only [`AUDITED_USER`], with request and response bodies (a list's response shows

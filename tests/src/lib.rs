@@ -1,6 +1,7 @@
 //! Shared helpers for Bindery's integration tests: the built `bindery` binary and the
 //! test data.
 
+pub mod chart;
 pub mod cluster;
 pub mod envtest;
 

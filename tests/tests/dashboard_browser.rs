@@ -217,7 +217,7 @@ async fn page_until(
 
 /// The `bindery_*` metric names the Grafana dashboard's queries use.
 fn grafana_metric_names() -> Result<std::collections::BTreeSet<String>> {
-    let path = bindery_tests::workspace_root().join("deploy/grafana-dashboard.json");
+    let path = bindery_tests::workspace_root().join("deploy/chart/bindery/dashboards/bindery.json");
     let json = std::fs::read_to_string(&path)?;
     let names: std::collections::BTreeSet<String> = json
         .split("bindery_")
@@ -449,7 +449,7 @@ async fn check_page(client: &Client, port: u16, events: u64) -> Result<()> {
             .unwrap_or(&name);
         ensure!(
             text.contains(&format!("# TYPE {family} ")),
-            "deploy/grafana-dashboard.json queries {name}, which /metrics does not expose"
+            "deploy/chart/bindery/dashboards/bindery.json queries {name}, which /metrics does not expose"
         );
     }
 

@@ -2,7 +2,7 @@
 //! edits, namespace relabels, object updates and deletes; a CRD created and deleted at
 //! run time; policy deletion; a restart of bindery (never a partial Binding, unchanged
 //! Bindings not rewritten); a restart of the WDS API server; invalid selectors reported
-//! in the status; least privilege with `deploy/wds-rbac.yaml`.
+//! in the status; least privilege with the WDS RBAC of the Helm chart.
 //!
 //! Each test starts its own control plane. Expected Bindings are written out in full:
 //! entries built from the objects as stored (their resourceVersions), sorted as
@@ -1168,25 +1168,35 @@ async fn invalid_selector_is_reported_and_other_policies_keep_working() {
 }
 
 // ---------------------------------------------------------------------------------------
-// 7. Least privilege: deploy/wds-rbac.yaml suffices
+// 7. Least privilege: the WDS RBAC the Helm chart renders suffices
 // ---------------------------------------------------------------------------------------
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wds_rbac_manifest_suffices() {
     let w = World::start().await;
     w.three_wecs().await;
-    let rbac =
-        std::fs::read_to_string(bindery_tests::workspace_root().join("deploy/wds-rbac.yaml"))
-            .unwrap();
+    // What `helm template` renders for a WDS that Bindery reaches with the chart's
+    // ServiceAccount: the account, the ClusterRole and the Lease Role, and their bindings.
+    let rbac = bindery_tests::chart::render(
+        "bindery-system",
+        &[bindery_tests::chart::Set::Str(
+            "controller.enabled",
+            "false",
+        )],
+    )
+    .unwrap();
+    w.wds(&res::namespaces(), namespace("bindery-system", json!({})))
+        .await;
     let created = cluster::create_yaml(&w.wds, &rbac).await.unwrap();
     let kinds: Vec<&str> = created.iter().filter_map(|o| o["kind"].as_str()).collect();
     assert_eq!(
         kinds,
         [
-            "Namespace",
             "ServiceAccount",
             "ClusterRole",
-            "ClusterRoleBinding"
+            "ClusterRoleBinding",
+            "Role",
+            "RoleBinding"
         ]
     );
     let token = cluster::service_account_token(&w.wds, "bindery-system", "bindery")

@@ -1,0 +1,246 @@
+//! Bindery's Helm chart (`deploy/chart/bindery`), rendered by a real `helm template` and
+//! applied to real kube-apiservers (envtest): the default install validated by a
+//! server-side dry-run in the WDS, the ITS's RBAC created in the ITS and checked with a
+//! token of the identity it binds, and values that make no sense refused with a reason.
+//! (`live_scenarios::wds_rbac_manifest_suffices` runs Bindery with the WDS RBAC the chart
+//! renders.)
+
+use bindery_tests::chart::{self, Set};
+use bindery_tests::cluster::{self, objects::namespace, res};
+use kube::api::PostParams;
+use serde_json::{Value, json};
+
+const NS: &str = "bindery-system";
+
+fn kinds(yaml: &str) -> Vec<String> {
+    chart::documents(yaml)
+        .into_iter()
+        .map(|(kind, name, _)| format!("{kind}/{name}"))
+        .collect()
+}
+
+fn document<'a>(docs: &'a [(String, String, String)], kind: &str) -> &'a str {
+    &docs
+        .iter()
+        .find(|(k, _, _)| k == kind)
+        .unwrap_or_else(|| panic!("no {kind} rendered"))
+        .2
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_default_install_renders_and_a_real_api_server_accepts_it() {
+    let yaml = chart::render(NS, &[Set::Str("metrics.serviceMonitor.enabled", "true")]).unwrap();
+    assert_eq!(
+        kinds(&yaml),
+        [
+            "ServiceAccount/bindery",
+            "ConfigMap/bindery-dashboard",
+            "ClusterRole/bindery",
+            "ClusterRoleBinding/bindery",
+            "Role/bindery-leader-election",
+            "RoleBinding/bindery-leader-election",
+            "Service/bindery-metrics",
+            "Deployment/bindery",
+            "ServiceMonitor/bindery",
+        ],
+        "rendered:\n{yaml}"
+    );
+    let docs = chart::documents(&yaml);
+    let deployment = document(&docs, "Deployment");
+    for wanted in [
+        "replicas: 2",
+        "- --leader-elect\n",
+        "- --leader-elect-lease-namespace=bindery-system",
+        "- --its-kubeconfig=/etc/bindery/its/kubeconfig",
+        "- --listen=0.0.0.0:9477",
+        "path: /readyz",
+        "path: /livez",
+        "fieldPath: metadata.name",
+        "runAsNonRoot: true",
+        "readOnlyRootFilesystem: true",
+    ] {
+        assert!(
+            deployment.contains(wanted),
+            "the Deployment lacks {wanted:?}:\n{deployment}"
+        );
+    }
+    // In-cluster WDS by default: no WDS kubeconfig, the ServiceAccount token mounted.
+    assert!(!deployment.contains("--wds-kubeconfig"), "{deployment}");
+    assert!(
+        deployment.contains("automountServiceAccountToken: true"),
+        "{deployment}"
+    );
+
+    // The dashboard ConfigMap carries the dashboard file unchanged.
+    let (_env, wds, _its) = cluster::control_plane().await;
+    cluster::install_crds(
+        &wds,
+        &[cluster::simple_crd(
+            "monitoring.coreos.com",
+            "ServiceMonitor",
+            "servicemonitors",
+            true,
+        )],
+    )
+    .await
+    .unwrap();
+    cluster::apply(&wds, &res::namespaces(), namespace(NS, json!({})))
+        .await
+        .unwrap();
+    let dry_run = PostParams {
+        dry_run: true,
+        ..PostParams::default()
+    };
+    let accepted = cluster::create_yaml_with(&wds, &yaml, &dry_run)
+        .await
+        .unwrap();
+    assert_eq!(accepted.len(), docs.len(), "every document was accepted");
+    let configmap = accepted
+        .iter()
+        .find(|o| o["kind"] == "ConfigMap")
+        .expect("the dashboard ConfigMap");
+    let shipped: Value = serde_json::from_str(
+        &std::fs::read_to_string(chart::chart_dir().join("dashboards/bindery.json")).unwrap(),
+    )
+    .unwrap();
+    let rendered: Value =
+        serde_json::from_str(configmap["data"]["bindery.json"].as_str().unwrap()).unwrap();
+    assert_eq!(rendered, shipped);
+    assert_eq!(configmap["metadata"]["labels"]["grafana_dashboard"], "1");
+    // The Deployment the server admitted runs `bindery run` with the probes on the port.
+    let admitted = accepted.iter().find(|o| o["kind"] == "Deployment").unwrap();
+    let container = &admitted["spec"]["template"]["spec"]["containers"][0];
+    assert_eq!(container["args"][0], "run");
+    assert_eq!(container["readinessProbe"]["httpGet"]["port"], "metrics");
+    assert_eq!(container["ports"][0]["containerPort"], 9477);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_remote_wds_gets_its_kubeconfig_from_a_secret_and_no_token() {
+    let yaml = chart::render(
+        NS,
+        &[
+            Set::Str("wds.kubeconfigSecret", "bindery-wds-kubeconfig"),
+            Set::Str("wds.context", "wds1"),
+            Set::Str("rbac.wds.create", "false"),
+            Set::Str("replicas", "1"),
+            Set::Str("leaderElection.enabled", "false"),
+        ],
+    )
+    .unwrap();
+    assert_eq!(
+        kinds(&yaml),
+        [
+            "ServiceAccount/bindery",
+            "ConfigMap/bindery-dashboard",
+            "Service/bindery-metrics",
+            "Deployment/bindery",
+        ]
+    );
+    let docs = chart::documents(&yaml);
+    let deployment = document(&docs, "Deployment");
+    for wanted in [
+        "- --wds-kubeconfig=/etc/bindery/wds/kubeconfig",
+        "- --wds-context=wds1",
+        "secretName: bindery-wds-kubeconfig",
+        "automountServiceAccountToken: false",
+        "type: Recreate",
+    ] {
+        assert!(
+            deployment.contains(wanted),
+            "lacks {wanted:?}:\n{deployment}"
+        );
+    }
+    assert!(!deployment.contains("--leader-elect"), "{deployment}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_its_rbac_grants_reading_managed_clusters_and_nothing_else() {
+    let (env, _wds, its) = cluster::control_plane().await;
+    cluster::apply_wecs(&its, cluster::THREE_WECS)
+        .await
+        .unwrap();
+    let yaml = chart::render(
+        NS,
+        &[
+            Set::Str("controller.enabled", "false"),
+            Set::Str("rbac.wds.create", "false"),
+            Set::Str("rbac.its.create", "true"),
+            Set::Json(
+                "rbac.its.subjects",
+                json!([{"kind": "ServiceAccount", "name": "bindery-reader", "namespace": NS}]),
+            ),
+        ],
+    )
+    .unwrap();
+    assert_eq!(
+        kinds(&yaml),
+        [
+            "ClusterRole/bindery-inventory-reader",
+            "ClusterRoleBinding/bindery-inventory-reader"
+        ]
+    );
+    cluster::apply(&its, &res::namespaces(), namespace(NS, json!({})))
+        .await
+        .unwrap();
+    cluster::create_yaml(
+        &its,
+        &format!(
+            "apiVersion: v1\nkind: ServiceAccount\nmetadata:\n  name: bindery-reader\n  namespace: {NS}\n"
+        ),
+    )
+    .await
+    .unwrap();
+    cluster::create_yaml(&its, &yaml).await.unwrap();
+    let token = cluster::service_account_token(&its, NS, "bindery-reader")
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("its-reader.kubeconfig");
+    cluster::write_token_kubeconfig(&kubeconfig, "its", &env.its.url, &token).unwrap();
+    let reader = cluster::client(&kubeconfig).await;
+    let wecs =
+        kube::Api::<kube::api::DynamicObject>::all_with(reader.clone(), &res::managed_clusters())
+            .list(&Default::default())
+            .await
+            .expect("the bound identity lists ManagedClusters");
+    assert_eq!(wecs.items.len(), cluster::THREE_WECS.len());
+    let configmaps = kube::Api::<k8s_openapi::api::core::v1::ConfigMap>::all(reader.clone())
+        .list(&Default::default())
+        .await;
+    assert!(
+        matches!(&configmaps, Err(kube::Error::Api(s)) if s.code == 403),
+        "nothing else is granted: {configmaps:?}"
+    );
+    let write = kube::Api::<kube::api::DynamicObject>::all_with(reader, &res::managed_clusters())
+        .delete(cluster::THREE_WECS[0].0, &Default::default())
+        .await;
+    assert!(
+        matches!(&write, Err(kube::Error::Api(s)) if s.code == 403),
+        "ManagedClusters are read only: {write:?}"
+    );
+}
+
+#[test]
+fn values_that_make_no_sense_are_refused_with_a_reason() {
+    for (sets, reason) in [
+        (
+            vec![Set::Str("rbac.its.create", "true")],
+            "rbac.its.subjects is required",
+        ),
+        (
+            vec![Set::Str("leaderElection.enabled", "false")],
+            "replicas > 1 needs leaderElection.enabled",
+        ),
+        (
+            vec![Set::Str("its.kubeconfigSecret", "")],
+            "its.kubeconfigSecret is required",
+        ),
+    ] {
+        let err = chart::render(NS, &sets).expect_err(reason);
+        assert!(
+            format!("{err:#}").contains(reason),
+            "expected {reason:?} in: {err:#}"
+        );
+    }
+}
