@@ -215,12 +215,9 @@ async fn page_until(
     }
 }
 
-/// The `bindery_*` metric names the Grafana dashboard's queries use.
-fn grafana_metric_names() -> Result<std::collections::BTreeSet<String>> {
-    let path = bindery_tests::workspace_root().join("deploy/chart/bindery/dashboards/bindery.json");
-    let json = std::fs::read_to_string(&path)?;
-    let names: std::collections::BTreeSet<String> = json
-        .split("bindery_")
+/// The `bindery_*` metric names in `text`.
+fn metric_names(text: &str) -> std::collections::BTreeSet<String> {
+    text.split("bindery_")
         .skip(1)
         .map(|rest| {
             let name: String = rest
@@ -229,13 +226,29 @@ fn grafana_metric_names() -> Result<std::collections::BTreeSet<String>> {
                 .collect();
             format!("bindery_{name}")
         })
-        .collect();
-    ensure!(
-        names.len() > 10,
-        "{} queries bindery metrics",
-        path.display()
-    );
-    Ok(names)
+        .filter(|name| name.len() > "bindery_".len())
+        .collect()
+}
+
+/// The `bindery_*` metric names the Grafana dashboard's queries use, and those of the
+/// README's alerts, each with the file it comes from.
+fn documented_metric_names() -> Result<Vec<(&'static str, String)>> {
+    let root = bindery_tests::workspace_root();
+    let dashboard = "deploy/chart/bindery/dashboards/bindery.json";
+    let grafana = metric_names(&std::fs::read_to_string(root.join(dashboard))?);
+    ensure!(grafana.len() > 10, "{dashboard} queries bindery metrics");
+    let readme = std::fs::read_to_string(root.join("README.md"))?;
+    let alerts = readme
+        .split_once("### Alerts worth setting")
+        .and_then(|(_, rest)| rest.split("\n#").next())
+        .context("README.md has an alerts section")?;
+    let alerts = metric_names(alerts);
+    ensure!(alerts.len() >= 5, "the README's alerts use bindery metrics");
+    Ok(grafana
+        .into_iter()
+        .map(|n| (dashboard, n))
+        .chain(alerts.into_iter().map(|n| ("README.md (alerts)", n)))
+        .collect())
 }
 
 /// `top` as the page computes it from per-name totals: largest first, ties by name, 10.
@@ -440,16 +453,16 @@ async fn check_page(client: &Client, port: u16, events: u64) -> Result<()> {
         "relabels removed entries"
     );
 
-    // The Grafana dashboard asks only for series that exist.
+    // The Grafana dashboard and the README's alerts ask only for series that exist.
     let text = text.as_str().unwrap_or_default();
-    for name in grafana_metric_names()? {
+    for (file, name) in documented_metric_names()? {
         let family = ["_total", "_bucket", "_count", "_sum"]
             .iter()
             .find_map(|suffix| name.strip_suffix(suffix))
             .unwrap_or(&name);
         ensure!(
             text.contains(&format!("# TYPE {family} ")),
-            "deploy/chart/bindery/dashboards/bindery.json queries {name}, which /metrics does not expose"
+            "{file} queries {name}, which /metrics does not expose"
         );
     }
 
