@@ -1,5 +1,6 @@
-//! The differential dataflow: the only module that uses timely and
-//! differential-dataflow (both break their APIs between minor versions).
+//! The differential dataflow. With `engine.rs`, which runs it on a timely worker, the
+//! only code that uses timely and differential-dataflow (both break their APIs between
+//! minor versions).
 //!
 //! Inputs: WECs, workload objects (selection part and version part apart), policies.
 //! Joins, all on index keys or ids:

@@ -4,8 +4,10 @@
 //! - [`input`]: the changes the engine is told ([`Change`]).
 //! - [`policy`], [`selector`]: BindingPolicy and label selector parsing, validation and
 //!   the tests of the semantics spec.
-//! - [`dataflow`]: the differential dataflow (the only module using timely/DD).
-//! - [`engine`]: [`Engine`], which feeds the dataflow and materializes its output.
+//! - [`engine`]: [`Engine`], which runs the differential dataflow (the private
+//!   `dataflow` module builds it) on a timely worker, feeds it and materializes its
+//!   output. The input model (`model`, `labels`, `intern`) and the dataflow's index
+//!   keys (`index`) are private to the crate.
 //! - [`binding`]: Bindings and their exact JSON.
 //! - [`oracle`]: a plain full recomputation the dataflow is tested against.
 //! - [`explain`]: why a policy binds a WEC or selects an object, test by test.
@@ -14,14 +16,14 @@
 #![warn(missing_docs)]
 
 pub mod binding;
-pub mod dataflow;
+pub(crate) mod dataflow;
 pub mod engine;
 pub mod explain;
-pub mod index;
+pub(crate) mod index;
 pub mod input;
-pub mod intern;
-pub mod labels;
-pub mod model;
+pub(crate) mod intern;
+pub(crate) mod labels;
+pub(crate) mod model;
 pub mod oracle;
 pub mod policy;
 pub mod selector;

@@ -223,7 +223,7 @@ fn parse_selector(value: &Value, path: &str, problems: &mut Vec<String>) -> Opti
 
 /// A list test (`resources`, `namespaces`, `objectNames`) in interned form.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub enum NameSet {
+pub(crate) enum NameSet {
     /// Empty or containing `"*"`: holds for every object.
     Any,
     /// Holds for these symbols only (sorted, no duplicates).
@@ -251,7 +251,7 @@ impl NameSet {
 
 /// A selector-list test (`objectSelectors`, `namespaceSelectors`) in interned form.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub enum SelectorSet {
+pub(crate) enum SelectorSet {
     /// Holds for everything (empty list, or one that always matches).
     Any,
     /// Holds when one of these (valid) selectors matches; an empty list holds for nothing.
@@ -283,7 +283,7 @@ fn holds_for_everything(list: &[Option<SelectorSpec>]) -> bool {
 
 /// A compiled `spec.downsync` clause.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub struct Clause {
+pub(crate) struct Clause {
     /// `apiGroup`.
     pub api_group: Option<Sym>,
     /// `resources`.
@@ -302,7 +302,7 @@ pub struct Clause {
 
 /// Where the dataflow looks for a clause's candidate objects.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum ClauseKeys {
+pub(crate) enum ClauseKeys {
     /// Objects carrying one of these keys (none: the clause can select nothing).
     Static(Vec<IndexKey>),
     /// Objects in the namespaces its `namespaceSelectors` match.
@@ -380,7 +380,7 @@ impl Clause {
 
 /// A policy as the dataflow sees it.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub struct CompiledPolicy {
+pub(crate) struct CompiledPolicy {
     /// `metadata.uid`, for the Binding's owner reference.
     pub uid: String,
     /// `metadata.generation`.

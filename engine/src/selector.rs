@@ -261,7 +261,7 @@ fn is_lower_alnum(c: u8) -> bool {
 /// One requirement of a compiled [`Selector`]; `matchLabels` entries become
 /// single-value `In` requirements.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub struct Requirement {
+pub(crate) struct Requirement {
     /// The label key.
     pub key: Sym,
     /// The operator.
@@ -284,7 +284,7 @@ impl Requirement {
 
 /// A valid label selector in interned form: all requirements must hold.
 #[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub struct Selector {
+pub(crate) struct Selector {
     requirements: Vec<Requirement>,
 }
 
@@ -354,6 +354,32 @@ impl Selector {
             .iter()
             .any(|r| matches!(r.operator, Operator::In | Operator::Exists))
     }
+}
+
+/// Checks, for `spec` and each of `label_sets`, the invariants the dataflow's index
+/// relies on: a set the compiled selector matches carries one of the selector's index
+/// keys, and the empty selector matches every set. For the fuzz targets and property
+/// tests; the error says which set broke which invariant.
+pub fn check_index_invariants(
+    spec: &SelectorSpec,
+    label_sets: &[crate::LabelMap],
+) -> Result<(), String> {
+    let mut interner = Interner::default();
+    let selector = Selector::compile(spec, &mut interner);
+    let keys = selector.index_keys();
+    for map in label_sets {
+        let labels = Labels::intern(map, &mut interner);
+        let matches = selector.matches(&labels);
+        if matches && !crate::index::label_keys(&labels).any(|k| keys.contains(&k)) {
+            return Err(format!(
+                "{spec:?} matches {map:?}, which carries none of its index keys {keys:?}"
+            ));
+        }
+        if selector.matches_everything() && !matches {
+            return Err(format!("the empty selector must match {map:?}"));
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

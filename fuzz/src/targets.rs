@@ -7,10 +7,9 @@ use std::io::Cursor;
 use bindery::dry_run::DryRunPolicy;
 use bindery::pipeline::Pipeline;
 use bindery::state::OracleLoader;
-use bindery_engine::index::label_keys;
-use bindery_engine::intern::Interner;
-use bindery_engine::labels::Labels;
-use bindery_engine::selector::{Selector, SelectorSpec, validate_label_key, validate_label_value};
+use bindery_engine::selector::{
+    SelectorSpec, check_index_invariants, validate_label_key, validate_label_value,
+};
 use bindery_engine::{
     Change, Engine, LabelMap, Oracle, PolicyInput, PolicySpec, WorkloadRef, WorkloadState,
     strict_json,
@@ -73,21 +72,8 @@ pub fn selector(bytes: &[u8]) {
     let Ok(spec) = SelectorSpec::parse(&value) else {
         return;
     };
-    let mut interner = Interner::default();
-    let selector = Selector::compile(&spec, &mut interner);
-    let keys = selector.index_keys();
-    for map in label_sets(&spec) {
-        let labels = Labels::intern(&map, &mut interner);
-        if selector.matches(&labels) {
-            assert!(
-                label_keys(&labels).any(|k| keys.contains(&k)),
-                "{spec:?} matches {map:?}, which carries none of its index keys {keys:?}"
-            );
-        }
-        assert!(
-            !selector.matches_everything() || selector.matches(&labels),
-            "the empty selector must match {map:?}"
-        );
+    if let Err(broken) = check_index_invariants(&spec, &label_sets(&spec)) {
+        panic!("{broken}");
     }
 }
 
