@@ -117,10 +117,22 @@ impl Pipeline {
         (self.tracker.synced_count(), self.tracker.resource_count())
     }
 
-    /// Closes the open epoch and returns its Binding changes.
+    /// Closes the open epoch and returns its Binding changes, inside an `epoch` span
+    /// (its number, the events it took, the Bindings it changed) that ends with a debug
+    /// event.
     pub fn close_epoch(&mut self) -> EpochOutput {
-        self.pending = 0;
-        self.engine.advance()
+        let events = std::mem::take(&mut self.pending);
+        let span = tracing::debug_span!(
+            "epoch",
+            number = self.engine.epoch() + 1,
+            events,
+            changes = tracing::field::Empty
+        );
+        let _entered = span.enter();
+        let output = self.engine.advance();
+        span.record("changes", output.changes.len());
+        tracing::debug!("epoch closed");
+        output
     }
 
     /// The engine, for reading Bindings and sizes.
