@@ -9,6 +9,7 @@
 //! - [`explain`], [`dry_run`]: `bindery explain` and `bindery dry-run`, on that state.
 //! - [`metrics`], [`dashboard`], [`server`]: Prometheus metrics, the live dashboard's
 //!   samples, and the HTTP server of both (and of `GET /explain`).
+//! - [`generate`]: seeded synthetic watch logs at any scale (`bindery generate`).
 //! - [`crds`]: the CRDs Bindery needs, from its Rust types (`bindery crds`).
 //! - [`progress`]: progress bars and periodic progress lines.
 //! - [`stdout`]: every write to stdout (a closed stdout ends a command quietly).
@@ -19,6 +20,7 @@ pub mod crds;
 pub mod dashboard;
 pub mod dry_run;
 pub mod explain;
+pub mod generate;
 pub mod live;
 pub mod metrics;
 pub mod pipeline;

@@ -64,6 +64,35 @@ enum Command {
         #[command(flatten)]
         serve: ServeArgs,
     },
+    /// Write a seeded synthetic watch log (WECs, namespaces, workload objects over five
+    /// resources, policies, then churn with two herds) for benchmarks and tests.
+    Generate {
+        /// The log to write (`.jsonl`, or zstd-compressed with `.jsonl.zst`).
+        #[arg(long, value_name = "LOG")]
+        out: PathBuf,
+        /// WECs (ManagedClusters).
+        #[arg(long, default_value_t = 100)]
+        wecs: usize,
+        /// Workload objects (60% ConfigMaps, 15% Deployments, 10% Services, 10% Secrets,
+        /// 5% ClusterRoles).
+        #[arg(long, default_value_t = 10_000)]
+        objects: usize,
+        /// BindingPolicies.
+        #[arg(long, default_value_t = 50)]
+        policies: usize,
+        /// Namespaces (default: one per 200 objects, at least 10).
+        #[arg(long)]
+        namespaces: Option<usize>,
+        /// Churn events after the initial lists.
+        #[arg(long, default_value_t = 10_000)]
+        churn: usize,
+        /// Milliseconds between churn events (their `ts`).
+        #[arg(long, default_value_t = 1, value_name = "MS")]
+        interval_ms: i64,
+        /// Seed of the pseudo-random choices: the same figures and seed give the same log.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
     /// Replay a recorded watch log through the engine (as fast as possible, or paced by
     /// its timestamps with --speed), optionally with the live dashboard.
     Replay {
@@ -156,6 +185,37 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
+        Command::Generate {
+            out,
+            wecs,
+            objects,
+            policies,
+            namespaces,
+            churn,
+            interval_ms,
+            seed,
+        } => {
+            let spec = bindery::generate::GenerateSpec {
+                wecs,
+                objects,
+                policies,
+                namespaces: namespaces.unwrap_or((objects / 200).max(10)),
+                churn,
+                churn_interval_ms: interval_ms,
+                seed,
+            };
+            let started = std::time::Instant::now();
+            let summary = bindery::generate::generate_to(&spec, &out)?;
+            tracing::info!(
+                "wrote {}: {} events ({wecs} WECs, {} namespaces, {objects} objects, {policies} policies, {churn} churn events: {:?}) in {:.1} s",
+                out.display(),
+                summary.events,
+                spec.namespaces,
+                summary.churn,
+                started.elapsed().as_secs_f64()
+            );
+            Ok(())
+        }
         Command::Crds => {
             bindery::stdout::print(&bindery::crds::crds_yaml())?;
             Ok(())
