@@ -63,6 +63,8 @@ enum Command {
         shutdown_timeout: u64,
         #[command(flatten)]
         serve: ServeArgs,
+        #[command(flatten)]
+        leader: bindery::leader::LeaderArgs,
     },
     /// Replay a recorded watch log through the engine (as fast as possible, or paced by
     /// its timestamps with --speed), optionally with the live dashboard.
@@ -172,6 +174,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             max_binding_bytes,
             shutdown_timeout,
             serve,
+            leader,
         } => {
             let sink = SinkConfig {
                 concurrency,
@@ -190,6 +193,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 sink,
                 serve: serve.options(),
                 shutdown_timeout: Duration::from_secs(shutdown_timeout),
+                leader: leader.config()?,
             };
             let runtime = tokio::runtime::Runtime::new()?;
             runtime.block_on(async {
