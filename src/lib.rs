@@ -3,7 +3,7 @@
 //!
 //! - [`pipeline`]: watch events → relist tracking → engine, epochs closed only when synced.
 //! - [`replay`]: `bindery replay` (and its `--with-policy` dry-run).
-//! - [`live`]: `bindery run`, the live engine.
+//! - [`live`]: `bindery run`, the live engine; [`leader`]: its leader election.
 //! - [`snapshot`]: reading live servers once until every watch has synced.
 //! - [`state`]: a log's end or a live snapshot loaded into the oracle.
 //! - [`explain`], [`dry_run`]: `bindery explain` and `bindery dry-run`, on that state.
@@ -21,6 +21,7 @@ pub mod dashboard;
 pub mod dry_run;
 pub mod explain;
 pub mod generate;
+pub mod leader;
 pub mod live;
 pub mod metrics;
 pub mod pipeline;

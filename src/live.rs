@@ -20,10 +20,11 @@ use bindery_sink::{
 };
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use serde_json::json;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
 use crate::dashboard::{Dashboard, Mode};
+use crate::leader::{Elector, LeaderConfig};
 use crate::metrics::{Metrics, MetricsOptions};
 use crate::pipeline::{Pipeline, SYNC_REPORT_AFTER, SyncReporter};
 use crate::progress::Progress;
@@ -48,6 +49,8 @@ pub struct RunOptions {
     pub serve: ServeOptions,
     /// At shutdown, writes still queued after this long are given up.
     pub shutdown_timeout: Duration,
+    /// Elect a leader with this Lease: only the leader writes (`None`: always write).
+    pub leader: Option<LeaderConfig>,
 }
 
 /// A kube client for the first context of `kubeconfig`.
@@ -82,12 +85,29 @@ pub async fn run(opts: RunOptions, shutdown: CancellationToken) -> Result<()> {
         per_policy: opts.serve.per_policy_metrics,
     }));
     let (listener, addr) = server::bind(opts.serve.listen).await?;
+    // With an election the sink writes only while this process holds the Lease.
+    let elector = opts.leader.clone().map(|config| {
+        tracing::info!(
+            identity = %config.identity,
+            lease = format!("{}/{}", config.lease_namespace, config.lease_name),
+            "leader election: competing for the Lease (writing nothing until it is taken)"
+        );
+        Elector::start(wds.clone(), config)
+    });
+    let leader = elector
+        .as_ref()
+        .map_or_else(|| watch::channel(true).1, Elector::leading);
+    tokio::spawn(follow_leader_metric(leader.clone(), metrics.clone()));
     // Listing the stored Bindings waits for the WDS: a signal meanwhile stops it.
-    let starting = BindingSink::start_observed(wds.clone(), opts.sink.clone(), metrics.clone());
+    let starting =
+        BindingSink::start_elected(wds.clone(), opts.sink.clone(), metrics.clone(), leader);
     let (sink, drift, sink_task) = tokio::select! {
         started = starting => started.context("starting the Binding sink")?,
         _ = shutdown.cancelled() => {
             tracing::info!("stopped before the stored Bindings could be listed");
+            if let Some(elector) = elector {
+                elector.release().await;
+            }
             return Ok(());
         }
     };
@@ -134,9 +154,23 @@ pub async fn run(opts: RunOptions, shutdown: CancellationToken) -> Result<()> {
         .map_err(|_| anyhow!("the engine thread panicked"))
         .and_then(|r| r);
     drain(&sink, sink_task, opts.shutdown_timeout).await;
+    // Nothing is written any more: another replica may take over at once.
+    if let Some(elector) = elector {
+        elector.release().await;
+    }
     serving.await.map_err(|e| anyhow!("server task: {e}"))??;
     ingest_result?.context("watching")?;
     engine_result
+}
+
+/// Keeps `bindery_leader` (and its transitions) as `leader` says.
+async fn follow_leader_metric(mut leader: watch::Receiver<bool>, metrics: Arc<Metrics>) {
+    loop {
+        metrics.leader(*leader.borrow_and_update());
+        if leader.changed().await.is_err() {
+            return;
+        }
+    }
 }
 
 /// Lets the sink finish what is queued, for at most `timeout`.
@@ -167,6 +201,8 @@ enum Wake {
     Explain(ExplainRequest),
     /// Another writer changed or deleted a Binding.
     Drift(Drift),
+    /// The sink started or stopped writing (`None`: it no longer tells).
+    Leading(Option<bool>),
     /// A coalescing window passed (or the idle poll).
     Timeout,
 }
@@ -198,6 +234,11 @@ struct EngineLoop {
     /// Binding is gone.
     finalizing: BTreeSet<String>,
     published: bool,
+    /// Whether the sink writes: it follows the leader election. While it does not, nothing
+    /// is handed to it (the changed Bindings wait in `dirty`).
+    leading: watch::Receiver<bool>,
+    /// `leading` still tells changes.
+    leading_followed: bool,
     /// Progress of the initial lists, until every watch has synced.
     initial_sync: Option<Progress>,
     /// Names the unsynced resources when they keep changes waiting long.
@@ -214,6 +255,8 @@ impl EngineLoop {
     ) -> EngineLoop {
         EngineLoop {
             pipeline: Pipeline::new(),
+            leading: sink.leading(),
+            leading_followed: true,
             sink,
             recorder,
             coalesce,
@@ -263,12 +306,16 @@ impl EngineLoop {
     ) -> Result<()> {
         loop {
             let deadline = self.next_deadline();
+            let (leading, followed) = (&mut self.leading, self.leading_followed);
             let wake = runtime.block_on(async {
                 tokio::select! {
                     // Explain requests first: they are rare, and a busy watch stream must
                     // not starve them.
                     biased;
                     Some(request) = explain.recv() => Wake::Explain(request),
+                    changed = leading.changed(), if followed => {
+                        Wake::Leading(changed.ok().map(|()| *leading.borrow_and_update()))
+                    }
                     Some(d) = drift.recv() => Wake::Drift(d),
                     event = rx.recv() => Wake::Event(event),
                     _ = tokio::time::sleep_until(deadline) => Wake::Timeout,
@@ -289,6 +336,11 @@ impl EngineLoop {
                 Wake::Event(None) => return Ok(()),
                 Wake::Explain(request) => self.explain(request),
                 Wake::Drift(d) => self.restore(d),
+                Wake::Leading(Some(true)) => self.took_over(),
+                Wake::Leading(Some(false)) => {
+                    tracing::info!("not leading: Binding changes are kept, not written");
+                }
+                Wake::Leading(None) => self.leading_followed = false,
                 Wake::Timeout => {}
             }
             self.close_epoch();
@@ -304,11 +356,79 @@ impl EngineLoop {
 
     fn next_deadline(&self) -> Instant {
         let poll = Instant::now() + Duration::from_secs(1);
+        if !self.is_leading() {
+            return poll;
+        }
         self.dirty
             .values()
             .map(|(due, _)| *due)
             .min()
             .map_or(poll, |d| d.min(poll))
+    }
+
+    /// True while the sink writes.
+    fn is_leading(&self) -> bool {
+        *self.leading.borrow()
+    }
+
+    /// Became leader: every Binding is handed to the sink again (which writes only those
+    /// that differ from what is stored: the previous leader wrote most), and stored managed
+    /// Bindings whose policy is gone are deleted. Before the first publish there is nothing
+    /// to compare yet: the first publish does it.
+    fn took_over(&mut self) {
+        if !self.published {
+            tracing::info!("leading: the first Bindings are written once every watch has synced");
+            return;
+        }
+        let (due, at) = (Instant::now(), SystemTime::now());
+        let names: Vec<String> = self
+            .pipeline
+            .engine()
+            .bindings()
+            .into_iter()
+            .map(|b| b.name)
+            .collect();
+        let n = names.len();
+        for name in names {
+            self.dirty.entry(name).or_insert((due, at));
+        }
+        let orphans = self.mark_orphans(due, at);
+        tracing::info!(
+            "leading: comparing {n} Bindings with the stored ones, {orphans} stored Bindings whose policy is gone to delete"
+        );
+    }
+
+    /// Marks the stored managed Bindings that no policy has for deletion; logs the
+    /// unmanaged ones left alone. Returns how many are marked.
+    fn mark_orphans(&mut self, due: Instant, at: SystemTime) -> usize {
+        let current: BTreeSet<String> = self
+            .pipeline
+            .engine()
+            .bindings()
+            .into_iter()
+            .map(|b| b.name)
+            .collect();
+        // Only Bindings a BindingPolicy controls are Bindery's to delete; the others
+        // (written by hand or by another controller) are left alone.
+        let (orphans, unmanaged): (Vec<_>, Vec<_>) = self
+            .sink
+            .stored_bindings()
+            .into_iter()
+            .filter(|(n, _)| !current.contains(n))
+            .partition(|(_, managed)| *managed);
+        if !unmanaged.is_empty() {
+            let names: Vec<&str> = unmanaged.iter().map(|(n, _)| n.as_str()).collect();
+            tracing::info!(
+                "leaving {} stored Bindings alone that no BindingPolicy owns and no policy is named after: {}",
+                names.len(),
+                names.join(", ")
+            );
+        }
+        let n = orphans.len();
+        for (name, _) in orphans {
+            self.dirty.entry(name).or_insert((due, at));
+        }
+        n
     }
 
     /// Marks a Binding another writer changed to be written again (after the fight
@@ -394,36 +514,17 @@ impl EngineLoop {
             if let Some(progress) = self.initial_sync.take() {
                 progress.finish();
             }
-            let current: BTreeSet<String> = self
-                .pipeline
-                .engine()
-                .bindings()
-                .into_iter()
-                .map(|b| b.name)
-                .collect();
-            // Only Bindings a BindingPolicy controls are Bindery's to delete; the others
-            // (written by hand or by another controller) are left alone.
-            let (orphans, unmanaged): (Vec<_>, Vec<_>) = self
-                .sink
-                .stored_bindings()
-                .into_iter()
-                .filter(|(n, _)| !current.contains(n))
-                .partition(|(_, managed)| *managed);
-            tracing::info!(
-                "all watches synced: {} Bindings, {} stored Bindings whose policy is gone to delete",
-                current.len(),
-                orphans.len()
-            );
-            if !unmanaged.is_empty() {
-                let names: Vec<&str> = unmanaged.iter().map(|(n, _)| n.as_str()).collect();
+            let bindings = self.pipeline.engine().bindings().len();
+            if self.is_leading() {
+                let orphans = self.mark_orphans(due, oldest);
                 tracing::info!(
-                    "leaving {} stored Bindings alone that no BindingPolicy owns and no policy is named after: {}",
-                    names.len(),
-                    names.join(", ")
+                    "all watches synced: {bindings} Bindings, {orphans} stored Bindings whose policy is gone to delete"
                 );
-            }
-            for (name, _) in orphans {
-                self.dirty.entry(name).or_insert((due, oldest));
+            } else {
+                // The leader's Bindings are compared (and orphans deleted) on taking over.
+                tracing::info!(
+                    "all watches synced: {bindings} Bindings; not leading, so nothing is written"
+                );
             }
         }
         if let Some(recorder) = self.recorder.as_mut()
@@ -468,6 +569,10 @@ impl EngineLoop {
     /// Renders the Bindings whose window has passed (all of them if `all`) and hands
     /// them, with their policies' statuses, to the sink.
     fn hand_over(&mut self, all: bool) {
+        // A follower writes nothing: its changes wait, and all are compared on taking over.
+        if !self.is_leading() {
+            return;
+        }
         let now = Instant::now();
         let due: Vec<String> = self
             .dirty

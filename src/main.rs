@@ -63,6 +63,8 @@ enum Command {
         shutdown_timeout: u64,
         #[command(flatten)]
         serve: ServeArgs,
+        #[command(flatten)]
+        leader: bindery::leader::LeaderArgs,
     },
     /// Write a seeded synthetic watch log (WECs, namespaces, workload objects over five
     /// resources, policies, then churn with two herds) for benchmarks and tests.
@@ -232,6 +234,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             max_binding_bytes,
             shutdown_timeout,
             serve,
+            leader,
         } => {
             let sink = SinkConfig {
                 concurrency,
@@ -250,6 +253,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 sink,
                 serve: serve.options(),
                 shutdown_timeout: Duration::from_secs(shutdown_timeout),
+                leader: leader.config()?,
             };
             let runtime = tokio::runtime::Runtime::new()?;
             runtime.block_on(async {

@@ -85,6 +85,8 @@ struct Families {
     sink_retries: Counter,
     binding_drift: Counter,
     unmanaged_bindings: Gauge,
+    leader: Gauge,
+    leader_transitions: Counter,
     sink_write_duration: Histogram,
     sink_pending: Gauge,
     sink_in_flight: Gauge,
@@ -216,6 +218,8 @@ impl Metrics {
             sink_retries: Counter::default(),
             binding_drift: Counter::default(),
             unmanaged_bindings: Gauge::default(),
+            leader: Gauge::default(),
+            leader_transitions: Counter::default(),
             sink_write_duration: Histogram::new(latency_buckets()),
             sink_pending: Gauge::default(),
             sink_in_flight: Gauge::default(),
@@ -276,6 +280,16 @@ impl Metrics {
             "binding_drift",
             "Managed Bindings found changed or deleted by another writer (each is restored)",
             f.binding_drift.clone(),
+        );
+        r.register(
+            "leader",
+            "1 while this process writes (it holds the leader Lease, or runs without --leader-elect), else 0",
+            f.leader.clone(),
+        );
+        r.register(
+            "leader_transitions",
+            "Times this process started or stopped leading",
+            f.leader_transitions.clone(),
         );
         r.register(
             "unmanaged_bindings",
@@ -392,6 +406,14 @@ impl Metrics {
     /// Lets [`refresh`](Self::refresh) read the sink's queue and retries.
     pub fn watch_sink(&self, sink: SinkHandle) {
         let _ = self.sink.set(sink);
+    }
+
+    /// Whether this process leads (writes) now; a change counts as a transition.
+    pub fn leader(&self, leading: bool) {
+        let now = i64::from(leading);
+        if self.families.leader.set(now) != now {
+            self.families.leader_transitions.inc();
+        }
     }
 
     /// One watch event received (or read from a log).

@@ -975,3 +975,117 @@ async fn the_observer_sees_every_outcome_with_the_oldest_coalesced_change() {
         ]
     );
 }
+
+/// Starts a sink that writes only while `leader` says so, on a mock API server whose
+/// LISTs return `bindings` and no policies.
+async fn start_elected(
+    config: SinkConfig,
+    bindings: Vec<Value>,
+    leader: tokio::sync::watch::Receiver<bool>,
+) -> (SinkHandle, DriftEvents, JoinHandle<()>, Handle) {
+    let (service, requests) = mock::pair::<Request<Body>, Response<Body>>();
+    let mut handle = Handle {
+        requests,
+        watches: Vec::new(),
+    };
+    let client = kube::Client::new(service, "default");
+    let observer = Arc::new(Reports::default());
+    let starting = tokio::spawn(BindingSink::start_elected(client, config, observer, leader));
+    for (path, kind, items) in [
+        (BINDINGS, "BindingList", bindings),
+        (POLICIES, "BindingPolicyList", vec![]),
+    ] {
+        let (req, send) = next(&mut handle).await;
+        assert_eq!((req.method(), req.uri().path()), (&Method::GET, path));
+        respond(send, 200, &list(kind, items));
+    }
+    let (sink, drift, task) = starting.await.unwrap().unwrap();
+    (sink, drift, task, handle)
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_follower_writes_nothing_and_a_new_leader_writes_only_differences() {
+    let p = binding("p", &["c1"], "5");
+    let q = binding("q", &["c1"], "5");
+    let (lease, leader) = tokio::sync::watch::channel(false);
+    let config = SinkConfig {
+        concurrency: 1,
+        ..config()
+    };
+    let stored = vec![as_stored(p.to_json()), as_stored(q.to_json())];
+    let (sink, mut drift, _task, mut handle) = start_elected(config, stored, leader).await;
+    let mut leading = sink.leading();
+    assert!(!*leading.borrow());
+
+    // A follower: nothing is sent, whatever is submitted.
+    sink.submit(DesiredBinding::present(&binding("p", &["c2"], "5")));
+    sink.submit(DesiredBinding::absent("q"));
+    sink.submit_status(DesiredStatus {
+        policy: "p".into(),
+        observed_generation: 1,
+        errors: vec![],
+    });
+    sink.remove_finalizer("p");
+    flushed(&sink).await;
+    assert!(quiet(&mut handle).await, "a follower sends no request");
+    // The leader changes p: the follower's view follows, and that is no drift.
+    let by_leader = binding("p", &["c1", "c3"], "5");
+    let mut changed = as_stored(by_leader.to_json());
+    changed["metadata"]["resourceVersion"] = json!("101");
+    watch_events(&mut handle, &[("MODIFIED", changed)]).await;
+    assert!(quiet(&mut handle).await);
+    assert!(drift.try_recv().is_err(), "the leader's write is no drift");
+    let stats = sink.stats();
+    assert_eq!(
+        (
+            stats.bindings_applied,
+            stats.bindings_deleted,
+            stats.statuses_applied
+        ),
+        (0, 0, 0)
+    );
+    assert_eq!((stats.pending, stats.drift), (0, 0));
+
+    // Taking over: the statuses are read again first, then only differences are written.
+    lease.send_replace(true);
+    let (req, send) = next(&mut handle).await;
+    assert_eq!((req.method(), req.uri().path()), (&Method::GET, POLICIES));
+    respond(send, 200, &list("BindingPolicyList", vec![]));
+    leading.wait_for(|l| *l).await.unwrap();
+    sink.submit(DesiredBinding::present(&by_leader));
+    flushed(&sink).await;
+    assert!(
+        quiet(&mut handle).await,
+        "what the leader stored is not rewritten"
+    );
+    let q2 = binding("q", &["c2"], "5");
+    sink.submit(DesiredBinding::present(&q2));
+    let (req, send) = next(&mut handle).await;
+    assert_eq!(
+        (req.method(), req.uri().path()),
+        (
+            &Method::PATCH,
+            "/apis/control.kubestellar.io/v1alpha1/bindings/q"
+        )
+    );
+    respond(send, 200, &as_stored(q2.to_json()));
+    flushed(&sink).await;
+    let stats = sink.stats();
+    assert_eq!((stats.bindings_applied, stats.bindings_unchanged), (1, 1));
+
+    // Losing the lease mid-queue: the write in flight gets no further attempt, the queued
+    // one is dropped.
+    sink.submit(DesiredBinding::present(&binding("p", &["c9"], "5")));
+    sink.submit(DesiredBinding::present(&binding("q", &["c9"], "5")));
+    let (req, send) = next(&mut handle).await;
+    assert_eq!(req.method(), Method::PATCH);
+    lease.send_replace(false);
+    leading.wait_for(|l| !*l).await.unwrap();
+    assert_eq!(sink.stats().pending, 0, "the queued write is dropped");
+    respond(send, 500, &failure(500, "InternalError", "retry me"));
+    flushed(&sink).await;
+    assert!(quiet(&mut handle).await, "no retry once not leading");
+    let stats = sink.stats();
+    assert_eq!((stats.bindings_applied, stats.bindings_failed), (1, 0));
+    assert!(sink.problems().is_empty(), "{:?}", sink.problems());
+}

@@ -107,6 +107,9 @@ async fn metrics_snapshot_and_explain_of_a_live_run() {
     );
     assert!(get("bindery_process_resident_memory_bytes") > 1e6);
     assert!(get("bindery_engine_epochs_total") >= 1.0);
+    // Without --leader-elect this process always writes: it started leading once.
+    assert_eq!(get("bindery_leader"), 1.0);
+    assert_eq!(get("bindery_leader_transitions_total"), 1.0);
 
     // The dashboard samples once a second.
     let snapshot: Value = eventually(

@@ -1257,7 +1257,20 @@ async fn wds_rbac_manifest_suffices() {
 
     // Bindery's requests from here on (before: the test's own, as the same account).
     let audit_from = std::fs::metadata(w.env.wds.audit_log()).map_or(0, |m| m.len() as usize);
-    let bindery = w.bindery_with(&kubeconfig, "bindery.log");
+    // With leader election: the account may take and renew its Lease.
+    let bindery = BinderyRun::start(
+        &kubeconfig,
+        &w.env.its.kubeconfig,
+        &w.env.dir().join("bindery.log"),
+        &[
+            "--coalesce-ms",
+            "100",
+            "--leader-elect",
+            "--leader-elect-lease-namespace",
+            "bindery-system",
+        ],
+    )
+    .expect("bindery starts");
     let mut dep_entry = entry(&res::deployments(), &dep);
     dep_entry["createOnly"] = json!(true);
     w.expect(
@@ -1313,7 +1326,7 @@ async fn wds_rbac_manifest_suffices() {
         !audit.contains(SECRET_VALUE),
         "a Secret's contents reached Bindery"
     );
-    let (mut lists, mut secret_requests) = (0, 0);
+    let (mut lists, mut secret_requests, mut lease_requests) = (0, 0, 0);
     for line in audit.lines() {
         let event: Value = serde_json::from_str(line).unwrap();
         if event["user"]["username"] != bindery_tests::envtest::AUDITED_USER
@@ -1327,6 +1340,14 @@ async fn wds_rbac_manifest_suffices() {
         let verb = event["verb"].as_str().unwrap_or("");
         if resource == "secrets" {
             secret_requests += 1;
+        }
+        if (group, resource) == ("coordination.k8s.io", "leases") {
+            lease_requests += 1;
+            assert!(
+                matches!(verb, "get" | "create" | "update"),
+                "Bindery sent {verb} to its Lease: {line}"
+            );
+            continue;
         }
         if matches!(group, "control.kubestellar.io" | "apiextensions.k8s.io") || resource.is_empty()
         {
@@ -1346,4 +1367,5 @@ async fn wds_rbac_manifest_suffices() {
     }
     assert!(lists > 5, "only {lists} workload lists audited");
     assert!(secret_requests > 0, "Secrets were not watched at all");
+    assert!(lease_requests > 0, "the Lease was never taken");
 }

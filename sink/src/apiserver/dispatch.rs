@@ -95,6 +95,9 @@ pub(crate) struct State {
     pub(crate) failed: HashMap<String, String>,
     pub(crate) binding_writes: HashMap<String, BindingWrites>,
     pub(crate) closed: bool,
+    /// This sink may write (it holds the leader lease, or there is no election): while
+    /// false, submissions are dropped, nothing is dispatched, and drift is not reported.
+    pub(crate) leading: bool,
 }
 
 impl State {
@@ -111,8 +114,11 @@ impl State {
         }
     }
 
-    /// Takes the next write that can start.
+    /// Takes the next write that can start (none while not leading).
     fn pop(&mut self) -> Option<(Key, Job)> {
+        if !self.leading {
+            return None;
+        }
         let writes = &self.binding_writes;
         let next = self.queue.pop_ready(|_, job| match job.follows() {
             Some((name, Some(after))) => writes.get(name).is_some_and(|w| w.finished >= after),
@@ -190,7 +196,8 @@ impl State {
         if content.is_some() && !managed {
             self.note_unmanaged(name);
         }
-        if !drifted || self.writing(name) {
+        // A follower's view follows the leader's writes: none of them is drift.
+        if !drifted || !self.leading || self.writing(name) {
             return None;
         }
         let now = Instant::now();
@@ -228,6 +235,8 @@ pub(crate) struct Shared {
     concurrency: usize,
     /// Where drift is reported.
     drift_tx: mpsc::UnboundedSender<Drift>,
+    /// [`State::leading`], for those who follow it (the engine loop).
+    leading_tx: watch::Sender<bool>,
 }
 
 impl fmt::Debug for Shared {
@@ -239,15 +248,56 @@ impl fmt::Debug for Shared {
 }
 
 impl Shared {
-    pub(crate) fn new(concurrency: usize, drift_tx: mpsc::UnboundedSender<Drift>) -> Self {
+    pub(crate) fn new(
+        concurrency: usize,
+        drift_tx: mpsc::UnboundedSender<Drift>,
+        leading: bool,
+    ) -> Self {
         Shared {
-            state: Mutex::default(),
+            state: Mutex::new(State {
+                leading,
+                ..State::default()
+            }),
             wake: Notify::new(),
             outstanding: watch::Sender::new(0),
             counters: Counters::default(),
             concurrency,
             drift_tx,
+            leading_tx: watch::Sender::new(leading),
         }
+    }
+
+    /// True while this sink may write.
+    pub(crate) fn is_leading(&self) -> bool {
+        self.lock().leading
+    }
+
+    /// Follows [`State::leading`]: true once the sink writes, false once it stopped.
+    pub(crate) fn leading(&self) -> watch::Receiver<bool> {
+        self.leading_tx.subscribe()
+    }
+
+    /// Starts or stops writing. Stopping drops every write not yet started (writes in
+    /// flight make no further attempt); either way what the sink set out to store and its
+    /// fights are forgotten: the other writer in between was the leader, not drift.
+    pub(crate) fn set_leading(&self, leading: bool) {
+        let mut state = self.lock();
+        if state.leading == leading {
+            return;
+        }
+        state.leading = leading;
+        state.wanted.clear();
+        state.fights.clear();
+        if !leading {
+            let dropped = state.queue.clear_pending();
+            if dropped > 0 {
+                tracing::info!(dropped, "no longer the leader: queued writes dropped");
+            }
+        }
+        self.publish(&state);
+        drop(state);
+        self.leading_tx.send_replace(leading);
+        self.wake.notify_one();
     }
 
     /// The state, locked. A panic while it was held cannot leave it inconsistent in a
@@ -267,6 +317,10 @@ impl Shared {
         let mut state = self.lock();
         if state.closed {
             tracing::warn!(key = ?job.key(), "sink is shut down: write dropped");
+            return;
+        }
+        if !state.leading {
+            tracing::trace!(key = ?job.key(), "not the leader: write dropped");
             return;
         }
         if let Some((name, after)) = job.after() {
@@ -404,7 +458,8 @@ impl Shared {
                     self.publish(&state);
                     return Some(next);
                 }
-                if state.closed && state.queue.outstanding() == 0 {
+                // A follower has nothing pending: it stops at once.
+                if state.closed && (state.queue.outstanding() == 0 || !state.leading) {
                     return None;
                 }
             }

@@ -26,6 +26,12 @@
 //!   other failures (and a Binding larger than [`SinkConfig::max_binding_bytes`], not
 //!   sent at all) are permanent: logged, counted, and for Bindings kept in
 //!   [`SinkHandle::problems`] until a later write of that Binding succeeds.
+//! - **Leader-gated**: started with [`BindingSink::start_elected`], it writes only while
+//!   the leader election says so. A follower keeps its view of the stored Bindings up to
+//!   date but drops submissions and sends nothing; on becoming leader it re-reads the
+//!   policies' statuses, then writes what it is given (only what differs from what is
+//!   stored); on losing the lease it drops what is queued and sends no further attempt
+//!   (requests already sent may finish). [`SinkHandle::leading`] tells when it writes.
 //! - **Finishing KubeStellar's deletions**: [`SinkHandle::remove_finalizer`] takes
 //!   KubeStellar's finalizer off a policy being deleted, after its Binding is gone.
 
@@ -55,7 +61,7 @@ pub use stored::Drift;
 pub use writer::KUBESTELLAR_FINALIZER;
 
 use dispatch::{Closer, Job, Shared};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 use writer::Writer;
 
 /// Drift the sink found: Bindings to submit again (after each one's delay).
@@ -84,9 +90,22 @@ impl BindingSink {
         config: SinkConfig,
         observer: Arc<dyn SinkObserver>,
     ) -> Result<(SinkHandle, DriftEvents, JoinHandle<()>), SinkError> {
+        let (_always, leader) = watch::channel(true);
+        Self::start_elected(client, config, observer, leader).await
+    }
+
+    /// [`start_observed`](Self::start_observed), writing only while `leader` says true
+    /// (see the [module docs](self)); once its sender is gone, the last value holds.
+    pub async fn start_elected(
+        client: kube::Client,
+        config: SinkConfig,
+        observer: Arc<dyn SinkObserver>,
+        leader: watch::Receiver<bool>,
+    ) -> Result<(SinkHandle, DriftEvents, JoinHandle<()>), SinkError> {
         config.validate()?;
         let (drift_tx, drift_rx) = mpsc::unbounded_channel();
-        let shared = Arc::new(Shared::new(config.concurrency, drift_tx));
+        let leading = *leader.borrow();
+        let shared = Arc::new(Shared::new(config.concurrency, drift_tx, leading));
         let writer = Writer::new(client, config, shared.clone(), observer);
         let (synced_tx, synced_rx) = oneshot::channel();
         let watch = tokio::spawn(stored::watch(shared.clone(), writer.bindings(), synced_tx));
@@ -102,9 +121,12 @@ impl BindingSink {
             watch.abort();
             return Err(e);
         }
-        let dispatcher = dispatch::run(shared.clone(), Arc::new(writer));
+        let writer = Arc::new(writer);
+        let following = tokio::spawn(follow_leader(shared.clone(), writer.clone(), leader));
+        let dispatcher = dispatch::run(shared.clone(), writer);
         let task = tokio::spawn(async move {
             dispatcher.await;
+            following.abort();
             watch.abort();
         });
         let handle = SinkHandle {
@@ -161,6 +183,13 @@ impl SinkHandle {
         self.shared.problems()
     }
 
+    /// Whether the sink writes now, and each change: true once it is leading (after
+    /// re-reading the policies' statuses; submissions from then on are written), false
+    /// once it stopped (submissions are dropped).
+    pub fn leading(&self) -> watch::Receiver<bool> {
+        self.shared.leading()
+    }
+
     /// The counters now.
     pub fn stats(&self) -> SinkStats {
         self.shared.stats()
@@ -177,5 +206,35 @@ impl SinkHandle {
     pub async fn shutdown(&self) {
         self.shared.close();
         self.shared.wait_idle().await;
+    }
+}
+
+/// Follows the leader election: on winning, re-reads the policies' statuses (the previous
+/// leader wrote them) and then lets the sink write; on losing, stops it at once.
+async fn follow_leader(
+    shared: Arc<Shared>,
+    writer: Arc<Writer>,
+    mut leader: watch::Receiver<bool>,
+) {
+    loop {
+        let wanted = *leader.borrow_and_update();
+        if wanted && !shared.is_leading() {
+            if let Err(e) = writer.load_statuses().await {
+                // Each status is then read before it is written.
+                tracing::warn!(error = %e, "re-reading the policies' statuses");
+                shared.lock().statuses.clear();
+            }
+            // The lease may have gone meanwhile.
+            if *leader.borrow() {
+                tracing::info!("leading: writing Bindings and statuses");
+                shared.set_leading(true);
+            }
+        } else if !wanted && shared.is_leading() {
+            tracing::info!("not leading: writing nothing");
+            shared.set_leading(false);
+        }
+        if leader.changed().await.is_err() {
+            return;
+        }
     }
 }

@@ -95,6 +95,15 @@ impl<K: Clone + Eq + Hash, V> WorkQueue<K, V> {
         }
     }
 
+    /// Drops all pending work (work in flight stays in flight); returns how much.
+    pub(crate) fn clear_pending(&mut self) -> usize {
+        let n = self.pending.len();
+        self.pending.clear();
+        self.order.clear();
+        self.parked.clear();
+        n
+    }
+
     /// Pending work not yet started.
     pub(crate) fn pending(&self) -> usize {
         self.pending.len()
@@ -145,6 +154,25 @@ mod tests {
         q.done(&"b");
         assert_eq!(q.outstanding(), 0);
         assert_eq!(q.pop(), None);
+    }
+
+    #[test]
+    fn clearing_drops_pending_work_and_keeps_work_in_flight() {
+        let mut q = WorkQueue::default();
+        q.push("a", 1);
+        q.push("s", 1);
+        assert_eq!(q.pop_ready(|k, _| *k == "a"), Some(("a", 1)));
+        q.push("a", 2);
+        q.push("b", 1);
+        assert_eq!(q.clear_pending(), 3);
+        assert_eq!((q.pending(), q.in_flight()), (0, 1));
+        q.unpark(&"s");
+        assert_eq!(q.pop(), None);
+        q.done(&"a");
+        assert_eq!((q.outstanding(), q.pop()), (0, None));
+        // The queue works on as before.
+        q.push("b", 2);
+        assert_eq!(q.pop(), Some(("b", 2)));
     }
 
     #[test]

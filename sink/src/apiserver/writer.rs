@@ -83,13 +83,42 @@ impl Writer {
         });
     }
 
-    /// One request: waits for the rate limiter before each attempt, retries what is worth
-    /// retrying with exponential backoff (at least a server's `retryAfterSeconds`, up to
-    /// `max_backoff`), and logs each retry.
+    /// A read: see [`attempts`](Self::attempts).
     async fn request<T, Fut>(
         &self,
         op: &'static str,
         name: &str,
+        call: impl FnMut() -> Fut,
+    ) -> Result<T, kube::Error>
+    where
+        Fut: Future<Output = Result<T, kube::Error>>,
+    {
+        self.attempts(op, name, false, call).await
+    }
+
+    /// A write: see [`attempts`](Self::attempts); no attempt is sent once the sink is no
+    /// longer leading (the error then is [`not_leader`]).
+    async fn write_request<T, Fut>(
+        &self,
+        op: &'static str,
+        name: &str,
+        call: impl FnMut() -> Fut,
+    ) -> Result<T, kube::Error>
+    where
+        Fut: Future<Output = Result<T, kube::Error>>,
+    {
+        self.attempts(op, name, true, call).await
+    }
+
+    /// One request: waits for the rate limiter before each attempt, retries what is worth
+    /// retrying with exponential backoff (at least a server's `retryAfterSeconds`, up to
+    /// `max_backoff`), and logs each retry. When `gated`, each attempt is sent only while
+    /// the sink is leading.
+    async fn attempts<T, Fut>(
+        &self,
+        op: &'static str,
+        name: &str,
+        gated: bool,
         mut call: impl FnMut() -> Fut,
     ) -> Result<T, kube::Error>
     where
@@ -106,6 +135,9 @@ impl Writer {
             async move {
                 if let Some(limiter) = &self.limiter {
                     limiter.until_ready().await;
+                }
+                if gated && !self.shared.is_leading() {
+                    return Err(not_leader());
                 }
                 fut.await
             }
@@ -221,7 +253,7 @@ impl Writer {
         }
         let started = Instant::now();
         let result = self
-            .request("write", name, || self.put_binding(name, &body, exists))
+            .write_request("write", name, || self.put_binding(name, &body, exists))
             .await;
         let latency = started.elapsed();
         counters.record_latency(latency);
@@ -237,6 +269,10 @@ impl Writer {
             }
             Err(e) => {
                 self.shared.lock().unknown(name);
+                if is_not_leader(&e) {
+                    debug!(binding = name, "no longer the leader: Binding not written");
+                    return self.binding_done(b, WriteResult::Dropped, None);
+                }
                 self.binding_failed(b, describe(&e), Some(latency));
             }
         }
@@ -311,7 +347,7 @@ impl Writer {
         let params = DeleteParams::default();
         let started = Instant::now();
         let result = self
-            .request("delete", name, || self.bindings.delete(name, &params))
+            .write_request("delete", name, || self.bindings.delete(name, &params))
             .await;
         let latency = started.elapsed();
         counters.record_latency(latency);
@@ -320,6 +356,10 @@ impl Writer {
             Err(e) if status_code(&e) == Some(404) => debug!(binding = name, "Binding was gone"),
             Err(e) => {
                 self.shared.lock().unknown(name);
+                if is_not_leader(&e) {
+                    debug!(binding = name, "no longer the leader: Binding not deleted");
+                    return self.binding_done(b, WriteResult::Dropped, None);
+                }
                 return self.binding_failed(b, describe(&e), Some(latency));
             }
         }
@@ -370,7 +410,7 @@ impl Writer {
         let patch = Patch::Apply(&body);
         let started = Instant::now();
         let result = self
-            .request("apply status", name, || {
+            .write_request("apply status", name, || {
                 self.policies.patch_status(name, &params, &patch)
             })
             .await;
@@ -392,6 +432,12 @@ impl Writer {
                 bump(&counters.statuses_dropped);
                 debug!(policy = name, "policy gone: status dropped");
                 self.status_done(name, WriteResult::Dropped, Some(latency));
+            }
+            Err(e) if is_not_leader(&e) => {
+                state.statuses.remove(name);
+                drop(state);
+                debug!(policy = name, "no longer the leader: status not written");
+                self.status_done(name, WriteResult::Dropped, None);
             }
             Err(e) => {
                 state.statuses.remove(name);
@@ -442,6 +488,13 @@ impl Writer {
             if let Some(limiter) = &self.limiter {
                 limiter.until_ready().await;
             }
+            if !self.shared.is_leading() {
+                debug!(
+                    policy = name,
+                    "no longer the leader: finalizer left for the next"
+                );
+                return;
+            }
             match self
                 .policies
                 .patch(name, &params, &Patch::Merge(&patch))
@@ -467,6 +520,22 @@ impl Writer {
             "gave up removing KubeStellar's finalizer after repeated conflicts"
         );
     }
+}
+
+/// The error of a write attempt not sent because the sink is no longer leading.
+fn not_leader() -> kube::Error {
+    kube::Error::Api(
+        kube::core::Status::failure("not the leader: not sent", NOT_LEADER)
+            .with_code(0)
+            .boxed(),
+    )
+}
+
+/// The `reason` of [`not_leader`].
+const NOT_LEADER: &str = "NotLeader";
+
+fn is_not_leader(err: &kube::Error) -> bool {
+    matches!(err, kube::Error::Api(s) if s.code == 0 && s.reason == NOT_LEADER)
 }
 
 /// The finalizer KubeStellar's binding controller puts on every BindingPolicy; without

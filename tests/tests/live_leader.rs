@@ -1,0 +1,286 @@
+//! Two `bindery run --leader-elect` on one WDS, against real kube-apiservers (envtest):
+//! exactly one writes; the follower keeps its engine hot and writes nothing; when the
+//! leader is killed (SIGKILL) the follower takes over once the Lease expires, when it is
+//! stopped (SIGTERM) at once (the Lease is released); either way the final Binding is
+//! exact and the write history (a watch on Bindings) shows no blank Binding and no fight
+//! (no spec ever comes back after another replaced it).
+
+use std::time::{Duration, Instant};
+
+use bindery_tests::cluster::objects::{configmap, namespace};
+use bindery_tests::cluster::{
+    self, BinderyRun, BindingHistory, apply, await_binding_spec_within, eventually, res, rv,
+};
+use bindery_tests::{free_port, http_get};
+use kube::api::DynamicObject;
+use serde_json::{Value, json};
+
+/// A bound for "it happened at all" (several lease durations), never a measured figure.
+const SETTLE: Duration = Duration::from_secs(90);
+
+fn entry(obj: &DynamicObject) -> Value {
+    json!({"group": "", "version": "v1", "resource": "configmaps", "namespace": "app",
+           "name": obj.metadata.name.clone().unwrap(), "resourceVersion": rv(obj)})
+}
+
+/// The spec of policy `web` (edge WECs, ConfigMaps labelled `app: web`) for `cms`.
+fn spec(cms: &[DynamicObject]) -> Value {
+    let mut cms: Vec<&DynamicObject> = cms.iter().collect();
+    cms.sort_by_key(|c| c.metadata.name.clone());
+    json!({"destinations": [{"clusterId": "cluster1"}, {"clusterId": "cluster2"}],
+           "workload": {"namespaceScope": cms.iter().map(|c| entry(c)).collect::<Vec<_>>()}})
+}
+
+async fn setup(wds: &kube::Client, its: &kube::Client) -> Vec<DynamicObject> {
+    cluster::apply_wecs(its, cluster::THREE_WECS).await.unwrap();
+    apply(wds, &res::namespaces(), namespace("app", json!({})))
+        .await
+        .unwrap();
+    let mut cms = Vec::new();
+    for i in 0..10 {
+        let cm = configmap("app", &format!("cm-{i:02}"), json!({"app": "web"}));
+        cms.push(apply(wds, &res::configmaps(), cm).await.unwrap());
+    }
+    apply(
+        wds,
+        &res::binding_policies(),
+        json!({"apiVersion": "control.kubestellar.io/v1alpha1", "kind": "BindingPolicy",
+               "metadata": {"name": "web"},
+               "spec": {"clusterSelectors": [{"matchLabels": {"location-group": "edge"}}],
+                        "downsync": [{"resources": ["configmaps"],
+                                      "objectSelectors": [{"matchLabels": {"app": "web"}}]}]}}),
+    )
+    .await
+    .unwrap();
+    cms
+}
+
+/// Relabels ConfigMap `cm-NN`: a new resourceVersion, the same selection.
+async fn touch(wds: &kube::Client, i: usize, round: usize) -> DynamicObject {
+    let cm = configmap(
+        "app",
+        &format!("cm-{i:02}"),
+        json!({"app": "web", "round": round.to_string()}),
+    );
+    apply(wds, &res::configmaps(), cm).await.unwrap()
+}
+
+/// One `bindery run --leader-elect` and its metrics endpoint.
+struct Replica {
+    run: BinderyRun,
+    base: String,
+}
+
+impl Replica {
+    fn start(env: &bindery_tests::envtest::Envtest, name: &str, lease: &[&str]) -> Replica {
+        let port = free_port();
+        let listen = format!("127.0.0.1:{port}");
+        let mut args = vec!["--leader-elect", "--listen", &listen, "--coalesce-ms", "50"];
+        args.extend_from_slice(lease);
+        let run = BinderyRun::start(
+            &env.wds.kubeconfig,
+            &env.its.kubeconfig,
+            &env.dir().join(format!("{name}.log")),
+            &args,
+        )
+        .unwrap();
+        Replica {
+            run,
+            base: format!("http://{listen}"),
+        }
+    }
+
+    /// One series of its `/metrics` (0 when absent); `None` when it does not answer.
+    fn metric(&self, wanted: &str) -> Option<f64> {
+        let (code, body) = http_get(&format!("{}/metrics", self.base)).ok()?;
+        (code == 200).then(|| {
+            body.lines()
+                .filter_map(|l| l.rsplit_once(' '))
+                .find(|(s, _)| *s == wanted)
+                .and_then(|(_, v)| v.parse().ok())
+                .unwrap_or(0.0)
+        })
+    }
+
+    /// Its writes that reached the server: Bindings applied or deleted, statuses applied.
+    fn writes(&self) -> f64 {
+        [
+            r#"bindery_sink_writes_total{object="binding",result="applied"}"#,
+            r#"bindery_sink_writes_total{object="binding",result="deleted"}"#,
+            r#"bindery_sink_writes_total{object="status",result="applied"}"#,
+        ]
+        .iter()
+        .map(|s| self.metric(s).unwrap_or(0.0))
+        .sum()
+    }
+
+    async fn await_metric(&self, what: &str, series: &str, value: f64) {
+        eventually(what, SETTLE, || async {
+            match self.metric(series) {
+                Some(v) if v == value => Ok(Some(())),
+                other => Err(format!("{series} = {other:?}")),
+            }
+        })
+        .await
+        .unwrap_or_else(|e| self.fail(&e.to_string()));
+    }
+
+    fn fail(&self, msg: &str) -> ! {
+        panic!(
+            "{msg}\n--- {} , last 60 lines ---\n{}",
+            self.run.log.display(),
+            self.run.log_tail(60)
+        )
+    }
+}
+
+/// Every version of Binding `web` after its first complete one has both edge WECs and
+/// every ConfigMap (no blank), and no spec comes back once another replaced it (no fight
+/// between writers).
+fn assert_no_blank_and_no_fight(history: &BindingHistory, objects: usize) {
+    let mut full = false;
+    let mut specs: Vec<Value> = Vec::new();
+    for seen in history.of("web") {
+        assert_ne!(seen.event, "DELETED", "Binding web was deleted: {seen:?}");
+        let names = seen.spec["workload"]["namespaceScope"]
+            .as_array()
+            .map_or(0, |a| a.len());
+        let dests = seen.spec["destinations"].to_string();
+        let complete =
+            names == objects && ["cluster1", "cluster2"].iter().all(|c| dests.contains(c));
+        if full {
+            assert!(
+                complete,
+                "a version of Binding web dropped an entry: {seen:?}"
+            );
+        }
+        full |= complete;
+        if specs.last() != Some(&seen.spec) {
+            assert!(
+                !specs.contains(&seen.spec),
+                "a spec came back after another replaced it (writers fighting): {seen:?}"
+            );
+            specs.push(seen.spec.clone());
+        }
+    }
+    assert!(full, "Binding web was never complete");
+}
+
+/// Starts the first replica, waits until it leads and wrote the Binding, then the
+/// second, until it is hot (its engine has the Binding) and follows.
+async fn two_replicas(
+    env: &bindery_tests::envtest::Envtest,
+    wds: &kube::Client,
+    cms: &[DynamicObject],
+    lease: &[&str],
+) -> (Replica, Replica) {
+    let a = Replica::start(env, "bindery-a", lease);
+    a.await_metric("a leads", "bindery_leader", 1.0).await;
+    await_binding_spec_within(wds, "web", &spec(cms), SETTLE)
+        .await
+        .unwrap_or_else(|e| a.fail(&e.to_string()));
+    let b = Replica::start(env, "bindery-b", lease);
+    b.await_metric("b is hot", "bindery_bindings", 1.0).await;
+    assert_eq!(b.metric("bindery_leader"), Some(0.0), "b follows");
+    (a, b)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_follower_takes_over_from_a_killed_leader() {
+    let started = Instant::now();
+    let (env, wds, its) = cluster::control_plane().await;
+    let mut cms = setup(&wds, &its).await;
+    let history = BindingHistory::start(&wds).await.unwrap();
+    let lease = [
+        "--leader-elect-lease-duration=4s",
+        "--leader-elect-renew-deadline=3s",
+        "--leader-elect-retry-period=500ms",
+    ];
+    let (mut a, b) = two_replicas(&env, &wds, &cms, &lease).await;
+
+    // Changes while both run: the leader writes them, the follower nothing.
+    for (i, cm) in cms.iter_mut().enumerate().take(5) {
+        *cm = touch(&wds, i, 1).await;
+    }
+    await_binding_spec_within(&wds, "web", &spec(&cms), SETTLE)
+        .await
+        .unwrap_or_else(|e| a.fail(&e.to_string()));
+    // The follower's watches follow too (its epochs may batch them differently).
+    let modified =
+        r#"bindery_watch_events_total{space="wds",resource="configmaps",type="MODIFIED"}"#;
+    eventually("b sees the changes", SETTLE, || async {
+        Ok((b.metric(modified) >= Some(5.0)).then_some(()))
+    })
+    .await
+    .unwrap_or_else(|e| b.fail(&e.to_string()));
+    assert!(a.writes() >= 2.0, "a wrote: {}", a.writes());
+    assert_eq!(b.writes(), 0.0, "the follower wrote something");
+    assert_eq!(b.metric("bindery_leader_transitions_total"), Some(0.0));
+
+    // Kill the leader, change the workload: the follower takes over once the Lease expires.
+    a.run.kill().unwrap();
+    let killed = Instant::now();
+    for (i, cm) in cms.iter_mut().enumerate() {
+        *cm = touch(&wds, i, 2).await;
+    }
+    b.await_metric("b leads", "bindery_leader", 1.0).await;
+    eprintln!(
+        "[{:>6.1?}] b leads {:.1?} after the kill (lease 4 s)",
+        started.elapsed(),
+        killed.elapsed()
+    );
+    await_binding_spec_within(&wds, "web", &spec(&cms), SETTLE)
+        .await
+        .unwrap_or_else(|e| b.fail(&e.to_string()));
+    eprintln!(
+        "[{:>6.1?}] Binding exact {:.1?} after the kill",
+        started.elapsed(),
+        killed.elapsed()
+    );
+    assert!(b.writes() >= 1.0);
+    assert_eq!(b.metric("bindery_leader_transitions_total"), Some(1.0));
+    assert!(
+        b.run.log_text().contains("the Lease expired"),
+        "b took over an expired Lease"
+    );
+    assert_no_blank_and_no_fight(&history, cms.len());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopped_leader_releases_the_lease_and_the_follower_takes_over_at_once() {
+    let started = Instant::now();
+    let (env, wds, its) = cluster::control_plane().await;
+    let mut cms = setup(&wds, &its).await;
+    let history = BindingHistory::start(&wds).await.unwrap();
+    // A long lease: the follower could take it over by expiry only after 30 s.
+    let lease = [
+        "--leader-elect-lease-duration=30s",
+        "--leader-elect-renew-deadline=20s",
+        "--leader-elect-retry-period=500ms",
+    ];
+    let (mut a, b) = two_replicas(&env, &wds, &cms, &lease).await;
+    assert_eq!(b.writes(), 0.0, "the follower wrote something");
+
+    let stopping = Instant::now();
+    assert!(a.run.stop().unwrap(), "a exits cleanly on SIGTERM");
+    assert!(a.run.log_text().contains("released the Lease"));
+    for (i, cm) in cms.iter_mut().enumerate() {
+        *cm = touch(&wds, i, 2).await;
+    }
+    b.await_metric("b leads", "bindery_leader", 1.0).await;
+    eprintln!(
+        "[{:>6.1?}] b leads {:.1?} after SIGTERM to a (lease 30 s)",
+        started.elapsed(),
+        stopping.elapsed()
+    );
+    await_binding_spec_within(&wds, "web", &spec(&cms), SETTLE)
+        .await
+        .unwrap_or_else(|e| b.fail(&e.to_string()));
+    // It took a free Lease, not an expired one.
+    assert!(
+        !b.run.log_text().contains("the Lease expired"),
+        "b waited for the Lease to expire"
+    );
+    assert!(b.writes() >= 1.0);
+    assert_no_blank_and_no_fight(&history, cms.len());
+}
