@@ -3,6 +3,7 @@
 
 pub mod cluster;
 pub mod envtest;
+pub mod metrics;
 
 pub use envtest::free_port;
 
