@@ -23,7 +23,7 @@ pub fn sum(text: &str, name: &str, labels: &[&str]) -> f64 {
             metric == name && labels.iter().all(|l| rest.contains(l))
         })
         .filter_map(|(_, v)| v.parse::<f64>().ok())
-        .sum()
+        .fold(0.0, |a, b| a + b)
 }
 
 #[cfg(test)]
