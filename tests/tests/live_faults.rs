@@ -715,9 +715,6 @@ fn widget_spec(ws: &[DynamicObject], clusters: &[&str]) -> Value {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "fails: after the widgets' CRD is deleted and created again, Bindery (as a \
-            ServiceAccount, --api-groups core,example.com) never re-runs discovery, so the \
-            new widgets never arrive; see RELIABILITY.md, 'Relists and partial views'"]
 async fn one_resource_relisting_holds_only_its_own_objects() {
     let started = Instant::now();
     let step = |what: &str| eprintln!("[{:>6.1?}] {what}", started.elapsed());
@@ -806,28 +803,30 @@ async fn one_resource_relisting_holds_only_its_own_objects() {
     })
     .await
     .unwrap();
-    // The widgets' CRD deleted (its widgets with it) and created again with six widgets:
-    // Bindery watches the resource anew, and that watch's list is refused, so it stays in
-    // its initial list (held: not yet synced) for as long as the test wants.
-    let crd_name = "widgets.example.com";
-    cluster::delete_crd(&wds, crd_name, SETTLE).await.unwrap();
-    await_binding_spec_within(&wds, "wid", &widget_spec(&[], &edge), SETTLE)
-        .await
-        .unwrap_or_else(|e| fail(&bindery, &e.to_string()));
+    // A change of the CRD's spec makes the API server build the widgets' storage anew:
+    // a second later the old watch cache terminates its watchers. Before that, etcd moves
+    // on (a ConfigMap change) and is compacted, and no widget changes: Bindery's watch
+    // comes back from a resourceVersion neither etcd nor the new watch cache can serve
+    // (410 Gone), and its relist cannot list. The ConfigMaps' watch is untouched.
     let versions_before = history.of("wid").len();
     let resets_before = resets(&bindery_metrics(&base), "widgets.example.com");
-    cluster::install_crds(&wds, std::slice::from_ref(&crd))
-        .await
-        .unwrap();
-    ws.clear();
-    for i in 0..6 {
-        ws.push(
-            apply(&wds, &widgets(), widget(&format!("w-{i}"), "web"))
-                .await
-                .unwrap(),
-        );
-    }
-    cluster::eventually("the widgets' new watch is listing", SETTLE, || async {
+    let crds: Api<
+        k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition,
+    > = Api::all(wds.clone());
+    crds.patch(
+        "widgets.example.com",
+        &kube::api::PatchParams::default(),
+        &kube::api::Patch::Merge(json!({"spec": {"versions": [{
+            "name": "v1", "served": true, "storage": true,
+            "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}},
+            "additionalPrinterColumns": [{"name": "App", "type": "string", "jsonPath": ".metadata.labels.app"}]
+        }]}})),
+    )
+    .await
+    .unwrap();
+    cms[0] = touch(&wds, 0, 100).await;
+    env.compact_etcd_now().unwrap();
+    cluster::eventually("the widgets' watch relists", SETTLE, || async {
         let text = http_get(&format!("{base}/metrics"))
             .map_err(|e| e.to_string())?
             .1;
@@ -845,7 +844,17 @@ async fn one_resource_relisting_holds_only_its_own_objects() {
     })
     .await
     .unwrap_or_else(|e| fail(&bindery, &e.to_string()));
-    step("the widgets' watch is listing again (and cannot)");
+    step("the widgets' watch is relisting (and cannot list)");
+    // Changes of widgets meanwhile: they reach the Binding with the relist.
+    let gone = ws.remove(0);
+    apply(
+        &wds,
+        &widgets(),
+        widget(&gone.metadata.name.clone().unwrap(), "other"),
+    )
+    .await
+    .unwrap();
+    ws.push(apply(&wds, &widgets(), widget("w-5", "web")).await.unwrap());
 
     // The ConfigMaps keep flowing meanwhile: every round reaches the Binding.
     for round in 0..5 {
@@ -861,12 +870,12 @@ async fn one_resource_relisting_holds_only_its_own_objects() {
         metrics::value(&during, "bindery_unsynced_resources") >= 1.0,
         "the relist ended before the ConfigMap changes were checked"
     );
-    // The widgets' Binding stays as it was: none of the new widgets yet.
+    // The widgets' Binding stays as it was: w-0 still in it, w-5 not yet.
     let held = cluster::binding(&wds, "wid").await.unwrap().unwrap().1;
     assert_eq!(
         held,
-        widget_spec(&[], &edge),
-        "the widgets' Binding changed before their list completed"
+        widget_spec(&[vec![gone.clone()], ws[..4].to_vec()].concat(), &edge),
+        "the widgets' Binding changed before their relist completed"
     );
     step("5 rounds of ConfigMap changes reached the Binding during the relist");
 
@@ -880,15 +889,18 @@ async fn one_resource_relisting_holds_only_its_own_objects() {
         .unwrap_or_else(|e| fail(&bindery, &e.to_string()));
     step("relist complete: both Bindings exact");
     assert_never_dropped(&history, &edge, cms.len());
-    // The widgets came in one difference: no version of `wid` since the CRD came back
-    // had some of them and not all.
+    // The relist came in one difference: every version of `wid` since the relist began
+    // had w-1 .. w-4 and either w-0 (before) or w-5 (after), never both or neither.
     for seen in &history.of("wid")[versions_before..] {
-        let n = seen.spec["workload"]["namespaceScope"]
-            .as_array()
-            .map_or(0, |a| a.len());
+        let text = seen.spec.to_string();
+        let has = |name: &str| text.contains(&format!("\"{name}\""));
         assert!(
-            n == 0 || n == 6,
-            "a partial view of the widgets was published: {seen:?}"
+            (1..5).all(|i| has(&format!("w-{i}"))),
+            "a version of wid dropped a widget: {seen:?}"
+        );
+        assert!(
+            has("w-0") != has("w-5"),
+            "a partial relist was published: {seen:?}"
         );
     }
 }
