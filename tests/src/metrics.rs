@@ -23,7 +23,9 @@ pub fn sum(text: &str, name: &str, labels: &[&str]) -> f64 {
             metric == name && labels.iter().all(|l| rest.contains(l))
         })
         .filter_map(|(_, v)| v.parse::<f64>().ok())
-        .fold(0.0, |a, b| a + b)
+        .sum::<f64>()
+        // The sum of nothing is -0.0: make it 0.
+        + 0.0
 }
 
 #[cfg(test)]
