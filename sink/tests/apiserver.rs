@@ -408,6 +408,22 @@ async fn unmanaged_bindings_are_never_deleted() {
     assert_eq!(sink.stats().unmanaged_bindings, 1);
 }
 
+/// Restores `b` as the engine does after a drift (submits it) and answers the write with
+/// `b` stored at resourceVersion `rv`.
+async fn restore(sink: &SinkHandle, handle: &mut Handle, b: &Binding, rv: u64) {
+    sink.submit(DesiredBinding::present(b));
+    let (req, send) = next(handle).await;
+    let code = if req.method() == Method::POST {
+        201
+    } else {
+        200
+    };
+    let mut stored = as_stored(b.to_json());
+    stored["metadata"]["resourceVersion"] = json!(rv.to_string());
+    respond(send, code, &stored);
+    flushed(sink).await;
+}
+
 #[tokio::test(start_paused = true)]
 async fn drift_seen_by_the_watch_is_reported_and_fights_back_off() {
     let b = binding("p", &["c1"], "5");
@@ -416,14 +432,12 @@ async fn drift_seen_by_the_watch_is_reported_and_fights_back_off() {
     sink.submit(DesiredBinding::present(&b));
     flushed(&sink).await;
     // Another writer edits the spec, then deletes it; a label alone is no drift.
-    let mut edited = as_stored(binding("p", &["c1", "c9"], "5").to_json());
-    edited["metadata"]["resourceVersion"] = json!("101");
-    let mut relabelled = as_stored(b.to_json());
-    relabelled["metadata"]["resourceVersion"] = json!("102");
-    relabelled["metadata"]["labels"] = json!({"new": "label"});
-    let mut deleted = relabelled.clone();
-    deleted["metadata"]["resourceVersion"] = json!("103");
-    watch_events(&mut handle, &[("MODIFIED", edited)]).await;
+    let edited = |clusters: &[&str], rv: u64| {
+        let mut edited = as_stored(binding("p", clusters, "5").to_json());
+        edited["metadata"]["resourceVersion"] = json!(rv.to_string());
+        edited
+    };
+    watch_events(&mut handle, &[("MODIFIED", edited(&["c1", "c9"], 101))]).await;
     let first = drift.recv().await.unwrap();
     assert_eq!(
         first,
@@ -432,6 +446,12 @@ async fn drift_seen_by_the_watch_is_reported_and_fights_back_off() {
             delay: Duration::ZERO
         }
     );
+    restore(&sink, &mut handle, &b, 102).await;
+    let mut relabelled = as_stored(b.to_json());
+    relabelled["metadata"]["resourceVersion"] = json!("103");
+    relabelled["metadata"]["labels"] = json!({"new": "label"});
+    let mut deleted = relabelled.clone();
+    deleted["metadata"]["resourceVersion"] = json!("104");
     watch_events(
         &mut handle,
         &[("MODIFIED", relabelled), ("DELETED", deleted)],
@@ -440,15 +460,24 @@ async fn drift_seen_by_the_watch_is_reported_and_fights_back_off() {
     assert_eq!(drift.recv().await.unwrap().name, "p");
     assert!(drift.try_recv().is_err(), "the label change is no drift");
     assert_eq!(sink.stats().drift, 2);
+    restore(&sink, &mut handle, &b, 105).await;
 
     // A writer that keeps at it: after the free restores, each waits longer, and the
-    // policy's status tells.
+    // policy's status tells. Its changes while a restore is due are the same round:
+    // not counted, and the backoff does not grow with them.
     let mut delays = Vec::new();
-    for rv in 200..203 {
-        let mut edited = as_stored(binding("p", &["c7"], "5").to_json());
-        edited["metadata"]["resourceVersion"] = json!(rv.to_string());
-        watch_events(&mut handle, &[("ADDED", edited)]).await;
+    for rv in (200..212).step_by(4) {
+        watch_events(&mut handle, &[("ADDED", edited(&["c7"], rv))]).await;
         delays.push(drift.recv().await.unwrap().delay);
+        watch_events(&mut handle, &[("MODIFIED", edited(&["c8"], rv + 1))]).await;
+        watch_events(&mut handle, &[("MODIFIED", edited(&["c7"], rv + 2))]).await;
+        assert!(
+            tokio::time::timeout(Duration::from_secs(1), drift.recv())
+                .await
+                .is_err(),
+            "a change while the restore is due is no new drift"
+        );
+        restore(&sink, &mut handle, &b, rv + 3).await;
     }
     assert_eq!(
         delays,
@@ -458,6 +487,7 @@ async fn drift_seen_by_the_watch_is_reported_and_fights_back_off() {
             Duration::from_secs(2)
         ]
     );
+    assert_eq!(sink.stats().drift, 5, "one per restore");
     assert!(sink.problems()["p"].contains("being changed by another writer"));
     assert!(
         quiet(&mut handle).await,

@@ -82,3 +82,18 @@ pub fn documents(yaml: &str) -> Vec<(String, String, String)> {
         })
         .collect()
 }
+
+/// Creates in the WDS behind `client` what the chart renders for a WDS that Bindery
+/// reaches with the chart's ServiceAccount (`controller.enabled=false`): namespace
+/// `namespace`, ServiceAccount `bindery` there, the ClusterRole, the Lease Role in
+/// `namespace`, and their bindings. Returns the created objects (the namespace left out).
+pub async fn create_wds_rbac(client: &kube::Client, namespace: &str) -> Result<Vec<Value>> {
+    let rbac = render(namespace, &[Set::Str("controller.enabled", "false")])?;
+    crate::cluster::apply(
+        client,
+        &crate::cluster::res::namespaces(),
+        crate::cluster::objects::namespace(namespace, serde_json::json!({})),
+    )
+    .await?;
+    crate::cluster::create_yaml(client, &rbac).await
+}

@@ -176,7 +176,14 @@ pub fn rv(object: &DynamicObject) -> String {
 /// A control plane with Bindery's CRDs installed: BindingPolicy and Binding in the WDS,
 /// OCM's ManagedCluster in the ITS; and a client of each.
 pub async fn control_plane() -> (crate::envtest::Envtest, kube::Client, kube::Client) {
-    let env = crate::envtest::Envtest::start().expect("control plane");
+    control_plane_with(crate::envtest::EnvtestOptions::default()).await
+}
+
+/// [`control_plane`], started with `options`.
+pub async fn control_plane_with(
+    options: crate::envtest::EnvtestOptions,
+) -> (crate::envtest::Envtest, kube::Client, kube::Client) {
+    let env = crate::envtest::Envtest::start_with(options).expect("control plane");
     let wds = client(&env.wds.kubeconfig).await;
     let its = client(&env.its.kubeconfig).await;
     let crds = bindery::crds::crds();

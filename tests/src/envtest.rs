@@ -145,8 +145,18 @@ pub struct ApiServer {
     pub kubeconfig: PathBuf,
     port: u16,
     etcd_prefix: String,
+    extra_args: Vec<String>,
     dir: PathBuf,
     process: Option<Process>,
+}
+
+/// How to start an [`Envtest`] other than [`Envtest::start`] does.
+#[derive(Clone, Debug, Default)]
+pub struct EnvtestOptions {
+    /// Extra flags of the WDS kube-apiserver (`--max-mutating-requests-inflight=1`, ...),
+    /// after the standard ones (a flag given twice takes the later value); kept across
+    /// [`Envtest::restart_wds`].
+    pub wds_extra_args: Vec<String>,
 }
 
 /// etcd plus the WDS and ITS API servers.
@@ -166,10 +176,15 @@ impl Envtest {
     /// that loses a port to another process (the ports are picked free, then
     /// released) is tried again on new ports, up to three times.
     pub fn start() -> Result<Envtest> {
+        Envtest::start_with(EnvtestOptions::default())
+    }
+
+    /// [`Envtest::start`] with `options`.
+    pub fn start_with(options: EnvtestOptions) -> Result<Envtest> {
         const ATTEMPTS: usize = 3;
         let mut attempt = 1;
         loop {
-            match Envtest::start_once() {
+            match Envtest::start_once(&options) {
                 Err(e) if attempt < ATTEMPTS && e.to_string().contains(PORT_TAKEN) => {
                     eprintln!(
                         "envtest: attempt {attempt} lost a port race ({e:#}); starting again"
@@ -181,7 +196,7 @@ impl Envtest {
         }
     }
 
-    fn start_once() -> Result<Envtest> {
+    fn start_once(options: &EnvtestOptions) -> Result<Envtest> {
         let bins = binaries()?;
         let mut dir = tempfile::Builder::new()
             .prefix("bindery-envtest-")
@@ -216,8 +231,10 @@ impl Envtest {
                     .is_some_and(|b| b.contains("\"health\":\"true\"")))
             },
         )?;
+        let mut wds = ApiServer::new("wds", dir.path())?;
+        wds.extra_args = options.wds_extra_args.clone();
         let mut env = Envtest {
-            wds: ApiServer::new("wds", dir.path())?,
+            wds,
             its: ApiServer::new("its", dir.path())?,
             etcd,
             etcd_url,
@@ -239,6 +256,17 @@ impl Envtest {
         self.wds.wait_ready()
     }
 
+    /// Stops the WDS API server (its data stays in etcd).
+    pub fn stop_wds(&mut self) {
+        self.wds.process.take();
+    }
+
+    /// Starts the WDS API server again on the same port and data.
+    pub fn start_wds(&mut self) -> Result<()> {
+        self.wds.start(&self.bins, &self.etcd_url)?;
+        self.wds.wait_ready()
+    }
+
     /// Stops the ITS API server (its data stays in etcd).
     pub fn stop_its(&mut self) {
         self.its.process.take();
@@ -253,6 +281,50 @@ impl Envtest {
     /// The directory holding logs and kubeconfigs.
     pub fn dir(&self) -> &Path {
         self.dir.path()
+    }
+
+    /// etcd's current revision (the header of a range request through its v3 HTTP
+    /// gateway).
+    pub fn etcd_revision(&self) -> Result<i64> {
+        // Any key: the header carries the store's revision whether or not it exists.
+        let answer = self.etcd_post("/v3/kv/range", r#"{"key": "Lw=="}"#)?;
+        let revision = answer["header"]["revision"]
+            .as_str()
+            .and_then(|r| r.parse().ok())
+            .with_context(|| format!("no revision in etcd's answer {answer}"))?;
+        Ok(revision)
+    }
+
+    /// Compacts etcd at `revision` (physically: the older revisions are gone, and a watch
+    /// or read from before it is answered "required revision has been compacted").
+    pub fn compact_etcd(&self, revision: i64) -> Result<()> {
+        let body = format!(r#"{{"revision": "{revision}", "physical": true}}"#);
+        let answer = self.etcd_post("/v3/kv/compaction", &body)?;
+        if answer.get("header").is_none() {
+            bail!("etcd refused the compaction at {revision}: {answer}");
+        }
+        Ok(())
+    }
+
+    /// Compacts etcd at its current revision; returns that revision.
+    pub fn compact_etcd_now(&self) -> Result<i64> {
+        let revision = self.etcd_revision()?;
+        self.compact_etcd(revision)?;
+        Ok(revision)
+    }
+
+    fn etcd_post(&self, path: &str, body: &str) -> Result<serde_json::Value> {
+        let port: u16 = self
+            .etcd_url
+            .rsplit_once(':')
+            .and_then(|(_, p)| p.parse().ok())
+            .context("etcd's port")?;
+        let text = http_post_plain(port, path, body)
+            .with_context(|| format!("POST {}{path}", self.etcd_url))?;
+        let (_, json) = text
+            .split_once("\r\n\r\n")
+            .with_context(|| format!("no body in etcd's answer {text:?}"))?;
+        serde_json::from_str(json).with_context(|| format!("etcd's answer {json:?}"))
     }
 }
 
@@ -303,6 +375,7 @@ impl ApiServer {
             kubeconfig,
             port,
             etcd_prefix: format!("/{name}"),
+            extra_args: Vec::new(),
             dir,
             process: None,
         })
@@ -340,13 +413,32 @@ impl ApiServer {
                 "--audit-policy-file={}",
                 d.join("audit-policy.yaml").display()
             ))
-            .arg(format!("--audit-log-path={}", self.audit_log().display()));
+            .arg(format!("--audit-log-path={}", self.audit_log().display()))
+            .args(&self.extra_args);
         self.process = Some(Process::spawn(
             &format!("kube-apiserver ({})", self.name),
             cmd,
             &d.join("kube-apiserver.log"),
         )?);
         Ok(())
+    }
+
+    /// Its Prometheus metrics (`GET /metrics` as the admin).
+    pub fn metrics(&self) -> Result<String> {
+        let out = Command::new("curl")
+            .args(["-ksS", "--max-time", "30", "-H"])
+            .arg(format!("Authorization: Bearer {}", self.token))
+            .arg(format!("{}/metrics", self.url))
+            .output()
+            .context("running curl")?;
+        if !out.status.success() {
+            bail!(
+                "GET {}/metrics: {}",
+                self.url,
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+        }
+        String::from_utf8(out.stdout).context("metrics in UTF-8")
     }
 
     /// The audit log (JSON lines): every request of [`AUDITED_USER`], with its response.
@@ -442,6 +534,23 @@ fn http_get_plain(port: u16, path: &str) -> Option<String> {
     let mut body = String::new();
     s.read_to_string(&mut body).ok()?;
     Some(body)
+}
+
+/// POST a JSON `body` over plain HTTP on loopback (etcd's v3 gateway): the whole answer,
+/// head and body.
+fn http_post_plain(port: u16, path: &str, body: &str) -> Result<String> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port))?;
+    s.set_read_timeout(Some(Duration::from_secs(10)))?;
+    write!(
+        s,
+        "POST {path} HTTP/1.0\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\n\r\n{body}",
+        body.len()
+    )?;
+    let mut answer = String::new();
+    s.read_to_string(&mut answer)?;
+    Ok(answer)
 }
 
 fn curl_readyz(url: &str, token: &str) -> bool {

@@ -4,6 +4,7 @@
 pub mod chart;
 pub mod cluster;
 pub mod envtest;
+pub mod metrics;
 
 pub use envtest::free_port;
 

@@ -6,18 +6,9 @@ use std::time::Duration;
 
 use bindery_tests::cluster::objects::{deployment, namespace};
 use bindery_tests::cluster::{self, BinderyRun, apply, await_binding_spec, eventually, res, rv};
+use bindery_tests::metrics::value as series;
 use bindery_tests::{free_port, http_get};
 use serde_json::{Value, json};
-
-/// The value of one series (`name{labels}` exactly as exposed), 0 if absent.
-fn series(metrics: &str, wanted: &str) -> f64 {
-    metrics
-        .lines()
-        .filter_map(|l| l.rsplit_once(' '))
-        .find(|(s, _)| *s == wanted)
-        .and_then(|(_, v)| v.parse().ok())
-        .unwrap_or(0.0)
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_snapshot_and_explain_of_a_live_run() {

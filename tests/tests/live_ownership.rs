@@ -14,6 +14,7 @@ use bindery_tests::cluster::{
     self, BinderyRun, BindingHistory, apply, await_binding_absent, await_binding_spec_within,
     eventually, res, rv,
 };
+use bindery_tests::metrics::value as metric;
 use bindery_tests::{free_port, http_get};
 use futures::StreamExt;
 use kube::api::{Api, DeleteParams, DynamicObject, PostParams};
@@ -64,15 +65,6 @@ async fn stored_binding(wds: &kube::Client, name: &str) -> Option<DynamicObject>
     cluster::get(wds, &res::bindings(), None, name)
         .await
         .unwrap()
-}
-
-fn metric(metrics: &str, name: &str) -> f64 {
-    metrics
-        .lines()
-        .filter_map(|l| l.rsplit_once(' '))
-        .find(|(s, _)| *s == name)
-        .and_then(|(_, v)| v.parse().ok())
-        .unwrap_or(0.0)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

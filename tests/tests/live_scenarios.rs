@@ -1177,17 +1177,9 @@ async fn wds_rbac_manifest_suffices() {
     w.three_wecs().await;
     // What `helm template` renders for a WDS that Bindery reaches with the chart's
     // ServiceAccount: the account, the ClusterRole and the Lease Role, and their bindings.
-    let rbac = bindery_tests::chart::render(
-        "bindery-system",
-        &[bindery_tests::chart::Set::Str(
-            "controller.enabled",
-            "false",
-        )],
-    )
-    .unwrap();
-    w.wds(&res::namespaces(), namespace("bindery-system", json!({})))
-        .await;
-    let created = cluster::create_yaml(&w.wds, &rbac).await.unwrap();
+    let created = bindery_tests::chart::create_wds_rbac(&w.wds, "bindery-system")
+        .await
+        .unwrap();
     let kinds: Vec<&str> = created.iter().filter_map(|o| o["kind"].as_str()).collect();
     assert_eq!(
         kinds,

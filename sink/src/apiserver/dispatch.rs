@@ -86,6 +86,10 @@ pub(crate) struct State {
     pub(crate) wanted: HashMap<String, Wanted>,
     /// Bindings another writer keeps changing.
     pub(crate) fights: HashMap<String, Fight>,
+    /// Bindings whose drift was reported and whose restore has not been submitted yet:
+    /// further changes by the other writer meanwhile are the same fight round, not new
+    /// restores (so they neither count nor lengthen the backoff).
+    pub(crate) restoring: HashSet<String>,
     /// Unmanaged Bindings already logged as left alone.
     pub(crate) unmanaged_logged: HashSet<String>,
     /// Log unmanaged Bindings as they appear (the caller has taken the stored ones).
@@ -196,10 +200,12 @@ impl State {
         if content.is_some() && !managed {
             self.note_unmanaged(name);
         }
-        // A follower's view follows the leader's writes: none of them is drift.
-        if !drifted || !self.leading || self.writing(name) {
+        // A follower's view follows the leader's writes: none of them is drift. A change
+        // while a restore is already due is part of the same round.
+        if !drifted || !self.leading || self.writing(name) || self.restoring.contains(name) {
             return None;
         }
+        self.restoring.insert(name.to_string());
         let now = Instant::now();
         let fight = Fight::next(self.fights.get(name).copied(), now);
         self.fights.insert(name.to_string(), fight);
@@ -325,6 +331,9 @@ impl Shared {
         }
         if let Some((name, after)) = job.after() {
             *after = state.status_after(name);
+        }
+        if let Job::Binding(b) = &job {
+            state.restoring.remove(&b.name);
         }
         let key = job.key();
         if let (Job::Binding(new), Some(Job::Binding(old))) = (&mut job, state.queue.peek(&key)) {
