@@ -426,23 +426,34 @@ pub struct LeaderArgs {
     /// (`--leader-elect`, `--leader-elect=true|false`). Identity: `POD_NAME`, else the
     /// hostname with a random suffix.
     #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true",
-          default_value_t = false, action = clap::ArgAction::Set, value_name = "BOOL")]
+          default_value_t = false, action = clap::ArgAction::Set, value_name = "BOOL",
+          env = "BINDERY_LEADER_ELECT")]
     pub leader_elect: bool,
     /// The Lease's name.
-    #[arg(long, default_value = "bindery", value_name = "NAME")]
+    #[arg(
+        long,
+        default_value = "bindery",
+        value_name = "NAME",
+        env = "BINDERY_LEADER_ELECT_LEASE_NAME"
+    )]
     pub leader_elect_lease_name: String,
     /// The Lease's namespace in the WDS.
-    #[arg(long, default_value = "kube-system", value_name = "NAMESPACE")]
+    #[arg(
+        long,
+        default_value = "kube-system",
+        value_name = "NAMESPACE",
+        env = "BINDERY_LEADER_ELECT_LEASE_NAMESPACE"
+    )]
     pub leader_elect_lease_namespace: String,
     /// How long a Lease not renewed stays its holder's, for the other replicas.
-    #[arg(long, default_value = "15s", value_parser = parse_duration, value_name = "DURATION")]
+    #[arg(long, default_value = "15s", value_parser = parse_duration, value_name = "DURATION", env = "BINDERY_LEADER_ELECT_LEASE_DURATION")]
     pub leader_elect_lease_duration: Duration,
     /// How long the leader keeps writing without renewing its Lease (below the lease
     /// duration, so it has stopped before another replica can take over).
-    #[arg(long, default_value = "10s", value_parser = parse_duration, value_name = "DURATION")]
+    #[arg(long, default_value = "10s", value_parser = parse_duration, value_name = "DURATION", env = "BINDERY_LEADER_ELECT_RENEW_DEADLINE")]
     pub leader_elect_renew_deadline: Duration,
     /// How often replicas try to take the Lease and the leader renews it.
-    #[arg(long, default_value = "2s", value_parser = parse_duration, value_name = "DURATION")]
+    #[arg(long, default_value = "2s", value_parser = parse_duration, value_name = "DURATION", env = "BINDERY_LEADER_ELECT_RETRY_PERIOD")]
     pub leader_elect_retry_period: Duration,
 }
 

@@ -18,12 +18,13 @@ use bindery_ingest::{LogWriter, WatchEvent};
 use bindery_sink::{
     BindingSink, DesiredBinding, DesiredStatus, Drift, DriftEvents, SinkConfig, SinkHandle,
 };
-use kube::config::{KubeConfigOptions, Kubeconfig};
 use serde_json::json;
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
+use crate::client_args::{ClientArgs, Space};
 use crate::dashboard::{Dashboard, Mode};
+use crate::health::{Health, LIVENESS_THRESHOLD, StoppedOnDrop};
 use crate::leader::{Elector, LeaderConfig};
 use crate::metrics::{Metrics, MetricsOptions};
 use crate::pipeline::{Pipeline, SYNC_REPORT_AFTER, SyncReporter};
@@ -33,10 +34,8 @@ use crate::server::{self, ExplainFailure, ExplainRequest, ServeOptions, ServerSt
 /// Options of `bindery run`.
 #[derive(Debug, Clone)]
 pub struct RunOptions {
-    /// Kubeconfig of the WDS.
-    pub wds_kubeconfig: PathBuf,
-    /// Kubeconfig of the ITS.
-    pub its_kubeconfig: PathBuf,
+    /// Where the WDS and ITS clients come from.
+    pub client: ClientArgs,
     /// Restrict workload to these API groups (`""` or `core` for the core group).
     pub api_groups: Option<Vec<String>>,
     /// Record every watch event to this watch log.
@@ -53,21 +52,19 @@ pub struct RunOptions {
     pub leader: Option<LeaderConfig>,
 }
 
-/// A kube client for the first context of `kubeconfig`.
+/// A kube client for the current-context of `kubeconfig` (as kube and kubectl choose;
+/// [`ClientArgs`] picks another context).
 pub async fn client(kubeconfig: &Path) -> Result<kube::Client> {
-    let kc = Kubeconfig::read_from(kubeconfig)
-        .with_context(|| format!("reading {}", kubeconfig.display()))?;
-    let config = kube::Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
-        .await
-        .with_context(|| format!("loading {}", kubeconfig.display()))?;
-    kube::Client::try_from(config).with_context(|| format!("a client for {}", kubeconfig.display()))
+    let resolved = ClientArgs::files(kubeconfig, kubeconfig)
+        .wds_config()
+        .await?;
+    Ok(resolved.client(Space::Wds)?)
 }
 
 /// Runs until `shutdown` is cancelled; then in-flight writes finish and the recording
 /// is flushed.
 pub async fn run(opts: RunOptions, shutdown: CancellationToken) -> Result<()> {
-    let wds = client(&opts.wds_kubeconfig).await?;
-    let its = client(&opts.its_kubeconfig).await?;
+    let (wds, its) = opts.client.clients().await?;
     let recorder = match &opts.record {
         Some(path) => {
             let header = json!({ "recordedBy": format!("bindery {}", env!("CARGO_PKG_VERSION")), "recordedAt": now_rfc3339() });
@@ -113,10 +110,12 @@ pub async fn run(opts: RunOptions, shutdown: CancellationToken) -> Result<()> {
     };
     metrics.watch_sink(sink.clone());
     let (explain_tx, explain_rx) = mpsc::channel::<ExplainRequest>(16);
+    let health = Arc::new(Health::new(LIVENESS_THRESHOLD));
     let state = ServerState {
         metrics: metrics.clone(),
         dashboard: Dashboard::new(metrics.clone(), Mode::Run),
         explain: Some(explain_tx),
+        health: health.clone(),
         shutdown: shutdown.clone(),
     };
     let serving = tokio::spawn(server::serve(listener, state));
@@ -139,7 +138,8 @@ pub async fn run(opts: RunOptions, shutdown: CancellationToken) -> Result<()> {
         .name("bindery-engine".into())
         .spawn(move || {
             let _cancel = engine_done.drop_guard();
-            EngineLoop::new(engine_sink, recorder, coalesce, metrics)
+            let _stopped = StoppedOnDrop(health.clone());
+            EngineLoop::new(engine_sink, recorder, coalesce, metrics, health)
                 .run(rx, explain_rx, drift, runtime)
         })
         .context("starting the engine thread")?;
@@ -219,6 +219,8 @@ struct EngineLoop {
     recorder: Option<LogWriter>,
     coalesce: Duration,
     metrics: Arc<Metrics>,
+    /// Heartbeats every iteration; published with the first epoch.
+    health: Arc<Health>,
     /// When the open epoch's oldest event arrived.
     epoch_oldest: Option<SystemTime>,
     /// Bindings changed and not yet handed to the sink: when they are due (a coalescing
@@ -252,6 +254,7 @@ impl EngineLoop {
         recorder: Option<LogWriter>,
         coalesce: Duration,
         metrics: Arc<Metrics>,
+        health: Arc<Health>,
     ) -> EngineLoop {
         EngineLoop {
             pipeline: Pipeline::new(),
@@ -261,6 +264,7 @@ impl EngineLoop {
             recorder,
             coalesce,
             metrics,
+            health,
             epoch_oldest: None,
             dirty: BTreeMap::new(),
             status_dirty: BTreeSet::new(),
@@ -305,6 +309,7 @@ impl EngineLoop {
         runtime: &tokio::runtime::Handle,
     ) -> Result<()> {
         loop {
+            self.health.heartbeat();
             let deadline = self.next_deadline();
             let (leading, followed) = (&mut self.leading, self.leading_followed);
             let wake = runtime.block_on(async {
@@ -511,6 +516,7 @@ impl EngineLoop {
         }
         if !self.published {
             self.published = true;
+            self.health.mark_published();
             if let Some(progress) = self.initial_sync.take() {
                 progress.finish();
             }

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use std::time::Duration;
 
+use bindery::client_args::ClientArgs;
 use bindery::{explain, live, replay};
 use bindery_ingest::live::CancellationToken;
 use bindery_sink::SinkConfig;
@@ -19,8 +20,20 @@ const MAX_COALESCE_MS: u64 = 24 * 3600 * 1000;
 #[derive(Parser, Debug)]
 #[command(name = "bindery", version, about)]
 struct Cli {
+    /// Log format on stderr: `text`, or `json` (one object per line).
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text, env = "BINDERY_LOG_FORMAT")]
+    log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
+}
+
+/// How logs are written on stderr.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum LogFormat {
+    /// Human-readable lines (colored on a terminal).
+    Text,
+    /// One JSON object per line: `timestamp`, `level`, `fields` (with `message`), `target`.
+    Json,
 }
 
 #[derive(Subcommand, Debug)]
@@ -29,37 +42,44 @@ enum Command {
     Crds,
     /// Watch a WDS and an ITS and keep their Bindings up to date (until SIGTERM/SIGINT).
     Run {
-        /// Kubeconfig of the WDS (workload description space).
-        #[arg(long, value_name = "FILE")]
-        wds_kubeconfig: PathBuf,
-        /// Kubeconfig of the ITS (inventory and transport space).
-        #[arg(long, value_name = "FILE")]
-        its_kubeconfig: PathBuf,
+        /// The WDS and ITS: kubeconfigs, contexts, or in-cluster.
+        #[command(flatten)]
+        client: ClientArgs,
         /// Only these API groups are workload (comma-separated; `core` for the core group).
-        #[arg(long, value_name = "G,...", value_delimiter = ',')]
+        #[arg(
+            long,
+            value_name = "G,...",
+            value_delimiter = ',',
+            env = "BINDERY_API_GROUPS"
+        )]
         api_groups: Option<Vec<String>>,
         /// Record every watch event to this watch log (`.jsonl`, or `.jsonl.zst`).
-        #[arg(long, value_name = "LOG")]
+        #[arg(long, value_name = "LOG", env = "BINDERY_RECORD")]
         record: Option<PathBuf>,
         /// Changes to one Binding within this window are written once (at most a day).
-        #[arg(long, default_value_t = 250, value_name = "MS", value_parser = clap::value_parser!(u64).range(..=MAX_COALESCE_MS))]
+        #[arg(long, default_value_t = 250, value_name = "MS", value_parser = clap::value_parser!(u64).range(..=MAX_COALESCE_MS), env = "BINDERY_COALESCE_MS")]
         coalesce_ms: u64,
         /// Binding and status writes in flight at once.
-        #[arg(long, default_value_t = 8)]
+        #[arg(long, default_value_t = 8, env = "BINDERY_CONCURRENCY")]
         concurrency: usize,
         /// Client-side rate limit of API requests per second (0: none).
-        #[arg(long, default_value_t = 50)]
+        #[arg(long, default_value_t = 50, env = "BINDERY_QPS")]
         qps: u32,
         /// Client-side burst of API requests.
-        #[arg(long, default_value_t = 100)]
+        #[arg(long, default_value_t = 100, env = "BINDERY_BURST")]
         burst: u32,
         /// A Binding whose JSON is larger is not sent (the API server could not store it;
         /// etcd's default limit is 1.5 MiB): its policy's status says so instead.
-        #[arg(long, default_value_t = bindery_sink::apiserver::DEFAULT_MAX_BINDING_BYTES, value_name = "BYTES")]
+        #[arg(long, default_value_t = bindery_sink::apiserver::DEFAULT_MAX_BINDING_BYTES, value_name = "BYTES", env = "BINDERY_MAX_BINDING_BYTES")]
         max_binding_bytes: usize,
         /// At SIGTERM/SIGINT, writes still queued after this many seconds are given up
         /// (below Kubernetes' default 30 s grace period); a second signal exits at once.
-        #[arg(long, default_value_t = 20, value_name = "SECONDS")]
+        #[arg(
+            long,
+            default_value_t = 20,
+            value_name = "SECONDS",
+            env = "BINDERY_SHUTDOWN_TIMEOUT"
+        )]
         shutdown_timeout: u64,
         #[command(flatten)]
         serve: ServeArgs,
@@ -126,9 +146,9 @@ enum Command {
         serve: ServeArgs,
     },
     /// Explain why a BindingPolicy binds (or not) a WEC and selects (or not) an object,
-    /// test by test, on the state at the end of a watch log (--log) or the current state
-    /// of a live WDS and ITS (--wds-kubeconfig and --its-kubeconfig; read only). Without
-    /// --object and --cluster, explain the policy overall.
+    /// test by test, on the state at the end of a watch log (--log) or else the current
+    /// state of a live WDS and ITS (--wds-kubeconfig, --its-kubeconfig, ...; read only).
+    /// Without --object and --cluster, explain the policy overall.
     Explain {
         /// Where the state comes from.
         #[command(flatten)]
@@ -148,8 +168,8 @@ enum Command {
         output: explain::OutputFormat,
     },
     /// Dry-run a BindingPolicy (new or edited): print the Binding it would get (stdout)
-    /// and its problems (stderr), on the state at the end of a watch log (--log) or the
-    /// current state of a live WDS and ITS (--wds-kubeconfig and --its-kubeconfig).
+    /// and its problems (stderr), on the state at the end of a watch log (--log) or else
+    /// the current state of a live WDS and ITS (--wds-kubeconfig, --its-kubeconfig, ...).
     /// Nothing is written to any server or file.
     DryRun {
         /// Where the state comes from.
@@ -166,14 +186,17 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_env("BINDERY_LOG").unwrap_or_else(|_| EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
     let cli = Cli::parse();
+    let filter = EnvFilter::try_from_env("BINDERY_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match cli.log_format {
+        LogFormat::Text => logs
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .init(),
+        LogFormat::Json => logs.json().init(),
+    }
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         // A closed stdout (`bindery crds | head -1`) ends the command quietly.
@@ -223,8 +246,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Run {
-            wds_kubeconfig,
-            its_kubeconfig,
+            client,
             api_groups,
             record,
             coalesce_ms,
@@ -245,8 +267,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             };
             sink.validate()?;
             let opts = live::RunOptions {
-                wds_kubeconfig,
-                its_kubeconfig,
+                client,
                 api_groups,
                 record,
                 coalesce: Duration::from_millis(coalesce_ms),
@@ -332,16 +353,17 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
-/// Where `bindery run` and `bindery replay --dashboard` serve metrics and the dashboard.
+/// Where `bindery run` and `bindery replay --dashboard` serve metrics, the dashboard and
+/// the health probes (`/readyz`, `/livez`).
 #[derive(clap::Args, Debug)]
 struct ServeArgs {
     /// Listen address of the metrics, dashboard and explain server (loopback by default;
     /// port 0: any free port, logged at start).
     /// [default: 127.0.0.1:9477]
-    #[arg(long, value_name = "ADDR")]
+    #[arg(long, value_name = "ADDR", env = "BINDERY_LISTEN")]
     listen: Option<std::net::SocketAddr>,
     /// Export per-policy metric series (one series per policy: mind the cardinality).
-    #[arg(long)]
+    #[arg(long, env = "BINDERY_PER_POLICY_METRICS")]
     per_policy_metrics: bool,
 }
 
@@ -376,5 +398,31 @@ fn parse_speed(s: &str) -> Result<f64, String> {
         _ => Err(format!(
             "{s:?} is not a speed (a number above 0, e.g. 10 or 0.5)"
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    /// Every flag of `run` (the one a Deployment configures), and the global
+    /// `--log-format`, can be set as `BINDERY_<FLAG>`.
+    #[test]
+    fn run_flags_have_bindery_environment_variables() {
+        let cli = Cli::command();
+        let run = cli.find_subcommand("run").expect("run");
+        let mut checked = 0;
+        for arg in run.get_arguments().chain(cli.get_arguments()) {
+            let Some(long) = arg.get_long().filter(|l| !matches!(*l, "help" | "version")) else {
+                continue;
+            };
+            let want = format!("BINDERY_{}", long.to_uppercase().replace('-', "_"));
+            let env = arg.get_env().map(|e| e.to_string_lossy().into_owned());
+            assert_eq!(env.as_deref(), Some(want.as_str()), "--{long}");
+            checked += 1;
+        }
+        assert!(checked >= 15, "{checked} flags");
     }
 }

@@ -117,6 +117,7 @@ pub fn replay_with_dashboard(opts: &ReplayOptions, serve: ServeOptions) -> Resul
         metrics: metrics.clone(),
         dashboard: dashboard.clone(),
         explain: None,
+        health: Arc::new(crate::health::Health::serving()),
         shutdown: shutdown.clone(),
     };
     let (listener, addr) = runtime.block_on(server::bind(serve.listen))?;

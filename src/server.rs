@@ -7,7 +7,9 @@
 //! | `GET /dashboard/events` | the dashboard's samples as server-sent events: `history`, then one `sample` a second |
 //! | `GET /dashboard/snapshot` | the latest sample (JSON) |
 //! | `GET /explain?policy=P[&object=G/R/[NS/]N][&cluster=C][&output=json]` | explain on the engine's current state (`bindery run` only) |
-//! | `GET /healthz` | `ok` |
+//! | `GET /readyz` | 200 `ok` once the first epoch is published (`replay`: while serving), else 503 and the reason |
+//! | `GET /livez` | 200 `ok` while the engine loop makes progress ([`Health::live`]), else 503 and the reason |
+//! | `GET /healthz` | the same as `/livez` |
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -30,6 +32,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_stream::wrappers::BroadcastStream;
 
 use crate::dashboard::Dashboard;
+use crate::health::Health;
 use crate::metrics::Metrics;
 
 /// The default listen address: loopback only.
@@ -98,6 +101,8 @@ pub struct ServerState {
     pub dashboard: Arc<Dashboard>,
     /// The engine thread's explain queue (`None`: explain not served).
     pub explain: Option<mpsc::Sender<ExplainRequest>>,
+    /// Readiness and liveness, for `/readyz` and `/livez`.
+    pub health: Arc<Health>,
     /// Cancelled at shutdown: ends the event streams, which would otherwise keep the
     /// server's graceful shutdown waiting for their pages to go.
     pub shutdown: CancellationToken,
@@ -116,7 +121,9 @@ pub async fn bind(addr: SocketAddr) -> Result<(TcpListener, SocketAddr)> {
 pub fn router(state: ServerState) -> Router {
     Router::new()
         .route("/", get(|| async { Redirect::temporary("/dashboard") }))
-        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
+        .route("/livez", get(livez))
+        .route("/healthz", get(livez))
         .route("/metrics", get(metrics))
         .route("/dashboard", get(|| asset(Asset::Index)))
         .route("/dashboard/", get(|| asset(Asset::Index)))
@@ -145,6 +152,22 @@ pub async fn serve(listener: TcpListener, state: ServerState) -> Result<()> {
         .with_graceful_shutdown(shutdown.cancelled_owned())
         .await
         .context("serving metrics and dashboard")
+}
+
+/// 200 `ok`, or 503 with the reason.
+fn probe(result: Result<(), String>) -> Response {
+    match result {
+        Ok(()) => (StatusCode::OK, "ok\n").into_response(),
+        Err(reason) => (StatusCode::SERVICE_UNAVAILABLE, reason + "\n").into_response(),
+    }
+}
+
+async fn readyz(State(state): State<ServerState>) -> Response {
+    probe(state.health.ready())
+}
+
+async fn livez(State(state): State<ServerState>) -> Response {
+    probe(state.health.live())
 }
 
 async fn metrics(State(state): State<ServerState>) -> Response {
@@ -307,4 +330,84 @@ async fn explain(
 /// The address to print for people: `http://ADDR`.
 pub fn url(addr: SocketAddr) -> String {
     format!("http://{addr}")
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::body::Body;
+    use axum::http::Request;
+    use tower::ServiceExt;
+
+    use super::*;
+    use crate::dashboard::Mode;
+    use crate::health::LIVENESS_THRESHOLD;
+    use crate::metrics::MetricsOptions;
+
+    fn state(health: Arc<Health>) -> ServerState {
+        let metrics = Arc::new(Metrics::new(MetricsOptions::default()));
+        ServerState {
+            dashboard: Dashboard::new(metrics.clone(), Mode::Run),
+            metrics,
+            explain: None,
+            health,
+            shutdown: CancellationToken::new(),
+        }
+    }
+
+    async fn get(health: &Arc<Health>, path: &str) -> (StatusCode, String) {
+        let request = Request::get(path).body(Body::empty()).unwrap();
+        let response = router(state(health.clone()))
+            .oneshot(request)
+            .await
+            .unwrap();
+        let status = response.status();
+        let body = axum::body::to_bytes(response.into_body(), 1 << 20)
+            .await
+            .unwrap();
+        (status, String::from_utf8(body.to_vec()).unwrap())
+    }
+
+    #[tokio::test]
+    async fn readyz_turns_200_once_published_and_livez_fails_once_stopped() {
+        let health = Arc::new(Health::new(LIVENESS_THRESHOLD));
+        let (code, body) = get(&health, "/readyz").await;
+        assert_eq!(code, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(body.contains("no epoch published"), "{body}");
+        assert_eq!(
+            get(&health, "/livez").await,
+            (StatusCode::OK, "ok\n".into())
+        );
+        health.mark_published();
+        assert_eq!(
+            get(&health, "/readyz").await,
+            (StatusCode::OK, "ok\n".into())
+        );
+        health.mark_stopped();
+        for path in ["/livez", "/healthz"] {
+            assert_eq!(
+                get(&health, path).await,
+                (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "the engine thread has stopped\n".into()
+                ),
+                "{path}"
+            );
+        }
+        assert_eq!(
+            get(&health, "/readyz").await.0,
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+    }
+
+    #[tokio::test]
+    async fn a_replay_server_is_ready_and_live() {
+        let health = Arc::new(Health::serving());
+        for path in ["/readyz", "/livez", "/healthz"] {
+            assert_eq!(
+                get(&health, path).await,
+                (StatusCode::OK, "ok\n".into()),
+                "{path}"
+            );
+        }
+    }
 }

@@ -22,6 +22,7 @@ use bindery_ingest::live::{CancellationToken, LiveConfig, LiveIngest};
 use bindery_ingest::{EventType, RelistTracker, WatchEvent};
 use tokio::sync::mpsc;
 
+use crate::client_args::ClientArgs;
 use crate::progress::Progress;
 
 /// How long [`read_until_synced`] waits, by default, for every watched resource to sync.
@@ -41,15 +42,14 @@ pub enum StateSource {
 }
 
 impl StateSource {
-    /// `the watch log <path>` or `the live WDS <path> and ITS <path>`, for messages.
+    /// `the watch log <path>` or `the live WDS <where> and ITS <where>`, for messages.
     pub fn describe(&self) -> String {
         match self {
             StateSource::Log(log) => format!("the watch log {}", log.display()),
-            StateSource::Live(live) => format!(
-                "the live WDS {} and ITS {}",
-                live.wds_kubeconfig.display(),
-                live.its_kubeconfig.display()
-            ),
+            StateSource::Live(live) => {
+                let (wds, its) = live.client.describe();
+                format!("the live WDS {wds} and ITS {its}")
+            }
         }
     }
 }
@@ -57,10 +57,9 @@ impl StateSource {
 /// A live WDS and ITS to read a snapshot of (the same settings as `bindery run`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LiveSource {
-    /// Kubeconfig of the WDS (BindingPolicies and workload objects).
-    pub wds_kubeconfig: PathBuf,
-    /// Kubeconfig of the ITS (ManagedClusters).
-    pub its_kubeconfig: PathBuf,
+    /// Where the WDS (BindingPolicies and workload objects) and the ITS
+    /// (ManagedClusters) clients come from.
+    pub client: ClientArgs,
     /// Restricts the workload to these API groups (`""` or `core` for the core group);
     /// `None`: every group.
     pub api_groups: Option<Vec<String>>,
@@ -71,97 +70,98 @@ pub struct LiveSource {
 impl LiveSource {
     /// A live source of the two kubeconfigs: every API group, [`DEFAULT_SYNC_TIMEOUT`].
     pub fn new(wds_kubeconfig: impl Into<PathBuf>, its_kubeconfig: impl Into<PathBuf>) -> Self {
+        LiveSource::of(ClientArgs::files(wds_kubeconfig, its_kubeconfig))
+    }
+
+    /// A live source of `client`: every API group, [`DEFAULT_SYNC_TIMEOUT`].
+    pub fn of(client: ClientArgs) -> Self {
         LiveSource {
-            wds_kubeconfig: wds_kubeconfig.into(),
-            its_kubeconfig: its_kubeconfig.into(),
+            client,
             api_groups: None,
             sync_timeout: DEFAULT_SYNC_TIMEOUT,
         }
     }
 
     /// The live ingest configuration `bindery run` would use: clients for both
-    /// kubeconfigs, the API-group restriction. Fails naming the kubeconfig (and which
-    /// space's) that cannot be read or used.
+    /// spaces, the API-group restriction. Fails naming the space and the kubeconfig
+    /// (or context) that cannot be read or used.
     pub async fn live_config(&self) -> Result<LiveConfig> {
-        let wds = crate::live::client(&self.wds_kubeconfig)
-            .await
-            .context("the WDS kubeconfig (--wds-kubeconfig)")?;
-        let its = crate::live::client(&self.its_kubeconfig)
-            .await
-            .context("the ITS kubeconfig (--its-kubeconfig)")?;
+        let (wds, its) = self.client.clients().await?;
         let mut config = LiveConfig::new(wds, its);
         config.api_groups = self.api_groups.clone();
         Ok(config)
     }
 
-    /// `WDS <path>, ITS <path>`, for messages.
+    /// `WDS <where>, ITS <where>`, for messages.
     pub fn describe(&self) -> String {
-        format!(
-            "WDS {}, ITS {}",
-            self.wds_kubeconfig.display(),
-            self.its_kubeconfig.display()
-        )
+        let (wds, its) = self.client.describe();
+        format!("WDS {wds}, ITS {its}")
     }
 }
 
-/// Command-line arguments that choose a [`StateSource`]: `--log LOG`, or
-/// `--wds-kubeconfig F --its-kubeconfig F [--api-groups G,...] [--sync-timeout S]`.
+/// Command-line arguments that choose a [`StateSource`]: `--log LOG`, or else the
+/// live WDS and ITS of the client flags ([`ClientArgs`]: `--wds-kubeconfig F
+/// --its-kubeconfig F`, contexts, `KUBECONFIG`, in-cluster) with `[--api-groups G,...]
+/// [--sync-timeout S]`.
 #[derive(Clone, Debug, clap::Args)]
-#[command(group = clap::ArgGroup::new("state_source").required(true).args(["log", "wds_kubeconfig"]))]
 pub struct StateArgs {
-    /// A watch log: work on the state at its end.
+    /// A watch log: work on the state at its end (instead of live servers).
     #[arg(
         long,
         value_name = "LOG",
-        conflicts_with_all = ["wds_kubeconfig", "its_kubeconfig", "api_groups"]
+        conflicts_with_all = ["wds_kubeconfig", "wds_context", "its_kubeconfig", "its_context", "api_groups"]
     )]
     pub log: Option<PathBuf>,
-    /// Kubeconfig of a live WDS: work on its current state (read only, nothing is
-    /// written). Needs --its-kubeconfig.
-    #[arg(long, value_name = "FILE", requires = "its_kubeconfig")]
-    pub wds_kubeconfig: Option<PathBuf>,
-    /// Kubeconfig of the live ITS whose ManagedClusters are the WECs. Needs
-    /// --wds-kubeconfig.
-    #[arg(long, value_name = "FILE", requires = "wds_kubeconfig")]
-    pub its_kubeconfig: Option<PathBuf>,
-    /// With --wds-kubeconfig: only these API groups are workload (comma-separated;
-    /// `core` for the core group), as for `bindery run`.
+    /// Without --log: the live WDS and ITS to work on (read only, nothing is written).
+    #[command(flatten)]
+    pub client: ClientArgs,
+    /// Without --log: only these API groups are workload (comma-separated; `core` for
+    /// the core group), as for `bindery run`.
     #[arg(
         long,
         value_name = "G,...",
         value_delimiter = ',',
-        requires = "wds_kubeconfig"
+        env = "BINDERY_API_GROUPS"
     )]
     pub api_groups: Option<Vec<String>>,
-    /// With --wds-kubeconfig: fail if the watches have not all synced after this many
-    /// seconds (at most a year).
+    /// Without --log: fail if the watches have not all synced after this many seconds
+    /// (at most a year).
     #[arg(
         long,
         value_name = "SECONDS",
         default_value_t = DEFAULT_SYNC_TIMEOUT.as_secs(),
-        value_parser = clap::value_parser!(u64).range(..=MAX_SYNC_TIMEOUT.as_secs())
+        value_parser = clap::value_parser!(u64).range(..=MAX_SYNC_TIMEOUT.as_secs()),
+        env = "BINDERY_SYNC_TIMEOUT"
     )]
     pub sync_timeout: u64,
 }
 
 impl StateArgs {
-    /// The source the arguments name. Fails if they name none or a half of a live
-    /// source (clap's checks normally catch that first).
+    /// The source the arguments name: the log, or else the live servers.
     pub fn source(self) -> Result<StateSource> {
-        match (self.log, self.wds_kubeconfig, self.its_kubeconfig) {
-            (Some(log), None, None) => Ok(StateSource::Log(log)),
-            (None, Some(wds), Some(its)) => Ok(StateSource::Live(LiveSource {
-                wds_kubeconfig: wds,
-                its_kubeconfig: its,
+        match self.log {
+            Some(_) if self.names_live_servers() => {
+                bail!(
+                    "--log conflicts with the live servers' flags (--wds-*, --its-*, --api-groups)"
+                )
+            }
+            Some(log) => Ok(StateSource::Log(log)),
+            None => Ok(StateSource::Live(LiveSource {
+                client: self.client,
                 api_groups: self.api_groups,
                 sync_timeout: Duration::from_secs(self.sync_timeout),
             })),
-            (Some(_), _, _) => bail!("--log conflicts with --wds-kubeconfig/--its-kubeconfig"),
-            (None, None, _) => {
-                bail!("give either --log LOG or --wds-kubeconfig FILE --its-kubeconfig FILE")
-            }
-            (None, Some(_), None) => bail!("--wds-kubeconfig needs --its-kubeconfig too"),
         }
+    }
+
+    /// A flag of the live servers is given (the in-cluster directory is not one: it is
+    /// a fallback, and may be set in the environment).
+    fn names_live_servers(&self) -> bool {
+        let client = ClientArgs {
+            serviceaccount_dir: None,
+            ..self.client.clone()
+        };
+        client != ClientArgs::default() || self.api_groups.is_some()
     }
 }
 
@@ -359,18 +359,21 @@ mod tests {
             parse(&["--wds-kubeconfig", "w", "--its-kubeconfig", "i"]).unwrap(),
             StateSource::Live(LiveSource::new("w", "i"))
         );
+        // Nothing given: the live servers of KUBECONFIG (or in-cluster).
+        assert_eq!(
+            parse(&[]).unwrap(),
+            StateSource::Live(LiveSource::of(ClientArgs::default()))
+        );
+        assert_eq!(
+            parse(&["--its-kubeconfig", "i"]).unwrap(),
+            StateSource::Live(LiveSource::of(ClientArgs {
+                its_kubeconfig: Some("i".into()),
+                ..ClientArgs::default()
+            }))
+        );
         for bad in [
-            &[][..],
-            &["--wds-kubeconfig", "w"],
-            &["--its-kubeconfig", "i"],
-            &[
-                "--log",
-                "a",
-                "--wds-kubeconfig",
-                "w",
-                "--its-kubeconfig",
-                "i",
-            ],
+            &["--log", "a", "--wds-kubeconfig", "w"][..],
+            &["--log", "a", "--its-context", "i"],
             &["--log", "a", "--api-groups", "apps"],
         ] {
             assert!(parse(bad).is_err(), "{bad:?} should be refused");

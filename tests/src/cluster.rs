@@ -299,6 +299,22 @@ impl BinderyRun {
         })
     }
 
+    /// Starts `cmd` (a `bindery run` the caller set up: arguments, environment) with its
+    /// stdout and stderr to `log`.
+    pub fn start_command(mut cmd: Command, log: &Path) -> Result<BinderyRun> {
+        let log_file = std::fs::File::create(log)?;
+        let child = cmd
+            .stdin(Stdio::null())
+            .stdout(log_file.try_clone()?)
+            .stderr(log_file)
+            .spawn()
+            .context("starting bindery run")?;
+        Ok(BinderyRun {
+            child,
+            log: log.to_path_buf(),
+        })
+    }
+
     /// Sends SIGTERM and waits for the exit; true when it exited successfully.
     pub fn stop(&mut self) -> Result<bool> {
         let what = format!("bindery (log: {})", self.log.display());

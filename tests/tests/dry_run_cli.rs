@@ -203,12 +203,19 @@ fn dry_run_errors_name_what_is_wrong() {
             "/no/such.jsonl".to_string(),
         ),
         (
-            vec!["--policy-file", good],
-            "<--log <LOG>|--wds-kubeconfig <FILE>>".to_string(),
+            vec![
+                "--log",
+                &log,
+                "--its-context",
+                "its1",
+                "--policy-file",
+                good,
+            ],
+            "'--log <LOG>' cannot be used with '--its-context <NAME>'".to_string(),
         ),
         (
             vec!["--wds-kubeconfig", "w", "--policy-file", good],
-            "--its-kubeconfig <FILE>".to_string(),
+            "WDS: reading the kubeconfig w".to_string(),
         ),
     ];
     for (args, want) in cases {

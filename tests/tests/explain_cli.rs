@@ -229,9 +229,13 @@ fn bad_requests_fail_with_clear_errors() {
         "--wds-kubeconfig",
         "wds.kubeconfig",
     ]);
-    // The live form needs both kubeconfigs.
+    // The live form: the ITS defaults to the WDS's server; the WDS's file is named.
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("--its-kubeconfig <FILE>"));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("WDS: reading the kubeconfig wds.kubeconfig"),
+        "{stderr}"
+    );
 }
 
 fn dry_run(policy_yaml: &str, extra: &[&str]) -> (Output, tempfile::TempDir) {

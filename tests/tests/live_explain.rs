@@ -422,8 +422,10 @@ spec:
     assert!(!out.status.success());
     let err = stderr(&out);
     assert!(
-        err.contains("the WDS kubeconfig (--wds-kubeconfig)")
-            && err.contains(&missing.display().to_string()),
+        err.contains(&format!(
+            "WDS: reading the kubeconfig {}",
+            missing.display()
+        )),
         "{err}"
     );
 
