@@ -1,5 +1,6 @@
 # Bindery's container image: the `bindery` binary only, on a small runtime base, as a
-# non-root user. Multi-stage: the first stage builds the release binary.
+# non-root user. Multi-stage: the first stage builds the release binary (its debug
+# info stripped: the release profile keeps line tables for backtraces).
 #
 #   podman build -t bindery:0.1.0 .        (or docker build)
 #
@@ -14,7 +15,8 @@ COPY . .
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
     cargo build --release --locked --package bindery --bin bindery \
-    && cp target/release/bindery /bindery
+    && cp target/release/bindery /bindery \
+    && strip --strip-debug /bindery
 
 FROM ${RUNTIME_IMAGE}
 COPY --from=build /bindery /usr/local/bin/bindery

@@ -57,13 +57,28 @@ podman build --network host --isolation "${BUILD_ISOLATION:-chroot}" \
 log "checking $TAG: who it runs as, and the seed's example replayed inside it"
 user="$(podman image inspect --format '{{.Config.User}}' "$TAG")"
 [ "$user" = "65532:65532" ] || { log "ERROR: the image runs as '$user', not 65532:65532"; exit 1; }
-podman run --rm --network none $RUN_FLAGS -v "$PWD/examples:/examples:ro" "$TAG" \
-	replay /examples/nginx.jsonl --dump-bindings - >"$WORK/out.json"
+# Through the container runtime if this machine lets it start containers; else (a
+# sandbox that refuses setrlimit, say) the image's own file system as a chroot, as
+# that user: its binary with only the image's libraries.
+if podman run --rm --network none $RUN_FLAGS -v "$PWD/examples:/examples:ro" "$TAG" \
+	replay /examples/nginx.jsonl --dump-bindings - >"$WORK/out.json" 2>"$WORK/run.err"; then
+	how="podman run"
+else
+	log "podman run failed ($(tail -1 "$WORK/run.err")); checking in a chroot of the image instead"
+	mkdir -p "$WORK/root"
+	cid="$(podman create "$TAG")"
+	podman export "$cid" | tar -x -C "$WORK/root"
+	podman rm "$cid" >/dev/null
+	chmod 755 "$WORK/root"
+	mkdir -p "$WORK/root/examples" && cp examples/nginx.jsonl "$WORK/root/examples/"
+	chroot --userspec=65532:65532 "$WORK/root" /usr/local/bin/bindery \
+		replay /examples/nginx.jsonl --dump-bindings - >"$WORK/out.json"
+	how="a chroot of the image as 65532:65532"
+fi
 python3 - "$WORK/out.json" examples/nginx.bindings.json <<'PY'
 import json, sys
 got, want = (json.load(open(p)) for p in sys.argv[1:3])
 assert got == want, f"the image's Bindings differ from {sys.argv[2]}"
 PY
-podman run --rm --network none $RUN_FLAGS "$TAG" --version >/dev/null 2>&1 || podman run --rm --network none $RUN_FLAGS "$TAG" crds >/dev/null
 size="$(podman image inspect --format '{{.Size}}' "$TAG")"
-log "ok: $TAG runs as 65532:65532, replays examples/nginx.jsonl to examples/nginx.bindings.json; $((size / 1024 / 1024)) MiB"
+log "ok ($how): $TAG runs as 65532:65532 and replays examples/nginx.jsonl to examples/nginx.bindings.json; $((size / 1024 / 1024)) MiB"
