@@ -667,6 +667,34 @@ async fn crd_created_and_deleted_at_run_time() {
     .await;
     w.expect_ready(&bindery, "widgets").await;
 
+    // Deleted and created again at once (within one discovery debounce): the old watch
+    // belongs to storage the API server tore down, so the resource is watched anew and
+    // the new CRD's Widgets arrive.
+    let crd = cluster::simple_crd("example.com", "Widget", "widgets", true);
+    cluster::install_crds(&w.wds, std::slice::from_ref(&crd))
+        .await
+        .unwrap();
+    let w3 = w.wds(&widgets(), widget("ns-a", "w3", json!({}))).await;
+    w.expect(
+        &bindery,
+        &p,
+        &spec(vec![entry(&cms, &keep), entry(&widgets(), &w3)], &dests),
+        "the CRD created again: Widget w3",
+    )
+    .await;
+    cluster::delete_crd(&w.wds, "widgets.example.com", SETTLE)
+        .await
+        .unwrap_or_else(|e| fail(&bindery, &e.to_string()));
+    cluster::install_crds(&w.wds, &[crd]).await.unwrap();
+    let w4 = w.wds(&widgets(), widget("ns-a", "w4", json!({}))).await;
+    w.expect(
+        &bindery,
+        &p,
+        &spec(vec![entry(&cms, &keep), entry(&widgets(), &w4)], &dests),
+        "the CRD deleted and created again at once: only Widget w4",
+    )
+    .await;
+
     let mut bindery = bindery;
     stop(&mut bindery);
 }

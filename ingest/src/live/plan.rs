@@ -48,6 +48,18 @@ enum Change<'a> {
 /// module documentation (within each step, by `(space, group, resource)`). Targets
 /// are matched by [`WatchTarget::key`]; identical targets need nothing.
 pub fn plan(old: &[WatchTarget], new: &[WatchTarget]) -> Vec<Action> {
+    plan_restarting(old, new, |_| false)
+}
+
+/// [`plan`], and the targets kept as they were for which `restart` is true are
+/// restarted as a changed one is (`RESET`, stop, start: a relist). For a resource whose
+/// CRD was deleted and created again between two discoveries: the same target, but its
+/// old watch belongs to storage the API server tore down.
+pub fn plan_restarting(
+    old: &[WatchTarget],
+    new: &[WatchTarget],
+    restart: impl Fn(&WatchTarget) -> bool,
+) -> Vec<Action> {
     type Key<'a> = (Space, &'a str, &'a str);
     let old: BTreeMap<Key, &WatchTarget> = old.iter().map(|t| (t.key(), t)).collect();
     let new: BTreeMap<Key, &WatchTarget> = new.iter().map(|t| (t.key(), t)).collect();
@@ -59,7 +71,7 @@ pub fn plan(old: &[WatchTarget], new: &[WatchTarget]) -> Vec<Action> {
             Some(&n) if n.resource.version != o.resource.version => {
                 changes.push(Change::Switched(o, n));
             }
-            Some(&n) if n != o => changes.push(Change::Restarted(o, n)),
+            Some(&n) if n != o || restart(o) => changes.push(Change::Restarted(o, n)),
             Some(_) => {}
         }
     }
@@ -221,6 +233,29 @@ mod tests {
                 "reset wds:example.com/v1/widgets",
                 "stop wds:example.com/v1/widgets",
                 "start wds:example.com/v1/widgets",
+            ]
+        );
+    }
+
+    #[test]
+    fn a_recreated_crds_resource_restarts_and_the_others_stay() {
+        let targets = [t("", "v1", "configmaps"), t("example.com", "v1", "widgets")];
+        let recreated = |t: &WatchTarget| t.resource.resource == "widgets";
+        assert_eq!(
+            show(&plan_restarting(&targets, &targets, recreated)),
+            [
+                "reset wds:example.com/v1/widgets",
+                "stop wds:example.com/v1/widgets",
+                "start wds:example.com/v1/widgets",
+            ]
+        );
+        // Gone from discovery (deleted, not created again): removed as before.
+        assert_eq!(
+            show(&plan_restarting(&targets, &targets[..1], recreated)),
+            [
+                "stop wds:example.com/v1/widgets",
+                "reset wds:example.com/v1/widgets",
+                "synced wds:example.com/v1/widgets",
             ]
         );
     }

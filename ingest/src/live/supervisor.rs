@@ -1,7 +1,7 @@
 //! The live run: the initial watched set, the watcher tasks, and the CRD watch that
 //! re-runs discovery and applies the diff ([`plan()`]).
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::pin::pin;
 
 use futures::StreamExt;
@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::discovery::{WorkloadDiscovery, carry_over, discover_workload};
 use super::event::{marker_event, now_ms};
-use super::plan::{Action, plan};
+use super::plan::{Action, plan, plan_restarting};
 use super::schedule::Schedule;
 use super::target::{WatchTarget, crd_api_resource};
 use super::{EventCounters, LiveConfig, LiveError, watch};
@@ -38,6 +38,8 @@ pub(crate) struct Supervisor {
     /// The watched workload resources (the fixed targets are not in it).
     workload: Vec<WatchTarget>,
     tasks: HashMap<ResourceRef, JoinHandle<()>>,
+    /// Names (`<plural>.<group>`) of the CRDs deleted since the last discovery.
+    deleted_crds: BTreeSet<String>,
 }
 
 impl Supervisor {
@@ -53,6 +55,7 @@ impl Supervisor {
             shutdown,
             counters,
             workload: Vec::new(),
+            deleted_crds: BTreeSet::new(),
             tasks: HashMap::new(),
         }
     }
@@ -110,7 +113,15 @@ impl Supervisor {
                     return Ok(());
                 }
                 item = crd_events.next(), if crd_watch_alive => match item {
-                    Some(Ok(Event::Apply(_) | Event::Delete(_) | Event::InitDone)) => {
+                    Some(Ok(Event::Delete(crd))) => {
+                        // Its resource, if discovery still lists it next time (the CRD
+                        // created again meanwhile), is watched anew.
+                        if let Some(name) = crd.metadata.name {
+                            self.deleted_crds.insert(name);
+                        }
+                        schedule.changed(Instant::now());
+                    }
+                    Some(Ok(Event::Apply(_) | Event::InitDone)) => {
                         schedule.changed(Instant::now());
                     }
                     Some(Ok(Event::Init | Event::InitApply(_))) => {}
@@ -150,7 +161,10 @@ impl Supervisor {
         };
         let complete = log_failed_groups(&discovery);
         let next = carry_over(&self.workload, discovery);
-        let actions = plan(&self.workload, &next);
+        let deleted = std::mem::take(&mut self.deleted_crds);
+        let actions = plan_restarting(&self.workload, &next, |t| {
+            deleted.contains(&format!("{}.{}", t.resource.resource, t.resource.group))
+        });
         self.workload = next;
         if actions.is_empty() {
             tracing::debug!("API discovery: no change in the watched resources");
