@@ -3,15 +3,13 @@
 
 use std::cmp::Ordering;
 
-use serde::Serialize;
 use serde_json::{Map, Value, json};
 
 /// API group and version of Bindings and BindingPolicies.
 pub const API_VERSION: &str = "control.kubestellar.io/v1alpha1";
 
 /// One `spec.workload` entry.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct WorkloadEntry {
     /// API group (`""` for core).
     pub group: String,
@@ -32,7 +30,6 @@ pub struct WorkloadEntry {
     /// `wantSingletonReportedState`.
     pub want_singleton_reported_state: bool,
     /// `wantMultiWECReportedState`.
-    #[serde(rename = "wantMultiWECReportedState")]
     pub want_multi_wec_reported_state: bool,
 }
 

@@ -39,7 +39,7 @@ impl PolicyState {
 }
 
 /// How one epoch changed one Binding.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct BindingChange {
     /// Binding (and policy) name.
     pub binding: String,

@@ -49,14 +49,14 @@ mod watch;
 
 pub use counters::EventCounters;
 pub use discovery::{
-    DiscoveredResource, WorkloadDiscovery, carry_over, discover, discover_workload,
-    discover_workload_resources, group_allowed, select_workload,
+    DiscoveredResource, WorkloadDiscovery, carry_over, discover, discover_workload, group_allowed,
+    select_workload,
 };
 pub use event::{
     event_type, full_event, marker_event, metadata_event, now_ms, to_event, trimmed_metadata,
     trimmed_object,
 };
-pub use plan::{Action, plan};
+pub use plan::{Action, plan, plan_restarting};
 pub use target::{INVENTORY_VERSION, ObjectShape, POLICY_VERSION, WatchTarget};
 /// The shutdown signal [`run`] takes (re-exported from `tokio-util`).
 pub use tokio_util::sync::CancellationToken;
@@ -147,15 +147,6 @@ impl LiveIngest {
             .run()
             .await
     }
-}
-
-/// Runs a live ingest of `config` ([`LiveIngest::run`]).
-pub async fn run(
-    config: LiveConfig,
-    tx: mpsc::Sender<WatchEvent>,
-    shutdown: CancellationToken,
-) -> Result<(), LiveError> {
-    LiveIngest::new(config).run(tx, shutdown).await
 }
 
 #[cfg(test)]

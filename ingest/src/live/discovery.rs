@@ -222,28 +222,6 @@ pub async fn discover_workload(
     })
 }
 
-/// Discovers the WDS's workload resources; groups whose discovery fails are logged
-/// (warning) and left out.
-pub async fn discover_workload_resources(
-    client: &Client,
-    api_groups: Option<&[String]>,
-) -> Result<Vec<WatchTarget>, super::LiveError> {
-    let discovery = discover_workload(client, api_groups)
-        .await
-        .map_err(|source| super::LiveError::Discovery {
-            space: Space::Wds,
-            source,
-        })?;
-    for (group, error) in &discovery.failed_groups {
-        tracing::warn!(
-            group,
-            error,
-            "API discovery failed for a group; not watching it"
-        );
-    }
-    Ok(discovery.targets)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

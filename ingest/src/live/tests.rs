@@ -330,7 +330,7 @@ async fn live_run_resets_everything_first_then_follows_crds() {
 async fn live_run_stops_when_the_receiver_is_dropped() {
     let (_fake, client) = fake();
     let (tx, mut rx) = mpsc::channel(64);
-    let task = tokio::spawn(run(config(&client), tx, CancellationToken::new()));
+    let task = tokio::spawn(LiveIngest::new(config(&client)).run(tx, CancellationToken::new()));
     next(&mut rx).await;
     drop(rx);
     tokio::time::timeout(Duration::from_secs(5), task)
@@ -347,7 +347,8 @@ async fn a_failing_initial_discovery_is_an_error() {
     });
     let client = kube::Client::new(service, "default");
     let (tx, _rx) = mpsc::channel(64);
-    let err = run(config(&client), tx, CancellationToken::new())
+    let err = LiveIngest::new(config(&client))
+        .run(tx, CancellationToken::new())
         .await
         .unwrap_err();
     assert!(
