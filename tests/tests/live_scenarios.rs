@@ -667,9 +667,9 @@ async fn crd_created_and_deleted_at_run_time() {
     .await;
     w.expect_ready(&bindery, "widgets").await;
 
-    // Deleted and created again at once (within one discovery debounce): the old watch
-    // belongs to storage the API server tore down, so the resource is watched anew and
-    // the new CRD's Widgets arrive.
+    // Created again, then deleted and created again at once (within one discovery
+    // debounce): the new CRD's Widgets arrive, and only they. (Bindery watches such a
+    // resource anew, `plan_restarting`; here the old watch also relisted by itself.)
     let crd = cluster::simple_crd("example.com", "Widget", "widgets", true);
     cluster::install_crds(&w.wds, std::slice::from_ref(&crd))
         .await
