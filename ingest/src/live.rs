@@ -3,7 +3,7 @@
 //! pipeline, and recording a live run is writing each event to a
 //! [`LogWriter`](crate::LogWriter).
 //!
-//! [`run`] (or [`LiveIngest::run`]) watches
+//! [`LiveIngest::run`] watches
 //! - ManagedClusters in the ITS (metadata only, space `its`),
 //! - BindingPolicies in the WDS (trimmed metadata and `spec`),
 //! - every workload resource of the WDS ([`discovery`], metadata only),
@@ -16,12 +16,12 @@
 //! which arrives as `RESET` ... `SYNCED`.
 //!
 //! ```no_run
-//! use bindery_ingest::live::{CancellationToken, LiveConfig, run};
+//! use bindery_ingest::live::{CancellationToken, LiveConfig, LiveIngest};
 //!
 //! # async fn example(wds: kube::Client, its: kube::Client) -> Result<(), Box<dyn std::error::Error>> {
 //! let (tx, mut rx) = tokio::sync::mpsc::channel(4096);
 //! let shutdown = CancellationToken::new();
-//! let live = tokio::spawn(run(LiveConfig::new(wds, its), tx, shutdown.clone()));
+//! let live = tokio::spawn(LiveIngest::new(LiveConfig::new(wds, its)).run(tx, shutdown.clone()));
 //! while let Some(event) = rx.recv().await {
 //!     // pipeline.push(event)?; log_writer.write(&event)?; ...
 //! #   drop(event);
