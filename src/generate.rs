@@ -16,6 +16,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use anyhow::{Context, Result, ensure};
+use bindery_ingest::WatchTarget;
 use bindery_ingest::watchlog::{EventType, LogWriter, ResourceRef, Space, WatchEvent};
 use serde_json::{Map, Value, json};
 
@@ -265,15 +266,10 @@ impl<'a> Generator<'a> {
 
     fn run(mut self, out: &mut Sink<'_>, progress: &mut dyn FnMut(u64)) -> Result<GenerateSummary> {
         // Initial lists.
-        let its = resource(
-            Space::Its,
-            "cluster.open-cluster-management.io",
-            "v1",
-            "managedclusters",
-        );
+        let its = wec_resource();
         self.emit(out, &its, EventType::Reset, None)?;
         for i in 0..self.spec.wecs {
-            let wec = self.random_wec(i);
+            let wec = self.random_wec();
             self.wecs.push(wec);
             let obj = self.wec_object(i);
             self.emit(out, &its, EventType::Added, Some(obj))?;
@@ -384,18 +380,13 @@ impl<'a> Generator<'a> {
             }
             ChurnKind::WecRelabel => {
                 let i = self.rng.below(self.wecs.len());
-                let fresh = self.random_wec(i);
+                let fresh = self.random_wec();
                 let wec = &mut self.wecs[i];
                 wec.tier = fresh.tier;
                 wec.env = fresh.env;
                 wec.gpu = fresh.gpu;
                 let obj = self.wec_object(i);
-                let its = resource(
-                    Space::Its,
-                    "cluster.open-cluster-management.io",
-                    "v1",
-                    "managedclusters",
-                );
+                let its = wec_resource();
                 self.emit(out, &its, EventType::Modified, Some(obj))
             }
             ChurnKind::PolicyEdit => {
@@ -439,12 +430,7 @@ impl<'a> Generator<'a> {
         let i = self.rng.below(self.wecs.len());
         self.wecs[i].herd = true;
         let obj = self.wec_object(i);
-        let its = resource(
-            Space::Its,
-            "cluster.open-cluster-management.io",
-            "v1",
-            "managedclusters",
-        );
+        let its = wec_resource();
         self.emit(out, &its, EventType::Modified, Some(obj))?;
         let rv = self.next_rv();
         let everything = json!({
@@ -462,7 +448,7 @@ impl<'a> Generator<'a> {
         Ok(())
     }
 
-    fn random_wec(&mut self, _i: usize) -> Wec {
+    fn random_wec(&mut self) -> Wec {
         Wec {
             region: self.rng.below(REGIONS) as u8,
             zone: self.rng.below(3) as u8,
@@ -625,13 +611,14 @@ fn kind_resource(kind: &Kind) -> ResourceRef {
     resource(Space::Wds, kind.group, kind.version, kind.resource)
 }
 
+/// The ITS's ManagedClusters, as a live run watches them.
+fn wec_resource() -> ResourceRef {
+    WatchTarget::managed_clusters().resource
+}
+
+/// The WDS's BindingPolicies, as a live run watches them.
 fn policy_resource() -> ResourceRef {
-    resource(
-        Space::Wds,
-        "control.kubestellar.io",
-        "v1alpha1",
-        "bindingpolicies",
-    )
+    WatchTarget::binding_policies().resource
 }
 
 fn wec_name(i: usize) -> String {
