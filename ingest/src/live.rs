@@ -38,7 +38,6 @@ use tokio::sync::mpsc;
 
 use crate::watchlog::{Space, WatchEvent};
 
-mod counters;
 pub mod discovery;
 pub mod event;
 pub mod plan;
@@ -47,7 +46,6 @@ mod supervisor;
 pub mod target;
 mod watch;
 
-pub use counters::EventCounters;
 pub use discovery::{
     DiscoveredResource, WorkloadDiscovery, carry_over, discover, discover_workload, group_allowed,
     select_workload,
@@ -114,25 +112,17 @@ pub enum LiveError {
     },
 }
 
-/// A live ingest: [`LiveIngest::counters`] can be read while [`LiveIngest::run`] runs.
+/// A live ingest (the events it sends are counted where they are received: the
+/// pipeline's `bindery_watch_events_total`).
 #[derive(Debug)]
 pub struct LiveIngest {
     config: LiveConfig,
-    counters: EventCounters,
 }
 
 impl LiveIngest {
     /// A live ingest of `config`, not started.
     pub fn new(config: LiveConfig) -> LiveIngest {
-        LiveIngest {
-            config,
-            counters: EventCounters::new(),
-        }
-    }
-
-    /// The events sent so far, per resource (shared: stays current while running).
-    pub fn counters(&self) -> EventCounters {
-        self.counters.clone()
+        LiveIngest { config }
     }
 
     /// Watches until `shutdown` is cancelled or `tx`'s receiver is dropped (both end
@@ -143,7 +133,7 @@ impl LiveIngest {
         tx: mpsc::Sender<WatchEvent>,
         shutdown: CancellationToken,
     ) -> Result<(), LiveError> {
-        supervisor::Supervisor::new(self.config, tx, shutdown, self.counters)
+        supervisor::Supervisor::new(self.config, tx, shutdown)
             .run()
             .await
     }

@@ -19,7 +19,7 @@ use super::event::{marker_event, now_ms};
 use super::plan::{Action, plan, plan_restarting};
 use super::schedule::Schedule;
 use super::target::{WatchTarget, crd_api_resource};
-use super::{EventCounters, LiveConfig, LiveError, watch};
+use super::{LiveConfig, LiveError, watch};
 use crate::watchlog::{EventType, ResourceRef, Space, WatchEvent};
 
 /// Whether to go on after a step.
@@ -34,7 +34,6 @@ pub(crate) struct Supervisor {
     config: LiveConfig,
     tx: mpsc::Sender<WatchEvent>,
     shutdown: CancellationToken,
-    counters: EventCounters,
     /// The watched workload resources (the fixed targets are not in it).
     workload: Vec<WatchTarget>,
     tasks: HashMap<ResourceRef, JoinHandle<()>>,
@@ -47,13 +46,11 @@ impl Supervisor {
         config: LiveConfig,
         tx: mpsc::Sender<WatchEvent>,
         shutdown: CancellationToken,
-        counters: EventCounters,
     ) -> Supervisor {
         Supervisor {
             config,
             tx,
             shutdown,
-            counters,
             workload: Vec::new(),
             deleted_crds: BTreeSet::new(),
             tasks: HashMap::new(),
@@ -204,9 +201,8 @@ impl Supervisor {
                 Action::Start(target) => {
                     tracing::debug!(resource = %target.resource, "watch starts");
                     let client = self.client(target.resource.space);
-                    let counter = self.counters.counter(&target.resource);
                     let resource = target.resource.clone();
-                    let task = watch::spawn(target, client, self.tx.clone(), counter);
+                    let task = watch::spawn(target, client, self.tx.clone());
                     if let Some(old) = self.tasks.insert(resource.clone(), task) {
                         // The plan stops a watcher before restarting it; be safe anyway.
                         old.abort();
@@ -222,10 +218,7 @@ impl Supervisor {
         let event = marker_event(resource, event_type, now_ms());
         tokio::select! {
             sent = self.tx.send(event) => match sent {
-                Ok(()) => {
-                    self.counters.bump(resource);
-                    Flow::Continue
-                }
+                Ok(()) => Flow::Continue,
                 Err(_) => Flow::Stop,
             },
             () = self.shutdown.cancelled() => Flow::Stop,

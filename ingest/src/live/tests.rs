@@ -222,9 +222,7 @@ async fn live_run_resets_everything_first_then_follows_crds() {
     let (fake, client) = fake();
     let (tx, mut rx) = mpsc::channel(64);
     let shutdown = CancellationToken::new();
-    let ingest = LiveIngest::new(config(&client));
-    let counters = ingest.counters();
-    let task = tokio::spawn(ingest.run(tx, shutdown.clone()));
+    let task = tokio::spawn(LiveIngest::new(config(&client)).run(tx, shutdown.clone()));
 
     let watched: BTreeSet<String> = [
         "its:cluster.open-cluster-management.io/v1/managedclusters",
@@ -321,9 +319,6 @@ async fn live_run_resets_everything_first_then_follows_crds() {
         .expect("stops on shutdown")
         .unwrap()
         .unwrap();
-    let counts = counters.snapshot();
-    assert_eq!(counts[&widgets_v1()], 5);
-    assert!(counters.total() >= 3 * watched.len() as u64);
 }
 
 #[tokio::test]

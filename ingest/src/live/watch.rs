@@ -3,8 +3,6 @@
 
 use std::fmt::Debug;
 use std::pin::pin;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use futures::{Stream, StreamExt};
 use kube::core::{DynamicObject, PartialObjectMeta};
@@ -29,7 +27,6 @@ pub(crate) fn spawn(
     target: WatchTarget,
     client: Client,
     tx: mpsc::Sender<WatchEvent>,
-    counter: Arc<AtomicU64>,
 ) -> JoinHandle<()> {
     let config = list_config(&target);
     match target.shape {
@@ -38,12 +35,12 @@ pub(crate) fn spawn(
             let api: Api<PartialObjectMeta<DynamicObject>> =
                 Api::all_with(client, &target.api_resource);
             let stream = watcher::watcher(api, config).default_backoff();
-            tokio::spawn(pump(stream, target, tx, counter, metadata_event))
+            tokio::spawn(pump(stream, target, tx, metadata_event))
         }
         ObjectShape::MetadataAndSpec => {
             let api: Api<DynamicObject> = Api::all_with(client, &target.api_resource);
             let stream = watcher::watcher(api, config).default_backoff();
-            tokio::spawn(pump(stream, target, tx, counter, full_event))
+            tokio::spawn(pump(stream, target, tx, full_event))
         }
     }
 }
@@ -67,7 +64,6 @@ async fn pump<K: Debug>(
     stream: impl Stream<Item = Result<Event<K>, watcher::Error>>,
     target: WatchTarget,
     tx: mpsc::Sender<WatchEvent>,
-    counter: Arc<AtomicU64>,
     map: MapFn<K>,
 ) {
     let resource = &target.resource;
@@ -81,7 +77,6 @@ async fn pump<K: Debug>(
                     tracing::debug!(%resource, "event receiver closed; watch stops");
                     return;
                 }
-                counter.fetch_add(1, Ordering::Relaxed);
             }
             Err(watcher::Error::WatchError(status)) if status.code == 410 => {
                 tracing::info!(%resource, "watch expired (410 Gone); relisting");
