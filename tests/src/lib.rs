@@ -5,6 +5,7 @@ pub mod chart;
 pub mod cluster;
 pub mod envtest;
 pub mod metrics;
+pub mod web;
 
 pub use envtest::free_port;
 

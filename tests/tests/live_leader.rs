@@ -7,63 +7,15 @@
 
 use std::time::{Duration, Instant};
 
-use bindery_tests::cluster::objects::{configmap, namespace};
 use bindery_tests::cluster::{
-    self, BinderyRun, BindingHistory, apply, await_binding_spec_within, eventually, res, rv,
+    self, BinderyRun, BindingHistory, await_binding_spec_within, eventually,
 };
-use bindery_tests::{free_port, http_get};
+use bindery_tests::web::{EDGE, Writers, assert_history, setup, spec, touch};
+use bindery_tests::{free_port, http_get, metrics};
 use kube::api::DynamicObject;
-use serde_json::{Value, json};
 
 /// A bound for "it happened at all" (several lease durations), never a measured figure.
 const SETTLE: Duration = Duration::from_secs(90);
-
-fn entry(obj: &DynamicObject) -> Value {
-    json!({"group": "", "version": "v1", "resource": "configmaps", "namespace": "app",
-           "name": obj.metadata.name.clone().unwrap(), "resourceVersion": rv(obj)})
-}
-
-/// The spec of policy `web` (edge WECs, ConfigMaps labelled `app: web`) for `cms`.
-fn spec(cms: &[DynamicObject]) -> Value {
-    let mut cms: Vec<&DynamicObject> = cms.iter().collect();
-    cms.sort_by_key(|c| c.metadata.name.clone());
-    json!({"destinations": [{"clusterId": "cluster1"}, {"clusterId": "cluster2"}],
-           "workload": {"namespaceScope": cms.iter().map(|c| entry(c)).collect::<Vec<_>>()}})
-}
-
-async fn setup(wds: &kube::Client, its: &kube::Client) -> Vec<DynamicObject> {
-    cluster::apply_wecs(its, cluster::THREE_WECS).await.unwrap();
-    apply(wds, &res::namespaces(), namespace("app", json!({})))
-        .await
-        .unwrap();
-    let mut cms = Vec::new();
-    for i in 0..10 {
-        let cm = configmap("app", &format!("cm-{i:02}"), json!({"app": "web"}));
-        cms.push(apply(wds, &res::configmaps(), cm).await.unwrap());
-    }
-    apply(
-        wds,
-        &res::binding_policies(),
-        json!({"apiVersion": "control.kubestellar.io/v1alpha1", "kind": "BindingPolicy",
-               "metadata": {"name": "web"},
-               "spec": {"clusterSelectors": [{"matchLabels": {"location-group": "edge"}}],
-                        "downsync": [{"resources": ["configmaps"],
-                                      "objectSelectors": [{"matchLabels": {"app": "web"}}]}]}}),
-    )
-    .await
-    .unwrap();
-    cms
-}
-
-/// Relabels ConfigMap `cm-NN`: a new resourceVersion, the same selection.
-async fn touch(wds: &kube::Client, i: usize, round: usize) -> DynamicObject {
-    let cm = configmap(
-        "app",
-        &format!("cm-{i:02}"),
-        json!({"app": "web", "round": round.to_string()}),
-    );
-    apply(wds, &res::configmaps(), cm).await.unwrap()
-}
 
 /// One `bindery run --leader-elect` and its metrics endpoint.
 struct Replica {
@@ -93,13 +45,7 @@ impl Replica {
     /// One series of its `/metrics` (0 when absent); `None` when it does not answer.
     fn metric(&self, wanted: &str) -> Option<f64> {
         let (code, body) = http_get(&format!("{}/metrics", self.base)).ok()?;
-        (code == 200).then(|| {
-            body.lines()
-                .filter_map(|l| l.rsplit_once(' '))
-                .find(|(s, _)| *s == wanted)
-                .and_then(|(_, v)| v.parse().ok())
-                .unwrap_or(0.0)
-        })
+        (code == 200).then(|| metrics::value(&body, wanted))
     }
 
     /// Its writes that reached the server: Bindings applied or deleted, statuses applied.
@@ -134,38 +80,6 @@ impl Replica {
     }
 }
 
-/// Every version of Binding `web` after its first complete one has both edge WECs and
-/// every ConfigMap (no blank), and no spec comes back once another replaced it (no fight
-/// between writers).
-fn assert_no_blank_and_no_fight(history: &BindingHistory, objects: usize) {
-    let mut full = false;
-    let mut specs: Vec<Value> = Vec::new();
-    for seen in history.of("web") {
-        assert_ne!(seen.event, "DELETED", "Binding web was deleted: {seen:?}");
-        let names = seen.spec["workload"]["namespaceScope"]
-            .as_array()
-            .map_or(0, |a| a.len());
-        let dests = seen.spec["destinations"].to_string();
-        let complete =
-            names == objects && ["cluster1", "cluster2"].iter().all(|c| dests.contains(c));
-        if full {
-            assert!(
-                complete,
-                "a version of Binding web dropped an entry: {seen:?}"
-            );
-        }
-        full |= complete;
-        if specs.last() != Some(&seen.spec) {
-            assert!(
-                !specs.contains(&seen.spec),
-                "a spec came back after another replaced it (writers fighting): {seen:?}"
-            );
-            specs.push(seen.spec.clone());
-        }
-    }
-    assert!(full, "Binding web was never complete");
-}
-
 /// Starts the first replica, waits until it leads and wrote the Binding, then the
 /// second, until it is hot (its engine has the Binding) and follows.
 async fn two_replicas(
@@ -176,7 +90,7 @@ async fn two_replicas(
 ) -> (Replica, Replica) {
     let a = Replica::start(env, "bindery-a", lease);
     a.await_metric("a leads", "bindery_leader", 1.0).await;
-    await_binding_spec_within(wds, "web", &spec(cms), SETTLE)
+    await_binding_spec_within(wds, "web", &spec(cms, &EDGE), SETTLE)
         .await
         .unwrap_or_else(|e| a.fail(&e.to_string()));
     let b = Replica::start(env, "bindery-b", lease);
@@ -189,7 +103,7 @@ async fn two_replicas(
 async fn the_follower_takes_over_from_a_killed_leader() {
     let started = Instant::now();
     let (env, wds, its) = cluster::control_plane().await;
-    let mut cms = setup(&wds, &its).await;
+    let mut cms = setup(&wds, &its, 10).await;
     let history = BindingHistory::start(&wds).await.unwrap();
     let lease = [
         "--leader-elect-lease-duration=4s",
@@ -202,7 +116,7 @@ async fn the_follower_takes_over_from_a_killed_leader() {
     for (i, cm) in cms.iter_mut().enumerate().take(5) {
         *cm = touch(&wds, i, 1).await;
     }
-    await_binding_spec_within(&wds, "web", &spec(&cms), SETTLE)
+    await_binding_spec_within(&wds, "web", &spec(&cms, &EDGE), SETTLE)
         .await
         .unwrap_or_else(|e| a.fail(&e.to_string()));
     // The follower's watches follow too (its epochs may batch them differently).
@@ -229,7 +143,7 @@ async fn the_follower_takes_over_from_a_killed_leader() {
         started.elapsed(),
         killed.elapsed()
     );
-    await_binding_spec_within(&wds, "web", &spec(&cms), SETTLE)
+    await_binding_spec_within(&wds, "web", &spec(&cms, &EDGE), SETTLE)
         .await
         .unwrap_or_else(|e| b.fail(&e.to_string()));
     eprintln!(
@@ -243,14 +157,14 @@ async fn the_follower_takes_over_from_a_killed_leader() {
         b.run.log_text().contains("the Lease expired"),
         "b took over an expired Lease"
     );
-    assert_no_blank_and_no_fight(&history, cms.len());
+    assert_history(&history, &EDGE, cms.len(), Writers::NoFight);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stopped_leader_releases_the_lease_and_the_follower_takes_over_at_once() {
     let started = Instant::now();
     let (env, wds, its) = cluster::control_plane().await;
-    let mut cms = setup(&wds, &its).await;
+    let mut cms = setup(&wds, &its, 10).await;
     let history = BindingHistory::start(&wds).await.unwrap();
     // A long lease: the follower could take it over by expiry only after 30 s.
     let lease = [
@@ -273,7 +187,7 @@ async fn a_stopped_leader_releases_the_lease_and_the_follower_takes_over_at_once
         started.elapsed(),
         stopping.elapsed()
     );
-    await_binding_spec_within(&wds, "web", &spec(&cms), SETTLE)
+    await_binding_spec_within(&wds, "web", &spec(&cms, &EDGE), SETTLE)
         .await
         .unwrap_or_else(|e| b.fail(&e.to_string()));
     // It took a free Lease, not an expired one.
@@ -282,5 +196,5 @@ async fn a_stopped_leader_releases_the_lease_and_the_follower_takes_over_at_once
         "b waited for the Lease to expire"
     );
     assert!(b.writes() >= 1.0);
-    assert_no_blank_and_no_fight(&history, cms.len());
+    assert_history(&history, &EDGE, cms.len(), Writers::NoFight);
 }
