@@ -17,9 +17,10 @@ use std::cell::RefCell;
 use std::rc::Rc;
 use std::sync::Arc;
 
-use differential_dataflow::VecCollection;
 use differential_dataflow::input::{Input, InputSession};
+use differential_dataflow::{AsCollection, VecCollection};
 use serde::{Deserialize, Serialize};
+use timely::dataflow::operators::Exchange;
 use timely::dataflow::operators::probe::Handle as ProbeHandle;
 use timely::worker::Worker;
 
@@ -136,8 +137,10 @@ where
         })
 }
 
-/// Builds the dataflow in `worker`. `namespaces` is the interned `"namespaces"`.
+/// Builds the dataflow in `worker`. `namespaces` is the interned `"namespaces"`. With
+/// several workers, every worker builds it, and all output reaches worker 0's buffer.
 pub fn build(worker: &mut Worker, namespaces: Sym) -> Dataflow {
+    let several_workers = worker.peers() > 1;
     let output: OutputBuffer = Rc::new(RefCell::new(Vec::new()));
     let probe = ProbeHandle::new();
     let sink = output.clone();
@@ -299,11 +302,18 @@ pub fn build(worker: &mut Worker, namespaces: Sym) -> Dataflow {
                 .into_iter()
                 .map(move |e| (p, OutputRecord::Problem(e)))
         });
-        owners
+        let output = owners
             .concat(problems)
             .concat(singleton_problems)
             .concat(destinations.map(|(p, w)| (p, OutputRecord::Destination(w))))
-            .concat(workload)
+            .concat(workload);
+        // Every output record goes to worker 0, which materializes the Bindings.
+        let output = if several_workers {
+            output.inner.exchange(|_| 0).as_collection()
+        } else {
+            output
+        };
+        output
             .inspect_batch(move |_time, updates| sink.borrow_mut().extend_from_slice(updates))
             .probe_with(&probe);
 

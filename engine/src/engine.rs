@@ -1,14 +1,17 @@
 //! [`Engine`]: feeds [`Change`]s into the dataflow, one epoch at a time, and keeps the
 //! Bindings it outputs materialized so they can be rendered.
 
+use std::any::Any;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::thread::JoinHandle;
+use std::time::Instant;
 
 use serde::Serialize;
 use serde_json::{Value, json};
-use timely::WorkerConfig;
-use timely::communication::allocator::Allocator;
 use timely::communication::allocator::thread::Thread;
+use timely::communication::{Allocator, AllocatorBuilder};
 use timely::worker::Worker;
+use timely::{CommunicationConfig, WorkerConfig};
 
 use crate::binding::{Binding, WorkloadEntry};
 use crate::dataflow::{self, Inputs, OutputBuffer, OutputRecord, Time};
@@ -128,11 +131,23 @@ struct StoredPolicy {
 
 /// The incremental engine. Call [`Engine::apply`] for each change, then
 /// [`Engine::advance`] to close the epoch and get its Binding changes.
+///
+/// Its dataflow runs on one or more timely workers ([`Engine::with_workers`]). Worker 0
+/// runs on the calling thread and is the only one fed: it holds the engine's input state
+/// (interned strings, object ids: one assignment for every worker) and receives every
+/// output record; the others, on threads of their own, hold their shares of the
+/// arrangements and do their part of each join. Output does not depend on the number of
+/// workers.
 pub struct Engine {
-    inputs: Inputs,
+    /// The input sessions (`None` only while the engine is dropped).
+    inputs: Option<Inputs>,
     probe: timely::dataflow::operators::probe::Handle<Time>,
     output: OutputBuffer,
     worker: Worker,
+    /// The threads of workers 1.. (empty with one worker).
+    peers: Vec<JoinHandle<()>>,
+    /// Keeps the communication threads of a multi-worker setup alive.
+    _communication: Box<dyn Any + Send>,
     interner: Interner,
     epoch: Time,
     wecs: HashMap<Sym, Labels>,
@@ -154,23 +169,113 @@ impl Default for Engine {
     }
 }
 
+impl Drop for Engine {
+    /// With several workers: closes the inputs and steps worker 0 until the dataflow
+    /// has ended everywhere, so that every peer thread ends too, then joins them.
+    fn drop(&mut self) {
+        if self.peers.is_empty() || std::thread::panicking() {
+            return;
+        }
+        self.inputs = None;
+        while self.worker.has_dataflows() {
+            self.worker.step_or_park(None);
+        }
+        for peer in self.peers.drain(..) {
+            // A peer that panicked has already reported it.
+            let _ = peer.join();
+        }
+    }
+}
+
+/// Runs worker `builder` of a multi-worker engine: builds the same dataflow, closes its
+/// inputs (worker 0 alone feeds it) and does its share of the work until the dataflow
+/// ends (when worker 0's engine is dropped).
+fn serve_peer(builder: AllocatorBuilder, namespaces: Sym) {
+    let mut worker = Worker::new(
+        WorkerConfig::default(),
+        allocator(builder),
+        Some(Instant::now()),
+    );
+    let built = dataflow::build(&mut worker, namespaces);
+    drop(built.inputs);
+    while worker.has_dataflows() {
+        worker.step_or_park(None);
+    }
+}
+
+/// The allocator `builder` makes (timely keeps its own builder trait private).
+fn allocator(builder: AllocatorBuilder) -> Allocator {
+    match builder {
+        AllocatorBuilder::Thread(_) => Allocator::Thread(Thread::default()),
+        AllocatorBuilder::Process(process) => Allocator::Process(process.build()),
+        AllocatorBuilder::Tcp(tcp) => Allocator::Tcp(tcp.build()),
+    }
+}
+
+/// The input sessions, open while the engine lives.
+fn open(inputs: &mut Option<Inputs>) -> &mut Inputs {
+    inputs
+        .as_mut()
+        .expect("the engine's inputs are open until it is dropped")
+}
+
 impl Engine {
     /// A new engine with one timely worker on the calling thread.
     pub fn new() -> Engine {
+        let thread =
+            AllocatorBuilder::Thread(timely::communication::allocator::thread::ThreadBuilder);
+        Engine::from_builders(vec![thread], Box::new(()))
+    }
+
+    /// A new engine whose dataflow runs on `workers` timely workers (at least one):
+    /// worker 0 on the calling thread, the others on threads of their own, which end
+    /// when the engine is dropped.
+    pub fn with_workers(workers: usize) -> Engine {
+        if workers <= 1 {
+            return Engine::new();
+        }
+        let (builders, communication) = CommunicationConfig::Process(workers)
+            .try_build()
+            .expect("an in-process timely configuration always builds");
+        Engine::from_builders(builders, communication)
+    }
+
+    /// The number of timely workers running the dataflow.
+    pub fn workers(&self) -> usize {
+        self.worker.peers()
+    }
+
+    /// An engine on worker 0 of `builders`; a thread is spawned for each other builder.
+    fn from_builders(
+        mut builders: Vec<AllocatorBuilder>,
+        communication: Box<dyn Any + Send>,
+    ) -> Engine {
         let mut interner = Interner::default();
         let namespaces = interner.intern("namespaces");
-        let allocator = Allocator::Thread(Thread::default());
+        let first = builders.remove(0);
+        let peers = builders
+            .into_iter()
+            .enumerate()
+            .map(|(i, builder)| {
+                std::thread::Builder::new()
+                    .name(format!("bindery-worker-{}", i + 1))
+                    .spawn(move || serve_peer(builder, namespaces))
+                    .expect("spawning a timely worker thread")
+            })
+            .collect();
         let mut worker = Worker::new(
             WorkerConfig::default(),
-            allocator,
-            Some(std::time::Instant::now()),
+            allocator(first),
+            Some(Instant::now()),
         );
         let built = dataflow::build(&mut worker, namespaces);
         Engine {
-            inputs: built.inputs,
+            inputs: Some(built.inputs),
             probe: built.probe,
             output: built.output,
             worker,
+            peers,
+            _communication: communication,
             interner,
             epoch: 0,
             wecs: HashMap::new(),
@@ -208,10 +313,10 @@ impl Engine {
                 }
                 if old != new {
                     if let Some(old) = old {
-                        self.inputs.wecs.remove((name, old));
+                        open(&mut self.inputs).wecs.remove((name, old));
                     }
                     if let Some(new) = new {
-                        self.inputs.wecs.insert((name, new));
+                        open(&mut self.inputs).wecs.insert((name, new));
                     }
                 }
             }
@@ -243,10 +348,10 @@ impl Engine {
                 });
                 if old != new {
                     if let Some(old) = old {
-                        self.inputs.policies.remove((name, old));
+                        open(&mut self.inputs).policies.remove((name, old));
                     }
                     if let Some(new) = new {
-                        self.inputs.policies.insert((name, new));
+                        open(&mut self.inputs).policies.insert((name, new));
                     }
                 }
             }
@@ -266,8 +371,8 @@ impl Engine {
             if let Some(id) = self.object_ids.remove(&key) {
                 let (record, version) = self.objects[id as usize].take().expect("object id in use");
                 release_object(i, &record, &version);
-                self.inputs.objects.remove((id, record));
-                self.inputs.versions.remove((id, version));
+                open(&mut self.inputs).objects.remove((id, record));
+                open(&mut self.inputs).versions.remove((id, version));
                 self.free_ids.push(id);
             }
             return;
@@ -295,16 +400,16 @@ impl Engine {
                 // The new record and version took their references: give back the old ones.
                 release_object(i, &slot.0, &slot.1);
                 if slot.0 != record {
-                    self.inputs
+                    open(&mut self.inputs)
                         .objects
                         .remove((id, std::mem::replace(&mut slot.0, record.clone())));
-                    self.inputs.objects.insert((id, record));
+                    open(&mut self.inputs).objects.insert((id, record));
                 }
                 if slot.1 != version {
-                    self.inputs
+                    open(&mut self.inputs)
                         .versions
                         .remove((id, std::mem::replace(&mut slot.1, version.clone())));
-                    self.inputs.versions.insert((id, version));
+                    open(&mut self.inputs).versions.insert((id, version));
                 }
             }
             None => {
@@ -313,8 +418,10 @@ impl Engine {
                     (self.objects.len() - 1) as ObjectId
                 });
                 self.object_ids.insert(key, id);
-                self.inputs.objects.insert((id, record.clone()));
-                self.inputs.versions.insert((id, version.clone()));
+                open(&mut self.inputs).objects.insert((id, record.clone()));
+                open(&mut self.inputs)
+                    .versions
+                    .insert((id, version.clone()));
                 self.objects[id as usize] = Some((record, version));
             }
         }
@@ -324,7 +431,7 @@ impl Engine {
     /// complete, applies that output to the materialized Bindings and returns what changed.
     pub fn advance(&mut self) -> EpochOutput {
         let next = self.epoch + 1;
-        self.inputs.advance_to(next);
+        open(&mut self.inputs).advance_to(next);
         while self.probe.less_than(&next) {
             self.worker.step();
         }

@@ -212,8 +212,13 @@ fn check(engine: &Engine, oracle: &Oracle, epoch: usize) -> Result<(), TestCaseE
     Ok(())
 }
 
-fn run(steps: Vec<Step>) -> Result<(), TestCaseError> {
-    let mut engine = Engine::new();
+/// Runs `steps` on an engine of `workers` timely workers and on the oracle, checking
+/// after every epoch; with several workers, each epoch's changes must also equal those
+/// of a one-worker engine fed the same.
+fn run(steps: Vec<Step>, workers: usize) -> Result<(), TestCaseError> {
+    let mut engine = Engine::with_workers(workers);
+    prop_assert_eq!(engine.workers(), workers);
+    let mut single = (workers > 1).then(Engine::new);
     let mut oracle = Oracle::default();
     // (group, resource, ns, name) -> version, to expand relists.
     let mut present: BTreeMap<(String, String, String, String), String> = BTreeMap::new();
@@ -237,15 +242,28 @@ fn run(steps: Vec<Step>) -> Result<(), TestCaseError> {
         };
     for step in steps.iter().chain(std::iter::once(&Step::EndEpoch)) {
         match step {
-            Step::Change(c) => apply(c, &mut engine, &mut oracle, &mut present),
+            Step::Change(c) => {
+                single.iter_mut().for_each(|e| e.apply(c));
+                apply(c, &mut engine, &mut oracle, &mut present)
+            }
             Step::Relist(r, objs) => {
                 for c in relist_changes(&present, *r, objs) {
+                    single.iter_mut().for_each(|e| e.apply(&c));
                     apply(&c, &mut engine, &mut oracle, &mut present);
                 }
             }
             Step::EndEpoch => {
-                engine.advance();
+                let output = engine.advance();
                 epochs += 1;
+                if let Some(single) = &mut single {
+                    prop_assert_eq!(
+                        &output.changes,
+                        &single.advance().changes,
+                        "{} workers changed other Bindings than one worker in epoch {}",
+                        workers,
+                        epochs
+                    );
+                }
                 check(&engine, &oracle, epochs)?;
             }
         }
@@ -265,6 +283,19 @@ proptest! {
 
     #[test]
     fn dataflow_matches_oracle_after_every_epoch(steps in prop::collection::vec(step(), 1..60)) {
-        run(steps)?;
+        run(steps, 1)?;
+    }
+}
+
+proptest! {
+    // Each case starts worker threads: fewer cases than the one-worker test.
+    #![proptest_config(ProptestConfig { cases: cases() / 4, max_shrink_iters: 500, ..ProptestConfig::default() })]
+
+    #[test]
+    fn several_workers_match_one_worker_and_the_oracle(
+        steps in prop::collection::vec(step(), 1..60),
+        workers in 2usize..=3,
+    ) {
+        run(steps, workers)?;
     }
 }
