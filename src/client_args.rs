@@ -171,6 +171,20 @@ impl std::fmt::Display for Space {
     }
 }
 
+/// The clients of a run.
+#[derive(Clone)]
+pub struct Clients {
+    /// The WDS, for watches and lists: kube's client retries a 429, 503 or 504 itself.
+    pub wds: kube::Client,
+    /// The WDS, for the sink's writes and the Lease: no retry inside the client, so that
+    /// every attempt passes the sink's rate limiter (`--qps`), is counted in
+    /// `bindery_sink_retries_total` and follows the sink's backoff (which honours a
+    /// server's `retryAfterSeconds`), and a Lease renewal is not held up past its deadline.
+    pub wds_writer: kube::Client,
+    /// The ITS (the WDS's server when no ITS flag is given).
+    pub its: kube::Client,
+}
+
 /// A client configuration and where it came from (for logs and messages).
 #[derive(Clone, Debug)]
 pub struct Resolved {
@@ -233,11 +247,17 @@ impl ClientArgs {
     }
 
     /// Clients of both spaces, each logged with where its configuration came from.
-    pub async fn clients(&self) -> Result<(kube::Client, kube::Client), ClientError> {
+    pub async fn clients(&self) -> Result<Clients, ClientError> {
         let wds = self.wds_config().await?;
         let its = self.its_config(&wds).await?;
         tracing::info!("WDS: {}; ITS: {}", wds.origin, its.origin);
-        Ok((wds.client(Space::Wds)?, its.client(Space::Its)?))
+        let mut writer = wds.clone();
+        writer.config.default_retry = false;
+        Ok(Clients {
+            wds: wds.client(Space::Wds)?,
+            wds_writer: writer.client(Space::Wds)?,
+            its: its.client(Space::Its)?,
+        })
     }
 
     /// `WDS <where>, ITS <where>` from the flags alone, for messages.

@@ -64,7 +64,7 @@ pub async fn client(kubeconfig: &Path) -> Result<kube::Client> {
 /// Runs until `shutdown` is cancelled; then in-flight writes finish and the recording
 /// is flushed.
 pub async fn run(opts: RunOptions, shutdown: CancellationToken) -> Result<()> {
-    let (wds, its) = opts.client.clients().await?;
+    let clients = opts.client.clients().await?;
     let recorder = match &opts.record {
         Some(path) => {
             let header = json!({ "recordedBy": format!("bindery {}", env!("CARGO_PKG_VERSION")), "recordedAt": now_rfc3339() });
@@ -89,15 +89,19 @@ pub async fn run(opts: RunOptions, shutdown: CancellationToken) -> Result<()> {
             lease = format!("{}/{}", config.lease_namespace, config.lease_name),
             "leader election: competing for the Lease (writing nothing until it is taken)"
         );
-        Elector::start(wds.clone(), config)
+        Elector::start(clients.wds_writer.clone(), config)
     });
     let leader = elector
         .as_ref()
         .map_or_else(|| watch::channel(true).1, Elector::leading);
     tokio::spawn(follow_leader_metric(leader.clone(), metrics.clone()));
     // Listing the stored Bindings waits for the WDS: a signal meanwhile stops it.
-    let starting =
-        BindingSink::start_elected(wds.clone(), opts.sink.clone(), metrics.clone(), leader);
+    let starting = BindingSink::start_elected(
+        clients.wds_writer.clone(),
+        opts.sink.clone(),
+        metrics.clone(),
+        leader,
+    );
     let (sink, drift, sink_task) = tokio::select! {
         started = starting => started.context("starting the Binding sink")?,
         _ = shutdown.cancelled() => {
@@ -125,7 +129,7 @@ pub async fn run(opts: RunOptions, shutdown: CancellationToken) -> Result<()> {
     );
 
     let (tx, rx) = mpsc::channel::<WatchEvent>(16 * 1024);
-    let mut config = LiveConfig::new(wds, its);
+    let mut config = LiveConfig::new(clients.wds, clients.its);
     config.api_groups = opts.api_groups.clone();
     let ingest = tokio::spawn(LiveIngest::new(config).run(tx, shutdown.clone()));
 

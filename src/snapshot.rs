@@ -86,8 +86,8 @@ impl LiveSource {
     /// spaces, the API-group restriction. Fails naming the space and the kubeconfig
     /// (or context) that cannot be read or used.
     pub async fn live_config(&self) -> Result<LiveConfig> {
-        let (wds, its) = self.client.clients().await?;
-        let mut config = LiveConfig::new(wds, its);
+        let clients = self.client.clients().await?;
+        let mut config = LiveConfig::new(clients.wds, clients.its);
         config.api_groups = self.api_groups.clone();
         Ok(config)
     }
