@@ -176,8 +176,9 @@ impl std::fmt::Display for Space {
 pub struct Clients {
     /// The WDS, for watches and lists: kube's client retries a 429, 503 or 504 itself.
     pub wds: kube::Client,
-    /// The WDS, for the sink's writes and the Lease: no retry inside the client, so that
-    /// every attempt passes the sink's rate limiter (`--qps`), is counted in
+    /// The WDS, for the sink (its writes and its watch of the stored Bindings) and the
+    /// Lease: no retry inside the client, so that every write attempt passes the sink's
+    /// rate limiter (`--qps`), is counted in
     /// `bindery_sink_retries_total` and follows the sink's backoff (which honours a
     /// server's `retryAfterSeconds`), and a Lease renewal is not held up past its deadline.
     pub wds_writer: kube::Client,

@@ -139,15 +139,11 @@ struct StoredPolicy {
 /// arrangements and do their part of each join. Output does not depend on the number of
 /// workers.
 pub struct Engine {
-    /// The input sessions (`None` only while the engine is dropped).
-    inputs: Option<Inputs>,
+    /// The input sessions. Declared before `workers`, so they are dropped (closed) first.
+    inputs: Inputs,
     probe: timely::dataflow::operators::probe::Handle<Time>,
     output: OutputBuffer,
-    worker: Worker,
-    /// The threads of workers 1.. (empty with one worker).
-    peers: Vec<JoinHandle<()>>,
-    /// Keeps the communication threads of a multi-worker setup alive.
-    _communication: Box<dyn Any + Send>,
+    workers: Workers,
     interner: Interner,
     epoch: Time,
     wecs: HashMap<Sym, Labels>,
@@ -169,14 +165,23 @@ impl Default for Engine {
     }
 }
 
-impl Drop for Engine {
-    /// With several workers: closes the inputs and steps worker 0 until the dataflow
-    /// has ended everywhere, so that every peer thread ends too, then joins them.
+/// Worker 0 and the threads of the others.
+struct Workers {
+    worker: Worker,
+    /// The threads of workers 1.. (empty with one worker).
+    peers: Vec<JoinHandle<()>>,
+    /// Keeps the communication threads of a multi-worker setup alive.
+    _communication: Box<dyn Any + Send>,
+}
+
+impl Drop for Workers {
+    /// With several workers (the engine's inputs are closed by now): steps worker 0
+    /// until the dataflow has ended everywhere, so that every peer thread ends too, then
+    /// joins them.
     fn drop(&mut self) {
         if self.peers.is_empty() || std::thread::panicking() {
             return;
         }
-        self.inputs = None;
         while self.worker.has_dataflows() {
             self.worker.step_or_park(None);
         }
@@ -212,13 +217,6 @@ fn allocator(builder: AllocatorBuilder) -> Allocator {
     }
 }
 
-/// The input sessions, open while the engine lives.
-fn open(inputs: &mut Option<Inputs>) -> &mut Inputs {
-    inputs
-        .as_mut()
-        .expect("the engine's inputs are open until it is dropped")
-}
-
 impl Engine {
     /// A new engine with one timely worker on the calling thread.
     pub fn new() -> Engine {
@@ -242,7 +240,7 @@ impl Engine {
 
     /// The number of timely workers running the dataflow.
     pub fn workers(&self) -> usize {
-        self.worker.peers()
+        self.workers.worker.peers()
     }
 
     /// An engine on worker 0 of `builders`; a thread is spawned for each other builder.
@@ -270,12 +268,14 @@ impl Engine {
         );
         let built = dataflow::build(&mut worker, namespaces);
         Engine {
-            inputs: Some(built.inputs),
+            inputs: built.inputs,
             probe: built.probe,
             output: built.output,
-            worker,
-            peers,
-            _communication: communication,
+            workers: Workers {
+                worker,
+                peers,
+                _communication: communication,
+            },
             interner,
             epoch: 0,
             wecs: HashMap::new(),
@@ -313,10 +313,10 @@ impl Engine {
                 }
                 if old != new {
                     if let Some(old) = old {
-                        open(&mut self.inputs).wecs.remove((name, old));
+                        self.inputs.wecs.remove((name, old));
                     }
                     if let Some(new) = new {
-                        open(&mut self.inputs).wecs.insert((name, new));
+                        self.inputs.wecs.insert((name, new));
                     }
                 }
             }
@@ -348,10 +348,10 @@ impl Engine {
                 });
                 if old != new {
                     if let Some(old) = old {
-                        open(&mut self.inputs).policies.remove((name, old));
+                        self.inputs.policies.remove((name, old));
                     }
                     if let Some(new) = new {
-                        open(&mut self.inputs).policies.insert((name, new));
+                        self.inputs.policies.insert((name, new));
                     }
                 }
             }
@@ -371,8 +371,8 @@ impl Engine {
             if let Some(id) = self.object_ids.remove(&key) {
                 let (record, version) = self.objects[id as usize].take().expect("object id in use");
                 release_object(i, &record, &version);
-                open(&mut self.inputs).objects.remove((id, record));
-                open(&mut self.inputs).versions.remove((id, version));
+                self.inputs.objects.remove((id, record));
+                self.inputs.versions.remove((id, version));
                 self.free_ids.push(id);
             }
             return;
@@ -400,16 +400,16 @@ impl Engine {
                 // The new record and version took their references: give back the old ones.
                 release_object(i, &slot.0, &slot.1);
                 if slot.0 != record {
-                    open(&mut self.inputs)
+                    self.inputs
                         .objects
                         .remove((id, std::mem::replace(&mut slot.0, record.clone())));
-                    open(&mut self.inputs).objects.insert((id, record));
+                    self.inputs.objects.insert((id, record));
                 }
                 if slot.1 != version {
-                    open(&mut self.inputs)
+                    self.inputs
                         .versions
                         .remove((id, std::mem::replace(&mut slot.1, version.clone())));
-                    open(&mut self.inputs).versions.insert((id, version));
+                    self.inputs.versions.insert((id, version));
                 }
             }
             None => {
@@ -418,10 +418,8 @@ impl Engine {
                     (self.objects.len() - 1) as ObjectId
                 });
                 self.object_ids.insert(key, id);
-                open(&mut self.inputs).objects.insert((id, record.clone()));
-                open(&mut self.inputs)
-                    .versions
-                    .insert((id, version.clone()));
+                self.inputs.objects.insert((id, record.clone()));
+                self.inputs.versions.insert((id, version.clone()));
                 self.objects[id as usize] = Some((record, version));
             }
         }
@@ -431,9 +429,9 @@ impl Engine {
     /// complete, applies that output to the materialized Bindings and returns what changed.
     pub fn advance(&mut self) -> EpochOutput {
         let next = self.epoch + 1;
-        open(&mut self.inputs).advance_to(next);
+        self.inputs.advance_to(next);
         while self.probe.less_than(&next) {
-            self.worker.step();
+            self.workers.worker.step();
         }
         let mut updates: Vec<((Sym, OutputRecord), isize)> = self
             .output
