@@ -12,14 +12,12 @@
 //! - [`generate`]: seeded synthetic watch logs at any scale (`bindery generate`).
 //! - [`client_args`]: the `--wds-*`/`--its-*` flags and the kube clients they make.
 //! - [`health`]: readiness and liveness of `/readyz` and `/livez`.
-//! - [`crds`]: the CRDs Bindery needs, from its Rust types (`bindery crds`).
 //! - [`progress`]: progress bars and periodic progress lines.
 //! - [`stdout`]: every write to stdout (a closed stdout ends a command quietly).
 
 #![warn(missing_docs)]
 
 pub mod client_args;
-pub mod crds;
 pub mod dashboard;
 pub mod dry_run;
 pub mod explain;

@@ -621,9 +621,7 @@ impl EngineLoop {
                 continue;
             };
             let mut desired = DesiredStatus::from_engine(name.clone(), &status);
-            if let Some(problem) = self.sink_problems.get(&name) {
-                desired.errors.push(problem.clone());
-            }
+            desired.binding_problem = self.sink_problems.get(&name).cloned();
             self.sink.submit_status(desired);
         }
     }

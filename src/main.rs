@@ -242,7 +242,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Crds => {
-            bindery::stdout::print(&bindery::crds::crds_yaml())?;
+            bindery::stdout::print(&bindery_api::crds_yaml())?;
             Ok(())
         }
         Command::Run {

@@ -717,6 +717,7 @@ async fn statuses_are_applied_to_the_status_subresource_once() {
         policy: "p".into(),
         observed_generation: 2,
         errors: vec!["bad selector".into(), "too many WECs".into()],
+        binding_problem: None,
     };
     sink.submit_status(desired.clone());
     let (req, send) = next(&mut handle).await;
@@ -740,6 +741,11 @@ async fn statuses_are_applied_to_the_status_subresource_once() {
     assert_eq!(ready["reason"], "Problems");
     assert_eq!(ready["message"], "bad selector; too many WECs");
     assert!(ready["lastTransitionTime"].as_str().unwrap().ends_with('Z'));
+    // The Binding is written: synced, as KubeStellar's controller says it.
+    let synced = &status["conditions"][1];
+    assert_eq!(synced["type"], "Synced");
+    assert_eq!(synced["status"], "True");
+    assert_eq!(synced["reason"], "ReconcileSuccess");
     let mut returned = policy("p", None);
     returned["status"] = status.clone();
     respond(send, 200, &returned);
@@ -759,7 +765,9 @@ async fn the_transition_time_is_kept_while_the_ready_status_stays() {
     let stored = json!({
         "observedGeneration": 1,
         "conditions": [{"type": "Ready", "status": "True", "reason": "Applied",
-            "message": "The Binding reflects the policy", "lastTransitionTime": at}],
+            "message": "The Binding reflects the policy", "lastTransitionTime": at},
+            {"type": "Synced", "status": "True", "reason": "ReconcileSuccess",
+            "message": "The Binding is written as computed", "lastTransitionTime": at}],
     });
     let (sink, _drift, _task, mut handle) =
         start(config(), vec![], vec![policy("p", Some(stored))]).await;
@@ -769,6 +777,7 @@ async fn the_transition_time_is_kept_while_the_ready_status_stays() {
         policy: "p".into(),
         observed_generation: 1,
         errors: vec![],
+        binding_problem: None,
     });
     flushed(&sink).await;
     assert!(quiet(&mut handle).await);
@@ -777,6 +786,7 @@ async fn the_transition_time_is_kept_while_the_ready_status_stays() {
         policy: "p".into(),
         observed_generation: 2,
         errors: vec![],
+        binding_problem: None,
     });
     let (req, send) = next(&mut handle).await;
     let status = &req.body()["status"];
@@ -785,6 +795,29 @@ async fn the_transition_time_is_kept_while_the_ready_status_stays() {
     assert_eq!(status["conditions"][0]["status"], "True");
     assert_eq!(status["conditions"][0]["reason"], "Applied");
     assert_eq!(status["conditions"][0]["lastTransitionTime"], at);
+    assert_eq!(status["conditions"][1]["lastTransitionTime"], at);
+    respond(send, 200, &policy("p", Some(status.clone())));
+    flushed(&sink).await;
+
+    // Its Binding cannot be written: Synced turns False (a new transition time), and
+    // Ready with it.
+    sink.submit_status(DesiredStatus {
+        policy: "p".into(),
+        observed_generation: 2,
+        errors: vec![],
+        binding_problem: Some("the Binding is too large".into()),
+    });
+    let (req, send) = next(&mut handle).await;
+    let status = &req.body()["status"];
+    assert_eq!(status["errors"], json!(["the Binding is too large"]));
+    let synced = &status["conditions"][1];
+    assert_eq!(
+        (&synced["type"], &synced["status"], &synced["reason"]),
+        (&json!("Synced"), &json!("False"), &json!("ReconcileError"))
+    );
+    assert_eq!(synced["message"], "the Binding is too large");
+    assert_ne!(synced["lastTransitionTime"], at);
+    assert_eq!(status["conditions"][0]["status"], "False");
     respond(send, 200, &policy("p", Some(status.clone())));
     flushed(&sink).await;
 }
@@ -797,6 +830,7 @@ async fn the_status_of_a_policy_that_is_gone_is_dropped() {
         policy: "new".into(),
         observed_generation: 1,
         errors: vec![],
+        binding_problem: None,
     });
     let done = flush(&sink);
     let (req, send) = next(&mut handle).await;
@@ -896,6 +930,7 @@ async fn a_status_waits_for_the_binding_write_submitted_before_it() {
         policy: "p".into(),
         observed_generation: 2,
         errors: vec![],
+        binding_problem: None,
     };
     sink.submit(DesiredBinding::present(&b1));
     let (req, send_b1) = next(&mut handle).await;
@@ -1054,6 +1089,7 @@ async fn a_follower_writes_nothing_and_a_new_leader_writes_only_differences() {
         policy: "p".into(),
         observed_generation: 1,
         errors: vec![],
+        binding_problem: None,
     });
     sink.remove_finalizer("p");
     flushed(&sink).await;

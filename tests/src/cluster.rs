@@ -186,7 +186,7 @@ pub async fn control_plane_with(
     let env = crate::envtest::Envtest::start_with(options).expect("control plane");
     let wds = client(&env.wds.kubeconfig).await;
     let its = client(&env.its.kubeconfig).await;
-    let crds = bindery::crds::crds();
+    let crds = bindery_api::crds();
     install_crds(&wds, &crds[..2])
         .await
         .expect("the WDS CRDs install");

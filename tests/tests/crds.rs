@@ -1,11 +1,11 @@
-//! The generated CRDs (`bindery::crds`): KubeStellar's names, scope, subresources, list
+//! The generated CRDs (`bindery_api::crds`): KubeStellar's names, scope, subresources, list
 //! types, required fields and validations; valid structural schemas; and the schemas
 //! accept the Bindings the engine renders and the BindingPolicies of the test logs.
 
 use std::collections::BTreeSet;
 use std::path::Path;
 
-use bindery::crds::{self, Binding, BindingPolicy};
+use bindery_api::{self as crds, Binding, BindingPolicy};
 use bindery_tests::{acceptance_cases, workspace_root};
 use serde_json::{Value, json};
 
@@ -389,6 +389,11 @@ fn binding_policy_schema_matches_kubestellar() {
     assert_eq!(required(status), BTreeSet::from(["observedGeneration"]));
     assert_eq!(at(&s, "status.observedGeneration")["format"], "int64");
     assert_eq!(at(&s, "status.errors.[]")["type"], "string");
+    // One condition per type: a map list, so that a status apply keeps the conditions
+    // of other types that other writers own.
+    let conditions = at(&s, "status.conditions");
+    assert_eq!(conditions["x-kubernetes-list-type"], "map");
+    assert_eq!(conditions["x-kubernetes-list-map-keys"], json!(["type"]));
     let cond = at(&s, "status.conditions.[]");
     assert_eq!(
         required(cond),
@@ -543,7 +548,7 @@ fn read_json(path: &Path) -> Value {
 }
 
 /// Every Binding in a `List` file validates against the Binding schema and round-trips
-/// through `bindery::crds::Binding` unchanged.
+/// through `bindery_api::Binding` unchanged.
 fn check_bindings_file(path: &Path, s: &Value) -> usize {
     let list = read_json(path);
     let items = list["items"].as_array().unwrap();

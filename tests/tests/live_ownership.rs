@@ -377,6 +377,22 @@ async fn a_binding_of_ten_thousand_objects_is_written_and_one_over_the_limit_is_
         (ready["type"].as_str(), ready["status"].as_str()),
         (Some("Ready"), Some("False"))
     );
+    // Not written: the SYNCED column says False, with the reason KubeStellar uses.
+    let synced = &status["conditions"][1];
+    assert_eq!(
+        (
+            synced["type"].as_str(),
+            synced["status"].as_str(),
+            synced["reason"].as_str()
+        ),
+        (Some("Synced"), Some("False"), Some("ReconcileError"))
+    );
+    assert!(
+        synced["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("more than the 500000 bytes")),
+        "{status}"
+    );
     if !bindery.stop().unwrap_or(false) {
         fail(&bindery, "bindery did not exit 0 on SIGTERM");
     }

@@ -272,20 +272,24 @@ impl World {
     }
 }
 
-fn ready_condition(status: &Value) -> Option<&Value> {
+fn condition<'a>(status: &'a Value, type_: &str) -> Option<&'a Value> {
     status["conditions"]
         .as_array()?
         .iter()
-        .find(|c| c["type"] == "Ready")
+        .find(|c| c["type"] == type_)
 }
 
 fn ready_without_errors(status: &Value) -> Result<(), String> {
     if status["errors"].as_array().is_some_and(|e| !e.is_empty()) {
         return Err("has errors".into());
     }
-    let ready = ready_condition(status).ok_or("no Ready condition")?;
+    let ready = condition(status, "Ready").ok_or("no Ready condition")?;
     if ready["status"] != "True" || ready["reason"] != "Applied" {
         return Err(format!("Ready is {ready}"));
+    }
+    let synced = condition(status, "Synced").ok_or("no Synced condition")?;
+    if synced["status"] != "True" || synced["reason"] != "ReconcileSuccess" {
+        return Err(format!("Synced is {synced}"));
     }
     Ok(())
 }
@@ -1139,7 +1143,9 @@ async fn invalid_selector_is_reported_and_other_policies_keep_working() {
             && error.contains("needs at least one value"),
         "the error names the selector and what is wrong with it: {error}"
     );
-    let ready = ready_condition(&status).expect("a Ready condition").clone();
+    let ready = condition(&status, "Ready")
+        .expect("a Ready condition")
+        .clone();
     assert_eq!(ready["status"], "False", "{ready}");
     assert_eq!(ready["reason"], "Problems", "{ready}");
     assert_eq!(ready["message"], json!(error), "{ready}");

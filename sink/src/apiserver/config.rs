@@ -27,9 +27,12 @@ pub struct SinkConfig {
     pub max_binding_bytes: usize,
 }
 
-/// etcd's default `--max-request-bytes` (1.5 MiB): the largest object a default API
-/// server stores. A Binding's own JSON must leave room for its metadata.
-pub const DEFAULT_MAX_BINDING_BYTES: usize = 1536 * 1024 - 8 * 1024;
+/// etcd's default `--max-request-bytes` (1.5 MiB). A Binding whose own JSON is larger
+/// can never be stored; one just below may still be refused once the API server has
+/// added its metadata, and that refusal is a permanent failure (measured against
+/// KubeStellar's controller in RELIABILITY.md: this limit lets Bindery write the largest
+/// Binding KubeStellar's controller can write on the same server).
+pub const DEFAULT_MAX_BINDING_BYTES: usize = 1536 * 1024;
 
 impl Default for SinkConfig {
     fn default() -> Self {

@@ -53,8 +53,10 @@ pub struct DesiredStatus {
     pub policy: String,
     /// `status.observedGeneration`: the policy generation its Binding reflects.
     pub observed_generation: i64,
-    /// `status.errors`: the policy's problems (empty when it has none).
+    /// The policy's problems (empty when it has none).
     pub errors: Vec<String>,
+    /// Why the policy's Binding could not be written, if it could not (`Synced=False`).
+    pub binding_problem: Option<String>,
 }
 
 impl DesiredStatus {
@@ -64,6 +66,16 @@ impl DesiredStatus {
             policy: policy.into(),
             observed_generation: status.observed_generation,
             errors: status.problems.clone(),
+            binding_problem: None,
         }
+    }
+
+    /// `status.errors`: the policy's problems, then its Binding's.
+    pub fn errors(&self) -> Vec<String> {
+        self.errors
+            .iter()
+            .chain(&self.binding_problem)
+            .cloned()
+            .collect()
     }
 }

@@ -43,7 +43,7 @@ mod objects;
 mod observer;
 mod queue;
 mod stats;
-pub mod status;
+mod status;
 mod stored;
 mod writer;
 

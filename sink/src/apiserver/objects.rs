@@ -5,9 +5,10 @@
 use std::hash::{DefaultHasher, Hasher};
 use std::io;
 
-use bindery_engine::binding::API_VERSION;
+use bindery_api::{API_VERSION, Binding};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{ApiResource, DynamicObject, GroupVersionKind};
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
 /// `control.kubestellar.io/v1alpha1` `bindings` (cluster-scoped).
 pub(crate) fn binding_resource() -> ApiResource {
@@ -143,56 +144,49 @@ fn empty_lists_explicitly(spec: &mut Value) {
 }
 
 /// The body the sink writes for the desired Binding `desired` named `name`, as a create or
-/// as a JSON merge patch: `{apiVersion, kind, metadata: {name, ownerReferences}, spec}`,
-/// nothing else, so that labels, annotations and finalizers others put on the Binding are
-/// kept. A merge patch replaces lists whole, so the stored spec ends up exactly this one
-/// whoever wrote its entries before. Errors name what is wrong with `desired`.
+/// as a JSON merge patch: a [`bindery_api::Binding`] with only `metadata.name`,
+/// `metadata.ownerReferences` and `spec`, so that labels, annotations and finalizers
+/// others put on the Binding are kept, and with its empty lists spelled out. A merge patch
+/// replaces lists whole, so the stored spec ends up exactly this one whoever wrote its
+/// entries before. Errors name what is wrong with `desired`.
 pub(crate) fn write_body(name: &str, desired: &Value) -> Result<Value, String> {
     let obj = desired
         .as_object()
         .ok_or("the desired Binding is not a JSON object")?;
-    let text = |key: &str, default: &str| -> Result<String, String> {
-        match obj.get(key) {
-            None => Ok(default.to_string()),
-            Some(Value::String(s)) => Ok(s.clone()),
-            Some(_) => Err(format!("`{key}` of the desired Binding is not a string")),
-        }
-    };
-    let api_version = text("apiVersion", API_VERSION)?;
-    let kind = text("kind", "Binding")?;
-    if kind != "Binding" {
-        return Err(format!("the desired object is a {kind}, not a Binding"));
+    match obj.get("kind") {
+        None => {}
+        Some(Value::String(kind)) if kind == "Binding" => {}
+        Some(kind) => return Err(format!("the desired object is a {kind}, not a Binding")),
     }
-    if let Some(n) = desired.pointer("/metadata/name")
-        && n.as_str() != Some(name)
+    if !obj.contains_key("spec") {
+        return Err("the desired Binding has no `spec`".into());
+    }
+    // Its status is never written (and need not parse).
+    let mut without_status = obj.clone();
+    without_status.remove("status");
+    let typed: Binding = serde_json::from_value(Value::Object(without_status))
+        .map_err(|e| format!("the desired Binding is not a Binding: {e}"))?;
+    if let Some(n) = &typed.metadata.name
+        && n != name
     {
         return Err(format!(
-            "the desired Binding's metadata.name {n} differs from its name {name:?}"
+            "the desired Binding's metadata.name {n:?} differs from its name {name:?}"
         ));
     }
-    let mut spec = match obj.get("spec") {
-        Some(spec @ Value::Object(_)) => spec.clone(),
-        Some(_) => return Err("`spec` of the desired Binding is not an object".into()),
-        None => return Err("the desired Binding has no `spec`".into()),
+    let body = Binding {
+        metadata: ObjectMeta {
+            name: Some(name.to_string()),
+            owner_references: typed.metadata.owner_references,
+            ..ObjectMeta::default()
+        },
+        spec: typed.spec,
+        status: None,
     };
-    empty_lists_explicitly(&mut spec);
-    let mut metadata = Map::new();
-    metadata.insert("name".into(), json!(name));
-    match desired.pointer("/metadata/ownerReferences") {
-        None | Some(Value::Null) => {}
-        Some(refs @ Value::Array(_)) => {
-            metadata.insert("ownerReferences".into(), refs.clone());
-        }
-        Some(_) => {
-            return Err("metadata.ownerReferences of the desired Binding is not a list".into());
-        }
+    let mut body = serde_json::to_value(&body).map_err(|e| e.to_string())?;
+    if let Some(spec) = body.get_mut("spec") {
+        empty_lists_explicitly(spec);
     }
-    Ok(json!({
-        "apiVersion": api_version,
-        "kind": kind,
-        "metadata": metadata,
-        "spec": spec,
-    }))
+    Ok(body)
 }
 
 #[cfg(test)]
@@ -228,12 +222,21 @@ mod tests {
     }
 
     #[test]
+    fn the_engine_renders_the_api_version_of_the_api_crate() {
+        assert_eq!(bindery_engine::binding::API_VERSION, API_VERSION);
+    }
+
+    #[test]
     fn bad_desired_bindings_are_refused() {
         assert!(write_body("q", &desired()).unwrap_err().contains("differs"));
         let mut d = desired();
         d.as_object_mut().unwrap().remove("spec");
         assert!(write_body("p", &d).unwrap_err().contains("no `spec`"));
         assert!(write_body("p", &json!([])).is_err());
+        let mut d = desired();
+        d["spec"]["destinations"] = json!("c1");
+        let e = write_body("p", &d).unwrap_err();
+        assert!(e.contains("not a Binding"), "{e}");
     }
 
     #[test]

@@ -1,152 +1,130 @@
-//! The BindingPolicy `status` the sink writes: `observedGeneration`, `errors` and a
-//! `Ready` condition whose `lastTransitionTime` changes only when its status does.
+//! The BindingPolicy `status` the sink writes, as [`bindery_api`] types:
+//! `observedGeneration`, `errors`, and the `Ready` and `Synced` conditions, whose
+//! `lastTransitionTime` changes only when their status does.
 
-use bindery_engine::binding::API_VERSION;
+use bindery_api::condition::{
+    self, BindingPolicyCondition, READY, REASON_APPLIED, REASON_PROBLEMS, REASON_RECONCILE_ERROR,
+    REASON_RECONCILE_SUCCESS, SYNCED,
+};
+use bindery_api::{API_VERSION, BindingPolicyStatus};
 use kube::api::DynamicObject;
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
 use crate::apiserver::DesiredStatus;
 
-/// The condition type the sink maintains.
-pub const READY: &str = "Ready";
-/// `reason` of a `Ready=True` condition: the Binding reflects the policy, no problems.
-pub const REASON_APPLIED: &str = "Applied";
-/// `reason` of a `Ready=False` condition: the policy has problems (listed in `errors`).
-pub const REASON_PROBLEMS: &str = "Problems";
 /// `message` of a `Ready=True` condition.
-pub const MESSAGE_APPLIED: &str = "The Binding reflects the policy";
+pub(crate) const MESSAGE_APPLIED: &str = "The Binding reflects the policy";
+/// `message` of a `Synced=True` condition.
+pub(crate) const MESSAGE_SYNCED: &str = "The Binding is written as computed";
 
-/// A `Ready` condition.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct ReadyCondition {
-    pub(crate) status: String,
-    pub(crate) reason: String,
-    pub(crate) message: String,
-    pub(crate) last_transition_time: String,
-}
-
-impl ReadyCondition {
-    /// The condition for `desired`, keeping `previous`'s `lastTransitionTime` when the
-    /// status is the same; `now` gives the time otherwise.
-    pub(crate) fn for_status(
-        desired: &DesiredStatus,
-        previous: Option<&ReadyCondition>,
-        now: impl FnOnce() -> String,
-    ) -> Self {
-        let (status, reason, message) = wanted(desired);
-        let last_transition_time = match previous {
-            Some(p) if p.status == status && !p.last_transition_time.is_empty() => {
-                p.last_transition_time.clone()
-            }
-            _ => now(),
-        };
-        ReadyCondition {
-            status: status.into(),
-            reason: reason.into(),
-            message,
-            last_transition_time,
-        }
-    }
-
-    fn to_json(&self) -> Value {
-        json!({
-            "type": READY,
-            "status": self.status,
-            "reason": self.reason,
-            "message": self.message,
-            "lastTransitionTime": self.last_transition_time,
-        })
-    }
-}
-
-/// `(status, reason, message)` of the `Ready` condition for `desired`.
-fn wanted(desired: &DesiredStatus) -> (&'static str, &'static str, String) {
-    if desired.errors.is_empty() {
-        ("True", REASON_APPLIED, MESSAGE_APPLIED.to_string())
+/// `(type, ok, reason, message)` of each condition the sink maintains, for `desired`:
+/// `Ready` is false when the policy or its Binding has a problem, `Synced` only when the
+/// Binding could not be written.
+fn wanted(desired: &DesiredStatus) -> [(&'static str, bool, &'static str, String); 2] {
+    let errors = desired.errors();
+    let ready = if errors.is_empty() {
+        (READY, true, REASON_APPLIED, MESSAGE_APPLIED.to_string())
     } else {
-        ("False", REASON_PROBLEMS, desired.errors.join("; "))
-    }
+        (READY, false, REASON_PROBLEMS, errors.join("; "))
+    };
+    let synced = match &desired.binding_problem {
+        None => (
+            SYNCED,
+            true,
+            REASON_RECONCILE_SUCCESS,
+            MESSAGE_SYNCED.to_string(),
+        ),
+        Some(problem) => (SYNCED, false, REASON_RECONCILE_ERROR, problem.clone()),
+    };
+    [ready, synced]
+}
+
+/// The conditions to write for `desired`, keeping the transition times of `previous`
+/// where a condition's status is the same; `now` gives the time otherwise.
+pub(crate) fn conditions(
+    desired: &DesiredStatus,
+    previous: &[BindingPolicyCondition],
+    now: impl Fn() -> String,
+) -> Vec<BindingPolicyCondition> {
+    wanted(desired)
+        .into_iter()
+        .map(|(type_, ok, reason, message)| {
+            let before = condition::find(previous, type_);
+            BindingPolicyCondition::transition(type_, ok, reason, message, before, &now)
+        })
+        .collect()
 }
 
 /// The part of a policy's status the sink writes, as stored.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub(crate) struct StoredStatus {
-    observed_generation: Option<i64>,
-    errors: Vec<String>,
-    pub(crate) ready: Option<ReadyCondition>,
+    status: Option<BindingPolicyStatus>,
 }
 
 impl StoredStatus {
-    /// Reads the status of a BindingPolicy the server returned.
+    /// Reads the status of a BindingPolicy the server returned (none when it has no
+    /// status or one that is not a BindingPolicy status: then it is written).
     pub(crate) fn from_object(obj: &DynamicObject) -> Self {
-        let status = obj.data.get("status").unwrap_or(&Value::Null);
-        let errors = status
-            .get("errors")
-            .and_then(Value::as_array)
-            .map(|es| {
-                es.iter()
-                    .filter_map(|e| e.as_str().map(str::to_string))
-                    .collect()
-            })
-            .unwrap_or_default();
-        let ready = status
-            .get("conditions")
-            .and_then(Value::as_array)
-            .and_then(|cs| cs.iter().find(|c| c["type"] == READY))
-            .map(|c| {
-                let s = |k: &str| c.get(k).and_then(Value::as_str).unwrap_or("").to_string();
-                ReadyCondition {
-                    status: s("status"),
-                    reason: s("reason"),
-                    message: s("message"),
-                    last_transition_time: s("lastTransitionTime"),
-                }
-            });
+        let status = obj
+            .data
+            .get("status")
+            .and_then(|s| serde_json::from_value(s.clone()).ok());
+        StoredStatus { status }
+    }
+
+    /// What writing `desired` with `conditions` stores.
+    pub(crate) fn written(
+        desired: &DesiredStatus,
+        conditions: Vec<BindingPolicyCondition>,
+    ) -> Self {
         StoredStatus {
-            observed_generation: status.get("observedGeneration").and_then(Value::as_i64),
-            errors,
-            ready,
+            status: Some(typed(desired, conditions)),
         }
     }
 
-    /// What writing `desired` with `ready` stores.
-    pub(crate) fn written(desired: &DesiredStatus, ready: ReadyCondition) -> Self {
-        StoredStatus {
-            observed_generation: Some(desired.observed_generation),
-            errors: desired.errors.clone(),
-            ready: Some(ready),
-        }
+    /// The stored conditions (empty when there is no status).
+    pub(crate) fn conditions(&self) -> &[BindingPolicyCondition] {
+        self.status.as_ref().map_or(&[], |s| &s.conditions)
     }
 
     /// True when writing `desired` would change nothing but times.
     pub(crate) fn satisfies(&self, desired: &DesiredStatus) -> bool {
-        let (status, reason, message) = wanted(desired);
-        self.observed_generation == Some(desired.observed_generation)
-            && self.errors == desired.errors
-            && self
-                .ready
-                .as_ref()
-                .is_some_and(|r| r.status == status && r.reason == reason && r.message == message)
+        let Some(status) = &self.status else {
+            return false;
+        };
+        status.observed_generation == desired.observed_generation
+            && status.errors == desired.errors()
+            && wanted(desired).iter().all(|(type_, ok, reason, message)| {
+                condition::find(&status.conditions, type_).is_some_and(|c| {
+                    c.status == if *ok { "True" } else { "False" }
+                        && c.reason == *reason
+                        && c.message == *message
+                })
+            })
+    }
+}
+
+fn typed(desired: &DesiredStatus, conditions: Vec<BindingPolicyCondition>) -> BindingPolicyStatus {
+    BindingPolicyStatus {
+        conditions,
+        observed_generation: desired.observed_generation,
+        errors: desired.errors(),
     }
 }
 
 /// The server-side apply body for the status subresource of `desired.policy`. `errors` is
-/// omitted when empty (as KubeStellar's `omitempty` does); owning it, the apply removes it.
-pub(crate) fn status_body(desired: &DesiredStatus, ready: &ReadyCondition) -> Value {
-    let mut status = Map::new();
-    status.insert(
-        "observedGeneration".into(),
-        json!(desired.observed_generation),
-    );
-    if !desired.errors.is_empty() {
-        status.insert("errors".into(), json!(desired.errors));
-    }
-    status.insert("conditions".into(), json!([ready.to_json()]));
+/// omitted when empty (as KubeStellar's `omitempty` does); owning it, the apply removes
+/// it. `conditions` is a map list keyed by `type`, so conditions of other types that
+/// other writers own are kept.
+pub(crate) fn status_body(
+    desired: &DesiredStatus,
+    conditions: Vec<BindingPolicyCondition>,
+) -> Value {
     json!({
         "apiVersion": API_VERSION,
         "kind": "BindingPolicy",
         "metadata": { "name": desired.policy },
-        "status": status,
+        "status": typed(desired, conditions),
     })
 }
 
@@ -161,47 +139,79 @@ pub(crate) fn now() -> String {
 mod tests {
     use super::*;
 
-    fn desired(errors: &[&str]) -> DesiredStatus {
+    fn desired(errors: &[&str], binding_problem: Option<&str>) -> DesiredStatus {
         DesiredStatus {
             policy: "p".into(),
             observed_generation: 3,
             errors: errors.iter().map(|e| e.to_string()).collect(),
+            binding_problem: binding_problem.map(str::to_string),
         }
     }
 
+    fn find<'a>(cs: &'a [BindingPolicyCondition], t: &str) -> &'a BindingPolicyCondition {
+        condition::find(cs, t).unwrap()
+    }
+
     #[test]
-    fn transition_time_changes_only_with_the_status() {
+    fn ready_and_synced_follow_the_problems() {
         let t0 = || "2026-01-01T00:00:00Z".to_string();
         let t1 = || "2026-01-02T00:00:00Z".to_string();
-        let ok = ReadyCondition::for_status(&desired(&[]), None, t0);
+        let ok = conditions(&desired(&[], None), &[], t0);
         assert_eq!(
-            (ok.status.as_str(), ok.reason.as_str()),
+            (
+                find(&ok, READY).status.as_str(),
+                find(&ok, READY).reason.as_str()
+            ),
             ("True", "Applied")
         );
-        let still_ok = ReadyCondition::for_status(&desired(&[]), Some(&ok), t1);
-        assert_eq!(still_ok.last_transition_time, "2026-01-01T00:00:00Z");
-        let bad = ReadyCondition::for_status(&desired(&["a", "b"]), Some(&ok), t1);
-        assert_eq!(bad.status, "False");
-        assert_eq!(bad.reason, "Problems");
-        assert_eq!(bad.message, "a; b");
-        assert_eq!(bad.last_transition_time, "2026-01-02T00:00:00Z");
+        assert_eq!(find(&ok, SYNCED).reason, "ReconcileSuccess");
+
+        // A policy problem: not ready, still synced (its Binding is written).
+        let bad = conditions(&desired(&["a", "b"], None), &ok, t1);
+        assert_eq!(find(&bad, READY).status, "False");
+        assert_eq!(find(&bad, READY).message, "a; b");
+        assert_eq!(
+            find(&bad, READY).last_transition_time,
+            "2026-01-02T00:00:00Z"
+        );
+        assert_eq!(find(&bad, SYNCED).status, "True");
+        assert_eq!(
+            find(&bad, SYNCED).last_transition_time,
+            "2026-01-01T00:00:00Z"
+        );
+
+        // A Binding that cannot be written: neither synced nor ready, both say why.
+        let unwritten = conditions(&desired(&[], Some("too large")), &ok, t1);
+        assert_eq!(find(&unwritten, SYNCED).status, "False");
+        assert_eq!(find(&unwritten, SYNCED).reason, "ReconcileError");
+        assert_eq!(find(&unwritten, SYNCED).message, "too large");
+        assert_eq!(find(&unwritten, READY).message, "too large");
     }
 
     #[test]
     fn body_and_stored_status_round_trip() {
-        let d = desired(&["x"]);
-        let ready = ReadyCondition::for_status(&d, None, now);
-        let body = status_body(&d, &ready);
-        assert_eq!(body["status"]["errors"], json!(["x"]));
+        let d = desired(&["x"], Some("refused"));
+        let cs = conditions(&d, &[], now);
+        let body = status_body(&d, cs.clone());
+        assert_eq!(body["status"]["errors"], json!(["x", "refused"]));
         assert_eq!(body["status"]["conditions"][0]["type"], "Ready");
+        assert_eq!(body["status"]["conditions"][1]["type"], "Synced");
         let obj: DynamicObject = serde_json::from_value(body).unwrap();
         let stored = StoredStatus::from_object(&obj);
         assert!(stored.satisfies(&d));
-        assert_eq!(stored, StoredStatus::written(&d, ready));
-        assert!(!stored.satisfies(&desired(&[])));
-        let ok = desired(&[]);
-        let body = status_body(&ok, &ReadyCondition::for_status(&ok, None, now));
+        assert_eq!(stored, StoredStatus::written(&d, cs));
+        assert!(!stored.satisfies(&desired(&["x"], None)));
+        let ok = desired(&[], None);
+        let body = status_body(&ok, conditions(&ok, &[], now));
         assert!(body["status"].get("errors").is_none());
         assert!(now().ends_with('Z'));
+        // A status with only `Ready` (as an older Bindery wrote it) is written again.
+        let mut old = serde_json::to_value(&body).unwrap();
+        old["status"]["conditions"]
+            .as_array_mut()
+            .unwrap()
+            .truncate(1);
+        let obj: DynamicObject = serde_json::from_value(old).unwrap();
+        assert!(!StoredStatus::from_object(&obj).satisfies(&ok));
     }
 }

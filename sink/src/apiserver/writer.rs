@@ -20,7 +20,7 @@ use super::dispatch::{Job, Shared};
 use super::error::{describe, is_retryable, retry_after, status_code};
 use super::objects::{StoredBinding, binding_resource, policy_resource, write_body};
 use super::stats::bump;
-use super::status::{self, ReadyCondition, StoredStatus, status_body};
+use super::status::{self, StoredStatus, status_body};
 use super::stored::{StoredEntry, Wanted};
 use super::{
     DesiredBinding, DesiredStatus, SinkConfig, SinkError, SinkObserver, WriteObject, WriteReport,
@@ -404,8 +404,8 @@ impl Writer {
             debug!(policy = name, "policy status unchanged: not written");
             return self.status_done(name, WriteResult::Unchanged, None);
         }
-        let ready = ReadyCondition::for_status(desired, current.ready.as_ref(), status::now);
-        let body = status_body(desired, &ready);
+        let conditions = status::conditions(desired, current.conditions(), status::now);
+        let body = status_body(desired, conditions.clone());
         let params = PatchParams::apply(&self.config.field_manager).force();
         let patch = Patch::Apply(&body);
         let started = Instant::now();
@@ -419,7 +419,7 @@ impl Writer {
         let mut state = self.shared.lock();
         match result {
             Ok(_) => {
-                let written = StoredStatus::written(desired, ready);
+                let written = StoredStatus::written(desired, conditions);
                 state.statuses.insert(name.to_string(), written);
                 drop(state);
                 bump(&counters.statuses_applied);
