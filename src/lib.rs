@@ -12,6 +12,8 @@
 //! - [`generate`]: seeded synthetic watch logs at any scale (`bindery generate`).
 //! - [`client_args`]: the `--wds-*`/`--its-*` flags and the kube clients they make.
 //! - [`health`]: readiness and liveness of `/readyz` and `/livez`.
+//! - [`policy_events`]: Kubernetes Events on BindingPolicies (new problems, write
+//!   failures, problems resolved), rate-limited.
 //! - [`progress`]: progress bars and periodic progress lines.
 //! - [`stdout`]: every write to stdout (a closed stdout ends a command quietly).
 
@@ -27,6 +29,7 @@ pub mod leader;
 pub mod live;
 pub mod metrics;
 pub mod pipeline;
+pub mod policy_events;
 pub mod progress;
 pub mod replay;
 pub mod server;

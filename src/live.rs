@@ -25,11 +25,13 @@ use tokio::time::Instant;
 use crate::client_args::{ClientArgs, Space};
 use crate::dashboard::{Dashboard, Mode};
 use crate::health::{Health, LIVENESS_THRESHOLD, StoppedOnDrop};
-use crate::leader::{Elector, LeaderConfig};
+use crate::leader::{Elector, LeaderConfig, default_identity};
 use crate::metrics::{Metrics, MetricsOptions};
 use crate::pipeline::{Pipeline, SYNC_REPORT_AFTER, SyncReporter};
+use crate::policy_events::{EventSender, ProblemTracker, RateLimit};
 use crate::progress::Progress;
 use crate::server::{self, ExplainFailure, ExplainRequest, ServeOptions, ServerState};
+use kube::runtime::events::Reporter;
 
 /// Options of `bindery run`.
 #[derive(Debug, Clone)]
@@ -50,6 +52,8 @@ pub struct RunOptions {
     pub shutdown_timeout: Duration,
     /// Elect a leader with this Lease: only the leader writes (`None`: always write).
     pub leader: Option<LeaderConfig>,
+    /// Publish Kubernetes Events on BindingPolicies (while leading).
+    pub policy_events: bool,
 }
 
 /// A kube client for the current-context of `kubeconfig` (as kube and kubectl choose;
@@ -113,6 +117,23 @@ pub async fn run(opts: RunOptions, shutdown: CancellationToken) -> Result<()> {
         }
     };
     metrics.watch_sink(sink.clone());
+    let policy_events = opts.policy_events.then(|| {
+        let reporter = Reporter {
+            controller: "bindery".into(),
+            instance: Some(
+                opts.leader
+                    .as_ref()
+                    .map_or_else(default_identity, |l| l.identity.clone()),
+            ),
+        };
+        EventSender::start(
+            clients.wds_writer.clone(),
+            reporter,
+            RateLimit::default(),
+            metrics.clone(),
+        )
+        .0
+    });
     let (explain_tx, explain_rx) = mpsc::channel::<ExplainRequest>(16);
     let health = Arc::new(Health::new(LIVENESS_THRESHOLD));
     let state = ServerState {
@@ -144,6 +165,7 @@ pub async fn run(opts: RunOptions, shutdown: CancellationToken) -> Result<()> {
             let _cancel = engine_done.drop_guard();
             let _stopped = StoppedOnDrop(health.clone());
             EngineLoop::new(engine_sink, recorder, coalesce, metrics, health)
+                .with_policy_events(policy_events)
                 .run(rx, explain_rx, drift, runtime)
         })
         .context("starting the engine thread")?;
@@ -250,6 +272,10 @@ struct EngineLoop {
     /// Names the unsynced resources when they keep changes waiting long.
     sync_report: SyncReporter,
     events: u64,
+    /// Where Events on BindingPolicies go (`None`: not published).
+    policy_events: Option<EventSender>,
+    /// Tells the Events each status handed to the sink calls for.
+    problem_tracker: ProblemTracker,
 }
 
 impl EngineLoop {
@@ -278,7 +304,15 @@ impl EngineLoop {
             initial_sync: Some(Progress::spinner("initial sync of every watch")),
             sync_report: SyncReporter::new(SYNC_REPORT_AFTER, std::time::Instant::now()),
             events: 0,
+            policy_events: None,
+            problem_tracker: ProblemTracker::default(),
         }
+    }
+
+    /// The same, publishing Events on BindingPolicies through `sender` while leading.
+    fn with_policy_events(mut self, sender: Option<EventSender>) -> Self {
+        self.policy_events = sender;
+        self
     }
 
     fn run(
@@ -618,10 +652,17 @@ impl EngineLoop {
         }
         for name in std::mem::take(&mut self.status_dirty) {
             let Some(status) = self.pipeline.engine().status(&name) else {
+                self.problem_tracker.forget(&name);
                 continue;
             };
             let mut desired = DesiredStatus::from_engine(name.clone(), &status);
             desired.binding_problem = self.sink_problems.get(&name).cloned();
+            let events = self.problem_tracker.observe(&status.uid, &desired);
+            if let Some(sender) = &self.policy_events
+                && self.is_leading()
+            {
+                events.into_iter().for_each(|e| sender.send(e));
+            }
             self.sink.submit_status(desired);
         }
     }

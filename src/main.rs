@@ -81,6 +81,11 @@ enum Command {
             env = "BINDERY_SHUTDOWN_TIMEOUT"
         )]
         shutdown_timeout: u64,
+        /// Publish Kubernetes Events on BindingPolicies for new problems, Bindings that
+        /// cannot be written, and problems resolved (rate-limited; needs `create` and
+        /// `patch` on `events.k8s.io` events in the `default` namespace).
+        #[arg(long, default_value_t = true, action = clap::ArgAction::Set, value_name = "BOOL", env = "BINDERY_POLICY_EVENTS")]
+        policy_events: bool,
         #[command(flatten)]
         serve: ServeArgs,
         #[command(flatten)]
@@ -255,6 +260,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             burst,
             max_binding_bytes,
             shutdown_timeout,
+            policy_events,
             serve,
             leader,
         } => {
@@ -275,6 +281,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 serve: serve.options(),
                 shutdown_timeout: Duration::from_secs(shutdown_timeout),
                 leader: leader.config()?,
+                policy_events,
             };
             let runtime = tokio::runtime::Runtime::new()?;
             runtime.block_on(async {

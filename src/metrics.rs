@@ -72,6 +72,15 @@ struct WriteLabels {
     result: &'static str,
 }
 
+/// Labels of `bindery_policy_events_total`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PolicyEventLabels {
+    /// The Event's reason (`PolicyProblem`, `BindingWriteFailed`, `ProblemsResolved`).
+    reason: &'static str,
+    /// `published`, `suppressed` (rate limit), `dropped` (queue full) or `failed`.
+    result: &'static str,
+}
+
 type FloatGauge = Gauge<f64, AtomicU64>;
 
 /// The Prometheus metric families.
@@ -87,6 +96,7 @@ struct Families {
     unmanaged_bindings: Gauge,
     leader: Gauge,
     leader_transitions: Counter,
+    policy_events: Family<PolicyEventLabels, Counter>,
     sink_write_duration: Histogram,
     sink_pending: Gauge,
     sink_in_flight: Gauge,
@@ -220,6 +230,7 @@ impl Metrics {
             unmanaged_bindings: Gauge::default(),
             leader: Gauge::default(),
             leader_transitions: Counter::default(),
+            policy_events: Family::default(),
             sink_write_duration: Histogram::new(latency_buckets()),
             sink_pending: Gauge::default(),
             sink_in_flight: Gauge::default(),
@@ -290,6 +301,11 @@ impl Metrics {
             "leader_transitions",
             "Times this process started or stopped leading",
             f.leader_transitions.clone(),
+        );
+        r.register(
+            "policy_events",
+            "Kubernetes Events on BindingPolicies, by reason and result (published, suppressed by the rate limit, dropped, failed)",
+            f.policy_events.clone(),
         );
         r.register(
             "unmanaged_bindings",
@@ -414,6 +430,15 @@ impl Metrics {
         if self.families.leader.set(now) != now {
             self.families.leader_transitions.inc();
         }
+    }
+
+    /// One Kubernetes Event on a BindingPolicy with `reason`: `result` is `published`,
+    /// `suppressed`, `dropped` or `failed`.
+    pub fn policy_event(&self, reason: &'static str, result: &'static str) {
+        self.families
+            .policy_events
+            .get_or_create(&PolicyEventLabels { reason, result })
+            .inc();
     }
 
     /// One watch event received (or read from a log).

@@ -96,6 +96,8 @@ pub struct EpochOutput {
 /// A policy's status as the engine sees it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PolicyStatus {
+    /// The policy's uid (of the generation the Binding reflects).
+    pub uid: String,
     /// The generation the Binding reflects.
     pub observed_generation: i64,
     /// Problems, sorted.
@@ -569,8 +571,9 @@ impl Engine {
     /// The status of policy `name`, if it exists.
     pub fn status(&self, name: &str) -> Option<PolicyStatus> {
         let state = self.store.get(&self.interner.get(name)?)?;
-        let (_, generation) = state.owner.as_ref()?;
+        let (uid, generation) = state.owner.as_ref()?;
         Some(PolicyStatus {
+            uid: uid.clone(),
             observed_generation: *generation,
             problems: state.problems.iter().cloned().collect(),
         })

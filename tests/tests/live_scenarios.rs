@@ -272,6 +272,51 @@ impl World {
     }
 }
 
+/// The notes of the Events (events.k8s.io, in `default`) on BindingPolicy `policy` with
+/// `uid`, `reason` and `type_`, once there are at least `min` (an error after 20 s; with
+/// `min` 0, those there are now).
+async fn policy_events(
+    wds: &kube::Client,
+    policy: &str,
+    uid: &str,
+    reason: &str,
+    type_: &str,
+    min: usize,
+) -> anyhow::Result<Vec<String>> {
+    let api: kube::Api<k8s_openapi::api::events::v1::Event> =
+        kube::Api::namespaced(wds.clone(), "default");
+    cluster::eventually(
+        &format!("{reason} Events on {policy}"),
+        Duration::from_secs(20),
+        || async {
+            let list = api
+                .list(&Default::default())
+                .await
+                .map_err(|e| e.to_string())?;
+            let notes: Vec<String> = list
+                .items
+                .into_iter()
+                .filter(|e| {
+                    e.regarding.as_ref().is_some_and(|r| {
+                        r.kind.as_deref() == Some("BindingPolicy")
+                            && r.name.as_deref() == Some(policy)
+                            && r.uid.as_deref() == Some(uid)
+                    }) && e.reason.as_deref() == Some(reason)
+                        && e.type_.as_deref() == Some(type_)
+                        && e.reporting_controller.as_deref() == Some("bindery")
+                })
+                .map(|e| e.note.unwrap_or_default())
+                .collect();
+            if notes.len() >= min {
+                Ok(Some(notes))
+            } else {
+                Err(format!("{} of them", notes.len()))
+            }
+        },
+    )
+    .await
+}
+
 fn condition<'a>(status: &'a Value, type_: &str) -> Option<&'a Value> {
     status["conditions"]
         .as_array()?
@@ -1157,6 +1202,13 @@ async fn invalid_selector_is_reported_and_other_policies_keep_working() {
     assert_eq!(status["observedGeneration"], 1);
     w.expect_ready(&bindery, "good").await;
 
+    // A Warning Event on the policy says the same (what `kubectl describe` shows).
+    let uid = bad.metadata.uid.clone().expect("a uid");
+    let notes = policy_events(&w.wds, "bad", &uid, "PolicyProblem", "Warning", 1)
+        .await
+        .unwrap_or_else(|e| fail(&bindery, &e.to_string()));
+    assert_eq!(notes, std::slice::from_ref(&error));
+
     // The good policy follows changes while the bad one is reported.
     let c2 = w
         .wds(&cms, configmap("ns-a", "web-2", json!({"app": "web"})))
@@ -1196,6 +1248,13 @@ async fn invalid_selector_is_reported_and_other_policies_keep_working() {
     let status = w.expect_ready(&bindery, "bad").await;
     assert_eq!(status["observedGeneration"], 2);
     assert!(status.get("errors").is_none(), "{status}");
+    policy_events(&w.wds, "bad", &uid, "ProblemsResolved", "Normal", 1)
+        .await
+        .unwrap_or_else(|e| fail(&bindery, &e.to_string()));
+    // The good policy never had a problem: no Event.
+    let good_uid = good.metadata.uid.clone().expect("a uid");
+    let none = policy_events(&w.wds, "good", &good_uid, "PolicyProblem", "Warning", 0).await;
+    assert!(none.is_ok_and(|n| n.is_empty()));
 
     let mut bindery = bindery;
     stop(&mut bindery);
@@ -1210,7 +1269,8 @@ async fn wds_rbac_manifest_suffices() {
     let w = World::start().await;
     w.three_wecs().await;
     // What `helm template` renders for a WDS that Bindery reaches with the chart's
-    // ServiceAccount: the account, the ClusterRole and the Lease Role, and their bindings.
+    // ServiceAccount: the account, the ClusterRole, the Events and Lease Roles, and their
+    // bindings.
     let created = bindery_tests::chart::create_wds_rbac(&w.wds, "bindery-system")
         .await
         .unwrap();
@@ -1222,6 +1282,8 @@ async fn wds_rbac_manifest_suffices() {
             "ClusterRole",
             "ClusterRoleBinding",
             "Role",
+            "Role",
+            "RoleBinding",
             "RoleBinding"
         ]
     );
@@ -1311,6 +1373,22 @@ async fn wds_rbac_manifest_suffices() {
     .await;
     w.expect_ready(&bindery, "nginx").await;
 
+    // A policy with a problem gets its Event, published with the account's rights.
+    let broken = w
+        .wds(
+            &res::binding_policies(),
+            policy(
+                "broken",
+                edge(),
+                json!([{"objectSelectors": [{"matchExpressions": [{"key": "a", "operator": "In"}]}]}]),
+            ),
+        )
+        .await;
+    let uid = broken.metadata.uid.clone().expect("a uid");
+    policy_events(&w.wds, "broken", &uid, "PolicyProblem", "Warning", 1)
+        .await
+        .unwrap_or_else(|e| fail(&bindery, &e.to_string()));
+
     // Changes keep flowing, and a deleted policy's Binding is deleted.
     w.wec("cluster3", "edge").await;
     w.expect(
@@ -1352,7 +1430,7 @@ async fn wds_rbac_manifest_suffices() {
         !audit.contains(SECRET_VALUE),
         "a Secret's contents reached Bindery"
     );
-    let (mut lists, mut secret_requests, mut lease_requests) = (0, 0, 0);
+    let (mut lists, mut secret_requests, mut lease_requests, mut event_writes) = (0, 0, 0, 0);
     for line in audit.lines() {
         let event: Value = serde_json::from_str(line).unwrap();
         if event["user"]["username"] != bindery_tests::envtest::AUDITED_USER
@@ -1375,6 +1453,15 @@ async fn wds_rbac_manifest_suffices() {
             );
             continue;
         }
+        // Events on BindingPolicies: written, never read back.
+        if (group, resource) == ("events.k8s.io", "events") {
+            event_writes += 1;
+            assert!(
+                matches!(verb, "create" | "patch") && object["namespace"] == "default",
+                "Bindery sent {verb} to events: {line}"
+            );
+            continue;
+        }
         if matches!(group, "control.kubestellar.io" | "apiextensions.k8s.io") || resource.is_empty()
         {
             continue;
@@ -1394,4 +1481,5 @@ async fn wds_rbac_manifest_suffices() {
     assert!(lists > 5, "only {lists} workload lists audited");
     assert!(secret_requests > 0, "Secrets were not watched at all");
     assert!(lease_requests > 0, "the Lease was never taken");
+    assert!(event_writes > 0, "no Event was written");
 }

@@ -14,7 +14,7 @@ use kube::api::{
 };
 use serde_json::{Value, json};
 use tokio::time::Instant;
-use tracing::{debug, error, info, warn};
+use tracing::{Instrument, Span, debug, error, field, info, info_span, warn};
 
 use super::dispatch::{Job, Shared};
 use super::error::{describe, is_retryable, retry_after, status_code};
@@ -63,6 +63,7 @@ impl Writer {
 
     /// Tells the observer how a Binding write ended.
     fn binding_done(&self, b: &DesiredBinding, result: WriteResult, latency: Option<Duration>) {
+        Span::current().record("result", result.as_str());
         self.observer.write_done(&WriteReport {
             object: WriteObject::Binding,
             name: &b.name,
@@ -74,6 +75,7 @@ impl Writer {
 
     /// Tells the observer how a status write ended.
     fn status_done(&self, name: &str, result: WriteResult, latency: Option<Duration>) {
+        Span::current().record("result", result.as_str());
         self.observer.write_done(&WriteReport {
             object: WriteObject::Status,
             name,
@@ -199,16 +201,31 @@ impl Writer {
         Ok(())
     }
 
-    /// Performs one queued write.
+    /// Performs one queued write, in a `sink_write` span naming the object (so every log
+    /// line of the write, its retries included, names it) and, once done, its result.
     pub(crate) async fn write(&self, job: Job) {
-        match job {
-            Job::Binding(b) => match &b.binding {
-                Some(desired) => self.apply_binding(&b, desired).await,
-                None => self.delete_binding(&b).await,
-            },
-            Job::Status(s, _) => self.apply_status(&s).await,
-            Job::Finalizer(name, _) => self.remove_finalizer(&name).await,
-        }
+        let span = match &job {
+            Job::Binding(b) => {
+                info_span!("sink_write", object = "binding", binding = %b.name, result = field::Empty)
+            }
+            Job::Status(s, _) => {
+                info_span!("sink_write", object = "status", policy = %s.policy, result = field::Empty)
+            }
+            Job::Finalizer(name, _) => {
+                info_span!("sink_write", object = "finalizer", policy = %name, result = field::Empty)
+            }
+        };
+        let written = async {
+            match job {
+                Job::Binding(b) => match &b.binding {
+                    Some(desired) => self.apply_binding(&b, desired).await,
+                    None => self.delete_binding(&b).await,
+                },
+                Job::Status(s, _) => self.apply_status(&s).await,
+                Job::Finalizer(name, _) => self.remove_finalizer(&name).await,
+            }
+        };
+        written.instrument(span).await
     }
 
     fn binding_failed(&self, b: &DesiredBinding, message: String, latency: Option<Duration>) {
