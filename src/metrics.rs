@@ -86,6 +86,7 @@ struct Families {
     binding_drift: Counter,
     unmanaged_bindings: Gauge,
     leader: Gauge,
+    engine_workers: Gauge,
     leader_transitions: Counter,
     sink_write_duration: Histogram,
     sink_pending: Gauge,
@@ -219,6 +220,7 @@ impl Metrics {
             binding_drift: Counter::default(),
             unmanaged_bindings: Gauge::default(),
             leader: Gauge::default(),
+            engine_workers: Gauge::default(),
             leader_transitions: Counter::default(),
             sink_write_duration: Histogram::new(latency_buckets()),
             sink_pending: Gauge::default(),
@@ -319,6 +321,11 @@ impl Metrics {
             f.event_to_binding.clone(),
         );
         r.register("engine_epochs", "Epochs closed", f.epochs.clone());
+        r.register(
+            "engine_workers",
+            "Timely workers running the engine's dataflow (--workers)",
+            f.engine_workers.clone(),
+        );
         r.register_with_unit(
             "engine_epoch_duration",
             "Time to close one epoch (run the dataflow and materialize its output)",
@@ -414,6 +421,11 @@ impl Metrics {
         if self.families.leader.set(now) != now {
             self.families.leader_transitions.inc();
         }
+    }
+
+    /// The number of timely workers the engine runs on.
+    pub fn engine_workers(&self, workers: usize) {
+        self.families.engine_workers.set(gauge_u64(workers));
     }
 
     /// One watch event received (or read from a log).
