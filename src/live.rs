@@ -54,6 +54,9 @@ pub struct RunOptions {
     pub leader: Option<LeaderConfig>,
     /// Publish Kubernetes Events on BindingPolicies (while leading).
     pub policy_events: bool,
+    /// Timely workers running the engine's dataflow (at least one; the Bindings do not
+    /// depend on how many).
+    pub workers: usize,
 }
 
 /// A kube client for the current-context of `kubeconfig` (as kube and kubectl choose;
@@ -155,7 +158,7 @@ pub async fn run(opts: RunOptions, shutdown: CancellationToken) -> Result<()> {
     let ingest = tokio::spawn(LiveIngest::new(config).run(tx, shutdown.clone()));
 
     let runtime = tokio::runtime::Handle::current();
-    let (engine_sink, coalesce) = (sink.clone(), opts.coalesce);
+    let (engine_sink, coalesce, workers) = (sink.clone(), opts.coalesce, opts.workers);
     let engine_done = shutdown.clone();
     // The engine (a timely worker) is not Send: it is built on its own thread. However it
     // ends, the rest shuts down too.
@@ -164,7 +167,7 @@ pub async fn run(opts: RunOptions, shutdown: CancellationToken) -> Result<()> {
         .spawn(move || {
             let _cancel = engine_done.drop_guard();
             let _stopped = StoppedOnDrop(health.clone());
-            EngineLoop::new(engine_sink, recorder, coalesce, metrics, health)
+            EngineLoop::new(engine_sink, recorder, coalesce, workers, metrics, health)
                 .with_policy_events(policy_events)
                 .run(rx, explain_rx, drift, runtime)
         })
@@ -283,11 +286,19 @@ impl EngineLoop {
         sink: SinkHandle,
         recorder: Option<LogWriter>,
         coalesce: Duration,
+        workers: usize,
         metrics: Arc<Metrics>,
         health: Arc<Health>,
     ) -> EngineLoop {
+        let pipeline = Pipeline::with_workers(workers);
+        let workers = pipeline.engine().workers();
+        tracing::info!(
+            "engine: {workers} timely worker{}",
+            if workers == 1 { "" } else { "s" }
+        );
+        metrics.engine_workers(workers);
         EngineLoop {
-            pipeline: Pipeline::new(),
+            pipeline,
             leading: sink.leading(),
             leading_followed: true,
             sink,

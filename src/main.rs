@@ -16,6 +16,10 @@ use tracing_subscriber::EnvFilter;
 /// panic in the engine loop).
 const MAX_COALESCE_MS: u64 = 24 * 3600 * 1000;
 
+/// The most `--workers`: timely threads in one process (more than the cores only adds
+/// scheduling).
+const MAX_WORKERS: usize = 64;
+
 /// Bindery: an incremental engine for KubeStellar Bindings.
 #[derive(Parser, Debug)]
 #[command(name = "bindery", version, about)]
@@ -87,6 +91,8 @@ enum Command {
         #[arg(long, default_value_t = true, action = clap::ArgAction::Set, value_name = "BOOL", env = "BINDERY_POLICY_EVENTS")]
         policy_events: bool,
         #[command(flatten)]
+        engine: EngineArgs,
+        #[command(flatten)]
         serve: ServeArgs,
         #[command(flatten)]
         leader: bindery::leader::LeaderArgs,
@@ -147,6 +153,8 @@ enum Command {
         /// (default: as fast as possible).
         #[arg(long, value_name = "X", value_parser = parse_speed)]
         speed: Option<f64>,
+        #[command(flatten)]
+        engine: EngineArgs,
         #[command(flatten)]
         serve: ServeArgs,
     },
@@ -261,6 +269,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             max_binding_bytes,
             shutdown_timeout,
             policy_events,
+            engine,
             serve,
             leader,
         } => {
@@ -282,6 +291,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 shutdown_timeout: Duration::from_secs(shutdown_timeout),
                 leader: leader.config()?,
                 policy_events,
+                workers: engine.workers,
             };
             let runtime = tokio::runtime::Runtime::new()?;
             runtime.block_on(async {
@@ -298,6 +308,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             with_policy,
             dashboard,
             speed,
+            engine,
             serve,
         } => {
             let opts = replay::ReplayOptions {
@@ -307,6 +318,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 window_ms,
                 with_policy,
                 speed,
+                workers: engine.workers,
                 metrics: None,
             };
             if let (false, Some(flag)) = (dashboard, serve.given()) {
@@ -318,9 +330,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 replay::replay(&opts)?
             };
             tracing::info!(
-                "replayed {} events in {} epochs: {} Bindings, {:.3} s, {:.0} events/s",
+                "replayed {} events in {} epochs on {} worker{}: {} Bindings, {:.3} s, {:.0} events/s",
                 s.events,
                 s.epochs,
+                s.workers,
+                if s.workers == 1 { "" } else { "s" },
                 s.bindings,
                 s.elapsed_secs,
                 s.events as f64 / s.elapsed_secs.max(1e-9)
@@ -360,6 +374,15 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
+/// How `bindery run` and `bindery replay` run the engine.
+#[derive(clap::Args, Debug)]
+struct EngineArgs {
+    /// Timely worker threads running the engine's dataflow (1 to 64); the Bindings do
+    /// not depend on how many.
+    #[arg(long, default_value_t = 1, value_name = "N", value_parser = parse_workers, env = "BINDERY_WORKERS")]
+    workers: usize,
+}
+
 /// Where `bindery run` and `bindery replay --dashboard` serve metrics, the dashboard and
 /// the health probes (`/readyz`, `/livez`).
 #[derive(clap::Args, Debug)]
@@ -395,6 +418,16 @@ impl ServeArgs {
         } else {
             None
         }
+    }
+}
+
+/// A number of timely workers: 1 to [`MAX_WORKERS`].
+fn parse_workers(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(n) if (1..=MAX_WORKERS).contains(&n) => Ok(n),
+        _ => Err(format!(
+            "{s:?} is not a number of workers (1 to {MAX_WORKERS}: timely threads in this process)"
+        )),
     }
 }
 

@@ -95,6 +95,7 @@ struct Families {
     binding_drift: Counter,
     unmanaged_bindings: Gauge,
     leader: Gauge,
+    engine_workers: Gauge,
     leader_transitions: Counter,
     policy_events: Family<PolicyEventLabels, Counter>,
     sink_write_duration: Histogram,
@@ -229,6 +230,7 @@ impl Metrics {
             binding_drift: Counter::default(),
             unmanaged_bindings: Gauge::default(),
             leader: Gauge::default(),
+            engine_workers: Gauge::default(),
             leader_transitions: Counter::default(),
             policy_events: Family::default(),
             sink_write_duration: Histogram::new(latency_buckets()),
@@ -335,6 +337,11 @@ impl Metrics {
             f.event_to_binding.clone(),
         );
         r.register("engine_epochs", "Epochs closed", f.epochs.clone());
+        r.register(
+            "engine_workers",
+            "Timely workers running the engine's dataflow (--workers)",
+            f.engine_workers.clone(),
+        );
         r.register_with_unit(
             "engine_epoch_duration",
             "Time to close one epoch (run the dataflow and materialize its output)",
@@ -439,6 +446,11 @@ impl Metrics {
             .policy_events
             .get_or_create(&PolicyEventLabels { reason, result })
             .inc();
+    }
+
+    /// The number of timely workers the engine runs on.
+    pub fn engine_workers(&self, workers: usize) {
+        self.families.engine_workers.set(gauge_u64(workers));
     }
 
     /// One watch event received (or read from a log).

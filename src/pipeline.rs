@@ -37,11 +37,17 @@ impl Default for Pipeline {
 }
 
 impl Pipeline {
-    /// A pipeline with an empty engine.
+    /// A pipeline with an empty engine on one timely worker.
     pub fn new() -> Pipeline {
+        Pipeline::with_workers(1)
+    }
+
+    /// A pipeline with an empty engine whose dataflow runs on `workers` timely workers
+    /// (at least one; [`Engine::with_workers`]). Its output does not depend on how many.
+    pub fn with_workers(workers: usize) -> Pipeline {
         Pipeline {
             tracker: RelistTracker::new(),
-            engine: Engine::new(),
+            engine: Engine::with_workers(workers),
             pending: 0,
         }
     }

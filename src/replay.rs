@@ -41,6 +41,9 @@ pub struct ReplayOptions {
     /// Pace the replay by the log's timestamps, this many times faster than recorded
     /// (`None`: as fast as possible).
     pub speed: Option<f64>,
+    /// Timely workers running the engine's dataflow (at least one; the output does not
+    /// depend on how many).
+    pub workers: usize,
     /// Count events, epochs and Binding changes here (for `/metrics` and the dashboard).
     pub metrics: Option<Arc<Metrics>>,
 }
@@ -56,6 +59,8 @@ pub struct ReplaySummary {
     pub bindings: usize,
     /// Seconds elapsed.
     pub elapsed_secs: f64,
+    /// Timely workers the engine ran on.
+    pub workers: usize,
 }
 
 /// The pipeline with the replay's epoch bookkeeping and delta output.
@@ -173,7 +178,7 @@ pub fn replay(opts: &ReplayOptions) -> Result<ReplaySummary> {
     let name = reader.name().to_string();
     let mut progress = Progress::new(&format!("replaying {name}"), reader.total_bytes());
     let mut r = Replayer {
-        pipeline: Pipeline::new(),
+        pipeline: Pipeline::with_workers(opts.workers),
         deltas: opts
             .emit_deltas
             .then(|| DeltaWriter::new(BufWriter::new(crate::stdout::stdout()))),
@@ -182,6 +187,10 @@ pub fn replay(opts: &ReplayOptions) -> Result<ReplaySummary> {
         metrics: opts.metrics.clone(),
         summary: ReplaySummary::default(),
     };
+    r.summary.workers = r.pipeline.engine().workers();
+    if let Some(m) = &r.metrics {
+        m.engine_workers(r.summary.workers);
+    }
     let mut pace = opts.speed.map(Pace::new);
     let mut last_ts = 0;
     while let Some(line) = reader.next() {

@@ -1,0 +1,182 @@
+//! `bindery run --workers 2` against real kube-apiservers (envtest): the seed's nginx
+//! example and live changes give exactly the expected Bindings, `/metrics` says the
+//! engine runs on 2 workers, and the recording replays on one worker to the Binding
+//! stored live.
+
+use bindery_tests::cluster::objects::{deployment, managed_cluster};
+use bindery_tests::cluster::{self, BinderyRun, apply, await_binding_spec, res, rv};
+use bindery_tests::metrics::value as series;
+use bindery_tests::{free_port, http_get};
+use serde_json::{Value, json};
+
+fn nginx_policy() -> Value {
+    json!({"apiVersion": "control.kubestellar.io/v1alpha1", "kind": "BindingPolicy",
+           "metadata": {"name": "nginx"},
+           "spec": {"clusterSelectors": [{"matchLabels": {"location-group": "edge"}}],
+                    "downsync": [
+                        {"objectSelectors": [{"matchLabels": {"app.kubernetes.io/name": "nginx"}}], "resources": ["namespaces"]},
+                        {"createOnly": true, "objectSelectors": [{"matchLabels": {"app.kubernetes.io/name": "nginx"}}], "resources": ["deployments"]}]}})
+}
+
+/// The nginx Binding's spec: the namespace, the Deployment if it exists, the clusters.
+fn nginx_spec(ns_rv: &str, dep_rv: Option<&str>, clusters: &[&str]) -> Value {
+    let mut spec = json!({"workload": {
+        "clusterScope": [{"group": "", "version": "v1", "resource": "namespaces", "name": "nginx", "resourceVersion": ns_rv}]}});
+    if let Some(dep_rv) = dep_rv {
+        spec["workload"]["namespaceScope"] = json!([{"group": "apps", "version": "v1", "resource": "deployments", "namespace": "nginx",
+                            "name": "nginx-deployment", "resourceVersion": dep_rv, "createOnly": true}]);
+    }
+    if !clusters.is_empty() {
+        spec["destinations"] = clusters.iter().map(|c| json!({"clusterId": c})).collect();
+    }
+    spec
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_workers_live_give_the_expected_bindings_and_the_recording_replays_on_one() {
+    let (env, wds, its) = cluster::control_plane().await;
+    cluster::apply_wecs(&its, cluster::THREE_WECS)
+        .await
+        .unwrap();
+    let ns = apply(
+        &wds,
+        &res::namespaces(),
+        json!({"apiVersion": "v1", "kind": "Namespace",
+        "metadata": {"name": "nginx", "labels": {"app.kubernetes.io/name": "nginx"}}}),
+    )
+    .await
+    .unwrap();
+    let dep = apply(
+        &wds,
+        &res::deployments(),
+        deployment(
+            "nginx",
+            "nginx-deployment",
+            json!({"app.kubernetes.io/name": "nginx"}),
+        ),
+    )
+    .await
+    .unwrap();
+    apply(&wds, &res::configmaps(), json!({"apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "nginx-config", "namespace": "nginx", "labels": {"app.kubernetes.io/name": "nginx"}}})).await.unwrap();
+    apply(&wds, &res::binding_policies(), nginx_policy())
+        .await
+        .unwrap();
+
+    let record = env.dir().join("recording.jsonl");
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let mut bindery = BinderyRun::start(
+        &env.wds.kubeconfig,
+        &env.its.kubeconfig,
+        &env.dir().join("bindery.log"),
+        &[
+            "--workers",
+            "2",
+            "--listen",
+            &listen,
+            "--record",
+            record.to_str().unwrap(),
+            "--coalesce-ms",
+            "100",
+        ],
+    )
+    .unwrap();
+    let fail = |e: anyhow::Error, bindery: &BinderyRun| -> ! {
+        panic!("{e}\n--- bindery log ---\n{}", bindery.log_text())
+    };
+
+    // The seed's example.
+    await_binding_spec(
+        &wds,
+        "nginx",
+        &nginx_spec(&rv(&ns), Some(&rv(&dep)), &["cluster1", "cluster2"]),
+    )
+    .await
+    .unwrap_or_else(|e| fail(e, &bindery));
+
+    // The engine runs on two workers.
+    let (code, metrics) = http_get(&format!("http://{listen}/metrics")).unwrap();
+    assert_eq!(code, 200, "{metrics}");
+    assert_eq!(series(&metrics, "bindery_engine_workers"), 2.0, "{metrics}");
+    assert!(
+        bindery.log_text().contains("engine: 2 timely workers"),
+        "{}",
+        bindery.log_text()
+    );
+
+    // A new resourceVersion of the Deployment and a WEC joining the group.
+    let dep = apply(
+        &wds,
+        &res::deployments(),
+        deployment(
+            "nginx",
+            "nginx-deployment",
+            json!({"app.kubernetes.io/name": "nginx", "touched": "1"}),
+        ),
+    )
+    .await
+    .unwrap();
+    apply(
+        &its,
+        &res::managed_clusters(),
+        managed_cluster("cluster3", "edge"),
+    )
+    .await
+    .unwrap();
+    await_binding_spec(
+        &wds,
+        "nginx",
+        &nginx_spec(
+            &rv(&ns),
+            Some(&rv(&dep)),
+            &["cluster1", "cluster2", "cluster3"],
+        ),
+    )
+    .await
+    .unwrap_or_else(|e| fail(e, &bindery));
+
+    // The Deployment deleted, a WEC leaving the group.
+    cluster::delete(&wds, &res::deployments(), Some("nginx"), "nginx-deployment")
+        .await
+        .unwrap();
+    apply(
+        &its,
+        &res::managed_clusters(),
+        managed_cluster("cluster1", "core"),
+    )
+    .await
+    .unwrap();
+    await_binding_spec(
+        &wds,
+        "nginx",
+        &nginx_spec(&rv(&ns), None, &["cluster2", "cluster3"]),
+    )
+    .await
+    .unwrap_or_else(|e| fail(e, &bindery));
+
+    // Clean shutdown, then the recording replays on one worker to the Binding stored.
+    assert!(
+        bindery.stop().unwrap(),
+        "bindery exits 0 on SIGTERM\n{}",
+        bindery.log_text()
+    );
+    let out = std::process::Command::new(bindery_tests::bindery_bin())
+        .args(["replay", record.to_str().unwrap(), "--workers", "1"])
+        .args(["--dump-bindings", "-"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let replayed: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let (live_owners, live_spec) = cluster::binding(&wds, "nginx").await.unwrap().unwrap();
+    assert_eq!(replayed["items"].as_array().unwrap().len(), 1);
+    assert_eq!(replayed["items"][0]["spec"], live_spec);
+    assert_eq!(
+        replayed["items"][0]["metadata"]["ownerReferences"],
+        live_owners
+    );
+}
