@@ -9,6 +9,7 @@
 //! - [`explain`], [`dry_run`]: `bindery explain` and `bindery dry-run`, on that state.
 //! - [`metrics`], [`dashboard`], [`server`]: Prometheus metrics, the live dashboard's
 //!   samples, and the HTTP server of both (and of `GET /explain`).
+//! - [`shutdown`]: SIGTERM/SIGINT: a graceful shutdown, then an immediate exit.
 //! - [`generate`]: seeded synthetic watch logs at any scale (`bindery generate`).
 //! - [`client_args`]: the `--wds-*`/`--its-*` flags and the kube clients they make.
 //! - [`health`]: readiness and liveness of `/readyz` and `/livez`.
@@ -33,6 +34,7 @@ pub mod policy_events;
 pub mod progress;
 pub mod replay;
 pub mod server;
+pub mod shutdown;
 pub mod snapshot;
 pub mod state;
 pub mod stdout;

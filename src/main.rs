@@ -296,7 +296,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let runtime = tokio::runtime::Runtime::new()?;
             runtime.block_on(async {
                 let shutdown = CancellationToken::new();
-                tokio::spawn(bindery::server::cancel_on_signal(shutdown.clone()));
+                tokio::spawn(bindery::shutdown::cancel_on_signal(shutdown.clone()));
                 live::run(opts, shutdown).await
             })
         }

@@ -127,7 +127,7 @@ pub fn replay_with_dashboard(opts: &ReplayOptions, serve: ServeOptions) -> Resul
     };
     let (listener, addr) = runtime.block_on(server::bind(serve.listen))?;
     let serving = runtime.spawn(server::serve(listener, state));
-    runtime.spawn(server::cancel_on_signal(shutdown.clone()));
+    runtime.spawn(crate::shutdown::cancel_on_signal(shutdown.clone()));
     tracing::info!(
         "dashboard: {0}/dashboard, metrics: {0}/metrics",
         server::url(addr)
