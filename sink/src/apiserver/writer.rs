@@ -231,13 +231,11 @@ impl Writer {
     fn binding_failed(&self, b: &DesiredBinding, message: String, latency: Option<Duration>) {
         let name = b.name.as_str();
         error!(binding = name, error = %message, "Binding cannot be written");
-        bump(&self.shared.counters.bindings_failed);
         self.shared.lock().failed.insert(name.to_string(), message);
         self.binding_done(b, WriteResult::Failed, latency);
     }
 
     async fn apply_binding(&self, b: &DesiredBinding, desired: &Value) {
-        let counters = &self.shared.counters;
         let name = b.name.as_str();
         let body = match write_body(name, desired) {
             Ok(body) => body,
@@ -253,7 +251,6 @@ impl Writer {
             if stored.and_then(|e| e.content) == Some(wanted) {
                 state.failed.remove(name);
                 drop(state);
-                bump(&counters.bindings_unchanged);
                 debug!(binding = name, "Binding unchanged: not written");
                 return self.binding_done(b, WriteResult::Unchanged, None);
             }
@@ -273,14 +270,12 @@ impl Writer {
             .write_request("write", name, || self.put_binding(name, &body, exists))
             .await;
         let latency = started.elapsed();
-        counters.record_latency(latency);
         match result {
             Ok(obj) => {
                 let mut state = self.shared.lock();
                 state.record(name, Some(StoredEntry::from_object(&obj)));
                 state.failed.remove(name);
                 drop(state);
-                bump(&counters.bindings_applied);
                 debug!(binding = name, bytes = size, ?latency, "Binding written");
                 self.binding_done(b, WriteResult::Applied, Some(latency));
             }
@@ -339,7 +334,6 @@ impl Writer {
     }
 
     async fn delete_binding(&self, b: &DesiredBinding) {
-        let counters = &self.shared.counters;
         let name = b.name.as_str();
         {
             let mut state = self.shared.lock();
@@ -349,7 +343,6 @@ impl Writer {
                 state.failed.remove(name);
                 state.statuses.remove(name);
                 drop(state);
-                bump(&counters.bindings_unchanged);
                 if unmanaged == Some(true) {
                     info!(
                         binding = name,
@@ -367,7 +360,6 @@ impl Writer {
             .write_request("delete", name, || self.bindings.delete(name, &params))
             .await;
         let latency = started.elapsed();
-        counters.record_latency(latency);
         match result {
             Ok(_) => debug!(binding = name, "Binding deleted"),
             Err(e) if status_code(&e) == Some(404) => debug!(binding = name, "Binding was gone"),
@@ -386,12 +378,10 @@ impl Writer {
         // The policy is gone: a policy made later under the same name starts afresh.
         state.statuses.remove(name);
         drop(state);
-        bump(&counters.bindings_deleted);
         self.binding_done(b, WriteResult::Deleted, Some(latency));
     }
 
     async fn apply_status(&self, desired: &DesiredStatus) {
-        let counters = &self.shared.counters;
         let name = desired.policy.as_str();
         let known = self.shared.lock().statuses.get(name).cloned();
         let current = match known {
@@ -402,7 +392,6 @@ impl Writer {
             {
                 Ok(obj) => StoredStatus::from_object(&obj),
                 Err(e) if status_code(&e) == Some(404) => {
-                    bump(&counters.statuses_dropped);
                     debug!(policy = name, "policy gone: status dropped");
                     return self.status_done(name, WriteResult::Dropped, None);
                 }
@@ -417,7 +406,6 @@ impl Writer {
                 .lock()
                 .statuses
                 .insert(name.to_string(), current);
-            bump(&counters.statuses_unchanged);
             debug!(policy = name, "policy status unchanged: not written");
             return self.status_done(name, WriteResult::Unchanged, None);
         }
@@ -432,21 +420,18 @@ impl Writer {
             })
             .await;
         let latency = started.elapsed();
-        counters.record_latency(latency);
         let mut state = self.shared.lock();
         match result {
             Ok(_) => {
                 let written = StoredStatus::written(desired, conditions);
                 state.statuses.insert(name.to_string(), written);
                 drop(state);
-                bump(&counters.statuses_applied);
                 debug!(policy = name, ?latency, "policy status applied");
                 self.status_done(name, WriteResult::Applied, Some(latency));
             }
             Err(e) if status_code(&e) == Some(404) => {
                 state.statuses.remove(name);
                 drop(state);
-                bump(&counters.statuses_dropped);
                 debug!(policy = name, "policy gone: status dropped");
                 self.status_done(name, WriteResult::Dropped, Some(latency));
             }
@@ -459,7 +444,6 @@ impl Writer {
             Err(e) => {
                 state.statuses.remove(name);
                 drop(state);
-                bump(&counters.statuses_failed);
                 error!(policy = name, error = %describe(&e), "policy status cannot be written");
                 self.status_done(name, WriteResult::Failed, Some(latency));
             }
