@@ -1,0 +1,519 @@
+//! The engine thread of `bindery run`: it takes watch events into epochs, coalesces the
+//! changed Bindings for a window, hands them and their policies' statuses to the sink
+//! (only while leading), marks stored Bindings whose policy is gone, restores drifted
+//! ones, and carries write problems into the statuses. It reaches the sink through
+//! [`BindingWriter`], so it is unit-tested without an API server.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, Result};
+use bindery_ingest::{LogWriter, WatchEvent};
+use bindery_sink::{DesiredBinding, DesiredStatus, Drift, DriftEvents, SinkHandle};
+use tokio::sync::{mpsc, watch};
+use tokio::time::Instant;
+
+use crate::health::Health;
+use crate::metrics::Metrics;
+use crate::pipeline::{Pipeline, SYNC_REPORT_AFTER, SyncReporter};
+use crate::policy_events::{EventSender, ProblemTracker};
+use crate::progress::Progress;
+use crate::server::{ExplainFailure, ExplainRequest};
+
+/// What the engine loop needs of the Binding sink.
+pub(super) trait BindingWriter {
+    /// Writes `desired` (latest wins per name).
+    fn submit(&self, desired: DesiredBinding);
+    /// Writes a policy's status after the Binding write submitted before it.
+    fn submit_status(&self, desired: DesiredStatus);
+    /// Removes KubeStellar's finalizer from policy `name`, once its Binding is gone.
+    fn remove_finalizer(&self, name: String);
+    /// The stored Bindings, by name, and whether each is managed.
+    fn stored_bindings(&self) -> Vec<(String, bool)>;
+    /// The Bindings that cannot be written, and why.
+    fn problems(&self) -> HashMap<String, String>;
+    /// Whether the sink writes (it follows the leader election).
+    fn leading(&self) -> watch::Receiver<bool>;
+}
+
+impl BindingWriter for SinkHandle {
+    fn submit(&self, desired: DesiredBinding) {
+        SinkHandle::submit(self, desired);
+    }
+    fn submit_status(&self, desired: DesiredStatus) {
+        SinkHandle::submit_status(self, desired);
+    }
+    fn remove_finalizer(&self, name: String) {
+        SinkHandle::remove_finalizer(self, name);
+    }
+    fn stored_bindings(&self) -> Vec<(String, bool)> {
+        SinkHandle::stored_bindings(self)
+    }
+    fn problems(&self) -> HashMap<String, String> {
+        SinkHandle::problems(self)
+    }
+    fn leading(&self) -> watch::Receiver<bool> {
+        SinkHandle::leading(self)
+    }
+}
+
+/// What woke the engine thread.
+enum Wake {
+    /// A watch event, or `None` when the ingest has ended.
+    Event(Option<WatchEvent>),
+    /// A question from `GET /explain`.
+    Explain(ExplainRequest),
+    /// Another writer changed or deleted a Binding.
+    Drift(Drift),
+    /// The sink started or stopped writing (`None`: it no longer tells).
+    Leading(Option<bool>),
+    /// A coalescing window passed (or the idle poll).
+    Timeout,
+}
+
+/// A watch event's arrival time (its `ts`, Unix ms).
+fn received_at(event: &WatchEvent) -> SystemTime {
+    UNIX_EPOCH + Duration::from_millis(u64::try_from(event.ts).unwrap_or(0))
+}
+
+/// The engine thread's state.
+pub(super) struct EngineLoop<S: BindingWriter = SinkHandle> {
+    pipeline: Pipeline,
+    sink: S,
+    recorder: Option<LogWriter>,
+    coalesce: Duration,
+    metrics: Arc<Metrics>,
+    /// Heartbeats every iteration; published with the first epoch.
+    health: Arc<Health>,
+    /// When the open epoch's oldest event arrived.
+    epoch_oldest: Option<SystemTime>,
+    /// Bindings changed and not yet handed to the sink: when they are due (a coalescing
+    /// window after they first changed), and when the oldest event behind those changes
+    /// arrived.
+    dirty: BTreeMap<String, (Instant, SystemTime)>,
+    /// Policies whose status must be handed to the sink again (write errors changed).
+    status_dirty: BTreeSet<String>,
+    /// The sink's problems (write errors, fights with other writers) as last seen, to
+    /// notice changes.
+    sink_problems: HashMap<String, String>,
+    /// Policies being deleted whose KubeStellar finalizer the sink must remove once their
+    /// Binding is gone.
+    finalizing: BTreeSet<String>,
+    published: bool,
+    /// Whether the sink writes: it follows the leader election. While it does not, nothing
+    /// is handed to it (the changed Bindings wait in `dirty`).
+    leading: watch::Receiver<bool>,
+    /// `leading` still tells changes.
+    leading_followed: bool,
+    /// Progress of the initial lists, until every watch has synced.
+    initial_sync: Option<Progress>,
+    /// Names the unsynced resources when they keep changes waiting long.
+    sync_report: SyncReporter,
+    events: u64,
+    /// Where Events on BindingPolicies go (`None`: not published).
+    policy_events: Option<EventSender>,
+    /// Tells the Events each status handed to the sink calls for.
+    problem_tracker: ProblemTracker,
+}
+
+impl<S: BindingWriter> EngineLoop<S> {
+    pub(super) fn new(
+        sink: S,
+        recorder: Option<LogWriter>,
+        coalesce: Duration,
+        workers: usize,
+        metrics: Arc<Metrics>,
+        health: Arc<Health>,
+    ) -> Self {
+        let pipeline = Pipeline::with_workers(workers);
+        let workers = pipeline.engine().workers();
+        tracing::info!(
+            "engine: {workers} timely worker{}",
+            if workers == 1 { "" } else { "s" }
+        );
+        metrics.engine_workers(workers);
+        EngineLoop {
+            pipeline,
+            leading: sink.leading(),
+            leading_followed: true,
+            sink,
+            recorder,
+            coalesce,
+            metrics,
+            health,
+            epoch_oldest: None,
+            dirty: BTreeMap::new(),
+            status_dirty: BTreeSet::new(),
+            sink_problems: HashMap::new(),
+            finalizing: BTreeSet::new(),
+            published: false,
+            initial_sync: Some(Progress::spinner("initial sync of every watch")),
+            sync_report: SyncReporter::new(SYNC_REPORT_AFTER, std::time::Instant::now()),
+            events: 0,
+            policy_events: None,
+            problem_tracker: ProblemTracker::default(),
+        }
+    }
+
+    /// The same, publishing Events on BindingPolicies through `sender` while leading.
+    pub(super) fn with_policy_events(mut self, sender: Option<EventSender>) -> Self {
+        self.policy_events = sender;
+        self
+    }
+
+    pub(super) fn run(
+        mut self,
+        mut rx: mpsc::Receiver<WatchEvent>,
+        mut explain: mpsc::Receiver<ExplainRequest>,
+        mut drift: DriftEvents,
+        runtime: tokio::runtime::Handle,
+    ) -> Result<()> {
+        // A failure (of the recording) still hands everything over and finishes it.
+        let served = self.serve(&mut rx, &mut explain, &mut drift, &runtime);
+        self.close_epoch();
+        self.hand_over(true);
+        let finished = match self.recorder.take() {
+            Some(recorder) => recorder.finish().context("finishing the recording"),
+            None => Ok(()),
+        };
+        tracing::info!(
+            "engine stopped after {} events, epoch {}",
+            self.events,
+            self.pipeline.engine().epoch()
+        );
+        served.and(finished)
+    }
+
+    /// The loop: until the ingest ends (or recording fails).
+    fn serve(
+        &mut self,
+        rx: &mut mpsc::Receiver<WatchEvent>,
+        explain: &mut mpsc::Receiver<ExplainRequest>,
+        drift: &mut DriftEvents,
+        runtime: &tokio::runtime::Handle,
+    ) -> Result<()> {
+        loop {
+            self.health.heartbeat();
+            let deadline = self.next_deadline();
+            let (leading, followed) = (&mut self.leading, self.leading_followed);
+            let wake = runtime.block_on(async {
+                tokio::select! {
+                    // Explain requests first: they are rare, and a busy watch stream must
+                    // not starve them.
+                    biased;
+                    Some(request) = explain.recv() => Wake::Explain(request),
+                    changed = leading.changed(), if followed => {
+                        Wake::Leading(changed.ok().map(|()| *leading.borrow_and_update()))
+                    }
+                    Some(d) = drift.recv() => Wake::Drift(d),
+                    event = rx.recv() => Wake::Event(event),
+                    _ = tokio::time::sleep_until(deadline) => Wake::Timeout,
+                }
+            });
+            match wake {
+                Wake::Event(Some(event)) => {
+                    self.push(event)?;
+                    // Take what else is queued, so one epoch covers a burst.
+                    while self.pipeline.pending() < 65_536 {
+                        match rx.try_recv() {
+                            Ok(event) => self.push(event)?,
+                            Err(_) => break,
+                        }
+                    }
+                    self.metrics.queued_events(rx.len());
+                }
+                Wake::Event(None) => return Ok(()),
+                Wake::Explain(request) => self.explain(request),
+                Wake::Drift(d) => self.restore(d),
+                Wake::Leading(Some(true)) => self.took_over(),
+                Wake::Leading(Some(false)) => {
+                    tracing::info!("not leading: Binding changes are kept, not written");
+                }
+                Wake::Leading(None) => self.leading_followed = false,
+                Wake::Timeout => {}
+            }
+            self.close_epoch();
+            self.sync_report.check(
+                &self.pipeline,
+                std::time::Instant::now(),
+                Some(&self.metrics),
+            );
+            self.note_sink_problems();
+            self.hand_over(false);
+        }
+    }
+
+    fn next_deadline(&self) -> Instant {
+        let poll = Instant::now() + Duration::from_secs(1);
+        if !self.is_leading() {
+            return poll;
+        }
+        self.dirty
+            .values()
+            .map(|(due, _)| *due)
+            .min()
+            .map_or(poll, |d| d.min(poll))
+    }
+
+    /// True while the sink writes.
+    fn is_leading(&self) -> bool {
+        *self.leading.borrow()
+    }
+
+    /// Became leader: every Binding is handed to the sink again (which writes only those
+    /// that differ from what is stored: the previous leader wrote most), and stored managed
+    /// Bindings whose policy is gone are deleted. Before the first publish there is nothing
+    /// to compare yet: the first publish does it.
+    fn took_over(&mut self) {
+        if !self.published {
+            tracing::info!("leading: the first Bindings are written once every watch has synced");
+            return;
+        }
+        let (due, at) = (Instant::now(), SystemTime::now());
+        let names: Vec<String> = self
+            .pipeline
+            .engine()
+            .bindings()
+            .into_iter()
+            .map(|b| b.name)
+            .collect();
+        let n = names.len();
+        for name in names {
+            self.dirty.entry(name).or_insert((due, at));
+        }
+        let orphans = self.mark_orphans(due, at);
+        tracing::info!(
+            "leading: comparing {n} Bindings with the stored ones, {orphans} stored Bindings whose policy is gone to delete"
+        );
+    }
+
+    /// Marks the stored managed Bindings that no policy has for deletion; logs the
+    /// unmanaged ones left alone. Returns how many are marked.
+    fn mark_orphans(&mut self, due: Instant, at: SystemTime) -> usize {
+        let current: BTreeSet<String> = self
+            .pipeline
+            .engine()
+            .bindings()
+            .into_iter()
+            .map(|b| b.name)
+            .collect();
+        // Only Bindings a BindingPolicy controls are Bindery's to delete; the others
+        // (written by hand or by another controller) are left alone.
+        let (orphans, unmanaged): (Vec<_>, Vec<_>) = self
+            .sink
+            .stored_bindings()
+            .into_iter()
+            .filter(|(n, _)| !current.contains(n))
+            .partition(|(_, managed)| *managed);
+        if !unmanaged.is_empty() {
+            let names: Vec<&str> = unmanaged.iter().map(|(n, _)| n.as_str()).collect();
+            tracing::info!(
+                "leaving {} stored Bindings alone that no BindingPolicy owns and no policy is named after: {}",
+                names.len(),
+                names.join(", ")
+            );
+        }
+        let n = orphans.len();
+        for (name, _) in orphans {
+            self.dirty.entry(name).or_insert((due, at));
+        }
+        n
+    }
+
+    /// Marks a Binding another writer changed to be written again (after the fight
+    /// backoff, if any, and the coalescing window).
+    fn restore(&mut self, drift: Drift) {
+        let due = Instant::now() + drift.delay + self.coalesce;
+        let entry = self
+            .dirty
+            .entry(drift.name)
+            .or_insert((due, SystemTime::now()));
+        entry.0 = entry.0.max(due);
+    }
+
+    /// Notes a policy being deleted, whose KubeStellar finalizer (if any) must go.
+    fn note_deletion(&mut self, event: &WatchEvent) {
+        let is_policy = matches!(
+            bindery_ingest::classify(&event.resource),
+            bindery_ingest::ObjectKind::Policy
+        );
+        if !is_policy || event.event_type == bindery_ingest::EventType::Deleted {
+            return;
+        }
+        let meta = event.object.as_ref().and_then(|o| o.get("metadata"));
+        let deleting = meta.is_some_and(|m| m.get("deletionTimestamp").is_some());
+        if let (true, Some(name)) = (
+            deleting,
+            meta.and_then(|m| m.get("name")).and_then(|n| n.as_str()),
+        ) {
+            self.finalizing.insert(name.to_string());
+        }
+    }
+
+    fn push(&mut self, event: WatchEvent) -> Result<()> {
+        self.events += 1;
+        if let Some(recorder) = self.recorder.as_mut() {
+            recorder.write_event(&event).context("recording")?;
+        }
+        self.metrics.event(&event);
+        if let Some(progress) = self.initial_sync.as_mut() {
+            let (events, pipeline) = (self.events, &self.pipeline);
+            progress.status(|| {
+                let (synced, watched) = pipeline.synced_of();
+                format!(
+                    "{events} events, {} resources not synced yet",
+                    watched - synced
+                )
+            });
+        }
+        let at = received_at(&event);
+        self.epoch_oldest = Some(self.epoch_oldest.map_or(at, |t| t.min(at)));
+        self.note_deletion(&event);
+        let what = format!("{} {}", event.resource, event.event_type.as_str());
+        if let Err(e) = self.pipeline.push(event) {
+            // One bad object must not stop the others.
+            tracing::error!("ignoring {what}: {e}");
+        }
+        Ok(())
+    }
+
+    /// Closes the open epoch once every watch has synced (once: a relist since holds
+    /// back only its own objects), marking the changed Bindings.
+    fn close_epoch(&mut self) {
+        if !self.pipeline.publishable() || self.pipeline.pending() == 0 {
+            return;
+        }
+        let started = std::time::Instant::now();
+        let out = self.pipeline.close_epoch();
+        let oldest = self.epoch_oldest.take().unwrap_or_else(SystemTime::now);
+        let lag = oldest.elapsed().unwrap_or_default();
+        let engine = self.pipeline.engine();
+        self.metrics
+            .epoch(&out, started.elapsed(), lag, &engine.sizes());
+        let due = Instant::now() + self.coalesce;
+        for change in &out.changes {
+            let entry = self
+                .dirty
+                .entry(change.binding.clone())
+                .or_insert((due, oldest));
+            entry.1 = entry.1.min(oldest);
+        }
+        if !self.published {
+            self.published = true;
+            self.health.mark_published();
+            if let Some(progress) = self.initial_sync.take() {
+                progress.finish();
+            }
+            let bindings = self.pipeline.engine().bindings().len();
+            if self.is_leading() {
+                let orphans = self.mark_orphans(due, oldest);
+                tracing::info!(
+                    "all watches synced: {bindings} Bindings, {orphans} stored Bindings whose policy is gone to delete"
+                );
+            } else {
+                // The leader's Bindings are compared (and orphans deleted) on taking over.
+                tracing::info!(
+                    "all watches synced: {bindings} Bindings; not leading, so nothing is written"
+                );
+            }
+        }
+        if let Some(recorder) = self.recorder.as_mut()
+            && let Err(e) = recorder.flush()
+        {
+            tracing::warn!("flushing the recording: {e}");
+        }
+    }
+
+    /// Answers a `GET /explain` on the engine's current state (once every watch has
+    /// synced: before, the state is partial).
+    fn explain(&self, request: ExplainRequest) {
+        let answer = if self.published {
+            // Copies what the question needs (all of the state only for an overview).
+            self.pipeline
+                .engine()
+                .explain(&request.query)
+                .map_err(ExplainFailure::Explain)
+        } else {
+            Err(ExplainFailure::NotSynced(self.pipeline.unsynced()))
+        };
+        // The asker may have gone.
+        let _ = request.reply.send(answer);
+    }
+
+    /// Marks the policies whose sink problems (write errors, fights) appeared or cleared.
+    fn note_sink_problems(&mut self) {
+        let now = self.sink.problems();
+        for (name, problem) in &now {
+            if self.sink_problems.get(name) != Some(problem) {
+                self.status_dirty.insert(name.clone());
+            }
+        }
+        for name in self.sink_problems.keys() {
+            if !now.contains_key(name) {
+                self.status_dirty.insert(name.clone());
+            }
+        }
+        self.sink_problems = now;
+    }
+
+    /// Renders the Bindings whose window has passed (all of them if `all`) and hands
+    /// them, with their policies' statuses, to the sink.
+    fn hand_over(&mut self, all: bool) {
+        // A follower writes nothing: its changes wait, and all are compared on taking over.
+        if !self.is_leading() {
+            return;
+        }
+        let now = Instant::now();
+        let due: Vec<String> = self
+            .dirty
+            .iter()
+            .filter(|(_, (due, _))| all || *due <= now)
+            .map(|(n, _)| n.clone())
+            .collect();
+        for name in due {
+            let Some((_, changed_at)) = self.dirty.remove(&name) else {
+                continue;
+            };
+            let engine = self.pipeline.engine();
+            let desired = match engine.binding(&name) {
+                Some(binding) => DesiredBinding::present(&binding),
+                None => DesiredBinding::absent(name.clone()),
+            };
+            self.sink.submit(desired.changed_at(Some(changed_at)));
+            self.status_dirty.insert(name);
+        }
+        // A policy being deleted: once its Binding's deletion is handed over (or it had
+        // none to hand over), KubeStellar's finalizer can go.
+        if self.published {
+            let ready: Vec<String> = self
+                .finalizing
+                .iter()
+                .filter(|n| !self.dirty.contains_key(*n))
+                .cloned()
+                .collect();
+            for name in ready {
+                self.finalizing.remove(&name);
+                self.sink.remove_finalizer(name);
+            }
+        }
+        for name in std::mem::take(&mut self.status_dirty) {
+            let Some(status) = self.pipeline.engine().status(&name) else {
+                self.problem_tracker.forget(&name);
+                continue;
+            };
+            let mut desired = DesiredStatus::from_engine(name.clone(), &status);
+            desired.binding_problem = self.sink_problems.get(&name).cloned();
+            let events = self.problem_tracker.observe(&status.uid, &desired);
+            if let Some(sender) = &self.policy_events
+                && self.is_leading()
+            {
+                events.into_iter().for_each(|e| sender.send(e));
+            }
+            self.sink.submit_status(desired);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,319 @@
+//! The engine loop against a fake sink, with tokio's paused clock: coalescing, leadership,
+//! orphan marking, drift restores, write problems in the statuses, KubeStellar's
+//! finalizer.
+
+use std::sync::Mutex;
+
+use bindery_ingest::{EventType, ResourceRef, Space};
+use serde_json::{Value, json};
+
+use super::*;
+use crate::health::LIVENESS_THRESHOLD;
+use crate::metrics::MetricsOptions;
+
+/// What the engine loop handed to the sink, in order.
+#[derive(Clone, Debug, PartialEq)]
+enum Handed {
+    /// A Binding, present (with its destinations) or absent.
+    Binding(String, Option<Vec<String>>),
+    /// A status: the policy, its problems and its Binding's problem.
+    Status(String, Vec<String>, Option<String>),
+    /// KubeStellar's finalizer to remove.
+    Finalizer(String),
+}
+
+struct FakeSink {
+    handed: Mutex<Vec<Handed>>,
+    stored: Mutex<Vec<(String, bool)>>,
+    problems: Mutex<HashMap<String, String>>,
+    leading: watch::Sender<bool>,
+}
+
+impl FakeSink {
+    fn new(leading: bool) -> Arc<FakeSink> {
+        Arc::new(FakeSink {
+            handed: Mutex::default(),
+            stored: Mutex::default(),
+            problems: Mutex::default(),
+            leading: watch::channel(leading).0,
+        })
+    }
+
+    /// What was handed over since the last call.
+    fn take(&self) -> Vec<Handed> {
+        std::mem::take(&mut self.handed.lock().unwrap())
+    }
+}
+
+impl BindingWriter for Arc<FakeSink> {
+    fn submit(&self, desired: DesiredBinding) {
+        let destinations = desired.binding.map(|b| {
+            b["spec"]["destinations"]
+                .as_array()
+                .map(|ds| {
+                    ds.iter()
+                        .map(|d| d["clusterId"].as_str().unwrap().to_string())
+                        .collect()
+                })
+                .unwrap_or_default()
+        });
+        let handed = Handed::Binding(desired.name, destinations);
+        self.handed.lock().unwrap().push(handed);
+    }
+    fn submit_status(&self, desired: DesiredStatus) {
+        let handed = Handed::Status(desired.policy, desired.errors, desired.binding_problem);
+        self.handed.lock().unwrap().push(handed);
+    }
+    fn remove_finalizer(&self, name: String) {
+        self.handed.lock().unwrap().push(Handed::Finalizer(name));
+    }
+    fn stored_bindings(&self) -> Vec<(String, bool)> {
+        self.stored.lock().unwrap().clone()
+    }
+    fn problems(&self) -> HashMap<String, String> {
+        self.problems.lock().unwrap().clone()
+    }
+    fn leading(&self) -> watch::Receiver<bool> {
+        self.leading.subscribe()
+    }
+}
+
+const WINDOW: Duration = Duration::from_millis(250);
+
+fn wecs() -> ResourceRef {
+    ResourceRef::new(
+        Space::Its,
+        "cluster.open-cluster-management.io",
+        "v1",
+        "managedclusters",
+    )
+}
+
+fn policies() -> ResourceRef {
+    ResourceRef::new(
+        Space::Wds,
+        "control.kubestellar.io",
+        "v1alpha1",
+        "bindingpolicies",
+    )
+}
+
+fn configmaps() -> ResourceRef {
+    ResourceRef::new(Space::Wds, "", "v1", "configmaps")
+}
+
+fn event(resource: ResourceRef, event_type: EventType, object: Option<Value>) -> WatchEvent {
+    WatchEvent {
+        ts: 0,
+        resource,
+        event_type,
+        object,
+    }
+}
+
+fn wec(name: &str, env: &str) -> Value {
+    json!({"apiVersion": "cluster.open-cluster-management.io/v1", "kind": "ManagedCluster",
+           "metadata": {"name": name, "resourceVersion": "1", "labels": {"env": env}}})
+}
+
+fn policy(name: &str, generation: i64, selector: Value) -> Value {
+    json!({"apiVersion": "control.kubestellar.io/v1alpha1", "kind": "BindingPolicy",
+           "metadata": {"name": name, "uid": format!("uid-{name}"), "generation": generation},
+           "spec": {"clusterSelectors": [selector], "downsync": [{"resources": ["configmaps"]}]}})
+}
+
+fn configmap(name: &str, rv: &str) -> Value {
+    json!({"apiVersion": "v1", "kind": "ConfigMap",
+           "metadata": {"name": name, "namespace": "ns", "resourceVersion": rv}})
+}
+
+/// An engine loop on `sink`, fed the initial lists: WECs c1 (edge) and c2 (core), policy
+/// `p` selecting edge, one ConfigMap.
+fn started(sink: &Arc<FakeSink>) -> EngineLoop<Arc<FakeSink>> {
+    let metrics = Arc::new(Metrics::new(MetricsOptions { per_policy: false }));
+    let health = Arc::new(Health::new(LIVENESS_THRESHOLD));
+    let mut lp = EngineLoop::new(sink.clone(), None, WINDOW, 1, metrics, health);
+    let edge = json!({"matchLabels": {"env": "edge"}});
+    for (resource, objects) in [
+        (wecs(), vec![wec("c1", "edge"), wec("c2", "core")]),
+        (policies(), vec![policy("p", 1, edge)]),
+        (configmaps(), vec![configmap("a", "5")]),
+    ] {
+        lp.push(event(resource.clone(), EventType::Reset, None))
+            .unwrap();
+        for o in objects {
+            lp.push(event(resource.clone(), EventType::Added, Some(o)))
+                .unwrap();
+        }
+        lp.push(event(resource, EventType::Synced, None)).unwrap();
+    }
+    lp
+}
+
+/// One turn of the loop (what `serve` does after each wake-up).
+fn turn(lp: &mut EngineLoop<Arc<FakeSink>>) {
+    lp.close_epoch();
+    lp.note_sink_problems();
+    lp.hand_over(false);
+}
+
+fn binding(name: &str, destinations: &[&str]) -> Handed {
+    Handed::Binding(
+        name.into(),
+        Some(destinations.iter().map(|d| d.to_string()).collect()),
+    )
+}
+
+fn ok_status(name: &str) -> Handed {
+    Handed::Status(name.into(), vec![], None)
+}
+
+#[tokio::test(start_paused = true)]
+async fn changes_are_handed_over_once_per_coalescing_window() {
+    let sink = FakeSink::new(true);
+    let mut lp = started(&sink);
+    turn(&mut lp);
+    assert_eq!(sink.take(), [], "nothing before the window has passed");
+    tokio::time::advance(WINDOW).await;
+    turn(&mut lp);
+    assert_eq!(sink.take(), [binding("p", &["c1"]), ok_status("p")]);
+
+    // Two changes within one window: one hand-over, with the latest state.
+    lp.push(event(wecs(), EventType::Modified, Some(wec("c2", "edge"))))
+        .unwrap();
+    turn(&mut lp);
+    tokio::time::advance(WINDOW / 2).await;
+    lp.push(event(
+        configmaps(),
+        EventType::Modified,
+        Some(configmap("a", "6")),
+    ))
+    .unwrap();
+    turn(&mut lp);
+    assert_eq!(sink.take(), [], "the window runs from the first change");
+    tokio::time::advance(WINDOW / 2).await;
+    turn(&mut lp);
+    assert_eq!(sink.take(), [binding("p", &["c1", "c2"]), ok_status("p")]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn at_the_first_publish_only_managed_orphans_are_deleted() {
+    let sink = FakeSink::new(true);
+    *sink.stored.lock().unwrap() = vec![
+        ("p".into(), true),
+        ("gone".into(), true),
+        ("someone-elses".into(), false),
+    ];
+    let mut lp = started(&sink);
+    turn(&mut lp);
+    tokio::time::advance(WINDOW).await;
+    turn(&mut lp);
+    let handed = sink.take();
+    assert!(
+        handed.contains(&Handed::Binding("gone".into(), None)),
+        "{handed:?}"
+    );
+    assert!(handed.contains(&binding("p", &["c1"])), "{handed:?}");
+    assert!(
+        !handed
+            .iter()
+            .any(|h| matches!(h, Handed::Binding(n, _) if n == "someone-elses")),
+        "an unmanaged Binding is never touched: {handed:?}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_follower_hands_over_nothing_until_it_leads_then_everything() {
+    let sink = FakeSink::new(false);
+    *sink.stored.lock().unwrap() = vec![("gone".into(), true)];
+    let mut lp = started(&sink);
+    for _ in 0..3 {
+        turn(&mut lp);
+        tokio::time::advance(WINDOW).await;
+    }
+    assert_eq!(sink.take(), []);
+    sink.leading.send_replace(true);
+    lp.took_over();
+    turn(&mut lp);
+    let handed = sink.take();
+    assert!(handed.contains(&binding("p", &["c1"])), "{handed:?}");
+    assert!(
+        handed.contains(&Handed::Binding("gone".into(), None)),
+        "{handed:?}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn write_problems_reach_the_status_and_leave_it_when_mended() {
+    let sink = FakeSink::new(true);
+    let mut lp = started(&sink);
+    turn(&mut lp);
+    tokio::time::advance(WINDOW).await;
+    turn(&mut lp);
+    sink.take();
+    sink.problems
+        .lock()
+        .unwrap()
+        .insert("p".into(), "too large".into());
+    turn(&mut lp);
+    assert_eq!(
+        sink.take(),
+        [Handed::Status("p".into(), vec![], Some("too large".into()))],
+        "only the status: the Binding is unchanged"
+    );
+    turn(&mut lp);
+    assert_eq!(sink.take(), [], "the same problem: nothing new");
+    sink.problems.lock().unwrap().clear();
+    turn(&mut lp);
+    assert_eq!(sink.take(), [ok_status("p")]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_drifted_binding_is_restored_after_its_backoff_and_the_window() {
+    let sink = FakeSink::new(true);
+    let mut lp = started(&sink);
+    turn(&mut lp);
+    tokio::time::advance(WINDOW).await;
+    turn(&mut lp);
+    sink.take();
+    lp.restore(Drift {
+        name: "p".into(),
+        delay: Duration::from_secs(2),
+    });
+    tokio::time::advance(Duration::from_secs(2)).await;
+    turn(&mut lp);
+    assert_eq!(sink.take(), [], "the backoff and then the window");
+    tokio::time::advance(WINDOW).await;
+    turn(&mut lp);
+    assert_eq!(sink.take(), [binding("p", &["c1"]), ok_status("p")]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn kubestellars_finalizer_goes_after_the_binding_of_a_policy_being_deleted() {
+    let sink = FakeSink::new(true);
+    let mut lp = started(&sink);
+    turn(&mut lp);
+    tokio::time::advance(WINDOW).await;
+    turn(&mut lp);
+    sink.take();
+    let mut deleting = policy("p", 1, json!({"matchLabels": {"env": "edge"}}));
+    deleting["metadata"]["deletionTimestamp"] = json!("2026-01-01T00:00:00Z");
+    deleting["metadata"]["finalizers"] = json!(["bindingpolicy.kubestellar.io/kscontroller"]);
+    lp.push(event(policies(), EventType::Modified, Some(deleting)))
+        .unwrap();
+    turn(&mut lp);
+    assert_eq!(
+        sink.take(),
+        [],
+        "its Binding's deletion is not handed over yet"
+    );
+    tokio::time::advance(WINDOW).await;
+    turn(&mut lp);
+    assert_eq!(
+        sink.take(),
+        [
+            Handed::Binding("p".into(), None),
+            Handed::Finalizer("p".into())
+        ]
+    );
+}
