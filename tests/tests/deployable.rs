@@ -34,6 +34,40 @@ async fn get(url: String) -> Option<(u16, String)> {
         .unwrap()
 }
 
+/// The chart's documents rendered with `values`, as JSON.
+fn rendered(values: &[Set]) -> Vec<Value> {
+    let text = chart::render("bindery-system", values).unwrap();
+    chart::documents(&text)
+        .iter()
+        .map(|(_, _, d)| serde_yaml_ng::from_str(d).unwrap())
+        .collect()
+}
+
+/// The args and the environment (variables with a value, and `POD_NAME` as the pod's
+/// name would give it) of the container the chart's Deployment runs with `values`.
+fn chart_container(values: &[Set]) -> (Vec<String>, Vec<(String, String)>) {
+    let docs = rendered(values);
+    let deployment = docs
+        .iter()
+        .find(|d| d["kind"] == "Deployment")
+        .expect("a Deployment");
+    let container = &deployment["spec"]["template"]["spec"]["containers"][0];
+    let args = container["args"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap().to_string())
+        .collect();
+    let mut vars: Vec<(String, String)> = container["env"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| Some((e["name"].as_str()?.into(), e["value"].as_str()?.into())))
+        .collect();
+    vars.push(("POD_NAME".into(), "bindery-0".into()));
+    (args, vars)
+}
+
 /// A `bindery` command with no kubeconfig to fall back on: `KUBECONFIG` unset, `HOME`
 /// an empty directory, none of the test's `BINDERY_*` variables inherited.
 fn bare_command(home: &Path) -> Command {
@@ -50,7 +84,8 @@ fn bare_command(home: &Path) -> Command {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn in_cluster_run_is_ready_once_synced_and_kubeconfig_env_reaches_the_wds() {
+async fn the_charts_container_runs_in_cluster_is_ready_once_synced_and_kubeconfig_env_reaches_the_wds()
+ {
     let (env, wds, its) = cluster::control_plane().await;
     let dir = env.dir().to_path_buf();
     let home = dir.join("empty-home");
@@ -105,10 +140,29 @@ async fn in_cluster_run_is_ready_once_synced_and_kubeconfig_env_reaches_the_wds(
     let its_kubeconfig = dir.join("its-sa.kubeconfig");
     cluster::write_token_kubeconfig(&its_kubeconfig, "its", &env.its.url, &its_token).unwrap();
 
+    // The container the chart renders by default (in-cluster WDS, leader election, the
+    // ITS kubeconfig from a Secret), run as is but for what a pod provides: the ITS
+    // kubeconfig mounted where the chart says, and a port of its own on loopback.
+    let (args, vars) = chart_container(&[]);
     let listen = format!("127.0.0.1:{}", free_port());
+    let its_arg = "--its-kubeconfig=/etc/bindery/its/kubeconfig";
+    assert!(args.iter().any(|a| a == its_arg), "{args:?}");
+    assert!(args.iter().any(|a| a == "--leader-elect"), "{args:?}");
+    let args: Vec<String> = args
+        .into_iter()
+        .map(|a| {
+            if a == its_arg {
+                format!("--its-kubeconfig={}", its_kubeconfig.display())
+            } else if a.starts_with("--listen=") {
+                format!("--listen={listen}")
+            } else {
+                a
+            }
+        })
+        .collect();
     let mut cmd = bare_command(&home);
-    cmd.args(["run", "--listen", &listen])
-        .env("BINDERY_ITS_KUBECONFIG", &its_kubeconfig)
+    cmd.args(&args)
+        .envs(vars)
         .env("KUBERNETES_SERVICE_HOST", "127.0.0.1")
         .env("KUBERNETES_SERVICE_PORT", &wds_port)
         .env("BINDERY_SERVICEACCOUNT_DIR", &sa_dir);
@@ -279,31 +333,14 @@ fn the_charts_deployment_runs_bindery_with_probes_on_its_port() {
         ),
         (vec![], "WDS: "),
     ] {
-        let text = chart::render("bindery-system", &values).unwrap();
-        let docs: Vec<Value> = chart::documents(&text)
-            .iter()
-            .map(|(_, _, d)| serde_yaml_ng::from_str(d).unwrap())
-            .collect();
+        let docs = rendered(&values);
         let kind = |k: &str| {
             docs.iter()
                 .find(|d| d["kind"] == k)
                 .unwrap_or_else(|| panic!("no {k}"))
         };
         let container = &kind("Deployment")["spec"]["template"]["spec"]["containers"][0];
-        let args: Vec<&str> = container["args"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|a| a.as_str().unwrap())
-            .collect();
-        // Variables with a value; POD_NAME comes from the pod's name.
-        let mut vars: Vec<(&str, &str)> = container["env"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter_map(|e| Some((e["name"].as_str()?, e["value"].as_str()?)))
-            .collect();
-        vars.push(("POD_NAME", "bindery-0"));
+        let (args, vars) = chart_container(&values);
         let listen = args
             .iter()
             .find_map(|a| a.strip_prefix("--listen="))
@@ -318,7 +355,7 @@ fn the_charts_deployment_runs_bindery_with_probes_on_its_port() {
 
         let home = tempfile::tempdir().unwrap();
         let mut cmd = bare_command(home.path());
-        cmd.args(&args).envs(vars.iter().copied());
+        cmd.args(&args).envs(vars);
         let out = cmd.output().unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(!out.status.success());
