@@ -1,10 +1,14 @@
-//! `bindery run` against real kube-apiservers (envtest): the seed's nginx example, live
-//! changes, and a recorded live run replayed to the same Bindings.
+//! `bindery run` against real kube-apiservers (envtest): the seed's nginx example and live
+//! changes give exactly the expected Bindings and statuses, on one timely worker and on
+//! two (`/metrics` says how many), and the recording replays on one worker to the
+//! Bindings stored live.
 
 use std::time::Duration;
 
 use bindery_tests::cluster::objects::{deployment, managed_cluster};
 use bindery_tests::cluster::{self, BinderyRun, apply, await_binding_spec, res, rv};
+use bindery_tests::metrics::value as series;
+use bindery_tests::{free_port, http_get};
 use serde_json::{Value, json};
 
 fn nginx_policy() -> Value {
@@ -16,11 +20,14 @@ fn nginx_policy() -> Value {
                         {"createOnly": true, "objectSelectors": [{"matchLabels": {"app.kubernetes.io/name": "nginx"}}], "resources": ["deployments"]}]}})
 }
 
-fn nginx_spec(ns_rv: &str, dep_rv: &str, clusters: &[&str]) -> Value {
+/// The nginx Binding's spec: the namespace, the Deployment if it exists, the clusters.
+fn nginx_spec(ns_rv: &str, dep_rv: Option<&str>, clusters: &[&str]) -> Value {
     let mut spec = json!({"workload": {
-        "clusterScope": [{"group": "", "version": "v1", "resource": "namespaces", "name": "nginx", "resourceVersion": ns_rv}],
-        "namespaceScope": [{"group": "apps", "version": "v1", "resource": "deployments", "namespace": "nginx",
-                            "name": "nginx-deployment", "resourceVersion": dep_rv, "createOnly": true}]}});
+        "clusterScope": [{"group": "", "version": "v1", "resource": "namespaces", "name": "nginx", "resourceVersion": ns_rv}]}});
+    if let Some(dep_rv) = dep_rv {
+        spec["workload"]["namespaceScope"] = json!([{"group": "apps", "version": "v1", "resource": "deployments", "namespace": "nginx",
+                            "name": "nginx-deployment", "resourceVersion": dep_rv, "createOnly": true}]);
+    }
     if !clusters.is_empty() {
         spec["destinations"] = clusters.iter().map(|c| json!({"clusterId": c})).collect();
     }
@@ -29,8 +36,17 @@ fn nginx_spec(ns_rv: &str, dep_rv: &str, clusters: &[&str]) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nginx_example_live_then_changes_then_replay_of_the_recording() {
-    let (env, wds, its) = cluster::control_plane().await;
+    nginx_scenario(1).await;
+}
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_same_on_two_workers() {
+    nginx_scenario(2).await;
+}
+
+/// The scenario, with the engine on `workers` timely workers.
+async fn nginx_scenario(workers: usize) {
+    let (env, wds, its) = cluster::control_plane().await;
     cluster::apply_wecs(&its, cluster::THREE_WECS)
         .await
         .unwrap();
@@ -60,29 +76,60 @@ async fn nginx_example_live_then_changes_then_replay_of_the_recording() {
         .unwrap();
 
     let record = env.dir().join("recording.jsonl");
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
     let mut bindery = BinderyRun::start(
         &env.wds.kubeconfig,
         &env.its.kubeconfig,
         &env.dir().join("bindery.log"),
-        &["--record", record.to_str().unwrap(), "--coalesce-ms", "100"],
+        &[
+            "--workers",
+            &workers.to_string(),
+            "--listen",
+            &listen,
+            "--record",
+            record.to_str().unwrap(),
+            "--coalesce-ms",
+            "100",
+        ],
     )
     .unwrap();
+    let fail = |e: anyhow::Error, bindery: &BinderyRun| -> ! {
+        panic!("{e}\n--- bindery log ---\n{}", bindery.log_text())
+    };
 
     // The seed's example.
     let owners = await_binding_spec(
         &wds,
         "nginx",
-        &nginx_spec(&rv(&ns), &rv(&dep), &["cluster1", "cluster2"]),
+        &nginx_spec(&rv(&ns), Some(&rv(&dep)), &["cluster1", "cluster2"]),
     )
     .await
-    .unwrap_or_else(|e| panic!("{e}\n--- bindery log ---\n{}", bindery.log_text()));
+    .unwrap_or_else(|e| fail(e, &bindery));
     assert_eq!(
         owners,
         json!([{"apiVersion": "control.kubestellar.io/v1alpha1", "kind": "BindingPolicy", "name": "nginx",
                 "uid": policy.metadata.uid.clone().unwrap(), "controller": true, "blockOwnerDeletion": false}])
     );
 
-    // A status-only-like update of the deployment (new resourceVersion) and a WEC joining the group.
+    // The engine runs on that many workers.
+    let (code, metrics) = http_get(&format!("http://{listen}/metrics")).unwrap();
+    assert_eq!(code, 200, "{metrics}");
+    assert_eq!(
+        series(&metrics, "bindery_engine_workers"),
+        workers as f64,
+        "{metrics}"
+    );
+    let plural = if workers == 1 { "" } else { "s" };
+    assert!(
+        bindery
+            .log_text()
+            .contains(&format!("engine: {workers} timely worker{plural}")),
+        "{}",
+        bindery.log_text()
+    );
+
+    // A new resourceVersion of the Deployment and a WEC joining the group.
     let dep = apply(
         &wds,
         &res::deployments(),
@@ -104,12 +151,16 @@ async fn nginx_example_live_then_changes_then_replay_of_the_recording() {
     await_binding_spec(
         &wds,
         "nginx",
-        &nginx_spec(&rv(&ns), &rv(&dep), &["cluster1", "cluster2", "cluster3"]),
+        &nginx_spec(
+            &rv(&ns),
+            Some(&rv(&dep)),
+            &["cluster1", "cluster2", "cluster3"],
+        ),
     )
     .await
-    .unwrap_or_else(|e| panic!("{e}\n--- bindery log ---\n{}", bindery.log_text()));
+    .unwrap_or_else(|e| fail(e, &bindery));
 
-    // The policy's status reflects its generation.
+    // The policy's status reflects its generation, without errors.
     let status = cluster::eventually(
         "policy status observedGeneration",
         Duration::from_secs(20),
@@ -132,14 +183,34 @@ async fn nginx_example_live_then_changes_then_replay_of_the_recording() {
         "{status}"
     );
 
-    // Clean shutdown, then the recording replays to the same Binding.
+    // The Deployment deleted, a WEC leaving the group.
+    cluster::delete(&wds, &res::deployments(), Some("nginx"), "nginx-deployment")
+        .await
+        .unwrap();
+    apply(
+        &its,
+        &res::managed_clusters(),
+        managed_cluster("cluster1", "core"),
+    )
+    .await
+    .unwrap();
+    await_binding_spec(
+        &wds,
+        "nginx",
+        &nginx_spec(&rv(&ns), None, &["cluster2", "cluster3"]),
+    )
+    .await
+    .unwrap_or_else(|e| fail(e, &bindery));
+
+    // Clean shutdown, then the recording replays on one worker to the Binding stored.
     assert!(
         bindery.stop().unwrap(),
         "bindery exits 0 on SIGTERM\n{}",
         bindery.log_text()
     );
     let out = std::process::Command::new(bindery_tests::bindery_bin())
-        .args(["replay", record.to_str().unwrap(), "--dump-bindings", "-"])
+        .args(["replay", record.to_str().unwrap(), "--workers", "1"])
+        .args(["--dump-bindings", "-"])
         .output()
         .unwrap();
     assert!(
