@@ -271,13 +271,7 @@ impl<S: BindingWriter> EngineLoop<S> {
             return;
         }
         let (due, at) = (Instant::now(), SystemTime::now());
-        let names: Vec<String> = self
-            .pipeline
-            .engine()
-            .bindings()
-            .into_iter()
-            .map(|b| b.name)
-            .collect();
+        let names = self.binding_names();
         let n = names.len();
         for name in names {
             self.dirty.entry(name).or_insert((due, at));
@@ -288,16 +282,16 @@ impl<S: BindingWriter> EngineLoop<S> {
         );
     }
 
+    /// The names of the engine's current Bindings.
+    fn binding_names(&self) -> BTreeSet<String> {
+        let engine = self.pipeline.engine();
+        engine.bindings().into_iter().map(|b| b.name).collect()
+    }
+
     /// Marks the stored managed Bindings that no policy has for deletion; logs the
     /// unmanaged ones left alone. Returns how many are marked.
     fn mark_orphans(&mut self, due: Instant, at: SystemTime) -> usize {
-        let current: BTreeSet<String> = self
-            .pipeline
-            .engine()
-            .bindings()
-            .into_iter()
-            .map(|b| b.name)
-            .collect();
+        let current = self.binding_names();
         // Only Bindings a BindingPolicy controls are Bindery's to delete; the others
         // (written by hand or by another controller) are left alone.
         let (orphans, unmanaged): (Vec<_>, Vec<_>) = self

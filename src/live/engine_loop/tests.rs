@@ -150,6 +150,19 @@ fn started(sink: &Arc<FakeSink>) -> EngineLoop<Arc<FakeSink>> {
     lp
 }
 
+/// [`started`], its first Bindings handed over (and forgotten by the fake sink).
+async fn published(sink: &Arc<FakeSink>) -> EngineLoop<Arc<FakeSink>> {
+    let mut lp = started(sink);
+    turn(&mut lp);
+    tokio::time::advance(WINDOW).await;
+    turn(&mut lp);
+    assert!(
+        !sink.take().is_empty(),
+        "the first Bindings are handed over"
+    );
+    lp
+}
+
 /// One turn of the loop (what `serve` does after each wake-up).
 fn turn(lp: &mut EngineLoop<Arc<FakeSink>>) {
     lp.close_epoch();
@@ -246,11 +259,7 @@ async fn a_follower_hands_over_nothing_until_it_leads_then_everything() {
 #[tokio::test(start_paused = true)]
 async fn write_problems_reach_the_status_and_leave_it_when_mended() {
     let sink = FakeSink::new(true);
-    let mut lp = started(&sink);
-    turn(&mut lp);
-    tokio::time::advance(WINDOW).await;
-    turn(&mut lp);
-    sink.take();
+    let mut lp = published(&sink).await;
     sink.problems
         .lock()
         .unwrap()
@@ -271,11 +280,7 @@ async fn write_problems_reach_the_status_and_leave_it_when_mended() {
 #[tokio::test(start_paused = true)]
 async fn a_drifted_binding_is_restored_after_its_backoff_and_the_window() {
     let sink = FakeSink::new(true);
-    let mut lp = started(&sink);
-    turn(&mut lp);
-    tokio::time::advance(WINDOW).await;
-    turn(&mut lp);
-    sink.take();
+    let mut lp = published(&sink).await;
     lp.restore(Drift {
         name: "p".into(),
         delay: Duration::from_secs(2),
@@ -291,11 +296,7 @@ async fn a_drifted_binding_is_restored_after_its_backoff_and_the_window() {
 #[tokio::test(start_paused = true)]
 async fn kubestellars_finalizer_goes_after_the_binding_of_a_policy_being_deleted() {
     let sink = FakeSink::new(true);
-    let mut lp = started(&sink);
-    turn(&mut lp);
-    tokio::time::advance(WINDOW).await;
-    turn(&mut lp);
-    sink.take();
+    let mut lp = published(&sink).await;
     let mut deleting = policy("p", 1, json!({"matchLabels": {"env": "edge"}}));
     deleting["metadata"]["deletionTimestamp"] = json!("2026-01-01T00:00:00Z");
     deleting["metadata"]["finalizers"] = json!(["bindingpolicy.kubestellar.io/kscontroller"]);
