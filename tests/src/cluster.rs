@@ -343,7 +343,7 @@ impl Drop for BinderyRun {
 }
 
 // ---------------------------------------------------------------------------------------
-// More helpers for the live scenarios (`tests/live_scenarios.rs`)
+// More helpers for the live scenarios (`tests/tests/live_scenarios/`)
 // ---------------------------------------------------------------------------------------
 
 /// The last `lines` lines of the text file at `path` (empty if it cannot be read).

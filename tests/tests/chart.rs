@@ -2,7 +2,7 @@
 //! applied to real kube-apiservers (envtest): the default install validated by a
 //! server-side dry-run in the WDS, the ITS's RBAC created in the ITS and checked with a
 //! token of the identity it binds, and values that make no sense refused with a reason.
-//! (`live_scenarios::wds_rbac_manifest_suffices` runs Bindery with the WDS RBAC the chart
+//! (`live_scenarios::rbac::wds_rbac_manifest_suffices` runs Bindery with the WDS RBAC the chart
 //! renders.)
 
 use bindery_tests::chart::{self, Set};
