@@ -61,25 +61,9 @@ pub fn render(namespace: &str, sets: &[Set]) -> Result<String> {
 /// The documents of a rendered chart, as `(kind, name, document text)`, comments and
 /// empty documents left out.
 pub fn documents(yaml: &str) -> Vec<(String, String, String)> {
-    yaml.split("\n---")
-        .filter_map(|doc| {
-            let doc = doc.trim_start_matches('-').trim();
-            let top = |key: &str| {
-                doc.lines()
-                    .find_map(|l| l.strip_prefix(&format!("{key}: ")))
-                    .map(|v| v.trim().to_string())
-            };
-            let kind = top("kind")?;
-            let name = doc
-                .lines()
-                .skip_while(|l| !l.starts_with("metadata:"))
-                .skip(1)
-                .take_while(|l| l.starts_with(' '))
-                .find_map(|l| l.trim().strip_prefix("name: "))
-                .map(|v| v.trim().to_string())
-                .unwrap_or_default();
-            Some((kind, name, doc.to_string()))
-        })
+    crate::cluster::yaml_documents(yaml)
+        .into_iter()
+        .filter_map(|d| Some((d.kind?, d.name, d.text)))
         .collect()
 }
 

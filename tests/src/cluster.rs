@@ -547,6 +547,53 @@ impl Drop for BindingHistory {
 /// each document as `application/yaml` to the collection discovery names for its
 /// `apiVersion` and `kind` (namespaced objects need `metadata.namespace`). Returns the
 /// created objects.
+/// One document of a YAML stream (as `helm template` or a manifest writes them), with the
+/// head fields read off its lines: top-level `apiVersion` and `kind`, and `name` and
+/// `namespace` of its `metadata` block.
+#[derive(Clone, Debug, Default)]
+pub struct YamlDocument {
+    /// `apiVersion`, if the document has one.
+    pub api_version: Option<String>,
+    /// `kind`, if the document has one.
+    pub kind: Option<String>,
+    /// `metadata.name` (empty if none).
+    pub name: String,
+    /// `metadata.namespace`, if any.
+    pub namespace: Option<String>,
+    /// The document's text, without its `---` line.
+    pub text: String,
+}
+
+/// The documents of `yaml`, in order (those holding only comments included).
+pub fn yaml_documents(yaml: &str) -> Vec<YamlDocument> {
+    yaml.split("\n---")
+        .map(|doc| {
+            let doc = doc.trim_start_matches('-').trim();
+            let top = |key: &str| {
+                doc.lines()
+                    .find_map(|l| l.strip_prefix(&format!("{key}: ")))
+                    .map(|v| v.trim().to_string())
+            };
+            // An indented `key:` line of the metadata block.
+            let meta = |key: &str| {
+                doc.lines()
+                    .skip_while(|l| !l.starts_with("metadata:"))
+                    .skip(1)
+                    .take_while(|l| l.starts_with(' '))
+                    .find_map(|l| l.trim().strip_prefix(&format!("{key}: ")))
+                    .map(|v| v.trim().to_string())
+            };
+            YamlDocument {
+                api_version: top("apiVersion"),
+                kind: top("kind"),
+                name: meta("name").unwrap_or_default(),
+                namespace: meta("namespace"),
+                text: doc.to_string(),
+            }
+        })
+        .collect()
+}
+
 pub async fn create_yaml(client: &kube::Client, yaml: &str) -> Result<Vec<Value>> {
     create_yaml_with(client, yaml, &PostParams::default()).await
 }
@@ -559,24 +606,11 @@ pub async fn create_yaml_with(
     params: &PostParams,
 ) -> Result<Vec<Value>> {
     let mut created = Vec::new();
-    for doc in yaml.split("\n---") {
-        let doc = doc.trim_start_matches('-').trim();
-        let top = |key: &str| {
-            doc.lines()
-                .find_map(|l| l.strip_prefix(&format!("{key}: ")))
-                .map(|v| v.trim().to_string())
-        };
-        let (Some(api_version), Some(kind)) = (top("apiVersion"), top("kind")) else {
+    for document in yaml_documents(yaml) {
+        let (Some(api_version), Some(kind)) = (document.api_version, document.kind) else {
             continue; // comments only
         };
-        // `metadata.namespace`, if any: an indented `namespace:` line of the metadata block.
-        let namespace = doc
-            .lines()
-            .skip_while(|l| !l.starts_with("metadata:"))
-            .skip(1)
-            .take_while(|l| l.starts_with(' '))
-            .find_map(|l| l.trim().strip_prefix("namespace: "))
-            .map(|v| v.trim().to_string());
+        let (namespace, doc) = (document.namespace, document.text.as_str());
         let (group, version) = api_version.rsplit_once('/').unwrap_or(("", &api_version));
         let gvk = GroupVersionKind::gvk(group, version, &kind);
         let (ar, caps) = kube::discovery::pinned_kind(client, &gvk)
