@@ -1,6 +1,6 @@
-//! The differential dataflow. With `engine.rs`, which runs it on a timely worker, the
-//! only code that uses timely and differential-dataflow (both break their APIs between
-//! minor versions).
+//! The differential dataflow. With the `engine` module (whose `workers.rs` runs it on
+//! timely workers), the only code that uses timely and differential-dataflow (both break
+//! their APIs between minor versions).
 //!
 //! Inputs: WECs, workload objects (selection part and version part apart), policies.
 //! Joins, all on index keys or ids:
