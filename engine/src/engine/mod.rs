@@ -1,0 +1,127 @@
+//! [`Engine`]: feeds [`Change`](crate::input::Change)s into the dataflow, one epoch at a time, and keeps the
+//! Bindings it outputs materialized so they can be rendered.
+//!
+//! - `state`: the input state (interned strings, object ids, the current record of
+//!   every input) and [`Engine::apply`];
+//! - `workers`: the timely workers running the dataflow, and stepping them;
+//! - `output`: the materialized output per policy, [`Engine::binding`],
+//!   [`Engine::status`] and the types an epoch's changes are told in;
+//! - `explain_copy`: the input state copied into an [`Oracle`](crate::oracle::Oracle)
+//!   for [`Engine::to_oracle`] and [`Engine::explain`].
+
+mod explain_copy;
+mod output;
+mod state;
+#[cfg(test)]
+mod test_support;
+mod workers;
+
+use std::any::Any;
+
+use serde::Serialize;
+use timely::communication::AllocatorBuilder;
+use timely::dataflow::operators::probe::Handle as ProbeHandle;
+
+use crate::dataflow::{Inputs, OutputBuffer, Time};
+use output::Store;
+pub use output::{BindingChange, EpochOutput, PolicyStatus};
+use state::InputState;
+use workers::Workers;
+
+/// Current sizes of the engine's state.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Sizes {
+    /// WECs.
+    pub wecs: usize,
+    /// Workload objects.
+    pub objects: usize,
+    /// Policies.
+    pub policies: usize,
+    /// Binding workload entries, over all Bindings.
+    pub workload_entries: usize,
+    /// Binding destinations, over all Bindings.
+    pub destinations: usize,
+    /// Interned strings.
+    pub interned: usize,
+}
+
+/// The incremental engine. Call [`Engine::apply`] for each change, then
+/// [`Engine::advance`] to close the epoch and get its Binding changes.
+///
+/// Its dataflow runs on one or more timely workers ([`Engine::with_workers`]). Worker 0
+/// runs on the calling thread and is the only one fed: it holds the engine's input state
+/// (interned strings, object ids: one assignment for every worker) and receives every
+/// output record; the others, on threads of their own, hold their shares of the
+/// arrangements and do their part of each join. Output does not depend on the number of
+/// workers.
+pub struct Engine {
+    /// The input sessions. Declared before `workers`, so they are dropped (closed) first.
+    inputs: Inputs,
+    probe: ProbeHandle<Time>,
+    output: OutputBuffer,
+    workers: Workers,
+    state: InputState,
+    epoch: Time,
+    store: Store,
+}
+
+impl Default for Engine {
+    fn default() -> Self {
+        Engine::new()
+    }
+}
+
+impl Engine {
+    /// An engine on worker 0 of `builders`; a thread is spawned for each other builder.
+    fn from_builders(
+        builders: Vec<AllocatorBuilder>,
+        communication: Box<dyn Any + Send>,
+    ) -> Engine {
+        let mut state = InputState::default();
+        let namespaces = state.interner.intern("namespaces");
+        let (workers, built) = Workers::start(builders, communication, namespaces);
+        Engine {
+            inputs: built.inputs,
+            probe: built.probe,
+            output: built.output,
+            workers,
+            state,
+            epoch: 0,
+            store: Store::default(),
+        }
+    }
+
+    /// Number of epochs closed so far.
+    pub fn epoch(&self) -> u64 {
+        self.epoch
+    }
+
+    /// Closes the current epoch: runs the dataflow until its output for the epoch is
+    /// complete, applies that output to the materialized Bindings and returns what changed.
+    pub fn advance(&mut self) -> EpochOutput {
+        let next = self.epoch + 1;
+        self.inputs.advance_to(next);
+        self.workers.step_until(&self.probe, next);
+        let updates = output::take_updates(&self.output, next);
+        self.epoch = next;
+        let changes = self.store.apply(&self.state.interner, updates);
+        // The epoch's retractions are rendered: strings no record uses can go.
+        self.state.interner.collect();
+        EpochOutput {
+            epoch: next,
+            changes,
+        }
+    }
+
+    /// Current sizes.
+    pub fn sizes(&self) -> Sizes {
+        Sizes {
+            wecs: self.state.wecs.len(),
+            objects: self.state.object_ids.len(),
+            policies: self.state.policies.len(),
+            workload_entries: self.store.workload_entries(),
+            destinations: self.store.destinations(),
+            interned: self.state.interner.len(),
+        }
+    }
+}

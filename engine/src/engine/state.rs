@@ -1,0 +1,301 @@
+//! The engine's input state: the interned strings, the object ids, and the current
+//! record of every WEC, workload object and policy, so that a change retracts exactly
+//! the previous record from the dataflow's inputs.
+
+use std::collections::HashMap;
+
+use super::Engine;
+use crate::dataflow::Inputs;
+use crate::input::{Change, PolicyInput, WorkloadRef, WorkloadState};
+use crate::intern::{Interner, Sym};
+use crate::labels::Labels;
+use crate::model::{ObjectId, ObjectRecord, ObjectVersion};
+use crate::policy::CompiledPolicy;
+
+/// A policy as the engine keeps it.
+pub(super) struct StoredPolicy {
+    /// As compiled for the dataflow.
+    pub(super) compiled: CompiledPolicy,
+    /// As it was given (for [`Engine::to_oracle`] and [`Engine::policy`]).
+    pub(super) input: PolicyInput,
+    /// The interner references its compilation took, released when it goes.
+    pub(super) syms: Vec<Sym>,
+}
+
+/// What the engine has been told so far, interned; only worker 0 holds it.
+///
+/// Interner references: a WEC holds its name and labels; an object its group,
+/// resource, namespace, name, version and labels; a policy its name and what its
+/// compilation interned. Released when replaced or removed, freed after the epoch.
+#[derive(Default)]
+pub(super) struct InputState {
+    pub(super) interner: Interner,
+    pub(super) wecs: HashMap<Sym, Labels>,
+    pub(super) object_ids: HashMap<(Sym, Sym, Sym, Sym), ObjectId>,
+    pub(super) objects: Vec<Option<(ObjectRecord, ObjectVersion)>>,
+    pub(super) free_ids: Vec<ObjectId>,
+    /// Each policy as compiled for the dataflow, and as it was given.
+    pub(super) policies: HashMap<Sym, StoredPolicy>,
+}
+
+impl Engine {
+    /// Applies one change to the current epoch.
+    pub fn apply(&mut self, change: &Change) {
+        self.state.apply(&mut self.inputs, change);
+    }
+
+    /// Policy `name` as given (uid, generation, parsed spec), if it exists.
+    pub fn policy(&self, name: &str) -> Option<&PolicyInput> {
+        self.state
+            .policies
+            .get(&self.state.interner.get(name)?)
+            .map(|stored| &stored.input)
+    }
+}
+
+impl InputState {
+    /// Records `change` and tells `inputs` what it retracts and inserts.
+    pub(super) fn apply(&mut self, inputs: &mut Inputs, change: &Change) {
+        match change {
+            Change::Wec { name, labels } => {
+                let name = self.interner.intern(name);
+                let new = labels
+                    .as_ref()
+                    .map(|l| Labels::intern(l, &mut self.interner));
+                let old = match &new {
+                    Some(l) => self.wecs.insert(name, l.clone()),
+                    None => {
+                        self.interner.release(name);
+                        self.wecs.remove(&name)
+                    }
+                };
+                if let Some(old) = &old {
+                    self.interner.release(name);
+                    old.release(&mut self.interner);
+                }
+                if old != new {
+                    if let Some(old) = old {
+                        inputs.wecs.remove((name, old));
+                    }
+                    if let Some(new) = new {
+                        inputs.wecs.insert((name, new));
+                    }
+                }
+            }
+            Change::Workload { object, state } => {
+                self.apply_workload(inputs, object, state.as_ref())
+            }
+            Change::Policy { name, policy } => {
+                let name = self.interner.intern(name);
+                let stored = policy.as_ref().map(|p| {
+                    let (compiled, syms) = self
+                        .interner
+                        .recording(|i| CompiledPolicy::compile(&p.uid, p.generation, &p.spec, i));
+                    StoredPolicy {
+                        compiled,
+                        input: p.clone(),
+                        syms,
+                    }
+                });
+                let new = stored.as_ref().map(|s| s.compiled.clone());
+                let old = match stored {
+                    Some(stored) => self.policies.insert(name, stored),
+                    None => {
+                        self.interner.release(name);
+                        self.policies.remove(&name)
+                    }
+                };
+                let old = old.map(|old| {
+                    self.interner.release(name);
+                    self.interner.release_all(old.syms);
+                    old.compiled
+                });
+                if old != new {
+                    if let Some(old) = old {
+                        inputs.policies.remove((name, old));
+                    }
+                    if let Some(new) = new {
+                        inputs.policies.insert((name, new));
+                    }
+                }
+            }
+        }
+    }
+
+    fn apply_workload(
+        &mut self,
+        inputs: &mut Inputs,
+        object: &WorkloadRef,
+        state: Option<&WorkloadState>,
+    ) {
+        let i = &mut self.interner;
+        let key = (
+            i.intern(&object.group),
+            i.intern(&object.resource),
+            i.intern(&object.namespace),
+            i.intern(&object.name),
+        );
+        let Some(state) = state else {
+            i.release_all([key.0, key.1, key.2, key.3]);
+            if let Some(id) = self.object_ids.remove(&key) {
+                let (record, version) = self.objects[id as usize].take().expect("object id in use");
+                release_object(i, &record, &version);
+                inputs.objects.remove((id, record));
+                inputs.versions.remove((id, version));
+                self.free_ids.push(id);
+            }
+            return;
+        };
+        let record = ObjectRecord {
+            group: key.0,
+            resource: key.1,
+            namespace: key.2,
+            name: key.3,
+            labels: Labels::intern(&state.labels, i),
+        };
+        let version = ObjectVersion {
+            group: key.0,
+            version: i.intern(&object.version),
+            resource: key.1,
+            namespace: key.2,
+            name: key.3,
+            resource_version: state.resource_version.clone(),
+        };
+        match self.object_ids.get(&key) {
+            Some(&id) => {
+                let slot = self.objects[id as usize]
+                    .as_mut()
+                    .expect("object id in use");
+                // The new record and version took their references: give back the old ones.
+                release_object(i, &slot.0, &slot.1);
+                if slot.0 != record {
+                    inputs
+                        .objects
+                        .remove((id, std::mem::replace(&mut slot.0, record.clone())));
+                    inputs.objects.insert((id, record));
+                }
+                if slot.1 != version {
+                    inputs
+                        .versions
+                        .remove((id, std::mem::replace(&mut slot.1, version.clone())));
+                    inputs.versions.insert((id, version));
+                }
+            }
+            None => {
+                let id = self.free_ids.pop().unwrap_or_else(|| {
+                    self.objects.push(None);
+                    (self.objects.len() - 1) as ObjectId
+                });
+                self.object_ids.insert(key, id);
+                inputs.objects.insert((id, record.clone()));
+                inputs.versions.insert((id, version.clone()));
+                self.objects[id as usize] = Some((record, version));
+            }
+        }
+    }
+}
+
+/// Gives back the interner references a stored object holds.
+fn release_object(interner: &mut Interner, record: &ObjectRecord, version: &ObjectVersion) {
+    interner.release_all([
+        record.group,
+        record.resource,
+        record.namespace,
+        record.name,
+        version.version,
+    ]);
+    record.labels.release(interner);
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::super::test_support::{labels, object, oracle_of, policy};
+    use crate::engine::Engine;
+    use crate::input::{Change, LabelMap};
+
+    #[test]
+    fn strings_no_record_uses_are_freed_and_their_symbols_reused() {
+        let mut engine = Engine::new();
+        let fresh = engine.sizes().interned;
+        let wec = |labels: Option<LabelMap>| Change::Wec {
+            name: "c1".into(),
+            labels,
+        };
+        engine.apply(&wec(Some(labels(&[("group", "edge")]))));
+        engine.apply(&policy(
+            "p",
+            1,
+            json!({"clusterSelectors": [{"matchLabels": {"group": "edge"}}],
+                   "downsync": [{"resources": ["configmaps"], "statusCollectors": ["sc"]}]}),
+        ));
+        engine.advance();
+        let base = engine.sizes().interned;
+        let cm = |i: usize, present: bool| {
+            let (name, hash, rv) = (format!("cm-{i}"), format!("h-{i}"), format!("{i}"));
+            let l: &[(&str, &str)] = &[("hash", &hash)];
+            object(
+                "",
+                "v1",
+                "configmaps",
+                "ns-x",
+                &name,
+                present.then_some((l, &rv)),
+            )
+        };
+        let mut history = Vec::new();
+        for round in 0..3 {
+            // Delete the previous round's objects and create new ones in the same epoch:
+            // the deleted ones' strings are freed only after the epoch is rendered.
+            let start = history.len();
+            for i in 0..50 {
+                if round > 0 {
+                    history.push(cm(100 * (round - 1) + i, false));
+                }
+                history.push(cm(100 * round + i, true));
+            }
+            for c in &history[start..] {
+                engine.apply(c);
+            }
+            let out = engine.advance();
+            let removed: Vec<usize> = out.changes[0]
+                .workload_removed
+                .iter()
+                .map(|e| e.name["cm-".len()..].parse().unwrap())
+                .collect();
+            let previous = 100 * round.max(1) - 100..100 * round.max(1) - 50;
+            assert_eq!(removed.len(), if round > 0 { 50 } else { 0 });
+            assert!(removed.iter().all(|n| previous.contains(n)), "{removed:?}");
+            let b = engine.binding("p").unwrap().to_json();
+            let want = oracle_of(
+                &std::iter::once(wec(Some(labels(&[("group", "edge")]))))
+                    .chain(std::iter::once(policy(
+                        "p",
+                        1,
+                        json!({"clusterSelectors": [{"matchLabels": {"group": "edge"}}],
+                               "downsync": [{"resources": ["configmaps"], "statusCollectors": ["sc"]}]}),
+                    )))
+                    .chain(history.iter().cloned())
+                    .collect::<Vec<_>>(),
+            );
+            assert_eq!(b, want.binding("p").unwrap().to_json());
+            // 50 objects, each with its name and label value; their namespace, label key
+            // and version.
+            assert_eq!(engine.sizes().interned, base + 50 * 2 + 3, "round {round}");
+        }
+        for i in 0..50 {
+            engine.apply(&cm(200 + i, false));
+        }
+        engine.advance();
+        assert_eq!(engine.sizes().interned, base);
+        engine.apply(&wec(None));
+        engine.apply(&Change::Policy {
+            name: "p".into(),
+            policy: None,
+        });
+        engine.advance();
+        assert_eq!(engine.sizes().interned, fresh);
+        assert!(engine.bindings().is_empty());
+    }
+}
