@@ -68,8 +68,10 @@ pub enum ChurnKind {
     Create,
     /// An object deleted (7).
     Delete,
-    /// The two herds, once each.
-    Herd,
+    /// The first herd, once: one WEC relabel that enters every policy.
+    WecHerd,
+    /// The second herd, once: a new policy selecting every object for every WEC.
+    PolicyHerd,
 }
 
 /// What was generated.
@@ -100,7 +102,7 @@ pub fn generate_to(spec: &GenerateSpec, path: &Path) -> Result<GenerateSummary> 
     let total = (spec.wecs + spec.namespaces + spec.objects + spec.policies + spec.churn) as u64;
     let mut progress = Progress::spinner(&format!("generating {}", path.display()));
     let summary = Generator::new(spec).run(
-        &mut |event| {
+        &mut |event, _kind| {
             writer.write_event(event)?;
             Ok(())
         },
@@ -113,6 +115,17 @@ pub fn generate_to(spec: &GenerateSpec, path: &Path) -> Result<GenerateSummary> 
         .with_context(|| format!("finishing {}", path.display()))?;
     progress.finish();
     Ok(summary)
+}
+
+/// Generates the events of `spec` in memory, in log order, handing each to `on_event`
+/// with its [`ChurnKind`] (`None` for the initial lists). The same events
+/// [`generate_to`] writes.
+pub fn generate_events(
+    spec: &GenerateSpec,
+    on_event: &mut dyn FnMut(&WatchEvent, Option<ChurnKind>) -> Result<()>,
+) -> Result<GenerateSummary> {
+    spec.validate()?;
+    Generator::new(spec).run(on_event, &mut |_| {})
 }
 
 /// A small, fast, seeded pseudo-random generator (SplitMix64).
@@ -244,10 +257,12 @@ struct Generator<'a> {
     next_number: u32,
     /// Each policy's spec seed and generation.
     policies: Vec<(u64, i64)>,
+    /// The kind of the churn event being emitted (`None` in the initial lists).
+    kind: Option<ChurnKind>,
     summary: GenerateSummary,
 }
 
-type Sink<'s> = dyn FnMut(&WatchEvent) -> Result<()> + 's;
+type Sink<'s> = dyn FnMut(&WatchEvent, Option<ChurnKind>) -> Result<()> + 's;
 
 impl<'a> Generator<'a> {
     fn new(spec: &'a GenerateSpec) -> Self {
@@ -260,6 +275,7 @@ impl<'a> Generator<'a> {
             objects: Vec::new(),
             next_number: 0,
             policies: Vec::new(),
+            kind: None,
             summary: GenerateSummary::default(),
         }
     }
@@ -318,8 +334,9 @@ impl<'a> Generator<'a> {
                 self.herds(out)?;
             }
             let kind = self.churn_kind();
+            self.kind = Some(kind);
             self.churn_event(kind, out)?;
-            *self.summary.churn.entry(format!("{kind:?}")).or_default() += 1;
+            self.count_churn(kind);
             progress(self.summary.events);
         }
         Ok(self.summary)
@@ -333,12 +350,19 @@ impl<'a> Generator<'a> {
         object: Option<Value>,
     ) -> Result<()> {
         self.summary.events += 1;
-        out(&WatchEvent {
-            ts: self.ts,
-            resource: resource.clone(),
-            event_type,
-            object,
-        })
+        out(
+            &WatchEvent {
+                ts: self.ts,
+                resource: resource.clone(),
+                event_type,
+                object,
+            },
+            self.kind,
+        )
+    }
+
+    fn count_churn(&mut self, kind: ChurnKind) {
+        *self.summary.churn.entry(format!("{kind:?}")).or_default() += 1;
     }
 
     fn next_rv(&mut self) -> String {
@@ -431,7 +455,9 @@ impl<'a> Generator<'a> {
         self.wecs[i].herd = true;
         let obj = self.wec_object(i);
         let its = wec_resource();
+        self.kind = Some(ChurnKind::WecHerd);
         self.emit(out, &its, EventType::Modified, Some(obj))?;
+        self.count_churn(ChurnKind::WecHerd);
         let rv = self.next_rv();
         let everything = json!({
             "apiVersion": "control.kubestellar.io/v1alpha1", "kind": "BindingPolicy",
@@ -439,12 +465,9 @@ impl<'a> Generator<'a> {
                          "generation": 1},
             "spec": {"clusterSelectors": [{}], "downsync": [{"resources": ["*"]}]}
         });
+        self.kind = Some(ChurnKind::PolicyHerd);
         self.emit(out, &policy_resource(), EventType::Added, Some(everything))?;
-        *self
-            .summary
-            .churn
-            .entry(format!("{:?}", ChurnKind::Herd))
-            .or_default() += 2;
+        self.count_churn(ChurnKind::PolicyHerd);
         Ok(())
     }
 
@@ -647,15 +670,11 @@ mod tests {
 
     fn events(spec: &GenerateSpec) -> (Vec<WatchEvent>, GenerateSummary) {
         let mut all = Vec::new();
-        let summary = Generator::new(spec)
-            .run(
-                &mut |e| {
-                    all.push(e.clone());
-                    Ok(())
-                },
-                &mut |_| {},
-            )
-            .unwrap();
+        let summary = generate_events(spec, &mut |e, _| {
+            all.push(e.clone());
+            Ok(())
+        })
+        .unwrap();
         (all, summary)
     }
 
@@ -701,8 +720,39 @@ mod tests {
                 "{kind}: {summary:?}"
             );
         }
-        assert_eq!(summary.churn["Herd"], 2);
+        assert_eq!(summary.churn["WecHerd"], 1);
+        assert_eq!(summary.churn["PolicyHerd"], 1);
         // Timestamps never go back.
         assert!(all.windows(2).all(|w| w[0].ts <= w[1].ts));
+    }
+
+    #[test]
+    fn each_event_comes_with_its_churn_kind() {
+        let spec = small();
+        let mut kinds = Vec::new();
+        let summary = generate_events(&spec, &mut |_, kind| {
+            kinds.push(kind);
+            Ok(())
+        })
+        .unwrap();
+        let initial = kinds.iter().take_while(|k| k.is_none()).count();
+        assert_eq!(
+            initial,
+            spec.wecs + spec.namespaces + spec.objects + spec.policies + 16
+        );
+        let mut counted: BTreeMap<String, u64> = BTreeMap::new();
+        for kind in &kinds[initial..] {
+            *counted
+                .entry(format!("{:?}", kind.expect("every churn event has a kind")))
+                .or_default() += 1;
+        }
+        assert_eq!(counted, summary.churn);
+        // The herds are in the middle of the churn, the WEC herd first.
+        let herd = kinds
+            .iter()
+            .position(|k| *k == Some(ChurnKind::WecHerd))
+            .unwrap();
+        assert_eq!(kinds[herd + 1], Some(ChurnKind::PolicyHerd));
+        assert_eq!(herd - initial, spec.churn / 2);
     }
 }

@@ -1,0 +1,464 @@
+//! Scale benchmark: replay of `bindery generate` logs at 10k, 100k and 1M objects, with
+//! the latency of each kind of change measured apart.
+//!
+//! For each number of objects N and each number of timely workers W, a child process
+//! of this bench (so that its peak RSS is its own):
+//! 1. generates the log of `bindery generate --objects N --churn C` (the defaults: 100
+//!    WECs, 50 policies, one namespace per 200 objects) into a temporary file, noting
+//!    the [`ChurnKind`] of every churn event;
+//! 2. loads the initial lists as `bindery replay` does (read, JSON-parsed, through the
+//!    relist tracker into the engine: [`Pipeline`]) and closes one epoch: the initial
+//!    load, in events/s, parsing included;
+//! 3. replays the churn one event per epoch, timing each (read, parse, push and close)
+//!    and counting the Binding entries it changed (destinations and workload entries,
+//!    added plus removed: the output volume);
+//! 4. times empty epochs on the final state (the fixed cost of an epoch);
+//! 5. copies the final input state into the [`Oracle`](bindery_engine::Oracle), times
+//!    its full recompute and checks that it gives the engine's Bindings.
+//!
+//! The parent prints, per run, a Markdown table of p50/p99/max/mean per kind of change,
+//! the ratio of the oracle's full recompute to the p50, the load rate, peak RSS and the
+//! bytes per workload object and per (object + Binding entry). It exits with status 1
+//! if the engine and the oracle disagree in any run.
+//!
+//! ```text
+//! cargo bench --bench scale
+//! cargo bench --bench scale -- --objects 10000,100000,1000000 --churn 20000 --workers 1,2
+//! ```
+//!
+//! Progress goes to stderr, the tables to stdout.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail, ensure};
+use bindery::generate::{ChurnKind, GenerateSpec, generate_events};
+use bindery::pipeline::Pipeline;
+use bindery_engine::EpochOutput;
+use bindery_ingest::watchlog::{LogReader, LogWriter};
+use serde::{Deserialize, Serialize};
+
+// As the `bindery` binary.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// Empty epochs timed on the final state.
+const EMPTY_EPOCHS: usize = 200;
+
+/// What one run measured.
+#[derive(Debug, Serialize, Deserialize)]
+struct RunResult {
+    objects: usize,
+    workers: usize,
+    churn: usize,
+    initial_events: usize,
+    log_bytes: u64,
+    load_seconds: f64,
+    /// Per kind of change: (kind, every epoch's seconds, every epoch's entries changed).
+    kinds: Vec<KindResult>,
+    empty_epoch_seconds: Vec<f64>,
+    churn_seconds: f64,
+    rss_before_kb: u64,
+    rss_after_load_kb: u64,
+    hwm_after_load_kb: u64,
+    rss_end_kb: u64,
+    hwm_end_kb: u64,
+    workload_objects: usize,
+    workload_entries_after_load: usize,
+    workload_entries: usize,
+    destinations: usize,
+    oracle_seconds: f64,
+    oracle_agrees: bool,
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct KindResult {
+    kind: String,
+    seconds: Vec<f64>,
+    entries: Vec<u64>,
+}
+
+fn proc_status_kb(field: &str) -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))?
+                .split_whitespace()
+                .next()?
+                .parse()
+                .ok()
+        })
+        .unwrap_or(0)
+}
+
+fn entries_changed(out: &EpochOutput) -> u64 {
+    out.changes
+        .iter()
+        .map(|c| {
+            (c.destinations_added.len()
+                + c.destinations_removed.len()
+                + c.workload_added.len()
+                + c.workload_removed.len()) as u64
+        })
+        .sum()
+}
+
+/// One run, in this process.
+fn run(objects: usize, workers: usize, churn: usize, dir: &Path) -> Result<RunResult> {
+    let spec = GenerateSpec {
+        wecs: 100,
+        objects,
+        policies: 50,
+        namespaces: objects.div_ceil(200).max(1),
+        churn,
+        churn_interval_ms: 1,
+        seed: 1,
+    };
+    let path = dir.join(format!("scale-{objects}.jsonl"));
+    eprintln!(
+        "[{objects} objects, {workers} workers] generating {}",
+        path.display()
+    );
+    let mut kinds: Vec<Option<ChurnKind>> = Vec::new();
+    {
+        let mut writer = LogWriter::create(&path, Default::default())?;
+        generate_events(&spec, &mut |event, kind| {
+            kinds.push(kind);
+            writer.write_event(event)?;
+            Ok(())
+        })?;
+        writer.finish()?;
+    }
+    let log_bytes = std::fs::metadata(&path)?.len();
+    let initial = kinds.iter().take_while(|k| k.is_none()).count();
+
+    let rss_before_kb = proc_status_kb("VmRSS");
+    let mut reader = LogReader::open(&path)?;
+    let mut pipeline = Pipeline::with_workers(workers);
+    eprintln!("[{objects} objects, {workers} workers] loading {initial} events");
+    let started = Instant::now();
+    for _ in 0..initial {
+        let line = reader
+            .next()
+            .context("the log ends in its initial lists")??;
+        pipeline.push(line.event)?;
+    }
+    ensure!(
+        pipeline.publishable(),
+        "every resource synced after the initial lists"
+    );
+    pipeline.close_epoch();
+    let load_seconds = started.elapsed().as_secs_f64();
+    let rss_after_load_kb = proc_status_kb("VmRSS");
+    let hwm_after_load_kb = proc_status_kb("VmHWM");
+    let workload_entries_after_load = pipeline.engine().sizes().workload_entries;
+
+    let mut by_kind: BTreeMap<String, KindResult> = BTreeMap::new();
+    let churn_started = Instant::now();
+    let mut last_report = Instant::now();
+    for (i, kind) in kinds[initial..].iter().enumerate() {
+        let kind = format!("{:?}", kind.context("a churn event without a kind")?);
+        let t = Instant::now();
+        let line = reader.next().context("the log ends early")??;
+        pipeline.push(line.event)?;
+        let out = pipeline.close_epoch();
+        let dt = t.elapsed().as_secs_f64();
+        let k = by_kind.entry(kind.clone()).or_default();
+        k.kind = kind;
+        k.seconds.push(dt);
+        k.entries.push(entries_changed(&out));
+        if last_report.elapsed() > Duration::from_secs(10) {
+            last_report = Instant::now();
+            eprintln!(
+                "[{objects} objects, {workers} workers] churn {}/{} events, {:.0} s",
+                i + 1,
+                kinds.len() - initial,
+                churn_started.elapsed().as_secs_f64()
+            );
+        }
+    }
+    let churn_seconds = churn_started.elapsed().as_secs_f64();
+    ensure!(
+        reader.next().is_none(),
+        "the log has more events than generated"
+    );
+    let mut empty_epoch_seconds = Vec::with_capacity(EMPTY_EPOCHS);
+    for _ in 0..EMPTY_EPOCHS {
+        let t = Instant::now();
+        pipeline.close_epoch();
+        empty_epoch_seconds.push(t.elapsed().as_secs_f64());
+    }
+    let rss_end_kb = proc_status_kb("VmRSS");
+    let hwm_end_kb = proc_status_kb("VmHWM");
+    let sizes = pipeline.engine().sizes();
+
+    eprintln!("[{objects} objects, {workers} workers] full recompute on the oracle");
+    let oracle = pipeline.engine().to_oracle();
+    let t = Instant::now();
+    let expected = oracle.bindings();
+    let oracle_seconds = t.elapsed().as_secs_f64();
+    let oracle_agrees = expected == pipeline.engine().bindings();
+    std::fs::remove_file(&path)?;
+    Ok(RunResult {
+        objects,
+        workers,
+        churn,
+        initial_events: initial,
+        log_bytes,
+        load_seconds,
+        kinds: by_kind.into_values().collect(),
+        empty_epoch_seconds,
+        churn_seconds,
+        rss_before_kb,
+        rss_after_load_kb,
+        hwm_after_load_kb,
+        rss_end_kb,
+        hwm_end_kb,
+        workload_objects: sizes.objects,
+        workload_entries_after_load,
+        workload_entries: sizes.workload_entries,
+        destinations: sizes.destinations,
+        oracle_seconds,
+        oracle_agrees,
+    })
+}
+
+fn quantile(sorted: &[f64], q: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let i = ((sorted.len() - 1) as f64 * q).round() as usize;
+    sorted[i]
+}
+
+fn sorted(v: &[f64]) -> Vec<f64> {
+    let mut v = v.to_vec();
+    v.sort_by(f64::total_cmp);
+    v
+}
+
+/// Seconds as µs, ms or s.
+fn time(s: f64) -> String {
+    if s < 1e-3 {
+        format!("{:.0} µs", s * 1e6)
+    } else if s < 1.0 {
+        format!("{:.2} ms", s * 1e3)
+    } else {
+        format!("{s:.2} s")
+    }
+}
+
+fn mib(kb: u64) -> String {
+    format!("{:.0} MiB", kb as f64 / 1024.0)
+}
+
+fn print_run(r: &RunResult) {
+    println!(
+        "### {} objects, {} worker{}\n",
+        r.objects,
+        r.workers,
+        if r.workers == 1 { "" } else { "s" }
+    );
+    println!(
+        "Load: {} events ({:.1} MB of log) in {}: {:.0} events/s, JSON parsing included.",
+        r.initial_events,
+        r.log_bytes as f64 / 1e6,
+        time(r.load_seconds),
+        r.initial_events as f64 / r.load_seconds
+    );
+    println!(
+        "Churn: {} events, one epoch each, in {} ({} per event on average).\n",
+        r.kinds.iter().map(|k| k.seconds.len()).sum::<usize>(),
+        time(r.churn_seconds),
+        time(r.churn_seconds / r.churn.max(1) as f64)
+    );
+    println!(
+        "| change | events | p50 | p99 | max | mean | entries changed (median, max) | oracle full recompute / p50 |"
+    );
+    println!("| --- | --- | --- | --- | --- | --- | --- | --- |");
+    let empty = sorted(&r.empty_epoch_seconds);
+    for k in &r.kinds {
+        let s = sorted(&k.seconds);
+        let mut e = k.entries.clone();
+        e.sort_unstable();
+        let mean = s.iter().sum::<f64>() / s.len() as f64;
+        println!(
+            "| {} | {} | {} | {} | {} | {} | {}, {} | {:.0}× |",
+            k.kind,
+            s.len(),
+            time(quantile(&s, 0.5)),
+            time(quantile(&s, 0.99)),
+            time(*s.last().unwrap_or(&f64::NAN)),
+            time(mean),
+            e[e.len() / 2],
+            e.last().copied().unwrap_or(0),
+            r.oracle_seconds / quantile(&s, 0.5)
+        );
+    }
+    println!(
+        "| empty epoch (final state) | {} | {} | {} | {} | {} | 0, 0 | {:.0}× |",
+        empty.len(),
+        time(quantile(&empty, 0.5)),
+        time(quantile(&empty, 0.99)),
+        time(*empty.last().unwrap_or(&f64::NAN)),
+        time(empty.iter().sum::<f64>() / empty.len() as f64),
+        r.oracle_seconds / quantile(&empty, 0.5)
+    );
+    let per = |kb: u64, n: usize| kb as f64 * 1024.0 / n.max(1) as f64;
+    let grown_load = r.rss_after_load_kb.saturating_sub(r.rss_before_kb);
+    println!();
+    println!(
+        "Memory: RSS {} before the load, {} after it (peak {}), {} at the end (peak {}).",
+        mib(r.rss_before_kb),
+        mib(r.rss_after_load_kb),
+        mib(r.hwm_after_load_kb),
+        mib(r.rss_end_kb),
+        mib(r.hwm_end_kb)
+    );
+    println!(
+        "After the load: {} workload objects, {} Binding workload entries; RSS grown by the load {:.0} B per object, {:.0} B per (object + entry); peak RSS {:.0} B per (object + entry).",
+        r.workload_objects,
+        r.workload_entries_after_load,
+        per(grown_load, r.workload_objects),
+        per(
+            grown_load,
+            r.workload_objects + r.workload_entries_after_load
+        ),
+        per(
+            r.hwm_after_load_kb,
+            r.workload_objects + r.workload_entries_after_load
+        ),
+    );
+    println!(
+        "At the end: {} Binding workload entries (the policy herd added one per object), {} destinations; peak RSS {:.0} B per (object + entry).",
+        r.workload_entries,
+        r.destinations,
+        per(r.hwm_end_kb, r.workload_objects + r.workload_entries)
+    );
+    println!(
+        "Oracle full recompute: {}; the engine's Bindings {} the oracle's.\n",
+        time(r.oracle_seconds),
+        if r.oracle_agrees {
+            "equal"
+        } else {
+            "DIFFER FROM"
+        }
+    );
+}
+
+fn list(arg: Option<String>, what: &str) -> Result<Vec<usize>> {
+    let arg = arg.with_context(|| format!("{what} needs a value"))?;
+    arg.split(',')
+        .map(|s| {
+            s.trim()
+                .replace('_', "")
+                .parse()
+                .with_context(|| format!("{what}: {s:?} is not a number"))
+        })
+        .collect()
+}
+
+fn main() -> Result<()> {
+    let mut objects = vec![10_000, 100_000];
+    let mut workers = vec![1];
+    let mut churn = 20_000;
+    let mut child = false;
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--objects" => objects = list(args.next(), "--objects")?,
+            "--workers" => workers = list(args.next(), "--workers")?,
+            "--churn" => churn = list(args.next(), "--churn")?[0],
+            "--child" => child = true,
+            "--bench" => {}
+            other => bail!("unknown argument {other:?}"),
+        }
+    }
+    let dir = std::env::temp_dir();
+    if child {
+        let r = run(objects[0], workers[0], churn, &dir)?;
+        println!("{}", serde_json::to_string(&r)?);
+        return Ok(());
+    }
+    let exe = std::env::current_exe()?;
+    println!("## Scale: replay of generated logs, per kind of change\n");
+    println!(
+        "`cargo bench --bench scale -- --objects {} --churn {churn} --workers {}`; {} cores; each run in a process of its own.\n",
+        objects
+            .iter()
+            .map(usize::to_string)
+            .collect::<Vec<_>>()
+            .join(","),
+        workers
+            .iter()
+            .map(usize::to_string)
+            .collect::<Vec<_>>()
+            .join(","),
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    );
+    let mut all_agree = true;
+    let mut results = Vec::new();
+    for &n in &objects {
+        for &w in &workers {
+            let out = Command::new(&exe)
+                .args([
+                    "--child",
+                    "--objects",
+                    &n.to_string(),
+                    "--workers",
+                    &w.to_string(),
+                    "--churn",
+                    &churn.to_string(),
+                ])
+                .stderr(Stdio::inherit())
+                .output()
+                .context("running a child run")?;
+            ensure!(
+                out.status.success(),
+                "the run at {n} objects on {w} workers failed"
+            );
+            let r: RunResult = serde_json::from_slice(&out.stdout)?;
+            all_agree &= r.oracle_agrees;
+            print_run(&r);
+            results.push(r);
+        }
+    }
+    if results.len() > 1 {
+        println!("### p50 per kind of change, across runs\n");
+        let header: Vec<String> = results
+            .iter()
+            .map(|r| format!("{} objects, {}w", r.objects, r.workers))
+            .collect();
+        println!("| change | {} |", header.join(" | "));
+        println!("| --- |{}", " --- |".repeat(results.len()));
+        let mut kinds: Vec<String> = results[0].kinds.iter().map(|k| k.kind.clone()).collect();
+        kinds.push("empty epoch".into());
+        for kind in kinds {
+            let cells: Vec<String> = results
+                .iter()
+                .map(|r| {
+                    let s = if kind == "empty epoch" {
+                        sorted(&r.empty_epoch_seconds)
+                    } else {
+                        r.kinds
+                            .iter()
+                            .find(|k| k.kind == kind)
+                            .map(|k| sorted(&k.seconds))
+                            .unwrap_or_default()
+                    };
+                    time(quantile(&s, 0.5))
+                })
+                .collect();
+            println!("| {kind} | {} |", cells.join(" | "));
+        }
+        println!();
+    }
+    if !all_agree {
+        bail!("the engine and the oracle disagree in at least one run");
+    }
+    Ok(())
+}
