@@ -237,8 +237,9 @@ fn clause_namespaces<'s>(
 }
 
 /// Step 3a, clause index keys: takes the policies and the namespace matches (step 2),
-/// gives `(key, clause)`: each clause's static keys, and a `Namespace(ns)` key for each
-/// matched namespace of a clause whose only positive test is its namespace selectors.
+/// gives `(key, clause)`: each clause's static keys, and for each matched namespace of
+/// a clause keyed by its namespace selectors, a `NamespacedResource(ns, r)` key per
+/// resource `r` it names (a `Namespace(ns)` key when it names none).
 fn clause_keys<'s>(
     policies: Collection<'s, (Sym, CompiledPolicy)>,
     clause_namespaces: Collection<'s, (ClauseId, Sym)>,
@@ -255,15 +256,27 @@ fn clause_keys<'s>(
     let namespace_keyed = policies.flat_map(|(p, pol)| {
         let mut out = Vec::new();
         for (ci, clause) in pol.clauses.iter().enumerate() {
-            if clause.keys() == ClauseKeys::MatchedNamespaces {
-                out.push((p, ci as ClauseIndex));
+            if let ClauseKeys::MatchedNamespaces(resources) = clause.keys() {
+                out.push(((p, ci as ClauseIndex), resources));
             }
         }
         out
     });
     let dynamic_keys = clause_namespaces
-        .semijoin(namespace_keyed)
-        .map(|(clause, ns)| (IndexKey::Namespace(ns), clause));
+        .join_map(namespace_keyed, |clause, ns, resources| {
+            (*clause, *ns, resources.clone())
+        })
+        .flat_map(|(clause, ns, resources)| {
+            let keys: Vec<IndexKey> = if resources.is_empty() {
+                vec![IndexKey::Namespace(ns)]
+            } else {
+                resources
+                    .into_iter()
+                    .map(|r| IndexKey::NamespacedResource(ns, r))
+                    .collect()
+            };
+            keys.into_iter().map(move |k| (k, clause))
+        });
     static_keys.concat(dynamic_keys)
 }
 

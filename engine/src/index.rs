@@ -1,7 +1,8 @@
 //! Index keys: how the dataflow joins selectors and clauses with the objects they can
 //! select without testing every object. A clause or selector is joined on keys that
 //! every object it can select carries; objects carry one key per name, namespace,
-//! resource, group, label pair and label key, plus [`IndexKey::All`].
+//! resource, group, label pair and label key, plus [`IndexKey::All`], and namespaced
+//! objects their (namespace, resource) pair.
 
 use serde::{Deserialize, Serialize};
 
@@ -20,6 +21,9 @@ pub enum IndexKey {
     Namespace(Sym),
     /// The object's plural resource name.
     Resource(Sym),
+    /// A namespaced object's namespace and plural resource name: the key of clauses
+    /// that restrict both (`namespaceSelectors` and `resources`).
+    NamespacedResource(Sym, Sym),
     /// The object's API group.
     Group(Sym),
     /// A label pair the object carries.
@@ -37,6 +41,10 @@ pub fn label_keys(labels: &Labels) -> impl Iterator<Item = IndexKey> + '_ {
 
 /// The index keys of a workload object.
 pub fn object_keys(object: &ObjectRecord) -> impl Iterator<Item = IndexKey> + '_ {
+    let namespaced = (object.namespace != Sym::EMPTY).then_some(IndexKey::NamespacedResource(
+        object.namespace,
+        object.resource,
+    ));
     [
         IndexKey::Name(object.name),
         IndexKey::Namespace(object.namespace),
@@ -44,5 +52,6 @@ pub fn object_keys(object: &ObjectRecord) -> impl Iterator<Item = IndexKey> + '_
         IndexKey::Group(object.group),
     ]
     .into_iter()
+    .chain(namespaced)
     .chain(label_keys(&object.labels))
 }

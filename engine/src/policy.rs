@@ -305,8 +305,10 @@ pub(crate) struct Clause {
 pub(crate) enum ClauseKeys {
     /// Objects carrying one of these keys (none: the clause can select nothing).
     Static(Vec<IndexKey>),
-    /// Objects in the namespaces its `namespaceSelectors` match.
-    MatchedNamespaces,
+    /// Objects in the namespaces its `namespaceSelectors` match; of these resources
+    /// only, unless the list is empty ([`IndexKey::NamespacedResource`] keys, else
+    /// [`IndexKey::Namespace`]).
+    MatchedNamespaces(Vec<Sym>),
 }
 
 impl Clause {
@@ -349,7 +351,8 @@ impl Clause {
     }
 
     /// The keys the dataflow joins this clause on: those of its most selective positive
-    /// test (names, namespaces, object selectors, resources, group, in that order).
+    /// test (names, namespaces, object selectors, namespace selectors with resources,
+    /// resources, group, namespace selectors, in that order).
     pub fn keys(&self) -> ClauseKeys {
         if let NameSet::Only(names) = &self.object_names {
             return ClauseKeys::Static(names.iter().map(|&n| IndexKey::Name(n)).collect());
@@ -365,6 +368,11 @@ impl Clause {
             keys.dedup();
             return ClauseKeys::Static(keys);
         }
+        if let (SelectorSet::OneOf(_), NameSet::Only(resources)) =
+            (&self.namespace_selectors, &self.resources)
+        {
+            return ClauseKeys::MatchedNamespaces(resources.clone());
+        }
         if let NameSet::Only(resources) = &self.resources {
             return ClauseKeys::Static(resources.iter().map(|&r| IndexKey::Resource(r)).collect());
         }
@@ -372,7 +380,7 @@ impl Clause {
             return ClauseKeys::Static(vec![IndexKey::Group(group)]);
         }
         if let SelectorSet::OneOf(_) = &self.namespace_selectors {
-            return ClauseKeys::MatchedNamespaces;
+            return ClauseKeys::MatchedNamespaces(Vec::new());
         }
         ClauseKeys::Static(vec![IndexKey::All])
     }
@@ -553,7 +561,9 @@ mod tests {
             {"resources": ["deployments"], "objectSelectors": [{"matchExpressions": [{"key": "x", "operator": "NotIn", "values": ["y"]}]}]},
             {"namespaceSelectors": [{"matchLabels": {"team": "a"}}]},
             {"objectSelectors": [{"matchExpressions": [{"key": "x", "operator": "DoesNotExist"}]}]},
-            {"objectSelectors": [{"matchExpressions": [{"key": "x", "operator": "In"}]}]}
+            {"objectSelectors": [{"matchExpressions": [{"key": "x", "operator": "In"}]}]},
+            {"resources": ["services", "deployments"], "namespaceSelectors": [{"matchLabels": {"team": "a"}}]},
+            {"resources": ["*"], "namespaceSelectors": [{"matchLabels": {"team": "a"}}]}
         ]})));
         let p = CompiledPolicy::compile("u", 1, &spec, &mut i);
         let (a, deployments) = (i.intern("a"), i.intern("deployments"));
@@ -565,9 +575,15 @@ mod tests {
             p.clauses[1].keys(),
             ClauseKeys::Static(vec![IndexKey::Resource(deployments)])
         );
-        assert_eq!(p.clauses[2].keys(), ClauseKeys::MatchedNamespaces);
+        assert_eq!(p.clauses[2].keys(), ClauseKeys::MatchedNamespaces(vec![]));
         assert_eq!(p.clauses[3].keys(), ClauseKeys::Static(vec![IndexKey::All]));
         // Only an invalid object selector: the clause can select nothing.
         assert_eq!(p.clauses[4].keys(), ClauseKeys::Static(vec![]));
+        // Namespace selectors and resources: the matched namespaces' objects of those
+        // resources (sorted by symbol).
+        let mut both = vec![deployments, i.intern("services")];
+        both.sort_unstable();
+        assert_eq!(p.clauses[5].keys(), ClauseKeys::MatchedNamespaces(both));
+        assert_eq!(p.clauses[6].keys(), ClauseKeys::MatchedNamespaces(vec![]));
     }
 }
