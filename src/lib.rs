@@ -4,6 +4,7 @@
 //! - [`pipeline`]: watch events → relist tracking → engine, epochs closed only when synced.
 //! - [`replay`]: `bindery replay` (and its `--with-policy` dry-run).
 //! - [`live`]: `bindery run`, the live engine; [`leader`]: its leader election.
+//! - [`cluster`]: timely's cluster mode (`--processes`, `--process-index`, `--hosts`).
 //! - [`snapshot`]: reading live servers once until every watch has synced.
 //! - [`state`]: a log's end or a live snapshot loaded into the oracle.
 //! - [`explain`], [`dry_run`]: `bindery explain` and `bindery dry-run`, on that state.
@@ -21,6 +22,7 @@
 #![warn(missing_docs)]
 
 pub mod client_args;
+pub mod cluster;
 pub mod dashboard;
 pub mod dry_run;
 pub mod explain;

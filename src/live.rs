@@ -52,9 +52,10 @@ pub struct RunOptions {
     pub leader: Option<LeaderConfig>,
     /// Publish Kubernetes Events on BindingPolicies (while leading).
     pub policy_events: bool,
-    /// Timely workers running the engine's dataflow (at least one; the Bindings do not
+    /// Where the engine's timely workers run: threads here, and other processes of a
+    /// cluster, which this one (process 0) connects to first (the Bindings do not
     /// depend on how many).
-    pub workers: usize,
+    pub topology: crate::cluster::Topology,
 }
 
 /// A kube client for the current-context of `kubeconfig` (as kube and kubectl choose;
@@ -156,7 +157,7 @@ pub async fn run(opts: RunOptions, shutdown: CancellationToken) -> Result<()> {
     let ingest = tokio::spawn(LiveIngest::new(config).run(tx, shutdown.clone()));
 
     let runtime = tokio::runtime::Handle::current();
-    let (engine_sink, coalesce, workers) = (sink.clone(), opts.coalesce, opts.workers);
+    let (engine_sink, coalesce, topology) = (sink.clone(), opts.coalesce, opts.topology.clone());
     let engine_done = shutdown.clone();
     // The engine (a timely worker) is not Send: it is built on its own thread. However it
     // ends, the rest shuts down too.
@@ -165,7 +166,8 @@ pub async fn run(opts: RunOptions, shutdown: CancellationToken) -> Result<()> {
         .spawn(move || {
             let _cancel = engine_done.drop_guard();
             let _stopped = StoppedOnDrop(health.clone());
-            EngineLoop::new(engine_sink, recorder, coalesce, workers, metrics, health)
+            let pipeline = topology.pipeline()?;
+            EngineLoop::new(engine_sink, recorder, coalesce, pipeline, metrics, health)
                 .with_policy_events(policy_events)
                 .run(rx, explain_rx, drift, runtime)
         })

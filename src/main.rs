@@ -296,8 +296,14 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 shutdown_timeout: Duration::from_secs(shutdown_timeout),
                 leader: leader.config()?,
                 policy_events,
-                workers: engine.workers,
+                topology: engine.topology()?,
             };
+            if opts.topology.cluster.is_some() {
+                bindery::cluster::exit_on_panic();
+            }
+            if opts.topology.serves() {
+                return Ok(opts.topology.serve()?);
+            }
             let runtime = tokio::runtime::Runtime::new()?;
             runtime.block_on(async {
                 let shutdown = CancellationToken::new();
@@ -323,9 +329,16 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 window_ms,
                 with_policy,
                 speed,
-                workers: engine.workers,
+                topology: engine.topology()?,
                 metrics: None,
             };
+            if opts.topology.cluster.is_some() {
+                bindery::cluster::exit_on_panic();
+            }
+            if opts.topology.serves() {
+                // Only process 0 reads the log and writes the output.
+                return Ok(opts.topology.serve()?);
+            }
             if let (false, Some(flag)) = (dashboard, serve.given()) {
                 anyhow::bail!("{flag} applies to the dashboard's server: add --dashboard");
             }
@@ -335,11 +348,16 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 replay::replay(&opts)?
             };
             tracing::info!(
-                "replayed {} events in {} epochs on {} worker{}: {} Bindings, {:.3} s, {:.0} events/s",
+                "replayed {} events in {} epochs on {} worker{}{}: {} Bindings, {:.3} s, {:.0} events/s",
                 s.events,
                 s.epochs,
                 s.workers,
                 if s.workers == 1 { "" } else { "s" },
+                if s.processes > 1 {
+                    format!(" in {} processes", s.processes)
+                } else {
+                    String::new()
+                },
                 s.bindings,
                 s.elapsed_secs,
                 s.events as f64 / s.elapsed_secs.max(1e-9)
@@ -382,10 +400,23 @@ fn run(cli: Cli) -> anyhow::Result<()> {
 /// How `bindery run` and `bindery replay` run the engine.
 #[derive(clap::Args, Debug)]
 struct EngineArgs {
-    /// Timely worker threads running the engine's dataflow (1 to 64); the Bindings do
-    /// not depend on how many.
+    /// Timely worker threads running the engine's dataflow in each process (1 to 64); the
+    /// Bindings do not depend on how many.
     #[arg(long, default_value_t = 1, value_name = "N", value_parser = parse_workers, env = "BINDERY_WORKERS")]
     workers: usize,
+    /// Timely's cluster mode: several processes run the dataflow.
+    #[command(flatten)]
+    cluster: bindery::cluster::ClusterArgs,
+}
+
+impl EngineArgs {
+    /// Where the engine's workers run (the cluster options checked).
+    fn topology(&self) -> anyhow::Result<bindery::cluster::Topology> {
+        Ok(bindery::cluster::Topology {
+            workers: self.workers,
+            cluster: self.cluster.plan()?,
+        })
+    }
 }
 
 /// Where `bindery run` and `bindery replay --dashboard` serve metrics, the dashboard and

@@ -339,7 +339,7 @@ impl Metrics {
         r.register("engine_epochs", "Epochs closed", f.epochs.clone());
         r.register(
             "engine_workers",
-            "Timely workers running the engine's dataflow (--workers)",
+            "Timely workers running the engine's dataflow, over every process (--workers × --processes)",
             f.engine_workers.clone(),
         );
         r.register_with_unit(

@@ -45,9 +45,15 @@ impl Pipeline {
     /// A pipeline with an empty engine whose dataflow runs on `workers` timely workers
     /// (at least one; [`Engine::with_workers`]). Its output does not depend on how many.
     pub fn with_workers(workers: usize) -> Pipeline {
+        Pipeline::with_engine(Engine::with_workers(workers))
+    }
+
+    /// A pipeline feeding `engine` (empty: nothing applied yet), e.g. process 0's engine
+    /// of a timely cluster ([`crate::cluster::Topology::pipeline`]).
+    pub fn with_engine(engine: Engine) -> Pipeline {
         Pipeline {
             tracker: RelistTracker::new(),
-            engine: Engine::with_workers(workers),
+            engine,
             pending: 0,
         }
     }

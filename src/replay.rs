@@ -13,6 +13,7 @@ use bindery_ingest::live::marker_event;
 use bindery_ingest::{EventType, LogReader};
 use bindery_sink::{DeltaWriter, write_binding_list};
 
+use crate::cluster::Topology;
 use crate::dashboard::{Dashboard, Mode};
 use crate::metrics::{Metrics, MetricsOptions};
 use crate::pipeline::Pipeline;
@@ -41,9 +42,9 @@ pub struct ReplayOptions {
     /// Pace the replay by the log's timestamps, this many times faster than recorded
     /// (`None`: as fast as possible).
     pub speed: Option<f64>,
-    /// Timely workers running the engine's dataflow (at least one; the output does not
-    /// depend on how many).
-    pub workers: usize,
+    /// Where the engine's timely workers run: threads here, and other processes of a
+    /// cluster (the output does not depend on how many).
+    pub topology: Topology,
     /// Count events, epochs and Binding changes here (for `/metrics` and the dashboard).
     pub metrics: Option<Arc<Metrics>>,
 }
@@ -59,8 +60,10 @@ pub struct ReplaySummary {
     pub bindings: usize,
     /// Seconds elapsed.
     pub elapsed_secs: f64,
-    /// Timely workers the engine ran on.
+    /// Timely workers the engine ran on, over every process.
     pub workers: usize,
+    /// Processes the engine ran in.
+    pub processes: usize,
 }
 
 /// The pipeline with the replay's epoch bookkeeping and delta output.
@@ -177,8 +180,9 @@ pub fn replay(opts: &ReplayOptions) -> Result<ReplaySummary> {
     let mut reader = LogReader::open(&opts.log)?;
     let name = reader.name().to_string();
     let mut progress = Progress::new(&format!("replaying {name}"), reader.total_bytes());
+    let pipeline = opts.topology.pipeline()?;
     let mut r = Replayer {
-        pipeline: Pipeline::with_workers(opts.workers),
+        pipeline,
         deltas: opts
             .emit_deltas
             .then(|| DeltaWriter::new(BufWriter::new(crate::stdout::stdout()))),
@@ -188,6 +192,7 @@ pub fn replay(opts: &ReplayOptions) -> Result<ReplaySummary> {
         summary: ReplaySummary::default(),
     };
     r.summary.workers = r.pipeline.engine().workers();
+    r.summary.processes = opts.topology.processes();
     if let Some(m) = &r.metrics {
         m.engine_workers(r.summary.workers);
     }

@@ -1,5 +1,6 @@
 //! Bindery's engine: turns WECs, workload objects and BindingPolicies into KubeStellar
-//! Bindings, incrementally, with a differential dataflow. Pure: no I/O, deterministic.
+//! Bindings, incrementally, with a differential dataflow. Pure: no I/O of its own
+//! (in a timely cluster, timely's threads use the sockets it is given), deterministic.
 //!
 //! - [`input`]: the changes the engine is told ([`Change`]).
 //! - [`policy`], [`selector`]: BindingPolicy and label selector parsing, validation and
@@ -30,7 +31,9 @@ pub mod selector;
 pub mod strict_json;
 
 pub use binding::{Binding, WorkloadEntry, binding_list};
-pub use engine::{BindingChange, Engine, EpochOutput, PolicyStatus};
+pub use engine::{
+    BindingChange, ClusterError, ClusterLinks, Engine, EpochOutput, PolicyStatus, serve_cluster,
+};
 pub use explain::{ExplainError, Explanation, ObjectKey, Query};
 pub use input::{Change, LabelMap, PolicyInput, WorkloadRef, WorkloadState};
 pub use oracle::Oracle;

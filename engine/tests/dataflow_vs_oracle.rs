@@ -4,9 +4,11 @@
 //! the same Bindings and statuses.
 
 use std::collections::BTreeMap;
+use std::net::{TcpListener, TcpStream};
 
 use bindery_engine::{
-    Change, Engine, LabelMap, Oracle, PolicyInput, PolicySpec, WorkloadRef, WorkloadState,
+    Change, ClusterLinks, Engine, LabelMap, Oracle, PolicyInput, PolicySpec, WorkloadRef,
+    WorkloadState, serve_cluster,
 };
 use proptest::prelude::*;
 
@@ -212,12 +214,11 @@ fn check(engine: &Engine, oracle: &Oracle, epoch: usize) -> Result<(), TestCaseE
     Ok(())
 }
 
-/// Runs `steps` on an engine of `workers` timely workers and on the oracle, checking
-/// after every epoch; with several workers, each epoch's changes must also equal those
-/// of a one-worker engine fed the same.
-fn run(steps: Vec<Step>, workers: usize) -> Result<(), TestCaseError> {
-    let mut engine = Engine::with_workers(workers);
-    prop_assert_eq!(engine.workers(), workers);
+/// Runs `steps` on `engine` and on the oracle, checking after every epoch; with several
+/// workers, each epoch's changes must also equal those of a one-worker engine fed the
+/// same.
+fn run(steps: Vec<Step>, mut engine: Engine) -> Result<(), TestCaseError> {
+    let workers = engine.workers();
     let mut single = (workers > 1).then(Engine::new);
     let mut oracle = Oracle::default();
     // (group, resource, ns, name) -> version, to expand relists.
@@ -283,7 +284,7 @@ proptest! {
 
     #[test]
     fn dataflow_matches_oracle_after_every_epoch(steps in prop::collection::vec(step(), 1..60)) {
-        run(steps, 1)?;
+        run(steps, Engine::new())?;
     }
 }
 
@@ -296,6 +297,86 @@ proptest! {
         steps in prop::collection::vec(step(), 1..60),
         workers in 2usize..=3,
     ) {
-        run(steps, workers)?;
+        let engine = Engine::with_workers(workers);
+        prop_assert_eq!(engine.workers(), workers);
+        run(steps, engine)?;
     }
+}
+
+/// An engine on process 0 of a two-process timely cluster on loopback, each process
+/// with `threads` workers; process 1 is served on a thread of this test (the same code
+/// as another process: its records cross a real socket, serialized), which ends when
+/// the engine is dropped.
+fn loopback_cluster(threads: usize) -> (Engine, std::thread::JoinHandle<()>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = listener.local_addr().unwrap();
+    let peer = std::thread::spawn(move || {
+        let socket = TcpStream::connect(address).unwrap();
+        let links = ClusterLinks {
+            process: 1,
+            threads,
+            sockets: vec![Some(socket), None],
+        };
+        serve_cluster(links).unwrap();
+    });
+    let (socket, _) = listener.accept().unwrap();
+    let links = ClusterLinks {
+        process: 0,
+        threads,
+        sockets: vec![None, Some(socket)],
+    };
+    (Engine::in_cluster(links).unwrap(), peer)
+}
+
+proptest! {
+    // Each case connects a cluster over loopback: fewer cases again.
+    #![proptest_config(ProptestConfig { cases: (cases() / 20).max(1), max_shrink_iters: 200, ..ProptestConfig::default() })]
+
+    #[test]
+    fn two_processes_match_one_worker_and_the_oracle(
+        steps in prop::collection::vec(step(), 1..60),
+        threads in 1usize..=2,
+    ) {
+        let (engine, peer) = loopback_cluster(threads);
+        prop_assert_eq!(engine.workers(), 2 * threads);
+        run(steps, engine)?;
+        // The engine is dropped: the dataflow ends, and so does process 1.
+        peer.join().expect("process 1 served the cluster and ended");
+    }
+}
+
+/// Only process 0 runs the engine, and only the others serve it; links that do not
+/// describe a cluster are refused with an error, not a panic.
+#[test]
+fn cluster_links_are_checked() {
+    let links = |process, sockets: Vec<Option<TcpStream>>| ClusterLinks {
+        process,
+        threads: 1,
+        sockets,
+    };
+    let err = Engine::in_cluster(links(1, vec![None, None]))
+        .err()
+        .unwrap();
+    assert!(err.to_string().contains("only process 0"), "{err}");
+    let err = serve_cluster(links(0, vec![None, None])).unwrap_err();
+    assert!(
+        err.to_string().contains("process 0 runs the engine"),
+        "{err}"
+    );
+    // A missing socket to process 1.
+    let err = Engine::in_cluster(links(0, vec![None, None]))
+        .err()
+        .unwrap();
+    assert!(
+        err.to_string()
+            .contains("want a socket for every other process"),
+        "{err}"
+    );
+    // An index past the processes.
+    let err = serve_cluster(links(3, vec![None, None])).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("want a socket for every other process"),
+        "{err}"
+    );
 }

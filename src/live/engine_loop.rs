@@ -122,11 +122,10 @@ impl<S: BindingWriter> EngineLoop<S> {
         sink: S,
         recorder: Option<LogWriter>,
         coalesce: Duration,
-        workers: usize,
+        pipeline: Pipeline,
         metrics: Arc<Metrics>,
         health: Arc<Health>,
     ) -> Self {
-        let pipeline = Pipeline::with_workers(workers);
         let workers = pipeline.engine().workers();
         tracing::info!(
             "engine: {workers} timely worker{}",

@@ -1,6 +1,6 @@
 //! `bindery run` against real kube-apiservers (envtest): the seed's nginx example and live
 //! changes give exactly the expected Bindings and statuses, on one timely worker and on
-//! two (`/metrics` says how many), and the recording replays on one worker to the
+//! two, and on two processes (`/metrics` says how many workers), and the recording replays on one worker to the
 //! Bindings stored live.
 
 use std::time::Duration;
@@ -36,17 +36,51 @@ fn nginx_spec(ns_rv: &str, dep_rv: Option<&str>, clusters: &[&str]) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nginx_example_live_then_changes_then_replay_of_the_recording() {
-    nginx_scenario(1).await;
+    nginx_scenario(1, 1).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_same_on_two_workers() {
-    nginx_scenario(2).await;
+    nginx_scenario(2, 1).await;
 }
 
-/// The scenario, with the engine on `workers` timely workers.
-async fn nginx_scenario(workers: usize) {
+/// Timely's cluster mode: the same scenario with a second `bindery run` process serving
+/// the dataflow (`--processes 2`, 2 workers each, on loopback).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_same_on_two_processes() {
+    nginx_scenario(2, 2).await;
+}
+
+/// The scenario, with the engine on `workers` timely workers in each of `processes`
+/// (1 or 2) processes.
+async fn nginx_scenario(workers: usize, processes: usize) {
     let (env, wds, its) = cluster::control_plane().await;
+    let hosts = env.dir().join("hosts");
+    std::fs::write(
+        &hosts,
+        format!("127.0.0.1:{}\n127.0.0.1:{}\n", free_port(), free_port()),
+    )
+    .unwrap();
+    let cluster_args = |index: usize| -> Vec<String> {
+        if processes == 1 {
+            return vec![];
+        }
+        ["--processes", "2", "--process-index", &index.to_string()]
+            .into_iter()
+            .map(String::from)
+            .chain(["--hosts".into(), hosts.display().to_string()])
+            .collect()
+    };
+    // Process 1 needs no API server: it only serves process 0's dataflow.
+    let mut peer = (processes == 2).then(|| {
+        std::process::Command::new(bindery_tests::bindery_bin())
+            .arg("run")
+            .args(cluster_args(1))
+            .args(["--workers", &workers.to_string()])
+            .stderr(std::fs::File::create(env.dir().join("process-1.log")).unwrap())
+            .spawn()
+            .unwrap()
+    });
     cluster::apply_wecs(&its, cluster::THREE_WECS)
         .await
         .unwrap();
@@ -91,7 +125,14 @@ async fn nginx_scenario(workers: usize) {
             record.to_str().unwrap(),
             "--coalesce-ms",
             "100",
-        ],
+        ]
+        .into_iter()
+        .map(String::from)
+        .chain(cluster_args(0))
+        .collect::<Vec<_>>()
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>(),
     )
     .unwrap();
     let fail = |e: anyhow::Error, bindery: &BinderyRun| -> ! {
@@ -117,14 +158,15 @@ async fn nginx_scenario(workers: usize) {
     assert_eq!(code, 200, "{metrics}");
     assert_eq!(
         series(&metrics, "bindery_engine_workers"),
-        workers as f64,
+        (workers * processes) as f64,
         "{metrics}"
     );
-    let plural = if workers == 1 { "" } else { "s" };
+    let all = workers * processes;
+    let plural = if all == 1 { "" } else { "s" };
     assert!(
         bindery
             .log_text()
-            .contains(&format!("engine: {workers} timely worker{plural}")),
+            .contains(&format!("engine: {all} timely worker{plural}")),
         "{}",
         bindery.log_text()
     );
@@ -208,6 +250,24 @@ async fn nginx_scenario(workers: usize) {
         "bindery exits 0 on SIGTERM\n{}",
         bindery.log_text()
     );
+    if let Some(peer) = &mut peer {
+        // Process 0 closed the dataflow: process 1 ends by itself, cleanly.
+        let log = || std::fs::read_to_string(env.dir().join("process-1.log")).unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        let status = loop {
+            if let Some(status) = peer.try_wait().unwrap() {
+                break status;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "process 1 still runs\n{}",
+                log()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        };
+        assert!(status.success(), "process 1: {status}\n{}", log());
+        assert!(log().contains("process 0 closed the dataflow"), "{}", log());
+    }
     let out = std::process::Command::new(bindery_tests::bindery_bin())
         .args(["replay", record.to_str().unwrap(), "--workers", "1"])
         .args(["--dump-bindings", "-"])

@@ -27,6 +27,7 @@ use output::Store;
 pub use output::{BindingChange, EpochOutput, PolicyStatus};
 use state::InputState;
 use workers::Workers;
+pub use workers::{ClusterError, ClusterLinks, serve_cluster};
 
 /// Current sizes of the engine's state.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
@@ -43,6 +44,14 @@ pub struct Sizes {
     pub destinations: usize,
     /// Interned strings.
     pub interned: usize,
+}
+
+/// An empty input state, and the symbol of `namespaces` the dataflow is built with
+/// (interned first, so every process of a cluster has the same one).
+fn initial_state() -> (InputState, crate::intern::Sym) {
+    let mut state = InputState::default();
+    let namespaces = state.interner.intern("namespaces");
+    (state, namespaces)
 }
 
 /// The incremental engine. Call [`Engine::apply`] for each change, then
@@ -77,8 +86,7 @@ impl Engine {
         builders: Vec<AllocatorBuilder>,
         communication: Box<dyn Any + Send>,
     ) -> Engine {
-        let mut state = InputState::default();
-        let namespaces = state.interner.intern("namespaces");
+        let (state, namespaces) = initial_state();
         let (workers, built) = Workers::start(builders, communication, namespaces);
         Engine {
             inputs: built.inputs,

@@ -1,13 +1,17 @@
 //! The timely workers that run the dataflow: worker 0 on the engine's thread, the
-//! others (with [`Engine::with_workers`]) on threads of their own, and stepping worker 0
-//! until an epoch is complete.
+//! others (with [`Engine::with_workers`] or [`Engine::in_cluster`]) on threads of their
+//! own or in other processes ([`serve_cluster`]), and stepping worker 0 until an epoch
+//! is complete.
 
 use std::any::Any;
+use std::net::TcpStream;
 use std::thread::JoinHandle;
 use std::time::Instant;
 
+use timely::communication::allocator::ProcessBuilder;
 use timely::communication::allocator::thread::Thread;
-use timely::communication::{Allocator, AllocatorBuilder};
+use timely::communication::allocator::zero_copy::initialize::initialize_networking_from_sockets;
+use timely::communication::{Allocator, AllocatorBuilder, Hooks};
 use timely::dataflow::operators::probe::Handle as ProbeHandle;
 use timely::worker::Worker;
 use timely::{CommunicationConfig, WorkerConfig};
@@ -37,10 +41,115 @@ impl Engine {
         Engine::from_builders(builders, communication)
     }
 
-    /// The number of timely workers running the dataflow.
+    /// The engine of process 0 of a timely cluster ([`ClusterLinks`] with `process` 0):
+    /// its worker 0 is the engine's, fed on the calling thread; its other workers and
+    /// those of the other processes ([`serve_cluster`]) hold their shares of the
+    /// arrangements. Output does not depend on how the workers are spread.
+    pub fn in_cluster(links: ClusterLinks) -> Result<Engine, ClusterError> {
+        if links.process != 0 {
+            return Err(ClusterError::NotProcessZero(links.process));
+        }
+        let (builders, communication) = links.builders()?;
+        Ok(Engine::from_builders(builders, communication))
+    }
+
+    /// The number of timely workers running the dataflow (over every process).
     pub fn workers(&self) -> usize {
         self.workers.worker.peers()
     }
+}
+
+/// One process's place in a timely cluster: its index, its worker threads (the same in
+/// every process) and a connected socket to each other process.
+#[derive(Debug)]
+pub struct ClusterLinks {
+    /// This process's index (0 feeds the dataflow).
+    pub process: usize,
+    /// Timely worker threads in each process.
+    pub threads: usize,
+    /// A socket to each other process, in process order; `None` at `process`.
+    pub sockets: Vec<Option<TcpStream>>,
+}
+
+/// A timely cluster that could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum ClusterError {
+    /// Only process 0 runs the engine; the others serve it.
+    #[error("process {0} cannot run the engine: only process 0 does (the others serve it)")]
+    NotProcessZero(usize),
+    /// The links do not describe a cluster.
+    #[error("not a timely cluster: {0}")]
+    Links(String),
+    /// Timely's communication threads could not start.
+    #[error("starting timely's communication threads: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+impl ClusterLinks {
+    /// This process's worker builders (one per thread) and the guard of timely's send
+    /// and receive threads.
+    fn builders(self) -> Result<(Vec<AllocatorBuilder>, Box<dyn Any + Send>), ClusterError> {
+        let processes = self.sockets.len();
+        let wrong = self.process >= processes
+            || self.threads == 0
+            || self
+                .sockets
+                .iter()
+                .enumerate()
+                .any(|(i, s)| s.is_some() == (i == self.process));
+        if wrong {
+            return Err(ClusterError::Links(format!(
+                "process {} with {} thread(s) and {} socket slot(s): want a socket for every other process",
+                self.process, self.threads, processes
+            )));
+        }
+        for socket in self.sockets.iter().flatten() {
+            // Progress messages are small and wait on each other: no Nagle delays.
+            socket.set_nodelay(true)?;
+        }
+        let local = ProcessBuilder::new_typed_vector(
+            self.threads,
+            Hooks::default().refill,
+            Hooks::default().spill,
+        );
+        let (builders, guard) = initialize_networking_from_sockets(
+            local,
+            self.sockets,
+            self.process,
+            self.threads,
+            Hooks::default(),
+        )?;
+        let builders = builders.into_iter().map(AllocatorBuilder::Tcp).collect();
+        Ok((builders, Box::new(guard)))
+    }
+}
+
+/// Serves the engine of process 0 from another process of its cluster: runs this
+/// process's workers (each builds the same dataflow and does its share of each join)
+/// until process 0's engine is dropped and the dataflow ends.
+pub fn serve_cluster(links: ClusterLinks) -> Result<(), ClusterError> {
+    if links.process == 0 {
+        return Err(ClusterError::Links(
+            "process 0 runs the engine (Engine::in_cluster), it does not serve it".into(),
+        ));
+    }
+    let (builders, _communication) = links.builders()?;
+    let (_, namespaces) = super::initial_state();
+    let threads: Vec<_> = builders
+        .into_iter()
+        .enumerate()
+        .map(|(i, builder)| {
+            std::thread::Builder::new()
+                .name(format!("bindery-worker-{i}"))
+                .spawn(move || serve_peer(builder, namespaces))
+        })
+        .collect::<Result<_, _>>()?;
+    for thread in threads {
+        if let Err(panic) = thread.join() {
+            std::panic::resume_unwind(panic);
+        }
+    }
+    Ok(())
 }
 
 /// Worker 0 and the threads of the others.
@@ -95,11 +204,11 @@ impl Workers {
 }
 
 impl Drop for Workers {
-    /// With several workers (the engine's inputs are closed by now): steps worker 0
-    /// until the dataflow has ended everywhere, so that every peer thread ends too, then
-    /// joins them.
+    /// With several workers, here or in other processes (the engine's inputs are closed
+    /// by now): steps worker 0 until the dataflow has ended everywhere, so that every
+    /// peer ends too, then joins the threads of this process's.
     fn drop(&mut self) {
-        if self.peers.is_empty() || std::thread::panicking() {
+        if self.worker.peers() == 1 || std::thread::panicking() {
             return;
         }
         while self.worker.has_dataflows() {

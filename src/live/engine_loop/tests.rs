@@ -132,7 +132,7 @@ fn configmap(name: &str, rv: &str) -> Value {
 fn started(sink: &Arc<FakeSink>) -> EngineLoop<Arc<FakeSink>> {
     let metrics = Arc::new(Metrics::new(MetricsOptions { per_policy: false }));
     let health = Arc::new(Health::new(LIVENESS_THRESHOLD));
-    let mut lp = EngineLoop::new(sink.clone(), None, WINDOW, 1, metrics, health);
+    let mut lp = EngineLoop::new(sink.clone(), None, WINDOW, Pipeline::new(), metrics, health);
     let edge = json!({"matchLabels": {"env": "edge"}});
     for (resource, objects) in [
         (wecs(), vec![wec("c1", "edge"), wec("c2", "core")]),
