@@ -1,7 +1,7 @@
 //! Scale benchmark: replay of `bindery generate` logs at 10k, 100k and 1M objects, with
 //! the latency of each kind of change measured apart.
 //!
-//! For each number of objects N and each number of timely workers W, a child process
+//! For each number of objects N, timely workers W and processes P, a child process
 //! of this bench (so that its peak RSS is its own):
 //! 1. generates the log of `bindery generate --objects N --churn C` (the defaults: 100
 //!    WECs, 50 policies, one namespace per 200 objects) into a temporary file, noting
@@ -24,16 +24,22 @@
 //! ```text
 //! cargo bench --bench scale
 //! cargo bench --bench scale -- --objects 10000,100000,1000000 --churn 20000 --workers 1,2
+//! cargo bench --bench scale -- --objects 100000 --processes 1,2   # 2: timely cluster on loopback
 //! ```
+//!
+//! With `--processes 2`, process 0 (the child run) feeds the engine and a second child
+//! (`--serve-peer`) serves its dataflow over a loopback socket; its peak RSS is printed
+//! apart.
 //!
 //! Progress goes to stderr, the tables to stdout.
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail, ensure};
+use bindery::cluster::{ClusterPlan, Topology};
 use bindery::generate::{ChurnKind, GenerateSpec, generate_events};
 use bindery::pipeline::Pipeline;
 use bindery_engine::EpochOutput;
@@ -51,7 +57,11 @@ const EMPTY_EPOCHS: usize = 200;
 #[derive(Debug, Serialize, Deserialize)]
 struct RunResult {
     objects: usize,
+    /// Workers in each process.
     workers: usize,
+    processes: usize,
+    /// Peak RSS of each process but the first.
+    peer_hwm_kb: Vec<u64>,
     churn: usize,
     initial_events: usize,
     log_bytes: u64,
@@ -107,8 +117,73 @@ fn entries_changed(out: &EpochOutput) -> u64 {
         .sum()
 }
 
-/// One run, in this process.
-fn run(objects: usize, workers: usize, churn: usize, dir: &Path) -> Result<RunResult> {
+/// Process 0's pipeline on `workers` workers in each of `processes` processes: with
+/// several, the others are children of this one (`--serve-peer`) on loopback ports.
+fn start_engine(workers: usize, processes: usize, dir: &Path) -> Result<(Pipeline, Vec<Child>)> {
+    if processes == 1 {
+        return Ok((Pipeline::with_workers(workers), Vec::new()));
+    }
+    let hosts_path = dir.join(format!("scale-hosts-{}", std::process::id()));
+    let hosts: Vec<String> = (0..processes)
+        .map(|_| {
+            let port = std::net::TcpListener::bind("127.0.0.1:0")?
+                .local_addr()?
+                .port();
+            Ok(format!("127.0.0.1:{port}"))
+        })
+        .collect::<Result<_>>()?;
+    std::fs::write(&hosts_path, hosts.join("\n"))?;
+    let exe = std::env::current_exe()?;
+    let peers = (1..processes)
+        .map(|i| {
+            Command::new(&exe)
+                .args(["--serve-peer", &hosts_path.display().to_string()])
+                .args([
+                    "--process-index",
+                    &i.to_string(),
+                    "--workers",
+                    &workers.to_string(),
+                ])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::inherit())
+                .spawn()
+                .context("starting a peer process")
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let topology = Topology {
+        workers,
+        cluster: Some(ClusterPlan { process: 0, hosts }),
+    };
+    Ok((topology.pipeline()?, peers))
+}
+
+/// Serves process 0's dataflow as process `index` (`--serve-peer HOSTS`); prints this
+/// process's peak RSS in KiB at the end.
+fn serve_peer(hosts: &Path, index: usize, workers: usize) -> Result<()> {
+    let hosts: Vec<String> = std::fs::read_to_string(hosts)?
+        .lines()
+        .map(String::from)
+        .collect();
+    Topology {
+        workers,
+        cluster: Some(ClusterPlan {
+            process: index,
+            hosts,
+        }),
+    }
+    .serve()?;
+    println!("{}", proc_status_kb("VmHWM"));
+    Ok(())
+}
+
+/// One run, in this process (and, with several processes, its children).
+fn run(
+    objects: usize,
+    workers: usize,
+    processes: usize,
+    churn: usize,
+    dir: &Path,
+) -> Result<RunResult> {
     let spec = GenerateSpec {
         wecs: 100,
         objects,
@@ -138,7 +213,7 @@ fn run(objects: usize, workers: usize, churn: usize, dir: &Path) -> Result<RunRe
 
     let rss_before_kb = proc_status_kb("VmRSS");
     let mut reader = LogReader::open(&path)?;
-    let mut pipeline = Pipeline::with_workers(workers);
+    let (mut pipeline, peers) = start_engine(workers, processes, dir)?;
     eprintln!("[{objects} objects, {workers} workers] loading {initial} events");
     let started = Instant::now();
     for _ in 0..initial {
@@ -203,9 +278,21 @@ fn run(objects: usize, workers: usize, churn: usize, dir: &Path) -> Result<RunRe
     let oracle_seconds = t.elapsed().as_secs_f64();
     let oracle_agrees = expected == pipeline.engine().bindings();
     std::fs::remove_file(&path)?;
+    // The dataflow ends with process 0's engine: then the peers tell their peak RSS.
+    drop(pipeline);
+    let peer_hwm_kb = peers
+        .into_iter()
+        .map(|peer| {
+            let out = peer.wait_with_output()?;
+            ensure!(out.status.success(), "a peer process failed");
+            Ok(String::from_utf8_lossy(&out.stdout).trim().parse()?)
+        })
+        .collect::<Result<_>>()?;
     Ok(RunResult {
         objects,
         workers,
+        processes,
+        peer_hwm_kb,
         churn,
         initial_events: initial,
         log_bytes,
@@ -258,10 +345,15 @@ fn mib(kb: u64) -> String {
 
 fn print_run(r: &RunResult) {
     println!(
-        "### {} objects, {} worker{}\n",
+        "### {} objects, {} worker{}{}\n",
         r.objects,
         r.workers,
-        if r.workers == 1 { "" } else { "s" }
+        if r.workers == 1 { "" } else { "s" },
+        if r.processes > 1 {
+            format!(" in each of {} processes (loopback)", r.processes)
+        } else {
+            String::new()
+        }
     );
     println!(
         "Load: {} events ({:.1} MB of log) in {}: {:.0} events/s, JSON parsing included.",
@@ -339,6 +431,16 @@ fn print_run(r: &RunResult) {
         r.destinations,
         per(r.hwm_end_kb, r.workload_objects + r.workload_entries)
     );
+    if !r.peer_hwm_kb.is_empty() {
+        println!(
+            "Peak RSS of the other processes: {}.",
+            r.peer_hwm_kb
+                .iter()
+                .map(|&kb| mib(kb))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
     println!(
         "Oracle full recompute: {}; the engine's Bindings {} the oracle's.\n",
         time(r.oracle_seconds),
@@ -365,29 +467,38 @@ fn list(arg: Option<String>, what: &str) -> Result<Vec<usize>> {
 fn main() -> Result<()> {
     let mut objects = vec![10_000, 100_000];
     let mut workers = vec![1];
+    let mut processes = vec![1];
     let mut churn = 20_000;
     let mut child = false;
+    let mut serve: Option<String> = None;
+    let mut index = 0;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--objects" => objects = list(args.next(), "--objects")?,
             "--workers" => workers = list(args.next(), "--workers")?,
             "--churn" => churn = list(args.next(), "--churn")?[0],
+            "--processes" => processes = list(args.next(), "--processes")?,
             "--child" => child = true,
+            "--serve-peer" => serve = args.next(),
+            "--process-index" => index = list(args.next(), "--process-index")?[0],
             "--bench" => {}
             other => bail!("unknown argument {other:?}"),
         }
     }
     let dir = std::env::temp_dir();
+    if let Some(hosts) = serve {
+        return serve_peer(Path::new(&hosts), index, workers[0]);
+    }
     if child {
-        let r = run(objects[0], workers[0], churn, &dir)?;
+        let r = run(objects[0], workers[0], processes[0], churn, &dir)?;
         println!("{}", serde_json::to_string(&r)?);
         return Ok(());
     }
     let exe = std::env::current_exe()?;
     println!("## Scale: replay of generated logs, per kind of change\n");
     println!(
-        "`cargo bench --bench scale -- --objects {} --churn {churn} --workers {}`; {} cores; each run in a process of its own.\n",
+        "`cargo bench --bench scale -- --objects {} --churn {churn} --workers {} --processes {}`; {} cores; each run in a process of its own.\n",
         objects
             .iter()
             .map(usize::to_string)
@@ -398,12 +509,20 @@ fn main() -> Result<()> {
             .map(usize::to_string)
             .collect::<Vec<_>>()
             .join(","),
+        processes
+            .iter()
+            .map(usize::to_string)
+            .collect::<Vec<_>>()
+            .join(","),
         std::thread::available_parallelism().map_or(0, |n| n.get())
     );
     let mut all_agree = true;
     let mut results = Vec::new();
     for &n in &objects {
-        for &w in &workers {
+        for (w, p) in workers
+            .iter()
+            .flat_map(|&w| processes.iter().map(move |&p| (w, p)))
+        {
             let out = Command::new(&exe)
                 .args([
                     "--child",
@@ -411,6 +530,8 @@ fn main() -> Result<()> {
                     &n.to_string(),
                     "--workers",
                     &w.to_string(),
+                    "--processes",
+                    &p.to_string(),
                     "--churn",
                     &churn.to_string(),
                 ])
@@ -419,7 +540,7 @@ fn main() -> Result<()> {
                 .context("running a child run")?;
             ensure!(
                 out.status.success(),
-                "the run at {n} objects on {w} workers failed"
+                "the run at {n} objects on {w} workers × {p} processes failed"
             );
             let r: RunResult = serde_json::from_slice(&out.stdout)?;
             all_agree &= r.oracle_agrees;
@@ -431,7 +552,7 @@ fn main() -> Result<()> {
         println!("### p50 per kind of change, across runs\n");
         let header: Vec<String> = results
             .iter()
-            .map(|r| format!("{} objects, {}w", r.objects, r.workers))
+            .map(|r| format!("{} objects, {}w × {}p", r.objects, r.workers, r.processes))
             .collect();
         println!("| change | {} |", header.join(" | "));
         println!("| --- |{}", " --- |".repeat(results.len()));
