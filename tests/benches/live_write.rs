@@ -416,6 +416,11 @@ async fn bench(configmaps: usize) -> Result<Vec<CaseResult>> {
         .await?,
     );
 
+    // The API server's own cost of a write, with Bindery idle: a copy of one Binding that
+    // no policy owns (left alone), patched in turn with its whole spec (as the sink does)
+    // and with only `spec.destinations`.
+    server_write_cost(&wds).await?;
+
     // 5. Restart, nothing changed.
     bindery.stop()?;
     let from = seen.len();
@@ -443,6 +448,50 @@ async fn bench(configmaps: usize) -> Result<Vec<CaseResult>> {
         eprintln!("[live_write] kept {}", kept.display());
     }
     Ok(results)
+}
+
+/// Times 20 sequential merge patches of an unowned copy of Binding `p-000`: with the
+/// whole spec (destinations changed each time), then with only `spec.destinations`.
+async fn server_write_cost(wds: &kube::Client) -> Result<()> {
+    use kube::api::{Patch, PatchParams};
+    let api: Api<DynamicObject> = Api::all_with(wds.clone(), &res::bindings());
+    let source = api.get("p-000").await?;
+    let spec = source.data["spec"].clone();
+    let probe: DynamicObject = serde_json::from_value(json!({
+        "apiVersion": "control.kubestellar.io/v1alpha1", "kind": "Binding",
+        "metadata": {"name": "write-cost-probe"}, "spec": spec}))?;
+    api.create(&PostParams::default(), &probe).await?;
+    let destinations = |i: usize| -> Value {
+        (0..20)
+            .map(|d| json!({"clusterId": format!("wec-{:03}", (d * 5 + i) % WECS)}))
+            .collect()
+    };
+    let bytes = serde_json::to_vec(&spec)?.len();
+    let params = PatchParams::default();
+    for (what, whole) in [("the whole spec", true), ("only spec.destinations", false)] {
+        let mut latencies = Vec::new();
+        for i in 0..20 {
+            let body = if whole {
+                let mut spec = spec.clone();
+                spec["destinations"] = destinations(i);
+                json!({"spec": spec})
+            } else {
+                json!({"spec": {"destinations": destinations(i)}})
+            };
+            let started = Instant::now();
+            api.patch("write-cost-probe", &params, &Patch::Merge(&body))
+                .await?;
+            latencies.push(started.elapsed().as_secs_f64());
+        }
+        latencies.sort_by(f64::total_cmp);
+        eprintln!(
+            "[live_write] API server, one merge patch of a Binding of {bytes} bytes of spec, sending {what}: p50 {:.0} ms, max {:.0} ms (20 in a row)",
+            latencies[10] * 1000.0,
+            latencies[19] * 1000.0
+        );
+    }
+    api.delete("write-cost-probe", &Default::default()).await?;
+    Ok(())
 }
 
 fn main() -> Result<()> {
