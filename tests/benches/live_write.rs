@@ -19,11 +19,17 @@
 //! Bindery's Binding writes, and the p50/p99 of `bindery_event_to_binding_seconds` over
 //! the case (from the histogram's bucket deltas, interpolated within a bucket).
 //!
+//! With `--kubestellar KS_BINARY` (from `bench/kubestellar/build.sh`) the same cases run
+//! again with KubeStellar's binding controller instead, on fresh servers, and the two
+//! controllers' Bindings are compared entry by entry at the end of each case.
+//!
 //! ```text
 //! cargo bench -p bindery-tests --bench live_write                   # 10,000 ConfigMaps
 //! cargo bench -p bindery-tests --bench live_write -- --configmaps 100000
+//! cargo bench -p bindery-tests --bench live_write -- --kubestellar target/ks-binding
 //! ```
 
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -41,7 +47,10 @@ const POLICIES: usize = 200;
 
 /// Every Binding event the watch saw: when, which Binding, how many workload entries.
 #[derive(Clone, Default)]
-struct Seen(Arc<Mutex<Vec<(Instant, String, usize)>>>);
+struct Seen(
+    Arc<Mutex<Vec<(Instant, String, usize)>>>,
+    Arc<Mutex<BTreeMap<String, Value>>>,
+);
 
 impl Seen {
     fn len(&self) -> usize {
@@ -51,6 +60,11 @@ impl Seen {
     /// The events from index `from` on.
     fn since(&self, from: usize) -> Vec<(Instant, String, usize)> {
         self.0.lock().unwrap()[from..].to_vec()
+    }
+
+    /// Every Binding's latest spec, [`normal_spec`]ed.
+    fn latest(&self) -> BTreeMap<String, Value> {
+        self.1.lock().unwrap().clone()
     }
 
     fn last_at(&self) -> Option<Instant> {
@@ -81,6 +95,8 @@ fn watch_bindings(wds: kube::Client, seen: Seen) {
                     }
                     WatchEvent::Deleted(o) => {
                         version = cluster::rv(&o);
+                        let name = o.metadata.name.clone().unwrap_or_default();
+                        seen.1.lock().unwrap().remove(&name);
                         continue;
                     }
                     WatchEvent::Error(_) => break,
@@ -95,6 +111,10 @@ fn watch_bindings(wds: kube::Client, seen: Seen) {
                     })
                     .sum();
                 let name = object.metadata.name.clone().unwrap_or_default();
+                seen.1
+                    .lock()
+                    .unwrap()
+                    .insert(name.clone(), normal_spec(&object.data["spec"]));
                 seen.0.lock().unwrap().push((Instant::now(), name, entries));
             }
         }
@@ -170,22 +190,40 @@ struct CaseResult {
     p99: Option<(f64, f64)>,
 }
 
-/// Waits until no Binding has changed for 3 s and the sink is idle (at most 15 min);
-/// measures from `started`.
+/// Waits until no Binding has changed for 3 s and (Bindery, whose `/metrics` is at
+/// `listen`) the sink is idle, at most 15 min; measures from `started`.
 async fn settle(
     name: &str,
     started: Instant,
     seen: &Seen,
     from: usize,
-    listen: &str,
+    listen: Option<&str>,
     before: &str,
+    expect: Option<(&BTreeMap<String, Value>, bool)>,
 ) -> Result<CaseResult> {
     let deadline = Instant::now() + Duration::from_secs(900);
     loop {
         tokio::time::sleep(Duration::from_millis(250)).await;
-        let text = metrics(listen)?;
-        let idle = value(&text, "bindery_sink_pending_writes") == 0.0
-            && value(&text, "bindery_sink_in_flight_writes") == 0.0;
+        // Another controller (no metrics to say it is idle): done when its Bindings are
+        // the expected ones (Bindery's at the end of the same case), after it wrote at
+        // least once when `must_change` (a restart that rewrites them), and quiet.
+        if let Some((expected, must_change)) = expect {
+            let changed = seen.len() > from || started.elapsed() > Duration::from_secs(120);
+            let quiet = seen
+                .last_at()
+                .is_none_or(|t| t.elapsed() > Duration::from_secs(3));
+            let done = (changed || !must_change) && quiet && seen.latest() == *expected;
+            if !done && Instant::now() < deadline {
+                continue;
+            }
+        }
+        let text = match listen {
+            Some(listen) => metrics(listen)?,
+            None => String::new(),
+        };
+        let idle = listen.is_none()
+            || (value(&text, "bindery_sink_pending_writes") == 0.0
+                && value(&text, "bindery_sink_in_flight_writes") == 0.0);
         let quiet = seen
             .last_at()
             .is_none_or(|t| t.elapsed() > Duration::from_secs(3));
@@ -209,7 +247,11 @@ async fn settle(
                 name: name.to_string(),
                 seconds: end.saturating_duration_since(started).as_secs_f64(),
                 bindings_changed: changed.len(),
-                binding_writes: writes(&text) - writes(before),
+                // Without Bindery's metrics: the Binding versions the watch saw.
+                binding_writes: match listen {
+                    Some(_) => writes(&text) - writes(before),
+                    None => events.len() as f64,
+                },
                 unchanged: count(&text, "binding", "unchanged")
                     - count(before, "binding", "unchanged"),
                 status_writes: count(&text, "status", "applied")
@@ -289,17 +331,110 @@ fn configmap(k: usize, group: usize) -> Value {
         "data": {"k": "v"}})
 }
 
-fn start_bindery(
-    env: &bindery_tests::envtest::Envtest,
-    listen: &str,
-    log: &str,
-) -> Result<BinderyRun> {
-    BinderyRun::start(
-        &env.wds.kubeconfig,
-        &env.its.kubeconfig,
-        &env.dir().join(log),
-        &["--listen", listen],
-    )
+/// The controller keeping the Bindings.
+#[derive(Clone, Debug)]
+enum Controller {
+    Bindery,
+    /// KubeStellar's binding controller: the `ks-binding` binary of
+    /// `bench/kubestellar/build.sh`.
+    KubeStellar(std::path::PathBuf),
+}
+
+impl Controller {
+    fn name(&self) -> &'static str {
+        match self {
+            Controller::Bindery => "Bindery",
+            Controller::KubeStellar(_) => "KubeStellar's binding controller",
+        }
+    }
+
+    /// Starts it against the servers, logging to `live_write-WHO-LOG` in the temporary
+    /// directory; Bindery serves
+    /// `/metrics` and `/readyz` at `listen`.
+    fn start(
+        &self,
+        env: &bindery_tests::envtest::Envtest,
+        listen: &str,
+        log: &str,
+    ) -> Result<BinderyRun> {
+        let who = match self {
+            Controller::Bindery => "bindery",
+            Controller::KubeStellar(_) => "kubestellar",
+        };
+        // Outside the servers' directory, which goes with them.
+        let log = std::env::temp_dir().join(format!("live_write-{who}-{log}"));
+        eprintln!("[live_write] {} logs to {}", self.name(), log.display());
+        match self {
+            Controller::Bindery => BinderyRun::start(
+                &env.wds.kubeconfig,
+                &env.its.kubeconfig,
+                &log,
+                &["--listen", listen],
+            ),
+            Controller::KubeStellar(binary) => {
+                let mut command = std::process::Command::new(binary);
+                command
+                    .arg("--wds-kubeconfig")
+                    .arg(&env.wds.kubeconfig)
+                    .arg("--its-kubeconfig")
+                    .arg(&env.its.kubeconfig)
+                    .args(["--qps", "50", "--burst", "100"]);
+                BinderyRun::start_command(command, &log)
+            }
+        }
+    }
+
+    /// Where its `/metrics` is, for Bindery.
+    fn metrics_at<'a>(&self, listen: &'a str) -> Option<&'a str> {
+        matches!(self, Controller::Bindery).then_some(listen)
+    }
+
+    /// Waits until it is ready (Bindery's `/readyz`; KubeStellar's: nothing to wait on).
+    async fn ready(&self, listen: &str) -> Result<()> {
+        match self {
+            Controller::Bindery => ready(listen).await,
+            Controller::KubeStellar(_) => Ok(()),
+        }
+    }
+}
+
+/// A Binding's spec with its lists sorted (to compare two controllers' Bindings entry by
+/// entry), empty lists left out and entries without their `resourceVersion` (the two
+/// controllers run on servers of their own).
+fn normal_spec(spec: &Value) -> Value {
+    let sorted = |v: &Value| -> Value {
+        let mut items: Vec<Value> = v.as_array().cloned().unwrap_or_default();
+        for item in &mut items {
+            // Each run has servers of its own: their resourceVersions differ.
+            if let Some(entry) = item.as_object_mut() {
+                entry.remove("resourceVersion");
+            }
+        }
+        items.sort_by_key(|i| i.to_string());
+        Value::Array(items)
+    };
+    let mut normal = serde_json::Map::new();
+    for (key, list) in [
+        ("destinations", &spec["destinations"]),
+        ("clusterScope", &spec["workload"]["clusterScope"]),
+        ("namespaceScope", &spec["workload"]["namespaceScope"]),
+    ] {
+        if list.as_array().is_some_and(|l| !l.is_empty()) {
+            normal.insert(key.to_string(), sorted(list));
+        }
+    }
+    Value::Object(normal)
+}
+
+/// Every Binding's spec, by name, [`normal_spec`]ed.
+async fn snapshot(wds: &kube::Client) -> Result<BTreeMap<String, Value>> {
+    let api: Api<DynamicObject> = Api::all_with(wds.clone(), &res::bindings());
+    let mut out = BTreeMap::new();
+    for binding in api.list(&Default::default()).await? {
+        let name = binding.metadata.name.clone().unwrap_or_default();
+        out.insert(name, normal_spec(&binding.data["spec"]));
+    }
+    Ok(out)
 }
 
 async fn ready(listen: &str) -> Result<()> {
@@ -313,7 +448,21 @@ async fn ready(listen: &str) -> Result<()> {
     bail!("bindery was not ready in 600 s")
 }
 
-async fn bench(configmaps: usize) -> Result<Vec<CaseResult>> {
+/// The cases on fresh servers with `controller`; each case's result and the Bindings at
+/// its end.
+async fn bench(
+    configmaps: usize,
+    controller: &Controller,
+    expected: Option<&[BTreeMap<String, Value>]>,
+) -> Result<(Vec<CaseResult>, Vec<BTreeMap<String, Value>>)> {
+    // With `expected` (another controller's run after Bindery's), case `i` ends when the
+    // Bindings are Bindery's at the end of case `i`; the restart (4) must write first.
+    let expect = |i: usize| expected.map(|e| (&e[i], i == 4));
+    eprintln!(
+        "[live_write] {} on {configmaps} ConfigMaps",
+        controller.name()
+    );
+    let mut snapshots = Vec::new();
     let (env, wds, its) = cluster::control_plane().await;
     let mut results = Vec::new();
     create_all(
@@ -348,8 +497,8 @@ async fn bench(configmaps: usize) -> Result<Vec<CaseResult>> {
 
     // 1. Initial sync, nothing stored.
     let started = Instant::now();
-    let mut bindery = start_bindery(&env, &listen, "bindery-1.log")?;
-    ready(&listen).await?;
+    let mut bindery = controller.start(&env, &listen, "controller-1.log")?;
+    controller.ready(&listen).await?;
     let none = String::new();
     results.push(
         settle(
@@ -357,14 +506,19 @@ async fn bench(configmaps: usize) -> Result<Vec<CaseResult>> {
             started,
             &seen,
             0,
-            &listen,
+            controller.metrics_at(&listen),
             &none,
+            expect(0),
         )
         .await?,
     );
+    snapshots.push(snapshot(&wds).await?);
 
     // 2. A new policy selecting every ConfigMap.
-    let before = metrics(&listen)?;
+    let before = match controller.metrics_at(&listen) {
+        Some(listen) => metrics(listen)?,
+        None => String::new(),
+    };
     let from = seen.len();
     let started = Instant::now();
     apply(&wds, &res::binding_policies(), json!({"apiVersion": "control.kubestellar.io/v1alpha1", "kind": "BindingPolicy",
@@ -376,14 +530,19 @@ async fn bench(configmaps: usize) -> Result<Vec<CaseResult>> {
             started,
             &seen,
             from,
-            &listen,
+            controller.metrics_at(&listen),
             &before,
+            expect(1),
         )
         .await?,
     );
+    snapshots.push(snapshot(&wds).await?);
 
     // 3. One WEC from region r0 to r1.
-    let before = metrics(&listen)?;
+    let before = match controller.metrics_at(&listen) {
+        Some(listen) => metrics(listen)?,
+        None => String::new(),
+    };
     let from = seen.len();
     let started = Instant::now();
     apply(&its, &res::managed_clusters(), wec(0, 1)).await?;
@@ -393,14 +552,19 @@ async fn bench(configmaps: usize) -> Result<Vec<CaseResult>> {
             started,
             &seen,
             from,
-            &listen,
+            controller.metrics_at(&listen),
             &before,
+            expect(2),
         )
         .await?,
     );
+    snapshots.push(snapshot(&wds).await?);
 
     // 4. One ConfigMap from group g1 to g2.
-    let before = metrics(&listen)?;
+    let before = match controller.metrics_at(&listen) {
+        Some(listen) => metrics(listen)?,
+        None => String::new(),
+    };
     let from = seen.len();
     let started = Instant::now();
     apply(&wds, &res::configmaps(), configmap(1, 2)).await?;
@@ -410,11 +574,13 @@ async fn bench(configmaps: usize) -> Result<Vec<CaseResult>> {
             started,
             &seen,
             from,
-            &listen,
+            controller.metrics_at(&listen),
             &before,
+            expect(3),
         )
         .await?,
     );
+    snapshots.push(snapshot(&wds).await?);
 
     // The API server's own cost of a write, with Bindery idle: a copy of one Binding that
     // no policy owns (left alone), patched in turn with its whole spec (as the sink does)
@@ -425,29 +591,28 @@ async fn bench(configmaps: usize) -> Result<Vec<CaseResult>> {
     bindery.stop()?;
     let from = seen.len();
     let started = Instant::now();
-    let bindery2 = start_bindery(&env, &listen, "bindery-2.log")?;
-    ready(&listen).await?;
+    let bindery2 = controller.start(&env, &listen, "controller-2.log")?;
+    controller.ready(&listen).await?;
     let ready_after = started.elapsed().as_secs_f64();
     let mut restart = settle(
-        "restart, nothing changed (time to ready)",
+        "restart, nothing changed (Bindery: time to ready; else to the last Binding written)",
         started,
         &seen,
         from,
-        &listen,
+        controller.metrics_at(&listen),
         &none,
+        expect(4),
     )
     .await?;
-    // No Binding need be written: the time that counts is to ready.
-    restart.seconds = ready_after;
-    results.push(restart);
-    drop(bindery2);
-    // Bindery's logs outlive the servers' directory, for a look at where the time went.
-    for log in ["bindery-1.log", "bindery-2.log"] {
-        let kept = std::env::temp_dir().join(format!("live_write-{configmaps}-{log}"));
-        std::fs::copy(env.dir().join(log), &kept)?;
-        eprintln!("[live_write] kept {}", kept.display());
+    // Bindery need write no Binding: the time that counts is to ready. KubeStellar's
+    // controller rewrites them: the time is to its last write (`settle`'s).
+    if matches!(controller, Controller::Bindery) {
+        restart.seconds = ready_after;
     }
-    Ok(results)
+    results.push(restart);
+    snapshots.push(snapshot(&wds).await?);
+    drop(bindery2);
+    Ok((results, snapshots))
 }
 
 /// Times 20 sequential merge patches of an unowned copy of Binding `p-000`: with the
@@ -496,10 +661,12 @@ async fn server_write_cost(wds: &kube::Client) -> Result<()> {
 
 fn main() -> Result<()> {
     let mut configmaps = 10_000;
+    let mut kubestellar = None;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--configmaps" => configmaps = args.next().context("--configmaps N")?.parse()?,
+            "--kubestellar" => kubestellar = Some(args.next().context("--kubestellar PATH")?),
             "--bench" => {}
             other => bail!("unknown argument {other:?}"),
         }
@@ -507,18 +674,73 @@ fn main() -> Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    let results = runtime.block_on(bench(configmaps))?;
-    let bucket =
-        |b: Option<(f64, f64)>| b.map_or("-".to_string(), |(lo, hi)| format!("{lo:.2}-{hi:.2} s"));
+    let mut controllers = vec![Controller::Bindery];
+    if let Some(path) = &kubestellar {
+        controllers.push(Controller::KubeStellar(std::fs::canonicalize(path)?));
+    }
     println!("## Live write path: {configmaps} ConfigMaps, {WECS} WECs, {POLICIES} policies\n");
     println!(
-        "`cargo bench -p bindery-tests --bench live_write -- --configmaps {configmaps}`; bindery run with its defaults (50 qps, burst 100, --coalesce-ms 250, --concurrency 8).\n"
+        "`cargo bench -p bindery-tests --bench live_write -- --configmaps {configmaps}{}`; Bindery with its defaults (50 qps, burst 100, --coalesce-ms 250, --concurrency 8){}; one controller at a time, each on fresh servers.\n",
+        if kubestellar.is_some() {
+            " --kubestellar KS_BINARY"
+        } else {
+            ""
+        },
+        if kubestellar.is_some() {
+            ", KubeStellar's binding controller with 50 qps, burst 100 and its 4 workers"
+        } else {
+            ""
+        },
     );
+    let mut all = Vec::new();
+    for controller in &controllers {
+        let expected = match controller {
+            Controller::Bindery => None,
+            Controller::KubeStellar(_) => all.first().map(Vec::as_slice),
+        };
+        let (results, snapshots) = runtime.block_on(bench(configmaps, controller, expected))?;
+        print_results(controller, &results);
+        all.push(snapshots);
+    }
+    if let [ours, theirs] = &all[..] {
+        println!(
+            "Bindings compared entry by entry (destinations, clusterScope, namespaceScope; lists sorted, resourceVersions left out: each controller ran on servers of its own) at the end of each case:\n"
+        );
+        println!("| case | Bindings equal | differ | only one side |");
+        println!("| --- | --- | --- | --- |");
+        for (i, (a, b)) in ours.iter().zip(theirs).enumerate() {
+            let names: std::collections::BTreeSet<&String> = a.keys().chain(b.keys()).collect();
+            let (mut equal, mut differ, mut one_side) = (0, Vec::new(), Vec::new());
+            for name in names {
+                match (a.get(name), b.get(name)) {
+                    (Some(x), Some(y)) if x == y => equal += 1,
+                    (Some(_), Some(_)) => differ.push(name.as_str()),
+                    _ => one_side.push(name.as_str()),
+                }
+            }
+            println!(
+                "| {} | {equal} | {} {:?} | {} {:?} |",
+                i + 1,
+                differ.len(),
+                &differ[..differ.len().min(5)],
+                one_side.len(),
+                &one_side[..one_side.len().min(5)]
+            );
+        }
+        println!();
+    }
+    Ok(())
+}
+
+fn print_results(controller: &Controller, results: &[CaseResult]) {
+    let bucket =
+        |b: Option<(f64, f64)>| b.map_or("-".to_string(), |(lo, hi)| format!("{lo:.2}-{hi:.2} s"));
+    println!("### {}\n", controller.name());
     println!(
         "| case | change to last Binding written | Bindings changed | Binding writes (not sent: unchanged) | status writes | event_to_binding p50 (its bucket) | p99 (its bucket) |"
     );
     println!("| --- | --- | --- | --- | --- | --- | --- |");
-    for r in &results {
+    for r in results {
         println!(
             "| {} | {:.2} s | {} | {:.0} ({:.0}) | {:.0} | {} | {} |",
             r.name,
@@ -531,5 +753,10 @@ fn main() -> Result<()> {
             bucket(r.p99)
         );
     }
-    Ok(())
+    println!();
+    if matches!(controller, Controller::KubeStellar(_)) {
+        println!(
+            "(KubeStellar's controller has no metrics of Bindery's: its Binding writes are the Binding versions the watch saw.)\n"
+        );
+    }
 }
