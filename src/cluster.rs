@@ -361,7 +361,12 @@ impl ClusterPlan {
         let deadline = Instant::now() + timeout;
         let mut sockets: Vec<Option<TcpStream>> = (0..processes).map(|_| None).collect();
         let listener = (me + 1 < processes).then(|| self.listen()).transpose()?;
-        let mut last_report = Instant::now();
+        let mut waiting = Waiting {
+            process: me,
+            deadline,
+            timeout,
+            last_report: Instant::now(),
+        };
         let missing = |sockets: &[Option<TcpStream>]| -> Vec<usize> {
             (0..processes)
                 .filter(|&i| i != me && sockets[i].is_none())
@@ -373,21 +378,9 @@ impl ClusterPlan {
                 match connect_once(&self.hosts[peer]) {
                     Ok(socket) => break socket,
                     Err(e) => {
-                        if Instant::now() >= deadline {
-                            return Err(ClusterSetupError::Timeout {
-                                process: me,
-                                missing: missing(&sockets),
-                                timeout_secs: timeout.as_secs(),
-                            });
-                        }
-                        if last_report.elapsed() >= Duration::from_secs(10) {
-                            tracing::info!(
-                                "process {me}: waiting for process {peer} at {} ({e})",
-                                self.hosts[peer]
-                            );
-                            last_report = Instant::now();
-                        }
-                        std::thread::sleep(Duration::from_millis(200));
+                        waiting.pause(missing(&sockets), Duration::from_millis(200), || {
+                            format!("waiting for process {peer} at {} ({e})", self.hosts[peer])
+                        })?
                     }
                 }
             };
@@ -451,21 +444,9 @@ impl ClusterPlan {
                         sockets[peer] = Some(socket);
                     }
                     Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                        if Instant::now() >= deadline {
-                            return Err(ClusterSetupError::Timeout {
-                                process: me,
-                                missing: missing(&sockets),
-                                timeout_secs: timeout.as_secs(),
-                            });
-                        }
-                        if last_report.elapsed() >= Duration::from_secs(10) {
-                            tracing::info!(
-                                "process {me}: waiting for processes {:?} to connect",
-                                missing(&sockets)
-                            );
-                            last_report = Instant::now();
-                        }
-                        std::thread::sleep(Duration::from_millis(50));
+                        let waiting_for = missing(&sockets);
+                        let report = format!("waiting for processes {waiting_for:?} to connect");
+                        waiting.pause(waiting_for, Duration::from_millis(50), || report)?;
                     }
                     Err(source) => {
                         return Err(ClusterSetupError::Listen {
@@ -509,6 +490,39 @@ impl ClusterPlan {
                 source,
             })?;
         Ok(listener)
+    }
+}
+
+/// The wait of [`ClusterPlan::connect`] for the other processes.
+struct Waiting {
+    process: usize,
+    deadline: Instant,
+    timeout: Duration,
+    last_report: Instant,
+}
+
+impl Waiting {
+    /// Sleeps `pause` before the next attempt, logging `report()` every 10 s; past the
+    /// deadline, the error naming the processes still `missing`.
+    fn pause(
+        &mut self,
+        missing: Vec<usize>,
+        pause: Duration,
+        report: impl FnOnce() -> String,
+    ) -> Result<(), ClusterSetupError> {
+        if Instant::now() >= self.deadline {
+            return Err(ClusterSetupError::Timeout {
+                process: self.process,
+                missing,
+                timeout_secs: self.timeout.as_secs(),
+            });
+        }
+        if self.last_report.elapsed() >= Duration::from_secs(10) {
+            tracing::info!("process {}: {}", self.process, report());
+            self.last_report = Instant::now();
+        }
+        std::thread::sleep(pause);
+        Ok(())
     }
 }
 

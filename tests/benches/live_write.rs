@@ -514,73 +514,43 @@ async fn bench(
     );
     snapshots.push(snapshot(&wds).await?);
 
+    // One change, then its settling: the case's result and the Bindings at its end.
+    let metrics_text = || match controller.metrics_at(&listen) {
+        Some(listen) => metrics(listen),
+        None => Ok(String::new()),
+    };
+    macro_rules! case {
+        ($name:expr, $index:expr, $change:expr) => {{
+            let before = metrics_text()?;
+            let from = seen.len();
+            let started = Instant::now();
+            $change.await?;
+            let at = controller.metrics_at(&listen);
+            results.push(settle($name, started, &seen, from, at, &before, expect($index)).await?);
+            snapshots.push(snapshot(&wds).await?);
+        }};
+    }
     // 2. A new policy selecting every ConfigMap.
-    let before = match controller.metrics_at(&listen) {
-        Some(listen) => metrics(listen)?,
-        None => String::new(),
-    };
-    let from = seen.len();
-    let started = Instant::now();
-    apply(&wds, &res::binding_policies(), json!({"apiVersion": "control.kubestellar.io/v1alpha1", "kind": "BindingPolicy",
+    let every = json!({"apiVersion": "control.kubestellar.io/v1alpha1", "kind": "BindingPolicy",
         "metadata": {"name": "every-configmap"},
-        "spec": {"clusterSelectors": [{"matchLabels": {"tier": "gold"}}], "downsync": [{"resources": ["configmaps"]}]}})).await?;
-    results.push(
-        settle(
-            &format!("new policy selecting all {configmaps} ConfigMaps"),
-            started,
-            &seen,
-            from,
-            controller.metrics_at(&listen),
-            &before,
-            expect(1),
-        )
-        .await?,
+        "spec": {"clusterSelectors": [{"matchLabels": {"tier": "gold"}}], "downsync": [{"resources": ["configmaps"]}]}});
+    case!(
+        &format!("new policy selecting all {configmaps} ConfigMaps"),
+        1,
+        apply(&wds, &res::binding_policies(), every)
     );
-    snapshots.push(snapshot(&wds).await?);
-
     // 3. One WEC from region r0 to r1.
-    let before = match controller.metrics_at(&listen) {
-        Some(listen) => metrics(listen)?,
-        None => String::new(),
-    };
-    let from = seen.len();
-    let started = Instant::now();
-    apply(&its, &res::managed_clusters(), wec(0, 1)).await?;
-    results.push(
-        settle(
-            "one WEC relabel (leaves 40 policies, enters 40)",
-            started,
-            &seen,
-            from,
-            controller.metrics_at(&listen),
-            &before,
-            expect(2),
-        )
-        .await?,
+    case!(
+        "one WEC relabel (leaves 40 policies, enters 40)",
+        2,
+        apply(&its, &res::managed_clusters(), wec(0, 1))
     );
-    snapshots.push(snapshot(&wds).await?);
-
     // 4. One ConfigMap from group g1 to g2.
-    let before = match controller.metrics_at(&listen) {
-        Some(listen) => metrics(listen)?,
-        None => String::new(),
-    };
-    let from = seen.len();
-    let started = Instant::now();
-    apply(&wds, &res::configmaps(), configmap(1, 2)).await?;
-    results.push(
-        settle(
-            "one object relabel (leaves 10 policies, enters 10)",
-            started,
-            &seen,
-            from,
-            controller.metrics_at(&listen),
-            &before,
-            expect(3),
-        )
-        .await?,
+    case!(
+        "one object relabel (leaves 10 policies, enters 10)",
+        3,
+        apply(&wds, &res::configmaps(), configmap(1, 2))
     );
-    snapshots.push(snapshot(&wds).await?);
 
     // The API server's own cost of a write, with Bindery idle: a copy of one Binding that
     // no policy owns (left alone), patched in turn with its whole spec (as the sink does)
