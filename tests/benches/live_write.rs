@@ -175,6 +175,38 @@ fn quantile(before: &[(f64, f64)], after: &[(f64, f64)], q: f64) -> Option<(f64,
     None
 }
 
+/// A controller process's CPU time and peak RSS so far (`/proc`).
+struct Usage {
+    what: &'static str,
+    cpu_seconds: f64,
+    peak_rss_kb: u64,
+}
+
+impl Usage {
+    fn of(what: &'static str, pid: u32) -> Result<Usage> {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+        // The fields after the command name (in parentheses): utime and stime are the
+        // 12th and 13th, in clock ticks.
+        let after = stat.rsplit_once(')').context("/proc/PID/stat")?.1;
+        let fields: Vec<&str> = after.split_whitespace().collect();
+        let ticks =
+            |i: usize| -> Result<f64> { Ok(fields.get(i).context("stat field")?.parse::<f64>()?) };
+        // SAFETY: sysconf has no preconditions.
+        let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+        let peak_rss_kb = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.split_whitespace().next()?.parse().ok())
+            .unwrap_or(0);
+        Ok(Usage {
+            what,
+            cpu_seconds: (ticks(11)? + ticks(12)?) / per_second,
+            peak_rss_kb,
+        })
+    }
+}
+
 /// What one case measured.
 struct CaseResult {
     name: String,
@@ -454,7 +486,7 @@ async fn bench(
     configmaps: usize,
     controller: &Controller,
     expected: Option<&[BTreeMap<String, Value>]>,
-) -> Result<(Vec<CaseResult>, Vec<BTreeMap<String, Value>>)> {
+) -> Result<(Vec<CaseResult>, Vec<BTreeMap<String, Value>>, Vec<Usage>)> {
     // With `expected` (another controller's run after Bindery's), case `i` ends when the
     // Bindings are Bindery's at the end of case `i`; the restart (4) must write first.
     let expect = |i: usize| expected.map(|e| (&e[i], i == 4));
@@ -558,6 +590,7 @@ async fn bench(
     server_write_cost(&wds).await?;
 
     // 5. Restart, nothing changed.
+    let mut usage = vec![Usage::of("cases 1-4 (one process)", bindery.pid())?];
     bindery.stop()?;
     let from = seen.len();
     let started = Instant::now();
@@ -581,8 +614,9 @@ async fn bench(
     }
     results.push(restart);
     snapshots.push(snapshot(&wds).await?);
+    usage.push(Usage::of("restart (the second process)", bindery2.pid())?);
     drop(bindery2);
-    Ok((results, snapshots))
+    Ok((results, snapshots, usage))
 }
 
 /// Times 20 sequential merge patches of an unowned copy of Binding `p-000`: with the
@@ -668,8 +702,19 @@ fn main() -> Result<()> {
             Controller::Bindery => None,
             Controller::KubeStellar(_) => all.first().map(Vec::as_slice),
         };
-        let (results, snapshots) = runtime.block_on(bench(configmaps, controller, expected))?;
+        let (results, snapshots, usage) =
+            runtime.block_on(bench(configmaps, controller, expected))?;
         print_results(controller, &results);
+        for u in &usage {
+            println!(
+                "{}, {}: {:.1} CPU-seconds (user + system), peak RSS {:.0} MiB.",
+                controller.name(),
+                u.what,
+                u.cpu_seconds,
+                u.peak_rss_kb as f64 / 1024.0
+            );
+        }
+        println!();
         all.push(snapshots);
     }
     if let [ours, theirs] = &all[..] {
