@@ -164,14 +164,14 @@ fn serve_peer(hosts: &Path, index: usize, workers: usize) -> Result<()> {
         .lines()
         .map(String::from)
         .collect();
-    Topology {
+    let peer = Topology {
         workers,
         cluster: Some(ClusterPlan {
             process: index,
             hosts,
         }),
-    }
-    .serve()?;
+    };
+    ensure!(peer.serve_if_peer()?, "--process-index must be 1 or more");
     println!("{}", proc_status_kb("VmHWM"));
     Ok(())
 }

@@ -210,22 +210,24 @@ pub struct Topology {
 }
 
 impl Topology {
-    /// `workers` threads in this process alone.
-    pub fn single(workers: usize) -> Topology {
-        Topology {
-            workers,
-            cluster: None,
-        }
-    }
-
     /// The processes running the dataflow.
     pub fn processes(&self) -> usize {
         self.cluster.as_ref().map_or(1, |c| c.hosts.len())
     }
 
-    /// Whether this process serves another's dataflow instead of running the engine.
-    pub fn serves(&self) -> bool {
-        self.cluster.as_ref().is_some_and(|c| c.process != 0)
+    /// What every process of a cluster does first: a panic then ends the process
+    /// ([`exit_on_panic`]); and a process other than 0 serves process 0's dataflow until
+    /// it ends, and returns true (its command is done). False: run the engine here.
+    pub fn serve_if_peer(&self) -> Result<bool, ClusterSetupError> {
+        let Some(plan) = &self.cluster else {
+            return Ok(false);
+        };
+        exit_on_panic();
+        if plan.process == 0 {
+            return Ok(false);
+        }
+        self.serve()?;
+        Ok(true)
     }
 
     /// Process 0's pipeline: with a cluster, once every process has connected.
@@ -246,7 +248,7 @@ impl Topology {
     }
 
     /// Serves process 0's dataflow from this process until it ends (process 0 done).
-    pub fn serve(&self) -> Result<(), ClusterSetupError> {
+    fn serve(&self) -> Result<(), ClusterSetupError> {
         let Some(plan) = &self.cluster else {
             return Err(ClusterSetupError::Options(
                 "only a process of a cluster serves another's dataflow".into(),
@@ -374,7 +376,7 @@ impl ClusterPlan {
         };
         // The processes before this one listen: connect to each.
         for peer in 0..me {
-            let socket = loop {
+            let mut socket = loop {
                 match connect_once(&self.hosts[peer]) {
                     Ok(socket) => break socket,
                     Err(e) => {
@@ -384,7 +386,6 @@ impl ClusterPlan {
                     }
                 }
             };
-            let mut socket = socket;
             // Process `peer` answers once it has connected to those before it.
             let left = deadline.saturating_duration_since(Instant::now());
             socket

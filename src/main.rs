@@ -298,11 +298,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 policy_events,
                 topology: engine.topology()?,
             };
-            if opts.topology.cluster.is_some() {
-                bindery::cluster::exit_on_panic();
-            }
-            if opts.topology.serves() {
-                return Ok(opts.topology.serve()?);
+            if opts.topology.serve_if_peer()? {
+                return Ok(());
             }
             let runtime = tokio::runtime::Runtime::new()?;
             runtime.block_on(async {
@@ -332,12 +329,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 topology: engine.topology()?,
                 metrics: None,
             };
-            if opts.topology.cluster.is_some() {
-                bindery::cluster::exit_on_panic();
-            }
-            if opts.topology.serves() {
-                // Only process 0 reads the log and writes the output.
-                return Ok(opts.topology.serve()?);
+            // Only process 0 reads the log and writes the output.
+            if opts.topology.serve_if_peer()? {
+                return Ok(());
             }
             if let (false, Some(flag)) = (dashboard, serve.given()) {
                 anyhow::bail!("{flag} applies to the dashboard's server: add --dashboard");

@@ -107,17 +107,18 @@ impl ClusterLinks {
             // Progress messages are small and wait on each other: no Nagle delays.
             socket.set_nodelay(true)?;
         }
+        let hooks = Hooks::default();
         let local = ProcessBuilder::new_typed_vector(
             self.threads,
-            Hooks::default().refill,
-            Hooks::default().spill,
+            hooks.refill.clone(),
+            hooks.spill.clone(),
         );
         let (builders, guard) = initialize_networking_from_sockets(
             local,
             self.sockets,
             self.process,
             self.threads,
-            Hooks::default(),
+            hooks,
         )?;
         let builders = builders.into_iter().map(AllocatorBuilder::Tcp).collect();
         Ok((builders, Box::new(guard)))
@@ -138,11 +139,7 @@ pub fn serve_cluster(links: ClusterLinks) -> Result<(), ClusterError> {
     let threads: Vec<_> = builders
         .into_iter()
         .enumerate()
-        .map(|(i, builder)| {
-            std::thread::Builder::new()
-                .name(format!("bindery-worker-{i}"))
-                .spawn(move || serve_peer(builder, namespaces))
-        })
+        .map(|(i, builder)| spawn_peer(i, builder, namespaces))
         .collect::<Result<_, _>>()?;
     for thread in threads {
         if let Err(panic) = thread.join() {
@@ -175,10 +172,7 @@ impl Workers {
             .into_iter()
             .enumerate()
             .map(|(i, builder)| {
-                std::thread::Builder::new()
-                    .name(format!("bindery-worker-{}", i + 1))
-                    .spawn(move || serve_peer(builder, namespaces))
-                    .expect("spawning a timely worker thread")
+                spawn_peer(i + 1, builder, namespaces).expect("spawning a timely worker thread")
             })
             .collect();
         let mut worker = Worker::new(
@@ -219,6 +213,17 @@ impl Drop for Workers {
             let _ = peer.join();
         }
     }
+}
+
+/// Starts a thread `bindery-worker-N` running [`serve_peer`] on `builder`.
+fn spawn_peer(
+    n: usize,
+    builder: AllocatorBuilder,
+    namespaces: Sym,
+) -> std::io::Result<JoinHandle<()>> {
+    std::thread::Builder::new()
+        .name(format!("bindery-worker-{n}"))
+        .spawn(move || serve_peer(builder, namespaces))
 }
 
 /// Runs worker `builder` of a multi-worker engine: builds the same dataflow, closes its
