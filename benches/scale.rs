@@ -39,9 +39,9 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail, ensure};
-use bindery::cluster::{ClusterPlan, Topology};
-use bindery::generate::{ChurnKind, GenerateSpec, generate_events};
-use bindery::pipeline::Pipeline;
+use bindery::cmd::generate::{ChurnKind, GenerateSpec, generate_events};
+use bindery::input::pipeline::Pipeline;
+use bindery::input::topology::{ClusterPlan, Topology};
 use bindery_engine::EpochOutput;
 use bindery_ingest::watchlog::{LogReader, LogWriter};
 use serde::{Deserialize, Serialize};

@@ -5,8 +5,8 @@ use std::process::ExitCode;
 
 use std::time::Duration;
 
-use bindery::client_args::ClientArgs;
-use bindery::{explain, live, replay};
+use bindery::cmd::{explain, replay, run as live};
+use bindery::runtime::client_args::ClientArgs;
 use bindery_ingest::live::CancellationToken;
 use bindery_sink::SinkConfig;
 use clap::{Parser, Subcommand};
@@ -95,7 +95,7 @@ enum Command {
         #[command(flatten)]
         serve: ServeArgs,
         #[command(flatten)]
-        leader: bindery::leader::LeaderArgs,
+        leader: bindery::runtime::leader::LeaderArgs,
     },
     /// Write a seeded synthetic watch log (WECs, namespaces, workload objects over five
     /// resources, policies, then churn with two herds) for benchmarks and tests.
@@ -165,7 +165,7 @@ enum Command {
     Explain {
         /// Where the state comes from.
         #[command(flatten)]
-        source: bindery::snapshot::StateArgs,
+        source: bindery::input::snapshot::StateArgs,
         /// The BindingPolicy to explain.
         #[arg(long, value_name = "NAME")]
         policy: String,
@@ -187,14 +187,14 @@ enum Command {
     DryRun {
         /// Where the state comes from.
         #[command(flatten)]
-        source: bindery::snapshot::StateArgs,
+        source: bindery::input::snapshot::StateArgs,
         /// The BindingPolicy (one object, YAML or JSON). Without `metadata.uid` it keeps
         /// the uid of the policy of that name, if there is one (`dry-run` otherwise).
         #[arg(long, value_name = "FILE.yaml")]
         policy_file: PathBuf,
         /// How to print the Binding: `json` (default) or `yaml`.
-        #[arg(short = 'o', long, value_enum, default_value_t = bindery::dry_run::DryRunFormat::Json)]
-        output: bindery::dry_run::DryRunFormat,
+        #[arg(short = 'o', long, value_enum, default_value_t = bindery::cmd::dry_run::DryRunFormat::Json)]
+        output: bindery::cmd::dry_run::DryRunFormat,
     },
 }
 
@@ -218,7 +218,7 @@ fn main() -> ExitCode {
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         // A closed stdout (`bindery crds | head -1`) ends the command quietly.
-        Err(e) if bindery::stdout::is_closed(&e) => ExitCode::SUCCESS,
+        Err(e) if bindery::cmd::stdout::is_closed(&e) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("{e:#}");
             ExitCode::FAILURE
@@ -238,7 +238,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             interval_ms,
             seed,
         } => {
-            let spec = bindery::generate::GenerateSpec {
+            let spec = bindery::cmd::generate::GenerateSpec {
                 wecs,
                 objects,
                 policies,
@@ -248,7 +248,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 seed,
             };
             let started = std::time::Instant::now();
-            let summary = bindery::generate::generate_to(&spec, &out)?;
+            let summary = bindery::cmd::generate::generate_to(&spec, &out)?;
             tracing::info!(
                 "wrote {}: {} events ({wecs} WECs, {} namespaces, {objects} objects, {policies} policies, {churn} churn events: {:?}) in {:.1} s",
                 out.display(),
@@ -260,7 +260,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Crds => {
-            bindery::stdout::print(&bindery_api::crds_yaml())?;
+            bindery::cmd::stdout::print(&bindery_api::crds_yaml())?;
             Ok(())
         }
         Command::Run {
@@ -304,7 +304,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let runtime = tokio::runtime::Runtime::new()?;
             runtime.block_on(async {
                 let shutdown = CancellationToken::new();
-                tokio::spawn(bindery::shutdown::cancel_on_signal(shutdown.clone()));
+                tokio::spawn(bindery::runtime::shutdown::cancel_on_signal(
+                    shutdown.clone(),
+                ));
                 live::run(opts, shutdown).await
             })
         }
@@ -372,7 +374,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 cluster,
                 output,
             };
-            bindery::stdout::print(&explain::explain(&opts)?)?;
+            bindery::cmd::stdout::print(&explain::explain(&opts)?)?;
             Ok(())
         }
         Command::DryRun {
@@ -380,12 +382,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             policy_file,
             output,
         } => {
-            let opts = bindery::dry_run::DryRunOptions {
+            let opts = bindery::cmd::dry_run::DryRunOptions {
                 source: source.source()?,
                 policy_file,
                 output,
             };
-            bindery::dry_run::dry_run(&opts)?;
+            bindery::cmd::dry_run::dry_run(&opts)?;
             Ok(())
         }
     }
@@ -400,13 +402,13 @@ struct EngineArgs {
     workers: usize,
     /// Timely's cluster mode: several processes run the dataflow.
     #[command(flatten)]
-    cluster: bindery::cluster::ClusterArgs,
+    cluster: bindery::input::topology::ClusterArgs,
 }
 
 impl EngineArgs {
     /// Where the engine's workers run (the cluster options checked).
-    fn topology(&self) -> anyhow::Result<bindery::cluster::Topology> {
-        Ok(bindery::cluster::Topology {
+    fn topology(&self) -> anyhow::Result<bindery::input::topology::Topology> {
+        Ok(bindery::input::topology::Topology {
             workers: self.workers,
             cluster: self.cluster.plan()?,
         })
@@ -428,11 +430,11 @@ struct ServeArgs {
 }
 
 impl ServeArgs {
-    fn options(&self) -> bindery::server::ServeOptions {
-        let default = bindery::server::DEFAULT_LISTEN
+    fn options(&self) -> bindery::observe::server::ServeOptions {
+        let default = bindery::observe::server::DEFAULT_LISTEN
             .parse()
             .expect("a valid default");
-        bindery::server::ServeOptions {
+        bindery::observe::server::ServeOptions {
             listen: self.listen.unwrap_or(default),
             per_policy_metrics: self.per_policy_metrics,
         }

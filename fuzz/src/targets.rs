@@ -4,9 +4,9 @@
 use std::collections::BTreeMap;
 use std::io::Cursor;
 
-use bindery::dry_run::DryRunPolicy;
-use bindery::pipeline::Pipeline;
-use bindery::state::OracleLoader;
+use bindery::cmd::dry_run::DryRunPolicy;
+use bindery::input::loader::OracleLoader;
+use bindery::input::pipeline::Pipeline;
 use bindery_engine::selector::{
     SelectorSpec, check_index_invariants, validate_label_key, validate_label_value,
 };

@@ -15,7 +15,9 @@ use crate::bindery_bin;
 
 /// A client for `kubeconfig`.
 pub async fn client(kubeconfig: &Path) -> kube::Client {
-    bindery::live::client(kubeconfig).await.expect("a client")
+    bindery::cmd::run::client(kubeconfig)
+        .await
+        .expect("a client")
 }
 
 /// Creates `crds` and waits until each is established.

@@ -20,7 +20,7 @@ use bindery_ingest::WatchTarget;
 use bindery_ingest::watchlog::{EventType, LogWriter, ResourceRef, Space, WatchEvent};
 use serde_json::{Map, Value, json};
 
-use crate::progress::Progress;
+use crate::observe::progress::Progress;
 
 /// What to generate.
 #[derive(Clone, Debug, PartialEq, Eq)]

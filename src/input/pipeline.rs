@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use bindery_engine::{Engine, EpochOutput};
 use bindery_ingest::{FeedError, RelistError, RelistTracker, ResourceRef, WatchEvent, to_change};
 
-use crate::metrics::Metrics;
+use crate::observe::metrics::Metrics;
 
 /// An event the pipeline could not apply.
 #[derive(Debug, thiserror::Error)]
@@ -49,7 +49,7 @@ impl Pipeline {
     }
 
     /// A pipeline feeding `engine` (empty: nothing applied yet), e.g. process 0's engine
-    /// of a timely cluster ([`crate::cluster::Topology::pipeline`]).
+    /// of a timely cluster ([`crate::input::topology::Topology::pipeline`]).
     pub fn with_engine(engine: Engine) -> Pipeline {
         Pipeline {
             tracker: RelistTracker::new(),
@@ -230,7 +230,7 @@ mod tests {
     use bindery_ingest::{EventType, Space};
 
     use super::*;
-    use crate::metrics::MetricsOptions;
+    use crate::observe::metrics::MetricsOptions;
 
     fn marker(resource: &ResourceRef, event_type: EventType) -> WatchEvent {
         WatchEvent {

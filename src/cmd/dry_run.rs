@@ -4,9 +4,9 @@
 //!
 //! - [`DryRunPolicy`]: the policy file (one BindingPolicy, YAML or JSON), checked, and
 //!   turned into the watch event that adds or edits it (also used by `bindery replay
-//!   --with-policy`, which re-exports it from [`crate::replay`]).
-//! - [`dry_run`]: `bindery dry-run`: loads the state into the oracle ([`crate::state`]:
-//!   a log through to its end, or a live [`snapshot`](crate::snapshot)), applies the
+//!   --with-policy`, which re-exports it from [`crate::cmd::replay`]).
+//! - [`dry_run`]: `bindery dry-run`: loads the state into the oracle ([`crate::input::loader`]:
+//!   a log through to its end, or a live [`snapshot`](crate::input::snapshot)), applies the
 //!   policy and prints its Binding (stdout) and problems (stderr). Only that policy's
 //!   Binding is computed: no dataflow, no other policy.
 
@@ -22,8 +22,8 @@ use bindery_ingest::{EventType, ResourceRef, Space, WatchEvent};
 use serde::de::DeserializeSeed;
 use serde_json::Value;
 
-use crate::snapshot::StateSource;
-use crate::state::{self, OracleLoader};
+use crate::input::loader::{self, OracleLoader};
+use crate::input::snapshot::StateSource;
 
 /// How a dry-run prints the Binding.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
@@ -72,9 +72,9 @@ impl DryRunOutcome {
 pub fn dry_run(opts: &DryRunOptions) -> Result<DryRunOutcome> {
     // The file first: a bad file fails before any (possibly long) read of the state.
     let policy = DryRunPolicy::read(&opts.policy_file)?;
-    let mut loader = state::load(&opts.source)?;
+    let mut loader = loader::load(&opts.source)?;
     let outcome = policy.apply(&mut loader, now_ms())?;
-    crate::stdout::print(&outcome.render(opts.output)?)?;
+    crate::cmd::stdout::print(&outcome.render(opts.output)?)?;
     policy.print_problems(&outcome.problems);
     Ok(outcome)
 }
@@ -202,7 +202,7 @@ impl DryRunPolicy {
     /// Prints the policy's Binding (pretty JSON) on stdout and its problems on stderr.
     pub fn report(&self, engine: &Engine) -> Result<()> {
         let outcome = self.outcome(engine)?;
-        crate::stdout::print(&outcome.render(DryRunFormat::Json)?)?;
+        crate::cmd::stdout::print(&outcome.render(DryRunFormat::Json)?)?;
         self.print_problems(&outcome.problems);
         Ok(())
     }

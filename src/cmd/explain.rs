@@ -1,13 +1,13 @@
 //! `bindery explain`: loads the state of a watch log's end or of live servers into the
-//! oracle (the plain recomputation of the semantics, [`crate::state`]) and explains,
+//! oracle (the plain recomputation of the semantics, [`crate::input::loader`]) and explains,
 //! on it, why a BindingPolicy binds what it binds: overall, for one WEC, and/or for
 //! one workload object.
 
 use anyhow::{Context, Result};
 use bindery_engine::{ObjectKey, Query};
 
-use crate::snapshot::StateSource;
-use crate::state;
+use crate::input::loader;
+use crate::input::snapshot::StateSource;
 
 /// How `bindery explain` prints its explanation.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
@@ -38,7 +38,7 @@ pub struct ExplainOptions {
 /// naming what is malformed or was not found.
 pub fn explain(opts: &ExplainOptions) -> Result<String> {
     let object: Option<ObjectKey> = opts.object.as_deref().map(str::parse).transpose()?;
-    let oracle = state::load(&opts.source)?.into_oracle();
+    let oracle = loader::load(&opts.source)?.into_oracle();
     let explanation = oracle
         .explain(&Query {
             policy: opts.policy.clone(),

@@ -24,7 +24,7 @@ use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use crate::metrics::Metrics;
+use crate::observe::metrics::Metrics;
 
 /// The Event API's limit on a note (1 kB); longer notes are cut.
 const MAX_NOTE_BYTES: usize = 1000;

@@ -14,12 +14,12 @@ use bindery_sink::{DesiredBinding, DesiredStatus, Drift, DriftEvents, SinkHandle
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
-use crate::health::Health;
-use crate::metrics::Metrics;
-use crate::pipeline::{Pipeline, SYNC_REPORT_AFTER, SyncReporter};
-use crate::policy_events::{EventSender, ProblemTracker};
-use crate::progress::Progress;
-use crate::server::{ExplainFailure, ExplainRequest};
+use crate::input::pipeline::{Pipeline, SYNC_REPORT_AFTER, SyncReporter};
+use crate::observe::metrics::Metrics;
+use crate::observe::progress::Progress;
+use crate::observe::server::{ExplainFailure, ExplainRequest};
+use crate::runtime::health::Health;
+use crate::runtime::policy_events::{EventSender, ProblemTracker};
 
 /// What the engine loop needs of the Binding sink.
 pub(super) trait BindingWriter {

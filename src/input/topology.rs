@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use bindery_engine::{ClusterError, ClusterLinks, Engine};
 
-use crate::pipeline::Pipeline;
+use crate::input::pipeline::Pipeline;
 
 /// The most processes in a cluster.
 pub const MAX_PROCESSES: usize = 1024;

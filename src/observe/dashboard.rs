@@ -1,7 +1,7 @@
 //! The live dashboard's data: a sampler that turns [`Metrics`] into one [`Sample`] per
 //! second (rates, latency quantiles, top churn over the last minutes, sizes), keeps the
 //! last [`HISTORY`] of them for pages that connect later, and broadcasts each new one to
-//! the pages connected (server-sent events, see [`crate::server`]).
+//! the pages connected (server-sent events, see [`crate::observe::server`]).
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -12,7 +12,7 @@ use bindery_ingest::live::CancellationToken;
 use serde::Serialize;
 use tokio::sync::broadcast;
 
-use crate::metrics::{Metrics, SizeFigures, Tick, Totals};
+use crate::observe::metrics::{Metrics, SizeFigures, Tick, Totals};
 
 /// Samples kept (one per second: five minutes).
 pub const HISTORY: usize = 300;

@@ -1,5 +1,5 @@
 //! The state `bindery explain` and `bindery dry-run` work on: a watch log's end or the
-//! current state of live servers (a [`snapshot`](crate::snapshot)), loaded into the
+//! current state of live servers (a [`snapshot`](crate::input::snapshot)), loaded into the
 //! [`Oracle`] (the plain recomputation of the semantics). No dataflow: a question about
 //! one policy reads only what it needs.
 
@@ -9,9 +9,9 @@ use anyhow::{Context, Result};
 use bindery_engine::Oracle;
 use bindery_ingest::{LogReader, RelistTracker, WatchEvent, to_change};
 
-use crate::pipeline::PipelineError;
-use crate::progress::Progress;
-use crate::snapshot::{self, LiveSource, StateSource};
+use crate::input::pipeline::PipelineError;
+use crate::input::snapshot::{self, LiveSource, StateSource};
+use crate::observe::progress::Progress;
 
 /// Applies watch events (relists included, through a [`RelistTracker`]) to an
 /// [`Oracle`]: how a watch log and a live snapshot both become the state explain and

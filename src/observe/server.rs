@@ -31,9 +31,9 @@ use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot};
 use tokio_stream::wrappers::BroadcastStream;
 
-use crate::dashboard::Dashboard;
-use crate::health::Health;
-use crate::metrics::Metrics;
+use crate::observe::dashboard::Dashboard;
+use crate::observe::metrics::Metrics;
+use crate::runtime::health::Health;
 
 /// The default listen address: loopback only.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:9477";
@@ -314,9 +314,9 @@ mod tests {
     use tower::ServiceExt;
 
     use super::*;
-    use crate::dashboard::Mode;
-    use crate::health::LIVENESS_THRESHOLD;
-    use crate::metrics::MetricsOptions;
+    use crate::observe::dashboard::Mode;
+    use crate::observe::metrics::MetricsOptions;
+    use crate::runtime::health::LIVENESS_THRESHOLD;
 
     fn state(health: Arc<Health>) -> ServerState {
         let metrics = Arc::new(Metrics::new(MetricsOptions::default()));

@@ -13,15 +13,15 @@ use bindery_ingest::live::marker_event;
 use bindery_ingest::{EventType, LogReader};
 use bindery_sink::{DeltaWriter, write_binding_list};
 
-use crate::cluster::Topology;
-use crate::dashboard::{Dashboard, Mode};
-use crate::metrics::{Metrics, MetricsOptions};
-use crate::pipeline::Pipeline;
-use crate::progress::Progress;
-use crate::server::{self, ServeOptions, ServerState};
+use crate::input::pipeline::Pipeline;
+use crate::input::topology::Topology;
+use crate::observe::dashboard::{Dashboard, Mode};
+use crate::observe::metrics::{Metrics, MetricsOptions};
+use crate::observe::progress::Progress;
+use crate::observe::server::{self, ServeOptions, ServerState};
 
-/// The dry-run policy of `--with-policy` (defined in [`crate::dry_run`]).
-pub use crate::dry_run::DryRunPolicy;
+/// The dry-run policy of `--with-policy` (defined in [`crate::cmd::dry_run`]).
+pub use crate::cmd::dry_run::DryRunPolicy;
 
 /// Options of `bindery replay`.
 #[derive(Debug, Clone)]
@@ -69,7 +69,7 @@ pub struct ReplaySummary {
 /// The pipeline with the replay's epoch bookkeeping and delta output.
 struct Replayer {
     pipeline: Pipeline,
-    deltas: Option<DeltaWriter<BufWriter<crate::stdout::Stdout>>>,
+    deltas: Option<DeltaWriter<BufWriter<crate::cmd::stdout::Stdout>>>,
     epoch_start: Option<i64>,
     /// When the open epoch's first event was read.
     epoch_read: Option<SystemTime>,
@@ -125,12 +125,12 @@ pub fn replay_with_dashboard(opts: &ReplayOptions, serve: ServeOptions) -> Resul
         metrics: metrics.clone(),
         dashboard: dashboard.clone(),
         explain: None,
-        health: Arc::new(crate::health::Health::serving()),
+        health: Arc::new(crate::runtime::health::Health::serving()),
         shutdown: shutdown.clone(),
     };
     let (listener, addr) = runtime.block_on(server::bind(serve.listen))?;
     let serving = runtime.spawn(server::serve(listener, state));
-    runtime.spawn(crate::shutdown::cancel_on_signal(shutdown.clone()));
+    runtime.spawn(crate::runtime::shutdown::cancel_on_signal(shutdown.clone()));
     tracing::info!(
         "dashboard: {0}/dashboard, metrics: {0}/metrics",
         server::url(addr)
@@ -185,7 +185,7 @@ pub fn replay(opts: &ReplayOptions) -> Result<ReplaySummary> {
         pipeline,
         deltas: opts
             .emit_deltas
-            .then(|| DeltaWriter::new(BufWriter::new(crate::stdout::stdout()))),
+            .then(|| DeltaWriter::new(BufWriter::new(crate::cmd::stdout::stdout()))),
         epoch_start: None,
         epoch_read: None,
         metrics: opts.metrics.clone(),
@@ -285,7 +285,10 @@ pub fn replay(opts: &ReplayOptions) -> Result<ReplaySummary> {
 
 fn dump(path: &Path, bindings: &[Binding]) -> Result<()> {
     if path == Path::new("-") {
-        return Ok(write_binding_list(&mut crate::stdout::stdout(), bindings)?);
+        return Ok(write_binding_list(
+            &mut crate::cmd::stdout::stdout(),
+            bindings,
+        )?);
     }
     let file = File::create(path).with_context(|| format!("creating {}", path.display()))?;
     let mut out = BufWriter::new(file);

@@ -22,13 +22,13 @@ use bindery_sink::{BindingSink, SinkConfig, SinkHandle};
 use serde_json::json;
 use tokio::sync::{mpsc, watch};
 
-use crate::client_args::{ClientArgs, Space};
-use crate::dashboard::{Dashboard, Mode};
-use crate::health::{Health, LIVENESS_THRESHOLD, StoppedOnDrop};
-use crate::leader::{Elector, LeaderConfig, default_identity};
-use crate::metrics::{Metrics, MetricsOptions};
-use crate::policy_events::{EventSender, RateLimit};
-use crate::server::{self, ExplainRequest, ServeOptions, ServerState};
+use crate::observe::dashboard::{Dashboard, Mode};
+use crate::observe::metrics::{Metrics, MetricsOptions};
+use crate::observe::server::{self, ExplainRequest, ServeOptions, ServerState};
+use crate::runtime::client_args::{ClientArgs, Space};
+use crate::runtime::health::{Health, LIVENESS_THRESHOLD, StoppedOnDrop};
+use crate::runtime::leader::{Elector, LeaderConfig, default_identity};
+use crate::runtime::policy_events::{EventSender, RateLimit};
 use kube::runtime::events::Reporter;
 
 /// Options of `bindery run`.
@@ -55,7 +55,7 @@ pub struct RunOptions {
     /// Where the engine's timely workers run: threads here, and other processes of a
     /// cluster, which this one (process 0) connects to first (the Bindings do not
     /// depend on how many).
-    pub topology: crate::cluster::Topology,
+    pub topology: crate::input::topology::Topology,
 }
 
 /// A kube client for the current-context of `kubeconfig` (as kube and kubectl choose;

@@ -22,8 +22,8 @@ use bindery_ingest::live::{CancellationToken, LiveConfig, LiveIngest};
 use bindery_ingest::{EventType, RelistTracker, WatchEvent};
 use tokio::sync::mpsc;
 
-use crate::client_args::ClientArgs;
-use crate::progress::Progress;
+use crate::observe::progress::Progress;
+use crate::runtime::client_args::ClientArgs;
 
 /// How long [`read_until_synced`] waits, by default, for every watched resource to sync.
 pub const DEFAULT_SYNC_TIMEOUT: Duration = Duration::from_secs(120);

@@ -8,8 +8,8 @@ use bindery_ingest::{EventType, ResourceRef, Space};
 use serde_json::{Value, json};
 
 use super::*;
-use crate::health::LIVENESS_THRESHOLD;
-use crate::metrics::MetricsOptions;
+use crate::observe::metrics::MetricsOptions;
+use crate::runtime::health::LIVENESS_THRESHOLD;
 
 /// What the engine loop handed to the sink, in order.
 #[derive(Clone, Debug, PartialEq)]

@@ -1,0 +1,6 @@
+//! What feeds the engine.
+
+pub mod loader;
+pub mod pipeline;
+pub mod snapshot;
+pub mod topology;

@@ -1,0 +1,7 @@
+//! What a controller process needs.
+
+pub mod client_args;
+pub mod health;
+pub mod leader;
+pub mod policy_events;
+pub mod shutdown;
