@@ -39,9 +39,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail, ensure};
-use bindery::cmd::generate::{ChurnKind, GenerateSpec, generate_events};
-use bindery::input::pipeline::Pipeline;
-use bindery::input::topology::{ClusterPlan, Topology};
+use bindery::{ChurnKind, GenerateSpec, Pipeline, ProcessPlan, Topology, generate_events};
 use bindery_engine::EpochOutput;
 use bindery_ingest::watchlog::{LogReader, LogWriter};
 use serde::{Deserialize, Serialize};
@@ -152,7 +150,7 @@ fn start_engine(workers: usize, processes: usize, dir: &Path) -> Result<(Pipelin
         .collect::<Result<Vec<_>>>()?;
     let topology = Topology {
         workers,
-        cluster: Some(ClusterPlan { process: 0, hosts }),
+        processes: Some(ProcessPlan { process: 0, hosts }),
     };
     Ok((topology.pipeline()?, peers))
 }
@@ -166,7 +164,7 @@ fn serve_peer(hosts: &Path, index: usize, workers: usize) -> Result<()> {
         .collect();
     let peer = Topology {
         workers,
-        cluster: Some(ClusterPlan {
+        processes: Some(ProcessPlan {
             process: index,
             hosts,
         }),

@@ -410,7 +410,7 @@ impl EngineArgs {
     fn topology(&self) -> anyhow::Result<bindery::input::topology::Topology> {
         Ok(bindery::input::topology::Topology {
             workers: self.workers,
-            cluster: self.cluster.plan()?,
+            processes: self.cluster.plan()?,
         })
     }
 }

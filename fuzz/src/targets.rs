@@ -4,9 +4,7 @@
 use std::collections::BTreeMap;
 use std::io::Cursor;
 
-use bindery::cmd::dry_run::DryRunPolicy;
-use bindery::input::loader::OracleLoader;
-use bindery::input::pipeline::Pipeline;
+use bindery::{DryRunPolicy, OracleLoader, Pipeline};
 use bindery_engine::selector::{
     SelectorSpec, check_index_invariants, validate_label_key, validate_label_value,
 };

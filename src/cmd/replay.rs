@@ -192,7 +192,7 @@ pub fn replay(opts: &ReplayOptions) -> Result<ReplaySummary> {
         summary: ReplaySummary::default(),
     };
     r.summary.workers = r.pipeline.engine().workers();
-    r.summary.processes = opts.topology.processes();
+    r.summary.processes = opts.topology.process_count();
     if let Some(m) = &r.metrics {
         m.engine_workers(r.summary.workers);
     }

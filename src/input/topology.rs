@@ -64,7 +64,7 @@ fn parse_processes(s: &str) -> Result<usize, String> {
 
 /// A cluster that could not be set up: what and where.
 #[derive(Debug, thiserror::Error)]
-pub enum ClusterSetupError {
+pub enum TopologyError {
     /// The options do not describe a cluster.
     #[error("{0}")]
     Options(String),
@@ -117,7 +117,7 @@ pub enum ClusterSetupError {
 
 /// A checked cluster: every process's address and this process's index.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ClusterPlan {
+pub struct ProcessPlan {
     /// This process's index in `hosts`.
     pub process: usize,
     /// `HOST:PORT` of each process, in process order.
@@ -127,8 +127,8 @@ pub struct ClusterPlan {
 impl ClusterArgs {
     /// The cluster these options describe (`None`: one process), after checking them:
     /// the hosts file has one address per process, the index is one of them.
-    pub fn plan(&self) -> Result<Option<ClusterPlan>, ClusterSetupError> {
-        let bad = |m: String| Err(ClusterSetupError::Options(m));
+    pub fn plan(&self) -> Result<Option<ProcessPlan>, TopologyError> {
+        let bad = |m: String| Err(TopologyError::Options(m));
         let Some(path) = &self.hosts else {
             if self.processes > 1 {
                 return bad(format!(
@@ -144,11 +144,10 @@ impl ClusterArgs {
             }
             return Ok(None);
         };
-        let text =
-            std::fs::read_to_string(path).map_err(|source| ClusterSetupError::HostsFile {
-                path: path.clone(),
-                source,
-            })?;
+        let text = std::fs::read_to_string(path).map_err(|source| TopologyError::HostsFile {
+            path: path.clone(),
+            source,
+        })?;
         let mut hosts = Vec::new();
         for (i, line) in text.lines().enumerate() {
             let line = line.split('#').next().unwrap_or("").trim();
@@ -183,7 +182,7 @@ impl ClusterArgs {
         if self.processes == 1 {
             return Ok(None);
         }
-        Ok(Some(ClusterPlan {
+        Ok(Some(ProcessPlan {
             process: self.process_index,
             hosts,
         }))
@@ -206,20 +205,20 @@ pub struct Topology {
     /// Timely worker threads in each process.
     pub workers: usize,
     /// The cluster (`None`: this process alone).
-    pub cluster: Option<ClusterPlan>,
+    pub processes: Option<ProcessPlan>,
 }
 
 impl Topology {
     /// The processes running the dataflow.
-    pub fn processes(&self) -> usize {
-        self.cluster.as_ref().map_or(1, |c| c.hosts.len())
+    pub fn process_count(&self) -> usize {
+        self.processes.as_ref().map_or(1, |c| c.hosts.len())
     }
 
     /// What every process of a cluster does first: a panic then ends the process
     /// ([`exit_on_panic`]); and a process other than 0 serves process 0's dataflow until
     /// it ends, and returns true (its command is done). False: run the engine here.
-    pub fn serve_if_peer(&self) -> Result<bool, ClusterSetupError> {
-        let Some(plan) = &self.cluster else {
+    pub fn serve_if_peer(&self) -> Result<bool, TopologyError> {
+        let Some(plan) = &self.processes else {
             return Ok(false);
         };
         exit_on_panic();
@@ -231,8 +230,8 @@ impl Topology {
     }
 
     /// Process 0's pipeline: with a cluster, once every process has connected.
-    pub fn pipeline(&self) -> Result<Pipeline, ClusterSetupError> {
-        match &self.cluster {
+    pub fn pipeline(&self) -> Result<Pipeline, TopologyError> {
+        match &self.processes {
             None => Ok(Pipeline::with_workers(self.workers)),
             Some(plan) => {
                 let links = plan.connect(self.workers, CONNECT_TIMEOUT)?;
@@ -248,9 +247,9 @@ impl Topology {
     }
 
     /// Serves process 0's dataflow from this process until it ends (process 0 done).
-    fn serve(&self) -> Result<(), ClusterSetupError> {
-        let Some(plan) = &self.cluster else {
-            return Err(ClusterSetupError::Options(
+    fn serve(&self) -> Result<(), TopologyError> {
+        let Some(plan) = &self.processes else {
+            return Err(TopologyError::Options(
                 "only a process of a cluster serves another's dataflow".into(),
             ));
         };
@@ -337,7 +336,7 @@ impl Hello {
     }
 }
 
-impl ClusterPlan {
+impl ProcessPlan {
     /// Connects this process to every other: it listens on its own address's port for
     /// the processes after it and connects to those before it (retrying until they
     /// listen), exchanging a [`Hello`] each way, for at most `timeout`.
@@ -345,7 +344,7 @@ impl ClusterPlan {
         &self,
         threads: usize,
         timeout: Duration,
-    ) -> Result<ClusterLinks, ClusterSetupError> {
+    ) -> Result<ClusterLinks, TopologyError> {
         let me = self.process;
         let processes = self.hosts.len();
         let hello_to = |peer: usize| Hello {
@@ -354,7 +353,7 @@ impl ClusterPlan {
             from: me as u32,
             to: peer as u32,
         };
-        let peer_error = |peer: usize, reason: String| ClusterSetupError::Peer {
+        let peer_error = |peer: usize, reason: String| TopologyError::Peer {
             process: me,
             peer,
             address: self.hosts[peer].clone(),
@@ -408,7 +407,7 @@ impl ClusterPlan {
                         socket
                             .set_nonblocking(false)
                             .and_then(|()| socket.set_read_timeout(Some(Duration::from_secs(30))))
-                            .map_err(|source| ClusterSetupError::Listen {
+                            .map_err(|source| TopologyError::Listen {
                                 process: me,
                                 address: from.to_string(),
                                 source,
@@ -424,7 +423,7 @@ impl ClusterPlan {
                         };
                         let peer = theirs.from as usize;
                         if peer <= me || peer >= processes {
-                            return Err(ClusterSetupError::Options(format!(
+                            return Err(TopologyError::Options(format!(
                                 "process {me}: {from} says it is process {} of {}, which does not connect to this one (check each --process-index)",
                                 theirs.from, theirs.processes
                             )));
@@ -450,7 +449,7 @@ impl ClusterPlan {
                         waiting.pause(waiting_for, Duration::from_millis(50), || report)?;
                     }
                     Err(source) => {
-                        return Err(ClusterSetupError::Listen {
+                        return Err(TopologyError::Listen {
                             process: me,
                             address: self.hosts[me].clone(),
                             source,
@@ -463,7 +462,7 @@ impl ClusterPlan {
             // Timely's receive threads block on these for good.
             socket
                 .set_read_timeout(None)
-                .map_err(|source| ClusterSetupError::Listen {
+                .map_err(|source| TopologyError::Listen {
                     process: me,
                     address: self.hosts[me].clone(),
                     source,
@@ -478,14 +477,14 @@ impl ClusterPlan {
 
     /// Listens on this process's port: on its address when that is an IP address, else
     /// on every interface (a pod's own DNS name may not resolve before it is ready).
-    fn listen(&self) -> Result<TcpListener, ClusterSetupError> {
+    fn listen(&self) -> Result<TcpListener, TopologyError> {
         let own = &self.hosts[self.process];
         let address: SocketAddr = own.parse().unwrap_or_else(|_| {
             SocketAddr::from(([0, 0, 0, 0], port_of(own).expect("checked by plan")))
         });
         let listener = TcpListener::bind(address)
             .and_then(|l| l.set_nonblocking(true).map(|()| l))
-            .map_err(|source| ClusterSetupError::Listen {
+            .map_err(|source| TopologyError::Listen {
                 process: self.process,
                 address: address.to_string(),
                 source,
@@ -494,7 +493,7 @@ impl ClusterPlan {
     }
 }
 
-/// The wait of [`ClusterPlan::connect`] for the other processes.
+/// The wait of [`ProcessPlan::connect`] for the other processes.
 struct Waiting {
     process: usize,
     deadline: Instant,
@@ -510,9 +509,9 @@ impl Waiting {
         missing: Vec<usize>,
         pause: Duration,
         report: impl FnOnce() -> String,
-    ) -> Result<(), ClusterSetupError> {
+    ) -> Result<(), TopologyError> {
         if Instant::now() >= self.deadline {
-            return Err(ClusterSetupError::Timeout {
+            return Err(TopologyError::Timeout {
                 process: self.process,
                 missing,
                 timeout_secs: self.timeout.as_secs(),
@@ -595,7 +594,7 @@ mod tests {
         );
         assert_eq!(
             a.plan().unwrap(),
-            Some(ClusterPlan {
+            Some(ProcessPlan {
                 process: 1,
                 hosts: vec!["bindery-0.bindery:9478".into(), "[::1]:9479".into()],
             })
@@ -666,7 +665,7 @@ mod tests {
             format!("127.0.0.1:{}", free_port()),
             format!("127.0.0.1:{}", free_port()),
         ];
-        let plan = |process| ClusterPlan {
+        let plan = |process| ProcessPlan {
             process,
             hosts: hosts.clone(),
         };
@@ -697,7 +696,7 @@ mod tests {
             format!("127.0.0.1:{}", free_port()),
             format!("127.0.0.1:{}", free_port()),
         ];
-        let err = ClusterPlan { process: 0, hosts }
+        let err = ProcessPlan { process: 0, hosts }
             .connect(1, Duration::from_millis(300))
             .unwrap_err()
             .to_string();

@@ -15,9 +15,7 @@ use crate::bindery_bin;
 
 /// A client for `kubeconfig`.
 pub async fn client(kubeconfig: &Path) -> kube::Client {
-    bindery::cmd::run::client(kubeconfig)
-        .await
-        .expect("a client")
+    bindery::kube_client(kubeconfig).await.expect("a client")
 }
 
 /// Creates `crds` and waits until each is established.

@@ -1,5 +1,5 @@
 //! `bindery explain` and `bindery dry-run` against real kube-apiservers (envtest): the
-//! state they work on is a snapshot of the live WDS and ITS (`bindery::input::snapshot`), and
+//! state they work on is a snapshot of the live WDS and ITS (`bindery::read_until_synced`), and
 //! nothing is written to either server.
 //!
 //! One control plane for every assertion (starting one takes most of the time): WECs,
@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::time::Duration;
 
-use bindery::input::snapshot::{LiveSource, StateSource};
+use bindery::{LiveSource, StateSource};
 use bindery_ingest::{EventType, RelistTracker};
 use bindery_tests::cluster::objects::{configmap, deployment, namespace};
 use bindery_tests::cluster::{self, apply, res, rv};
@@ -156,7 +156,7 @@ async fn explain_and_dry_run_against_live_servers() {
 
     // --- The snapshot itself (the library): every resource synced, the policy in it.
     let mut events = Vec::new();
-    let summary = bindery::input::snapshot::read_until_synced(
+    let summary = bindery::read_until_synced(
         &LiveSource::new(&env.wds.kubeconfig, &env.its.kubeconfig),
         |e| {
             events.push(e);
@@ -460,7 +460,7 @@ spec:
         sync_timeout: Duration::from_secs(1),
         ..LiveSource::new(&env.wds.kubeconfig, &dead)
     });
-    let err = tokio::task::spawn_blocking(move || bindery::input::loader::load(&source))
+    let err = tokio::task::spawn_blocking(move || bindery::load_state(&source))
         .await
         .unwrap()
         .unwrap_err();

@@ -10,7 +10,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use bindery::input::pipeline::Pipeline;
+use bindery::Pipeline;
 use bindery_engine::Oracle;
 use bindery_ingest::{EventType, ResourceRef, Space, StateChange, WatchEvent, to_change};
 use proptest::prelude::*;
