@@ -11,16 +11,18 @@
 
 #![warn(missing_docs)]
 
+mod cli;
 pub mod cmd;
 pub mod input;
 pub mod observe;
 pub mod runtime;
 
 // What the integration tests, benchmarks and fuzz targets use.
+pub use cli::{Cli, stdout_closed};
 pub use cmd::dry_run::DryRunPolicy;
-pub use cmd::generate::{ChurnKind, GenerateSpec, generate_events, generate_to};
 pub use cmd::run::client as kube_client;
 pub use input::loader::{OracleLoader, load as load_state};
 pub use input::pipeline::Pipeline;
 pub use input::snapshot::{LiveSource, StateSource, read_until_synced};
+pub use input::synthetic::{ChurnKind, GenerateSpec, generate_events, generate_to};
 pub use input::topology::{ProcessPlan, Topology};

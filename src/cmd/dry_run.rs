@@ -23,7 +23,7 @@ use serde::de::DeserializeSeed;
 use serde_json::Value;
 
 use crate::input::loader::{self, OracleLoader};
-use crate::input::snapshot::StateSource;
+use crate::input::snapshot::{StateArgs, StateSource};
 
 /// How a dry-run prints the Binding.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
@@ -33,6 +33,38 @@ pub enum DryRunFormat {
     Json,
     /// YAML, fields in the same order.
     Yaml,
+}
+
+/// The flags of `bindery dry-run`.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Where the state comes from.
+    #[command(flatten)]
+    source: StateArgs,
+    /// The BindingPolicy (one object, YAML or JSON). Without `metadata.uid` it keeps
+    /// the uid of the policy of that name, if there is one (`dry-run` otherwise).
+    #[arg(long, value_name = "FILE.yaml")]
+    policy_file: PathBuf,
+    /// How to print the Binding: `json` (default) or `yaml`.
+    #[arg(short = 'o', long, value_enum, default_value_t = DryRunFormat::Json)]
+    output: DryRunFormat,
+}
+
+impl Args {
+    /// The options these flags give, checked.
+    pub fn options(self) -> Result<DryRunOptions> {
+        Ok(DryRunOptions {
+            source: self.source.source()?,
+            policy_file: self.policy_file,
+            output: self.output,
+        })
+    }
+}
+
+/// `bindery dry-run`: prints the Binding on stdout and the problems on stderr.
+pub fn execute(args: Args) -> Result<()> {
+    dry_run(&args.options()?)?;
+    Ok(())
 }
 
 /// Options of `bindery dry-run`.

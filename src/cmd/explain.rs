@@ -7,7 +7,7 @@ use anyhow::{Context, Result};
 use bindery_engine::{ObjectKey, Query};
 
 use crate::input::loader;
-use crate::input::snapshot::StateSource;
+use crate::input::snapshot::{StateArgs, StateSource};
 
 /// How `bindery explain` prints its explanation.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
@@ -17,6 +17,47 @@ pub enum OutputFormat {
     Text,
     /// The explanation as pretty JSON, for scripts.
     Json,
+}
+
+/// The flags of `bindery explain`.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Where the state comes from.
+    #[command(flatten)]
+    source: StateArgs,
+    /// The BindingPolicy to explain.
+    #[arg(long, value_name = "NAME")]
+    policy: String,
+    /// A workload object: GROUP/RESOURCE/[NAMESPACE/]NAME, GROUP empty for the core
+    /// group (`/namespaces/nginx`, `apps/deployments/nginx/nginx-deployment`).
+    #[arg(long, value_name = "GROUP/RESOURCE/[NAMESPACE/]NAME")]
+    object: Option<String>,
+    /// A WEC (cluster id, the ManagedCluster's name).
+    #[arg(long, value_name = "C")]
+    cluster: Option<String>,
+    /// Output format: `text` (default) or `json`.
+    #[arg(short = 'o', long, value_enum, default_value_t = OutputFormat::Text)]
+    output: OutputFormat,
+}
+
+impl Args {
+    /// The options these flags give, checked.
+    pub fn options(self) -> Result<ExplainOptions> {
+        Ok(ExplainOptions {
+            source: self.source.source()?,
+            policy: self.policy,
+            object: self.object,
+            cluster: self.cluster,
+            output: self.output,
+        })
+    }
+}
+
+/// `bindery explain`: prints the explanation on stdout.
+pub fn execute(args: Args) -> Result<()> {
+    let opts = args.options()?;
+    crate::cmd::stdout::print(&explain(&opts)?)?;
+    Ok(())
 }
 
 /// Options of `bindery explain`.

@@ -1,4 +1,5 @@
-//! The subcommands, one module each.
+//! The subcommands, one module each: its flags (`Args`, with `options()` checking them)
+//! beside the command (`execute`).
 
 pub mod dry_run;
 pub mod explain;

@@ -14,14 +14,104 @@ use bindery_ingest::{EventType, LogReader};
 use bindery_sink::{DeltaWriter, write_binding_list};
 
 use crate::input::pipeline::Pipeline;
-use crate::input::topology::Topology;
+use crate::input::topology::{Topology, TopologyArgs};
 use crate::observe::dashboard::{Dashboard, Mode};
 use crate::observe::metrics::{Metrics, MetricsOptions};
 use crate::observe::progress::Progress;
-use crate::observe::server::{self, ServeOptions, ServerState};
+use crate::observe::server::{self, ServeArgs, ServeOptions, ServerState};
 
 /// The dry-run policy of `--with-policy` (defined in [`crate::cmd::dry_run`]).
 pub use crate::cmd::dry_run::DryRunPolicy;
+
+/// The flags of `bindery replay`.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// The watch log (JSON Lines, or the same compressed with zstd).
+    log: PathBuf,
+    /// Write the final Bindings as a Kubernetes List sorted by name (`-` for stdout).
+    #[arg(long, value_name = "OUT.json")]
+    dump_bindings: Option<PathBuf>,
+    /// Print each epoch's Binding changes as JSON lines on stdout.
+    #[arg(long)]
+    emit_deltas: bool,
+    /// Events within this many milliseconds of an epoch's first event share its epoch.
+    #[arg(long, default_value_t = 0, value_name = "MS", value_parser = clap::value_parser!(i64).range(0..))]
+    window_ms: i64,
+    /// Dry-run: after the log, apply this BindingPolicy (one object, YAML or JSON) as
+    /// added or edited, and print its Binding on stdout and its problems on stderr.
+    /// Nothing is written anywhere else; a `--dump-bindings` file includes it.
+    #[arg(long, value_name = "FILE.yaml", conflicts_with = "emit_deltas")]
+    with_policy: Option<PathBuf>,
+    /// Serve the live dashboard and /metrics during the replay (see --listen), and
+    /// after it until SIGINT/SIGTERM.
+    #[arg(long)]
+    dashboard: bool,
+    /// Pace the replay by the log's timestamps, X times faster than recorded
+    /// (default: as fast as possible).
+    #[arg(long, value_name = "X", value_parser = parse_speed)]
+    speed: Option<f64>,
+    #[command(flatten)]
+    topology: TopologyArgs,
+    #[command(flatten)]
+    serve: ServeArgs,
+}
+
+impl Args {
+    /// The options these flags give, checked, and where to serve the dashboard (if
+    /// `--dashboard`).
+    pub fn options(self) -> Result<(ReplayOptions, Option<ServeOptions>)> {
+        if let (false, Some(flag)) = (self.dashboard, self.serve.given()) {
+            bail!("{flag} applies to the dashboard's server: add --dashboard");
+        }
+        let serve = self.dashboard.then(|| self.serve.options());
+        let opts = ReplayOptions {
+            log: self.log,
+            dump_bindings: self.dump_bindings,
+            emit_deltas: self.emit_deltas,
+            window_ms: self.window_ms,
+            with_policy: self.with_policy,
+            speed: self.speed,
+            topology: self.topology.topology()?,
+            metrics: None,
+        };
+        Ok((opts, serve))
+    }
+}
+
+/// A replay speed: a finite number above 0.
+fn parse_speed(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(x) if x.is_finite() && x > 0.0 => Ok(x),
+        _ => Err(format!(
+            "{s:?} is not a speed (a number above 0, e.g. 10 or 0.5)"
+        )),
+    }
+}
+
+/// `bindery replay`: a process of a timely cluster other than 0 serves process 0's
+/// dataflow; process 0 (or the only process) replays the log and logs a summary.
+pub fn execute(args: Args) -> Result<()> {
+    let (opts, serve) = args.options()?;
+    // Only process 0 reads the log and writes the output.
+    if opts.topology.serve_if_peer()? {
+        return Ok(());
+    }
+    let s = match serve {
+        Some(serve) => replay_with_dashboard(&opts, serve)?,
+        None => replay(&opts)?,
+    };
+    tracing::info!(
+        events = s.events,
+        epochs = s.epochs,
+        workers = s.workers,
+        processes = s.processes,
+        bindings = s.bindings,
+        seconds = format_args!("{:.3}", s.elapsed_secs),
+        events_per_second = format_args!("{:.0}", s.events as f64 / s.elapsed_secs.max(1e-9)),
+        "replayed the log"
+    );
+    Ok(())
+}
 
 /// Options of `bindery replay`.
 #[derive(Debug, Clone)]

@@ -22,14 +22,116 @@ use bindery_sink::{BindingSink, SinkConfig, SinkHandle};
 use serde_json::json;
 use tokio::sync::{mpsc, watch};
 
+use crate::input::topology::TopologyArgs;
 use crate::observe::dashboard::{Dashboard, Mode};
 use crate::observe::metrics::{Metrics, MetricsOptions};
-use crate::observe::server::{self, ExplainRequest, ServeOptions, ServerState};
+use crate::observe::server::{self, ExplainRequest, ServeArgs, ServeOptions, ServerState};
 use crate::runtime::client_args::{ClientArgs, Space};
 use crate::runtime::health::{Health, LIVENESS_THRESHOLD, StoppedOnDrop};
+use crate::runtime::leader::LeaderArgs;
 use crate::runtime::leader::{Elector, LeaderConfig, default_identity};
 use crate::runtime::policy_events::{EventSender, RateLimit};
 use kube::runtime::events::Reporter;
+
+/// The longest `--coalesce-ms`: a day (a window past what an `Instant` can add would
+/// panic in the engine loop).
+const MAX_COALESCE_MS: u64 = 24 * 3600 * 1000;
+
+/// The flags of `bindery run`.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// The WDS and ITS: kubeconfigs, contexts, or in-cluster.
+    #[command(flatten)]
+    client: ClientArgs,
+    /// Only these API groups are workload (comma-separated; `core` for the core group).
+    #[arg(
+        long,
+        value_name = "G,...",
+        value_delimiter = ',',
+        env = "BINDERY_API_GROUPS"
+    )]
+    api_groups: Option<Vec<String>>,
+    /// Record every watch event to this watch log (`.jsonl`, or `.jsonl.zst`).
+    #[arg(long, value_name = "LOG", env = "BINDERY_RECORD")]
+    record: Option<PathBuf>,
+    /// Changes to one Binding within this window are written once (at most a day).
+    #[arg(long, default_value_t = 250, value_name = "MS", value_parser = clap::value_parser!(u64).range(..=MAX_COALESCE_MS), env = "BINDERY_COALESCE_MS")]
+    coalesce_ms: u64,
+    /// Binding and status writes in flight at once.
+    #[arg(long, default_value_t = 8, env = "BINDERY_CONCURRENCY")]
+    concurrency: usize,
+    /// Client-side rate limit of API requests per second (0: none).
+    #[arg(long, default_value_t = 50, env = "BINDERY_QPS")]
+    qps: u32,
+    /// Client-side burst of API requests.
+    #[arg(long, default_value_t = 100, env = "BINDERY_BURST")]
+    burst: u32,
+    /// A Binding whose JSON is larger is not sent (the API server could not store it;
+    /// etcd's default limit is 1.5 MiB): its policy's status says so instead.
+    #[arg(long, default_value_t = bindery_sink::apiserver::DEFAULT_MAX_BINDING_BYTES, value_name = "BYTES", env = "BINDERY_MAX_BINDING_BYTES")]
+    max_binding_bytes: usize,
+    /// At SIGTERM/SIGINT, writes still queued after this many seconds are given up
+    /// (below Kubernetes' default 30 s grace period); a second signal exits at once.
+    #[arg(
+        long,
+        default_value_t = 20,
+        value_name = "SECONDS",
+        env = "BINDERY_SHUTDOWN_TIMEOUT"
+    )]
+    shutdown_timeout: u64,
+    /// Publish Kubernetes Events on BindingPolicies for new problems, Bindings that
+    /// cannot be written, and problems resolved (rate-limited; needs `create` and
+    /// `patch` on `events.k8s.io` events in the `default` namespace).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set, value_name = "BOOL", env = "BINDERY_POLICY_EVENTS")]
+    policy_events: bool,
+    #[command(flatten)]
+    topology: TopologyArgs,
+    #[command(flatten)]
+    serve: ServeArgs,
+    #[command(flatten)]
+    leader: LeaderArgs,
+}
+
+impl Args {
+    /// The options these flags give, checked.
+    pub fn options(self) -> Result<RunOptions> {
+        let sink = SinkConfig {
+            concurrency: self.concurrency,
+            qps: self.qps,
+            burst: self.burst,
+            max_binding_bytes: self.max_binding_bytes,
+            ..SinkConfig::default()
+        };
+        sink.validate()?;
+        Ok(RunOptions {
+            client: self.client,
+            api_groups: self.api_groups,
+            record: self.record,
+            coalesce: Duration::from_millis(self.coalesce_ms),
+            sink,
+            serve: self.serve.options(),
+            shutdown_timeout: Duration::from_secs(self.shutdown_timeout),
+            leader: self.leader.config()?,
+            policy_events: self.policy_events,
+            topology: self.topology.topology()?,
+        })
+    }
+}
+
+/// `bindery run`: a process of a timely cluster other than 0 serves process 0's
+/// dataflow; process 0 (or the only process) runs until SIGTERM/SIGINT.
+pub fn execute(args: Args) -> Result<()> {
+    let opts = args.options()?;
+    if opts.topology.serve_if_peer()? {
+        return Ok(());
+    }
+    let runtime = tokio::runtime::Runtime::new()?;
+    runtime.block_on(async {
+        let shutdown = CancellationToken::new();
+        tokio::spawn(crate::runtime::shutdown::cancel_on_signal(shutdown.clone()));
+        run(opts, shutdown).await
+    })
+}
 
 /// Options of `bindery run`.
 #[derive(Debug, Clone)]

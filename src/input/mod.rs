@@ -3,4 +3,5 @@
 pub mod loader;
 pub mod pipeline;
 pub mod snapshot;
+pub mod synthetic;
 pub mod topology;

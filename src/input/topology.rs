@@ -30,9 +30,18 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(300);
 /// The first bytes each process sends the other: "bindery", then the protocol version.
 const MAGIC: [u8; 8] = *b"bindery\x01";
 
-/// Timely cluster options of `bindery run` and `bindery replay`.
-#[derive(clap::Args, Clone, Debug, Default)]
-pub struct ClusterArgs {
+/// The most `--workers`: timely threads in one process (more than the cores only adds
+/// scheduling).
+pub const MAX_WORKERS: usize = 64;
+
+/// Where `bindery run` and `bindery replay` run the engine's dataflow: worker threads,
+/// and timely's cluster mode (the same command in every process).
+#[derive(clap::Args, Clone, Debug)]
+pub struct TopologyArgs {
+    /// Timely worker threads running the engine's dataflow in each process (1 to 64); the
+    /// Bindings do not depend on how many.
+    #[arg(long, default_value_t = 1, value_name = "N", value_parser = parse_workers, env = "BINDERY_WORKERS")]
+    pub workers: usize,
     /// Processes in the timely cluster, each running the same command with its own
     /// --process-index (1: no cluster).
     #[arg(long, default_value_t = 1, value_name = "N", value_parser = parse_processes, env = "BINDERY_PROCESSES")]
@@ -50,6 +59,27 @@ pub struct ClusterArgs {
     /// lines and `#` comments skipped); each process listens on its own line's port.
     #[arg(long, value_name = "FILE", env = "BINDERY_HOSTS")]
     pub hosts: Option<PathBuf>,
+}
+
+impl Default for TopologyArgs {
+    fn default() -> Self {
+        TopologyArgs {
+            workers: 1,
+            processes: 1,
+            process_index: 0,
+            hosts: None,
+        }
+    }
+}
+
+/// A number of timely workers: 1 to [`MAX_WORKERS`].
+fn parse_workers(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(n) if (1..=MAX_WORKERS).contains(&n) => Ok(n),
+        _ => Err(format!(
+            "{s:?} is not a number of workers (1 to {MAX_WORKERS}: timely threads in this process)"
+        )),
+    }
 }
 
 /// A number of processes: 1 to [`MAX_PROCESSES`].
@@ -124,10 +154,18 @@ pub struct ProcessPlan {
     pub hosts: Vec<String>,
 }
 
-impl ClusterArgs {
+impl TopologyArgs {
+    /// The topology these flags describe, checked.
+    pub fn topology(&self) -> Result<Topology, TopologyError> {
+        Ok(Topology {
+            workers: self.workers,
+            processes: self.plan()?,
+        })
+    }
+
     /// The cluster these options describe (`None`: one process), after checking them:
     /// the hosts file has one address per process, the index is one of them.
-    pub fn plan(&self) -> Result<Option<ProcessPlan>, TopologyError> {
+    fn plan(&self) -> Result<Option<ProcessPlan>, TopologyError> {
         let bad = |m: String| Err(TopologyError::Options(m));
         let Some(path) = &self.hosts else {
             if self.processes > 1 {
@@ -568,7 +606,7 @@ mod tests {
     use super::*;
 
     /// Options with `hosts` (if any) written to a file of this test's own.
-    fn args(processes: usize, index: usize, hosts: Option<&str>) -> ClusterArgs {
+    fn args(processes: usize, index: usize, hosts: Option<&str>) -> TopologyArgs {
         static FILES: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
         let path = hosts.map(|text| {
             let n = FILES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -576,10 +614,11 @@ mod tests {
             std::fs::write(&p, text).unwrap();
             p
         });
-        ClusterArgs {
+        TopologyArgs {
             processes,
             process_index: index,
             hosts: path,
+            ..TopologyArgs::default()
         }
     }
 
@@ -638,10 +677,10 @@ mod tests {
             let err = a.plan().unwrap_err().to_string();
             assert!(err.contains(want), "{processes} {index} {hosts:?}: {err}");
         }
-        let a = ClusterArgs {
+        let a = TopologyArgs {
             processes: 2,
-            process_index: 0,
             hosts: Some("/nonexistent/hosts".into()),
+            ..TopologyArgs::default()
         };
         let err = a.plan().unwrap_err().to_string();
         assert!(

@@ -47,6 +47,43 @@ pub struct ServeOptions {
     pub per_policy_metrics: bool,
 }
 
+/// Where `bindery run` and `bindery replay --dashboard` serve metrics, the dashboard and
+/// the health probes (`/readyz`, `/livez`).
+#[derive(clap::Args, Debug)]
+pub struct ServeArgs {
+    /// Listen address of the metrics, dashboard and explain server (loopback by default;
+    /// port 0: any free port, logged at start).
+    /// [default: 127.0.0.1:9477]
+    #[arg(long, value_name = "ADDR", env = "BINDERY_LISTEN")]
+    listen: Option<SocketAddr>,
+    /// Export per-policy metric series (one series per policy: mind the cardinality).
+    #[arg(long, env = "BINDERY_PER_POLICY_METRICS")]
+    per_policy_metrics: bool,
+}
+
+impl ServeArgs {
+    /// The options these flags give ([`DEFAULT_LISTEN`] unless `--listen`).
+    pub fn options(&self) -> ServeOptions {
+        let default = DEFAULT_LISTEN.parse().expect("a valid default");
+        ServeOptions {
+            listen: self.listen.unwrap_or(default),
+            per_policy_metrics: self.per_policy_metrics,
+        }
+    }
+
+    /// The server flag given without a server to apply it to (`replay` without
+    /// `--dashboard`), for an error rather than silence.
+    pub fn given(&self) -> Option<&'static str> {
+        if self.listen.is_some() {
+            Some("--listen")
+        } else if self.per_policy_metrics {
+            Some("--per-policy-metrics")
+        } else {
+            None
+        }
+    }
+}
+
 /// A question for the engine thread: explain `query` on the current state.
 #[derive(Debug)]
 pub struct ExplainRequest {

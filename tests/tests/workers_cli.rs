@@ -47,12 +47,9 @@ fn replay(log: &Path, workers: usize, extra: &[&str]) -> Replayed {
         "{} on {workers} workers: {stderr}",
         log.display()
     );
-    let on = format!(
-        " on {workers} worker{}: ",
-        if workers == 1 { "" } else { "s" }
-    );
+    let on = format!(" workers={workers} ");
     assert!(
-        stderr.contains("replayed ") && stderr.contains(&on),
+        stderr.contains("replayed the log") && stderr.contains(&on),
         "{}: the summary names {workers} workers: {stderr}",
         log.display()
     );
