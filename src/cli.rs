@@ -87,6 +87,23 @@ pub fn stdout_closed(e: &anyhow::Error) -> bool {
     crate::cmd::stdout::is_closed(e)
 }
 
+/// `e` and its causes as one line, each cause said once: a layer whose message already
+/// includes its cause's (thiserror's `"{path}: {source}"`) is not followed by it again.
+pub fn error_report(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if out.contains(&text) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&text);
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use clap::CommandFactory;
@@ -110,6 +127,22 @@ mod tests {
             checked += 1;
         }
         assert!(checked >= 15, "{checked} flags");
+    }
+
+    #[test]
+    fn error_reports_say_each_cause_once() {
+        let io = std::io::Error::from(std::io::ErrorKind::NotFound);
+        let e = crate::files::FileError::Read {
+            path: "/x".into(),
+            source: io,
+        };
+        let e = anyhow::Error::from(e).context("reading the hosts file");
+        assert_eq!(
+            error_report(&e),
+            "reading the hosts file: /x: entity not found"
+        );
+        let e = anyhow::anyhow!("inner").context("outer");
+        assert_eq!(error_report(&e), "outer: inner");
     }
 
     /// clap's own consistency checks (conflicting names, bad defaults) on the whole tree.

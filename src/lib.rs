@@ -13,16 +13,17 @@
 
 mod cli;
 pub mod cmd;
+mod files;
 pub mod input;
 pub mod observe;
 pub mod runtime;
 
 // What the integration tests, benchmarks and fuzz targets use.
-pub use cli::{Cli, stdout_closed};
+pub use cli::{Cli, error_report, stdout_closed};
 pub use cmd::dry_run::DryRunPolicy;
-pub use cmd::run::client as kube_client;
 pub use input::loader::{OracleLoader, load as load_state};
 pub use input::pipeline::Pipeline;
 pub use input::snapshot::{LiveSource, StateSource, read_until_synced};
 pub use input::synthetic::{ChurnKind, GenerateSpec, generate_events, generate_to};
 pub use input::topology::{ProcessPlan, Topology};
+pub use runtime::client_args::kube_client;

@@ -19,7 +19,7 @@ fn main() -> ExitCode {
         Err(e) if bindery::stdout_closed(&e) => ExitCode::SUCCESS,
         Err(e) => {
             // The command's answer to its user: the error chain is the message.
-            tracing::error!("{e:#}");
+            tracing::error!("{}", bindery::error_report(&e));
             ExitCode::FAILURE
         }
     }

@@ -46,6 +46,14 @@ impl Space {
         }
     }
 
+    /// The name used in messages (`"WDS"` or `"ITS"`).
+    pub fn title(self) -> &'static str {
+        match self {
+            Space::Wds => "WDS",
+            Space::Its => "ITS",
+        }
+    }
+
     /// Parses the name used in the log.
     pub fn parse(s: &str) -> Option<Space> {
         match s {

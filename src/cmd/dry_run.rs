@@ -22,6 +22,7 @@ use bindery_ingest::{EventType, ResourceRef, Space, WatchEvent};
 use serde::de::DeserializeSeed;
 use serde_json::Value;
 
+use crate::files;
 use crate::input::loader::{self, OracleLoader};
 use crate::input::snapshot::{StateArgs, StateSource};
 
@@ -127,7 +128,8 @@ impl DryRunPolicy {
     /// Reads one BindingPolicy object from a YAML or JSON file.
     pub fn read(path: &Path) -> Result<DryRunPolicy> {
         let source = path.display().to_string();
-        let text = std::fs::read_to_string(path).with_context(|| format!("reading {source}"))?;
+        let text = files::read_to_string(path, MAX_POLICY_FILE_BYTES, "a policy file")
+            .map_err(|e| anyhow::anyhow!("reading the policy file {e}"))?;
         DryRunPolicy::parse(&text, &source)
     }
 
@@ -259,6 +261,10 @@ impl DryRunPolicy {
     }
 }
 
+/// The largest policy file read: four times the largest object etcd stores by default
+/// (1.5 MiB), room for comments and formatting.
+pub const MAX_POLICY_FILE_BYTES: u64 = 6 << 20;
+
 /// The deepest nesting of lists and objects a policy file may have (a BindingPolicy
 /// needs 6; YAML's parser takes time quadratic in the depth of flow collections).
 pub const MAX_POLICY_FILE_DEPTH: usize = 64;
@@ -380,6 +386,17 @@ mod tests {
         );
         let err = format!("{:#}", DryRunPolicy::parse("", "empty.yaml").unwrap_err());
         assert!(err.contains("empty.yaml: "), "{err}");
+    }
+
+    /// A policy file that is not YAML: the error names the file, line and column, and
+    /// quotes none of its lines.
+    #[test]
+    fn yaml_errors_name_the_place_not_the_content() {
+        let text = "metadata:\n  name: p\n  note: TOPSECRET\nspec: [unclosed\nkind: x\n";
+        let err = format!("{:#}", DryRunPolicy::parse(text, "p.yaml").unwrap_err());
+        assert!(err.starts_with("p.yaml: "), "{err}");
+        assert!(err.contains("at line 5 column 5"), "{err}");
+        assert!(!err.contains("TOPSECRET") && !err.contains("unclosed"), "{err}");
     }
 
     #[test]

@@ -11,7 +11,7 @@ mod engine_loop;
 
 use engine_loop::EngineLoop;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -26,7 +26,7 @@ use crate::input::topology::TopologyArgs;
 use crate::observe::dashboard::{Dashboard, Mode};
 use crate::observe::metrics::{Metrics, MetricsOptions};
 use crate::observe::server::{self, ExplainRequest, ServeArgs, ServeOptions, ServerState};
-use crate::runtime::client_args::{ClientArgs, Space};
+use crate::runtime::client_args::ClientArgs;
 use crate::runtime::health::{Health, LIVENESS_THRESHOLD, StoppedOnDrop};
 use crate::runtime::leader::LeaderArgs;
 use crate::runtime::leader::{Elector, LeaderConfig, default_identity};
@@ -158,15 +158,6 @@ pub struct RunOptions {
     /// cluster, which this one (process 0) connects to first (the Bindings do not
     /// depend on how many).
     pub topology: crate::input::topology::Topology,
-}
-
-/// A kube client for the current-context of `kubeconfig` (as kube and kubectl choose;
-/// [`ClientArgs`] picks another context).
-pub async fn client(kubeconfig: &Path) -> Result<kube::Client> {
-    let resolved = ClientArgs::files(kubeconfig, kubeconfig)
-        .wds_config()
-        .await?;
-    Ok(resolved.client(Space::Wds)?)
 }
 
 /// Runs until `shutdown` is cancelled; then in-flight writes finish and the recording

@@ -19,7 +19,11 @@ use std::time::{Duration, Instant};
 
 use bindery_engine::{ClusterError, ClusterLinks, Engine};
 
+use crate::files::{self, FileError};
 use crate::input::pipeline::Pipeline;
+
+/// The largest hosts file read (a line per process).
+const MAX_HOSTS_FILE_BYTES: u64 = 1 << 20;
 
 /// The most processes in a cluster.
 pub const MAX_PROCESSES: usize = 1024;
@@ -99,12 +103,10 @@ pub enum TopologyError {
     #[error("{0}")]
     Options(String),
     /// The hosts file could not be read.
-    #[error("reading the hosts file {path}: {source}")]
+    #[error("reading the hosts file {source}")]
     HostsFile {
-        /// The file.
-        path: PathBuf,
-        /// Why.
-        source: std::io::Error,
+        /// Why (naming the file).
+        source: FileError,
     },
     /// A process could not listen on its address.
     #[error("process {process} listening on {address}: {source}")]
@@ -112,6 +114,16 @@ pub enum TopologyError {
         /// This process.
         process: usize,
         /// Where it tried.
+        address: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A connection accepted from or made to another process could not be set up.
+    #[error("process {process}: setting up the connection with {address}: {source}")]
+    Socket {
+        /// This process.
+        process: usize,
+        /// The other end of the connection.
         address: String,
         /// Why.
         source: std::io::Error,
@@ -182,10 +194,8 @@ impl TopologyArgs {
             }
             return Ok(None);
         };
-        let text = std::fs::read_to_string(path).map_err(|source| TopologyError::HostsFile {
-            path: path.clone(),
-            source,
-        })?;
+        let text = files::read_to_string(path, MAX_HOSTS_FILE_BYTES, "a hosts file")
+            .map_err(|source| TopologyError::HostsFile { source })?;
         let mut hosts = Vec::new();
         for (i, line) in text.lines().enumerate() {
             let line = line.split('#').next().unwrap_or("").trim();
@@ -445,7 +455,7 @@ impl ProcessPlan {
                         socket
                             .set_nonblocking(false)
                             .and_then(|()| socket.set_read_timeout(Some(Duration::from_secs(30))))
-                            .map_err(|source| TopologyError::Listen {
+                            .map_err(|source| TopologyError::Socket {
                                 process: me,
                                 address: from.to_string(),
                                 source,
@@ -496,13 +506,14 @@ impl ProcessPlan {
                 }
             }
         }
-        for socket in sockets.iter().flatten() {
+        for (peer, socket) in sockets.iter().enumerate() {
+            let Some(socket) = socket else { continue };
             // Timely's receive threads block on these for good.
             socket
                 .set_read_timeout(None)
-                .map_err(|source| TopologyError::Listen {
+                .map_err(|source| TopologyError::Socket {
                     process: me,
-                    address: self.hosts[me].clone(),
+                    address: self.hosts[peer].clone(),
                     source,
                 })?;
         }

@@ -19,7 +19,10 @@
 
 use std::path::{Path, PathBuf};
 
+use bindery_ingest::Space;
 use kube::config::{KubeConfigOptions, Kubeconfig};
+
+use crate::runtime::kubeconfig::{self, KubeconfigFileError};
 
 /// The in-cluster environment variables (as client-go and kube read them).
 const SERVICE_HOST_ENV: &str = "KUBERNETES_SERVICE_HOST";
@@ -57,29 +60,26 @@ pub struct ClientArgs {
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
     /// The kubeconfig file cannot be read or parsed.
-    #[error("{space}: reading the kubeconfig {}: {source}", .path.display())]
+    #[error("{}: reading the kubeconfig {source}", .space.title())]
     ReadKubeconfig {
         /// `WDS` or `ITS`.
         space: Space,
-        /// The file.
-        path: PathBuf,
-        /// kube's error.
-        source: kube::config::KubeconfigError,
+        /// What is wrong with it (naming the file, never quoting it).
+        source: KubeconfigFileError,
     },
     /// The default kubeconfig (`KUBECONFIG` or `~/.kube/config`) cannot be read.
-    #[error(
-        "{space}: reading the kubeconfig of KUBECONFIG or ~/.kube/config (for {flag}): {source}"
+    #[error("{}: reading the kubeconfig of KUBECONFIG or ~/.kube/config (for {flag}): {source}", .space.title()
     )]
     ReadDefaultKubeconfig {
         /// `WDS` or `ITS`.
         space: Space,
         /// The flag that needs it.
         flag: &'static str,
-        /// kube's error.
-        source: kube::config::KubeconfigError,
+        /// What is wrong with it (naming the file, never quoting it).
+        source: KubeconfigFileError,
     },
     /// The context asked for is not in the kubeconfig.
-    #[error("{space}: no context {context:?} in {file} (it has: {})", list(.available))]
+    #[error("{}: no context {context:?} in {file} (it has: {})", .space.title(), list(.available))]
     UnknownContext {
         /// `WDS` or `ITS`.
         space: Space,
@@ -91,7 +91,7 @@ pub enum ClientError {
         available: Vec<String>,
     },
     /// The kubeconfig names no current-context and none was asked for.
-    #[error("{space}: {file} has no current-context: pick one with {flag} (it has: {})", list(.available))]
+    #[error("{}: {file} has no current-context: pick one with {flag} (it has: {})", .space.title(), list(.available))]
     NoCurrentContext {
         /// `WDS` or `ITS`.
         space: Space,
@@ -103,7 +103,7 @@ pub enum ClientError {
         available: Vec<String>,
     },
     /// The kubeconfig's context cannot be turned into a client configuration.
-    #[error("{space}: loading {file}: {source}")]
+    #[error("{}: loading {file}: {source}", .space.title())]
     LoadKubeconfig {
         /// `WDS` or `ITS`.
         space: Space,
@@ -113,9 +113,8 @@ pub enum ClientError {
         source: kube::config::KubeconfigError,
     },
     /// Neither a kubeconfig nor the in-cluster environment is there.
-    #[error(
-        "{space}: no kubeconfig (KUBECONFIG, ~/.kube/config: {kubeconfig}) and not in a cluster \
-         ({in_cluster}); give --wds-kubeconfig FILE"
+    #[error("{}: no kubeconfig (KUBECONFIG, ~/.kube/config: {kubeconfig}) and not in a cluster \
+         ({in_cluster}); give --wds-kubeconfig FILE", .space.title()
     )]
     NoConfig {
         /// `WDS` or `ITS`.
@@ -126,7 +125,7 @@ pub enum ClientError {
         in_cluster: String,
     },
     /// The in-cluster ServiceAccount directory lacks a file or the environment a variable.
-    #[error("{space}: in-cluster configuration: {what}")]
+    #[error("{}: in-cluster configuration: {what}", .space.title())]
     InCluster {
         /// `WDS` or `ITS`.
         space: Space,
@@ -134,7 +133,7 @@ pub enum ClientError {
         what: String,
     },
     /// The configuration does not make a client (e.g. an unusable TLS setting).
-    #[error("{space}: a client for {origin}: {source}")]
+    #[error("{}: a client for {origin}: {source}", .space.title())]
     Client {
         /// `WDS` or `ITS`.
         space: Space,
@@ -150,24 +149,6 @@ fn list(names: &[String]) -> String {
         "none".to_string()
     } else {
         names.join(", ")
-    }
-}
-
-/// One of the two spaces, for messages.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Space {
-    /// The workload description space.
-    Wds,
-    /// The inventory and transport space.
-    Its,
-}
-
-impl std::fmt::Display for Space {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Space::Wds => "WDS",
-            Space::Its => "ITS",
-        })
     }
 }
 
@@ -283,6 +264,15 @@ impl ClientArgs {
     }
 }
 
+/// A kube client for the current-context of `kubeconfig` (as kube and kubectl choose;
+/// [`ClientArgs`] picks another context).
+pub async fn kube_client(kubeconfig: &Path) -> Result<kube::Client, ClientError> {
+    let resolved = ClientArgs::files(kubeconfig, kubeconfig)
+        .wds_config()
+        .await?;
+    resolved.client(Space::Wds)
+}
+
 /// The context names of `kc`.
 fn contexts(kc: &Kubeconfig) -> Vec<String> {
     kc.contexts.iter().map(|c| c.name.clone()).collect()
@@ -341,11 +331,8 @@ async fn from_file(
     context: Option<&str>,
     flag: &'static str,
 ) -> Result<Resolved, ClientError> {
-    let kc = Kubeconfig::read_from(path).map_err(|source| ClientError::ReadKubeconfig {
-        space,
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let kc =
+        kubeconfig::read(path).map_err(|source| ClientError::ReadKubeconfig { space, source })?;
     from_kubeconfig(space, kc, path.display().to_string(), context, flag).await
 }
 
@@ -355,28 +342,21 @@ async fn from_default_file(
     context: &str,
     flag: &'static str,
 ) -> Result<Resolved, ClientError> {
-    let kc = Kubeconfig::read().map_err(|source| ClientError::ReadDefaultKubeconfig {
-        space,
-        flag,
-        source,
-    })?;
-    from_kubeconfig(space, kc, default_file_name(), Some(context), flag).await
-}
-
-/// `KUBECONFIG=<value>` or `~/.kube/config`, for messages.
-fn default_file_name() -> String {
-    match std::env::var("KUBECONFIG") {
-        Ok(v) if !v.is_empty() => format!("KUBECONFIG={v}"),
-        _ => "~/.kube/config".to_string(),
-    }
+    let (kc, name) =
+        kubeconfig::read_default().map_err(|source| ClientError::ReadDefaultKubeconfig {
+            space,
+            flag,
+            source,
+        })?;
+    from_kubeconfig(space, kc, name, Some(context), flag).await
 }
 
 /// As `kube::Config::infer`: the default kubeconfig's current-context if there is one,
 /// else in-cluster (from `serviceaccount_dir` if given).
 async fn infer(space: Space, serviceaccount_dir: Option<&Path>) -> Result<Resolved, ClientError> {
-    let kubeconfig_error = match Kubeconfig::read() {
-        Ok(kc) => {
-            return from_kubeconfig(space, kc, default_file_name(), None, "--wds-context").await;
+    let kubeconfig_error = match kubeconfig::read_default() {
+        Ok((kc, name)) => {
+            return from_kubeconfig(space, kc, name, None, "--wds-context").await;
         }
         Err(e) => e,
     };
@@ -428,7 +408,8 @@ async fn in_cluster_from(
             return Err(fail(format!("{} is missing", file.display())));
         }
     }
-    let namespace = std::fs::read_to_string(dir.join("namespace"))
+    // A namespace name is at most 63 bytes: anything much longer is not one.
+    let namespace = crate::files::read_to_string(&dir.join("namespace"), 4096, "a namespace file")
         .ok()
         .map(|n| n.trim().to_string())
         .filter(|n| !n.is_empty());

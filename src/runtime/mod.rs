@@ -2,6 +2,7 @@
 
 pub mod client_args;
 pub mod health;
+pub mod kubeconfig;
 pub mod leader;
 pub mod policy_events;
 pub mod shutdown;

@@ -192,7 +192,7 @@ fn dry_run_errors_name_what_is_wrong() {
     let cases: [(Vec<&str>, String); 5] = [
         (
             vec!["--log", &log, "--policy-file", missing],
-            format!("reading {missing}"),
+            format!("reading the policy file {missing}"),
         ),
         (
             vec!["--log", &log, "--policy-file", bad],
