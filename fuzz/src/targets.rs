@@ -26,7 +26,7 @@ pub fn watch_log(bytes: &[u8]) {
     else {
         return;
     };
-    let mut loader = OracleLoader::new();
+    let mut loader = OracleLoader::default();
     let mut pipeline = (bytes.len() <= ENGINE_MAX_BYTES).then(Pipeline::new);
     for line in reader {
         let Ok(line) = line else { break };

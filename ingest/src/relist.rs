@@ -91,6 +91,52 @@ pub enum RelistError {
 /// Set in an object's version slot when it was (re)listed since its version's `RESET`.
 const LISTED: u16 = 0x8000;
 
+/// Where one resource (one version of a family) stands in its lists.
+///
+/// ```text
+///  Unlisted ──RESET──► Listing ──SYNCED──► Synced ──RESET──► Relisting
+///     │                                     ▲  ▲                 │
+///     └────────────────SYNCED───────────────┘  └─────SYNCED──────┘
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Phase {
+    /// Seen in an object event, before any `RESET` or `SYNCED`.
+    Unlisted,
+    /// A `RESET` seen and no `SYNCED` yet: the initial list.
+    Listing,
+    /// A `SYNCED` seen and no `RESET` since.
+    Synced,
+    /// A `RESET` after a `SYNCED`: a relist in progress.
+    Relisting,
+}
+
+impl Phase {
+    /// A `SYNCED` was seen and no `RESET` since.
+    fn synced(self) -> bool {
+        self == Phase::Synced
+    }
+
+    /// A `SYNCED` was seen, ever.
+    fn ever_synced(self) -> bool {
+        matches!(self, Phase::Synced | Phase::Relisting)
+    }
+
+    /// A `RESET` was seen and no `SYNCED` since: objects last seen in this version and
+    /// not (re)listed are deleted at the `SYNCED`.
+    fn listing(self) -> bool {
+        matches!(self, Phase::Listing | Phase::Relisting)
+    }
+
+    /// The phase after a `RESET`.
+    fn reset(self) -> Phase {
+        if self.ever_synced() {
+            Phase::Relisting
+        } else {
+            Phase::Listing
+        }
+    }
+}
+
 /// What the tracker knows about one resource (one version of a family).
 #[derive(Debug)]
 struct ResourceState {
@@ -98,13 +144,8 @@ struct ResourceState {
     family: usize,
     /// Index of this version in the family's `versions`.
     version: u16,
-    /// A `SYNCED` was seen and no `RESET` since.
-    synced: bool,
-    /// A `SYNCED` was seen.
-    ever_synced: bool,
-    /// A `RESET` was seen and no `SYNCED` since: objects last seen in this version and
-    /// not relisted are deleted at the `SYNCED`.
-    relisting: bool,
+    /// Where it stands in its lists.
+    phase: Phase,
 }
 
 /// A change held back: the object's latest state, or gone.
@@ -215,11 +256,10 @@ impl RelistTracker {
                     .get_mut(&resource)
                     .expect("state_mut made it");
                 let family = &mut self.families[f];
-                if state.synced {
-                    state.synced = false;
+                if state.phase.synced() {
                     family.unsynced += 1;
                 }
-                state.relisting = true;
+                state.phase = state.phase.reset();
                 // A restarted relist: what the aborted one listed must be relisted again.
                 for slot in family.objects.values_mut() {
                     if *slot == version | LISTED {
@@ -234,12 +274,10 @@ impl RelistTracker {
                     .resources
                     .get_mut(&resource)
                     .expect("state_mut made it");
-                if !state.synced {
-                    state.synced = true;
+                if !state.phase.synced() {
                     self.families[f].unsynced -= 1;
                 }
-                state.ever_synced = true;
-                state.relisting = false;
+                state.phase = Phase::Synced;
                 let family = &mut self.families[f];
                 let mut changes = Vec::new();
                 if relisting {
@@ -337,7 +375,7 @@ impl RelistTracker {
     pub fn unsynced(&self) -> Vec<ResourceRef> {
         self.resources
             .iter()
-            .filter(|(_, state)| !state.synced)
+            .filter(|(_, state)| !state.phase.synced())
             .map(|(resource, _)| resource.clone())
             .collect()
     }
@@ -349,7 +387,7 @@ impl RelistTracker {
     pub fn never_synced(&self) -> Vec<ResourceRef> {
         self.resources
             .iter()
-            .filter(|(_, state)| !state.ever_synced)
+            .filter(|(_, state)| !state.phase.ever_synced())
             .map(|(resource, _)| resource.clone())
             .collect()
     }
@@ -361,17 +399,21 @@ impl RelistTracker {
 
     /// The number of known resources that are synced.
     pub fn synced_count(&self) -> usize {
-        self.resources.values().filter(|s| s.synced).count()
+        self.resources.values().filter(|s| s.phase.synced()).count()
     }
 
     /// Whether a `SYNCED` was seen for `resource` and no `RESET` since.
     pub fn is_synced(&self, resource: &ResourceRef) -> bool {
-        self.resources.get(resource).is_some_and(|s| s.synced)
+        self.resources
+            .get(resource)
+            .is_some_and(|s| s.phase.synced())
     }
 
     /// Whether a relist of `resource` is in progress.
     pub fn is_relisting(&self, resource: &ResourceRef) -> bool {
-        self.resources.get(resource).is_some_and(|s| s.relisting)
+        self.resources
+            .get(resource)
+            .is_some_and(|s| s.phase.listing())
     }
 
     /// Whether the object `(namespace, name)` is present, last seen in `resource`'s
@@ -412,7 +454,7 @@ impl RelistTracker {
     /// index and whether it is relisting.
     fn state_mut(&mut self, resource: &ResourceRef) -> (usize, u16, bool) {
         if let Some(state) = self.resources.get(resource) {
-            return (state.family, state.version, state.relisting);
+            return (state.family, state.version, state.phase.listing());
         }
         let family_key = (
             resource.space,
@@ -436,9 +478,7 @@ impl RelistTracker {
             ResourceState {
                 family: f,
                 version,
-                synced: false,
-                ever_synced: false,
-                relisting: false,
+                phase: Phase::Unlisted,
             },
         );
         (f, version, false)

@@ -17,13 +17,13 @@ use anyhow::{Context, Result, bail};
 use bindery_engine::strict_json::StrictValue;
 use bindery_engine::{Binding, Engine};
 use bindery_ingest::feed::{POLICY_GROUP, POLICY_RESOURCE};
-use bindery_ingest::live::now_ms;
+use bindery_ingest::live::{marker_event, now_ms};
 use bindery_ingest::{EventType, ResourceRef, Space, WatchEvent};
 use serde::de::DeserializeSeed;
 use serde_json::Value;
 
 use crate::files;
-use crate::input::loader::{self, OracleLoader};
+use crate::input::loader::{self, Loader, OracleLoader, Target};
 use crate::input::snapshot::{StateArgs, StateSource};
 
 /// How a dry-run prints the Binding.
@@ -207,14 +207,35 @@ impl DryRunPolicy {
         }
     }
 
-    /// Applies the policy ([`DryRunPolicy::event`] at `ts`) to the state in `loader`
+    /// Applies the policy ([`DryRunPolicy::event`] at `ts`, keeping the uid of the
+    /// policy of its name, if there is one) to the state in `loader`, the same way for
+    /// the engine (`replay --with-policy`) and the oracle (`dry-run`). In a state without
+    /// BindingPolicies the policy is their whole list. Refused while BindingPolicies
+    /// relist: there is no consistent view of them to apply it to.
+    pub fn apply_to<T: Target>(&self, loader: &mut Loader<T>, ts: i64) -> Result<()> {
+        let existing_uid = loader.target().policy(&self.name).map(|p| p.uid.clone());
+        let event = self.event(existing_uid.as_deref(), ts);
+        let resource = event.resource.clone();
+        let known = loader.knows(&resource);
+        if known && loader.holds(&resource) {
+            bail!(
+                "{}: BindingPolicies are relisting ({resource}): the dry-run policy cannot be applied to a consistent view",
+                self.source
+            );
+        }
+        loader.push(event).with_context(|| self.source.clone())?;
+        if !known {
+            let synced = marker_event(&resource, EventType::Synced, ts);
+            loader.push(synced).with_context(|| self.source.clone())?;
+        }
+        Ok(())
+    }
+
+    /// Applies the policy to the oracle's state in `loader` ([`apply_to`](Self::apply_to))
     /// and returns its Binding and problems, computed by the oracle for this policy
     /// alone.
     pub fn apply(&self, loader: &mut OracleLoader, ts: i64) -> Result<DryRunOutcome> {
-        let existing_uid = loader.oracle().policy(&self.name).map(|p| p.uid.clone());
-        loader
-            .push(self.event(existing_uid.as_deref(), ts))
-            .with_context(|| self.source.clone())?;
+        self.apply_to(loader, ts)?;
         let Some((binding, problems)) = loader.oracle().binding_and_problems(&self.name) else {
             bail!("dry-run BindingPolicy {:?} has no Binding", self.name);
         };
@@ -353,7 +374,7 @@ mod tests {
         let bom = format!("\u{feff}{text}");
         let policy = DryRunPolicy::parse(&bom, "bom.yaml").unwrap();
         assert_eq!(policy.name, "p");
-        let outcome = policy.apply(&mut OracleLoader::new(), 1).unwrap();
+        let outcome = policy.apply(&mut OracleLoader::default(), 1).unwrap();
         assert_eq!(
             outcome.problems,
             vec![
@@ -396,7 +417,10 @@ mod tests {
         let err = format!("{:#}", DryRunPolicy::parse(text, "p.yaml").unwrap_err());
         assert!(err.starts_with("p.yaml: "), "{err}");
         assert!(err.contains("at line 5 column 5"), "{err}");
-        assert!(!err.contains("TOPSECRET") && !err.contains("unclosed"), "{err}");
+        assert!(
+            !err.contains("TOPSECRET") && !err.contains("unclosed"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -406,7 +430,7 @@ mod tests {
             "p.yaml",
         )
         .unwrap();
-        let mut loader = OracleLoader::new();
+        let mut loader = OracleLoader::default();
         let outcome = policy.apply(&mut loader, 7).unwrap();
         assert_eq!(outcome.binding.name, "p");
         assert_eq!(outcome.binding.policy_uid, "dry-run");

@@ -9,8 +9,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{Context, Result, bail};
 use bindery_engine::Binding;
-use bindery_ingest::live::marker_event;
-use bindery_ingest::{EventType, LogReader};
+use bindery_ingest::LogReader;
 use bindery_sink::{DeltaWriter, write_binding_list};
 
 use crate::input::pipeline::Pipeline;
@@ -312,50 +311,12 @@ pub fn replay(opts: &ReplayOptions) -> Result<ReplaySummary> {
         });
     }
     progress.finish();
-    let mut never_synced = r.pipeline.never_synced();
-    if never_synced.is_empty() && !r.pipeline.publishable() && r.pipeline.resource_count() > 0 {
-        // Each synced once, never all at once.
-        never_synced = r.pipeline.unsynced();
-    }
-    if !never_synced.is_empty() {
-        // Some resource's initial list never completed: its view never existed, and
-        // Bindings computed now would come from a partial view.
-        bail!(
-            "{name}: the log ends before every resource synced (not synced: {}); no Bindings are computed from a partial view",
-            never_synced.join(", ")
-        );
-    }
-    if !r.pipeline.all_synced() {
-        tracing::warn!(
-            "{name}: the log ends during a relist of {}: its {} held-back changes are not applied; the Bindings hold those resources as they were at their last SYNCED",
-            r.pipeline.unsynced().join(", "),
-            r.pipeline.held_changes()
-        );
-    }
+    r.pipeline.view().judge(&name)?;
     if r.pipeline.pending() > 0 || r.summary.epochs == 0 {
         r.close_epoch()?;
     }
     if let Some(policy) = &dry_run {
-        let existing = r.pipeline.engine().policy(&policy.name);
-        let event = policy.event(existing.map(|p| p.uid.as_str()), last_ts);
-        let resource = event.resource.clone();
-        let known = r.pipeline.knows(&resource);
-        if known && r.pipeline.holds(&resource) {
-            bail!(
-                "{}: the log ends during a relist of {resource}: the dry-run policy cannot be applied to a consistent view",
-                policy.source
-            );
-        }
-        r.pipeline
-            .push(event)
-            .with_context(|| policy.source.clone())?;
-        if !known {
-            // A log without BindingPolicies: the policy is their whole list.
-            let synced = marker_event(&resource, EventType::Synced, last_ts);
-            r.pipeline
-                .push(synced)
-                .with_context(|| policy.source.clone())?;
-        }
+        policy.apply_to(r.pipeline.loader_mut(), last_ts)?;
         r.close_epoch()?;
     }
     if let Some(d) = r.deltas.as_mut() {

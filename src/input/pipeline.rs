@@ -2,31 +2,20 @@
 //! tracker and the feed into the engine. Nothing is published before every watched
 //! resource has synced once (a complete view); from then on epochs close whenever
 //! their caller likes, and a resource that relists (or is new, or failing) holds back
-//! only its own objects' changes until its `SYNCED` ([`RelistTracker`]), so every
+//! only its own objects' changes until its `SYNCED` (the loader's relist tracker), so every
 //! published epoch is computed from a consistent view.
 
 use std::time::{Duration, Instant};
 
 use bindery_engine::{Engine, EpochOutput};
-use bindery_ingest::{FeedError, RelistError, RelistTracker, ResourceRef, WatchEvent, to_change};
+use bindery_ingest::{ResourceRef, WatchEvent};
 
+use crate::input::loader::{LoadError, Loader, View};
 use crate::observe::metrics::Metrics;
-
-/// An event the pipeline could not apply.
-#[derive(Debug, thiserror::Error)]
-pub enum PipelineError {
-    /// The event breaks the relist rules or lacks object identity.
-    #[error(transparent)]
-    Relist(#[from] RelistError),
-    /// The object's metadata cannot be read.
-    #[error(transparent)]
-    Feed(#[from] FeedError),
-}
 
 /// Watch events in, Binding changes out.
 pub struct Pipeline {
-    tracker: RelistTracker,
-    engine: Engine,
+    loader: Loader<Engine>,
     pending: u64,
 }
 
@@ -52,19 +41,15 @@ impl Pipeline {
     /// of a timely cluster ([`crate::input::topology::Topology::pipeline`]).
     pub fn with_engine(engine: Engine) -> Pipeline {
         Pipeline {
-            tracker: RelistTracker::new(),
-            engine,
+            loader: Loader::new(engine),
             pending: 0,
         }
     }
 
-    /// Applies one watch event to the open epoch.
-    pub fn push(&mut self, event: WatchEvent) -> Result<(), PipelineError> {
-        for state_change in self.tracker.apply_owned(event)? {
-            if let Some(change) = to_change(&state_change)? {
-                self.engine.apply(&change);
-            }
-        }
+    /// Applies one watch event to the open epoch ([`Loader::push`]: on an error, nothing
+    /// is applied).
+    pub fn push(&mut self, event: WatchEvent) -> Result<(), LoadError> {
+        self.loader.push(event)?;
         self.pending += 1;
         Ok(())
     }
@@ -73,34 +58,34 @@ impl Pipeline {
     /// publishable (it holds each resource at its last synced state or later; a
     /// relist in progress is applied at its `SYNCED`). Before, the view is partial.
     pub fn publishable(&self) -> bool {
-        self.tracker.complete()
+        self.loader.complete()
     }
 
     /// True when every watched resource is synced now (no initial list or relist in
     /// progress).
     pub fn all_synced(&self) -> bool {
-        self.tracker.all_synced()
+        self.loader.tracker().all_synced()
     }
 
-    /// How many watched resources there are (seen in at least one event).
-    pub fn resource_count(&self) -> usize {
-        self.tracker.resource_count()
+    /// Where the state stands (the verdict on a log's end: [`View::judge`]).
+    pub fn view(&self) -> View {
+        self.loader.view()
     }
 
     /// Whether the changes of `resource`'s objects are held back now (a relist of it
     /// is in progress, or it is new, and a view was published).
     pub fn holds(&self, resource: &ResourceRef) -> bool {
-        self.tracker.holds(resource)
+        self.loader.holds(resource)
     }
 
     /// Whether `resource` was seen in at least one event.
     pub fn knows(&self, resource: &ResourceRef) -> bool {
-        self.tracker.knows(resource)
+        self.loader.knows(resource)
     }
 
     /// Changes held back by relists in progress (applied at their `SYNCED`).
     pub fn held_changes(&self) -> usize {
-        self.tracker.held_count()
+        self.loader.tracker().held_count()
     }
 
     /// Events pushed since the last closed epoch (held back or not).
@@ -111,22 +96,13 @@ impl Pipeline {
     /// The watched resources that have not synced (their initial list or a relist is
     /// in progress), named for messages.
     pub fn unsynced(&self) -> Vec<String> {
-        self.tracker.unsynced_names()
-    }
-
-    /// The watched resources that never synced (their initial list is incomplete),
-    /// named for messages.
-    pub fn never_synced(&self) -> Vec<String> {
-        self.tracker
-            .never_synced()
-            .iter()
-            .map(ToString::to_string)
-            .collect()
+        self.loader.tracker().unsynced_names()
     }
 
     /// How many watched resources have synced, of how many.
     pub fn synced_of(&self) -> (usize, usize) {
-        (self.tracker.synced_count(), self.tracker.resource_count())
+        let tracker = self.loader.tracker();
+        (tracker.synced_count(), tracker.resource_count())
     }
 
     /// Closes the open epoch and returns its Binding changes, inside an `epoch` span
@@ -136,20 +112,26 @@ impl Pipeline {
         let events = std::mem::take(&mut self.pending);
         let span = tracing::debug_span!(
             "epoch",
-            number = self.engine.epoch() + 1,
+            number = self.engine().epoch() + 1,
             events,
             changes = tracing::field::Empty
         );
         let _entered = span.enter();
-        let output = self.engine.advance();
+        let output = self.loader.target_mut().advance();
         span.record("changes", output.changes.len());
         tracing::debug!("epoch closed");
         output
     }
 
+    /// The loader feeding the engine, to apply events outside of the epoch count (a
+    /// dry-run policy).
+    pub fn loader_mut(&mut self) -> &mut Loader<Engine> {
+        &mut self.loader
+    }
+
     /// The engine, for reading Bindings and sizes.
     pub fn engine(&self) -> &Engine {
-        &self.engine
+        self.loader.target()
     }
 }
 

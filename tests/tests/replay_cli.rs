@@ -52,7 +52,7 @@ fn dump_to_a_file_equals_dump_to_stdout() {
     assert_eq!(from_file, dump(log));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
-        stderr.contains("events/s") && stderr.contains("epochs"),
+        stderr.contains("events_per_second=") && stderr.contains("epochs="),
         "summary line missing: {stderr}"
     );
 }
@@ -419,7 +419,9 @@ fn a_relist_pending_at_the_end_of_the_log_is_not_applied() {
     assert!(out.status.success(), "{stderr}");
     assert!(
         stderr.contains("WARN")
-            && stderr.contains("pending.jsonl: the log ends during a relist of wds:v1/configmaps")
+            && stderr.contains("the log ends during a relist")
+            && stderr.contains("pending.jsonl")
+            && stderr.contains("relisting=\"wds:v1/configmaps\"")
             && stderr.contains("not applied"),
         "{stderr}"
     );
