@@ -24,7 +24,7 @@ use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use crate::observe::metrics::Metrics;
+use crate::observe::metrics::{Metrics, PolicyEventResult};
 
 /// The Event API's limit on a note (1 kB); longer notes are cut.
 const MAX_NOTE_BYTES: usize = 1000;
@@ -250,9 +250,10 @@ impl EventSender {
 
     /// Queues `event`; dropped (and counted) when the queue is full.
     pub fn send(&self, event: PolicyEvent) {
-        let reason = event.reason.as_str();
+        let reason = event.reason;
         if self.tx.try_send(event).is_err() {
-            self.metrics.policy_event(reason, "dropped");
+            self.metrics
+                .policy_event(reason, PolicyEventResult::Dropped);
         }
     }
 }
@@ -266,9 +267,9 @@ async fn publish(
 ) {
     let mut limiter = Limiter::new(limit, Instant::now());
     while let Some(event) = rx.recv().await {
-        let reason = event.reason.as_str();
-        if !limiter.admit(&event.policy, event.reason, Instant::now()) {
-            metrics.policy_event(reason, "suppressed");
+        let reason = event.reason;
+        if !limiter.admit(&event.policy, reason, Instant::now()) {
+            metrics.policy_event(reason, PolicyEventResult::Suppressed);
             continue;
         }
         let reference = ObjectReference {
@@ -282,7 +283,7 @@ async fn publish(
             .publish(
                 &Event {
                     type_: event.reason.event_type(),
-                    reason: reason.into(),
+                    reason: reason.as_str().into(),
                     note: Some(event.note.clone()),
                     action: event.reason.action().into(),
                     secondary: None,
@@ -292,12 +293,12 @@ async fn publish(
             .await;
         match published {
             Ok(()) => {
-                metrics.policy_event(reason, "published");
-                tracing::debug!(policy = %event.policy, reason, "event published");
+                metrics.policy_event(reason, PolicyEventResult::Published);
+                tracing::debug!(policy = %event.policy, reason = reason.as_str(), "event published");
             }
             Err(e) => {
-                metrics.policy_event(reason, "failed");
-                tracing::warn!(policy = %event.policy, reason, error = %e, "cannot publish an event");
+                metrics.policy_event(reason, PolicyEventResult::Failed);
+                tracing::warn!(policy = %event.policy, reason = reason.as_str(), error = %e, "cannot publish an event");
             }
         }
     }
