@@ -27,3 +27,9 @@ pub use input::snapshot::{LiveSource, StateSource, read_until_synced};
 pub use input::synthetic::{ChurnKind, GenerateSpec, generate_events, generate_to};
 pub use input::topology::{ProcessPlan, Topology};
 pub use runtime::client_args::kube_client;
+
+/// Measurements of internals for the benchmarks (BENCHMARKS.md), not an API.
+#[doc(hidden)]
+pub mod bench_hooks {
+    pub use crate::cmd::run::first_publish::{FirstPublish, measure_first_publish};
+}

@@ -8,8 +8,8 @@ pub mod apiserver;
 pub mod file;
 
 pub use apiserver::{
-    BindingSink, DesiredBinding, DesiredStatus, Drift, DriftEvents, KUBESTELLAR_FINALIZER,
-    SinkConfig, SinkError, SinkHandle, SinkObserver, SinkStats, WriteObject, WriteReport,
-    WriteResult,
+    BindingSink, DesiredBinding, DesiredStatus, Drift, KUBESTELLAR_FINALIZER, SinkConfig,
+    SinkError, SinkEvent, SinkEvents, SinkHandle, SinkObserver, SinkStats, WriteObject,
+    WriteReport, WriteResult,
 };
 pub use file::{DeltaWriter, write_binding_list};

@@ -10,8 +10,8 @@ use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
 use bindery_sink::{
-    BindingSink, DesiredBinding, DesiredStatus, Drift, DriftEvents, SinkConfig, SinkHandle,
-    SinkObserver, WriteObject, WriteReport, WriteResult,
+    BindingSink, DesiredBinding, DesiredStatus, Drift, SinkConfig, SinkEvent, SinkEvents,
+    SinkHandle, SinkObserver, WriteObject, WriteReport, WriteResult,
 };
 use http::{Method, Request, Response};
 use kube::client::Body;
@@ -193,7 +193,7 @@ async fn start(
     config: SinkConfig,
     bindings: Vec<Value>,
     policies: Vec<Value>,
-) -> (SinkHandle, DriftEvents, JoinHandle<()>, Handle) {
+) -> (SinkHandle, SinkEvents, JoinHandle<()>, Handle) {
     let reports = Arc::new(Reports::default());
     let (sink, drift, task, mut handle) =
         start_observed(config, bindings, policies, reports.clone()).await;
@@ -207,7 +207,7 @@ async fn start_observed(
     bindings: Vec<Value>,
     policies: Vec<Value>,
     observer: Arc<dyn SinkObserver>,
-) -> (SinkHandle, DriftEvents, JoinHandle<()>, Handle) {
+) -> (SinkHandle, SinkEvents, JoinHandle<()>, Handle) {
     let (service, requests) = mock::pair::<Request<Body>, Response<Body>>();
     let mut handle = Handle {
         requests,
@@ -457,6 +457,37 @@ async fn unmanaged_bindings_are_never_deleted() {
     assert_eq!(sink.stats().unmanaged_bindings, 1);
 }
 
+/// The next drift the sink tells; the problems told before it go to `problems`.
+async fn next_drift_noting(events: &mut SinkEvents, problems: &mut Vec<SinkEvent>) -> Drift {
+    loop {
+        match events.recv().await.expect("the sink is running") {
+            SinkEvent::Drift(drift) => return drift,
+            problem => problems.push(problem),
+        }
+    }
+}
+
+/// The next drift the sink tells, with no problem told before it.
+async fn next_drift(events: &mut SinkEvents) -> Drift {
+    let mut problems = Vec::new();
+    let drift = next_drift_noting(events, &mut problems).await;
+    assert_eq!(problems, [], "problems told before {drift:?}");
+    drift
+}
+
+/// The events told so far (none waited for).
+fn told(events: &mut SinkEvents) -> Vec<SinkEvent> {
+    std::iter::from_fn(|| events.try_recv().ok()).collect()
+}
+
+/// A [`SinkEvent::Problem`] of `name`.
+fn problem(name: &str, problem: Option<&str>) -> SinkEvent {
+    SinkEvent::Problem {
+        name: name.into(),
+        problem: problem.map(String::from),
+    }
+}
+
 /// Restores `b` as the engine does after a drift (submits it) and answers the write with
 /// `b` stored at resourceVersion `rv`.
 async fn restore(sink: &SinkHandle, handle: &mut Handle, b: &Binding, rv: u64) {
@@ -487,7 +518,7 @@ async fn drift_seen_by_the_watch_is_reported_and_fights_back_off() {
         edited
     };
     watch_events(&mut handle, &[("MODIFIED", edited(&["c1", "c9"], 101))]).await;
-    let first = drift.recv().await.unwrap();
+    let first = next_drift(&mut drift).await;
     assert_eq!(
         first,
         Drift {
@@ -506,24 +537,29 @@ async fn drift_seen_by_the_watch_is_reported_and_fights_back_off() {
         &[("MODIFIED", relabelled), ("DELETED", deleted)],
     )
     .await;
-    assert_eq!(drift.recv().await.unwrap().name, "p");
-    assert!(drift.try_recv().is_err(), "the label change is no drift");
+    assert_eq!(next_drift(&mut drift).await.name, "p");
+    assert_eq!(told(&mut drift), [], "the label change is no drift");
     assert_eq!(sink.stats().drift, 2);
     restore(&sink, &mut handle, &b, 105).await;
 
     // A writer that keeps at it: after the free restores, each waits longer, and the
     // policy's status tells. Its changes while a restore is due are the same round:
     // not counted, and the backoff does not grow with them.
-    let mut delays = Vec::new();
+    let (mut delays, mut problems) = (Vec::new(), Vec::new());
+    let mut last_drift = tokio::time::Instant::now();
     for rv in (200..212).step_by(4) {
         watch_events(&mut handle, &[("ADDED", edited(&["c7"], rv))]).await;
-        delays.push(drift.recv().await.unwrap().delay);
+        delays.push(next_drift_noting(&mut drift, &mut problems).await.delay);
+        last_drift = tokio::time::Instant::now();
         watch_events(&mut handle, &[("MODIFIED", edited(&["c8"], rv + 1))]).await;
         watch_events(&mut handle, &[("MODIFIED", edited(&["c7"], rv + 2))]).await;
         assert!(
-            tokio::time::timeout(Duration::from_secs(1), drift.recv())
-                .await
-                .is_err(),
+            tokio::time::timeout(
+                Duration::from_secs(1),
+                next_drift_noting(&mut drift, &mut problems)
+            )
+            .await
+            .is_err(),
             "a change while the restore is due is no new drift"
         );
         restore(&sink, &mut handle, &b, rv + 3).await;
@@ -542,6 +578,31 @@ async fn drift_seen_by_the_watch_is_reported_and_fights_back_off() {
         quiet(&mut handle).await,
         "the sink itself writes nothing on drift"
     );
+    // The fight was told as a problem when its backoff began (the 4th restore) and at
+    // each restore since; once its last drift is old enough, that it is over.
+    problems.extend(told(&mut drift));
+    let fight = |n, secs| {
+        format!(
+            "the Binding is being changed by another writer: restored {n} times in a row, next restore after {secs}s"
+        )
+    };
+    assert_eq!(
+        problems,
+        [
+            problem("p", Some(&fight(4, 1))),
+            problem("p", Some(&fight(5, 2)))
+        ]
+    );
+    // Reported until 60 s and the 2 s backoff after the last drift.
+    tokio::time::sleep_until(last_drift + Duration::from_secs(61)).await;
+    assert_eq!(
+        told(&mut drift),
+        [],
+        "still reported 61 s after the last drift"
+    );
+    tokio::time::sleep_until(last_drift + Duration::from_secs(63)).await;
+    assert_eq!(told(&mut drift), [problem("p", None)]);
+    assert!(sink.problems().is_empty());
 }
 
 #[tokio::test(start_paused = true)]
@@ -601,7 +662,7 @@ async fn transport_errors_and_429_are_retried_honouring_retry_after() {
 
 #[tokio::test(start_paused = true)]
 async fn server_errors_give_up_after_max_attempts_and_are_reported() {
-    let (sink, _drift, _task, mut handle) = start(config(), vec![], vec![]).await;
+    let (sink, mut events, _task, mut handle) = start(config(), vec![], vec![]).await;
     let b = binding("p", &["c1"], "5");
     sink.submit(DesiredBinding::present(&b));
     let done = flush(&sink);
@@ -620,10 +681,9 @@ async fn server_errors_give_up_after_max_attempts_and_are_reported() {
         (1, 3)
     );
     let errors = sink.problems();
-    assert_eq!(
-        errors["p"],
-        "Binding cannot be written: HTTP 500 InternalError: etcd is sad"
-    );
+    let message = "Binding cannot be written: HTTP 500 InternalError: etcd is sad";
+    assert_eq!(errors["p"], message);
+    assert_eq!(told(&mut events), [problem("p", Some(message))]);
 
     // The same desired state is tried again, and success clears the error.
     sink.submit(DesiredBinding::present(&b));
@@ -632,6 +692,7 @@ async fn server_errors_give_up_after_max_attempts_and_are_reported() {
     respond(send, 200, &as_stored(b.to_json()));
     done.await.unwrap();
     assert!(sink.problems().is_empty());
+    assert_eq!(told(&mut events), [problem("p", None)]);
 }
 
 #[tokio::test(start_paused = true)]
@@ -1122,7 +1183,7 @@ async fn start_elected(
     config: SinkConfig,
     bindings: Vec<Value>,
     leader: tokio::sync::watch::Receiver<bool>,
-) -> (SinkHandle, DriftEvents, JoinHandle<()>, Handle) {
+) -> (SinkHandle, SinkEvents, JoinHandle<()>, Handle) {
     let (service, requests) = mock::pair::<Request<Body>, Response<Body>>();
     let mut handle = Handle {
         requests,

@@ -8,6 +8,7 @@
 //! ```
 
 mod engine_loop;
+pub mod first_publish;
 
 use engine_loop::EngineLoop;
 
@@ -201,7 +202,7 @@ pub async fn run(opts: RunOptions, shutdown: CancellationToken) -> Result<()> {
         metrics.clone(),
         leader,
     );
-    let (sink, drift, sink_task) = tokio::select! {
+    let (sink, sink_events, sink_task) = tokio::select! {
         started = starting => started.context("starting the Binding sink")?,
         _ = shutdown.cancelled() => {
             tracing::info!("stopped before the stored Bindings could be listed");
@@ -262,7 +263,7 @@ pub async fn run(opts: RunOptions, shutdown: CancellationToken) -> Result<()> {
             let pipeline = topology.pipeline()?;
             EngineLoop::new(engine_sink, recorder, coalesce, pipeline, metrics, health)
                 .with_policy_events(policy_events)
-                .run(rx, explain_rx, drift, runtime)
+                .run(rx, explain_rx, sink_events, runtime)
         })
         .context("starting the engine thread")?;
 

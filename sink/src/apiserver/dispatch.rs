@@ -4,6 +4,7 @@
 use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
 use tokio::sync::{Notify, Semaphore, mpsc, watch};
 use tokio::task::JoinSet;
@@ -12,7 +13,7 @@ use tokio::time::Instant;
 use super::queue::WorkQueue;
 use super::stats::{Counters, SinkStats, bump};
 use super::status::StoredStatus;
-use super::stored::{Drift, Fight, StoredEntry, Wanted};
+use super::stored::{Drift, Fight, SinkEvent, StoredEntry, Wanted};
 use super::writer::Writer;
 use super::{DesiredBinding, DesiredStatus};
 
@@ -97,6 +98,8 @@ pub(crate) struct State {
     /// The last status known to be stored per policy (absent: unknown, read it first).
     pub(crate) statuses: HashMap<String, StoredStatus>,
     pub(crate) failed: HashMap<String, String>,
+    /// The problems last told to the caller ([`SinkEvent::Problem`]), by Binding.
+    told_problems: HashMap<String, String>,
     pub(crate) binding_writes: HashMap<String, BindingWrites>,
     pub(crate) closed: bool,
     /// This sink may write (it holds the leader lease, or there is no election): while
@@ -105,6 +108,18 @@ pub(crate) struct State {
 }
 
 impl State {
+    /// The problem to report in the status of policy `name` at `now`: its Binding cannot
+    /// be written, or (else) another writer keeps changing it.
+    fn problem(&self, name: &str, now: Instant) -> Option<String> {
+        if let Some(err) = self.failed.get(name) {
+            return Some(format!("Binding cannot be written: {err}"));
+        }
+        self.fights
+            .get(name)
+            .filter(|f| f.reported(now))
+            .map(Fight::message)
+    }
+
     /// The Binding write a status for `name` submitted now must follow.
     fn status_after(&self, name: &str) -> Option<u64> {
         let key = Key::Binding(name.to_string());
@@ -239,8 +254,8 @@ pub(crate) struct Shared {
     outstanding: watch::Sender<usize>,
     pub(crate) counters: Counters,
     concurrency: usize,
-    /// Where drift is reported.
-    drift_tx: mpsc::UnboundedSender<Drift>,
+    /// Where drift and problems are told.
+    events: mpsc::UnboundedSender<SinkEvent>,
     /// [`State::leading`], for those who follow it (the engine loop).
     leading_tx: watch::Sender<bool>,
 }
@@ -256,7 +271,7 @@ impl fmt::Debug for Shared {
 impl Shared {
     pub(crate) fn new(
         concurrency: usize,
-        drift_tx: mpsc::UnboundedSender<Drift>,
+        events: mpsc::UnboundedSender<SinkEvent>,
         leading: bool,
     ) -> Self {
         Shared {
@@ -268,7 +283,7 @@ impl Shared {
             outstanding: watch::Sender::new(0),
             counters: Counters::default(),
             concurrency,
-            drift_tx,
+            events,
             leading_tx: watch::Sender::new(leading),
         }
     }
@@ -301,7 +316,12 @@ impl Shared {
             }
         }
         self.publish(&state);
+        let told: Vec<String> = state.told_problems.keys().cloned().collect();
         drop(state);
+        // Fights are forgotten: the problems they were may be gone.
+        for name in told {
+            self.tell_problem(&name);
+        }
         self.leading_tx.send_replace(leading);
         self.wake.notify_one();
     }
@@ -353,7 +373,7 @@ impl Shared {
 
     /// Takes in a complete list of the stored Bindings (begun at `began`): entries the
     /// list lacks are gone, unless a write told of them after the list began.
-    pub(crate) fn relisted(&self, listed: HashMap<String, StoredEntry>, began: Instant) {
+    pub(crate) fn relisted(self: &Arc<Self>, listed: HashMap<String, StoredEntry>, began: Instant) {
         let mut state = self.lock();
         let vanished: Vec<String> = state
             .stored
@@ -375,22 +395,61 @@ impl Shared {
     }
 
     /// Takes in one watch event: Binding `name` is now `entry` (`None`: deleted).
-    pub(crate) fn observed(&self, name: &str, entry: Option<StoredEntry>) {
+    pub(crate) fn observed(self: &Arc<Self>, name: &str, entry: Option<StoredEntry>) {
         let drift = self.lock().observe(name, entry);
         if let Some(drift) = drift {
             self.drifted(drift);
         }
     }
 
-    fn drifted(&self, drift: Drift) {
+    fn drifted(self: &Arc<Self>, drift: Drift) {
         bump(&self.counters.drift);
         tracing::warn!(
             binding = %drift.name,
             restore_in = ?drift.delay,
             "Binding changed or deleted by another writer: restoring it"
         );
+        let name = drift.name.clone();
         // The receiver may be gone at shutdown: nothing left to restore then.
-        let _ = self.drift_tx.send(drift);
+        let _ = self.events.send(SinkEvent::Drift(drift));
+        self.tell_problem(&name);
+        // A fight reported stops being reported some time after its last drift: tell
+        // that then (a drift meanwhile makes this a no-op).
+        let until = self.lock().fights.get(&name).map(Fight::reported_until);
+        if let Some(until) = until {
+            let shared = Arc::downgrade(self);
+            tokio::spawn(async move {
+                tokio::time::sleep_until(until + Duration::from_millis(1)).await;
+                if let Some(shared) = shared.upgrade() {
+                    shared.tell_problem(&name);
+                }
+            });
+        }
+    }
+
+    /// Tells the caller the problem of Binding `name` if it changed since last told
+    /// ([`SinkEvent::Problem`]). Called wherever it may have changed: a write failed or
+    /// succeeded, a drift, a fight's report ending, leadership changing.
+    pub(crate) fn tell_problem(&self, name: &str) {
+        let mut state = self.lock();
+        let problem = state.problem(name, Instant::now());
+        let changed = match &problem {
+            Some(p) => {
+                state
+                    .told_problems
+                    .insert(name.to_string(), p.clone())
+                    .as_ref()
+                    != Some(p)
+            }
+            None => state.told_problems.remove(name).is_some(),
+        };
+        drop(state);
+        if changed {
+            let _ = self.events.send(SinkEvent::Problem {
+                name: name.to_string(),
+                problem,
+            });
+        }
     }
 
     /// The stored Bindings now, by name, each with whether it is managed (its controller
@@ -417,17 +476,12 @@ impl Shared {
     pub(crate) fn problems(&self) -> HashMap<String, String> {
         let state = self.lock();
         let now = Instant::now();
-        let mut out: HashMap<String, String> = state
+        state
             .failed
-            .iter()
-            .map(|(name, err)| (name.clone(), format!("Binding cannot be written: {err}")))
-            .collect();
-        for (name, fight) in &state.fights {
-            if fight.reported(now) && !out.contains_key(name) {
-                out.insert(name.clone(), fight.message());
-            }
-        }
-        out
+            .keys()
+            .chain(state.fights.keys())
+            .filter_map(|name| Some((name.clone(), state.problem(name, now)?)))
+            .collect()
     }
 
     pub(crate) fn stats(&self) -> SinkStats {

@@ -15,8 +15,9 @@
 //!   exists (then that policy's Binding is written, as KubeStellar does).
 //! - **Restoring drift**: the watch keeps the sink's view of what is stored; a Binding
 //!   another writer changes or deletes while no write of it is queued is reported on the
-//!   [`DriftEvents`] channel, for the caller to submit it again; one that keeps being
-//!   changed is restored with exponential backoff, and reported in [`SinkHandle::problems`].
+//!   [`SinkEvents`] channel ([`SinkEvent::Drift`]), for the caller to submit it again; one
+//!   that keeps being changed is restored with exponential backoff, and reported as a
+//!   problem ([`SinkEvent::Problem`]).
 //! - **Coalesced**: one pending write per Binding and per policy status, the latest
 //!   desired state wins; a write for a name in flight is followed by the newest one.
 //! - **Ordered** per policy: a status waits for the Binding write submitted before it.
@@ -24,8 +25,8 @@
 //!   through one client-side rate limiter ([`SinkConfig::qps`] / [`SinkConfig::burst`]).
 //! - **Retried** with bounded exponential backoff on 409, 429, 5xx and transport errors;
 //!   other failures (and a Binding larger than [`SinkConfig::max_binding_bytes`], not
-//!   sent at all) are permanent: logged, counted, and for Bindings kept in
-//!   [`SinkHandle::problems`] until a later write of that Binding succeeds.
+//!   sent at all) are permanent: logged, counted, and for Bindings told as a problem
+//!   ([`SinkEvent::Problem`]) until a later write of that Binding succeeds.
 //! - **Leader-gated**: started with [`BindingSink::start_elected`], it writes only while
 //!   the leader election says so. A follower keeps its view of the stored Bindings up to
 //!   date but drops submissions and sends nothing; on becoming leader it re-reads the
@@ -57,15 +58,16 @@ pub use desired::{DesiredBinding, DesiredStatus};
 pub use error::SinkError;
 pub use observer::{SinkObserver, WriteObject, WriteReport, WriteResult};
 pub use stats::SinkStats;
-pub use stored::Drift;
+pub use stored::{Drift, SinkEvent};
 pub use writer::KUBESTELLAR_FINALIZER;
 
 use dispatch::{Closer, Job, Shared};
 use tokio::sync::{mpsc, oneshot, watch};
 use writer::Writer;
 
-/// Drift the sink found: Bindings to submit again (after each one's delay).
-pub type DriftEvents = mpsc::UnboundedReceiver<Drift>;
+/// What the sink tells as it happens: drift found (Bindings to submit again, after each
+/// one's delay), and the problems to report in the policies' statuses as they change.
+pub type SinkEvents = mpsc::UnboundedReceiver<SinkEvent>;
 
 /// The API-server sink. See the [module docs](self).
 #[derive(Debug)]
@@ -80,7 +82,7 @@ impl BindingSink {
     pub async fn start(
         client: kube::Client,
         config: SinkConfig,
-    ) -> Result<(SinkHandle, DriftEvents, JoinHandle<()>), SinkError> {
+    ) -> Result<(SinkHandle, SinkEvents, JoinHandle<()>), SinkError> {
         Self::start_observed(client, config, Arc::new(observer::NoObserver)).await
     }
 
@@ -89,7 +91,7 @@ impl BindingSink {
         client: kube::Client,
         config: SinkConfig,
         observer: Arc<dyn SinkObserver>,
-    ) -> Result<(SinkHandle, DriftEvents, JoinHandle<()>), SinkError> {
+    ) -> Result<(SinkHandle, SinkEvents, JoinHandle<()>), SinkError> {
         let (_always, leader) = watch::channel(true);
         Self::start_elected(client, config, observer, leader).await
     }
@@ -101,11 +103,11 @@ impl BindingSink {
         config: SinkConfig,
         observer: Arc<dyn SinkObserver>,
         leader: watch::Receiver<bool>,
-    ) -> Result<(SinkHandle, DriftEvents, JoinHandle<()>), SinkError> {
+    ) -> Result<(SinkHandle, SinkEvents, JoinHandle<()>), SinkError> {
         config.validate()?;
-        let (drift_tx, drift_rx) = mpsc::unbounded_channel();
+        let (events_tx, events_rx) = mpsc::unbounded_channel();
         let leading = *leader.borrow();
-        let shared = Arc::new(Shared::new(config.concurrency, drift_tx, leading));
+        let shared = Arc::new(Shared::new(config.concurrency, events_tx, leading));
         let writer = Writer::new(client, config, shared.clone(), observer);
         let (synced_tx, synced_rx) = oneshot::channel();
         let watch = tokio::spawn(stored::watch(shared.clone(), writer.bindings(), synced_tx));
@@ -133,7 +135,7 @@ impl BindingSink {
             _closer: Arc::new(Closer(shared.clone())),
             shared,
         };
-        Ok((handle, drift_rx, task))
+        Ok((handle, events_rx, task))
     }
 }
 
@@ -175,7 +177,8 @@ impl SinkHandle {
         self.shared.stored_bindings()
     }
 
-    /// Problems to report in the policies' statuses, name → message: Bindings whose last
+    /// Problems to report in the policies' statuses now (each change is also told as a
+    /// [`SinkEvent::Problem`]), name → message: Bindings whose last
     /// write failed permanently (`Binding cannot be written: HTTP 422 Invalid: ...`; an
     /// entry goes when a later write of that Binding succeeds or is found unnecessary),
     /// and Bindings another writer keeps changing (while the fight lasts).

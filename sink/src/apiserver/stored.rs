@@ -72,6 +72,22 @@ pub struct Drift {
     pub delay: Duration,
 }
 
+/// What the sink tells its caller as it happens ([`SinkEvents`](super::SinkEvents)).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SinkEvent {
+    /// Another writer changed or deleted a Binding: submit it again.
+    Drift(Drift),
+    /// The problem to report in a policy's status about its Binding changed: it cannot
+    /// be written (`Binding cannot be written: ...`), another writer keeps changing it,
+    /// or (`None`) there is none any more.
+    Problem {
+        /// The Binding's (= its policy's) name.
+        name: String,
+        /// The problem now.
+        problem: Option<String>,
+    },
+}
+
 /// Restores of one Binding within [`FIGHT_WINDOW`] that go without backoff.
 pub(crate) const FREE_RESTORES: u32 = 3;
 /// Drift of one Binding that comes after its last drift by more than this starts afresh.
@@ -111,8 +127,12 @@ impl Fight {
     /// True while this fight is reported in the policy's status: backoff has started and
     /// the last drift is recent.
     pub(crate) fn reported(&self, now: Instant) -> bool {
-        self.restores > FREE_RESTORES
-            && now.saturating_duration_since(self.last) <= FIGHT_WINDOW + self.delay
+        self.restores > FREE_RESTORES && now <= self.reported_until()
+    }
+
+    /// Until when this fight is reported, if it ever is (a drift since starts again).
+    pub(crate) fn reported_until(&self) -> Instant {
+        self.last + FIGHT_WINDOW + self.delay
     }
 
     /// The status message of this fight.

@@ -62,7 +62,10 @@ impl Writer {
     }
 
     /// Tells the observer how a Binding write ended.
+    /// Tells the observer how a Binding write ended, and the caller whether the problem
+    /// to report for it changed.
     fn binding_done(&self, b: &DesiredBinding, result: WriteResult, latency: Option<Duration>) {
+        self.shared.tell_problem(&b.name);
         Span::current().record("result", result.as_str());
         self.observer.write_done(&WriteReport {
             object: WriteObject::Binding,

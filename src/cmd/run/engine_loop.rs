@@ -10,7 +10,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result};
 use bindery_ingest::{LogWriter, WatchEvent};
-use bindery_sink::{DesiredBinding, DesiredStatus, Drift, DriftEvents, SinkHandle};
+use bindery_sink::{DesiredBinding, DesiredStatus, Drift, SinkEvent, SinkEvents, SinkHandle};
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
@@ -22,7 +22,7 @@ use crate::runtime::health::Health;
 use crate::runtime::policy_events::{EventSender, ProblemTracker};
 
 /// What the engine loop needs of the Binding sink.
-pub(super) trait BindingWriter {
+pub(crate) trait BindingWriter {
     /// Writes `desired` (latest wins per name).
     fn submit(&self, desired: DesiredBinding);
     /// Writes a policy's status after the Binding write submitted before it.
@@ -31,8 +31,6 @@ pub(super) trait BindingWriter {
     fn remove_finalizer(&self, name: String);
     /// The stored Bindings, by name, and whether each is managed.
     fn stored_bindings(&self) -> Vec<(String, bool)>;
-    /// The Bindings that cannot be written, and why.
-    fn problems(&self) -> HashMap<String, String>;
     /// Whether the sink writes (it follows the leader election).
     fn leading(&self) -> watch::Receiver<bool>;
 }
@@ -50,9 +48,6 @@ impl BindingWriter for SinkHandle {
     fn stored_bindings(&self) -> Vec<(String, bool)> {
         SinkHandle::stored_bindings(self)
     }
-    fn problems(&self) -> HashMap<String, String> {
-        SinkHandle::problems(self)
-    }
     fn leading(&self) -> watch::Receiver<bool> {
         SinkHandle::leading(self)
     }
@@ -64,12 +59,29 @@ enum Wake {
     Event(Option<WatchEvent>),
     /// A question from `GET /explain`.
     Explain(ExplainRequest),
-    /// Another writer changed or deleted a Binding.
-    Drift(Drift),
+    /// Another writer changed or deleted a Binding, or a Binding's write problem changed.
+    Sink(SinkEvent),
     /// The sink started or stopped writing (`None`: it no longer tells).
     Leading(Option<bool>),
     /// A coalescing window passed (or the idle poll).
     Timeout,
+}
+
+/// The most watch events taken into the open epoch per wake of the loop: a burst
+/// (an initial list of a large WDS) is taken in batches of this many, each followed by
+/// the loop's other duties (the heartbeat, explain questions, sink events), without
+/// letting those wait for the whole burst.
+pub(super) const MAX_EVENTS_PER_WAKE: usize = 65_536;
+
+/// A Binding changed and not yet handed to the sink.
+#[derive(Clone, Copy, Debug)]
+struct PendingWrite {
+    /// When it is due: a coalescing window after it first changed (or a drift's
+    /// backoff and the window).
+    due: Instant,
+    /// When the oldest watch event behind its changes arrived (for
+    /// `bindery_event_to_binding_seconds`).
+    oldest_event: SystemTime,
 }
 
 /// A watch event's arrival time (its `ts`, Unix ms).
@@ -78,7 +90,7 @@ fn received_at(event: &WatchEvent) -> SystemTime {
 }
 
 /// The engine thread's state.
-pub(super) struct EngineLoop<S: BindingWriter = SinkHandle> {
+pub(crate) struct EngineLoop<S: BindingWriter = SinkHandle> {
     pipeline: Pipeline,
     sink: S,
     recorder: Option<LogWriter>,
@@ -88,14 +100,11 @@ pub(super) struct EngineLoop<S: BindingWriter = SinkHandle> {
     health: Arc<Health>,
     /// When the open epoch's oldest event arrived.
     epoch_oldest: Option<SystemTime>,
-    /// Bindings changed and not yet handed to the sink: when they are due (a coalescing
-    /// window after they first changed), and when the oldest event behind those changes
-    /// arrived.
-    dirty: BTreeMap<String, (Instant, SystemTime)>,
+    /// Bindings changed and not yet handed to the sink.
+    dirty: BTreeMap<String, PendingWrite>,
     /// Policies whose status must be handed to the sink again (write errors changed).
     status_dirty: BTreeSet<String>,
-    /// The sink's problems (write errors, fights with other writers) as last seen, to
-    /// notice changes.
+    /// The sink's problems (write errors, fights with other writers), as it told them.
     sink_problems: HashMap<String, String>,
     /// Policies being deleted whose KubeStellar finalizer the sink must remove once their
     /// Binding is gone.
@@ -118,7 +127,7 @@ pub(super) struct EngineLoop<S: BindingWriter = SinkHandle> {
 }
 
 impl<S: BindingWriter> EngineLoop<S> {
-    pub(super) fn new(
+    pub(crate) fn new(
         sink: S,
         recorder: Option<LogWriter>,
         coalesce: Duration,
@@ -161,15 +170,15 @@ impl<S: BindingWriter> EngineLoop<S> {
         self
     }
 
-    pub(super) fn run(
+    pub(crate) fn run(
         mut self,
         mut rx: mpsc::Receiver<WatchEvent>,
         mut explain: mpsc::Receiver<ExplainRequest>,
-        mut drift: DriftEvents,
+        mut sink_events: SinkEvents,
         runtime: tokio::runtime::Handle,
     ) -> Result<()> {
         // A failure (of the recording) still hands everything over and finishes it.
-        let served = self.serve(&mut rx, &mut explain, &mut drift, &runtime);
+        let served = self.serve(&mut rx, &mut explain, &mut sink_events, &runtime);
         self.close_epoch();
         self.hand_over(true);
         let finished = match self.recorder.take() {
@@ -189,7 +198,7 @@ impl<S: BindingWriter> EngineLoop<S> {
         &mut self,
         rx: &mut mpsc::Receiver<WatchEvent>,
         explain: &mut mpsc::Receiver<ExplainRequest>,
-        drift: &mut DriftEvents,
+        sink_events: &mut SinkEvents,
         runtime: &tokio::runtime::Handle,
     ) -> Result<()> {
         loop {
@@ -205,26 +214,18 @@ impl<S: BindingWriter> EngineLoop<S> {
                     changed = leading.changed(), if followed => {
                         Wake::Leading(changed.ok().map(|()| *leading.borrow_and_update()))
                     }
-                    Some(d) = drift.recv() => Wake::Drift(d),
+                    Some(e) = sink_events.recv() => Wake::Sink(e),
                     event = rx.recv() => Wake::Event(event),
                     _ = tokio::time::sleep_until(deadline) => Wake::Timeout,
                 }
             });
             match wake {
                 Wake::Event(Some(event)) => {
-                    self.push(event)?;
-                    // Take what else is queued, so one epoch covers a burst.
-                    while self.pipeline.pending() < 65_536 {
-                        match rx.try_recv() {
-                            Ok(event) => self.push(event)?,
-                            Err(_) => break,
-                        }
-                    }
-                    self.metrics.queued_events(rx.len());
+                    self.take_events(event, rx)?;
                 }
                 Wake::Event(None) => return Ok(()),
                 Wake::Explain(request) => self.explain(request),
-                Wake::Drift(d) => self.restore(d),
+                Wake::Sink(event) => self.sink_event(event),
                 Wake::Leading(Some(true)) => self.took_over(),
                 Wake::Leading(Some(false)) => {
                     tracing::info!("not leading: Binding changes are kept, not written");
@@ -238,9 +239,26 @@ impl<S: BindingWriter> EngineLoop<S> {
                 std::time::Instant::now(),
                 Some(&self.metrics),
             );
-            self.note_sink_problems();
             self.hand_over(false);
         }
+    }
+
+    /// Takes `first` and what else is queued, up to [`MAX_EVENTS_PER_WAKE`] in all, into
+    /// the open epoch, so one epoch covers a burst. Returns how many it took.
+    fn take_events(
+        &mut self,
+        first: WatchEvent,
+        rx: &mut mpsc::Receiver<WatchEvent>,
+    ) -> Result<usize> {
+        self.push(first)?;
+        let mut taken = 1;
+        while taken < MAX_EVENTS_PER_WAKE {
+            let Ok(event) = rx.try_recv() else { break };
+            self.push(event)?;
+            taken += 1;
+        }
+        self.metrics.queued_events(rx.len());
+        Ok(taken)
     }
 
     fn next_deadline(&self) -> Instant {
@@ -250,7 +268,7 @@ impl<S: BindingWriter> EngineLoop<S> {
         }
         self.dirty
             .values()
-            .map(|(due, _)| *due)
+            .map(|w| w.due)
             .min()
             .map_or(poll, |d| d.min(poll))
     }
@@ -269,13 +287,16 @@ impl<S: BindingWriter> EngineLoop<S> {
             tracing::info!("leading: the first Bindings are written once every watch has synced");
             return;
         }
-        let (due, at) = (Instant::now(), SystemTime::now());
+        let now = PendingWrite {
+            due: Instant::now(),
+            oldest_event: SystemTime::now(),
+        };
         let names = self.binding_names();
         let n = names.len();
         for name in names {
-            self.dirty.entry(name).or_insert((due, at));
+            self.dirty.entry(name).or_insert(now);
         }
-        let orphans = self.mark_orphans(due, at);
+        let orphans = self.mark_orphans(now);
         tracing::info!(
             "leading: comparing {n} Bindings with the stored ones, {orphans} stored Bindings whose policy is gone to delete"
         );
@@ -289,7 +310,7 @@ impl<S: BindingWriter> EngineLoop<S> {
 
     /// Marks the stored managed Bindings that no policy has for deletion; logs the
     /// unmanaged ones left alone. Returns how many are marked.
-    fn mark_orphans(&mut self, due: Instant, at: SystemTime) -> usize {
+    fn mark_orphans(&mut self, write: PendingWrite) -> usize {
         let current = self.binding_names();
         // Only Bindings a BindingPolicy controls are Bindery's to delete; the others
         // (written by hand or by another controller) are left alone.
@@ -309,7 +330,7 @@ impl<S: BindingWriter> EngineLoop<S> {
         }
         let n = orphans.len();
         for (name, _) in orphans {
-            self.dirty.entry(name).or_insert((due, at));
+            self.dirty.entry(name).or_insert(write);
         }
         n
     }
@@ -318,11 +339,28 @@ impl<S: BindingWriter> EngineLoop<S> {
     /// backoff, if any, and the coalescing window).
     fn restore(&mut self, drift: Drift) {
         let due = Instant::now() + drift.delay + self.coalesce;
-        let entry = self
-            .dirty
-            .entry(drift.name)
-            .or_insert((due, SystemTime::now()));
-        entry.0 = entry.0.max(due);
+        let write = self.dirty.entry(drift.name).or_insert(PendingWrite {
+            due,
+            oldest_event: SystemTime::now(),
+        });
+        write.due = write.due.max(due);
+    }
+
+    /// What the sink told: drift to restore, or a Binding's problem that changed (its
+    /// policy's status is written again).
+    fn sink_event(&mut self, event: SinkEvent) {
+        match event {
+            SinkEvent::Drift(drift) => self.restore(drift),
+            SinkEvent::Problem { name, problem } => {
+                let changed = match problem {
+                    Some(p) => self.sink_problems.insert(name.clone(), p.clone()) != Some(p),
+                    None => self.sink_problems.remove(&name).is_some(),
+                };
+                if changed {
+                    self.status_dirty.insert(name);
+                }
+            }
+        }
     }
 
     /// Notes a policy being deleted, whose KubeStellar finalizer (if any) must go.
@@ -384,13 +422,13 @@ impl<S: BindingWriter> EngineLoop<S> {
         let engine = self.pipeline.engine();
         self.metrics
             .epoch(&out, started.elapsed(), lag, &engine.sizes());
-        let due = Instant::now() + self.coalesce;
+        let write = PendingWrite {
+            due: Instant::now() + self.coalesce,
+            oldest_event: oldest,
+        };
         for change in &out.changes {
-            let entry = self
-                .dirty
-                .entry(change.binding.clone())
-                .or_insert((due, oldest));
-            entry.1 = entry.1.min(oldest);
+            let pending = self.dirty.entry(change.binding.clone()).or_insert(write);
+            pending.oldest_event = pending.oldest_event.min(oldest);
         }
         if !self.published {
             self.published = true;
@@ -400,7 +438,7 @@ impl<S: BindingWriter> EngineLoop<S> {
             }
             let bindings = self.pipeline.engine().bindings().len();
             if self.is_leading() {
-                let orphans = self.mark_orphans(due, oldest);
+                let orphans = self.mark_orphans(write);
                 tracing::info!(
                     "all watches synced: {bindings} Bindings, {orphans} stored Bindings whose policy is gone to delete"
                 );
@@ -434,22 +472,6 @@ impl<S: BindingWriter> EngineLoop<S> {
         let _ = request.reply.send(answer);
     }
 
-    /// Marks the policies whose sink problems (write errors, fights) appeared or cleared.
-    fn note_sink_problems(&mut self) {
-        let now = self.sink.problems();
-        for (name, problem) in &now {
-            if self.sink_problems.get(name) != Some(problem) {
-                self.status_dirty.insert(name.clone());
-            }
-        }
-        for name in self.sink_problems.keys() {
-            if !now.contains_key(name) {
-                self.status_dirty.insert(name.clone());
-            }
-        }
-        self.sink_problems = now;
-    }
-
     /// Renders the Bindings whose window has passed (all of them if `all`) and hands
     /// them, with their policies' statuses, to the sink.
     fn hand_over(&mut self, all: bool) {
@@ -461,11 +483,11 @@ impl<S: BindingWriter> EngineLoop<S> {
         let due: Vec<String> = self
             .dirty
             .iter()
-            .filter(|(_, (due, _))| all || *due <= now)
+            .filter(|(_, w)| all || w.due <= now)
             .map(|(n, _)| n.clone())
             .collect();
         for name in due {
-            let Some((_, changed_at)) = self.dirty.remove(&name) else {
+            let Some(write) = self.dirty.remove(&name) else {
                 continue;
             };
             let engine = self.pipeline.engine();
@@ -473,7 +495,8 @@ impl<S: BindingWriter> EngineLoop<S> {
                 Some(binding) => DesiredBinding::present(&binding),
                 None => DesiredBinding::absent(name.clone()),
             };
-            self.sink.submit(desired.changed_at(Some(changed_at)));
+            self.sink
+                .submit(desired.changed_at(Some(write.oldest_event)));
             self.status_dirty.insert(name);
         }
         // A policy being deleted: once its Binding's deletion is handed over (or it had

@@ -25,7 +25,6 @@ enum Handed {
 struct FakeSink {
     handed: Mutex<Vec<Handed>>,
     stored: Mutex<Vec<(String, bool)>>,
-    problems: Mutex<HashMap<String, String>>,
     leading: watch::Sender<bool>,
 }
 
@@ -34,7 +33,6 @@ impl FakeSink {
         Arc::new(FakeSink {
             handed: Mutex::default(),
             stored: Mutex::default(),
-            problems: Mutex::default(),
             leading: watch::channel(leading).0,
         })
     }
@@ -69,9 +67,6 @@ impl BindingWriter for Arc<FakeSink> {
     }
     fn stored_bindings(&self) -> Vec<(String, bool)> {
         self.stored.lock().unwrap().clone()
-    }
-    fn problems(&self) -> HashMap<String, String> {
-        self.problems.lock().unwrap().clone()
     }
     fn leading(&self) -> watch::Receiver<bool> {
         self.leading.subscribe()
@@ -166,7 +161,6 @@ async fn published(sink: &Arc<FakeSink>) -> EngineLoop<Arc<FakeSink>> {
 /// One turn of the loop (what `serve` does after each wake-up).
 fn turn(lp: &mut EngineLoop<Arc<FakeSink>>) {
     lp.close_epoch();
-    lp.note_sink_problems();
     lp.hand_over(false);
 }
 
@@ -260,19 +254,21 @@ async fn a_follower_hands_over_nothing_until_it_leads_then_everything() {
 async fn write_problems_reach_the_status_and_leave_it_when_mended() {
     let sink = FakeSink::new(true);
     let mut lp = published(&sink).await;
-    sink.problems
-        .lock()
-        .unwrap()
-        .insert("p".into(), "too large".into());
+    let problem = |problem: Option<&str>| SinkEvent::Problem {
+        name: "p".into(),
+        problem: problem.map(String::from),
+    };
+    lp.sink_event(problem(Some("too large")));
     turn(&mut lp);
     assert_eq!(
         sink.take(),
         [Handed::Status("p".into(), vec![], Some("too large".into()))],
         "only the status: the Binding is unchanged"
     );
+    lp.sink_event(problem(Some("too large")));
     turn(&mut lp);
     assert_eq!(sink.take(), [], "the same problem: nothing new");
-    sink.problems.lock().unwrap().clear();
+    lp.sink_event(problem(None));
     turn(&mut lp);
     assert_eq!(sink.take(), [ok_status("p")]);
 }
@@ -281,10 +277,10 @@ async fn write_problems_reach_the_status_and_leave_it_when_mended() {
 async fn a_drifted_binding_is_restored_after_its_backoff_and_the_window() {
     let sink = FakeSink::new(true);
     let mut lp = published(&sink).await;
-    lp.restore(Drift {
+    lp.sink_event(SinkEvent::Drift(Drift {
         name: "p".into(),
         delay: Duration::from_secs(2),
-    });
+    }));
     tokio::time::advance(Duration::from_secs(2)).await;
     turn(&mut lp);
     assert_eq!(sink.take(), [], "the backoff and then the window");
@@ -317,4 +313,52 @@ async fn kubestellars_finalizer_goes_after_the_binding_of_a_policy_being_deleted
             Handed::Finalizer("p".into())
         ]
     );
+}
+
+/// An initial list larger than a batch is taken a batch per wake (the loop's other
+/// duties run in between), and published once it has synced.
+#[tokio::test(start_paused = true)]
+async fn a_large_initial_list_is_taken_in_batches() {
+    const OBJECTS: usize = 200_000;
+    let sink = FakeSink::new(true);
+    let metrics = Arc::new(Metrics::new(MetricsOptions { per_policy: false }));
+    let health = Arc::new(Health::new(LIVENESS_THRESHOLD));
+    let mut lp = EngineLoop::new(sink.clone(), None, WINDOW, Pipeline::new(), metrics, health);
+    let edge = json!({"matchLabels": {"env": "edge"}});
+    let mut events = Vec::with_capacity(OBJECTS + 8);
+    for (resource, objects) in [
+        (wecs(), vec![wec("c1", "edge")]),
+        (policies(), vec![policy("p", 1, edge)]),
+    ] {
+        events.push(event(resource.clone(), EventType::Reset, None));
+        for o in objects {
+            events.push(event(resource.clone(), EventType::Added, Some(o)));
+        }
+        events.push(event(resource, EventType::Synced, None));
+    }
+    events.push(event(configmaps(), EventType::Reset, None));
+    for i in 0..OBJECTS {
+        let cm = configmap(&format!("cm{i}"), "1");
+        events.push(event(configmaps(), EventType::Added, Some(cm)));
+    }
+    events.push(event(configmaps(), EventType::Synced, None));
+    let total = events.len();
+    let (tx, mut rx) = mpsc::channel(total);
+    for e in events {
+        tx.try_send(e).unwrap();
+    }
+    let mut batches = Vec::new();
+    while let Ok(first) = rx.try_recv() {
+        batches.push(lp.take_events(first, &mut rx).unwrap());
+        turn(&mut lp);
+    }
+    let full = total / MAX_EVENTS_PER_WAKE;
+    assert_eq!(batches.len(), full + 1, "{batches:?}");
+    assert!(batches[..full].iter().all(|&n| n == MAX_EVENTS_PER_WAKE));
+    assert_eq!(batches[full], total % MAX_EVENTS_PER_WAKE);
+    tokio::time::advance(WINDOW).await;
+    turn(&mut lp);
+    let binding = lp.pipeline.engine().binding("p").unwrap();
+    assert_eq!(binding.namespace_scope.len(), OBJECTS);
+    assert_eq!(sink.take().len(), 2, "the Binding and its status, once");
 }
