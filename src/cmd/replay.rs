@@ -221,8 +221,9 @@ pub fn replay_with_dashboard(opts: &ReplayOptions, serve: ServeOptions) -> Resul
     let serving = runtime.spawn(server::serve(listener, state));
     runtime.spawn(crate::runtime::shutdown::cancel_on_signal(shutdown.clone()));
     tracing::info!(
-        "dashboard: {0}/dashboard, metrics: {0}/metrics",
-        server::url(addr)
+        dashboard = %format_args!("{}/dashboard", server::url(addr)),
+        metrics = %format_args!("{}/metrics", server::url(addr)),
+        "serving"
     );
     let opts = ReplayOptions {
         metrics: Some(metrics),
@@ -233,8 +234,8 @@ pub fn replay_with_dashboard(opts: &ReplayOptions, serve: ServeOptions) -> Resul
     dashboard.sample();
     if summary.is_ok() && !shutdown.is_cancelled() {
         tracing::info!(
-            "replay finished; the dashboard stays up at {}/dashboard until SIGINT/SIGTERM",
-            server::url(addr)
+            dashboard = %format_args!("{}/dashboard", server::url(addr)),
+            "replay finished; the dashboard stays up until SIGINT/SIGTERM"
         );
     }
     runtime.block_on(async {

@@ -241,8 +241,10 @@ pub async fn run(opts: RunOptions, shutdown: CancellationToken) -> Result<()> {
     };
     let serving = tokio::spawn(server::serve(listener, state));
     tracing::info!(
-        "metrics: {0}/metrics, dashboard: {0}/dashboard, explain: {0}/explain?policy=NAME",
-        server::url(addr)
+        metrics = %format_args!("{}/metrics", server::url(addr)),
+        dashboard = %format_args!("{}/dashboard", server::url(addr)),
+        explain = %format_args!("{}/explain?policy=NAME", server::url(addr)),
+        "serving"
     );
 
     let (tx, rx) = mpsc::channel::<WatchEvent>(16 * 1024);
@@ -258,6 +260,8 @@ pub async fn run(opts: RunOptions, shutdown: CancellationToken) -> Result<()> {
     let engine = std::thread::Builder::new()
         .name("bindery-engine".into())
         .spawn(move || {
+            // Every log of the engine thread (epochs, Binding hand-overs) is in its span.
+            let _span = tracing::info_span!("engine", workers = topology.workers).entered();
             let _cancel = engine_done.drop_guard();
             let _stopped = StoppedOnDrop(health.clone());
             let pipeline = topology.pipeline()?;
@@ -304,15 +308,16 @@ async fn drain(sink: &SinkHandle, task: tokio::task::JoinHandle<()>, timeout: Du
     {
         let stats = sink.stats();
         tracing::warn!(
-            "shutdown: giving up on {} queued and {} in-flight writes after {timeout:?} (--shutdown-timeout)",
-            stats.pending,
-            stats.in_flight
+            queued = stats.pending,
+            in_flight = stats.in_flight,
+            timeout = ?timeout,
+            "shutdown: giving up on the writes not done (--shutdown-timeout)"
         );
         task.abort();
         return;
     }
     if let Err(e) = task.await {
-        tracing::error!("the sink task failed: {e}");
+        tracing::error!(error = %e, "the sink task failed");
     }
 }
 

@@ -161,13 +161,13 @@ impl SyncReporter {
     }
 
     /// Looks at `pipeline` at `now`: sets the sync gauges of `metrics`, and logs the
-    /// unsynced resources when due. Returns the message logged, if any.
+    /// unsynced resources when due. Returns what it logged, if anything.
     pub fn check(
         &mut self,
         pipeline: &Pipeline,
         now: Instant,
         metrics: Option<&Metrics>,
-    ) -> Option<String> {
+    ) -> Option<SyncReport> {
         let (synced, known) = pipeline.synced_of();
         if let Some(m) = metrics {
             m.sync_state(known - synced, pipeline.held_changes());
@@ -182,29 +182,51 @@ impl SyncReporter {
             return None;
         }
         *next = now + self.after;
-        let secs = now.duration_since(*since).as_secs();
-        let names = pipeline.unsynced();
-        let message = if pipeline.publishable() {
-            format!(
-                "{} of {known} watched resources not synced for {secs} s; their objects' changes ({}) are held back until they sync: {}",
-                names.len(),
-                pipeline.held_changes(),
-                names.join(", ")
-            )
-        } else {
-            format!(
-                "no Bindings published yet after {secs} s: {} of {known} watched resources have not synced: {}",
-                names.len(),
-                if names.is_empty() {
-                    "(no watch event received yet)".to_owned()
-                } else {
-                    names.join(", ")
-                }
-            )
+        let report = SyncReport {
+            published: pipeline.publishable(),
+            waiting_secs: now.duration_since(*since).as_secs(),
+            unsynced: pipeline.unsynced(),
+            watched: known,
+            held_changes: pipeline.held_changes(),
         };
-        tracing::warn!("{message}");
-        Some(message)
+        let resources = report.unsynced.join(", ");
+        let fields = (report.waiting_secs, report.unsynced.len(), report.watched);
+        if report.published {
+            tracing::warn!(
+                waiting_secs = fields.0,
+                unsynced = fields.1,
+                watched = fields.2,
+                held_changes = report.held_changes,
+                resources,
+                "watched resources not synced: their objects' changes are held back until they sync"
+            );
+        } else {
+            tracing::warn!(
+                waiting_secs = fields.0,
+                unsynced = fields.1,
+                watched = fields.2,
+                resources,
+                "no Bindings published yet: watched resources have not synced (none named: no watch event received yet)"
+            );
+        }
+        Some(report)
     }
+}
+
+/// What [`SyncReporter::check`] logged: resources that keep changes waiting.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SyncReport {
+    /// A view was published (the wait holds back only the unsynced resources' objects);
+    /// else nothing is published yet.
+    pub published: bool,
+    /// How long the wait has lasted.
+    pub waiting_secs: u64,
+    /// The resources not synced, named.
+    pub unsynced: Vec<String>,
+    /// The resources watched.
+    pub watched: usize,
+    /// The changes held back.
+    pub held_changes: usize,
 }
 
 #[cfg(test)]
@@ -239,24 +261,27 @@ mod tests {
         let mut r = SyncReporter::new(after, t0);
         let secs = |s| t0 + Duration::from_secs(s);
         assert_eq!(r.check(&p, secs(59), Some(&metrics)), None);
-        let msg = r.check(&p, secs(60), Some(&metrics)).unwrap();
-        assert!(msg.contains("no watch event received yet"), "{msg}");
+        let report = r.check(&p, secs(60), Some(&metrics)).unwrap();
+        assert_eq!((report.published, report.watched), (false, 0));
         p.push(marker(&wecs, EventType::Reset)).unwrap();
         p.push(marker(&cms, EventType::Reset)).unwrap();
         p.push(marker(&wecs, EventType::Synced)).unwrap();
         assert_eq!(r.check(&p, secs(119), Some(&metrics)), None);
-        let msg = r.check(&p, secs(120), Some(&metrics)).unwrap();
+        let report = r.check(&p, secs(120), Some(&metrics)).unwrap();
         assert_eq!(
-            msg,
-            "no Bindings published yet after 120 s: 1 of 2 watched resources have not synced: wds:v1/configmaps"
+            report,
+            SyncReport {
+                published: false,
+                waiting_secs: 120,
+                unsynced: vec!["wds:v1/configmaps".into()],
+                watched: 2,
+                held_changes: 0,
+            }
         );
         assert!(metrics.encode().contains("bindery_unsynced_resources 1\n"));
         assert_eq!(r.check(&p, secs(179), Some(&metrics)), None);
         let again = r.check(&p, secs(180), Some(&metrics)).unwrap();
-        assert!(
-            again.starts_with("no Bindings published yet after 180 s"),
-            "{again}"
-        );
+        assert_eq!((again.published, again.waiting_secs), (false, 180));
         p.push(marker(&cms, EventType::Synced)).unwrap();
         assert_eq!(r.check(&p, secs(500), Some(&metrics)), None);
         assert!(metrics.encode().contains("bindery_unsynced_resources 0\n"));
@@ -264,10 +289,16 @@ mod tests {
         p.push(marker(&cms, EventType::Reset)).unwrap();
         assert_eq!(r.check(&p, secs(501), Some(&metrics)), None);
         assert_eq!(r.check(&p, secs(560), Some(&metrics)), None);
-        let msg = r.check(&p, secs(561), Some(&metrics)).unwrap();
+        let report = r.check(&p, secs(561), Some(&metrics)).unwrap();
         assert_eq!(
-            msg,
-            "1 of 2 watched resources not synced for 60 s; their objects' changes (0) are held back until they sync: wds:v1/configmaps"
+            report,
+            SyncReport {
+                published: true,
+                waiting_secs: 60,
+                unsynced: vec!["wds:v1/configmaps".into()],
+                watched: 2,
+                held_changes: 0,
+            }
         );
         assert!(metrics.encode().contains("bindery_held_changes 0\n"));
     }

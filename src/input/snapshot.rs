@@ -281,8 +281,8 @@ pub async fn read_config_until_synced(
     drop(rx);
     if !ingest.is_finished() {
         match ingest.await {
-            Ok(Err(e)) => tracing::warn!("stopping the watches: {e}"),
-            Err(e) if e.is_panic() => tracing::warn!("stopping the watches: {e}"),
+            Ok(Err(e)) => tracing::warn!(error = %e, "stopping the watches"),
+            Err(e) if e.is_panic() => tracing::warn!(error = %e, "stopping the watches"),
             _ => {}
         }
     }
@@ -293,10 +293,10 @@ pub async fn read_config_until_synced(
         elapsed,
     };
     tracing::info!(
-        "read the live state: {} events, {} resources synced, {:.3} s",
-        summary.events,
-        summary.resources,
-        summary.elapsed.as_secs_f64()
+        events = summary.events,
+        resources = summary.resources,
+        seconds = format_args!("{:.3}", summary.elapsed.as_secs_f64()),
+        "read the live state"
     );
     Ok(summary)
 }

@@ -273,6 +273,8 @@ impl Topology {
         if plan.process == 0 {
             return Ok(false);
         }
+        // Every log of a peer process carries its index.
+        let _span = tracing::info_span!("peer", process = plan.process).entered();
         self.serve()?;
         Ok(true)
     }
@@ -285,9 +287,9 @@ impl Topology {
                 let links = plan.connect(self.workers, CONNECT_TIMEOUT)?;
                 let engine = Engine::in_cluster(links)?;
                 tracing::info!(
-                    "timely cluster: {} processes × {} worker(s) connected; this is process 0",
-                    plan.hosts.len(),
-                    self.workers
+                    processes = plan.hosts.len(),
+                    workers = self.workers,
+                    "timely cluster connected: this is process 0"
                 );
                 Ok(Pipeline::with_engine(engine))
             }
@@ -303,16 +305,12 @@ impl Topology {
         };
         let links = plan.connect(self.workers, CONNECT_TIMEOUT)?;
         tracing::info!(
-            "timely cluster: process {} of {} serving process 0's dataflow on {} worker(s)",
-            plan.process,
-            plan.hosts.len(),
-            self.workers
+            processes = plan.hosts.len(),
+            workers = self.workers,
+            "timely cluster connected: serving process 0's dataflow"
         );
         bindery_engine::serve_cluster(links)?;
-        tracing::info!(
-            "process 0 closed the dataflow: process {} done",
-            plan.process
-        );
+        tracing::info!("process 0 closed the dataflow: done");
         Ok(())
     }
 }
@@ -463,9 +461,7 @@ impl ProcessPlan {
                         let theirs = match Hello::read(&mut socket) {
                             Ok(hello) => hello,
                             Err(reason) => {
-                                tracing::warn!(
-                                    "process {me}: ignored a connection from {from}: {reason}"
-                                );
+                                tracing::warn!(%from, reason, "ignored a connection");
                                 continue;
                             }
                         };
@@ -567,7 +563,7 @@ impl Waiting {
             });
         }
         if self.last_report.elapsed() >= Duration::from_secs(10) {
-            tracing::info!("process {}: {}", self.process, report());
+            tracing::info!(status = %report(), "waiting for the other processes");
             self.last_report = Instant::now();
         }
         std::thread::sleep(pause);
@@ -603,10 +599,14 @@ pub fn exit_on_panic() {
             .unwrap_or("");
         if message.contains("timely communication error") {
             tracing::error!(
-                "lost the connection to another process of the timely cluster ({message}): exiting; every process must be restarted"
+                panic = message,
+                "lost the connection to another process of the timely cluster: exiting; every process must be restarted"
             );
         } else {
-            tracing::error!("a thread panicked in a timely cluster process: exiting");
+            tracing::error!(
+                panic = message,
+                "a thread panicked in a timely cluster process: exiting"
+            );
         }
         std::process::exit(1);
     }));

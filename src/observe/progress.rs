@@ -87,7 +87,7 @@ impl Progress {
             } => {
                 if last.elapsed() >= *every {
                     *last = Instant::now();
-                    tracing::info!("{what}: {}", status());
+                    tracing::info!(task = %what, status = %status(), "progress");
                 }
             }
         }
@@ -114,12 +114,15 @@ impl Progress {
                     match total {
                         Some(t) if *t > 0 => {
                             tracing::info!(
-                                "{what}: {:.1}% ({bytes}/{t} bytes), {}",
-                                bytes as f64 * 100.0 / *t as f64,
-                                status()
+                                percent = format_args!("{:.1}", bytes as f64 * 100.0 / *t as f64),
+                                bytes,
+                                total_bytes = t,
+                                status = %status(),
+                                task = %what,
+                                "progress"
                             )
                         }
-                        _ => tracing::info!("{what}: {bytes} bytes, {}", status()),
+                        _ => tracing::info!(task = %what, bytes, status = %status(), "progress"),
                     }
                 }
             }

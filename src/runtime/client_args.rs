@@ -232,7 +232,7 @@ impl ClientArgs {
     pub async fn clients(&self) -> Result<Clients, ClientError> {
         let wds = self.wds_config().await?;
         let its = self.its_config(&wds).await?;
-        tracing::info!("WDS: {}; ITS: {}", wds.origin, its.origin);
+        tracing::info!(wds = %wds.origin, its = %its.origin, "clients configured");
         let mut writer = wds.clone();
         writer.config.default_retry = false;
         Ok(Clients {

@@ -143,7 +143,7 @@ impl Elector {
     pub async fn release(mut self) {
         self.stop.stop();
         if let Err(e) = (&mut self.task).await {
-            tracing::error!("the leader election task failed: {e}");
+            tracing::error!(error = %e, "the leader election task failed");
         }
     }
 }
@@ -321,7 +321,8 @@ async fn try_take_or_renew(
         }
         tracing::info!(
             previous = %holder,
-            "leader election: the Lease expired (not renewed for {since:?}), taking it"
+            unrenewed_for = ?since,
+            "leader election: the Lease expired, taking it"
         );
     }
     let taking = holder.as_deref() != Some(me);

@@ -11,6 +11,7 @@ use kube::runtime::watcher::{self, Event};
 use kube::{Api, Client};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
+use tracing::Instrument;
 
 use super::event::{full_event, metadata_event, now_ms};
 use super::target::{ObjectShape, WatchTarget};
@@ -35,14 +36,22 @@ pub(crate) fn spawn(
             let api: Api<PartialObjectMeta<DynamicObject>> =
                 Api::all_with(client, &target.api_resource);
             let stream = watcher::watcher(api, config).default_backoff();
-            tokio::spawn(pump(stream, target, tx, metadata_event))
+            let span = watch_span(&target);
+            tokio::spawn(pump(stream, target, tx, metadata_event).instrument(span))
         }
         ObjectShape::MetadataAndSpec => {
             let api: Api<DynamicObject> = Api::all_with(client, &target.api_resource);
             let stream = watcher::watcher(api, config).default_backoff();
-            tokio::spawn(pump(stream, target, tx, full_event))
+            let span = watch_span(&target);
+            tokio::spawn(pump(stream, target, tx, full_event).instrument(span))
         }
     }
+}
+
+/// The span of `target`'s watch task: every log of the task, kube-runtime's own
+/// included, carries the resource.
+fn watch_span(target: &WatchTarget) -> tracing::Span {
+    tracing::info_span!("watch", resource = %target.resource)
 }
 
 /// The watcher configuration of `target`. Workload resources (the bulk of every list)
@@ -66,28 +75,27 @@ async fn pump<K: Debug>(
     tx: mpsc::Sender<WatchEvent>,
     map: MapFn<K>,
 ) {
-    let resource = &target.resource;
-    tracing::debug!(%resource, "watch starts");
+    tracing::debug!("watch starts");
     let mut stream = pin!(stream);
     while let Some(item) = stream.next().await {
         match item {
             Ok(event) => {
                 let event = map(&target, event, now_ms());
                 if tx.send(event).await.is_err() {
-                    tracing::debug!(%resource, "event receiver closed; watch stops");
+                    tracing::debug!("event receiver closed; watch stops");
                     return;
                 }
             }
             Err(watcher::Error::WatchError(status)) if status.code == 410 => {
-                tracing::info!(%resource, "watch expired (410 Gone); relisting");
+                tracing::info!("watch expired (410 Gone); relisting");
             }
             Err(err) => {
-                tracing::warn!(%resource, error = %err, "watch failed; retrying with backoff");
+                tracing::warn!(error = %err, "watch failed; retrying with backoff");
             }
         }
     }
     // The backoff never gives up, so a watcher stream does not end.
-    tracing::warn!(%resource, "watch stream ended");
+    tracing::warn!("watch stream ended");
 }
 
 #[cfg(test)]

@@ -136,10 +136,7 @@ impl<S: BindingWriter> EngineLoop<S> {
         health: Arc<Health>,
     ) -> Self {
         let workers = pipeline.engine().workers();
-        tracing::info!(
-            "engine: {workers} timely worker{}",
-            if workers == 1 { "" } else { "s" }
-        );
+        tracing::info!(workers, "engine started");
         metrics.engine_workers(workers);
         EngineLoop {
             pipeline,
@@ -186,9 +183,9 @@ impl<S: BindingWriter> EngineLoop<S> {
             None => Ok(()),
         };
         tracing::info!(
-            "engine stopped after {} events, epoch {}",
-            self.events,
-            self.pipeline.engine().epoch()
+            events = self.events,
+            epoch = self.pipeline.engine().epoch(),
+            "engine stopped"
         );
         served.and(finished)
     }
@@ -298,7 +295,9 @@ impl<S: BindingWriter> EngineLoop<S> {
         }
         let orphans = self.mark_orphans(now);
         tracing::info!(
-            "leading: comparing {n} Bindings with the stored ones, {orphans} stored Bindings whose policy is gone to delete"
+            bindings = n,
+            orphans,
+            "leading: comparing the Bindings with the stored ones, deleting stored Bindings whose policy is gone"
         );
     }
 
@@ -323,9 +322,9 @@ impl<S: BindingWriter> EngineLoop<S> {
         if !unmanaged.is_empty() {
             let names: Vec<&str> = unmanaged.iter().map(|(n, _)| n.as_str()).collect();
             tracing::info!(
-                "leaving {} stored Bindings alone that no BindingPolicy owns and no policy is named after: {}",
-                names.len(),
-                names.join(", ")
+                count = names.len(),
+                bindings = names.join(", "),
+                "leaving stored Bindings alone that no BindingPolicy owns and no policy is named after"
             );
         }
         let n = orphans.len();
@@ -401,10 +400,10 @@ impl<S: BindingWriter> EngineLoop<S> {
         let at = received_at(&event);
         self.epoch_oldest = Some(self.epoch_oldest.map_or(at, |t| t.min(at)));
         self.note_deletion(&event);
-        let what = format!("{} {}", event.resource, event.event_type.as_str());
+        let event_type = event.event_type;
         if let Err(e) = self.pipeline.push(event) {
-            // One bad object must not stop the others.
-            tracing::error!("ignoring {what}: {e}");
+            // One bad object must not stop the others. The error names its resource.
+            tracing::error!(event = event_type.as_str(), error = %e, "ignoring a watch event");
         }
         Ok(())
     }
@@ -440,19 +439,22 @@ impl<S: BindingWriter> EngineLoop<S> {
             if self.is_leading() {
                 let orphans = self.mark_orphans(write);
                 tracing::info!(
-                    "all watches synced: {bindings} Bindings, {orphans} stored Bindings whose policy is gone to delete"
+                    bindings,
+                    orphans,
+                    "all watches synced: writing the Bindings, deleting stored Bindings whose policy is gone"
                 );
             } else {
                 // The leader's Bindings are compared (and orphans deleted) on taking over.
                 tracing::info!(
-                    "all watches synced: {bindings} Bindings; not leading, so nothing is written"
+                    bindings,
+                    "all watches synced; not leading, so nothing is written"
                 );
             }
         }
         if let Some(recorder) = self.recorder.as_mut()
             && let Err(e) = recorder.flush()
         {
-            tracing::warn!("flushing the recording: {e}");
+            tracing::warn!(error = %e, "flushing the recording");
         }
     }
 

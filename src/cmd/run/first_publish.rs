@@ -108,8 +108,12 @@ pub fn measure_first_publish(objects: usize) -> Result<FirstPublish> {
         let writer = NullWriter(watch::channel(true).0);
         let coalesce = Duration::from_millis(250);
         let pipeline = Pipeline::new();
-        EngineLoop::new(writer, None, coalesce, pipeline, metrics, loop_health)
-            .run(rx, explain_rx, sink_events, handle)
+        EngineLoop::new(writer, None, coalesce, pipeline, metrics, loop_health).run(
+            rx,
+            explain_rx,
+            sink_events,
+            handle,
+        )
     });
     let started = Instant::now();
     let feeding = runtime.spawn(async move {
