@@ -1,22 +1,22 @@
 //! The `bindery` binary's library: the pieces that wire ingest, the engine and the
 //! sinks together, shared by the commands and by the integration tests.
 //!
-//! - [`cmd`]: one module per subcommand (`run`, `replay`, `explain`, `dry-run`,
+//! - `cmd`: one module per subcommand (`run`, `replay`, `explain`, `dry-run`,
 //!   `generate`).
-//! - [`input`]: what feeds the engine: the pipeline, the state sources and loaders,
+//! - `input`: what feeds the engine: the pipeline, the state sources and loaders,
 //!   live snapshots, the timely topology.
-//! - [`runtime`]: what a controller process needs: clients, leader election, shutdown,
+//! - `runtime`: what a controller process needs: clients, leader election, shutdown,
 //!   health, Events on policies.
-//! - [`observe`]: metrics, the dashboard, the HTTP server, progress.
+//! - `observe`: metrics, the dashboard, the HTTP server, progress.
 
 #![warn(missing_docs)]
 
 mod cli;
-pub mod cmd;
+mod cmd;
 mod files;
-pub mod input;
-pub mod observe;
-pub mod runtime;
+mod input;
+mod observe;
+mod runtime;
 
 // What the integration tests, benchmarks and fuzz targets use.
 pub use cli::{Cli, error_report, stdout_closed};

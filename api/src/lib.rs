@@ -42,12 +42,8 @@ pub use schema::{LABEL_KEY_PATTERN, LABEL_OPERATOR_PATTERN, LABEL_VALUE_PATTERN}
 
 /// KubeStellar's API group.
 pub const GROUP: &str = "control.kubestellar.io";
-/// KubeStellar's API version.
-pub const VERSION: &str = "v1alpha1";
 /// `apiVersion` of KubeStellar's objects: `control.kubestellar.io/v1alpha1`.
 pub const API_VERSION: &str = "control.kubestellar.io/v1alpha1";
-/// OCM's cluster API group (the ITS inventory).
-pub const OCM_CLUSTER_GROUP: &str = "cluster.open-cluster-management.io";
 
 fn is_false(b: &bool) -> bool {
     !*b

@@ -1,5 +1,5 @@
 //! BindingPolicies: parsing and validation of `spec` into [`PolicySpec`] (string form,
-//! with the problems found), and the interned [`CompiledPolicy`] the dataflow runs.
+//! with the problems found), and the interned `CompiledPolicy` the dataflow runs.
 
 use std::sync::Arc;
 

@@ -1,5 +1,5 @@
 //! Kubernetes label selectors (`metav1.LabelSelector`): parsing and validation
-//! ([`SelectorSpec`]), and the interned form the dataflow evaluates ([`Selector`]).
+//! ([`SelectorSpec`]), and the interned form the dataflow evaluates (`Selector`).
 
 use std::collections::BTreeMap;
 

@@ -15,7 +15,7 @@
 
 pub mod targets;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use proptest::prelude::*;
@@ -253,11 +253,4 @@ pub fn seeds(name: &str, max: usize) -> Vec<Vec<u8>> {
             bytes
         })
         .collect()
-}
-
-/// The path of a corpus directory (for messages).
-pub fn corpus_dir(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("corpus")
-        .join(name)
 }

@@ -6,12 +6,12 @@
 //! [`LiveIngest::run`] watches
 //! - ManagedClusters in the ITS (metadata only, space `its`),
 //! - BindingPolicies in the WDS (trimmed metadata and `spec`),
-//! - every workload resource of the WDS ([`discovery`], metadata only),
+//! - every workload resource of the WDS (`discovery`, metadata only),
 //!
 //! and sends every event on one channel. Before any watcher starts it sends a
 //! synthetic `RESET` for every resource it is about to watch, so the pipeline counts
 //! them all as unsynced from the start. It follows the WDS's CRDs: on a change
-//! (debounced) it re-runs discovery and moves to the new set ([`plan()`]). Watch
+//! (debounced) it re-runs discovery and moves to the new set (`plan`). Watch
 //! errors are logged and retried with backoff; an expired watch (`410 Gone`) relists,
 //! which arrives as `RESET` ... `SYNCED`.
 //!
@@ -38,25 +38,17 @@ use tokio::sync::mpsc;
 
 use crate::watchlog::{Space, WatchEvent};
 
-pub mod discovery;
-pub mod event;
-pub mod plan;
+mod discovery;
+mod event;
+mod plan;
 mod schedule;
 mod supervisor;
-pub mod target;
+mod target;
 mod watch;
 
-pub use discovery::{
-    DiscoveredResource, WorkloadDiscovery, carry_over, discover, discover_workload, group_allowed,
-    select_workload,
-};
-pub use event::{
-    event_type, full_event, marker_event, metadata_event, now_ms, to_event, trimmed_metadata,
-    trimmed_object,
-};
-pub use plan::{Action, plan, plan_restarting};
-pub use target::{INVENTORY_VERSION, ObjectShape, POLICY_VERSION, WatchTarget};
-/// The shutdown signal [`run`] takes (re-exported from `tokio-util`).
+pub use event::{marker_event, now_ms};
+pub use target::{ObjectShape, WatchTarget};
+/// The shutdown signal [`LiveIngest::run`] takes (re-exported from `tokio-util`).
 pub use tokio_util::sync::CancellationToken;
 
 /// How long after the last CRD change discovery re-runs, by default.

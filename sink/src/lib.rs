@@ -1,4 +1,4 @@
-//! Where Bindery's output goes. [`file`]: the final Bindings as a Kubernetes `List`, and
+//! Where Bindery's output goes. [`file`](mod@file): the final Bindings as a Kubernetes `List`, and
 //! each epoch's Binding changes as JSON lines. [`apiserver`]: Bindings and BindingPolicy
 //! statuses written to the WDS (coalesced, rate-limited, retried, drift restored).
 

@@ -135,7 +135,7 @@ impl DryRunPolicy {
 
     /// Parses one BindingPolicy object (YAML or JSON); `source` names it in errors. A
     /// leading UTF-8 byte order mark is skipped; nesting deeper than
-    /// [`MAX_POLICY_FILE_DEPTH`] is refused; duplicate keys are kept track of (the
+    /// `MAX_POLICY_FILE_DEPTH` is refused; duplicate keys are kept track of (the
     /// policy reports them as problems: [`bindery_engine::strict_json`]).
     pub fn parse(text: &str, source: &str) -> Result<DryRunPolicy> {
         let text = text.strip_prefix('\u{feff}').unwrap_or(text);
@@ -178,11 +178,6 @@ impl DryRunPolicy {
             object,
             source: source.to_string(),
         })
-    }
-
-    /// The file (or other source) the policy was read from.
-    pub fn source(&self) -> &str {
-        &self.source
     }
 
     /// The watch event that adds or edits the policy: the object, with `metadata.uid`

@@ -19,8 +19,7 @@ use crate::observe::metrics::{Metrics, MetricsOptions};
 use crate::observe::progress::Progress;
 use crate::observe::server::{self, ServeArgs, ServeOptions, ServerState};
 
-/// The dry-run policy of `--with-policy` (defined in [`crate::cmd::dry_run`]).
-pub use crate::cmd::dry_run::DryRunPolicy;
+use crate::cmd::dry_run::DryRunPolicy;
 
 /// The flags of `bindery replay`.
 #[derive(clap::Args, Debug)]

@@ -1,4 +1,4 @@
-//! Everything Bindery prints on stdout goes through here ([`Stdout`], [`print`]), so a
+//! Everything Bindery prints on stdout goes through here ([`Stdout`], [`print`](fn@print)), so a
 //! closed or failing stdout is an error, never a panic (`println!` panics on `EPIPE`).
 //!
 //! - A closed stdout (`EPIPE`: `bindery crds | head -1`) is [`StdoutClosed`]: the

@@ -273,8 +273,8 @@ pub async fn load_live(source: &LiveSource) -> Result<OracleLoader> {
     Ok(loader)
 }
 
-/// Loads the state of `source` into an [`OracleLoader`]: [`load_log`] for a log,
-/// [`load_live`] (on a Tokio runtime of its own) for live servers.
+/// Loads the state of `source` into an [`OracleLoader`]: `load_log` for a log,
+/// `load_live` (on a Tokio runtime of its own) for live servers.
 pub fn load(source: &StateSource) -> Result<OracleLoader> {
     match source {
         StateSource::Log(log) => load_log(log),

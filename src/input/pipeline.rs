@@ -46,7 +46,7 @@ impl Pipeline {
         }
     }
 
-    /// Applies one watch event to the open epoch ([`Loader::push`]: on an error, nothing
+    /// Applies one watch event to the open epoch (`Loader::push`: on an error, nothing
     /// is applied).
     pub fn push(&mut self, event: WatchEvent) -> Result<(), LoadError> {
         self.loader.push(event)?;
@@ -67,7 +67,7 @@ impl Pipeline {
         self.loader.tracker().all_synced()
     }
 
-    /// Where the state stands (the verdict on a log's end: [`View::judge`]).
+    /// Where the state stands (the verdict on a log's end: `View::judge`).
     pub fn view(&self) -> View {
         self.loader.view()
     }

@@ -68,12 +68,12 @@ pub struct LiveSource {
 }
 
 impl LiveSource {
-    /// A live source of the two kubeconfigs: every API group, [`DEFAULT_SYNC_TIMEOUT`].
+    /// A live source of the two kubeconfigs: every API group, `DEFAULT_SYNC_TIMEOUT`.
     pub fn new(wds_kubeconfig: impl Into<PathBuf>, its_kubeconfig: impl Into<PathBuf>) -> Self {
         LiveSource::of(ClientArgs::files(wds_kubeconfig, its_kubeconfig))
     }
 
-    /// A live source of `client`: every API group, [`DEFAULT_SYNC_TIMEOUT`].
+    /// A live source of `client`: every API group, `DEFAULT_SYNC_TIMEOUT`.
     pub fn of(client: ClientArgs) -> Self {
         LiveSource {
             client,
@@ -177,7 +177,7 @@ pub struct SnapshotSummary {
 }
 
 /// Reads a snapshot of `source`: builds its clients ([`LiveSource::live_config`]) and
-/// runs [`read_config_until_synced`] with its timeout. Errors name the kubeconfigs.
+/// runs `read_config_until_synced` with its timeout. Errors name the kubeconfigs.
 pub async fn read_until_synced(
     source: &LiveSource,
     on_event: impl FnMut(WatchEvent) -> Result<()>,

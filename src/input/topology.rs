@@ -263,7 +263,7 @@ impl Topology {
     }
 
     /// What every process of a cluster does first: a panic then ends the process
-    /// ([`exit_on_panic`]); and a process other than 0 serves process 0's dataflow until
+    /// (`exit_on_panic`); and a process other than 0 serves process 0's dataflow until
     /// it ends, and returns true (its command is done). False: run the engine here.
     pub fn serve_if_peer(&self) -> Result<bool, TopologyError> {
         let Some(plan) = &self.processes else {
@@ -385,7 +385,7 @@ impl Hello {
 impl ProcessPlan {
     /// Connects this process to every other: it listens on its own address's port for
     /// the processes after it and connects to those before it (retrying until they
-    /// listen), exchanging a [`Hello`] each way, for at most `timeout`.
+    /// listen), exchanging a `Hello` each way, for at most `timeout`.
     pub fn connect(
         &self,
         threads: usize,

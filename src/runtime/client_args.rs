@@ -265,7 +265,7 @@ impl ClientArgs {
 }
 
 /// A kube client for the current-context of `kubeconfig` (as kube and kubectl choose;
-/// [`ClientArgs`] picks another context).
+/// `ClientArgs` picks another context).
 pub async fn kube_client(kubeconfig: &Path) -> Result<kube::Client, ClientError> {
     let resolved = ClientArgs::files(kubeconfig, kubeconfig)
         .wds_config()

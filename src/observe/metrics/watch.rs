@@ -14,7 +14,7 @@ use prometheus_client::registry::Registry;
 use super::{family, gauge, gauge_value};
 
 /// Labels of `bindery_watch_events_total`: no allocation per event (the resource's name
-/// is shared, [`super::ResourceNames`]).
+/// is made once per resource and shared: `Tallies::names`).
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub(super) struct EventLabels {
     /// `wds` or `its`.
