@@ -213,23 +213,25 @@ pub async fn run(opts: RunOptions, shutdown: CancellationToken) -> Result<()> {
         }
     };
     metrics.watch_sink(sink.clone());
-    let policy_events = opts.policy_events.then(|| {
-        let reporter = Reporter {
-            controller: "bindery".into(),
-            instance: Some(
-                opts.leader
-                    .as_ref()
-                    .map_or_else(default_identity, |l| l.identity.clone()),
-            ),
-        };
-        EventSender::start(
-            clients.wds_writer.clone(),
-            reporter,
-            RateLimit::default(),
-            metrics.clone(),
-        )
-        .0
-    });
+    let (policy_events, publishing) = opts
+        .policy_events
+        .then(|| {
+            let reporter = Reporter {
+                controller: "bindery".into(),
+                instance: Some(
+                    opts.leader
+                        .as_ref()
+                        .map_or_else(default_identity, |l| l.identity.clone()),
+                ),
+            };
+            EventSender::start(
+                clients.wds_writer.clone(),
+                reporter,
+                RateLimit::default(),
+                metrics.clone(),
+            )
+        })
+        .unzip();
     let (explain_tx, explain_rx) = mpsc::channel::<ExplainRequest>(16);
     let health = Arc::new(Health::new(LIVENESS_THRESHOLD));
     let state = ServerState {
@@ -280,7 +282,17 @@ pub async fn run(opts: RunOptions, shutdown: CancellationToken) -> Result<()> {
         .map_err(|e| anyhow!("joining the engine thread: {e}"))?
         .map_err(|_| anyhow!("the engine thread panicked"))
         .and_then(|r| r);
-    drain(&sink, sink_task, opts.shutdown_timeout).await;
+    // The engine thread is gone, and with it the Events' sender: the publisher sends
+    // what is queued and ends, while the sink finishes its writes.
+    let events_drained = async {
+        if let Some(publishing) = publishing {
+            drain_events(publishing, EVENTS_DRAIN).await;
+        }
+    };
+    tokio::join!(
+        drain(&sink, sink_task, opts.shutdown_timeout),
+        events_drained
+    );
     // Nothing is written any more: another replica may take over at once.
     if let Some(elector) = elector {
         elector.release().await;
@@ -288,6 +300,21 @@ pub async fn run(opts: RunOptions, shutdown: CancellationToken) -> Result<()> {
     serving.await.map_err(|e| anyhow!("server task: {e}"))??;
     ingest_result?.context("watching")?;
     engine_result
+}
+
+/// How long the Events still queued at shutdown may take to be published.
+const EVENTS_DRAIN: Duration = Duration::from_secs(5);
+
+/// Waits for the Events publisher to send what is queued and end, for at most `timeout`.
+async fn drain_events(publishing: tokio::task::JoinHandle<()>, timeout: Duration) {
+    match tokio::time::timeout(timeout, publishing).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => tracing::error!(error = %e, "the Events publisher failed"),
+        Err(_) => tracing::warn!(
+            timeout = ?timeout,
+            "shutdown: giving up on the Events on BindingPolicies not published yet"
+        ),
+    }
 }
 
 /// Keeps `bindery_leader` (and its transitions) as `leader` says.
@@ -323,4 +350,37 @@ async fn drain(sink: &SinkHandle, task: tokio::task::JoinHandle<()>, timeout: Du
 
 fn now_rfc3339() -> String {
     jiff::Timestamp::now().to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The Events publisher is awaited at shutdown: to its end when it ends in time,
+    /// at most the timeout when it does not.
+    #[tokio::test(start_paused = true)]
+    async fn the_events_publisher_is_awaited_within_a_bound() {
+        let (tx, mut rx) = mpsc::channel::<u32>(4);
+        let published = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let seen = published.clone();
+        let publisher = tokio::spawn(async move {
+            while let Some(n) = rx.recv().await {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                seen.lock().unwrap().push(n);
+            }
+        });
+        for n in 0..3 {
+            tx.send(n).await.unwrap();
+        }
+        drop(tx);
+        let started = tokio::time::Instant::now();
+        drain_events(publisher, EVENTS_DRAIN).await;
+        assert_eq!(*published.lock().unwrap(), [0, 1, 2], "every queued Event");
+        assert_eq!(started.elapsed(), Duration::from_millis(300));
+
+        let stuck = tokio::spawn(std::future::pending::<()>());
+        let started = tokio::time::Instant::now();
+        drain_events(stuck, EVENTS_DRAIN).await;
+        assert_eq!(started.elapsed(), EVENTS_DRAIN);
+    }
 }

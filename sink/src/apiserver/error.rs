@@ -8,6 +8,10 @@ pub enum SinkError {
     /// The configuration is unusable.
     #[error("invalid sink configuration: {0}")]
     Config(String),
+    /// The watch of the stored Bindings ended before its first list (the sink's task
+    /// was stopped while starting).
+    #[error("the watch of the stored Bindings ended before its first list")]
+    WatchEnded,
     /// Listing what is stored failed (after retries, where retrying made sense).
     #[error("listing the stored {resource} failed: {source}")]
     List {

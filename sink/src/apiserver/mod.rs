@@ -117,7 +117,7 @@ impl BindingSink {
                 resource: "bindings",
                 source,
             }),
-            Err(_) => Err(SinkError::Config("the Binding watch ended at once".into())),
+            Err(_) => Err(SinkError::WatchEnded),
         };
         if let Err(e) = listed {
             watch.abort();
