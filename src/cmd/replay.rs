@@ -1,5 +1,6 @@
-//! `bindery replay`: a recorded watch log through the engine at full speed, and its
-//! dry-run (`--with-policy`): one more BindingPolicy applied after the log.
+//! `bindery replay`: a recorded watch log through the engine, as fast as it goes or
+//! paced by its timestamps (`--speed`), and its dry-run (`--with-policy`): one more
+//! BindingPolicy applied after the log.
 
 use std::fs::File;
 use std::io::BufWriter;
