@@ -20,9 +20,9 @@
 //! disagree), and it prints the RSS growth from the first million to the last, per event.
 //!
 //! ```text
-//! cargo bench -p bindery-engine --bench soak                       # 10M status-only updates
-//! cargo bench -p bindery-engine --bench soak -- --short            # 1M (quick check)
-//! cargo bench -p bindery-engine --bench soak -- --mode churn --events 5000000 --epoch 100
+//! cargo bench -p bindery-bench --bench soak                       # 10M status-only updates
+//! cargo bench -p bindery-bench --bench soak -- --short            # 1M (quick check)
+//! cargo bench -p bindery-bench --bench soak -- --mode churn --events 5000000 --epoch 100
 //! ```
 //!
 //! `SOAK_EVENTS=N` sets the number of events too (`--events` wins).

@@ -22,9 +22,9 @@
 //! if the engine and the oracle disagree in any run.
 //!
 //! ```text
-//! cargo bench --bench scale
-//! cargo bench --bench scale -- --objects 10000,100000,1000000 --churn 20000 --workers 1,2
-//! cargo bench --bench scale -- --objects 100000 --processes 1,2   # 2: timely cluster on loopback
+//! cargo bench -p bindery-bench --bench scale
+//! cargo bench -p bindery-bench --bench scale -- --objects 10000,100000,1000000 --churn 20000 --workers 1,2
+//! cargo bench -p bindery-bench --bench scale -- --objects 100000 --processes 1,2   # 2: timely cluster on loopback
 //! ```
 //!
 //! With `--processes 2`, process 0 (the child run) feeds the engine and a second child
@@ -496,7 +496,7 @@ fn main() -> Result<()> {
     let exe = std::env::current_exe()?;
     println!("## Scale: replay of generated logs, per kind of change\n");
     println!(
-        "`cargo bench --bench scale -- --objects {} --churn {churn} --workers {} --processes {}`; {} cores; each run in a process of its own.\n",
+        "`cargo bench -p bindery-bench --bench scale -- --objects {} --churn {churn} --workers {} --processes {}`; {} cores; each run in a process of its own.\n",
         objects
             .iter()
             .map(usize::to_string)

@@ -18,9 +18,9 @@
 //! the oracle after adding the policy (and exits with status 1 if they disagree).
 //!
 //! ```text
-//! cargo bench -p bindery-engine --bench big_selectors                  # V = 20,000
-//! cargo bench -p bindery-engine --bench big_selectors -- --values 20000,100000
-//! cargo bench -p bindery-engine --bench big_selectors -- --case cluster --values 20000
+//! cargo bench -p bindery-bench --bench big_selectors                  # V = 20,000
+//! cargo bench -p bindery-bench --bench big_selectors -- --values 20000,100000
+//! cargo bench -p bindery-bench --bench big_selectors -- --case cluster --values 20000
 //! ```
 
 use std::time::{Duration, Instant};

@@ -24,9 +24,9 @@
 //! controllers' Bindings are compared entry by entry at the end of each case.
 //!
 //! ```text
-//! cargo bench -p bindery-tests --bench live_write                   # 10,000 ConfigMaps
-//! cargo bench -p bindery-tests --bench live_write -- --configmaps 100000
-//! cargo bench -p bindery-tests --bench live_write -- --kubestellar target/ks-binding
+//! cargo bench -p bindery-bench --bench live_write                   # 10,000 ConfigMaps
+//! cargo bench -p bindery-bench --bench live_write -- --configmaps 100000
+//! cargo bench -p bindery-bench --bench live_write -- --kubestellar target/ks-binding
 //! ```
 
 use std::collections::BTreeMap;
@@ -684,7 +684,7 @@ fn main() -> Result<()> {
     }
     println!("## Live write path: {configmaps} ConfigMaps, {WECS} WECs, {POLICIES} policies\n");
     println!(
-        "`cargo bench -p bindery-tests --bench live_write -- --configmaps {configmaps}{}`; Bindery with its defaults (50 qps, burst 100, --coalesce-ms 250, --concurrency 8){}; one controller at a time, each on fresh servers.\n",
+        "`cargo bench -p bindery-bench --bench live_write -- --configmaps {configmaps}{}`; Bindery with its defaults (50 qps, burst 100, --coalesce-ms 250, --concurrency 8){}; one controller at a time, each on fresh servers.\n",
         if kubestellar.is_some() {
             " --kubestellar KS_BINARY"
         } else {

@@ -41,8 +41,8 @@
 //! Run (release, as benches are):
 //!
 //! ```text
-//! cargo bench -p bindery-engine --bench incremental
-//! cargo bench -p bindery-engine --bench incremental -- --objects 10000,100000 --repeats 20 --oracle-runs 3
+//! cargo bench -p bindery-bench --bench incremental
+//! cargo bench -p bindery-bench --bench incremental -- --objects 10000,100000 --repeats 20 --oracle-runs 3
 //! ```
 //!
 //! Progress goes to stderr; the results (Markdown tables) go to stdout. The process
