@@ -34,6 +34,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
+use bindery_bench::{cli, memory, stats};
 use bindery_tests::cluster::{self, BinderyRun, apply, res};
 use bindery_tests::metrics::{sum, value};
 use bindery_tests::{free_port, http_get};
@@ -193,16 +194,10 @@ impl Usage {
             |i: usize| -> Result<f64> { Ok(fields.get(i).context("stat field")?.parse::<f64>()?) };
         // SAFETY: sysconf has no preconditions.
         let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
-        let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-        let peak_rss_kb = status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmHWM:"))
-            .and_then(|v| v.split_whitespace().next()?.parse().ok())
-            .unwrap_or(0);
         Ok(Usage {
             what,
             cpu_seconds: (ticks(11)? + ticks(12)?) / per_second,
-            peak_rss_kb,
+            peak_rss_kb: memory::peak_rss_kb_of(pid).unwrap_or(0),
         })
     }
 }
@@ -652,11 +647,10 @@ async fn server_write_cost(wds: &kube::Client) -> Result<()> {
                 .await?;
             latencies.push(started.elapsed().as_secs_f64());
         }
-        latencies.sort_by(f64::total_cmp);
         eprintln!(
             "[live_write] API server, one merge patch of a Binding of {bytes} bytes of spec, sending {what}: p50 {:.0} ms, max {:.0} ms (20 in a row)",
-            latencies[10] * 1000.0,
-            latencies[19] * 1000.0
+            stats::median(&latencies) * 1000.0,
+            stats::quantile(&latencies, 1.0) * 1000.0
         );
     }
     api.delete("write-cost-probe", &Default::default()).await?;
@@ -666,12 +660,11 @@ async fn server_write_cost(wds: &kube::Client) -> Result<()> {
 fn main() -> Result<()> {
     let mut configmaps = 10_000;
     let mut kubestellar = None;
-    let mut args = std::env::args().skip(1);
+    let mut args = cli::args();
     while let Some(arg) = args.next() {
         match arg.as_str() {
-            "--configmaps" => configmaps = args.next().context("--configmaps N")?.parse()?,
+            "--configmaps" => configmaps = cli::count(&args.next().context("--configmaps N")?)?,
             "--kubestellar" => kubestellar = Some(args.next().context("--kubestellar PATH")?),
-            "--bench" => {}
             other => bail!("unknown argument {other:?}"),
         }
     }
