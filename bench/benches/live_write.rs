@@ -19,7 +19,8 @@
 //! Bindery's Binding writes, and the p50/p99 of `bindery_event_to_binding_seconds` over
 //! the case (from the histogram's bucket deltas, interpolated within a bucket).
 //!
-//! With `--kubestellar KS_BINARY` (from `bench/kubestellar/build.sh`) the same cases run
+//! With `--kubestellar KS_BINARY` (from `bench/kubestellar/build.sh`; a relative path is
+//! taken from the workspace root, as cargo runs the bench in `bench/`) the same cases run
 //! again with KubeStellar's binding controller instead, on fresh servers, and the two
 //! controllers' Bindings are compared entry by entry at the end of each case.
 //!
@@ -668,12 +669,22 @@ fn main() -> Result<()> {
             other => bail!("unknown argument {other:?}"),
         }
     }
+    // bindery-tests builds the `bindery` binary on first use: before the first case's
+    // clock starts, not inside it.
+    eprintln!(
+        "[live_write] bindery binary: {}",
+        bindery_tests::bindery_bin().display()
+    );
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
     let mut controllers = vec![Controller::Bindery];
     if let Some(path) = &kubestellar {
-        controllers.push(Controller::KubeStellar(std::fs::canonicalize(path)?));
+        // Cargo runs the bench in bench/: the documented paths are the workspace root's.
+        let binary = bindery_tests::workspace_root().join(path);
+        let binary = std::fs::canonicalize(&binary)
+            .with_context(|| format!("--kubestellar {}", binary.display()))?;
+        controllers.push(Controller::KubeStellar(binary));
     }
     println!("## Live write path: {configmaps} ConfigMaps, {WECS} WECs, {POLICIES} policies\n");
     println!(
