@@ -10,7 +10,9 @@ set -euo pipefail
 ks_src=$(cd "${1:?usage: build.sh KS_SRC [OUT]}" && pwd)
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
-out=${2:-$root/target/ks-binding}
+# Absolute, as the build runs in a temporary directory: a relative OUT is from the
+# current directory.
+out=$(realpath -m "${2:-$root/target/ks-binding}")
 [[ -f $ks_src/go.mod && -d $ks_src/pkg/binding ]] || { echo "build.sh: $ks_src is not a KubeStellar source tree" >&2; exit 1; }
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT

@@ -18,38 +18,22 @@
 //! the oracle after adding the policy (and exits with status 1 if they disagree).
 //!
 //! ```text
-//! cargo bench -p bindery-engine --bench big_selectors                  # V = 20,000
-//! cargo bench -p bindery-engine --bench big_selectors -- --values 20000,100000
-//! cargo bench -p bindery-engine --bench big_selectors -- --case cluster --values 20000
+//! cargo bench -p bindery-bench --bench big_selectors                  # V = 20,000
+//! cargo bench -p bindery-bench --bench big_selectors -- --values 20000,100000
+//! cargo bench -p bindery-bench --bench big_selectors -- --case cluster --values 20000
 //! ```
 
 use std::time::{Duration, Instant};
 
-use bindery_engine::{
-    Change, Engine, LabelMap, Oracle, PolicyInput, PolicySpec, WorkloadRef, WorkloadState,
-};
+use bindery_bench::changes::{self, labels};
+use bindery_bench::{cli, fmt, memory};
+use bindery_engine::{Change, Engine, LabelMap, Oracle, WorkloadRef, WorkloadState};
 use serde_json::{Value, json};
 
 const WECS: usize = 100;
 const NAMESPACES: usize = 100;
 const OBJECTS: usize = 1_000;
 const CASES: &[&str] = &["none", "cluster", "namespace", "object", "names"];
-
-/// A field of `/proc/self/status`, in kB (Linux only).
-fn proc_status_kb(field: &str) -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))?
-        .split_whitespace()
-        .next()?
-        .parse()
-        .ok()
-}
-
-fn labels(k: &str, v: String) -> LabelMap {
-    [(k.to_string(), v)].into_iter().collect()
-}
 
 fn object(resource: &str, namespace: &str, name: String, labels: LabelMap) -> Change {
     Change::Workload {
@@ -72,7 +56,7 @@ fn state() -> Vec<Change> {
     for i in 0..WECS {
         out.push(Change::Wec {
             name: format!("wec-{i}"),
-            labels: Some(labels("name", format!("wec-{i}"))),
+            labels: Some(labels(&[("name", format!("wec-{i}"))])),
         });
     }
     for i in 0..NAMESPACES {
@@ -80,7 +64,7 @@ fn state() -> Vec<Change> {
             "namespaces",
             "",
             format!("ns-{i}"),
-            labels("team", format!("team-{i}")),
+            labels(&[("team", format!("team-{i}"))]),
         ));
     }
     for i in 0..OBJECTS {
@@ -88,7 +72,7 @@ fn state() -> Vec<Change> {
             "configmaps",
             &format!("ns-{}", i % NAMESPACES),
             format!("cm-{i}"),
-            labels("app", format!("app-{}", i % 100)),
+            labels(&[("app", format!("app-{}", i % 100))]),
         ));
     }
     out
@@ -126,14 +110,8 @@ fn policy_spec(case: &str, values: usize, create_only: bool) -> Value {
 }
 
 fn policy(case: &str, values: usize, generation: i64) -> Change {
-    Change::Policy {
-        name: "big".into(),
-        policy: Some(PolicyInput {
-            uid: "uid-big".into(),
-            generation,
-            spec: PolicySpec::parse(Some(&policy_spec(case, values, generation > 1))),
-        }),
-    }
+    let spec = policy_spec(case, values, generation > 1);
+    changes::policy("big", generation, &spec)
 }
 
 /// One case, in this process: prints one tab-separated result line on stdout.
@@ -145,7 +123,7 @@ fn child(case: &str, values: usize) {
         oracle.apply(&c);
     }
     engine.advance();
-    let rss_before = proc_status_kb("VmRSS").unwrap_or(0);
+    let rss_before = memory::rss_kb().unwrap_or(0);
     let mut times = [Duration::ZERO; 3];
     let mut agrees = true;
     if case != "none" {
@@ -177,7 +155,7 @@ fn child(case: &str, values: usize) {
             }
         }
     }
-    let hwm = proc_status_kb("VmHWM").unwrap_or(0);
+    let hwm = memory::peak_rss_kb().unwrap_or(0);
     println!(
         "{case}\t{values}\t{}\t{}\t{}\t{rss_before}\t{hwm}\t{agrees}",
         times[0].as_micros(),
@@ -189,36 +167,17 @@ fn child(case: &str, values: usize) {
     }
 }
 
-fn fmt_time(us: u128) -> String {
-    if us < 1_000 {
-        format!("{us} µs")
-    } else if us < 1_000_000 {
-        format!("{:.1} ms", us as f64 / 1e3)
-    } else {
-        format!("{:.2} s", us as f64 / 1e6)
-    }
-}
-
-fn mib(kb: u64) -> String {
-    format!("{:.0} MiB", kb as f64 / 1024.0)
-}
-
 fn main() {
     let mut values = vec![20_000];
     let mut case: Option<String> = None;
-    let mut args = std::env::args().skip(1);
+    let mut args = cli::args();
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--values" => {
-                values = args
-                    .next()
-                    .expect("--values N[,N...]")
-                    .split(',')
-                    .map(|v| v.replace('_', "").parse().expect("a number"))
-                    .collect()
+                let list = args.next().expect("--values N[,N...]");
+                values = cli::counts(&list).expect("--values N[,N...]");
             }
             "--case" => case = Some(args.next().expect("--case NAME")),
-            "--bench" => {}
             other => eprintln!("ignoring unknown argument {other:?}"),
         }
     }
@@ -252,8 +211,8 @@ fn main() {
                 println!("| {c} | {v} | failed: {} | | | | | |", out.status);
                 continue;
             }
-            let t = |i: usize| fmt_time(f[i].parse().unwrap_or(0));
-            let kb = |i: usize| mib(f[i].parse().unwrap_or(0));
+            let t = |i: usize| fmt::duration(Duration::from_micros(f[i].parse().unwrap_or(0)));
+            let kb = |i: usize| fmt::mib(f[i].parse().unwrap_or(0));
             let (add, edit, del) = if c == "none" {
                 ("".into(), "".into(), "".into())
             } else {

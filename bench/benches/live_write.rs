@@ -19,14 +19,15 @@
 //! Bindery's Binding writes, and the p50/p99 of `bindery_event_to_binding_seconds` over
 //! the case (from the histogram's bucket deltas, interpolated within a bucket).
 //!
-//! With `--kubestellar KS_BINARY` (from `bench/kubestellar/build.sh`) the same cases run
+//! With `--kubestellar KS_BINARY` (from `bench/kubestellar/build.sh`; a relative path is
+//! taken from the workspace root, as cargo runs the bench in `bench/`) the same cases run
 //! again with KubeStellar's binding controller instead, on fresh servers, and the two
 //! controllers' Bindings are compared entry by entry at the end of each case.
 //!
 //! ```text
-//! cargo bench -p bindery-tests --bench live_write                   # 10,000 ConfigMaps
-//! cargo bench -p bindery-tests --bench live_write -- --configmaps 100000
-//! cargo bench -p bindery-tests --bench live_write -- --kubestellar target/ks-binding
+//! cargo bench -p bindery-bench --bench live_write                   # 10,000 ConfigMaps
+//! cargo bench -p bindery-bench --bench live_write -- --configmaps 100000
+//! cargo bench -p bindery-bench --bench live_write -- --kubestellar target/ks-binding
 //! ```
 
 use std::collections::BTreeMap;
@@ -34,6 +35,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
+use bindery_bench::{cli, memory, stats};
 use bindery_tests::cluster::{self, BinderyRun, apply, res};
 use bindery_tests::metrics::{sum, value};
 use bindery_tests::{free_port, http_get};
@@ -193,16 +195,10 @@ impl Usage {
             |i: usize| -> Result<f64> { Ok(fields.get(i).context("stat field")?.parse::<f64>()?) };
         // SAFETY: sysconf has no preconditions.
         let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
-        let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-        let peak_rss_kb = status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmHWM:"))
-            .and_then(|v| v.split_whitespace().next()?.parse().ok())
-            .unwrap_or(0);
         Ok(Usage {
             what,
             cpu_seconds: (ticks(11)? + ticks(12)?) / per_second,
-            peak_rss_kb,
+            peak_rss_kb: memory::peak_rss_kb_of(pid).unwrap_or(0),
         })
     }
 }
@@ -652,11 +648,10 @@ async fn server_write_cost(wds: &kube::Client) -> Result<()> {
                 .await?;
             latencies.push(started.elapsed().as_secs_f64());
         }
-        latencies.sort_by(f64::total_cmp);
         eprintln!(
             "[live_write] API server, one merge patch of a Binding of {bytes} bytes of spec, sending {what}: p50 {:.0} ms, max {:.0} ms (20 in a row)",
-            latencies[10] * 1000.0,
-            latencies[19] * 1000.0
+            stats::median(&latencies) * 1000.0,
+            stats::quantile(&latencies, 1.0) * 1000.0
         );
     }
     api.delete("write-cost-probe", &Default::default()).await?;
@@ -666,25 +661,34 @@ async fn server_write_cost(wds: &kube::Client) -> Result<()> {
 fn main() -> Result<()> {
     let mut configmaps = 10_000;
     let mut kubestellar = None;
-    let mut args = std::env::args().skip(1);
+    let mut args = cli::args();
     while let Some(arg) = args.next() {
         match arg.as_str() {
-            "--configmaps" => configmaps = args.next().context("--configmaps N")?.parse()?,
+            "--configmaps" => configmaps = cli::count(&args.next().context("--configmaps N")?)?,
             "--kubestellar" => kubestellar = Some(args.next().context("--kubestellar PATH")?),
-            "--bench" => {}
             other => bail!("unknown argument {other:?}"),
         }
     }
+    // bindery-tests builds the `bindery` binary on first use: before the first case's
+    // clock starts, not inside it.
+    eprintln!(
+        "[live_write] bindery binary: {}",
+        bindery_tests::bindery_bin().display()
+    );
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
     let mut controllers = vec![Controller::Bindery];
     if let Some(path) = &kubestellar {
-        controllers.push(Controller::KubeStellar(std::fs::canonicalize(path)?));
+        // Cargo runs the bench in bench/: the documented paths are the workspace root's.
+        let binary = bindery_tests::workspace_root().join(path);
+        let binary = std::fs::canonicalize(&binary)
+            .with_context(|| format!("--kubestellar {}", binary.display()))?;
+        controllers.push(Controller::KubeStellar(binary));
     }
     println!("## Live write path: {configmaps} ConfigMaps, {WECS} WECs, {POLICIES} policies\n");
     println!(
-        "`cargo bench -p bindery-tests --bench live_write -- --configmaps {configmaps}{}`; Bindery with its defaults (50 qps, burst 100, --coalesce-ms 250, --concurrency 8){}; one controller at a time, each on fresh servers.\n",
+        "`cargo bench -p bindery-bench --bench live_write -- --configmaps {configmaps}{}`; Bindery with its defaults (50 qps, burst 100, --coalesce-ms 250, --concurrency 8){}; one controller at a time, each on fresh servers.\n",
         if kubestellar.is_some() {
             " --kubestellar KS_BINARY"
         } else {

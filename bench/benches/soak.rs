@@ -20,9 +20,9 @@
 //! disagree), and it prints the RSS growth from the first million to the last, per event.
 //!
 //! ```text
-//! cargo bench -p bindery-engine --bench soak                       # 10M status-only updates
-//! cargo bench -p bindery-engine --bench soak -- --short            # 1M (quick check)
-//! cargo bench -p bindery-engine --bench soak -- --mode churn --events 5000000 --epoch 100
+//! cargo bench -p bindery-bench --bench soak                       # 10M status-only updates
+//! cargo bench -p bindery-bench --bench soak -- --short            # 1M (quick check)
+//! cargo bench -p bindery-bench --bench soak -- --mode churn --events 5000000 --epoch 100
 //! ```
 //!
 //! `SOAK_EVENTS=N` sets the number of events too (`--events` wins).
@@ -30,9 +30,9 @@
 use std::collections::BTreeMap;
 use std::time::Instant;
 
-use bindery_engine::{
-    Change, Engine, LabelMap, Oracle, PolicyInput, PolicySpec, WorkloadRef, WorkloadState,
-};
+use bindery_bench::changes::{self, Object, labels};
+use bindery_bench::{Rng, cli, memory};
+use bindery_engine::{Change, Engine, Oracle, WorkloadRef, WorkloadState};
 use serde_json::{Value, json};
 
 const SEED: u64 = 0x50AC_B1D0_2026;
@@ -51,55 +51,31 @@ const RESOURCES: &[(&str, &str, &str, &str)] = &[
     ("", "v1", "services", "svc"),
 ];
 
-/// SplitMix64.
-struct Rng(u64);
-
-impl Rng {
-    fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next_u64() % n as u64) as usize
-    }
-}
-
-fn proc_status_kb(field: &str) -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))?
-        .split_whitespace()
-        .next()?
-        .parse()
-        .ok()
-}
-
-fn map(pairs: &[(&str, String)]) -> LabelMap {
-    pairs
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.clone()))
-        .collect()
-}
-
+/// The state's workload objects (Namespaces aside) and what the next ones get.
 struct World {
-    objects: Vec<(WorkloadRef, WorkloadState)>,
+    objects: Vec<Object>,
     resource_version: u64,
     serial: u64,
     rng: Rng,
 }
 
 impl World {
+    /// The empty world, its generator at [`SEED`]: [`load`] then gives the same state.
+    fn new() -> World {
+        World {
+            objects: Vec::new(),
+            resource_version: 0,
+            serial: 0,
+            rng: Rng::new(SEED),
+        }
+    }
+
     fn next_rv(&mut self) -> String {
         self.resource_version += 1;
         self.resource_version.to_string()
     }
 
-    fn new_object(&mut self, resource: usize, namespace: usize) -> (WorkloadRef, WorkloadState) {
+    fn new_object(&mut self, resource: usize, namespace: usize) -> Object {
         let (group, version, resource, prefix) = RESOURCES[resource];
         self.serial += 1;
         let app = self.rng.below(APPS);
@@ -114,27 +90,19 @@ impl World {
         if self.rng.below(2) == 0 {
             labels.push(("team", format!("team-{}", self.rng.below(TEAMS))));
         }
-        let state = WorkloadState {
-            labels: map(&labels),
-            resource_version: self.next_rv(),
-        };
-        (
-            WorkloadRef {
+        Object {
+            object: WorkloadRef {
                 group: group.into(),
                 version: version.into(),
                 resource: resource.into(),
                 namespace: format!("ns-{namespace:03}"),
                 name: format!("{prefix}-{}", self.serial),
             },
-            state,
-        )
-    }
-}
-
-fn object_change(o: &(WorkloadRef, WorkloadState)) -> Change {
-    Change::Workload {
-        object: o.0.clone(),
-        state: Some(o.1.clone()),
+            state: WorkloadState {
+                labels: changes::labels(&labels),
+                resource_version: self.next_rv(),
+            },
+        }
     }
 }
 
@@ -221,34 +189,23 @@ fn policies() -> Vec<(String, Value)> {
 fn load(world: &mut World) -> Vec<Change> {
     let mut out = Vec::new();
     for i in 0..NAMESPACES {
-        let state = WorkloadState {
-            labels: map(&[
-                ("team", format!("team-{}", i % TEAMS)),
-                ("env", ["dev", "staging", "prod"][i % 3].to_string()),
-            ]),
-            resource_version: world.next_rv(),
-        };
-        out.push(Change::Workload {
-            object: WorkloadRef {
-                group: String::new(),
-                version: "v1".into(),
-                resource: "namespaces".into(),
-                namespace: String::new(),
-                name: format!("ns-{i:03}"),
-            },
-            state: Some(state),
-        });
+        let namespace_labels = labels(&[
+            ("team", format!("team-{}", i % TEAMS)),
+            ("env", ["dev", "staging", "prod"][i % 3].to_string()),
+        ]);
+        let namespace = changes::namespace(format!("ns-{i:03}"), namespace_labels, world.next_rv());
+        out.push(namespace.change());
     }
     for i in 0..OBJECTS {
         let namespace = world.rng.below(NAMESPACES);
         let o = world.new_object(i % RESOURCES.len(), namespace);
-        out.push(object_change(&o));
+        out.push(o.change());
         world.objects.push(o);
     }
     for i in 0..WECS {
         out.push(Change::Wec {
             name: format!("wec-{i:03}"),
-            labels: Some(map(&[
+            labels: Some(labels(&[
                 (
                     "location-group",
                     if i % 2 == 0 { "edge" } else { "core" }.to_string(),
@@ -259,14 +216,7 @@ fn load(world: &mut World) -> Vec<Change> {
         });
     }
     for (name, spec) in policies() {
-        out.push(Change::Policy {
-            name: name.clone(),
-            policy: Some(PolicyInput {
-                uid: format!("uid-{name}"),
-                generation: 1,
-                spec: PolicySpec::parse(Some(&spec)),
-            }),
-        });
+        out.push(changes::policy(&name, 1, &spec));
     }
     out
 }
@@ -283,41 +233,39 @@ fn event(world: &mut World, mode: Mode, out: &mut Vec<Change>) {
     match mode {
         Mode::Status => {
             let rv = world.next_rv();
-            world.objects[i].1.resource_version = rv;
-            out.push(object_change(&world.objects[i]));
+            world.objects[i].state.resource_version = rv;
+            out.push(world.objects[i].change());
         }
         Mode::Churn => {
-            let old = &world.objects[i].0;
-            out.push(Change::Workload {
-                object: old.clone(),
-                state: None,
-            });
+            out.push(world.objects[i].deletion());
+            let old = &world.objects[i].object;
             let resource = RESOURCES
                 .iter()
                 .position(|r| r.2 == old.resource)
                 .expect("known resource");
             let namespace = old.namespace["ns-".len()..].parse().expect("ns number");
             let o = world.new_object(resource, namespace);
-            out.push(object_change(&o));
+            out.push(o.change());
             world.objects[i] = o;
         }
     }
 }
 
 fn main() {
-    let mut events: u64 = std::env::var("SOAK_EVENTS")
+    let mut events = std::env::var("SOAK_EVENTS")
         .ok()
-        .and_then(|v| v.replace('_', "").parse().ok())
-        .unwrap_or(10_000_000);
+        .and_then(|v| cli::count(&v).ok())
+        .unwrap_or(10_000_000) as u64;
     let mut epoch: u64 = 100;
     let mut mode = Mode::Status;
     let mut check = true;
-    let mut args = std::env::args().skip(1);
+    let mut args = cli::args();
     while let Some(arg) = args.next() {
-        let mut value = || args.next().expect("a value").replace('_', "");
+        let mut value = || args.next().expect("a value");
+        let mut count = |what| cli::count(&value()).expect(what) as u64;
         match arg.as_str() {
-            "--events" => events = value().parse().expect("--events N"),
-            "--epoch" => epoch = value().parse::<u64>().expect("--epoch N").max(1),
+            "--events" => events = count("--events N"),
+            "--epoch" => epoch = count("--epoch N").max(1),
             "--short" => events = 1_000_000,
             "--mode" => {
                 mode = match value().as_str() {
@@ -327,7 +275,6 @@ fn main() {
                 }
             }
             "--no-check" => check = false,
-            "--bench" => {}
             other => eprintln!("ignoring unknown argument {other:?}"),
         }
     }
@@ -344,12 +291,7 @@ fn main() {
         }
     );
 
-    let mut world = World {
-        objects: Vec::new(),
-        resource_version: 0,
-        serial: 0,
-        rng: Rng(SEED),
-    };
+    let mut world = World::new();
     let mut engine = Engine::new();
     let start = Instant::now();
     for c in load(&mut world) {
@@ -357,7 +299,7 @@ fn main() {
     }
     engine.advance();
     let sizes = engine.sizes();
-    let rss_loaded = proc_status_kb("VmRSS").unwrap_or(0);
+    let rss_loaded = memory::rss_kb().unwrap_or(0);
     println!(
         "loaded in {:.2?}: {} objects, {} WECs, {} policies, {} workload entries, {} destinations, {} interned strings; VmRSS {:.1} MiB\n",
         start.elapsed(),
@@ -401,7 +343,7 @@ fn main() {
             let rate = (done - mark_done) as f64 / mark.elapsed().as_secs_f64();
             mark = Instant::now();
             mark_done = done;
-            let rss = proc_status_kb("VmRSS").unwrap_or(0);
+            let rss = memory::rss_kb().unwrap_or(0);
             rss_marks.push((done, rss));
             println!(
                 "| {done} | {} | {rate:.0} | {} | {:.1} MiB |",
@@ -429,27 +371,21 @@ fn main() {
     }
     println!(
         "VmHWM (peak RSS): {:.1} MiB",
-        proc_status_kb("VmHWM").unwrap_or(0) as f64 / 1024.0
+        memory::peak_rss_kb().unwrap_or(0) as f64 / 1024.0
     );
 
     if check {
         let mut oracle = Oracle::default();
-        let mut changes = Vec::new();
+        let mut final_state = Vec::new();
         // The oracle gets the final state directly (the state is what matters).
-        let mut fresh = World {
-            objects: Vec::new(),
-            resource_version: 0,
-            serial: 0,
-            rng: Rng(SEED),
-        };
-        for c in load(&mut fresh) {
+        for c in load(&mut World::new()) {
             if !matches!(c, Change::Workload { ref object, .. } if object.resource != "namespaces")
             {
-                changes.push(c);
+                final_state.push(c);
             }
         }
-        changes.extend(world.objects.iter().map(object_change));
-        for c in &changes {
+        final_state.extend(world.objects.iter().map(Object::change));
+        for c in &final_state {
             oracle.apply(c);
         }
         let json = |bs: Vec<bindery_engine::Binding>| {

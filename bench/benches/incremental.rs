@@ -2,7 +2,7 @@
 //! what the change affects, rather than to the number of workload objects N?
 //!
 //! For each N (10,000 and 100,000 by default) it generates a deterministic synthetic
-//! state (fixed seed, inline SplitMix64 PRNG):
+//! state (fixed seed, SplitMix64 PRNG):
 //! - 100 Namespaces (labelled `team`, `env`), which are workload objects too;
 //! - N workload objects: configmaps, secrets, services, `apps` deployments,
 //!   `example.com` widgets (a CRD) in those namespaces, and cluster-scoped `rbac`
@@ -41,8 +41,8 @@
 //! Run (release, as benches are):
 //!
 //! ```text
-//! cargo bench -p bindery-engine --bench incremental
-//! cargo bench -p bindery-engine --bench incremental -- --objects 10000,100000 --repeats 20 --oracle-runs 3
+//! cargo bench -p bindery-bench --bench incremental
+//! cargo bench -p bindery-bench --bench incremental -- --objects 10000,100000 --repeats 20 --oracle-runs 3
 //! ```
 //!
 //! Progress goes to stderr; the results (Markdown tables) go to stdout. The process
@@ -50,10 +50,12 @@
 
 use std::time::{Duration, Instant};
 
+use bindery_bench::changes::{self, Object, entries_changed, labels};
+use bindery_bench::stats::{median, quantile};
+use bindery_bench::{Rng, cli, fmt, memory};
 use bindery_engine::engine::Sizes;
 use bindery_engine::{
-    Change, Engine, EpochOutput, LabelMap, ObjectKey, Oracle, PolicyInput, PolicySpec, Query,
-    WorkloadRef, WorkloadState,
+    Change, Engine, LabelMap, ObjectKey, Oracle, Query, WorkloadRef, WorkloadState,
 };
 use serde_json::{Value, json};
 
@@ -127,29 +129,21 @@ struct Config {
 const USAGE: &str = "usage: incremental [--objects N[,N...]] [--repeats R] [--oracle-runs K]";
 
 fn parse_count(s: &str) -> usize {
-    let s = s.trim().replace('_', "").to_ascii_lowercase();
-    let (digits, factor) = match s.strip_suffix('k') {
-        Some(d) => (d.to_string(), 1000),
-        None => (s.clone(), 1),
-    };
-    match digits.parse::<usize>() {
-        Ok(n) => n * factor,
-        Err(_) => {
-            eprintln!("cannot read {s:?} as a count\n{USAGE}");
-            std::process::exit(2);
-        }
-    }
+    cli::count(s).unwrap_or_else(|e| {
+        eprintln!("{e}\n{USAGE}");
+        std::process::exit(2);
+    })
 }
 
-/// Reads the arguments after `--`. Cargo adds `--bench`, which is ignored, as is
-/// anything unknown (with a warning), so `cargo bench` over the workspace still runs.
+/// Reads the arguments after `--`. Anything unknown is ignored (with a warning), so
+/// `cargo bench -p bindery-bench -- ARGS` still runs the other benches.
 fn parse_args() -> Config {
     let mut config = Config {
         objects: vec![10_000, 100_000],
         repeats: 20,
         oracle_runs: 3,
     };
-    let mut args = std::env::args().skip(1);
+    let mut args = cli::args();
     while let Some(arg) = args.next() {
         let (flag, inline) = match arg.split_once('=') {
             Some((f, v)) => (f.to_string(), Some(v.to_string())),
@@ -162,7 +156,6 @@ fn parse_args() -> Config {
             })
         };
         match flag.as_str() {
-            "--bench" => {}
             "--objects" => config.objects = value().split(',').map(parse_count).collect(),
             "--repeats" => config.repeats = parse_count(&value()).max(2),
             "--oracle-runs" => config.oracle_runs = parse_count(&value()).max(1),
@@ -184,51 +177,6 @@ fn parse_args() -> Config {
 // ---------------------------------------------------------------------------------
 // Deterministic generator
 
-/// SplitMix64: small, fast and good enough for synthetic data.
-struct Rng(u64);
-
-impl Rng {
-    fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in `0..n`.
-    fn below(&mut self, n: usize) -> usize {
-        (self.next_u64() % n as u64) as usize
-    }
-
-    /// True with probability `percent`/100.
-    fn chance(&mut self, percent: u64) -> bool {
-        self.next_u64() % 100 < percent
-    }
-}
-
-fn labels(pairs: &[(&str, String)]) -> LabelMap {
-    pairs
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.clone()))
-        .collect()
-}
-
-/// A workload object and its current state.
-struct Object {
-    object: WorkloadRef,
-    state: WorkloadState,
-}
-
-impl Object {
-    fn change(&self) -> Change {
-        Change::Workload {
-            object: self.object.clone(),
-            state: Some(self.state.clone()),
-        }
-    }
-}
-
 /// A BindingPolicy of the synthetic state.
 struct Policy {
     name: String,
@@ -238,14 +186,7 @@ struct Policy {
 
 impl Policy {
     fn change(&self) -> Change {
-        Change::Policy {
-            name: self.name.clone(),
-            policy: Some(PolicyInput {
-                uid: format!("uid-{}", self.name),
-                generation: self.generation,
-                spec: PolicySpec::parse(Some(&self.spec)),
-            }),
-        }
+        changes::policy(&self.name, self.generation, &self.spec)
     }
 }
 
@@ -312,28 +253,22 @@ fn next_selected_app(current: usize) -> usize {
 
 impl World {
     fn generate(n: usize) -> World {
-        let mut rng = Rng(SEED);
+        let mut rng = Rng::new(SEED);
         let mut resource_version = 0;
         let mut next_rv = || {
             resource_version += 1;
             resource_version.to_string()
         };
         let namespaces: Vec<Object> = (0..NAMESPACES)
-            .map(|i| Object {
-                object: WorkloadRef {
-                    group: String::new(),
-                    version: "v1".into(),
-                    resource: "namespaces".into(),
-                    namespace: String::new(),
-                    name: namespace_name(i),
-                },
-                state: WorkloadState {
-                    labels: labels(&[
+            .map(|i| {
+                changes::namespace(
+                    namespace_name(i),
+                    labels(&[
                         ("team", format!("team-{}", i % TEAMS)),
                         ("env", ENVS[i % ENVS.len()].to_string()),
                     ]),
-                    resource_version: next_rv(),
-                },
+                    next_rv(),
+                )
             })
             .collect();
         let total_weight: u64 = RESOURCES.iter().map(|r| r.weight).sum();
@@ -711,36 +646,10 @@ impl ChangeMaker {
     }
 }
 
-/// Binding entries an epoch changed: destinations and workload entries, added plus
-/// removed (an entry whose resourceVersion changed counts twice).
-fn entries_changed(out: &EpochOutput) -> usize {
-    out.changes
-        .iter()
-        .map(|c| {
-            c.destinations_added.len()
-                + c.destinations_removed.len()
-                + c.workload_added.len()
-                + c.workload_removed.len()
-        })
-        .sum()
-}
-
 /// Timings and effects of the repetitions of one kind of change.
 struct Sample {
     times: Vec<Duration>,
     entries: Vec<usize>,
-}
-
-fn median<T: Copy + Ord>(values: &[T]) -> T {
-    let mut v = values.to_vec();
-    v.sort_unstable();
-    v[v.len() / 2]
-}
-
-fn p90<T: Copy + Ord>(values: &[T]) -> T {
-    let mut v = values.to_vec();
-    v.sort_unstable();
-    v[(v.len() * 9).div_ceil(10) - 1]
 }
 
 /// Times `apply` + `advance` of `repeats` single changes of one kind, after one untimed
@@ -776,18 +685,6 @@ fn measure(
         }
     }
     sample
-}
-
-/// A field of `/proc/self/status`, in kB (Linux only).
-fn proc_status_kb(field: &str) -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))?
-        .split_whitespace()
-        .next()?
-        .parse()
-        .ok()
 }
 
 /// Does the engine agree with the oracle? Prints what differs when not.
@@ -897,7 +794,7 @@ fn run(n: usize, config: &Config) -> Run {
         world.policies.len(),
         generated.elapsed()
     );
-    let rss_before_kb = proc_status_kb("VmRSS");
+    let rss_before_kb = memory::rss_kb();
 
     let mut engine = Engine::new();
     let total = world.load_len();
@@ -916,8 +813,8 @@ fn run(n: usize, config: &Config) -> Run {
     let out = engine.advance();
     let load = start.elapsed();
     let sizes = engine.sizes();
-    let rss_after_load_kb = proc_status_kb("VmRSS");
-    let hwm_after_load_kb = proc_status_kb("VmHWM");
+    let rss_after_load_kb = memory::rss_kb();
+    let hwm_after_load_kb = memory::peak_rss_kb();
     eprintln!(
         "  loaded in {load:.2?}: {} Bindings changed, {sizes:?}",
         out.changes.len()
@@ -927,7 +824,7 @@ fn run(n: usize, config: &Config) -> Run {
     for change in world.load_changes() {
         oracle.apply(&change);
     }
-    let rss_with_oracle_kb = proc_status_kb("VmRSS");
+    let rss_with_oracle_kb = memory::rss_kb();
     let mut oracle_times = Vec::new();
     let mut agrees_all = true;
     for run in 0..config.oracle_runs {
@@ -948,7 +845,7 @@ fn run(n: usize, config: &Config) -> Run {
     let (explain, explain_agrees) = measure_explain(&engine, &world, config);
     agrees_all &= explain_agrees;
 
-    let mut rng = Rng(SEED ^ 0x0C4A_46E5);
+    let mut rng = Rng::new(SEED ^ 0x0C4A_46E5);
     let mut samples = Vec::new();
     for &(kind, label) in KINDS {
         eprintln!("  measuring {label} x {}...", config.repeats);
@@ -985,17 +882,6 @@ fn run(n: usize, config: &Config) -> Run {
 // ---------------------------------------------------------------------------------
 // Report
 
-fn fmt_duration(d: Duration) -> String {
-    let us = d.as_secs_f64() * 1e6;
-    if us < 1_000.0 {
-        format!("{us:.0} µs")
-    } else if us < 1_000_000.0 {
-        format!("{:.2} ms", us / 1e3)
-    } else {
-        format!("{:.2} s", us / 1e6)
-    }
-}
-
 fn fmt_count(n: usize) -> String {
     let digits = n.to_string();
     let mut out = String::new();
@@ -1009,7 +895,7 @@ fn fmt_count(n: usize) -> String {
 }
 
 fn fmt_mib(kb: Option<u64>) -> String {
-    kb.map_or("n/a".into(), |kb| format!("{:.0} MiB", kb as f64 / 1024.0))
+    kb.map_or("n/a".into(), fmt::mib)
 }
 
 fn ratio(a: f64, b: f64) -> String {
@@ -1052,7 +938,7 @@ fn report(runs: &[Run], config: &Config) {
     });
     row("Binding destinations", |r| fmt_count(r.sizes.destinations));
     row("interned strings", |r| fmt_count(r.sizes.interned));
-    row("load time", |r| fmt_duration(r.load));
+    row("load time", |r| fmt::duration(r.load));
     row("VmRSS before loading (generated input only)", |r| {
         fmt_mib(r.rss_before_kb)
     });
@@ -1085,8 +971,8 @@ fn report(runs: &[Run], config: &Config) {
             let s = &r.samples[k];
             print!(
                 " {} | {} | {} |",
-                fmt_duration(median(&s.times)),
-                fmt_duration(p90(&s.times)),
+                fmt::duration(median(&s.times)),
+                fmt::duration(quantile(&s.times, 0.9)),
                 fmt_count(median(&s.entries))
             );
         }
@@ -1105,8 +991,8 @@ fn report(runs: &[Run], config: &Config) {
     for r in runs {
         print!(
             " {} | {} | all |",
-            fmt_duration(median(&r.oracle)),
-            fmt_duration(p90(&r.oracle))
+            fmt::duration(median(&r.oracle)),
+            fmt::duration(quantile(&r.oracle, 0.9))
         );
     }
     if runs.len() > 1 {
@@ -1123,7 +1009,7 @@ fn report(runs: &[Run], config: &Config) {
     for r in runs {
         print!(
             " {} | | {} |",
-            fmt_duration(r.load),
+            fmt::duration(r.load),
             fmt_count(r.sizes.workload_entries + r.sizes.destinations)
         );
     }
@@ -1164,7 +1050,7 @@ fn report(runs: &[Run], config: &Config) {
     let explain_row = |label: &str, times: fn(&ExplainTimes) -> &Vec<Duration>| {
         print!("| {label} |");
         for r in runs {
-            print!(" {} |", fmt_duration(median(times(&r.explain))));
+            print!(" {} |", fmt::duration(median(times(&r.explain))));
         }
         println!();
     };

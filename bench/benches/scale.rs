@@ -22,9 +22,9 @@
 //! if the engine and the oracle disagree in any run.
 //!
 //! ```text
-//! cargo bench --bench scale
-//! cargo bench --bench scale -- --objects 10000,100000,1000000 --churn 20000 --workers 1,2
-//! cargo bench --bench scale -- --objects 100000 --processes 1,2   # 2: timely cluster on loopback
+//! cargo bench -p bindery-bench --bench scale
+//! cargo bench -p bindery-bench --bench scale -- --objects 10000,100000,1000000 --churn 20000 --workers 1,2
+//! cargo bench -p bindery-bench --bench scale -- --objects 100000 --processes 1,2   # 2: timely cluster on loopback
 //! ```
 //!
 //! With `--processes 2`, process 0 (the child run) feeds the engine and a second child
@@ -40,7 +40,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail, ensure};
 use bindery::{ChurnKind, GenerateSpec, Pipeline, ProcessPlan, Topology, generate_events};
-use bindery_engine::EpochOutput;
+use bindery_bench::changes::entries_changed;
+use bindery_bench::{cli, fmt, memory, stats};
 use bindery_ingest::watchlog::{LogReader, LogWriter};
 use serde::{Deserialize, Serialize};
 
@@ -85,34 +86,7 @@ struct RunResult {
 struct KindResult {
     kind: String,
     seconds: Vec<f64>,
-    entries: Vec<u64>,
-}
-
-fn proc_status_kb(field: &str) -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|status| {
-            status
-                .lines()
-                .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))?
-                .split_whitespace()
-                .next()?
-                .parse()
-                .ok()
-        })
-        .unwrap_or(0)
-}
-
-fn entries_changed(out: &EpochOutput) -> u64 {
-    out.changes
-        .iter()
-        .map(|c| {
-            (c.destinations_added.len()
-                + c.destinations_removed.len()
-                + c.workload_added.len()
-                + c.workload_removed.len()) as u64
-        })
-        .sum()
+    entries: Vec<usize>,
 }
 
 /// Process 0's pipeline on `workers` workers in each of `processes` processes: with
@@ -170,7 +144,7 @@ fn serve_peer(hosts: &Path, index: usize, workers: usize) -> Result<()> {
         }),
     };
     ensure!(peer.serve_if_peer()?, "--process-index must be 1 or more");
-    println!("{}", proc_status_kb("VmHWM"));
+    println!("{}", memory::peak_rss_kb().unwrap_or(0));
     Ok(())
 }
 
@@ -209,7 +183,7 @@ fn run(
     let log_bytes = std::fs::metadata(&path)?.len();
     let initial = kinds.iter().take_while(|k| k.is_none()).count();
 
-    let rss_before_kb = proc_status_kb("VmRSS");
+    let rss_before_kb = memory::rss_kb().unwrap_or(0);
     let mut reader = LogReader::open(&path)?;
     let (mut pipeline, peers) = start_engine(workers, processes, dir)?;
     eprintln!("[{objects} objects, {workers} workers] loading {initial} events");
@@ -226,8 +200,8 @@ fn run(
     );
     pipeline.close_epoch();
     let load_seconds = started.elapsed().as_secs_f64();
-    let rss_after_load_kb = proc_status_kb("VmRSS");
-    let hwm_after_load_kb = proc_status_kb("VmHWM");
+    let rss_after_load_kb = memory::rss_kb().unwrap_or(0);
+    let hwm_after_load_kb = memory::peak_rss_kb().unwrap_or(0);
     let workload_entries_after_load = pipeline.engine().sizes().workload_entries;
 
     let mut by_kind: BTreeMap<String, KindResult> = BTreeMap::new();
@@ -265,8 +239,8 @@ fn run(
         pipeline.close_epoch();
         empty_epoch_seconds.push(t.elapsed().as_secs_f64());
     }
-    let rss_end_kb = proc_status_kb("VmRSS");
-    let hwm_end_kb = proc_status_kb("VmHWM");
+    let rss_end_kb = memory::rss_kb().unwrap_or(0);
+    let hwm_end_kb = memory::peak_rss_kb().unwrap_or(0);
     let sizes = pipeline.engine().sizes();
 
     eprintln!("[{objects} objects, {workers} workers] full recompute on the oracle");
@@ -312,33 +286,20 @@ fn run(
     })
 }
 
-fn quantile(sorted: &[f64], q: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let i = ((sorted.len() - 1) as f64 * q).round() as usize;
-    sorted[i]
+fn mean(seconds: &[f64]) -> f64 {
+    seconds.iter().sum::<f64>() / seconds.len() as f64
 }
 
-fn sorted(v: &[f64]) -> Vec<f64> {
-    let mut v = v.to_vec();
-    v.sort_by(f64::total_cmp);
-    v
-}
-
-/// Seconds as µs, ms or s.
-fn time(s: f64) -> String {
-    if s < 1e-3 {
-        format!("{:.0} µs", s * 1e6)
-    } else if s < 1.0 {
-        format!("{:.2} ms", s * 1e3)
-    } else {
-        format!("{s:.2} s")
-    }
-}
-
-fn mib(kb: u64) -> String {
-    format!("{:.0} MiB", kb as f64 / 1024.0)
+/// The cells of a row of timings (seconds): how many, p50, p99, max and mean.
+fn latency_cells(seconds: &[f64]) -> String {
+    format!(
+        "{} | {} | {} | {} | {}",
+        seconds.len(),
+        fmt::seconds(stats::median(seconds)),
+        fmt::seconds(stats::quantile(seconds, 0.99)),
+        fmt::seconds(stats::quantile(seconds, 1.0)),
+        fmt::seconds(mean(seconds)),
+    )
 }
 
 fn print_run(r: &RunResult) {
@@ -357,57 +318,44 @@ fn print_run(r: &RunResult) {
         "Load: {} events ({:.1} MB of log) in {}: {:.0} events/s, JSON parsing included.",
         r.initial_events,
         r.log_bytes as f64 / 1e6,
-        time(r.load_seconds),
+        fmt::seconds(r.load_seconds),
         r.initial_events as f64 / r.load_seconds
     );
     println!(
         "Churn: {} events, one epoch each, in {} ({} per event on average).\n",
         r.kinds.iter().map(|k| k.seconds.len()).sum::<usize>(),
-        time(r.churn_seconds),
-        time(r.churn_seconds / r.churn.max(1) as f64)
+        fmt::seconds(r.churn_seconds),
+        fmt::seconds(r.churn_seconds / r.churn.max(1) as f64)
     );
     println!(
         "| change | events | p50 | p99 | max | mean | entries changed (median, max) | oracle full recompute / p50 |"
     );
     println!("| --- | --- | --- | --- | --- | --- | --- | --- |");
-    let empty = sorted(&r.empty_epoch_seconds);
     for k in &r.kinds {
-        let s = sorted(&k.seconds);
-        let mut e = k.entries.clone();
-        e.sort_unstable();
-        let mean = s.iter().sum::<f64>() / s.len() as f64;
         println!(
-            "| {} | {} | {} | {} | {} | {} | {}, {} | {:.0}× |",
+            "| {} | {} | {}, {} | {:.0}× |",
             k.kind,
-            s.len(),
-            time(quantile(&s, 0.5)),
-            time(quantile(&s, 0.99)),
-            time(*s.last().unwrap_or(&f64::NAN)),
-            time(mean),
-            e[e.len() / 2],
-            e.last().copied().unwrap_or(0),
-            r.oracle_seconds / quantile(&s, 0.5)
+            latency_cells(&k.seconds),
+            stats::median(&k.entries),
+            stats::quantile(&k.entries, 1.0),
+            r.oracle_seconds / stats::median(&k.seconds)
         );
     }
     println!(
-        "| empty epoch (final state) | {} | {} | {} | {} | {} | 0, 0 | {:.0}× |",
-        empty.len(),
-        time(quantile(&empty, 0.5)),
-        time(quantile(&empty, 0.99)),
-        time(*empty.last().unwrap_or(&f64::NAN)),
-        time(empty.iter().sum::<f64>() / empty.len() as f64),
-        r.oracle_seconds / quantile(&empty, 0.5)
+        "| empty epoch (final state) | {} | 0, 0 | {:.0}× |",
+        latency_cells(&r.empty_epoch_seconds),
+        r.oracle_seconds / stats::median(&r.empty_epoch_seconds)
     );
     let per = |kb: u64, n: usize| kb as f64 * 1024.0 / n.max(1) as f64;
     let grown_load = r.rss_after_load_kb.saturating_sub(r.rss_before_kb);
     println!();
     println!(
         "Memory: RSS {} before the load, {} after it (peak {}), {} at the end (peak {}).",
-        mib(r.rss_before_kb),
-        mib(r.rss_after_load_kb),
-        mib(r.hwm_after_load_kb),
-        mib(r.rss_end_kb),
-        mib(r.hwm_end_kb)
+        fmt::mib(r.rss_before_kb),
+        fmt::mib(r.rss_after_load_kb),
+        fmt::mib(r.hwm_after_load_kb),
+        fmt::mib(r.rss_end_kb),
+        fmt::mib(r.hwm_end_kb)
     );
     println!(
         "After the load: {} workload objects, {} Binding workload entries; RSS grown by the load {:.0} B per object, {:.0} B per (object + entry); peak RSS {:.0} B per (object + entry).",
@@ -434,14 +382,14 @@ fn print_run(r: &RunResult) {
             "Peak RSS of the other processes: {}.",
             r.peer_hwm_kb
                 .iter()
-                .map(|&kb| mib(kb))
+                .map(|&kb| fmt::mib(kb))
                 .collect::<Vec<_>>()
                 .join(", ")
         );
     }
     println!(
         "Oracle full recompute: {}; the engine's Bindings {} the oracle's.\n",
-        time(r.oracle_seconds),
+        fmt::seconds(r.oracle_seconds),
         if r.oracle_agrees {
             "equal"
         } else {
@@ -450,16 +398,10 @@ fn print_run(r: &RunResult) {
     );
 }
 
+/// The counts of option `what`, whose value is `arg`.
 fn list(arg: Option<String>, what: &str) -> Result<Vec<usize>> {
     let arg = arg.with_context(|| format!("{what} needs a value"))?;
-    arg.split(',')
-        .map(|s| {
-            s.trim()
-                .replace('_', "")
-                .parse()
-                .with_context(|| format!("{what}: {s:?} is not a number"))
-        })
-        .collect()
+    cli::counts(&arg).with_context(|| format!("{what} {arg}"))
 }
 
 fn main() -> Result<()> {
@@ -470,7 +412,7 @@ fn main() -> Result<()> {
     let mut child = false;
     let mut serve: Option<String> = None;
     let mut index = 0;
-    let mut args = std::env::args().skip(1);
+    let mut args = cli::args();
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--objects" => objects = list(args.next(), "--objects")?,
@@ -480,7 +422,6 @@ fn main() -> Result<()> {
             "--child" => child = true,
             "--serve-peer" => serve = args.next(),
             "--process-index" => index = list(args.next(), "--process-index")?[0],
-            "--bench" => {}
             other => bail!("unknown argument {other:?}"),
         }
     }
@@ -496,7 +437,7 @@ fn main() -> Result<()> {
     let exe = std::env::current_exe()?;
     println!("## Scale: replay of generated logs, per kind of change\n");
     println!(
-        "`cargo bench --bench scale -- --objects {} --churn {churn} --workers {} --processes {}`; {} cores; each run in a process of its own.\n",
+        "`cargo bench -p bindery-bench --bench scale -- --objects {} --churn {churn} --workers {} --processes {}`; {} cores; each run in a process of its own.\n",
         objects
             .iter()
             .map(usize::to_string)
@@ -560,16 +501,12 @@ fn main() -> Result<()> {
             let cells: Vec<String> = results
                 .iter()
                 .map(|r| {
-                    let s = if kind == "empty epoch" {
-                        sorted(&r.empty_epoch_seconds)
+                    let seconds = if kind == "empty epoch" {
+                        Some(&r.empty_epoch_seconds)
                     } else {
-                        r.kinds
-                            .iter()
-                            .find(|k| k.kind == kind)
-                            .map(|k| sorted(&k.seconds))
-                            .unwrap_or_default()
+                        r.kinds.iter().find(|k| k.kind == kind).map(|k| &k.seconds)
                     };
-                    time(quantile(&s, 0.5))
+                    seconds.map_or("-".into(), |s| fmt::seconds(stats::median(s)))
                 })
                 .collect();
             println!("| {kind} | {} |", cells.join(" | "));
