@@ -1,7 +1,7 @@
 //! Bad input reported: invalid selectors in the status and in Events, while the other
 //! policies keep working.
 
-use crate::world::*;
+use super::world::*;
 
 // ---------------------------------------------------------------------------------------
 // 6. Invalid selectors are reported; other policies keep working

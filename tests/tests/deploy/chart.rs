@@ -2,8 +2,8 @@
 //! applied to real kube-apiservers (envtest): the default install validated by a
 //! server-side dry-run in the WDS, the ITS's RBAC created in the ITS and checked with a
 //! token of the identity it binds, and values that make no sense refused with a reason.
-//! (`live_scenarios::rbac::wds_rbac_manifest_suffices` runs Bindery with the WDS RBAC the chart
-//! renders.)
+//! (`live::scenarios::rbac::wds_rbac_manifest_suffices` runs Bindery with the WDS RBAC the
+//! chart renders.)
 
 use bindery_tests::chart::{self, Set};
 use bindery_tests::cluster::{self, objects::namespace, res};

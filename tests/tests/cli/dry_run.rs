@@ -1,6 +1,6 @@
 //! `bindery dry-run --log` through the binary, on the seed's nginx example: the same
 //! Binding and problems as `bindery replay --with-policy`, JSON or YAML, and its errors.
-//! (The live form is in `live_explain.rs`.)
+//! (The live form is in `live/explain.rs`.)
 
 use std::path::PathBuf;
 use std::process::Output;

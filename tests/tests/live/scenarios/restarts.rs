@@ -1,7 +1,7 @@
 //! Restarts: of Bindery (never a partial Binding, unchanged Bindings not rewritten) and
 //! of the WDS API server mid-run.
 
-use crate::world::*;
+use super::world::*;
 
 // ---------------------------------------------------------------------------------------
 // 4. Restart safety

@@ -1,7 +1,7 @@
 //! Least privilege: the WDS RBAC the Helm chart renders suffices, and Bindery never reads
 //! workload contents (the audit log).
 
-use crate::world::*;
+use super::world::*;
 
 // ---------------------------------------------------------------------------------------
 // 7. Least privilege: the WDS RBAC the Helm chart renders suffices

@@ -1,7 +1,7 @@
 //! Changes while Bindery runs: policy edits, namespace relabels, object updates and
 //! deletes; a Binding emptied; a CRD created and deleted at run time; policy deletion.
 
-use crate::world::*;
+use super::world::*;
 
 // ---------------------------------------------------------------------------------------
 // 1. Policy edits, namespace relabels, object updates and deletes
