@@ -5,55 +5,47 @@
 use kube::api::DynamicObject;
 use serde_json::{Value, json};
 
-use crate::cluster::objects::{configmap, namespace};
-use crate::cluster::{self, BindingHistory, apply, res, rv};
+use crate::control_plane::{self, BindingHistory, apply, res};
+use crate::objects::{self, configmap, edge, labelled, namespace, policy};
 
-/// The WECs labelled `location-group: edge` in [`cluster::THREE_WECS`].
+/// The WECs labelled `location-group: edge` in [`control_plane::THREE_WECS`].
 pub const EDGE: [&str; 2] = ["cluster1", "cluster2"];
-
-/// The Binding entry of ConfigMap `obj` (in namespace `app`).
-pub fn entry(obj: &DynamicObject) -> Value {
-    json!({"group": "", "version": "v1", "resource": "configmaps", "namespace": "app",
-           "name": obj.metadata.name.clone().unwrap(), "resourceVersion": rv(obj)})
-}
 
 /// The spec of Binding `web` for the ConfigMaps `cms` and WECs `clusters`.
 pub fn spec(cms: &[DynamicObject], clusters: &[&str]) -> Value {
-    let mut cms: Vec<&DynamicObject> = cms.iter().collect();
-    cms.sort_by_key(|c| c.metadata.name.clone());
-    let mut spec = json!({"workload": {}});
-    if !cms.is_empty() {
-        spec["workload"]["namespaceScope"] = cms.iter().map(|c| entry(c)).collect();
-    }
-    if !clusters.is_empty() {
-        spec["destinations"] = clusters.iter().map(|c| json!({"clusterId": c})).collect();
-    }
-    spec
+    let entries = cms
+        .iter()
+        .map(|cm| objects::entry(&res::configmaps(), cm))
+        .collect();
+    objects::spec(entries, clusters)
 }
 
-/// Creates the WECs, namespace `app`, `objects` ConfigMaps `cm-00`... and policy `web`;
+/// Creates the WECs, namespace `app`, `count` ConfigMaps `cm-00`... and policy `web`;
 /// returns the ConfigMaps as stored.
-pub async fn setup(wds: &kube::Client, its: &kube::Client, objects: usize) -> Vec<DynamicObject> {
-    cluster::apply_wecs(its, cluster::THREE_WECS).await.unwrap();
+pub async fn setup(wds: &kube::Client, its: &kube::Client, count: usize) -> Vec<DynamicObject> {
+    control_plane::apply_wecs(its, control_plane::THREE_WECS)
+        .await
+        .expect("the WECs");
     apply(wds, &res::namespaces(), namespace("app", json!({})))
         .await
-        .unwrap();
+        .expect("namespace app");
     let mut cms = Vec::new();
-    for i in 0..objects {
+    for i in 0..count {
         let cm = configmap("app", &format!("cm-{i:02}"), json!({"app": "web"}));
-        cms.push(apply(wds, &res::configmaps(), cm).await.unwrap());
+        cms.push(
+            apply(wds, &res::configmaps(), cm)
+                .await
+                .expect("a ConfigMap"),
+        );
     }
+    let web = labelled(&["configmaps"], json!({"app": "web"}));
     apply(
         wds,
         &res::binding_policies(),
-        json!({"apiVersion": "control.kubestellar.io/v1alpha1", "kind": "BindingPolicy",
-               "metadata": {"name": "web"},
-               "spec": {"clusterSelectors": [{"matchLabels": {"location-group": "edge"}}],
-                        "downsync": [{"resources": ["configmaps"],
-                                      "objectSelectors": [{"matchLabels": {"app": "web"}}]}]}}),
+        policy("web", edge(), json!([web])),
     )
     .await
-    .unwrap();
+    .expect("policy web");
     cms
 }
 
@@ -64,7 +56,9 @@ pub async fn touch(wds: &kube::Client, i: usize, round: usize) -> DynamicObject 
         &format!("cm-{i:02}"),
         json!({"app": "web", "round": round.to_string()}),
     );
-    apply(wds, &res::configmaps(), cm).await.unwrap()
+    apply(wds, &res::configmaps(), cm)
+        .await
+        .unwrap_or_else(|e| panic!("touching ConfigMap cm-{i:02}: {e:#}"))
 }
 
 /// What [`assert_history`] checks besides "never dropped".

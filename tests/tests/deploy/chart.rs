@@ -6,7 +6,8 @@
 //! chart renders.)
 
 use bindery_tests::chart::{self, Set};
-use bindery_tests::cluster::{self, objects::namespace, res};
+use bindery_tests::control_plane::{self, res};
+use bindery_tests::objects::{self, namespace};
 use kube::api::PostParams;
 use serde_json::{Value, json};
 
@@ -76,10 +77,10 @@ async fn the_default_install_renders_and_a_real_api_server_accepts_it() {
     );
 
     // The dashboard ConfigMap carries the dashboard file unchanged.
-    let (_env, wds, _its) = cluster::control_plane().await;
-    cluster::install_crds(
+    let (_env, wds, _its) = control_plane::start().await;
+    control_plane::install_crds(
         &wds,
-        &[cluster::simple_crd(
+        &[objects::simple_crd(
             "monitoring.coreos.com",
             "ServiceMonitor",
             "servicemonitors",
@@ -88,14 +89,14 @@ async fn the_default_install_renders_and_a_real_api_server_accepts_it() {
     )
     .await
     .unwrap();
-    cluster::apply(&wds, &res::namespaces(), namespace(NS, json!({})))
+    control_plane::apply(&wds, &res::namespaces(), namespace(NS, json!({})))
         .await
         .unwrap();
     let dry_run = PostParams {
         dry_run: true,
         ..PostParams::default()
     };
-    let accepted = cluster::create_yaml_with(&wds, &yaml, &dry_run)
+    let accepted = control_plane::create_yaml_with(&wds, &yaml, &dry_run)
         .await
         .unwrap();
     assert_eq!(accepted.len(), docs.len(), "every document was accepted");
@@ -160,8 +161,8 @@ async fn a_remote_wds_gets_its_kubeconfig_from_a_secret_and_no_token() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_its_rbac_grants_reading_managed_clusters_and_nothing_else() {
-    let (env, _wds, its) = cluster::control_plane().await;
-    cluster::apply_wecs(&its, cluster::THREE_WECS)
+    let (env, _wds, its) = control_plane::start().await;
+    control_plane::apply_wecs(&its, control_plane::THREE_WECS)
         .await
         .unwrap();
     let yaml = chart::render(
@@ -184,10 +185,10 @@ async fn the_its_rbac_grants_reading_managed_clusters_and_nothing_else() {
             "ClusterRoleBinding/bindery-inventory-reader"
         ]
     );
-    cluster::apply(&its, &res::namespaces(), namespace(NS, json!({})))
+    control_plane::apply(&its, &res::namespaces(), namespace(NS, json!({})))
         .await
         .unwrap();
-    cluster::create_yaml(
+    control_plane::create_yaml(
         &its,
         &format!(
             "apiVersion: v1\nkind: ServiceAccount\nmetadata:\n  name: bindery-reader\n  namespace: {NS}\n"
@@ -195,20 +196,20 @@ async fn the_its_rbac_grants_reading_managed_clusters_and_nothing_else() {
     )
     .await
     .unwrap();
-    cluster::create_yaml(&its, &yaml).await.unwrap();
-    let token = cluster::service_account_token(&its, NS, "bindery-reader")
+    control_plane::create_yaml(&its, &yaml).await.unwrap();
+    let token = control_plane::service_account_token(&its, NS, "bindery-reader")
         .await
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let kubeconfig = dir.path().join("its-reader.kubeconfig");
-    cluster::write_token_kubeconfig(&kubeconfig, "its", &env.its.url, &token).unwrap();
-    let reader = cluster::client(&kubeconfig).await;
+    control_plane::write_token_kubeconfig(&kubeconfig, "its", &env.its.url, &token).unwrap();
+    let reader = control_plane::client(&kubeconfig).await;
     let wecs =
         kube::Api::<kube::api::DynamicObject>::all_with(reader.clone(), &res::managed_clusters())
             .list(&Default::default())
             .await
             .expect("the bound identity lists ManagedClusters");
-    assert_eq!(wecs.items.len(), cluster::THREE_WECS.len());
+    assert_eq!(wecs.items.len(), control_plane::THREE_WECS.len());
     let configmaps = kube::Api::<k8s_openapi::api::core::v1::ConfigMap>::all(reader.clone())
         .list(&Default::default())
         .await;
@@ -217,7 +218,7 @@ async fn the_its_rbac_grants_reading_managed_clusters_and_nothing_else() {
         "nothing else is granted: {configmaps:?}"
     );
     let write = kube::Api::<kube::api::DynamicObject>::all_with(reader, &res::managed_clusters())
-        .delete(cluster::THREE_WECS[0].0, &Default::default())
+        .delete(control_plane::THREE_WECS[0].0, &Default::default())
         .await;
     assert!(
         matches!(&write, Err(kube::Error::Api(s)) if s.code == 403),

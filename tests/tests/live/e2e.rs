@@ -5,9 +5,10 @@
 
 use std::time::Duration;
 
-use bindery_tests::cluster::objects::{deployment, managed_cluster};
-use bindery_tests::cluster::{self, BinderyRun, apply, await_binding_spec, res, rv};
+use bindery_tests::bindery_run::BinderyRun;
+use bindery_tests::control_plane::{self, apply, await_binding_spec, res, rv};
 use bindery_tests::metrics::value as series;
+use bindery_tests::objects::{deployment, managed_cluster};
 use bindery_tests::{free_port, http_get};
 use serde_json::{Value, json};
 
@@ -54,7 +55,7 @@ async fn the_same_on_two_processes() {
 /// The scenario, with the engine on `workers` timely workers in each of `processes`
 /// (1 or 2) processes.
 async fn nginx_scenario(workers: usize, processes: usize) {
-    let (env, wds, its) = cluster::control_plane().await;
+    let (env, wds, its) = control_plane::start().await;
     let hosts = env.dir().join("hosts");
     std::fs::write(
         &hosts,
@@ -81,7 +82,7 @@ async fn nginx_scenario(workers: usize, processes: usize) {
             .spawn()
             .unwrap()
     });
-    cluster::apply_wecs(&its, cluster::THREE_WECS)
+    control_plane::apply_wecs(&its, control_plane::THREE_WECS)
         .await
         .unwrap();
     let ns = apply(
@@ -140,15 +141,16 @@ async fn nginx_scenario(workers: usize, processes: usize) {
     };
 
     // The seed's example.
-    let owners = await_binding_spec(
+    let binding = await_binding_spec(
         &wds,
         "nginx",
         &nginx_spec(&rv(&ns), Some(&rv(&dep)), &["cluster1", "cluster2"]),
+        Duration::from_secs(30),
     )
     .await
     .unwrap_or_else(|e| fail(e, &bindery));
     assert_eq!(
-        owners,
+        binding["metadata"]["ownerReferences"],
         json!([{"apiVersion": "control.kubestellar.io/v1alpha1", "kind": "BindingPolicy", "name": "nginx",
                 "uid": policy.metadata.uid.clone().unwrap(), "controller": true, "blockOwnerDeletion": false}])
     );
@@ -198,16 +200,17 @@ async fn nginx_scenario(workers: usize, processes: usize) {
             Some(&rv(&dep)),
             &["cluster1", "cluster2", "cluster3"],
         ),
+        Duration::from_secs(30),
     )
     .await
     .unwrap_or_else(|e| fail(e, &bindery));
 
     // The policy's status reflects its generation, without errors.
-    let status = cluster::eventually(
+    let status = control_plane::eventually(
         "policy status observedGeneration",
         Duration::from_secs(20),
         || async {
-            let p = cluster::get(&wds, &res::binding_policies(), None, "nginx")
+            let p = control_plane::get(&wds, &res::binding_policies(), None, "nginx")
                 .await
                 .map_err(|e| e.to_string())?;
             let p = serde_json::to_value(p.unwrap()).unwrap();
@@ -226,7 +229,7 @@ async fn nginx_scenario(workers: usize, processes: usize) {
     );
 
     // The Deployment deleted, a WEC leaving the group.
-    cluster::delete(&wds, &res::deployments(), Some("nginx"), "nginx-deployment")
+    control_plane::delete(&wds, &res::deployments(), Some("nginx"), "nginx-deployment")
         .await
         .unwrap();
     apply(
@@ -240,6 +243,7 @@ async fn nginx_scenario(workers: usize, processes: usize) {
         &wds,
         "nginx",
         &nginx_spec(&rv(&ns), None, &["cluster2", "cluster3"]),
+        Duration::from_secs(30),
     )
     .await
     .unwrap_or_else(|e| fail(e, &bindery));
@@ -279,7 +283,10 @@ async fn nginx_scenario(workers: usize, processes: usize) {
         String::from_utf8_lossy(&out.stderr)
     );
     let replayed: Value = serde_json::from_slice(&out.stdout).unwrap();
-    let (live_owners, live_spec) = cluster::binding(&wds, "nginx").await.unwrap().unwrap();
+    let (live_owners, live_spec) = control_plane::binding(&wds, "nginx")
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(replayed["items"].as_array().unwrap().len(), 1);
     assert_eq!(replayed["items"][0]["spec"], live_spec);
     assert_eq!(

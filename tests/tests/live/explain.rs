@@ -12,9 +12,9 @@ use std::time::Duration;
 
 use bindery::{LiveSource, StateSource};
 use bindery_ingest::{EventType, RelistTracker};
-use bindery_tests::cluster::objects::{configmap, deployment, namespace};
-use bindery_tests::cluster::{self, apply, res, rv};
+use bindery_tests::control_plane::{self, apply, res, rv};
 use bindery_tests::envtest::{Envtest, free_port};
+use bindery_tests::objects::{configmap, deployment, namespace};
 use bindery_tests::run_bindery;
 use kube::api::{Api, ApiResource, DynamicObject, ListParams};
 use serde_json::{Value, json};
@@ -110,10 +110,10 @@ async fn stored_bindings(wds: &kube::Client) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn explain_and_dry_run_against_live_servers() {
-    let (env, wds, its) = cluster::control_plane().await;
+    let (env, wds, its) = control_plane::start().await;
     let dir = tempfile::tempdir().unwrap();
 
-    cluster::apply_wecs(&its, cluster::THREE_WECS)
+    control_plane::apply_wecs(&its, control_plane::THREE_WECS)
         .await
         .unwrap();
     let (nss, deps, cms) = (res::namespaces(), res::deployments(), res::configmaps());
@@ -368,7 +368,7 @@ spec:
 
     // Nothing was written: no Binding at all, the policy as it was, no new policy.
     assert_eq!(stored_bindings(&wds).await, Vec::<String>::new());
-    let now = cluster::get(&wds, &res::binding_policies(), None, "web")
+    let now = control_plane::get(&wds, &res::binding_policies(), None, "web")
         .await
         .unwrap()
         .expect("the policy still exists");
@@ -376,7 +376,7 @@ spec:
     assert_eq!(now.metadata.generation, Some(1));
     assert_eq!(now.data["spec"], policy.data["spec"]);
     assert!(
-        cluster::get(&wds, &res::binding_policies(), None, "web-new")
+        control_plane::get(&wds, &res::binding_policies(), None, "web-new")
             .await
             .unwrap()
             .is_none()
@@ -432,7 +432,7 @@ spec:
     // An ITS that never answers: the snapshot times out naming what never synced.
     let dead = dir.path().join("dead-its.kubeconfig");
     let url = format!("https://127.0.0.1:{}", free_port());
-    cluster::write_token_kubeconfig(&dead, "dead", &url, "t").unwrap();
+    control_plane::write_token_kubeconfig(&dead, "dead", &url, "t").unwrap();
     let mut a = vec!["dry-run".to_string()];
     a.extend([
         "--wds-kubeconfig".into(),

@@ -10,11 +10,10 @@
 
 use std::time::{Duration, Instant};
 
-use bindery_tests::cluster::objects::{configmap, namespace};
-use bindery_tests::cluster::{
-    self, BinderyRun, BindingHistory, apply, await_binding_spec_within, res, rv,
-};
+use bindery_tests::bindery_run::BinderyRun;
+use bindery_tests::control_plane::{self, BindingHistory, apply, await_binding_spec, res, rv};
 use bindery_tests::envtest::{Envtest, EnvtestOptions};
+use bindery_tests::objects::{self, configmap, namespace};
 use bindery_tests::web::{EDGE, Writers, assert_history, setup, spec, touch};
 use bindery_tests::{free_port, http_get, metrics};
 use kube::api::{Api, DynamicObject, PostParams};
@@ -33,7 +32,7 @@ fn fail(bindery: &BinderyRun, msg: &str) -> ! {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_in_the_middle_of_a_burst_then_restart() {
     let started = Instant::now();
-    let (env, wds, its) = cluster::control_plane().await;
+    let (env, wds, its) = control_plane::start().await;
     let mut cms = setup(&wds, &its, 20).await;
     let history = BindingHistory::start(&wds).await.unwrap();
     let start = |log: &str| {
@@ -47,7 +46,7 @@ async fn sigkill_in_the_middle_of_a_burst_then_restart() {
     };
     let mut bindery = start("bindery-1.log");
     let edge = EDGE;
-    await_binding_spec_within(&wds, "web", &spec(&cms, &edge), SETTLE)
+    await_binding_spec(&wds, "web", &spec(&cms, &edge), SETTLE)
         .await
         .unwrap_or_else(|e| fail(&bindery, &e.to_string()));
     // A burst of changes, killed in the middle of it.
@@ -61,7 +60,7 @@ async fn sigkill_in_the_middle_of_a_burst_then_restart() {
         }
     }
     let bindery = start("bindery-2.log");
-    await_binding_spec_within(&wds, "web", &spec(&cms, &edge), SETTLE)
+    await_binding_spec(&wds, "web", &spec(&cms, &edge), SETTLE)
         .await
         .unwrap_or_else(|e| fail(&bindery, &e.to_string()));
     eprintln!("[{:>6.1?}] restarted: Binding exact", started.elapsed());
@@ -71,7 +70,7 @@ async fn sigkill_in_the_middle_of_a_burst_then_restart() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_its_down_for_30_seconds() {
     let started = Instant::now();
-    let (mut env, wds, its) = cluster::control_plane().await;
+    let (mut env, wds, its) = control_plane::start().await;
     let mut cms = setup(&wds, &its, 20).await;
     let history = BindingHistory::start(&wds).await.unwrap();
     let bindery = BinderyRun::start(
@@ -82,7 +81,7 @@ async fn the_its_down_for_30_seconds() {
     )
     .unwrap();
     let edge = EDGE;
-    await_binding_spec_within(&wds, "web", &spec(&cms, &edge), SETTLE)
+    await_binding_spec(&wds, "web", &spec(&cms, &edge), SETTLE)
         .await
         .unwrap_or_else(|e| fail(&bindery, &e.to_string()));
     env.stop_its();
@@ -102,11 +101,11 @@ async fn the_its_down_for_30_seconds() {
         started.elapsed()
     );
     // A WEC joins once the ITS is back: the ManagedCluster watch works again.
-    cluster::apply_wecs(&its, &[("cluster3", "edge")])
+    control_plane::apply_wecs(&its, &[("cluster3", "edge")])
         .await
         .unwrap();
     let all = ["cluster1", "cluster2", "cluster3"];
-    await_binding_spec_within(&wds, "web", &spec(&cms, &all), SETTLE)
+    await_binding_spec(&wds, "web", &spec(&cms, &all), SETTLE)
         .await
         .unwrap_or_else(|e| fail(&bindery, &e.to_string()));
     eprintln!("[{:>6.1?}] Binding exact", started.elapsed());
@@ -115,7 +114,7 @@ async fn the_its_down_for_30_seconds() {
 
 /// The `errors` of policy `name`'s status.
 async fn policy_errors(wds: &kube::Client, name: &str) -> Vec<String> {
-    let policy = cluster::get(wds, &res::binding_policies(), None, name)
+    let policy = control_plane::get(wds, &res::binding_policies(), None, name)
         .await
         .unwrap()
         .expect("the policy exists");
@@ -139,7 +138,7 @@ fn bindery_metrics(base: &str) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_writer_fighting_over_a_binding_for_25_seconds() {
     let started = Instant::now();
-    let (env, wds, its) = cluster::control_plane().await;
+    let (env, wds, its) = control_plane::start().await;
     let cms = setup(&wds, &its, 20).await;
     let history = BindingHistory::start(&wds).await.unwrap();
     let port = free_port();
@@ -158,7 +157,7 @@ async fn a_writer_fighting_over_a_binding_for_25_seconds() {
     .unwrap();
     let edge = EDGE;
     let exact = spec(&cms, &edge);
-    await_binding_spec_within(&wds, "web", &exact, SETTLE)
+    await_binding_spec(&wds, "web", &exact, SETTLE)
         .await
         .unwrap_or_else(|e| fail(&bindery, &e.to_string()));
     let drift_before = metrics::value(&bindery_metrics(&base), "bindery_binding_drift_total");
@@ -215,7 +214,7 @@ async fn a_writer_fighting_over_a_binding_for_25_seconds() {
         "Bindery does not back off: {restores} restores for {writes} writes of the fighter"
     );
     // Once the fighter stops, the last restore (after its backoff) makes it exact.
-    await_binding_spec_within(&wds, "web", &exact, SETTLE)
+    await_binding_spec(&wds, "web", &exact, SETTLE)
         .await
         .unwrap_or_else(|e| fail(&bindery, &e.to_string()));
     eprintln!("[{:>6.1?}] restored: Binding exact", started.elapsed());
@@ -239,7 +238,7 @@ fn resets(metrics_text: &str, resource: &str) -> f64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn etcd_compactions_and_a_wds_restart_from_a_compacted_revision_during_churn() {
     let started = Instant::now();
-    let (mut env, wds, its) = cluster::control_plane().await;
+    let (mut env, wds, its) = control_plane::start().await;
     let mut cms = setup(&wds, &its, 20).await;
     let history = BindingHistory::start(&wds).await.unwrap();
     let port = free_port();
@@ -257,7 +256,7 @@ async fn etcd_compactions_and_a_wds_restart_from_a_compacted_revision_during_chu
     )
     .unwrap();
     let edge = EDGE;
-    await_binding_spec_within(&wds, "web", &spec(&cms, &edge), SETTLE)
+    await_binding_spec(&wds, "web", &spec(&cms, &edge), SETTLE)
         .await
         .unwrap_or_else(|e| fail(&bindery, &e.to_string()));
     let before = bindery_metrics(&base);
@@ -305,7 +304,7 @@ async fn etcd_compactions_and_a_wds_restart_from_a_compacted_revision_during_chu
     }
     churn(&mut cms, 1).await;
 
-    await_binding_spec_within(&wds, "web", &spec(&cms, &edge), SETTLE)
+    await_binding_spec(&wds, "web", &spec(&cms, &edge), SETTLE)
         .await
         .unwrap_or_else(|e| fail(&bindery, &e.to_string()));
     eprintln!(
@@ -345,11 +344,11 @@ async fn service_account_kubeconfig(env: &Envtest, wds: &kube::Client) -> std::p
     bindery_tests::chart::create_wds_rbac(wds, "bindery-system")
         .await
         .unwrap();
-    let token = cluster::service_account_token(wds, "bindery-system", "bindery")
+    let token = control_plane::service_account_token(wds, "bindery-system", "bindery")
         .await
         .unwrap();
     let kubeconfig = env.dir().join("bindery-sa.kubeconfig");
-    cluster::write_token_kubeconfig(&kubeconfig, "wds", &env.wds.url, &token).unwrap();
+    control_plane::write_token_kubeconfig(&kubeconfig, "wds", &env.wds.url, &token).unwrap();
     kubeconfig
 }
 
@@ -366,8 +365,8 @@ async fn a_throttled_wds_answering_429() {
             "--max-requests-inflight=2".into(),
         ],
     };
-    let (env, wds, its) = cluster::control_plane_with(options).await;
-    cluster::apply_wecs(&its, cluster::THREE_WECS)
+    let (env, wds, its) = control_plane::start_with(options).await;
+    control_plane::apply_wecs(&its, control_plane::THREE_WECS)
         .await
         .unwrap();
     apply(&wds, &res::namespaces(), namespace("app", json!({})))
@@ -442,7 +441,7 @@ async fn a_throttled_wds_answering_429() {
                 .cloned()
                 .collect();
             let name = format!("p-{i:02}");
-            await_binding_spec_within(&wds, &name, &spec(&selected, &edge), SETTLE)
+            await_binding_spec(&wds, &name, &spec(&selected, &edge), SETTLE)
                 .await
                 .unwrap_or_else(|e| fail(&bindery, &e.to_string()));
         }
@@ -620,7 +619,7 @@ subjects:
 ";
 
 fn widgets() -> kube::api::ApiResource {
-    cluster::resource("example.com/v1", "Widget", "widgets")
+    control_plane::resource("example.com/v1", "Widget", "widgets")
 }
 
 fn widget(name: &str, app: &str) -> Value {
@@ -651,10 +650,10 @@ fn widget_spec(ws: &[DynamicObject], clusters: &[&str]) -> Value {
 async fn one_resource_relisting_holds_only_its_own_objects() {
     let started = Instant::now();
     let step = |what: &str| eprintln!("[{:>6.1?}] {what}", started.elapsed());
-    let (env, wds, its) = cluster::control_plane().await;
+    let (env, wds, its) = control_plane::start().await;
     let mut cms = setup(&wds, &its, 20).await;
-    let crd = cluster::simple_crd("example.com", "Widget", "widgets", true);
-    cluster::install_crds(&wds, std::slice::from_ref(&crd))
+    let crd = objects::simple_crd("example.com", "Widget", "widgets", true);
+    control_plane::install_crds(&wds, std::slice::from_ref(&crd))
         .await
         .unwrap();
     let mut ws = Vec::new();
@@ -676,14 +675,14 @@ async fn one_resource_relisting_holds_only_its_own_objects() {
     )
     .await
     .unwrap();
-    cluster::create_yaml(&wds, RELIST_RBAC).await.unwrap();
-    cluster::create_yaml(&wds, WIDGET_LIST).await.unwrap();
-    let token = cluster::service_account_token(&wds, "bindery-system", "bindery")
+    control_plane::create_yaml(&wds, RELIST_RBAC).await.unwrap();
+    control_plane::create_yaml(&wds, WIDGET_LIST).await.unwrap();
+    let token = control_plane::service_account_token(&wds, "bindery-system", "bindery")
         .await
         .unwrap();
     let kubeconfig = env.dir().join("bindery-sa.kubeconfig");
-    cluster::write_token_kubeconfig(&kubeconfig, "wds", &env.wds.url, &token).unwrap();
-    let sa = cluster::client(&kubeconfig).await;
+    control_plane::write_token_kubeconfig(&kubeconfig, "wds", &env.wds.url, &token).unwrap();
+    let sa = control_plane::client(&kubeconfig).await;
     let sa_widgets: Api<DynamicObject> = Api::all_with(sa, &widgets());
 
     let history = BindingHistory::start(&wds).await.unwrap();
@@ -704,18 +703,18 @@ async fn one_resource_relisting_holds_only_its_own_objects() {
     )
     .unwrap();
     let edge = EDGE;
-    await_binding_spec_within(&wds, "web", &spec(&cms, &edge), SETTLE)
+    await_binding_spec(&wds, "web", &spec(&cms, &edge), SETTLE)
         .await
         .unwrap_or_else(|e| fail(&bindery, &e.to_string()));
-    await_binding_spec_within(&wds, "wid", &widget_spec(&ws, &edge), SETTLE)
+    await_binding_spec(&wds, "wid", &widget_spec(&ws, &edge), SETTLE)
         .await
         .unwrap_or_else(|e| fail(&bindery, &e.to_string()));
     step("first publish: both Bindings exact");
 
     // Bindery may no longer list widgets (watching them it still may).
-    cluster::delete(
+    control_plane::delete(
         &wds,
-        &cluster::resource(
+        &control_plane::resource(
             "rbac.authorization.k8s.io/v1",
             "ClusterRoleBinding",
             "clusterrolebindings",
@@ -725,7 +724,7 @@ async fn one_resource_relisting_holds_only_its_own_objects() {
     )
     .await
     .unwrap();
-    cluster::eventually("the widget list is forbidden", SETTLE, || async {
+    control_plane::eventually("the widget list is forbidden", SETTLE, || async {
         match sa_widgets.list(&Default::default()).await {
             Err(kube::Error::Api(s)) if s.code == 403 => Ok(Some(())),
             other => Err(format!(
@@ -759,7 +758,7 @@ async fn one_resource_relisting_holds_only_its_own_objects() {
     .unwrap();
     cms[0] = touch(&wds, 0, 100).await;
     env.compact_etcd_now().unwrap();
-    cluster::eventually("the widgets' watch relists", SETTLE, || async {
+    control_plane::eventually("the widgets' watch relists", SETTLE, || async {
         let text = http_get(&format!("{base}/metrics"))
             .map_err(|e| e.to_string())?
             .1;
@@ -794,7 +793,7 @@ async fn one_resource_relisting_holds_only_its_own_objects() {
         for (i, cm) in cms.iter_mut().enumerate().take(5) {
             *cm = touch(&wds, i, 200 + round).await;
         }
-        await_binding_spec_within(&wds, "web", &spec(&cms, &edge), SETTLE)
+        await_binding_spec(&wds, "web", &spec(&cms, &edge), SETTLE)
             .await
             .unwrap_or_else(|e| fail(&bindery, &e.to_string()));
     }
@@ -804,7 +803,11 @@ async fn one_resource_relisting_holds_only_its_own_objects() {
         "the relist ended before the ConfigMap changes were checked"
     );
     // The widgets' Binding stays as it was: w-0 still in it, w-5 not yet.
-    let held = cluster::binding(&wds, "wid").await.unwrap().unwrap().1;
+    let held = control_plane::binding(&wds, "wid")
+        .await
+        .unwrap()
+        .unwrap()
+        .1;
     assert_eq!(
         held,
         widget_spec(&[vec![gone.clone()], ws[..4].to_vec()].concat(), &edge),
@@ -813,11 +816,11 @@ async fn one_resource_relisting_holds_only_its_own_objects() {
     step("5 rounds of ConfigMap changes reached the Binding during the relist");
 
     // Listing allowed again: the relist completes and is applied as one difference.
-    cluster::create_yaml(&wds, WIDGET_LIST).await.unwrap();
-    await_binding_spec_within(&wds, "wid", &widget_spec(&ws, &edge), SETTLE)
+    control_plane::create_yaml(&wds, WIDGET_LIST).await.unwrap();
+    await_binding_spec(&wds, "wid", &widget_spec(&ws, &edge), SETTLE)
         .await
         .unwrap_or_else(|e| fail(&bindery, &e.to_string()));
-    await_binding_spec_within(&wds, "web", &spec(&cms, &edge), SETTLE)
+    await_binding_spec(&wds, "web", &spec(&cms, &edge), SETTLE)
         .await
         .unwrap_or_else(|e| fail(&bindery, &e.to_string()));
     step("relist complete: both Bindings exact");

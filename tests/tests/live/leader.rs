@@ -7,9 +7,8 @@
 
 use std::time::{Duration, Instant};
 
-use bindery_tests::cluster::{
-    self, BinderyRun, BindingHistory, await_binding_spec_within, eventually,
-};
+use bindery_tests::bindery_run::BinderyRun;
+use bindery_tests::control_plane::{self, BindingHistory, await_binding_spec, eventually};
 use bindery_tests::web::{EDGE, Writers, assert_history, setup, spec, touch};
 use bindery_tests::{free_port, http_get, metrics};
 use kube::api::DynamicObject;
@@ -90,7 +89,7 @@ async fn two_replicas(
 ) -> (Replica, Replica) {
     let a = Replica::start(env, "bindery-a", lease);
     a.await_metric("a leads", "bindery_leader", 1.0).await;
-    await_binding_spec_within(wds, "web", &spec(cms, &EDGE), SETTLE)
+    await_binding_spec(wds, "web", &spec(cms, &EDGE), SETTLE)
         .await
         .unwrap_or_else(|e| a.fail(&e.to_string()));
     let b = Replica::start(env, "bindery-b", lease);
@@ -102,7 +101,7 @@ async fn two_replicas(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_follower_takes_over_from_a_killed_leader() {
     let started = Instant::now();
-    let (env, wds, its) = cluster::control_plane().await;
+    let (env, wds, its) = control_plane::start().await;
     let mut cms = setup(&wds, &its, 10).await;
     let history = BindingHistory::start(&wds).await.unwrap();
     let lease = [
@@ -116,7 +115,7 @@ async fn the_follower_takes_over_from_a_killed_leader() {
     for (i, cm) in cms.iter_mut().enumerate().take(5) {
         *cm = touch(&wds, i, 1).await;
     }
-    await_binding_spec_within(&wds, "web", &spec(&cms, &EDGE), SETTLE)
+    await_binding_spec(&wds, "web", &spec(&cms, &EDGE), SETTLE)
         .await
         .unwrap_or_else(|e| a.fail(&e.to_string()));
     // The follower's watches follow too (its epochs may batch them differently).
@@ -143,7 +142,7 @@ async fn the_follower_takes_over_from_a_killed_leader() {
         started.elapsed(),
         killed.elapsed()
     );
-    await_binding_spec_within(&wds, "web", &spec(&cms, &EDGE), SETTLE)
+    await_binding_spec(&wds, "web", &spec(&cms, &EDGE), SETTLE)
         .await
         .unwrap_or_else(|e| b.fail(&e.to_string()));
     eprintln!(
@@ -163,7 +162,7 @@ async fn the_follower_takes_over_from_a_killed_leader() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stopped_leader_releases_the_lease_and_the_follower_takes_over_at_once() {
     let started = Instant::now();
-    let (env, wds, its) = cluster::control_plane().await;
+    let (env, wds, its) = control_plane::start().await;
     let mut cms = setup(&wds, &its, 10).await;
     let history = BindingHistory::start(&wds).await.unwrap();
     // A long lease: the follower could take it over by expiry only after 30 s.
@@ -187,7 +186,7 @@ async fn a_stopped_leader_releases_the_lease_and_the_follower_takes_over_at_once
         started.elapsed(),
         stopping.elapsed()
     );
-    await_binding_spec_within(&wds, "web", &spec(&cms, &EDGE), SETTLE)
+    await_binding_spec(&wds, "web", &spec(&cms, &EDGE), SETTLE)
         .await
         .unwrap_or_else(|e| b.fail(&e.to_string()));
     // It took a free Lease, not an expired one.

@@ -4,16 +4,17 @@
 
 use std::time::Duration;
 
-use bindery_tests::cluster::objects::{deployment, namespace};
-use bindery_tests::cluster::{self, BinderyRun, apply, await_binding_spec, eventually, res, rv};
+use bindery_tests::bindery_run::BinderyRun;
+use bindery_tests::control_plane::{self, apply, await_binding_spec, eventually, res, rv};
 use bindery_tests::metrics::value as series;
+use bindery_tests::objects::{deployment, namespace};
 use bindery_tests::{free_port, http_get};
 use serde_json::{Value, json};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_snapshot_and_explain_of_a_live_run() {
-    let (env, wds, its) = cluster::control_plane().await;
-    cluster::apply_wecs(&its, &[("c1", "edge"), ("c2", "edge"), ("c3", "core")])
+    let (env, wds, its) = control_plane::start().await;
+    control_plane::apply_wecs(&its, &[("c1", "edge"), ("c2", "edge"), ("c3", "core")])
         .await
         .unwrap();
     apply(
@@ -59,7 +60,7 @@ async fn metrics_snapshot_and_explain_of_a_live_run() {
                "workload": {"namespaceScope": [{"group": "apps", "version": "v1", "resource": "deployments",
                             "namespace": "web", "name": "front", "resourceVersion": dep_rv}]}})
     };
-    await_binding_spec(&wds, "web", &spec(&rv(&dep)))
+    await_binding_spec(&wds, "web", &spec(&rv(&dep)), Duration::from_secs(30))
         .await
         .unwrap_or_else(|e| panic!("{e}\n--- bindery log ---\n{}", bindery.log_text()));
 
@@ -161,6 +162,7 @@ async fn metrics_snapshot_and_explain_of_a_live_run() {
         &wds,
         "web",
         &json!({"destinations": [{"clusterId": "c1"}, {"clusterId": "c2"}], "workload": {}}),
+        Duration::from_secs(30),
     )
     .await
     .unwrap_or_else(|e| panic!("{e}\n--- bindery log ---\n{}", bindery.log_text()));

@@ -9,12 +9,12 @@
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use bindery_tests::cluster::objects::{configmap, namespace};
-use bindery_tests::cluster::{
-    self, BinderyRun, BindingHistory, apply, await_binding_absent, await_binding_spec_within,
-    eventually, res, rv,
+use bindery_tests::bindery_run::BinderyRun;
+use bindery_tests::control_plane::{
+    self, BindingHistory, apply, await_binding_absent, await_binding_spec, eventually, res, rv,
 };
 use bindery_tests::metrics::value as metric;
+use bindery_tests::objects::{configmap, namespace};
 use bindery_tests::{free_port, http_get};
 use futures::StreamExt;
 use kube::api::{Api, DeleteParams, DynamicObject, PostParams};
@@ -62,7 +62,7 @@ fn as_manager(manager: &str) -> PostParams {
 }
 
 async fn stored_binding(wds: &kube::Client, name: &str) -> Option<DynamicObject> {
-    cluster::get(wds, &res::bindings(), None, name)
+    control_plane::get(wds, &res::bindings(), None, name)
         .await
         .unwrap()
 }
@@ -71,8 +71,8 @@ async fn stored_binding(wds: &kube::Client, name: &str) -> Option<DynamicObject>
 async fn takeover_from_another_writer_drift_unmanaged_bindings_and_kubestellars_finalizer() {
     let started = Instant::now();
     let step = |what: &str| eprintln!("[{:>6.1?}] {what}: ok", started.elapsed());
-    let (env, wds, its) = cluster::control_plane().await;
-    cluster::apply_wecs(&its, cluster::THREE_WECS)
+    let (env, wds, its) = control_plane::start().await;
+    control_plane::apply_wecs(&its, control_plane::THREE_WECS)
         .await
         .unwrap();
     let cms = res::configmaps();
@@ -152,7 +152,7 @@ async fn takeover_from_another_writer_drift_unmanaged_bindings_and_kubestellars_
     let expect = |spec: Value, what: &'static str| {
         let (wds, bindery) = (&wds, &bindery);
         async move {
-            await_binding_spec_within(wds, "web", &spec, SETTLE)
+            await_binding_spec(wds, "web", &spec, SETTLE)
                 .await
                 .unwrap_or_else(|e| fail(bindery, &format!("{what}: {e}")));
             step(what);
@@ -177,7 +177,7 @@ async fn takeover_from_another_writer_drift_unmanaged_bindings_and_kubestellars_
 
     // The case that left Bindings wrong for good: a WEC relabel removes a destination
     // whose list entry field manager `Binding` still owns.
-    cluster::apply_wecs(&its, &[("cluster1", "core")])
+    control_plane::apply_wecs(&its, &[("cluster1", "core")])
         .await
         .unwrap();
     expect(want(&["cluster2"]), "a WEC relabel removes the destination").await;
@@ -229,7 +229,7 @@ async fn takeover_from_another_writer_drift_unmanaged_bindings_and_kubestellars_
         .await
         .unwrap();
     eventually("the policy is gone", SETTLE, || async {
-        match cluster::get(&wds, &res::binding_policies(), None, "web").await {
+        match control_plane::get(&wds, &res::binding_policies(), None, "web").await {
             Ok(None) => Ok(Some(())),
             Ok(Some(p)) => Err(format!("finalizers {:?}", p.metadata.finalizers)),
             Err(e) => Err(e.to_string()),
@@ -308,8 +308,8 @@ fn entry_names(binding: &Value) -> BTreeSet<String> {
 async fn a_binding_of_ten_thousand_objects_is_written_and_one_over_the_limit_is_reported() {
     const N: usize = 10_000;
     let started = Instant::now();
-    let (env, wds, its) = cluster::control_plane().await;
-    cluster::apply_wecs(&its, cluster::THREE_WECS)
+    let (env, wds, its) = control_plane::start().await;
+    control_plane::apply_wecs(&its, control_plane::THREE_WECS)
         .await
         .unwrap();
     apply(&wds, &res::namespaces(), namespace("bulk", json!({})))
@@ -351,11 +351,11 @@ async fn a_binding_of_ten_thousand_objects_is_written_and_one_over_the_limit_is_
     )
     .unwrap();
     let empty = json!({"destinations": destinations(&["cluster1", "cluster2"]), "workload": {}});
-    await_binding_spec_within(&wds, "none", &empty, SETTLE)
+    await_binding_spec(&wds, "none", &empty, SETTLE)
         .await
         .unwrap_or_else(|e| fail(&bindery, &e.to_string()));
     let status = eventually("the size problem in the status", SETTLE, || async {
-        let p = cluster::get(&wds, &res::binding_policies(), None, "all")
+        let p = control_plane::get(&wds, &res::binding_policies(), None, "all")
             .await
             .map_err(|e| e.to_string())?
             .ok_or("no policy")?;
@@ -439,7 +439,7 @@ async fn a_binding_of_ten_thousand_objects_is_written_and_one_over_the_limit_is_
     assert!(size > 1_000_000, "{size}");
     // And its policy is ready again.
     eventually("policy all ready", SETTLE, || async {
-        let p = cluster::get(&wds, &res::binding_policies(), None, "all")
+        let p = control_plane::get(&wds, &res::binding_policies(), None, "all")
             .await
             .map_err(|e| e.to_string())?
             .ok_or("no policy")?;

@@ -5,7 +5,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use bindery_tests::bindery_bin;
-use bindery_tests::cluster::{self, apply, eventually, res};
+use bindery_tests::control_plane::{self, apply, eventually, res};
 use serde_json::json;
 
 fn signal(child: &Child, sig: &str) {
@@ -49,7 +49,8 @@ fn sigterm_stops_a_run_whose_wds_is_unreachable() {
     let dir = tempfile_dir("unreachable");
     let kubeconfig = dir.join("nowhere.kubeconfig");
     // Port 1 on loopback: nothing listens there.
-    cluster::write_token_kubeconfig(&kubeconfig, "nowhere", "https://127.0.0.1:1", "t").unwrap();
+    control_plane::write_token_kubeconfig(&kubeconfig, "nowhere", "https://127.0.0.1:1", "t")
+        .unwrap();
     let kc = kubeconfig.to_str().unwrap();
     let log = dir.join("bindery.log");
     let mut child = run(&["--wds-kubeconfig", kc, "--its-kubeconfig", kc], &log);
@@ -74,7 +75,9 @@ async fn slow_writer(
     extra: &[&str],
     log: &str,
 ) -> Child {
-    cluster::apply_wecs(its, cluster::THREE_WECS).await.unwrap();
+    control_plane::apply_wecs(its, control_plane::THREE_WECS)
+        .await
+        .unwrap();
     let wds_kc = env.wds.kubeconfig.to_str().unwrap().to_string();
     let its_kc = env.its.kubeconfig.to_str().unwrap().to_string();
     let mut args = vec![
@@ -117,7 +120,7 @@ async fn slow_writer(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_drain_is_bounded_and_a_second_signal_exits_at_once() {
-    let (env, wds, its) = cluster::control_plane().await;
+    let (env, wds, its) = control_plane::start().await;
 
     let mut child = slow_writer(
         &env,

@@ -162,7 +162,7 @@ async fn policy_edits_namespace_relabels_object_updates_and_deletes() {
     .await;
 
     // A deleted object leaves the Binding.
-    cluster::delete(&w.wds, &cms, Some("ns-b"), "web-config")
+    control_plane::delete(&w.wds, &cms, Some("ns-b"), "web-config")
         .await
         .unwrap();
     w.expect(
@@ -235,7 +235,7 @@ async fn binding_emptied_by_changes_is_written_empty() {
     .await;
 
     // The last object goes: `workload: {}`.
-    cluster::delete(&w.wds, &cms, Some("ns-a"), "only")
+    control_plane::delete(&w.wds, &cms, Some("ns-a"), "only")
         .await
         .unwrap();
     // The engine renders `workload: {}`; a Binding stored without `workload` means the
@@ -243,31 +243,32 @@ async fn binding_emptied_by_changes_is_written_empty() {
     let empty = spec(vec![], &["cluster2"]);
     let wds = &w.wds;
     let empty_ref = &empty;
-    let got = match cluster::eventually("Binding p has an empty workload", SETTLE, || async move {
-        let (owners, mut got) = cluster::binding(wds, "p")
-            .await
-            .map_err(|e| e.to_string())?
-            .ok_or("no Binding")?;
-        if got.get("workload").is_none() {
-            got["workload"] = json!({});
-        }
-        if &got == empty_ref {
-            Ok(Some(owners))
-        } else {
-            Err(format!("spec is {got}\nwant    {empty_ref}"))
-        }
-    })
-    .await
-    {
-        Ok(got) => got,
-        Err(e) => {
-            let status = w.policy_status("p").await;
-            fail(
-                &bindery,
-                &format!("the last object deleted: {e}\npolicy p status: {status}"),
-            )
-        }
-    };
+    let got =
+        match control_plane::eventually("Binding p has an empty workload", SETTLE, || async move {
+            let (owners, mut got) = control_plane::binding(wds, "p")
+                .await
+                .map_err(|e| e.to_string())?
+                .ok_or("no Binding")?;
+            if got.get("workload").is_none() {
+                got["workload"] = json!({});
+            }
+            if &got == empty_ref {
+                Ok(Some(owners))
+            } else {
+                Err(format!("spec is {got}\nwant    {empty_ref}"))
+            }
+        })
+        .await
+        {
+            Ok(got) => got,
+            Err(e) => {
+                let status = w.policy_status("p").await;
+                fail(
+                    &bindery,
+                    &format!("the last object deleted: {e}\npolicy p status: {status}"),
+                )
+            }
+        };
     assert_eq!(got, owners(&p));
     w.expect_ready(&bindery, "p").await;
 
@@ -295,7 +296,7 @@ async fn binding_emptied_by_changes_is_written_empty() {
 async fn crd_created_and_deleted_at_run_time() {
     let w = World::start().await;
     w.three_wecs().await;
-    let cms = res::configmaps();
+    let (cms, widgets) = (res::configmaps(), res::widgets());
     w.wds(&res::namespaces(), namespace("ns-a", json!({})))
         .await;
     let keep = w.wds(&cms, configmap("ns-a", "keep", json!({}))).await;
@@ -321,22 +322,22 @@ async fn crd_created_and_deleted_at_run_time() {
     )
     .await;
 
-    let crd = cluster::simple_crd("example.com", "Widget", "widgets", true);
-    cluster::install_crds(&w.wds, &[crd]).await.unwrap();
+    let crd = widget_crd();
+    control_plane::install_crds(&w.wds, &[crd]).await.unwrap();
     let w1 = w
-        .wds(&widgets(), widget("ns-a", "w1", json!({"x": "1"})))
+        .wds(&widgets, widget("ns-a", "w1", json!({"x": "1"})))
         .await;
     w.expect(
         &bindery,
         &p,
-        &spec(vec![entry(&cms, &keep), entry(&widgets(), &w1)], &dests),
+        &spec(vec![entry(&cms, &keep), entry(&widgets, &w1)], &dests),
         "Widget w1 of the new CRD",
     )
     .await;
     // A second one, and an update of the first, through the new watch.
-    let w2 = w.wds(&widgets(), widget("ns-a", "w2", json!({}))).await;
+    let w2 = w.wds(&widgets, widget("ns-a", "w2", json!({}))).await;
     let w1 = w
-        .wds(&widgets(), widget("ns-a", "w1", json!({"x": "2"})))
+        .wds(&widgets, widget("ns-a", "w1", json!({"x": "2"})))
         .await;
     w.expect(
         &bindery,
@@ -344,8 +345,8 @@ async fn crd_created_and_deleted_at_run_time() {
         &spec(
             vec![
                 entry(&cms, &keep),
-                entry(&widgets(), &w1),
-                entry(&widgets(), &w2),
+                entry(&widgets, &w1),
+                entry(&widgets, &w2),
             ],
             &dests,
         ),
@@ -353,7 +354,7 @@ async fn crd_created_and_deleted_at_run_time() {
     )
     .await;
 
-    cluster::delete_crd(&w.wds, "widgets.example.com", SETTLE)
+    control_plane::delete_crd(&w.wds, "widgets.example.com", SETTLE)
         .await
         .unwrap_or_else(|e| fail(&bindery, &e.to_string()));
     w.expect(
@@ -368,27 +369,27 @@ async fn crd_created_and_deleted_at_run_time() {
     // Created again, then deleted and created again at once (within one discovery
     // debounce): the new CRD's Widgets arrive, and only they. (Bindery watches such a
     // resource anew, `plan_restarting`; here the old watch also relisted by itself.)
-    let crd = cluster::simple_crd("example.com", "Widget", "widgets", true);
-    cluster::install_crds(&w.wds, std::slice::from_ref(&crd))
+    let crd = widget_crd();
+    control_plane::install_crds(&w.wds, std::slice::from_ref(&crd))
         .await
         .unwrap();
-    let w3 = w.wds(&widgets(), widget("ns-a", "w3", json!({}))).await;
+    let w3 = w.wds(&widgets, widget("ns-a", "w3", json!({}))).await;
     w.expect(
         &bindery,
         &p,
-        &spec(vec![entry(&cms, &keep), entry(&widgets(), &w3)], &dests),
+        &spec(vec![entry(&cms, &keep), entry(&widgets, &w3)], &dests),
         "the CRD created again: Widget w3",
     )
     .await;
-    cluster::delete_crd(&w.wds, "widgets.example.com", SETTLE)
+    control_plane::delete_crd(&w.wds, "widgets.example.com", SETTLE)
         .await
         .unwrap_or_else(|e| fail(&bindery, &e.to_string()));
-    cluster::install_crds(&w.wds, &[crd]).await.unwrap();
-    let w4 = w.wds(&widgets(), widget("ns-a", "w4", json!({}))).await;
+    control_plane::install_crds(&w.wds, &[crd]).await.unwrap();
+    let w4 = w.wds(&widgets, widget("ns-a", "w4", json!({}))).await;
     w.expect(
         &bindery,
         &p,
-        &spec(vec![entry(&cms, &keep), entry(&widgets(), &w4)], &dests),
+        &spec(vec![entry(&cms, &keep), entry(&widgets, &w4)], &dests),
         "the CRD deleted and created again at once: only Widget w4",
     )
     .await;
@@ -446,14 +447,14 @@ async fn policy_deletion_deletes_its_binding() {
         )
         .await;
 
-    cluster::delete(&w.wds, &res::binding_policies(), None, "one")
+    control_plane::delete(&w.wds, &res::binding_policies(), None, "one")
         .await
         .unwrap();
     w.expect_absent(&bindery, "one", "policy one deleted: Binding one gone")
         .await;
     // The other Binding is untouched.
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let two_after = cluster::get(&w.wds, &res::bindings(), None, "two")
+    let two_after = control_plane::get(&w.wds, &res::bindings(), None, "two")
         .await
         .unwrap()
         .expect("Binding two");

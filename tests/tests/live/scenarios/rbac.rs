@@ -30,13 +30,13 @@ async fn wds_rbac_manifest_suffices() {
             "RoleBinding"
         ]
     );
-    let token = cluster::service_account_token(&w.wds, "bindery-system", "bindery")
+    let token = control_plane::service_account_token(&w.wds, "bindery-system", "bindery")
         .await
         .unwrap();
     let kubeconfig = w.env.dir().join("bindery-sa.kubeconfig");
-    cluster::write_token_kubeconfig(&kubeconfig, "wds", &w.env.wds.url, &token).unwrap();
+    control_plane::write_token_kubeconfig(&kubeconfig, "wds", &w.env.wds.url, &token).unwrap();
     // The token works and is not an admin's.
-    let sa = cluster::client(&kubeconfig).await;
+    let sa = control_plane::client(&kubeconfig).await;
     let forbidden = kube::Api::<k8s_openapi::api::core::v1::Namespace>::all(sa.clone())
         .create(
             &kube::api::PostParams::default(),
@@ -57,7 +57,7 @@ async fn wds_rbac_manifest_suffices() {
         .await;
     const SECRET_VALUE: &str = "c2VjcmV0LW5ldmVyLXJlYWQtYnktYmluZGVyeQ==";
     w.wds(
-        &cluster::resource("v1", "Secret", "secrets"),
+        &control_plane::resource("v1", "Secret", "secrets"),
         json!({"apiVersion": "v1", "kind": "Secret",
                "metadata": {"name": "creds", "namespace": "nginx"},
                "data": {"password": SECRET_VALUE}}),
@@ -144,7 +144,7 @@ async fn wds_rbac_manifest_suffices() {
         "cluster3 joins",
     )
     .await;
-    cluster::delete(&w.wds, &res::binding_policies(), None, "nginx")
+    control_plane::delete(&w.wds, &res::binding_policies(), None, "nginx")
         .await
         .unwrap();
     w.expect_absent(&bindery, "nginx", "policy deleted: Binding deleted")

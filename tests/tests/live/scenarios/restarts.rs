@@ -105,7 +105,7 @@ async fn bindery_restart_never_publishes_a_partial_view() {
         x_objects.push(entry(&deps, &d));
     }
     w.wec("cluster3", "edge").await;
-    cluster::delete(&w.wds, &res::binding_policies(), None, "z")
+    control_plane::delete(&w.wds, &res::binding_policies(), None, "z")
         .await
         .unwrap();
     let x_after = spec(x_objects.clone(), &["cluster1", "cluster2", "cluster3"]);
@@ -176,7 +176,7 @@ async fn bindery_restart_never_publishes_a_partial_view() {
         "writes after the restart (x modified, y modified, z deleted){}",
         context()
     );
-    let y_now = cluster::get(&w.wds, &res::bindings(), None, "y")
+    let y_now = control_plane::get(&w.wds, &res::bindings(), None, "y")
         .await
         .unwrap()
         .expect("Binding y");
@@ -233,7 +233,7 @@ async fn wds_apiserver_restart_mid_run() {
     let t = Instant::now();
     w.env.restart_wds().expect("the WDS API server restarts");
     eprintln!("WDS API server restarted in {:?}", t.elapsed());
-    let wds = cluster::client(&w.env.wds.kubeconfig).await;
+    let wds = control_plane::client(&w.env.wds.kubeconfig).await;
     w.wds = wds;
 
     // Changes after the restart: a new object, an update, a delete, a WEC relabel.
@@ -246,11 +246,11 @@ async fn wds_apiserver_restart_mid_run() {
             deployment("ns-a", "d1", json!({"app": "web", "rev": "2"})),
         )
         .await;
-    cluster::delete(&w.wds, &cms, Some("ns-a"), "c1")
+    control_plane::delete(&w.wds, &cms, Some("ns-a"), "c1")
         .await
         .unwrap();
     w.wec("cluster3", "edge").await;
-    let p_now = cluster::get(&w.wds, &res::binding_policies(), None, "web")
+    let p_now = control_plane::get(&w.wds, &res::binding_policies(), None, "web")
         .await
         .unwrap()
         .unwrap();

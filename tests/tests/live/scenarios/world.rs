@@ -1,16 +1,17 @@
-//! What every scenario shares: objects, expected Binding specs, and the `World` (a
-//! control plane, Bindery runs on it, and waiting for Bindings and statuses).
+//! What every scenario shares: the builders of objects and expected Bindings, and the
+//! `World` (a control plane, Bindery runs on it, and waiting for Bindings and statuses).
 
 pub(crate) use std::time::{Duration, Instant};
 
-pub(crate) use bindery_tests::cluster::objects::{
-    configmap, deployment, managed_cluster, namespace,
-};
-pub(crate) use bindery_tests::cluster::{
-    self, BinderyRun, BindingHistory, apply, await_binding_absent, await_binding_spec_within, res,
-    rv,
+pub(crate) use bindery_tests::bindery_run::BinderyRun;
+pub(crate) use bindery_tests::control_plane::{
+    self, BindingHistory, apply, await_binding_absent, await_binding_spec, res, rv,
 };
 pub(crate) use bindery_tests::envtest::Envtest;
+pub(crate) use bindery_tests::objects::{
+    configmap, deployment, edge, entry, managed_cluster, namespace, owners, policy, spec, widget,
+    widget_crd,
+};
 pub(crate) use kube::api::{ApiResource, DynamicObject};
 pub(crate) use serde_json::{Value, json};
 
@@ -18,97 +19,6 @@ pub(crate) use serde_json::{Value, json};
 pub(crate) const SETTLE: Duration = Duration::from_secs(60);
 /// Lines of the bindery log shown when a wait fails.
 pub(crate) const TAIL: usize = 80;
-
-// ---------------------------------------------------------------------------------------
-// Objects
-// ---------------------------------------------------------------------------------------
-
-pub(crate) fn widget(ns: &str, name: &str, labels: Value) -> Value {
-    json!({"apiVersion": "example.com/v1", "kind": "Widget",
-           "metadata": {"name": name, "namespace": ns, "labels": labels},
-           "spec": {"size": 3}})
-}
-
-pub(crate) fn widgets() -> ApiResource {
-    cluster::resource("example.com/v1", "Widget", "widgets")
-}
-
-pub(crate) fn policy(name: &str, cluster_selectors: Value, downsync: Value) -> Value {
-    json!({"apiVersion": "control.kubestellar.io/v1alpha1", "kind": "BindingPolicy",
-           "metadata": {"name": name},
-           "spec": {"clusterSelectors": cluster_selectors, "downsync": downsync}})
-}
-
-pub(crate) fn edge() -> Value {
-    json!([{"matchLabels": {"location-group": "edge"}}])
-}
-
-// ---------------------------------------------------------------------------------------
-// Expected Bindings
-// ---------------------------------------------------------------------------------------
-
-/// The workload entry of `obj` (a stored object of resource `ar`), without modulation.
-pub(crate) fn entry(ar: &ApiResource, obj: &DynamicObject) -> Value {
-    let mut e = json!({"group": ar.group, "version": ar.version, "resource": ar.plural});
-    if let Some(ns) = &obj.metadata.namespace {
-        e["namespace"] = json!(ns);
-    }
-    e["name"] = json!(obj.metadata.name.clone().unwrap());
-    e["resourceVersion"] = json!(rv(obj));
-    e
-}
-
-/// The expected Binding spec: `entries` split by scope and sorted as the spec says (by
-/// `"<group>/<version>, Resource=<resource>"`, then name or `namespace/name`, then
-/// resourceVersion, byte order), empty lists omitted, destinations sorted.
-pub(crate) fn spec(entries: Vec<Value>, clusters: &[&str]) -> Value {
-    let key = |e: &Value| {
-        let s = |k: &str| e[k].as_str().unwrap_or("").to_string();
-        let object = if e.get("namespace").is_some() {
-            format!("{}/{}", s("namespace"), s("name"))
-        } else {
-            s("name")
-        };
-        (
-            format!(
-                "{}/{}, Resource={}",
-                s("group"),
-                s("version"),
-                s("resource")
-            ),
-            object,
-            s("resourceVersion"),
-        )
-    };
-    let (mut namespaced, mut clustered): (Vec<Value>, Vec<Value>) = entries
-        .into_iter()
-        .partition(|e| e.get("namespace").is_some());
-    namespaced.sort_by_key(key);
-    clustered.sort_by_key(key);
-    let mut workload = serde_json::Map::new();
-    if !clustered.is_empty() {
-        workload.insert("clusterScope".into(), Value::Array(clustered));
-    }
-    if !namespaced.is_empty() {
-        workload.insert("namespaceScope".into(), Value::Array(namespaced));
-    }
-    let mut spec = json!({"workload": workload});
-    let mut clusters: Vec<&str> = clusters.to_vec();
-    clusters.sort_unstable();
-    clusters.dedup();
-    if !clusters.is_empty() {
-        spec["destinations"] = clusters.iter().map(|c| json!({"clusterId": c})).collect();
-    }
-    spec
-}
-
-/// The owner references a Binding of `policy` must have.
-pub(crate) fn owners(policy: &DynamicObject) -> Value {
-    json!([{"apiVersion": "control.kubestellar.io/v1alpha1", "kind": "BindingPolicy",
-            "name": policy.metadata.name.clone().unwrap(),
-            "uid": policy.metadata.uid.clone().unwrap(),
-            "controller": true, "blockOwnerDeletion": false}])
-}
 
 // ---------------------------------------------------------------------------------------
 // Harness
@@ -125,7 +35,7 @@ impl World {
     /// A control plane with KubeStellar's CRDs (WDS) and OCM's ManagedCluster CRD (ITS).
     pub(crate) async fn start() -> World {
         let started = Instant::now();
-        let (env, wds, its) = cluster::control_plane().await;
+        let (env, wds, its) = control_plane::start().await;
         eprintln!("control plane up in {:?}", started.elapsed());
         World {
             env,
@@ -166,7 +76,7 @@ impl World {
 
     /// The three WECs of most tests: cluster1 and cluster2 in `edge`, cluster3 in `core`.
     pub(crate) async fn three_wecs(&self) {
-        cluster::apply_wecs(&self.its, cluster::THREE_WECS)
+        control_plane::apply_wecs(&self.its, control_plane::THREE_WECS)
             .await
             .unwrap();
     }
@@ -193,7 +103,7 @@ impl World {
         timeout: Duration,
     ) -> Value {
         let name = policy.metadata.name.clone().unwrap();
-        let binding = match await_binding_spec_within(&self.wds, &name, spec, timeout).await {
+        let binding = match await_binding_spec(&self.wds, &name, spec, timeout).await {
             Ok(binding) => binding,
             Err(e) => {
                 let status = self.policy_status(&name).await;
@@ -214,7 +124,7 @@ impl World {
 
     /// Policy `name`'s status, for failure messages.
     pub(crate) async fn policy_status(&self, name: &str) -> Value {
-        match cluster::get(&self.wds, &res::binding_policies(), None, name).await {
+        match control_plane::get(&self.wds, &res::binding_policies(), None, name).await {
             Ok(Some(p)) => serde_json::to_value(p).unwrap()["status"].clone(),
             Ok(None) => json!("no such policy"),
             Err(e) => json!(e.to_string()),
@@ -238,8 +148,8 @@ impl World {
     ) -> (Value, Value) {
         let wds = &self.wds;
         let check = &check;
-        cluster::eventually(&format!("status of policy {name}"), SETTLE, || async move {
-            let p = cluster::get(wds, &res::binding_policies(), None, name)
+        control_plane::eventually(&format!("status of policy {name}"), SETTLE, || async move {
+            let p = control_plane::get(wds, &res::binding_policies(), None, name)
                 .await
                 .map_err(|e| e.to_string())?
                 .ok_or("no policy")?;
@@ -280,7 +190,7 @@ pub(crate) async fn policy_events(
 ) -> anyhow::Result<Vec<String>> {
     let api: kube::Api<k8s_openapi::api::events::v1::Event> =
         kube::Api::namespaced(wds.clone(), "default");
-    cluster::eventually(
+    control_plane::eventually(
         &format!("{reason} Events on {policy}"),
         Duration::from_secs(20),
         || async {
