@@ -3,8 +3,8 @@
 //! dropped.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 
@@ -56,6 +56,26 @@ impl BinderyRun {
     pub fn stop(&mut self) -> Result<bool> {
         let what = format!("bindery (log: {})", self.log.display());
         Ok(crate::terminate(&mut self.child, &what, Duration::from_secs(30))?.success())
+    }
+
+    /// Sends it `signal` (`libc::SIGTERM`, `libc::SIGINT`, ...).
+    pub fn signal(&self, signal: libc::c_int) {
+        // SAFETY: kill(2) on our own child.
+        unsafe { libc::kill(self.child.id() as i32, signal) };
+    }
+
+    /// Its exit status once it exits, waiting at most `timeout`; `None` if it still runs.
+    pub fn exit_within(&mut self, timeout: Duration) -> Result<Option<ExitStatus>> {
+        let start = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait()? {
+                return Ok(Some(status));
+            }
+            if start.elapsed() > timeout {
+                return Ok(None);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 
     /// Kills it with SIGKILL (no drain, no clean-up) and waits for it.

@@ -113,7 +113,7 @@ pub async fn apply(
 ) -> Result<DynamicObject> {
     let name = object["metadata"]["name"]
         .as_str()
-        .context("object has a name")?
+        .with_context(|| format!("a {} to apply without a name: {object}", ar.kind))?
         .to_string();
     let namespace = object["metadata"]["namespace"].as_str().map(str::to_string);
     let api = api(client, ar, namespace.as_deref());
@@ -123,7 +123,10 @@ pub async fn apply(
         &Patch::Apply(&object),
     )
     .await
-    .with_context(|| format!("applying {name}"))
+    .with_context(|| {
+        let path = namespace.map_or(name.clone(), |ns| format!("{ns}/{name}"));
+        format!("applying {} {path}", ar.kind)
+    })
 }
 
 /// The seed's three WECs: cluster1 and cluster2 in `location-group: edge`, cluster3 in

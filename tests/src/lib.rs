@@ -11,6 +11,7 @@ pub mod envtest;
 pub mod metrics;
 pub mod objects;
 pub mod web;
+pub mod world;
 
 /// The names `tests/benches/live_write.rs` still imports from this module's old name
 /// (`cluster`, before "cluster" was kept for WECs and timely clusters); that bench moves

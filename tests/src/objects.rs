@@ -7,7 +7,7 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomRe
 use kube::api::{ApiResource, DynamicObject};
 use serde_json::{Value, json};
 
-use crate::control_plane::rv;
+use crate::control_plane::{res, rv};
 
 // ---------------------------------------------------------------------------------------
 // BindingPolicies
@@ -202,6 +202,24 @@ pub fn spec(entries: Vec<Value>, clusters: &[&str]) -> Value {
         spec["destinations"] = destinations(&clusters);
     }
     spec
+}
+
+/// The spec of the seed's nginx Binding ([`nginx_policy`]): Namespace `namespace`,
+/// Deployment `deployment` (`createOnly`) if there is one, to the WECs `clusters`.
+pub fn nginx_spec(
+    namespace: &DynamicObject,
+    deployment: Option<&DynamicObject>,
+    clusters: &[&str],
+) -> Value {
+    let mut entries = vec![entry(&res::namespaces(), namespace)];
+    if let Some(deployment) = deployment {
+        let createonly = json!({"createOnly": true});
+        entries.push(modulated(
+            entry(&res::deployments(), deployment),
+            createonly,
+        ));
+    }
+    spec(entries, clusters)
 }
 
 /// The owner references a Binding of `policy` (as stored: its uid) must have.

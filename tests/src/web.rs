@@ -5,10 +5,11 @@
 use kube::api::DynamicObject;
 use serde_json::{Value, json};
 
-use crate::control_plane::{self, BindingHistory, apply, res};
-use crate::objects::{self, configmap, edge, labelled, namespace, policy};
+use crate::control_plane::{BindingHistory, res};
+use crate::objects::{self, edge, labelled};
+use crate::world::World;
 
-/// The WECs labelled `location-group: edge` in [`control_plane::THREE_WECS`].
+/// The WECs labelled `location-group: edge` in [`crate::control_plane::THREE_WECS`].
 pub const EDGE: [&str; 2] = ["cluster1", "cluster2"];
 
 /// The spec of Binding `web` for the ConfigMaps `cms` and WECs `clusters`.
@@ -22,43 +23,25 @@ pub fn spec(cms: &[DynamicObject], clusters: &[&str]) -> Value {
 
 /// Creates the WECs, namespace `app`, `count` ConfigMaps `cm-00`... and policy `web`;
 /// returns the ConfigMaps as stored.
-pub async fn setup(wds: &kube::Client, its: &kube::Client, count: usize) -> Vec<DynamicObject> {
-    control_plane::apply_wecs(its, control_plane::THREE_WECS)
-        .await
-        .expect("the WECs");
-    apply(wds, &res::namespaces(), namespace("app", json!({})))
-        .await
-        .expect("namespace app");
+pub async fn setup(w: &World, count: usize) -> Vec<DynamicObject> {
+    w.three_wecs().await;
+    w.namespace("app", json!({})).await;
     let mut cms = Vec::new();
     for i in 0..count {
-        let cm = configmap("app", &format!("cm-{i:02}"), json!({"app": "web"}));
-        cms.push(
-            apply(wds, &res::configmaps(), cm)
-                .await
-                .expect("a ConfigMap"),
-        );
+        let cm = w
+            .configmap("app", &format!("cm-{i:02}"), json!({"app": "web"}))
+            .await;
+        cms.push(cm);
     }
     let web = labelled(&["configmaps"], json!({"app": "web"}));
-    apply(
-        wds,
-        &res::binding_policies(),
-        policy("web", edge(), json!([web])),
-    )
-    .await
-    .expect("policy web");
+    w.policy("web", edge(), json!([web])).await;
     cms
 }
 
 /// Relabels ConfigMap `cm-NN` with `round`: a new resourceVersion, the same selection.
-pub async fn touch(wds: &kube::Client, i: usize, round: usize) -> DynamicObject {
-    let cm = configmap(
-        "app",
-        &format!("cm-{i:02}"),
-        json!({"app": "web", "round": round.to_string()}),
-    );
-    apply(wds, &res::configmaps(), cm)
-        .await
-        .unwrap_or_else(|e| panic!("touching ConfigMap cm-{i:02}: {e:#}"))
+pub async fn touch(w: &World, i: usize, round: usize) -> DynamicObject {
+    let labels = json!({"app": "web", "round": round.to_string()});
+    w.configmap("app", &format!("cm-{i:02}"), labels).await
 }
 
 /// What [`assert_history`] checks besides "never dropped".

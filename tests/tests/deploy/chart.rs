@@ -8,6 +8,7 @@
 use bindery_tests::chart::{self, Set};
 use bindery_tests::control_plane::{self, res};
 use bindery_tests::objects::{self, namespace};
+use bindery_tests::world::World;
 use kube::api::PostParams;
 use serde_json::{Value, json};
 
@@ -77,9 +78,9 @@ async fn the_default_install_renders_and_a_real_api_server_accepts_it() {
     );
 
     // The dashboard ConfigMap carries the dashboard file unchanged.
-    let (_env, wds, _its) = control_plane::start().await;
+    let w = World::start().await;
     control_plane::install_crds(
-        &wds,
+        &w.wds,
         &[objects::simple_crd(
             "monitoring.coreos.com",
             "ServiceMonitor",
@@ -89,14 +90,12 @@ async fn the_default_install_renders_and_a_real_api_server_accepts_it() {
     )
     .await
     .unwrap();
-    control_plane::apply(&wds, &res::namespaces(), namespace(NS, json!({})))
-        .await
-        .unwrap();
+    w.namespace(NS, json!({})).await;
     let dry_run = PostParams {
         dry_run: true,
         ..PostParams::default()
     };
-    let accepted = control_plane::create_yaml_with(&wds, &yaml, &dry_run)
+    let accepted = control_plane::create_yaml_with(&w.wds, &yaml, &dry_run)
         .await
         .unwrap();
     assert_eq!(accepted.len(), docs.len(), "every document was accepted");
@@ -161,10 +160,9 @@ async fn a_remote_wds_gets_its_kubeconfig_from_a_secret_and_no_token() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_its_rbac_grants_reading_managed_clusters_and_nothing_else() {
-    let (env, _wds, its) = control_plane::start().await;
-    control_plane::apply_wecs(&its, control_plane::THREE_WECS)
-        .await
-        .unwrap();
+    let w = World::start().await;
+    let its = &w.its;
+    w.three_wecs().await;
     let yaml = chart::render(
         NS,
         &[
@@ -185,24 +183,24 @@ async fn the_its_rbac_grants_reading_managed_clusters_and_nothing_else() {
             "ClusterRoleBinding/bindery-inventory-reader"
         ]
     );
-    control_plane::apply(&its, &res::namespaces(), namespace(NS, json!({})))
+    control_plane::apply(its, &res::namespaces(), namespace(NS, json!({})))
         .await
         .unwrap();
     control_plane::create_yaml(
-        &its,
+        its,
         &format!(
             "apiVersion: v1\nkind: ServiceAccount\nmetadata:\n  name: bindery-reader\n  namespace: {NS}\n"
         ),
     )
     .await
     .unwrap();
-    control_plane::create_yaml(&its, &yaml).await.unwrap();
-    let token = control_plane::service_account_token(&its, NS, "bindery-reader")
+    control_plane::create_yaml(its, &yaml).await.unwrap();
+    let token = control_plane::service_account_token(its, NS, "bindery-reader")
         .await
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let kubeconfig = dir.path().join("its-reader.kubeconfig");
-    control_plane::write_token_kubeconfig(&kubeconfig, "its", &env.its.url, &token).unwrap();
+    control_plane::write_token_kubeconfig(&kubeconfig, "its", &w.env.its.url, &token).unwrap();
     let reader = control_plane::client(&kubeconfig).await;
     let wecs =
         kube::Api::<kube::api::DynamicObject>::all_with(reader.clone(), &res::managed_clusters())

@@ -11,8 +11,9 @@ use std::time::Duration;
 
 use bindery_tests::bindery_run::BinderyRun;
 use bindery_tests::chart::{self, Set};
-use bindery_tests::control_plane::{self, apply, res};
-use bindery_tests::objects::namespace;
+use bindery_tests::control_plane;
+use bindery_tests::objects::{edge, labelled};
+use bindery_tests::world::World;
 use bindery_tests::{bindery_bin, free_port, http_get, workspace_root};
 use serde_json::{Value, json};
 
@@ -87,36 +88,19 @@ fn bare_command(home: &Path) -> Command {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_charts_container_runs_in_cluster_is_ready_once_synced_and_kubeconfig_env_reaches_the_wds()
  {
-    let (env, wds, its) = control_plane::start().await;
+    let w = World::start().await;
+    let (env, wds, its) = (&w.env, &w.wds, &w.its);
     let dir = env.dir().to_path_buf();
     let home = dir.join("empty-home");
     std::fs::create_dir_all(&home).unwrap();
-    control_plane::apply_wecs(&its, control_plane::THREE_WECS)
-        .await
-        .unwrap();
-    apply(
-        &wds,
-        &res::namespaces(),
-        namespace("nginx", json!({"app": "nginx"})),
-    )
-    .await
-    .unwrap();
-    apply(
-        &wds,
-        &res::binding_policies(),
-        json!({"apiVersion": "control.kubestellar.io/v1alpha1", "kind": "BindingPolicy",
-               "metadata": {"name": "nginx"},
-               "spec": {"clusterSelectors": [{"matchLabels": {"location-group": "edge"}}],
-                        "downsync": [{"objectSelectors": [{"matchLabels": {"app": "nginx"}}]}]}}),
-    )
-    .await
-    .unwrap();
+    w.three_wecs().await;
+    w.namespace("nginx", json!({"app": "nginx"})).await;
+    let nginx = labelled(&[], json!({"app": "nginx"}));
+    w.policy("nginx", edge(), json!([nginx])).await;
 
     // The WDS: Bindery's ServiceAccount (the chart's WDS RBAC), mounted as kubelet would.
-    chart::create_wds_rbac(&wds, "bindery-system")
-        .await
-        .unwrap();
-    let token = control_plane::service_account_token(&wds, "bindery-system", "bindery")
+    chart::create_wds_rbac(wds, "bindery-system").await.unwrap();
+    let token = control_plane::service_account_token(wds, "bindery-system", "bindery")
         .await
         .unwrap();
     let sa_dir = dir.join("serviceaccount");
@@ -129,13 +113,13 @@ async fn the_charts_container_runs_in_cluster_is_ready_once_synced_and_kubeconfi
 
     // The ITS: a ServiceAccount that may not read ManagedClusters yet.
     control_plane::create_yaml(
-        &its,
+        its,
         "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: bindery-system\n---\n\
          apiVersion: v1\nkind: ServiceAccount\nmetadata:\n  name: bindery\n  namespace: bindery-system\n",
     )
     .await
     .unwrap();
-    let its_token = control_plane::service_account_token(&its, "bindery-system", "bindery")
+    let its_token = control_plane::service_account_token(its, "bindery-system", "bindery")
         .await
         .unwrap();
     let its_kubeconfig = dir.join("its-sa.kubeconfig");
@@ -214,7 +198,7 @@ async fn the_charts_container_runs_in_cluster_is_ready_once_synced_and_kubeconfi
         ],
     )
     .unwrap();
-    control_plane::create_yaml(&its, &its_rbac).await.unwrap();
+    control_plane::create_yaml(its, &its_rbac).await.unwrap();
     control_plane::eventually("readyz turns 200", Duration::from_secs(120), || {
         let url = format!("{base}/readyz");
         async move {
@@ -228,7 +212,7 @@ async fn the_charts_container_runs_in_cluster_is_ready_once_synced_and_kubeconfi
     .unwrap_or_else(|e| fail(&e.to_string()));
     // Written with the in-cluster ServiceAccount: the only credentials it has.
     control_plane::eventually("the nginx Binding", Duration::from_secs(30), || async {
-        match control_plane::binding(&wds, "nginx").await {
+        match control_plane::binding(wds, "nginx").await {
             Ok(Some((_, spec))) if destinations(&spec) == ["cluster1", "cluster2"] => Ok(Some(())),
             other => Err(format!("{other:?}")),
         }

@@ -1,39 +1,16 @@
 //! `bindery run` against real kube-apiservers (envtest): the seed's nginx example and live
-//! changes give exactly the expected Bindings and statuses, on one timely worker and on
-//! two, and on two processes (`/metrics` says how many workers), and the recording replays on one worker to the
-//! Bindings stored live.
+//! changes give exactly the expected Bindings and statuses, on one timely worker, on two,
+//! and on two processes (`/metrics` says how many workers), and the recording replays on
+//! one worker to the Bindings stored live.
 
 use std::time::Duration;
 
-use bindery_tests::bindery_run::BinderyRun;
-use bindery_tests::control_plane::{self, apply, await_binding_spec, res, rv};
+use bindery_tests::control_plane::{self, res};
 use bindery_tests::metrics::value as series;
-use bindery_tests::objects::{deployment, managed_cluster};
+use bindery_tests::objects::nginx_spec;
+use bindery_tests::world::World;
 use bindery_tests::{free_port, http_get};
 use serde_json::{Value, json};
-
-fn nginx_policy() -> Value {
-    json!({"apiVersion": "control.kubestellar.io/v1alpha1", "kind": "BindingPolicy",
-           "metadata": {"name": "nginx"},
-           "spec": {"clusterSelectors": [{"matchLabels": {"location-group": "edge"}}],
-                    "downsync": [
-                        {"objectSelectors": [{"matchLabels": {"app.kubernetes.io/name": "nginx"}}], "resources": ["namespaces"]},
-                        {"createOnly": true, "objectSelectors": [{"matchLabels": {"app.kubernetes.io/name": "nginx"}}], "resources": ["deployments"]}]}})
-}
-
-/// The nginx Binding's spec: the namespace, the Deployment if it exists, the clusters.
-fn nginx_spec(ns_rv: &str, dep_rv: Option<&str>, clusters: &[&str]) -> Value {
-    let mut spec = json!({"workload": {
-        "clusterScope": [{"group": "", "version": "v1", "resource": "namespaces", "name": "nginx", "resourceVersion": ns_rv}]}});
-    if let Some(dep_rv) = dep_rv {
-        spec["workload"]["namespaceScope"] = json!([{"group": "apps", "version": "v1", "resource": "deployments", "namespace": "nginx",
-                            "name": "nginx-deployment", "resourceVersion": dep_rv, "createOnly": true}]);
-    }
-    if !clusters.is_empty() {
-        spec["destinations"] = clusters.iter().map(|c| json!({"clusterId": c})).collect();
-    }
-    spec
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nginx_example_live_then_changes_then_replay_of_the_recording() {
@@ -55,8 +32,8 @@ async fn the_same_on_two_processes() {
 /// The scenario, with the engine on `workers` timely workers in each of `processes`
 /// (1 or 2) processes.
 async fn nginx_scenario(workers: usize, processes: usize) {
-    let (env, wds, its) = control_plane::start().await;
-    let hosts = env.dir().join("hosts");
+    let w = World::start().await;
+    let hosts = w.env.dir().join("hosts");
     std::fs::write(
         &hosts,
         format!("127.0.0.1:{}\n127.0.0.1:{}\n", free_port(), free_port()),
@@ -73,87 +50,47 @@ async fn nginx_scenario(workers: usize, processes: usize) {
             .collect()
     };
     // Process 1 needs no API server: it only serves process 0's dataflow.
+    let process_1_log = w.env.dir().join("process-1.log");
     let mut peer = (processes == 2).then(|| {
         std::process::Command::new(bindery_tests::bindery_bin())
             .arg("run")
             .args(cluster_args(1))
             .args(["--workers", &workers.to_string()])
-            .stderr(std::fs::File::create(env.dir().join("process-1.log")).unwrap())
+            .stderr(std::fs::File::create(&process_1_log).unwrap())
             .spawn()
             .unwrap()
     });
-    control_plane::apply_wecs(&its, control_plane::THREE_WECS)
-        .await
-        .unwrap();
-    let ns = apply(
-        &wds,
-        &res::namespaces(),
-        json!({"apiVersion": "v1", "kind": "Namespace",
-        "metadata": {"name": "nginx", "labels": {"app.kubernetes.io/name": "nginx"}}}),
+    w.three_wecs().await;
+    let (ns, dep, policy) = w.nginx().await;
+    w.configmap(
+        "nginx",
+        "nginx-config",
+        json!({"app.kubernetes.io/name": "nginx"}),
     )
-    .await
-    .unwrap();
-    let dep = apply(
-        &wds,
-        &res::deployments(),
-        deployment(
-            "nginx",
-            "nginx-deployment",
-            json!({"app.kubernetes.io/name": "nginx"}),
-        ),
-    )
-    .await
-    .unwrap();
-    apply(&wds, &res::configmaps(), json!({"apiVersion": "v1", "kind": "ConfigMap",
-        "metadata": {"name": "nginx-config", "namespace": "nginx", "labels": {"app.kubernetes.io/name": "nginx"}}})).await.unwrap();
-    let policy = apply(&wds, &res::binding_policies(), nginx_policy())
-        .await
-        .unwrap();
+    .await;
 
-    let record = env.dir().join("recording.jsonl");
-    let port = free_port();
-    let listen = format!("127.0.0.1:{port}");
-    let mut bindery = BinderyRun::start(
-        &env.wds.kubeconfig,
-        &env.its.kubeconfig,
-        &env.dir().join("bindery.log"),
-        &[
-            "--workers",
-            &workers.to_string(),
-            "--listen",
-            &listen,
-            "--record",
-            record.to_str().unwrap(),
-            "--coalesce-ms",
-            "100",
-        ]
-        .into_iter()
-        .map(String::from)
-        .chain(cluster_args(0))
-        .collect::<Vec<_>>()
-        .iter()
-        .map(String::as_str)
-        .collect::<Vec<_>>(),
-    )
-    .unwrap();
-    let fail = |e: anyhow::Error, bindery: &BinderyRun| -> ! {
-        panic!("{e}\n--- bindery log ---\n{}", bindery.log_text())
-    };
+    let record = w.env.dir().join("recording.jsonl");
+    let listen = format!("127.0.0.1:{}", free_port());
+    let workers_arg = workers.to_string();
+    let mut args = vec![
+        "--workers",
+        &workers_arg,
+        "--listen",
+        &listen,
+        "--record",
+        record.to_str().unwrap(),
+        "--coalesce-ms",
+        "100",
+    ];
+    let cluster_args_0 = cluster_args(0);
+    args.extend(cluster_args_0.iter().map(String::as_str));
+    let mut bindery = w.bindery_with("bindery.log", &args);
 
     // The seed's example.
-    let binding = await_binding_spec(
-        &wds,
-        "nginx",
-        &nginx_spec(&rv(&ns), Some(&rv(&dep)), &["cluster1", "cluster2"]),
-        Duration::from_secs(30),
-    )
-    .await
-    .unwrap_or_else(|e| fail(e, &bindery));
-    assert_eq!(
-        binding["metadata"]["ownerReferences"],
-        json!([{"apiVersion": "control.kubestellar.io/v1alpha1", "kind": "BindingPolicy", "name": "nginx",
-                "uid": policy.metadata.uid.clone().unwrap(), "controller": true, "blockOwnerDeletion": false}])
-    );
+    let clusters = ["cluster1", "cluster2"];
+    let spec = nginx_spec(&ns, Some(&dep), &clusters);
+    w.expect(&bindery, &policy, &spec, "the seed's example")
+        .await;
 
     // The engine runs on that many workers.
     let (code, metrics) = http_get(&format!("http://{listen}/metrics")).unwrap();
@@ -174,79 +111,38 @@ async fn nginx_scenario(workers: usize, processes: usize) {
     );
 
     // A new resourceVersion of the Deployment and a WEC joining the group.
-    let dep = apply(
-        &wds,
-        &res::deployments(),
-        deployment(
+    let dep = w
+        .deployment(
             "nginx",
             "nginx-deployment",
             json!({"app.kubernetes.io/name": "nginx", "touched": "1"}),
-        ),
-    )
-    .await
-    .unwrap();
-    apply(
-        &its,
-        &res::managed_clusters(),
-        managed_cluster("cluster3", "edge"),
-    )
-    .await
-    .unwrap();
-    await_binding_spec(
-        &wds,
-        "nginx",
-        &nginx_spec(
-            &rv(&ns),
-            Some(&rv(&dep)),
-            &["cluster1", "cluster2", "cluster3"],
-        ),
-        Duration::from_secs(30),
-    )
-    .await
-    .unwrap_or_else(|e| fail(e, &bindery));
+        )
+        .await;
+    w.wec("cluster3", "edge").await;
+    let clusters = ["cluster1", "cluster2", "cluster3"];
+    let spec = nginx_spec(&ns, Some(&dep), &clusters);
+    w.expect(&bindery, &policy, &spec, "a new Deployment, cluster3 joins")
+        .await;
 
     // The policy's status reflects its generation, without errors.
-    let status = control_plane::eventually(
-        "policy status observedGeneration",
-        Duration::from_secs(20),
-        || async {
-            let p = control_plane::get(&wds, &res::binding_policies(), None, "nginx")
-                .await
-                .map_err(|e| e.to_string())?;
-            let p = serde_json::to_value(p.unwrap()).unwrap();
-            if p["status"]["observedGeneration"] == p["metadata"]["generation"] {
-                Ok(Some(p["status"].clone()))
-            } else {
-                Err(format!("{}", p["status"]))
-            }
-        },
-    )
-    .await
-    .unwrap();
+    let (_, status) = w.settled_status(&bindery, "nginx", |_| Ok(())).await;
     assert!(
         status["errors"].as_array().is_none_or(|e| e.is_empty()),
         "{status}"
     );
 
     // The Deployment deleted, a WEC leaving the group.
-    control_plane::delete(&wds, &res::deployments(), Some("nginx"), "nginx-deployment")
-        .await
-        .unwrap();
-    apply(
-        &its,
-        &res::managed_clusters(),
-        managed_cluster("cluster1", "core"),
+    w.delete(&res::deployments(), Some("nginx"), "nginx-deployment")
+        .await;
+    w.wec("cluster1", "core").await;
+    let spec = nginx_spec(&ns, None, &["cluster2", "cluster3"]);
+    w.expect(
+        &bindery,
+        &policy,
+        &spec,
+        "the Deployment gone, cluster1 left",
     )
-    .await
-    .unwrap();
-    await_binding_spec(
-        &wds,
-        "nginx",
-        &nginx_spec(&rv(&ns), None, &["cluster2", "cluster3"]),
-        Duration::from_secs(30),
-    )
-    .await
-    .unwrap_or_else(|e| fail(e, &bindery));
+    .await;
 
     // Clean shutdown, then the recording replays on one worker to the Binding stored.
     assert!(
@@ -256,7 +152,7 @@ async fn nginx_scenario(workers: usize, processes: usize) {
     );
     if let Some(peer) = &mut peer {
         // Process 0 closed the dataflow: process 1 ends by itself, cleanly.
-        let log = || std::fs::read_to_string(env.dir().join("process-1.log")).unwrap();
+        let log = || std::fs::read_to_string(&process_1_log).unwrap();
         let deadline = std::time::Instant::now() + Duration::from_secs(60);
         let status = loop {
             if let Some(status) = peer.try_wait().unwrap() {
@@ -283,7 +179,7 @@ async fn nginx_scenario(workers: usize, processes: usize) {
         String::from_utf8_lossy(&out.stderr)
     );
     let replayed: Value = serde_json::from_slice(&out.stdout).unwrap();
-    let (live_owners, live_spec) = control_plane::binding(&wds, "nginx")
+    let (live_owners, live_spec) = control_plane::binding(&w.wds, "nginx")
         .await
         .unwrap()
         .unwrap();
