@@ -32,18 +32,44 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 
 /// Path of the `bindery` binary, built once per test process (same profile as the tests).
+///
+/// The build runs without the variables cargo sets for the crate it runs (the test
+/// binary's `CARGO_PKG_NAME`, `CARGO_MANIFEST_DIR`, ...): build scripts track some of
+/// them (ring's does), so with them set this build and the next `cargo test` from a shell
+/// would each find ring changed and build it and everything above it (kube, Bindery)
+/// again.
 pub fn bindery_bin() -> PathBuf {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
     BIN.get_or_init(|| {
-        let run = escargot::CargoBuild::new()
+        let mut build = escargot::CargoBuild::new()
             .manifest_path(workspace_root().join("Cargo.toml"))
             .package("bindery")
-            .bin("bindery")
-            .run()
-            .expect("building the bindery binary");
+            .bin("bindery");
+        for (key, _) in std::env::vars_os() {
+            if key.to_str().is_some_and(set_by_cargo_for_its_crate) {
+                build = build.env_remove(key);
+            }
+        }
+        let run = build.run().expect("building the bindery binary");
         run.path().to_path_buf()
     })
     .clone()
+}
+
+/// Whether `key` is a variable cargo sets for the crate it builds or runs (not one of
+/// cargo's own settings, such as `CARGO_HOME` or `CARGO_TARGET_DIR`).
+fn set_by_cargo_for_its_crate(key: &str) -> bool {
+    ["CARGO_PKG_", "CARGO_MANIFEST_", "CARGO_CFG_"]
+        .iter()
+        .any(|prefix| key.starts_with(prefix))
+        || [
+            "CARGO_CRATE_NAME",
+            "CARGO_BIN_NAME",
+            "CARGO_PRIMARY_PACKAGE",
+            "CARGO_TARGET_TMPDIR",
+            "OUT_DIR",
+        ]
+        .contains(&key)
 }
 
 /// The workspace root.
