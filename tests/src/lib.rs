@@ -1,8 +1,8 @@
 //! Shared helpers for Bindery's integration tests: the built `bindery` binary and the
 //! test data (here); the test control plane ([`envtest`], [`control_plane`]), `bindery
 //! run` processes ([`bindery_run`]), builders of objects and expected Bindings
-//! ([`objects`]), the live-test harness ([`world`]), the Helm chart ([`chart`]) and
-//! `/metrics` ([`metrics`]).
+//! ([`objects`]), the live-test harness ([`world`]), watch logs ([`watch_log`]), the
+//! Helm chart ([`chart`]) and `/metrics` ([`metrics`]).
 
 pub mod bindery_run;
 pub mod chart;
@@ -10,6 +10,7 @@ pub mod control_plane;
 pub mod envtest;
 pub mod metrics;
 pub mod objects;
+pub mod watch_log;
 pub mod web;
 pub mod world;
 
@@ -100,13 +101,56 @@ pub fn acceptance_cases() -> Vec<(PathBuf, PathBuf)> {
     cases
 }
 
-/// Runs the built `bindery` with `args` (log filter `info`) to its end.
+/// The built `bindery` as a command: log filter `info`, and none of the `BINDERY_*`
+/// variables of the test's environment (a `BINDERY_WORKERS` set in a developer's shell
+/// would change what the tests check).
+pub fn bindery_command() -> Command {
+    let mut cmd = Command::new(bindery_bin());
+    for (key, _) in std::env::vars_os() {
+        if key.to_str().is_some_and(|k| k.starts_with("BINDERY_")) {
+            cmd.env_remove(key);
+        }
+    }
+    cmd.env("BINDERY_LOG", "info");
+    cmd
+}
+
+/// Runs [`bindery_command`] with `args` to its end.
 pub fn run_bindery(args: &[&str]) -> Output {
-    Command::new(bindery_bin())
+    bindery_command()
         .args(args)
-        .env("BINDERY_LOG", "info")
         .output()
         .expect("running bindery")
+}
+
+/// What `out` wrote on stderr (invalid UTF-8 replaced).
+pub fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// Fails naming `what`, with its stderr, unless `out` is of a process that exited 0.
+pub fn assert_success(out: &Output, what: &str) {
+    assert!(
+        out.status.success(),
+        "{what}: bindery failed ({}):\n{}",
+        out.status,
+        stderr(out)
+    );
+}
+
+/// What `out` wrote on stdout, which must be UTF-8; fails naming `what`, with its stderr,
+/// unless it exited 0.
+pub fn stdout_ok(out: &Output, what: &str) -> String {
+    assert_success(out, what);
+    String::from_utf8(out.stdout.clone()).unwrap_or_else(|e| panic!("{what}: stdout: {e}"))
+}
+
+/// A free loopback address for a server to listen on, `127.0.0.1:PORT`, and its base URL,
+/// `http://127.0.0.1:PORT`.
+pub fn free_listen_address() -> (String, String) {
+    let listen = format!("127.0.0.1:{}", free_port());
+    let base = format!("http://{listen}");
+    (listen, base)
 }
 
 /// Sends SIGTERM to `child` and waits for it to exit, at most `timeout`; past that it is

@@ -124,6 +124,14 @@ pub fn simple_crd(
     .expect("a valid CRD")
 }
 
+/// `object` as an API server would have stored it: with `metadata.uid` and
+/// `metadata.resourceVersion` (for the objects of watch logs and engine inputs).
+pub fn as_stored(mut object: Value, uid: &str, resource_version: &str) -> Value {
+    object["metadata"]["uid"] = json!(uid);
+    object["metadata"]["resourceVersion"] = json!(resource_version);
+    object
+}
+
 // ---------------------------------------------------------------------------------------
 // Expected Bindings
 // ---------------------------------------------------------------------------------------
@@ -220,6 +228,16 @@ pub fn nginx_spec(
         ));
     }
     spec(entries, clusters)
+}
+
+/// The namespaced entries of a Binding `spec`, as `name@resourceVersion`, in order.
+pub fn namespaced_entries(spec: &Value) -> Vec<String> {
+    let entries = spec["workload"]["namespaceScope"].as_array();
+    let name_at_rv = |e: &Value| {
+        let s = |key: &str| e[key].as_str().unwrap_or_default().to_string();
+        format!("{}@{}", s("name"), s("resourceVersion"))
+    };
+    entries.into_iter().flatten().map(name_at_rv).collect()
 }
 
 /// The owner references a Binding of `policy` (as stored: its uid) must have.

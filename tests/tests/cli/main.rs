@@ -12,5 +12,6 @@ mod dry_run;
 mod explain;
 mod readme_walkthrough;
 mod replay;
+mod replayed;
 mod timely_cluster;
 mod workers;

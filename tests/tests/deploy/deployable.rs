@@ -14,7 +14,7 @@ use bindery_tests::chart::{self, Set};
 use bindery_tests::control_plane;
 use bindery_tests::objects::{edge, labelled};
 use bindery_tests::world::World;
-use bindery_tests::{bindery_bin, free_port, http_get, workspace_root};
+use bindery_tests::{bindery_bin, free_listen_address, http_get, workspace_root};
 use serde_json::{Value, json};
 
 /// The WECs of a stored Binding's spec, sorted.
@@ -130,7 +130,7 @@ async fn the_charts_container_runs_in_cluster_is_ready_once_synced_and_kubeconfi
     // ITS kubeconfig from a Secret), run as is but for what a pod provides: the ITS
     // kubeconfig mounted where the chart says, and a port of its own on loopback.
     let (args, vars) = chart_container(&[]);
-    let listen = format!("127.0.0.1:{}", free_port());
+    let (listen, base) = free_listen_address();
     let its_arg = "--its-kubeconfig=/etc/bindery/its/kubeconfig";
     assert!(args.iter().any(|a| a == its_arg), "{args:?}");
     assert!(args.iter().any(|a| a == "--leader-elect"), "{args:?}");
@@ -156,7 +156,6 @@ async fn the_charts_container_runs_in_cluster_is_ready_once_synced_and_kubeconfi
     let fail = |what: &str| -> ! { panic!("{what}\nbindery's log:\n{}", run.log_tail(60)) };
 
     // Up, alive, and not ready: the ITS watch cannot sync.
-    let base = format!("http://{listen}");
     let (code, body) =
         control_plane::eventually("the server answers", Duration::from_secs(60), || {
             let url = format!("{base}/readyz");

@@ -9,7 +9,7 @@ use bindery_tests::control_plane::{self, res};
 use bindery_tests::metrics::value as series;
 use bindery_tests::objects::nginx_spec;
 use bindery_tests::world::World;
-use bindery_tests::{free_port, http_get};
+use bindery_tests::{assert_success, free_listen_address, free_port, http_get};
 use serde_json::{Value, json};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -70,7 +70,7 @@ async fn nginx_scenario(workers: usize, processes: usize) {
     .await;
 
     let record = w.env.dir().join("recording.jsonl");
-    let listen = format!("127.0.0.1:{}", free_port());
+    let (listen, base) = free_listen_address();
     let workers_arg = workers.to_string();
     let mut args = vec![
         "--workers",
@@ -93,7 +93,7 @@ async fn nginx_scenario(workers: usize, processes: usize) {
         .await;
 
     // The engine runs on that many workers.
-    let (code, metrics) = http_get(&format!("http://{listen}/metrics")).unwrap();
+    let (code, metrics) = http_get(&format!("{base}/metrics")).unwrap();
     assert_eq!(code, 200, "{metrics}");
     assert_eq!(
         series(&metrics, "bindery_engine_workers"),
@@ -173,11 +173,7 @@ async fn nginx_scenario(workers: usize, processes: usize) {
         .args(["--dump-bindings", "-"])
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&out, "replay of the recording");
     let replayed: Value = serde_json::from_slice(&out.stdout).unwrap();
     let (live_owners, live_spec) = control_plane::binding(&w.wds, "nginx")
         .await

@@ -15,8 +15,8 @@ use bindery_ingest::{EventType, RelistTracker};
 use bindery_tests::control_plane::{self, res, rv};
 use bindery_tests::envtest::{Envtest, free_port};
 use bindery_tests::objects::{edge, entry, modulated, owners};
-use bindery_tests::run_bindery;
 use bindery_tests::world::World;
+use bindery_tests::{run_bindery, stderr, stdout_ok};
 use kube::api::{Api, DynamicObject, ListParams};
 use serde_json::{Value, json};
 
@@ -28,20 +28,6 @@ async fn bindery(args: Vec<String>) -> Output {
     })
     .await
     .expect("the bindery process")
-}
-
-fn stdout_ok(out: &Output, what: &str) -> String {
-    assert!(
-        out.status.success(),
-        "{what}: bindery failed ({}):\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout.clone()).expect("UTF-8 output")
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
 /// The live-source arguments for the envtest servers.

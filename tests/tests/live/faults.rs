@@ -15,7 +15,7 @@ use bindery_tests::envtest::EnvtestOptions;
 use bindery_tests::objects::{configmap, edge, entry, labelled, spec, widget, widget_crd};
 use bindery_tests::web::{self, EDGE, Writers, assert_history, setup, touch};
 use bindery_tests::world::{World, fail};
-use bindery_tests::{free_port, metrics};
+use bindery_tests::{free_listen_address, metrics};
 use kube::api::{Api, DynamicObject, PostParams};
 use serde_json::{Value, json};
 
@@ -89,9 +89,7 @@ async fn a_writer_fighting_over_a_binding_for_25_seconds() {
     let w = World::start().await;
     let cms = setup(&w, 20).await;
     let history = BindingHistory::start(&w.wds).await.unwrap();
-    let port = free_port();
-    let base = format!("http://127.0.0.1:{port}");
-    let listen = format!("127.0.0.1:{port}");
+    let (listen, base) = free_listen_address();
     let bindery = w.bindery_with("bindery.log", &["--coalesce-ms", "50", "--listen", &listen]);
     let exact = web::spec(&cms, &EDGE);
     w.expect_spec(&bindery, "web", &exact, "first publish", SETTLE)
@@ -184,9 +182,7 @@ async fn etcd_compactions_and_a_wds_restart_from_a_compacted_revision_during_chu
     let mut w = World::start().await;
     let mut cms = setup(&w, 20).await;
     let history = BindingHistory::start(&w.wds).await.unwrap();
-    let port = free_port();
-    let base = format!("http://127.0.0.1:{port}");
-    let listen = format!("127.0.0.1:{port}");
+    let (listen, base) = free_listen_address();
     let bindery = w.bindery_with("bindery.log", &["--coalesce-ms", "50", "--listen", &listen]);
     let exact = web::spec(&cms, &EDGE);
     w.expect_spec(&bindery, "web", &exact, "first publish", SETTLE)
@@ -289,9 +285,7 @@ async fn a_throttled_wds_answering_429() {
         w.policy(&format!("p-{i:02}"), edge(), downsync).await;
     }
     let history = BindingHistory::start(&w.wds).await.unwrap();
-    let port = free_port();
-    let base = format!("http://127.0.0.1:{port}");
-    let listen = format!("127.0.0.1:{port}");
+    let (listen, base) = free_listen_address();
     let bindery = w.bindery_as(
         &kubeconfig,
         "bindery.log",
@@ -523,9 +517,7 @@ async fn one_resource_relisting_holds_only_its_own_objects() {
     let sa_widgets: Api<DynamicObject> = Api::all_with(sa, &res::widgets());
 
     let history = BindingHistory::start(wds).await.unwrap();
-    let port = free_port();
-    let base = format!("http://127.0.0.1:{port}");
-    let listen = format!("127.0.0.1:{port}");
+    let (listen, base) = free_listen_address();
     let bindery = w.bindery_as(
         &kubeconfig,
         "bindery.log",

@@ -11,7 +11,7 @@ use bindery_tests::bindery_run::BinderyRun;
 use bindery_tests::control_plane::{BindingHistory, eventually};
 use bindery_tests::web::{self, EDGE, Writers, assert_history, setup, touch};
 use bindery_tests::world::{World, fail};
-use bindery_tests::{free_port, metrics};
+use bindery_tests::{free_listen_address, metrics};
 use kube::api::DynamicObject;
 
 /// A bound for "it happened at all" (several lease durations), never a measured figure.
@@ -25,12 +25,12 @@ struct Replica {
 
 impl Replica {
     fn start(w: &World, name: &str, lease: &[&str]) -> Replica {
-        let listen = format!("127.0.0.1:{}", free_port());
+        let (listen, base) = free_listen_address();
         let mut args = vec!["--leader-elect", "--listen", &listen, "--coalesce-ms", "50"];
         args.extend_from_slice(lease);
         Replica {
             run: w.bindery_with(&format!("{name}.log"), &args),
-            base: format!("http://{listen}"),
+            base,
         }
     }
 

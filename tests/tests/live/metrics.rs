@@ -8,7 +8,7 @@ use bindery_tests::control_plane::{eventually, res};
 use bindery_tests::metrics::value as series;
 use bindery_tests::objects::{edge, entry, labelled, spec};
 use bindery_tests::world::{SETTLE, World};
-use bindery_tests::{free_port, http_get};
+use bindery_tests::{free_listen_address, http_get};
 use serde_json::{Value, json};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -22,9 +22,7 @@ async fn metrics_snapshot_and_explain_of_a_live_run() {
     let web = labelled(&["deployments"], json!({"app": "web"}));
     w.policy("web", edge(), json!([web])).await;
 
-    let port = free_port();
-    let base = format!("http://127.0.0.1:{port}");
-    let listen = format!("127.0.0.1:{port}");
+    let (listen, base) = free_listen_address();
     let mut bindery = w.bindery_with(
         "bindery.log",
         &[

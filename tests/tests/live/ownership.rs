@@ -10,10 +10,10 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use bindery_tests::control_plane::{self, BindingHistory, eventually, res, rv};
-use bindery_tests::free_port;
+use bindery_tests::free_listen_address;
 use bindery_tests::metrics::{self, value as metric};
 use bindery_tests::objects::{
-    configmap, destinations, edge, entry, labelled, owners, policy, spec,
+    configmap, destinations, edge, entry, labelled, namespaced_entries, owners, policy, spec,
 };
 use bindery_tests::world::{SETTLE, World, fail, stop};
 use futures::StreamExt;
@@ -96,7 +96,7 @@ async fn takeover_from_another_writer_drift_unmanaged_bindings_and_kubestellars_
         .unwrap();
 
     let history = BindingHistory::start(wds).await.unwrap();
-    let listen = format!("127.0.0.1:{}", free_port());
+    let (listen, base) = free_listen_address();
     let mut bindery = w.bindery_with(
         "bindery.log",
         &["--coalesce-ms", "100", "--listen", &listen],
@@ -155,7 +155,7 @@ async fn takeover_from_another_writer_drift_unmanaged_bindings_and_kubestellars_
         .unwrap();
 
     let metrics = eventually("drift in /metrics", SETTLE, || async {
-        let body = metrics::scrape(&format!("http://{listen}")).map_err(|e| e.to_string())?;
+        let body = metrics::scrape(&base).map_err(|e| e.to_string())?;
         let drift = metric(&body, "bindery_binding_drift_total");
         let unmanaged = metric(&body, "bindery_unmanaged_bindings");
         if drift >= 2.0 && unmanaged == 2.0 {
@@ -231,23 +231,6 @@ async fn bulk_configmaps(wds: &kube::Client, ns: &str, n: usize) -> Vec<DynamicO
         .collect()
         .await;
     created
-}
-
-fn entry_names(binding: &Value) -> BTreeSet<String> {
-    binding["spec"]["workload"]["namespaceScope"]
-        .as_array()
-        .map(|es| {
-            es.iter()
-                .map(|e| {
-                    format!(
-                        "{}@{}",
-                        e["name"].as_str().unwrap(),
-                        e["resourceVersion"].as_str().unwrap()
-                    )
-                })
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -326,7 +309,7 @@ async fn a_binding_of_ten_thousand_objects_is_written_and_one_over_the_limit_is_
                 .await
                 .ok_or("no Binding")?;
             let json = serde_json::to_value(&b).unwrap();
-            let got = entry_names(&json);
+            let got: BTreeSet<String> = namespaced_entries(&json["spec"]).into_iter().collect();
             if got == wanted {
                 Ok(Some(json))
             } else {
