@@ -13,7 +13,6 @@ use kube::core::GroupVersionKind;
 use serde_json::Value;
 
 use crate::envtest::{Envtest, EnvtestOptions};
-use crate::objects;
 
 /// A client for `kubeconfig`.
 pub async fn client(kubeconfig: &Path) -> kube::Client {
@@ -127,27 +126,6 @@ pub async fn apply(
         let path = namespace.map_or(name.clone(), |ns| format!("{ns}/{name}"));
         format!("applying {} {path}", ar.kind)
     })
-}
-
-/// The seed's three WECs: cluster1 and cluster2 in `location-group: edge`, cluster3 in
-/// `core`.
-pub const THREE_WECS: &[(&str, &str)] = &[
-    ("cluster1", "edge"),
-    ("cluster2", "edge"),
-    ("cluster3", "core"),
-];
-
-/// Applies one ManagedCluster per `(name, location-group)` to the ITS `its`.
-pub async fn apply_wecs(its: &kube::Client, wecs: &[(&str, &str)]) -> Result<()> {
-    for &(name, group) in wecs {
-        apply(
-            its,
-            &res::managed_clusters(),
-            objects::managed_cluster(name, group),
-        )
-        .await?;
-    }
-    Ok(())
 }
 
 /// Deletes an object (ignoring "not found").

@@ -58,6 +58,14 @@ pub fn nginx_policy() -> Value {
 // WECs and workload objects
 // ---------------------------------------------------------------------------------------
 
+/// The seed's three WECs: cluster1 and cluster2 in `location-group: edge`, cluster3 in
+/// `core`.
+pub const THREE_WECS: &[(&str, &str)] = &[
+    ("cluster1", "edge"),
+    ("cluster2", "edge"),
+    ("cluster3", "core"),
+];
+
 /// An OCM ManagedCluster (a WEC) labelled `location-group: GROUP` and `name: NAME`.
 pub fn managed_cluster(name: &str, group: &str) -> Value {
     json!({"apiVersion": "cluster.open-cluster-management.io/v1", "kind": "ManagedCluster",

@@ -9,7 +9,7 @@ use crate::control_plane::{BindingHistory, res};
 use crate::objects::{self, edge, labelled};
 use crate::world::World;
 
-/// The WECs labelled `location-group: edge` in [`crate::control_plane::THREE_WECS`].
+/// The WECs labelled `location-group: edge` in [`crate::objects::THREE_WECS`].
 pub const EDGE: [&str; 2] = ["cluster1", "cluster2"];
 
 /// The spec of Binding `web` for the ConfigMaps `cms` and WECs `clusters`.

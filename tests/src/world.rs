@@ -53,7 +53,7 @@ impl World {
     }
 
     /// Stops the WDS API server and starts it again on the same port and data, and
-    /// connects [`World::wds`] anew.
+    /// connects the `wds` client anew.
     pub async fn restart_wds(&mut self) {
         let start = Instant::now();
         self.env
@@ -185,7 +185,7 @@ impl World {
 
     /// The three WECs of most tests: cluster1 and cluster2 in `edge`, cluster3 in `core`.
     pub async fn three_wecs(&self) {
-        for &(name, group) in control_plane::THREE_WECS {
+        for &(name, group) in objects::THREE_WECS {
             self.wec(name, group).await;
         }
     }

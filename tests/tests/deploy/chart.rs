@@ -207,7 +207,7 @@ async fn the_its_rbac_grants_reading_managed_clusters_and_nothing_else() {
             .list(&Default::default())
             .await
             .expect("the bound identity lists ManagedClusters");
-    assert_eq!(wecs.items.len(), control_plane::THREE_WECS.len());
+    assert_eq!(wecs.items.len(), objects::THREE_WECS.len());
     let configmaps = kube::Api::<k8s_openapi::api::core::v1::ConfigMap>::all(reader.clone())
         .list(&Default::default())
         .await;
@@ -216,7 +216,7 @@ async fn the_its_rbac_grants_reading_managed_clusters_and_nothing_else() {
         "nothing else is granted: {configmaps:?}"
     );
     let write = kube::Api::<kube::api::DynamicObject>::all_with(reader, &res::managed_clusters())
-        .delete(control_plane::THREE_WECS[0].0, &Default::default())
+        .delete(objects::THREE_WECS[0].0, &Default::default())
         .await;
     assert!(
         matches!(&write, Err(kube::Error::Api(s)) if s.code == 403),
