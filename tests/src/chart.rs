@@ -8,6 +8,8 @@ use std::process::Command;
 use anyhow::{Context, Result, bail};
 use serde_json::Value;
 
+use crate::{control_plane, objects};
+
 /// The chart's directory.
 pub fn chart_dir() -> PathBuf {
     crate::workspace_root().join("deploy/chart/bindery")
@@ -61,7 +63,7 @@ pub fn render(namespace: &str, sets: &[Set]) -> Result<String> {
 /// The documents of a rendered chart, as `(kind, name, document text)`, comments and
 /// empty documents left out.
 pub fn documents(yaml: &str) -> Vec<(String, String, String)> {
-    crate::cluster::yaml_documents(yaml)
+    control_plane::yaml_documents(yaml)
         .into_iter()
         .filter_map(|d| Some((d.kind?, d.name, d.text)))
         .collect()
@@ -73,11 +75,11 @@ pub fn documents(yaml: &str) -> Vec<(String, String, String)> {
 /// `namespace`, and their bindings. Returns the created objects (the namespace left out).
 pub async fn create_wds_rbac(client: &kube::Client, namespace: &str) -> Result<Vec<Value>> {
     let rbac = render(namespace, &[Set::Str("controller.enabled", "false")])?;
-    crate::cluster::apply(
+    control_plane::apply(
         client,
-        &crate::cluster::res::namespaces(),
-        crate::cluster::objects::namespace(namespace, serde_json::json!({})),
+        &control_plane::res::namespaces(),
+        objects::namespace(namespace, serde_json::json!({})),
     )
     .await?;
-    crate::cluster::create_yaml(client, &rbac).await
+    control_plane::create_yaml(client, &rbac).await
 }

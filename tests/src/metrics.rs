@@ -1,6 +1,19 @@
 //! Reading Prometheus text exposition (Bindery's `/metrics`, a kube-apiserver's
 //! `/metrics`) in tests.
 
+use anyhow::{Result, bail};
+
+/// `GET {base}/metrics` of a running Bindery (`base` as `http://127.0.0.1:PORT`): the
+/// text, or an error naming the URL when it does not answer 200.
+pub fn scrape(base: &str) -> Result<String> {
+    let url = format!("{base}/metrics");
+    let (code, body) = crate::http_get(&url)?;
+    if code != 200 {
+        bail!("GET {url}: {code} {body}");
+    }
+    Ok(body)
+}
+
 /// The value of the series `series` (`name` or `name{labels}`, exactly as exposed), 0 when
 /// it is absent.
 pub fn value(text: &str, series: &str) -> f64 {

@@ -5,66 +5,43 @@
 use kube::api::DynamicObject;
 use serde_json::{Value, json};
 
-use crate::cluster::objects::{configmap, namespace};
-use crate::cluster::{self, BindingHistory, apply, res, rv};
+use crate::control_plane::{BindingHistory, res};
+use crate::objects::{self, edge, labelled};
+use crate::world::World;
 
-/// The WECs labelled `location-group: edge` in [`cluster::THREE_WECS`].
+/// The WECs labelled `location-group: edge` in [`crate::objects::THREE_WECS`].
 pub const EDGE: [&str; 2] = ["cluster1", "cluster2"];
-
-/// The Binding entry of ConfigMap `obj` (in namespace `app`).
-pub fn entry(obj: &DynamicObject) -> Value {
-    json!({"group": "", "version": "v1", "resource": "configmaps", "namespace": "app",
-           "name": obj.metadata.name.clone().unwrap(), "resourceVersion": rv(obj)})
-}
 
 /// The spec of Binding `web` for the ConfigMaps `cms` and WECs `clusters`.
 pub fn spec(cms: &[DynamicObject], clusters: &[&str]) -> Value {
-    let mut cms: Vec<&DynamicObject> = cms.iter().collect();
-    cms.sort_by_key(|c| c.metadata.name.clone());
-    let mut spec = json!({"workload": {}});
-    if !cms.is_empty() {
-        spec["workload"]["namespaceScope"] = cms.iter().map(|c| entry(c)).collect();
-    }
-    if !clusters.is_empty() {
-        spec["destinations"] = clusters.iter().map(|c| json!({"clusterId": c})).collect();
-    }
-    spec
+    let entries = cms
+        .iter()
+        .map(|cm| objects::entry(&res::configmaps(), cm))
+        .collect();
+    objects::spec(entries, clusters)
 }
 
-/// Creates the WECs, namespace `app`, `objects` ConfigMaps `cm-00`... and policy `web`;
+/// Creates the WECs, namespace `app`, `count` ConfigMaps `cm-00`... and policy `web`;
 /// returns the ConfigMaps as stored.
-pub async fn setup(wds: &kube::Client, its: &kube::Client, objects: usize) -> Vec<DynamicObject> {
-    cluster::apply_wecs(its, cluster::THREE_WECS).await.unwrap();
-    apply(wds, &res::namespaces(), namespace("app", json!({})))
-        .await
-        .unwrap();
+pub async fn setup(w: &World, count: usize) -> Vec<DynamicObject> {
+    w.three_wecs().await;
+    w.namespace("app", json!({})).await;
     let mut cms = Vec::new();
-    for i in 0..objects {
-        let cm = configmap("app", &format!("cm-{i:02}"), json!({"app": "web"}));
-        cms.push(apply(wds, &res::configmaps(), cm).await.unwrap());
+    for i in 0..count {
+        let cm = w
+            .configmap("app", &format!("cm-{i:02}"), json!({"app": "web"}))
+            .await;
+        cms.push(cm);
     }
-    apply(
-        wds,
-        &res::binding_policies(),
-        json!({"apiVersion": "control.kubestellar.io/v1alpha1", "kind": "BindingPolicy",
-               "metadata": {"name": "web"},
-               "spec": {"clusterSelectors": [{"matchLabels": {"location-group": "edge"}}],
-                        "downsync": [{"resources": ["configmaps"],
-                                      "objectSelectors": [{"matchLabels": {"app": "web"}}]}]}}),
-    )
-    .await
-    .unwrap();
+    let web = labelled(&["configmaps"], json!({"app": "web"}));
+    w.policy("web", edge(), json!([web])).await;
     cms
 }
 
 /// Relabels ConfigMap `cm-NN` with `round`: a new resourceVersion, the same selection.
-pub async fn touch(wds: &kube::Client, i: usize, round: usize) -> DynamicObject {
-    let cm = configmap(
-        "app",
-        &format!("cm-{i:02}"),
-        json!({"app": "web", "round": round.to_string()}),
-    );
-    apply(wds, &res::configmaps(), cm).await.unwrap()
+pub async fn touch(w: &World, i: usize, round: usize) -> DynamicObject {
+    let labels = json!({"app": "web", "round": round.to_string()});
+    w.configmap("app", &format!("cm-{i:02}"), labels).await
 }
 
 /// What [`assert_history`] checks besides "never dropped".

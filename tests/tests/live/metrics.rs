@@ -4,47 +4,27 @@
 
 use std::time::Duration;
 
-use bindery_tests::cluster::objects::{deployment, namespace};
-use bindery_tests::cluster::{self, BinderyRun, apply, await_binding_spec, eventually, res, rv};
+use bindery_tests::control_plane::{eventually, res};
 use bindery_tests::metrics::value as series;
-use bindery_tests::{free_port, http_get};
+use bindery_tests::objects::{edge, entry, labelled, spec};
+use bindery_tests::world::{SETTLE, World};
+use bindery_tests::{free_listen_address, http_get};
 use serde_json::{Value, json};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_snapshot_and_explain_of_a_live_run() {
-    let (env, wds, its) = cluster::control_plane().await;
-    cluster::apply_wecs(&its, &[("c1", "edge"), ("c2", "edge"), ("c3", "core")])
-        .await
-        .unwrap();
-    apply(
-        &wds,
-        &res::namespaces(),
-        namespace("web", json!({"app": "web"})),
-    )
-    .await
-    .unwrap();
-    let dep = apply(
-        &wds,
-        &res::deployments(),
-        deployment("web", "front", json!({"app": "web"})),
-    )
-    .await
-    .unwrap();
-    apply(&wds, &res::binding_policies(), json!({
-        "apiVersion": "control.kubestellar.io/v1alpha1", "kind": "BindingPolicy",
-        "metadata": {"name": "web"},
-        "spec": {"clusterSelectors": [{"matchLabels": {"location-group": "edge"}}],
-                 "downsync": [{"objectSelectors": [{"matchLabels": {"app": "web"}}], "resources": ["deployments"]}]}}))
-    .await
-    .unwrap();
+    let w = World::start().await;
+    for (name, group) in [("c1", "edge"), ("c2", "edge"), ("c3", "core")] {
+        w.wec(name, group).await;
+    }
+    w.namespace("web", json!({"app": "web"})).await;
+    let dep = w.deployment("web", "front", json!({"app": "web"})).await;
+    let web = labelled(&["deployments"], json!({"app": "web"}));
+    w.policy("web", edge(), json!([web])).await;
 
-    let port = free_port();
-    let base = format!("http://127.0.0.1:{port}");
-    let listen = format!("127.0.0.1:{port}");
-    let mut bindery = BinderyRun::start(
-        &env.wds.kubeconfig,
-        &env.its.kubeconfig,
-        &env.dir().join("bindery.log"),
+    let (listen, base) = free_listen_address();
+    let mut bindery = w.bindery_with(
+        "bindery.log",
         &[
             "--listen",
             &listen,
@@ -52,16 +32,10 @@ async fn metrics_snapshot_and_explain_of_a_live_run() {
             "--coalesce-ms",
             "100",
         ],
-    )
-    .unwrap();
-    let spec = |dep_rv: &str| {
-        json!({"destinations": [{"clusterId": "c1"}, {"clusterId": "c2"}],
-               "workload": {"namespaceScope": [{"group": "apps", "version": "v1", "resource": "deployments",
-                            "namespace": "web", "name": "front", "resourceVersion": dep_rv}]}})
-    };
-    await_binding_spec(&wds, "web", &spec(&rv(&dep)))
-        .await
-        .unwrap_or_else(|e| panic!("{e}\n--- bindery log ---\n{}", bindery.log_text()));
+    );
+    let to_c1_c2 = spec(vec![entry(&res::deployments(), &dep)], &["c1", "c2"]);
+    w.expect_spec(&bindery, "web", &to_c1_c2, "Binding web", SETTLE)
+        .await;
 
     // The write reached the server: the sink's observer counted it, with its latency.
     let metrics: String = eventually(
@@ -150,20 +124,10 @@ async fn metrics_snapshot_and_explain_of_a_live_run() {
     assert_eq!(code, 400, "{body}");
 
     // A change: the deployment leaves the policy; explain and metrics follow.
-    apply(
-        &wds,
-        &res::deployments(),
-        deployment("web", "front", json!({"app": "other"})),
-    )
-    .await
-    .unwrap();
-    await_binding_spec(
-        &wds,
-        "web",
-        &json!({"destinations": [{"clusterId": "c1"}, {"clusterId": "c2"}], "workload": {}}),
-    )
-    .await
-    .unwrap_or_else(|e| panic!("{e}\n--- bindery log ---\n{}", bindery.log_text()));
+    w.deployment("web", "front", json!({"app": "other"})).await;
+    let empty = spec(vec![], &["c1", "c2"]);
+    w.expect_spec(&bindery, "web", &empty, "front relabelled out", SETTLE)
+        .await;
     let (_, body) = http_get(&url).unwrap();
     let explanation: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(explanation["object"]["selected"], false, "{body}");

@@ -3,16 +3,17 @@
 //! once the replay is done the figures it shows are exactly those of `/metrics`.
 
 use std::collections::BTreeMap;
-use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, ensure};
+use bindery_tests::objects::{as_stored, configmap, edge, labelled, managed_cluster, policy};
+use bindery_tests::watch_log::{self, CONFIGMAPS, POLICIES, WECS, event};
 use bindery_tests::{bindery_bin, free_port, terminate};
 use fantoccini::{Client, ClientBuilder, Locator};
 use hyper_util::client::legacy::connect::HttpConnector;
-use serde_json::{Value, json};
+use serde_json::json;
 
 const CHROMIUM: &str = "/usr/bin/chromium";
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
@@ -48,83 +49,51 @@ fn await_port(port: u16, what: &str) -> Result<()> {
     Ok(())
 }
 
-/// A watch log: 3 WECs, 3 policies and 30 ConfigMaps, then, 100 ms apart in log time,
-/// 80 relabels moving ConfigMaps in and out of the policies' selection. Returns the
-/// number of events.
-fn write_log(path: &Path) -> Result<u64> {
-    let mut lines = vec![json!({"watchLog": 1})];
+/// Writes a watch log to `dir`: 3 WECs, 3 policies and 30 ConfigMaps, then, 100 ms
+/// apart in log time, 80 relabels moving ConfigMaps in and out of the policies'
+/// selection. Returns its path and its number of events.
+fn write_log(dir: &Path) -> (PathBuf, u64) {
+    let mut events = Vec::new();
     let mut ts = 1_764_151_200_000_i64;
-    let event = |ts: i64, space: &str, group: &str, resource: &str, ty: &str, object: Value| {
-        let mut e = json!({"ts": ts, "space": space, "group": group, "version": "v1",
-            "resource": resource, "type": ty});
-        if !object.is_null() {
-            e["object"] = object;
-        }
-        e
-    };
     for i in 0..3 {
-        let labels = json!({"location-group": "edge", "name": format!("c{i}")});
-        lines.push(event(ts, "its", "cluster.open-cluster-management.io", "managedclusters", "ADDED",
-            json!({"apiVersion": "cluster.open-cluster-management.io/v1", "kind": "ManagedCluster",
-                   "metadata": {"name": format!("c{i}"), "uid": format!("uc{i}"), "resourceVersion": "1", "labels": labels}})));
+        let wec = as_stored(
+            managed_cluster(&format!("c{i}"), "edge"),
+            &format!("uc{i}"),
+            "1",
+        );
+        events.push(event(ts, WECS, "ADDED", Some(wec)));
     }
-    lines.push(event(
-        ts,
-        "its",
-        "cluster.open-cluster-management.io",
-        "managedclusters",
-        "SYNCED",
-        Value::Null,
-    ));
+    events.push(event(ts, WECS, "SYNCED", None));
     for (i, tier) in ["gold", "silver", "bronze"].iter().enumerate() {
-        lines.push(event(ts, "wds", "control.kubestellar.io", "bindingpolicies", "ADDED",
-            json!({"apiVersion": "control.kubestellar.io/v1alpha1", "kind": "BindingPolicy",
-                   "metadata": {"name": format!("p-{tier}"), "uid": format!("up{i}"), "resourceVersion": "1", "generation": 1},
-                   "spec": {"clusterSelectors": [{"matchLabels": {"location-group": "edge"}}],
-                            "downsync": [{"objectSelectors": [{"matchLabels": {"tier": tier}}]}]}})));
+        let downsync = json!([labelled(&[], json!({"tier": tier}))]);
+        let policy = policy(&format!("p-{tier}"), edge(), downsync);
+        let mut policy = as_stored(policy, &format!("up{i}"), "1");
+        policy["metadata"]["generation"] = json!(1);
+        events.push(event(ts, POLICIES, "ADDED", Some(policy)));
     }
-    lines.push(event(
-        ts,
-        "wds",
-        "control.kubestellar.io",
-        "bindingpolicies",
-        "SYNCED",
-        Value::Null,
-    ));
+    events.push(event(ts, POLICIES, "SYNCED", None));
     let tiers = ["gold", "silver", "bronze", "none"];
     let configmap = |i: usize, rv: usize, tier: &str| {
-        json!({"apiVersion": "v1", "kind": "ConfigMap",
-               "metadata": {"name": format!("cm{i}"), "namespace": "ns", "uid": format!("u{i}"),
-                            "resourceVersion": rv.to_string(), "labels": {"tier": tier}}})
+        let cm = configmap("ns", &format!("cm{i}"), json!({"tier": tier}));
+        Some(as_stored(cm, &format!("u{i}"), &rv.to_string()))
     };
     for i in 0..30 {
-        lines.push(event(
+        events.push(event(
             ts,
-            "wds",
-            "",
-            "configmaps",
+            CONFIGMAPS,
             "ADDED",
             configmap(i, 1, tiers[i % 3]),
         ));
     }
-    lines.push(event(ts, "wds", "", "configmaps", "SYNCED", Value::Null));
+    events.push(event(ts, CONFIGMAPS, "SYNCED", None));
     for step in 0..80 {
         ts += 100;
         let i = (step * 7) % 30;
-        lines.push(event(
-            ts,
-            "wds",
-            "",
-            "configmaps",
-            "MODIFIED",
-            configmap(i, step + 2, tiers[(i + step) % 4]),
-        ));
+        let cm = configmap(i, step + 2, tiers[(i + step) % 4]);
+        events.push(event(ts, CONFIGMAPS, "MODIFIED", cm));
     }
-    let mut file = std::fs::File::create(path)?;
-    for line in &lines {
-        writeln!(file, "{line}")?;
-    }
-    Ok(lines.len() as u64 - 1)
+    let path = watch_log::write(dir, "churn.jsonl", &events);
+    (path, events.len() as u64)
 }
 
 /// `/metrics` parsed: `name{labels}` (as written) → value.
@@ -268,8 +237,7 @@ async fn dashboard_figures_agree_with_metrics_during_a_replay() -> Result<()> {
         );
     }
     let dir = tempfile::tempdir()?;
-    let log = dir.path().join("churn.jsonl");
-    let events = write_log(&log)?;
+    let (log, events) = write_log(dir.path());
 
     // The browser first, then the replay: the page must open while the replay runs.
     let bin = bindery_bin();

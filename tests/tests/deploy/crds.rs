@@ -54,6 +54,16 @@ fn strings(v: &Value) -> Vec<&str> {
         .collect()
 }
 
+/// The names of the `properties` of an object schema.
+fn property_names(schema: &Value) -> BTreeSet<&str> {
+    schema["properties"]
+        .as_object()
+        .unwrap_or_else(|| panic!("no properties in {schema}"))
+        .keys()
+        .map(String::as_str)
+        .collect()
+}
+
 fn required(schema: &Value) -> BTreeSet<&str> {
     schema
         .get("required")
@@ -286,12 +296,7 @@ fn schemas_are_structural() {
 fn binding_policy_schema_matches_kubestellar() {
     let s = schema(BP);
     let spec = at(&s, "spec");
-    let spec_fields: BTreeSet<&str> = spec["properties"]
-        .as_object()
-        .unwrap()
-        .keys()
-        .map(String::as_str)
-        .collect();
+    let spec_fields: BTreeSet<&str> = property_names(spec);
     assert_eq!(
         spec_fields,
         BTreeSet::from(["clusterSelectors", "downsync"])
@@ -325,12 +330,7 @@ fn binding_policy_schema_matches_kubestellar() {
 
     // downsync clauses: the object test, the modulation, and "at least one test".
     let clause = at(&s, "spec.downsync.[]");
-    let fields: BTreeSet<&str> = clause["properties"]
-        .as_object()
-        .unwrap()
-        .keys()
-        .map(String::as_str)
-        .collect();
+    let fields: BTreeSet<&str> = property_names(clause);
     assert_eq!(
         fields,
         BTreeSet::from([
@@ -476,12 +476,7 @@ fn binding_schema_matches_kubestellar() {
             req.iter().copied().collect(),
             "{list}"
         );
-        let fields: BTreeSet<&str> = l["items"]["properties"]
-            .as_object()
-            .unwrap()
-            .keys()
-            .map(String::as_str)
-            .collect();
+        let fields: BTreeSet<&str> = property_names(&l["items"]);
         let want: BTreeSet<&str> = req.iter().chain(modulation.iter()).copied().collect();
         assert_eq!(fields, want, "{list}");
     }

@@ -2,11 +2,13 @@
 //! applied to real kube-apiservers (envtest): the default install validated by a
 //! server-side dry-run in the WDS, the ITS's RBAC created in the ITS and checked with a
 //! token of the identity it binds, and values that make no sense refused with a reason.
-//! (`live_scenarios::rbac::wds_rbac_manifest_suffices` runs Bindery with the WDS RBAC the chart
-//! renders.)
+//! (`live::scenarios::rbac::wds_rbac_manifest_suffices` runs Bindery with the WDS RBAC the
+//! chart renders.)
 
 use bindery_tests::chart::{self, Set};
-use bindery_tests::cluster::{self, objects::namespace, res};
+use bindery_tests::control_plane::{self, res};
+use bindery_tests::objects::{self, namespace};
+use bindery_tests::world::World;
 use kube::api::PostParams;
 use serde_json::{Value, json};
 
@@ -76,10 +78,10 @@ async fn the_default_install_renders_and_a_real_api_server_accepts_it() {
     );
 
     // The dashboard ConfigMap carries the dashboard file unchanged.
-    let (_env, wds, _its) = cluster::control_plane().await;
-    cluster::install_crds(
-        &wds,
-        &[cluster::simple_crd(
+    let w = World::start().await;
+    control_plane::install_crds(
+        &w.wds,
+        &[objects::simple_crd(
             "monitoring.coreos.com",
             "ServiceMonitor",
             "servicemonitors",
@@ -88,14 +90,12 @@ async fn the_default_install_renders_and_a_real_api_server_accepts_it() {
     )
     .await
     .unwrap();
-    cluster::apply(&wds, &res::namespaces(), namespace(NS, json!({})))
-        .await
-        .unwrap();
+    w.namespace(NS, json!({})).await;
     let dry_run = PostParams {
         dry_run: true,
         ..PostParams::default()
     };
-    let accepted = cluster::create_yaml_with(&wds, &yaml, &dry_run)
+    let accepted = control_plane::create_yaml_with(&w.wds, &yaml, &dry_run)
         .await
         .unwrap();
     assert_eq!(accepted.len(), docs.len(), "every document was accepted");
@@ -160,10 +160,9 @@ async fn a_remote_wds_gets_its_kubeconfig_from_a_secret_and_no_token() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_its_rbac_grants_reading_managed_clusters_and_nothing_else() {
-    let (env, _wds, its) = cluster::control_plane().await;
-    cluster::apply_wecs(&its, cluster::THREE_WECS)
-        .await
-        .unwrap();
+    let w = World::start().await;
+    let its = &w.its;
+    w.three_wecs().await;
     let yaml = chart::render(
         NS,
         &[
@@ -184,31 +183,31 @@ async fn the_its_rbac_grants_reading_managed_clusters_and_nothing_else() {
             "ClusterRoleBinding/bindery-inventory-reader"
         ]
     );
-    cluster::apply(&its, &res::namespaces(), namespace(NS, json!({})))
+    control_plane::apply(its, &res::namespaces(), namespace(NS, json!({})))
         .await
         .unwrap();
-    cluster::create_yaml(
-        &its,
+    control_plane::create_yaml(
+        its,
         &format!(
             "apiVersion: v1\nkind: ServiceAccount\nmetadata:\n  name: bindery-reader\n  namespace: {NS}\n"
         ),
     )
     .await
     .unwrap();
-    cluster::create_yaml(&its, &yaml).await.unwrap();
-    let token = cluster::service_account_token(&its, NS, "bindery-reader")
+    control_plane::create_yaml(its, &yaml).await.unwrap();
+    let token = control_plane::service_account_token(its, NS, "bindery-reader")
         .await
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let kubeconfig = dir.path().join("its-reader.kubeconfig");
-    cluster::write_token_kubeconfig(&kubeconfig, "its", &env.its.url, &token).unwrap();
-    let reader = cluster::client(&kubeconfig).await;
+    control_plane::write_token_kubeconfig(&kubeconfig, "its", &w.env.its.url, &token).unwrap();
+    let reader = control_plane::client(&kubeconfig).await;
     let wecs =
         kube::Api::<kube::api::DynamicObject>::all_with(reader.clone(), &res::managed_clusters())
             .list(&Default::default())
             .await
             .expect("the bound identity lists ManagedClusters");
-    assert_eq!(wecs.items.len(), cluster::THREE_WECS.len());
+    assert_eq!(wecs.items.len(), objects::THREE_WECS.len());
     let configmaps = kube::Api::<k8s_openapi::api::core::v1::ConfigMap>::all(reader.clone())
         .list(&Default::default())
         .await;
@@ -217,7 +216,7 @@ async fn the_its_rbac_grants_reading_managed_clusters_and_nothing_else() {
         "nothing else is granted: {configmaps:?}"
     );
     let write = kube::Api::<kube::api::DynamicObject>::all_with(reader, &res::managed_clusters())
-        .delete(cluster::THREE_WECS[0].0, &Default::default())
+        .delete(objects::THREE_WECS[0].0, &Default::default())
         .await;
     assert!(
         matches!(&write, Err(kube::Error::Api(s)) if s.code == 403),

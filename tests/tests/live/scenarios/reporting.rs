@@ -1,7 +1,10 @@
 //! Bad input reported: invalid selectors in the status and in Events, while the other
 //! policies keep working.
 
-use crate::world::*;
+use bindery_tests::control_plane::res;
+use bindery_tests::objects::{edge, entry, labelled, spec};
+use bindery_tests::world::{World, condition, fail, policy_events, stop};
+use serde_json::{Value, json};
 
 // ---------------------------------------------------------------------------------------
 // 6. Invalid selectors are reported; other policies keep working
@@ -12,41 +15,25 @@ async fn invalid_selector_is_reported_and_other_policies_keep_working() {
     let w = World::start().await;
     w.three_wecs().await;
     let (deps, cms) = (res::deployments(), res::configmaps());
-    w.wds(&res::namespaces(), namespace("ns-a", json!({})))
-        .await;
-    let d = w
-        .wds(&deps, deployment("ns-a", "web", json!({"app": "web"})))
-        .await;
-    let c = w
-        .wds(&cms, configmap("ns-a", "web", json!({"app": "web"})))
-        .await;
+    w.namespace("ns-a", json!({})).await;
+    let d = w.deployment("ns-a", "web", json!({"app": "web"})).await;
+    let c = w.configmap("ns-a", "web", json!({"app": "web"})).await;
 
     // `In` without values: the CRD admits it (objectSelectors are plain label
     // selectors), Kubernetes' selector rules make it invalid.
     let invalid = json!({"matchExpressions": [{"key": "app", "operator": "In"}]});
+    let web = json!({"app": "web"});
     let bad_downsync = |first_selector: Value| {
         json!([{"resources": ["configmaps"], "objectSelectors": [first_selector]},
-               {"resources": ["deployments"], "objectSelectors": [{"matchLabels": {"app": "web"}}]}])
+               labelled(&["deployments"], web.clone())])
     };
-    let bad = w
-        .wds(
-            &res::binding_policies(),
-            policy("bad", edge(), bad_downsync(invalid)),
-        )
-        .await;
+    let bad = w.policy("bad", edge(), bad_downsync(invalid)).await;
     let good = w
-        .wds(
-            &res::binding_policies(),
-            policy(
-                "good",
-                edge(),
-                json!([{"objectSelectors": [{"matchLabels": {"app": "web"}}]}]),
-            ),
-        )
+        .policy("good", edge(), json!([labelled(&[], web.clone())]))
         .await;
     let dests = ["cluster1", "cluster2"];
 
-    let bindery = w.bindery("bindery.log");
+    let mut bindery = w.bindery("bindery.log");
     // The invalid selector matches nothing; the policy's other clause still works.
     w.expect(
         &bindery,
@@ -100,9 +87,7 @@ async fn invalid_selector_is_reported_and_other_policies_keep_working() {
     assert_eq!(notes, std::slice::from_ref(&error));
 
     // The good policy follows changes while the bad one is reported.
-    let c2 = w
-        .wds(&cms, configmap("ns-a", "web-2", json!({"app": "web"})))
-        .await;
+    let c2 = w.configmap("ns-a", "web-2", json!({"app": "web"})).await;
     w.expect(
         &bindery,
         &good,
@@ -115,16 +100,8 @@ async fn invalid_selector_is_reported_and_other_policies_keep_working() {
     .await;
 
     // Fixing the selector clears the error and the condition.
-    let bad = w
-        .wds(
-            &res::binding_policies(),
-            policy(
-                "bad",
-                edge(),
-                bad_downsync(json!({"matchLabels": {"app": "web"}})),
-            ),
-        )
-        .await;
+    let fixed = json!({"matchLabels": web});
+    let bad = w.policy("bad", edge(), bad_downsync(fixed)).await;
     w.expect(
         &bindery,
         &bad,
@@ -146,6 +123,5 @@ async fn invalid_selector_is_reported_and_other_policies_keep_working() {
     let none = policy_events(&w.wds, "good", &good_uid, "PolicyProblem", "Warning", 0).await;
     assert!(none.is_ok_and(|n| n.is_empty()));
 
-    let mut bindery = bindery;
     stop(&mut bindery);
 }

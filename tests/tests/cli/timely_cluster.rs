@@ -8,18 +8,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output};
 use std::time::{Duration, Instant};
 
-use bindery_tests::{acceptance_cases, bindery_bin, free_port, workspace_root};
+use bindery_tests::{bindery_command, free_port, stderr, workspace_root};
 
-fn bindery() -> Command {
-    let mut command = Command::new(bindery_bin());
-    command
-        .env("BINDERY_LOG", "info")
-        .env_remove("BINDERY_WORKERS")
-        .env_remove("BINDERY_PROCESSES")
-        .env_remove("BINDERY_PROCESS_INDEX")
-        .env_remove("BINDERY_HOSTS");
-    command
-}
+use crate::replayed::{
+    Replayed, assert_churn_changes_bindings, check_acceptance_logs, generated_log,
+};
 
 /// A hosts file of `processes` loopback addresses on free ports.
 fn hosts_file(dir: &Path, processes: usize) -> PathBuf {
@@ -45,14 +38,6 @@ fn cluster_flags(hosts: &Path, processes: usize, index: usize, workers: usize) -
     ]
     .map(String::from)
     .to_vec()
-}
-
-/// What process 0 of a replay wrote: the `--dump-bindings` file and the `--emit-deltas`
-/// lines.
-#[derive(PartialEq, Eq)]
-struct Replayed {
-    bindings: Vec<u8>,
-    deltas: Vec<u8>,
 }
 
 /// A started process whose stdout and stderr go to files (a pipe nobody reads while
@@ -115,7 +100,7 @@ fn replay(log: &Path, processes: usize, workers: usize, extra: &[&str]) -> Repla
     let hosts = hosts_file(dir.path(), processes);
     let dump = dir.path().join("bindings.json");
     let start = |index: usize| {
-        let mut command = bindery();
+        let mut command = bindery_command();
         command
             .args(["replay", log.to_str().unwrap(), "--emit-deltas"])
             .args(["--dump-bindings", dump.to_str().unwrap()])
@@ -163,17 +148,13 @@ fn replay(log: &Path, processes: usize, workers: usize, extra: &[&str]) -> Repla
 fn replay_alone(log: &Path, extra: &[&str]) -> Replayed {
     let dir = tempfile::tempdir().unwrap();
     let dump = dir.path().join("bindings.json");
-    let out = bindery()
+    let out = bindery_command()
         .args(["replay", log.to_str().unwrap(), "--emit-deltas"])
         .args(["--dump-bindings", dump.to_str().unwrap()])
         .args(extra)
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{}", stderr(&out));
     Replayed {
         bindings: std::fs::read(&dump).unwrap(),
         deltas: out.stdout,
@@ -206,16 +187,7 @@ fn same_in_every_cluster(log: &Path, extra: &[&str]) -> Replayed {
 
 #[test]
 fn acceptance_logs_replay_the_same_on_several_processes() {
-    let cases = acceptance_cases();
-    assert!(cases.len() >= 6, "acceptance data missing");
-    for (log, expected) in cases {
-        let one = same_in_every_cluster(&log, &[]);
-        let want: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(&expected).unwrap()).unwrap();
-        let got: serde_json::Value = serde_json::from_slice(&one.bindings).unwrap();
-        assert_eq!(got, want, "{}", log.display());
-        assert!(!one.deltas.is_empty(), "{}: no deltas", log.display());
-    }
+    check_acceptance_logs(|log| same_in_every_cluster(log, &[]));
 }
 
 /// A generated log (every churn kind and both herds), one event per epoch and with many
@@ -223,25 +195,9 @@ fn acceptance_logs_replay_the_same_on_several_processes() {
 #[test]
 fn a_generated_log_with_churn_replays_the_same_on_several_processes() {
     let dir = tempfile::tempdir().unwrap();
-    let log = dir.path().join("generated.jsonl");
-    let out = bindery()
-        .args(["generate", "--out", log.to_str().unwrap()])
-        .args(["--wecs", "20", "--objects", "300", "--policies", "12"])
-        .args(["--churn", "600", "--seed", "11"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let log = generated_log(dir.path(), 11);
     let one = same_in_every_cluster(&log, &[]);
-    let deltas = String::from_utf8(one.deltas).unwrap();
-    assert!(
-        deltas.lines().count() > 100,
-        "the churn changes Bindings: {} delta lines",
-        deltas.lines().count()
-    );
+    assert_churn_changes_bindings(&one);
     same_in_every_cluster(&log, &["--window-ms", "25"]);
 }
 
@@ -286,7 +242,11 @@ fn cluster_options_are_checked_with_clear_errors() {
     ];
     for (flags, want) in cases {
         for command in [vec!["replay", log], vec!["run"]] {
-            let out = bindery().args(&command).args(*flags).output().unwrap();
+            let out = bindery_command()
+                .args(&command)
+                .args(*flags)
+                .output()
+                .unwrap();
             let stderr = String::from_utf8_lossy(&out.stderr);
             assert!(!out.status.success(), "{command:?} {flags:?}: {stderr}");
             assert!(stderr.contains(want), "{command:?} {flags:?}: {stderr}");
@@ -301,7 +261,7 @@ fn processes_that_disagree_on_workers_are_refused() {
     let hosts = hosts_file(dir.path(), 2);
     let log = workspace_root().join("examples/nginx.jsonl");
     let start = |index: usize, workers: usize| {
-        let mut command = bindery();
+        let mut command = bindery_command();
         command
             .args(["replay", log.to_str().unwrap()])
             .args(cluster_flags(&hosts, 2, index, workers));
@@ -331,7 +291,7 @@ fn a_lost_process_ends_the_other(victim: usize) {
     // A minute of churn, paced: still running when the victim goes.
     let log = workspace_root().join("examples/churn.jsonl");
     let start = |index: usize| {
-        let mut command = bindery();
+        let mut command = bindery_command();
         command
             .args(["replay", log.to_str().unwrap(), "--speed", "1"])
             .args(cluster_flags(&hosts, 2, index, 1));

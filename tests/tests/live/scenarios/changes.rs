@@ -1,7 +1,14 @@
 //! Changes while Bindery runs: policy edits, namespace relabels, object updates and
 //! deletes; a Binding emptied; a CRD created and deleted at run time; policy deletion.
 
-use crate::world::*;
+use std::time::Duration;
+
+use bindery_tests::control_plane::{self, res, rv};
+use bindery_tests::objects::{
+    edge, entry, labelled, location_group, owners, spec, widget, widget_crd,
+};
+use bindery_tests::world::{SETTLE, World, fail, ready_without_errors, stop};
+use serde_json::{Value, json};
 
 // ---------------------------------------------------------------------------------------
 // 1. Policy edits, namespace relabels, object updates and deletes
@@ -12,45 +19,29 @@ async fn policy_edits_namespace_relabels_object_updates_and_deletes() {
     let w = World::start().await;
     w.three_wecs().await;
     let (deps, cms) = (res::deployments(), res::configmaps());
-    w.wds(
-        &res::namespaces(),
-        namespace("ns-a", json!({"env": "prod"})),
-    )
-    .await;
-    w.wds(&res::namespaces(), namespace("ns-b", json!({"env": "dev"})))
-        .await;
-    let a_web = w
-        .wds(&deps, deployment("ns-a", "web", json!({"app": "web"})))
-        .await;
-    let a_db = w
-        .wds(&deps, deployment("ns-a", "db", json!({"app": "db"})))
-        .await;
+    w.namespace("ns-a", json!({"env": "prod"})).await;
+    w.namespace("ns-b", json!({"env": "dev"})).await;
+    let a_web = w.deployment("ns-a", "web", json!({"app": "web"})).await;
+    let a_db = w.deployment("ns-a", "db", json!({"app": "db"})).await;
     let a_cm = w
-        .wds(&cms, configmap("ns-a", "web-config", json!({"app": "web"})))
+        .configmap("ns-a", "web-config", json!({"app": "web"}))
         .await;
-    let b_web = w
-        .wds(&deps, deployment("ns-b", "web", json!({"app": "web"})))
-        .await;
+    let b_web = w.deployment("ns-b", "web", json!({"app": "web"})).await;
     let b_cm = w
-        .wds(&cms, configmap("ns-b", "web-config", json!({"app": "web"})))
+        .configmap("ns-b", "web-config", json!({"app": "web"}))
         .await;
-    let b_db = w
-        .wds(&deps, deployment("ns-b", "db", json!({"app": "db"})))
-        .await;
+    let b_db = w.deployment("ns-b", "db", json!({"app": "db"})).await;
     let clause = |resources: Value, object_selector: Value| {
         json!([{"resources": resources, "objectSelectors": [object_selector],
                 "namespaceSelectors": [{"matchLabels": {"env": "prod"}}]}])
     };
     let web = json!({"matchLabels": {"app": "web"}});
     let p = w
-        .wds(
-            &res::binding_policies(),
-            policy("p", edge(), clause(json!(["deployments"]), web.clone())),
-        )
+        .policy("p", edge(), clause(json!(["deployments"]), web.clone()))
         .await;
     let dests = ["cluster1", "cluster2"];
 
-    let bindery = w.bindery("bindery.log");
+    let mut bindery = w.bindery("bindery.log");
     w.expect(
         &bindery,
         &p,
@@ -62,13 +53,10 @@ async fn policy_edits_namespace_relabels_object_updates_and_deletes() {
 
     // A policy edit: configmaps join the clause's resources.
     let p = w
-        .wds(
-            &res::binding_policies(),
-            policy(
-                "p",
-                edge(),
-                clause(json!(["deployments", "configmaps"]), web.clone()),
-            ),
+        .policy(
+            "p",
+            edge(),
+            clause(json!(["deployments", "configmaps"]), web),
         )
         .await;
     w.expect(
@@ -85,13 +73,10 @@ async fn policy_edits_namespace_relabels_object_updates_and_deletes() {
     let web_or_db =
         json!({"matchExpressions": [{"key": "app", "operator": "In", "values": ["web", "db"]}]});
     let p = w
-        .wds(
-            &res::binding_policies(),
-            policy(
-                "p",
-                edge(),
-                clause(json!(["deployments", "configmaps"]), web_or_db.clone()),
-            ),
+        .policy(
+            "p",
+            edge(),
+            clause(json!(["deployments", "configmaps"]), web_or_db),
         )
         .await;
     w.expect(
@@ -110,11 +95,7 @@ async fn policy_edits_namespace_relabels_object_updates_and_deletes() {
     .await;
 
     // A namespace relabel brings ns-b's objects in...
-    w.wds(
-        &res::namespaces(),
-        namespace("ns-b", json!({"env": "prod"})),
-    )
-    .await;
+    w.namespace("ns-b", json!({"env": "prod"})).await;
     w.expect(
         &bindery,
         &p,
@@ -133,8 +114,7 @@ async fn policy_edits_namespace_relabels_object_updates_and_deletes() {
     )
     .await;
     // ... and another takes ns-a's out.
-    w.wds(&res::namespaces(), namespace("ns-a", json!({"env": "dev"})))
-        .await;
+    w.namespace("ns-a", json!({"env": "dev"})).await;
     w.expect(
         &bindery,
         &p,
@@ -151,8 +131,7 @@ async fn policy_edits_namespace_relabels_object_updates_and_deletes() {
     .await;
 
     // An object relabelled out of the selector leaves the Binding.
-    w.wds(&deps, deployment("ns-b", "web", json!({"app": "api"})))
-        .await;
+    w.deployment("ns-b", "web", json!({"app": "api"})).await;
     w.expect(
         &bindery,
         &p,
@@ -162,9 +141,7 @@ async fn policy_edits_namespace_relabels_object_updates_and_deletes() {
     .await;
 
     // A deleted object leaves the Binding.
-    cluster::delete(&w.wds, &cms, Some("ns-b"), "web-config")
-        .await
-        .unwrap();
+    w.delete(&cms, Some("ns-b"), "web-config").await;
     w.expect(
         &bindery,
         &p,
@@ -174,7 +151,6 @@ async fn policy_edits_namespace_relabels_object_updates_and_deletes() {
     .await;
     w.expect_ready(&bindery, "p").await;
 
-    let mut bindery = bindery;
     stop(&mut bindery);
 }
 
@@ -190,23 +166,12 @@ async fn binding_emptied_by_changes_is_written_empty() {
     let w = World::start().await;
     w.three_wecs().await;
     let cms = res::configmaps();
-    w.wds(&res::namespaces(), namespace("ns-a", json!({})))
-        .await;
-    let only = w
-        .wds(&cms, configmap("ns-a", "only", json!({"app": "web"})))
-        .await;
-    let p = w
-        .wds(
-            &res::binding_policies(),
-            policy(
-                "p",
-                edge(),
-                json!([{"resources": ["configmaps"], "objectSelectors": [{"matchLabels": {"app": "web"}}]}]),
-            ),
-        )
-        .await;
+    w.namespace("ns-a", json!({})).await;
+    let only = w.configmap("ns-a", "only", json!({"app": "web"})).await;
+    let web = labelled(&["configmaps"], json!({"app": "web"}));
+    let p = w.policy("p", edge(), json!([web])).await;
 
-    let bindery = w.bindery("bindery.log");
+    let mut bindery = w.bindery("bindery.log");
     w.expect(
         &bindery,
         &p,
@@ -235,46 +200,43 @@ async fn binding_emptied_by_changes_is_written_empty() {
     .await;
 
     // The last object goes: `workload: {}`.
-    cluster::delete(&w.wds, &cms, Some("ns-a"), "only")
-        .await
-        .unwrap();
+    w.delete(&cms, Some("ns-a"), "only").await;
     // The engine renders `workload: {}`; a Binding stored without `workload` means the
     // same to KubeStellar's (Go) consumers, so either is accepted.
     let empty = spec(vec![], &["cluster2"]);
     let wds = &w.wds;
     let empty_ref = &empty;
-    let got = match cluster::eventually("Binding p has an empty workload", SETTLE, || async move {
-        let (owners, mut got) = cluster::binding(wds, "p")
-            .await
-            .map_err(|e| e.to_string())?
-            .ok_or("no Binding")?;
-        if got.get("workload").is_none() {
-            got["workload"] = json!({});
-        }
-        if &got == empty_ref {
-            Ok(Some(owners))
-        } else {
-            Err(format!("spec is {got}\nwant    {empty_ref}"))
-        }
-    })
-    .await
-    {
-        Ok(got) => got,
-        Err(e) => {
-            let status = w.policy_status("p").await;
-            fail(
-                &bindery,
-                &format!("the last object deleted: {e}\npolicy p status: {status}"),
-            )
-        }
-    };
+    let got =
+        match control_plane::eventually("Binding p has an empty workload", SETTLE, || async move {
+            let (owners, mut got) = control_plane::binding(wds, "p")
+                .await
+                .map_err(|e| e.to_string())?
+                .ok_or("no Binding")?;
+            if got.get("workload").is_none() {
+                got["workload"] = json!({});
+            }
+            if &got == empty_ref {
+                Ok(Some(owners))
+            } else {
+                Err(format!("spec is {got}\nwant    {empty_ref}"))
+            }
+        })
+        .await
+        {
+            Ok(got) => got,
+            Err(e) => {
+                let status = w.policy_status("p").await;
+                fail(
+                    &bindery,
+                    &format!("the last object deleted: {e}\npolicy p status: {status}"),
+                )
+            }
+        };
     assert_eq!(got, owners(&p));
     w.expect_ready(&bindery, "p").await;
 
     // And it fills again.
-    let again = w
-        .wds(&cms, configmap("ns-a", "again", json!({"app": "web"})))
-        .await;
+    let again = w.configmap("ns-a", "again", json!({"app": "web"})).await;
     w.expect(
         &bindery,
         &p,
@@ -283,7 +245,6 @@ async fn binding_emptied_by_changes_is_written_empty() {
     )
     .await;
 
-    let mut bindery = bindery;
     stop(&mut bindery);
 }
 
@@ -295,24 +256,20 @@ async fn binding_emptied_by_changes_is_written_empty() {
 async fn crd_created_and_deleted_at_run_time() {
     let w = World::start().await;
     w.three_wecs().await;
-    let cms = res::configmaps();
-    w.wds(&res::namespaces(), namespace("ns-a", json!({})))
-        .await;
-    let keep = w.wds(&cms, configmap("ns-a", "keep", json!({}))).await;
+    let (cms, widgets) = (res::configmaps(), res::widgets());
+    w.namespace("ns-a", json!({})).await;
+    let keep = w.configmap("ns-a", "keep", json!({})).await;
     let p = w
-        .wds(
-            &res::binding_policies(),
-            policy(
-                "widgets",
-                edge(),
-                json!([{"apiGroup": "example.com", "resources": ["widgets"]},
-                       {"resources": ["configmaps"], "objectNames": ["keep"]}]),
-            ),
+        .policy(
+            "widgets",
+            edge(),
+            json!([{"apiGroup": "example.com", "resources": ["widgets"]},
+                   {"resources": ["configmaps"], "objectNames": ["keep"]}]),
         )
         .await;
     let dests = ["cluster1", "cluster2"];
 
-    let bindery = w.bindery("bindery.log");
+    let mut bindery = w.bindery("bindery.log");
     w.expect(
         &bindery,
         &p,
@@ -321,22 +278,23 @@ async fn crd_created_and_deleted_at_run_time() {
     )
     .await;
 
-    let crd = cluster::simple_crd("example.com", "Widget", "widgets", true);
-    cluster::install_crds(&w.wds, &[crd]).await.unwrap();
+    control_plane::install_crds(&w.wds, &[widget_crd()])
+        .await
+        .unwrap();
     let w1 = w
-        .wds(&widgets(), widget("ns-a", "w1", json!({"x": "1"})))
+        .wds(&widgets, widget("ns-a", "w1", json!({"x": "1"})))
         .await;
     w.expect(
         &bindery,
         &p,
-        &spec(vec![entry(&cms, &keep), entry(&widgets(), &w1)], &dests),
+        &spec(vec![entry(&cms, &keep), entry(&widgets, &w1)], &dests),
         "Widget w1 of the new CRD",
     )
     .await;
     // A second one, and an update of the first, through the new watch.
-    let w2 = w.wds(&widgets(), widget("ns-a", "w2", json!({}))).await;
+    let w2 = w.wds(&widgets, widget("ns-a", "w2", json!({}))).await;
     let w1 = w
-        .wds(&widgets(), widget("ns-a", "w1", json!({"x": "2"})))
+        .wds(&widgets, widget("ns-a", "w1", json!({"x": "2"})))
         .await;
     w.expect(
         &bindery,
@@ -344,8 +302,8 @@ async fn crd_created_and_deleted_at_run_time() {
         &spec(
             vec![
                 entry(&cms, &keep),
-                entry(&widgets(), &w1),
-                entry(&widgets(), &w2),
+                entry(&widgets, &w1),
+                entry(&widgets, &w2),
             ],
             &dests,
         ),
@@ -353,7 +311,7 @@ async fn crd_created_and_deleted_at_run_time() {
     )
     .await;
 
-    cluster::delete_crd(&w.wds, "widgets.example.com", SETTLE)
+    control_plane::delete_crd(&w.wds, "widgets.example.com", SETTLE)
         .await
         .unwrap_or_else(|e| fail(&bindery, &e.to_string()));
     w.expect(
@@ -368,32 +326,32 @@ async fn crd_created_and_deleted_at_run_time() {
     // Created again, then deleted and created again at once (within one discovery
     // debounce): the new CRD's Widgets arrive, and only they. (Bindery watches such a
     // resource anew, `plan_restarting`; here the old watch also relisted by itself.)
-    let crd = cluster::simple_crd("example.com", "Widget", "widgets", true);
-    cluster::install_crds(&w.wds, std::slice::from_ref(&crd))
+    control_plane::install_crds(&w.wds, &[widget_crd()])
         .await
         .unwrap();
-    let w3 = w.wds(&widgets(), widget("ns-a", "w3", json!({}))).await;
+    let w3 = w.wds(&widgets, widget("ns-a", "w3", json!({}))).await;
     w.expect(
         &bindery,
         &p,
-        &spec(vec![entry(&cms, &keep), entry(&widgets(), &w3)], &dests),
+        &spec(vec![entry(&cms, &keep), entry(&widgets, &w3)], &dests),
         "the CRD created again: Widget w3",
     )
     .await;
-    cluster::delete_crd(&w.wds, "widgets.example.com", SETTLE)
+    control_plane::delete_crd(&w.wds, "widgets.example.com", SETTLE)
         .await
         .unwrap_or_else(|e| fail(&bindery, &e.to_string()));
-    cluster::install_crds(&w.wds, &[crd]).await.unwrap();
-    let w4 = w.wds(&widgets(), widget("ns-a", "w4", json!({}))).await;
+    control_plane::install_crds(&w.wds, &[widget_crd()])
+        .await
+        .unwrap();
+    let w4 = w.wds(&widgets, widget("ns-a", "w4", json!({}))).await;
     w.expect(
         &bindery,
         &p,
-        &spec(vec![entry(&cms, &keep), entry(&widgets(), &w4)], &dests),
+        &spec(vec![entry(&cms, &keep), entry(&widgets, &w4)], &dests),
         "the CRD deleted and created again at once: only Widget w4",
     )
     .await;
 
-    let mut bindery = bindery;
     stop(&mut bindery);
 }
 
@@ -406,30 +364,14 @@ async fn policy_deletion_deletes_its_binding() {
     let w = World::start().await;
     w.three_wecs().await;
     let cms = res::configmaps();
-    w.wds(&res::namespaces(), namespace("ns-a", json!({})))
-        .await;
-    let one = w
-        .wds(&cms, configmap("ns-a", "one", json!({"p": "one"})))
-        .await;
-    let two = w
-        .wds(&cms, configmap("ns-a", "two", json!({"p": "two"})))
-        .await;
-    let sel = |v: &str| json!([{"resources": ["configmaps"], "objectSelectors": [{"matchLabels": {"p": v}}]}]);
-    let p1 = w
-        .wds(&res::binding_policies(), policy("one", edge(), sel("one")))
-        .await;
-    let p2 = w
-        .wds(
-            &res::binding_policies(),
-            policy(
-                "two",
-                json!([{"matchLabels": {"location-group": "core"}}]),
-                sel("two"),
-            ),
-        )
-        .await;
+    w.namespace("ns-a", json!({})).await;
+    let one = w.configmap("ns-a", "one", json!({"p": "one"})).await;
+    let two = w.configmap("ns-a", "two", json!({"p": "two"})).await;
+    let sel = |v: &str| json!([labelled(&["configmaps"], json!({"p": v}))]);
+    let p1 = w.policy("one", edge(), sel("one")).await;
+    let p2 = w.policy("two", location_group("core"), sel("two")).await;
 
-    let bindery = w.bindery("bindery.log");
+    let mut bindery = w.bindery("bindery.log");
     w.expect(
         &bindery,
         &p1,
@@ -446,16 +388,14 @@ async fn policy_deletion_deletes_its_binding() {
         )
         .await;
 
-    cluster::delete(&w.wds, &res::binding_policies(), None, "one")
-        .await
-        .unwrap();
+    w.delete(&res::binding_policies(), None, "one").await;
     w.expect_absent(&bindery, "one", "policy one deleted: Binding one gone")
         .await;
     // The other Binding is untouched.
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let two_after = cluster::get(&w.wds, &res::bindings(), None, "two")
+    let two_after = w
+        .get(&res::bindings(), None, "two")
         .await
-        .unwrap()
         .expect("Binding two");
     assert_eq!(
         rv(&two_after),
@@ -464,9 +404,7 @@ async fn policy_deletion_deletes_its_binding() {
     );
 
     // A policy re-created under the same name gets a Binding owned by the new policy.
-    let p1 = w
-        .wds(&res::binding_policies(), policy("one", edge(), sel("one")))
-        .await;
+    let p1 = w.policy("one", edge(), sel("one")).await;
     w.expect(
         &bindery,
         &p1,
@@ -476,6 +414,5 @@ async fn policy_deletion_deletes_its_binding() {
     .await;
     w.expect_ready(&bindery, "one").await;
 
-    let mut bindery = bindery;
     stop(&mut bindery);
 }

@@ -1,21 +1,17 @@
 //! `bindery dry-run --log` through the binary, on the seed's nginx example: the same
 //! Binding and problems as `bindery replay --with-policy`, JSON or YAML, and its errors.
-//! (The live form is in `live_explain.rs`.)
+//! (The live form is in `live/explain.rs`.)
 
 use std::path::PathBuf;
 use std::process::Output;
 
-use bindery_tests::{run_bindery, workspace_root};
+use bindery_tests::{assert_success, run_bindery, workspace_root};
 
 fn nginx_log() -> String {
     workspace_root()
         .join("examples/nginx.jsonl")
         .display()
         .to_string()
-}
-
-fn bindery(args: &[&str]) -> Output {
-    run_bindery(args)
 }
 
 fn policy_file(dir: &tempfile::TempDir, text: &str) -> PathBuf {
@@ -42,13 +38,9 @@ fn dry_run_on_a_log_prints_what_replay_with_policy_prints() {
     let dir = tempfile::tempdir().unwrap();
     let file = policy_file(&dir, EDITED);
     let file = file.to_str().unwrap();
-    let dry = bindery(&["dry-run", "--log", &nginx_log(), "--policy-file", file]);
-    let replay = bindery(&["replay", &nginx_log(), "--with-policy", file]);
-    assert!(
-        dry.status.success(),
-        "{}",
-        String::from_utf8_lossy(&dry.stderr)
-    );
+    let dry = run_bindery(&["dry-run", "--log", &nginx_log(), "--policy-file", file]);
+    let replay = run_bindery(&["replay", &nginx_log(), "--with-policy", file]);
+    assert_success(&dry, "dry-run");
     assert!(replay.status.success());
     assert_eq!(
         String::from_utf8_lossy(&dry.stdout),
@@ -90,8 +82,8 @@ fn dry_run_on_the_churn_example_agrees_with_replay_with_policy() {
         let text = format!("kind: BindingPolicy\nmetadata: {{name: {name}}}\n{spec}");
         let file = policy_file(&dir, &text);
         let file = file.to_str().unwrap();
-        let dry = bindery(&["dry-run", "--log", &log, "--policy-file", file]);
-        let replay = bindery(&["replay", &log, "--with-policy", file]);
+        let dry = run_bindery(&["dry-run", "--log", &log, "--policy-file", file]);
+        let replay = run_bindery(&["replay", &log, "--with-policy", file]);
         assert!(
             dry.status.success() && replay.status.success(),
             "{name}: {}\n{}",
@@ -132,7 +124,7 @@ fn dry_run_on_the_churn_example_agrees_with_replay_with_policy() {
 fn dry_run_prints_yaml() {
     let dir = tempfile::tempdir().unwrap();
     let file = policy_file(&dir, EDITED);
-    let out = bindery(&[
+    let out = run_bindery(&[
         "dry-run",
         "--log",
         &nginx_log(),
@@ -221,7 +213,7 @@ fn dry_run_errors_name_what_is_wrong() {
     for (args, want) in cases {
         let mut all = vec!["dry-run"];
         all.extend(&args);
-        let out = bindery(&all);
+        let out = run_bindery(&all);
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(!out.status.success(), "{args:?} should fail");
         assert!(out.stdout.is_empty(), "{args:?}: nothing on stdout");

@@ -9,11 +9,10 @@
 //! `docs/binding-semantics.md` says, and the owner reference to the policy.
 //!
 //! One module a theme: [`changes`], [`restarts`], [`reporting`], [`rbac`]; what they
-//! share (objects, expected specs, the `World` of a control plane and Bindery runs) is in
-//! [`world`].
+//! share is the `World` of a control plane and Bindery runs (`bindery_tests::world`) and
+//! the builders of objects and expected Bindings (`bindery_tests::objects`).
 
 mod changes;
 mod rbac;
 mod reporting;
 mod restarts;
-mod world;

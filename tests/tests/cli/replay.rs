@@ -4,29 +4,25 @@
 
 use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
-use bindery_tests::{acceptance_cases, bindery_bin, workspace_root};
-use serde_json::Value;
+use bindery_tests::objects::{self, as_stored, labelled, namespaced_entries, policy};
+use bindery_tests::watch_log::{self, CONFIGMAPS, POLICIES, WECS, event};
+use bindery_tests::{acceptance_cases, assert_success, bindery_command, workspace_root};
+use serde_json::{Value, json};
 
 fn replay(log: &Path, extra: &[&str]) -> Output {
-    Command::new(bindery_bin())
+    bindery_command()
         .arg("replay")
         .arg(log)
         .args(extra)
-        .env("BINDERY_LOG", "info")
         .output()
         .expect("running bindery")
 }
 
 fn dump(log: &Path) -> Value {
     let out = replay(log, &["--dump-bindings", "-"]);
-    assert!(
-        out.status.success(),
-        "{}: {}",
-        log.display(),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&out, &format!("replay {}", log.display()));
     serde_json::from_slice(&out.stdout).expect("a JSON List on stdout")
 }
 
@@ -130,12 +126,6 @@ fn deltas_add_up_to_the_final_bindings() {
     }
 }
 
-fn write_log(dir: &Path, name: &str, text: &str) -> std::path::PathBuf {
-    let path = dir.join(name);
-    std::fs::write(&path, text).unwrap();
-    path
-}
-
 fn sample_lines() -> Vec<String> {
     let (log, _) = &acceptance_cases()[0];
     std::fs::read_to_string(log)
@@ -150,7 +140,7 @@ fn a_corrupt_line_is_named_and_fails_the_replay() {
     let dir = tempfile::tempdir().unwrap();
     let mut lines = sample_lines();
     lines[3] = "{\"ts\": 1, \"space\": \"wds\", oops".to_string();
-    let log = write_log(dir.path(), "bad.jsonl", &(lines.join("\n") + "\n"));
+    let log = watch_log::write_lines(dir.path(), "bad.jsonl", &lines);
     let out = replay(&log, &["--dump-bindings", "-"]);
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -166,7 +156,7 @@ fn a_line_missing_a_required_key_is_named() {
     let dir = tempfile::tempdir().unwrap();
     let mut lines = sample_lines();
     lines[5] = lines[5].replace("\"type\":\"ADDED\",", "");
-    let log = write_log(dir.path(), "nokey.jsonl", &(lines.join("\n") + "\n"));
+    let log = watch_log::write_lines(dir.path(), "nokey.jsonl", &lines);
     let out = replay(&log, &[]);
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -181,11 +171,11 @@ fn an_unknown_header_version_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let mut lines = sample_lines();
     lines[0] = "{\"watchLog\": 2}".to_string();
-    let log = write_log(dir.path(), "v2.jsonl", &(lines.join("\n") + "\n"));
+    let log = watch_log::write_lines(dir.path(), "v2.jsonl", &lines);
     let out = replay(&log, &["--dump-bindings", "-"]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("unsupported watch log version 2"));
-    let log = write_log(dir.path(), "nohdr.jsonl", &(lines[1..].join("\n") + "\n"));
+    let log = watch_log::write_lines(dir.path(), "nohdr.jsonl", &lines[1..]);
     let out = replay(&log, &[]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("not a watch log header"));
@@ -195,20 +185,14 @@ fn an_unknown_header_version_is_refused() {
 fn a_torn_last_line_is_a_warning_and_ignored() {
     let dir = tempfile::tempdir().unwrap();
     let lines = sample_lines();
-    let whole = write_log(
-        dir.path(),
-        "whole.jsonl",
-        &(lines[..lines.len() - 1].join("\n") + "\n"),
-    );
+    let whole = watch_log::write_lines(dir.path(), "whole.jsonl", &lines[..lines.len() - 1]);
     let last = &lines[lines.len() - 1];
     let torn_text = lines[..lines.len() - 1].join("\n") + "\n" + &last[..last.len() / 2];
-    let torn = write_log(dir.path(), "torn.jsonl", &torn_text);
+    // The last line without its second half and without a newline.
+    let torn = dir.path().join("torn.jsonl");
+    std::fs::write(&torn, torn_text).unwrap();
     let out = replay(&torn, &["--dump-bindings", "-"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&out, "replay of a torn log");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         stderr.contains(&format!("torn.jsonl:{}", lines.len())) && stderr.contains("WARN"),
@@ -260,68 +244,40 @@ fn server_options_without_the_dashboard_are_refused() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("is not a speed"));
 }
 
-/// A watch log line of `resource` (`space:group/version/resource`, `""` group as in the
-/// spec), `ty`, and for object events a ConfigMap-like object `ns/name` labelled `app=a`.
-fn line(ts: i64, resource: &str, ty: &str, object: Option<Value>) -> String {
-    let (space, rest) = resource.split_once(':').unwrap();
-    let parts: Vec<&str> = rest.split('/').collect();
-    let (group, version, plural) = match parts[..] {
-        [v, r] => ("", v, r),
-        [g, v, r] => (g, v, r),
-        _ => panic!("{resource}"),
-    };
-    let mut ev = serde_json::json!({
-        "ts": ts, "space": space, "group": group, "version": version,
-        "resource": plural, "type": ty,
-    });
-    if let Some(object) = object {
-        ev["object"] = object;
-    }
-    ev.to_string()
-}
-
-const WECS: &str = "its:cluster.open-cluster-management.io/v1/managedclusters";
-const POLICIES: &str = "wds:control.kubestellar.io/v1alpha1/bindingpolicies";
-const CONFIGMAPS: &str = "wds:v1/configmaps";
-
+/// WEC `name`, labelled `env: prod`, as a log holds it.
 fn wec(name: &str) -> Option<Value> {
-    Some(serde_json::json!({
+    Some(json!({
         "apiVersion": "cluster.open-cluster-management.io/v1", "kind": "ManagedCluster",
         "metadata": {"name": name, "uid": format!("u-{name}"), "resourceVersion": "1", "labels": {"env": "prod"}},
     }))
 }
 
+/// ConfigMap `ns/name` at resourceVersion `rv`, labelled `app: a`, as a log holds it.
 fn configmap(name: &str, rv: &str) -> Option<Value> {
-    Some(serde_json::json!({
-        "apiVersion": "v1", "kind": "ConfigMap",
-        "metadata": {"name": name, "namespace": "ns", "uid": format!("u-{name}"), "resourceVersion": rv, "labels": {"app": "a"}},
-    }))
+    let cm = objects::configmap("ns", name, json!({"app": "a"}));
+    Some(as_stored(cm, &format!("u-{name}"), rv))
 }
 
-/// The header, and a complete initial sync (after a RESET of each resource): WEC `c1`, policy `p` (every `app=a`
-/// ConfigMap to every `env=prod` WEC), ConfigMaps `cm1` and `cm2`. Timestamps 1..=8.
-fn synced_prefix() -> Vec<String> {
-    let policy = serde_json::json!({
-        "apiVersion": "control.kubestellar.io/v1alpha1", "kind": "BindingPolicy",
-        "metadata": {"name": "p", "uid": "u-p", "resourceVersion": "1", "generation": 1},
-        "spec": {
-            "clusterSelectors": [{"matchLabels": {"env": "prod"}}],
-            "downsync": [{"resources": ["configmaps"], "objectSelectors": [{"matchLabels": {"app": "a"}}]}],
-        },
-    });
+/// A complete initial sync (after a RESET of each resource): WEC `c1`, policy `p` (every
+/// `app=a` ConfigMap to every `env=prod` WEC), ConfigMaps `cm1` and `cm2`. Timestamps
+/// 0..=7.
+fn synced_prefix() -> Vec<Value> {
+    let prod = json!([{"matchLabels": {"env": "prod"}}]);
+    let app_a = json!([labelled(&["configmaps"], json!({"app": "a"}))]);
+    let mut policy = as_stored(policy("p", prod, app_a), "u-p", "1");
+    policy["metadata"]["generation"] = json!(1);
     vec![
-        r#"{"watchLog": 1}"#.to_string(),
         // As a live recording starts: every resource unsynced before any lists.
-        line(0, WECS, "RESET", None),
-        line(0, POLICIES, "RESET", None),
-        line(0, CONFIGMAPS, "RESET", None),
-        line(1, WECS, "ADDED", wec("c1")),
-        line(2, WECS, "SYNCED", None),
-        line(3, POLICIES, "ADDED", Some(policy)),
-        line(4, POLICIES, "SYNCED", None),
-        line(5, CONFIGMAPS, "ADDED", configmap("cm1", "10")),
-        line(6, CONFIGMAPS, "ADDED", configmap("cm2", "11")),
-        line(7, CONFIGMAPS, "SYNCED", None),
+        event(0, WECS, "RESET", None),
+        event(0, POLICIES, "RESET", None),
+        event(0, CONFIGMAPS, "RESET", None),
+        event(1, WECS, "ADDED", wec("c1")),
+        event(2, WECS, "SYNCED", None),
+        event(3, POLICIES, "ADDED", Some(policy)),
+        event(4, POLICIES, "SYNCED", None),
+        event(5, CONFIGMAPS, "ADDED", configmap("cm1", "10")),
+        event(6, CONFIGMAPS, "ADDED", configmap("cm2", "11")),
+        event(7, CONFIGMAPS, "SYNCED", None),
     ]
 }
 
@@ -337,21 +293,7 @@ fn binding_p(list: &Value) -> (Vec<String>, Vec<String>) {
                 .collect()
         })
         .unwrap_or_default();
-    let work = p["spec"]["workload"]["namespaceScope"]
-        .as_array()
-        .map(|w| {
-            w.iter()
-                .map(|o| {
-                    format!(
-                        "{}@{}",
-                        o["name"].as_str().unwrap(),
-                        o["resourceVersion"].as_str().unwrap()
-                    )
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    (dests, work)
+    (dests, namespaced_entries(&p["spec"]))
 }
 
 /// A log that ends before every resource synced has no consistent view to publish:
@@ -359,10 +301,10 @@ fn binding_p(list: &Value) -> (Vec<String>, Vec<String>) {
 #[test]
 fn a_log_ending_before_every_resource_synced_is_an_error_naming_them() {
     let dir = tempfile::tempdir().unwrap();
-    let mut lines = synced_prefix();
-    lines.pop(); // configmaps never sync
-    lines.push(line(8, "wds:apps/v1/deployments", "RESET", None));
-    let log = write_log(dir.path(), "unsynced.jsonl", &(lines.join("\n") + "\n"));
+    let mut events = synced_prefix();
+    events.pop(); // configmaps never sync
+    events.push(event(8, "wds:apps/v1/deployments", "RESET", None));
+    let log = watch_log::write(dir.path(), "unsynced.jsonl", &events);
     let file = dir.path().join("out.json");
     let out = replay(
         &log,
@@ -383,11 +325,8 @@ fn a_log_ending_before_every_resource_synced_is_an_error_naming_them() {
     // Without the RESETs, the view is complete after the WECs' SYNCED (a log's resource
     // not seen yet does not count); a resource whose initial list never completes is
     // still an error.
-    let lines: Vec<String> = lines
-        .into_iter()
-        .filter(|l| !l.contains("\"RESET\""))
-        .collect();
-    let log = write_log(dir.path(), "late.jsonl", &(lines.join("\n") + "\n"));
+    events.retain(|e| e["type"] != "RESET");
+    let log = watch_log::write(dir.path(), "late.jsonl", &events);
     let out = replay(&log, &["--dump-bindings", "-"]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() && out.stdout.is_empty(), "{stderr}");
@@ -406,14 +345,14 @@ fn a_log_ending_before_every_resource_synced_is_an_error_naming_them() {
 #[test]
 fn a_relist_pending_at_the_end_of_the_log_is_not_applied() {
     let dir = tempfile::tempdir().unwrap();
-    let mut lines = synced_prefix();
-    lines.extend([
-        line(10, CONFIGMAPS, "RESET", None),
-        line(11, CONFIGMAPS, "ADDED", configmap("cm1", "20")),
-        line(12, WECS, "ADDED", wec("c2")),
-        line(13, CONFIGMAPS, "ADDED", configmap("cm3", "21")),
+    let mut events = synced_prefix();
+    events.extend([
+        event(10, CONFIGMAPS, "RESET", None),
+        event(11, CONFIGMAPS, "ADDED", configmap("cm1", "20")),
+        event(12, WECS, "ADDED", wec("c2")),
+        event(13, CONFIGMAPS, "ADDED", configmap("cm3", "21")),
     ]);
-    let pending = write_log(dir.path(), "pending.jsonl", &(lines.join("\n") + "\n"));
+    let pending = watch_log::write(dir.path(), "pending.jsonl", &events);
     let out = replay(&pending, &["--dump-bindings", "-"]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
@@ -434,8 +373,8 @@ fn a_relist_pending_at_the_end_of_the_log_is_not_applied() {
         )
     );
 
-    lines.push(line(14, CONFIGMAPS, "SYNCED", None));
-    let done = write_log(dir.path(), "done.jsonl", &(lines.join("\n") + "\n"));
+    events.push(event(14, CONFIGMAPS, "SYNCED", None));
+    let done = watch_log::write(dir.path(), "done.jsonl", &events);
     let out = replay(&done, &["--dump-bindings", "-"]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success() && !stderr.contains("WARN"), "{stderr}");
@@ -453,16 +392,16 @@ fn a_relist_pending_at_the_end_of_the_log_is_not_applied() {
 #[test]
 fn a_relist_holds_back_only_its_own_resource_in_the_deltas() {
     let dir = tempfile::tempdir().unwrap();
-    let mut lines = synced_prefix();
-    lines.extend([
-        line(10, CONFIGMAPS, "RESET", None),
-        line(11, CONFIGMAPS, "ADDED", configmap("cm1", "20")),
-        line(12, WECS, "ADDED", wec("c2")),
-        line(13, CONFIGMAPS, "ADDED", configmap("cm3", "21")),
-        line(14, WECS, "ADDED", wec("c3")),
-        line(15, CONFIGMAPS, "SYNCED", None),
+    let mut events = synced_prefix();
+    events.extend([
+        event(10, CONFIGMAPS, "RESET", None),
+        event(11, CONFIGMAPS, "ADDED", configmap("cm1", "20")),
+        event(12, WECS, "ADDED", wec("c2")),
+        event(13, CONFIGMAPS, "ADDED", configmap("cm3", "21")),
+        event(14, WECS, "ADDED", wec("c3")),
+        event(15, CONFIGMAPS, "SYNCED", None),
     ]);
-    let log = write_log(dir.path(), "relist.jsonl", &(lines.join("\n") + "\n"));
+    let log = watch_log::write(dir.path(), "relist.jsonl", &events);
     let out = replay(&log, &["--emit-deltas"]);
     assert!(
         out.status.success(),

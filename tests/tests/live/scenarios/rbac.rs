@@ -1,7 +1,10 @@
 //! Least privilege: the WDS RBAC the Helm chart renders suffices, and Bindery never reads
 //! workload contents (the audit log).
 
-use crate::world::*;
+use bindery_tests::control_plane::{self, res};
+use bindery_tests::objects::{edge, namespace, nginx_spec};
+use bindery_tests::world::{TAIL, World, fail, policy_events, stop};
+use serde_json::{Value, json};
 
 // ---------------------------------------------------------------------------------------
 // 7. Least privilege: the WDS RBAC the Helm chart renders suffices
@@ -30,13 +33,11 @@ async fn wds_rbac_manifest_suffices() {
             "RoleBinding"
         ]
     );
-    let token = cluster::service_account_token(&w.wds, "bindery-system", "bindery")
-        .await
-        .unwrap();
-    let kubeconfig = w.env.dir().join("bindery-sa.kubeconfig");
-    cluster::write_token_kubeconfig(&kubeconfig, "wds", &w.env.wds.url, &token).unwrap();
+    let kubeconfig = w
+        .wds_kubeconfig_as("bindery-system", "bindery", "bindery-sa.kubeconfig")
+        .await;
     // The token works and is not an admin's.
-    let sa = cluster::client(&kubeconfig).await;
+    let sa = control_plane::client(&kubeconfig).await;
     let forbidden = kube::Api::<k8s_openapi::api::core::v1::Namespace>::all(sa.clone())
         .create(
             &kube::api::PostParams::default(),
@@ -49,50 +50,22 @@ async fn wds_rbac_manifest_suffices() {
     );
 
     // The seed's nginx example, and a Secret whose contents must never reach Bindery.
-    let ns = w
-        .wds(
-            &res::namespaces(),
-            namespace("nginx", json!({"app.kubernetes.io/name": "nginx"})),
-        )
-        .await;
+    let (ns, dep, p) = w.nginx().await;
     const SECRET_VALUE: &str = "c2VjcmV0LW5ldmVyLXJlYWQtYnktYmluZGVyeQ==";
     w.wds(
-        &cluster::resource("v1", "Secret", "secrets"),
+        &control_plane::resource("v1", "Secret", "secrets"),
         json!({"apiVersion": "v1", "kind": "Secret",
                "metadata": {"name": "creds", "namespace": "nginx"},
                "data": {"password": SECRET_VALUE}}),
     )
     .await;
-    let dep = w
-        .wds(
-            &res::deployments(),
-            deployment(
-                "nginx",
-                "nginx-deployment",
-                json!({"app.kubernetes.io/name": "nginx"}),
-            ),
-        )
-        .await;
-    let nginx = json!({"matchLabels": {"app.kubernetes.io/name": "nginx"}});
-    let p = w
-        .wds(
-            &res::binding_policies(),
-            policy(
-                "nginx",
-                edge(),
-                json!([{"objectSelectors": [nginx], "resources": ["namespaces"]},
-                       {"createOnly": true, "objectSelectors": [nginx], "resources": ["deployments"]}]),
-            ),
-        )
-        .await;
 
     // Bindery's requests from here on (before: the test's own, as the same account).
     let audit_from = std::fs::metadata(w.env.wds.audit_log()).map_or(0, |m| m.len() as usize);
     // With leader election: the account may take and renew its Lease.
-    let bindery = BinderyRun::start(
+    let mut bindery = w.bindery_as(
         &kubeconfig,
-        &w.env.its.kubeconfig,
-        &w.env.dir().join("bindery.log"),
+        "bindery.log",
         &[
             "--coalesce-ms",
             "100",
@@ -100,17 +73,11 @@ async fn wds_rbac_manifest_suffices() {
             "--leader-elect-lease-namespace",
             "bindery-system",
         ],
-    )
-    .expect("bindery starts");
-    let mut dep_entry = entry(&res::deployments(), &dep);
-    dep_entry["createOnly"] = json!(true);
+    );
     w.expect(
         &bindery,
         &p,
-        &spec(
-            vec![entry(&res::namespaces(), &ns), dep_entry.clone()],
-            &["cluster1", "cluster2"],
-        ),
+        &nginx_spec(&ns, Some(&dep), &["cluster1", "cluster2"]),
         "nginx Binding written with the service account",
     )
     .await;
@@ -118,13 +85,10 @@ async fn wds_rbac_manifest_suffices() {
 
     // A policy with a problem gets its Event, published with the account's rights.
     let broken = w
-        .wds(
-            &res::binding_policies(),
-            policy(
-                "broken",
-                edge(),
-                json!([{"objectSelectors": [{"matchExpressions": [{"key": "a", "operator": "In"}]}]}]),
-            ),
+        .policy(
+            "broken",
+            edge(),
+            json!([{"objectSelectors": [{"matchExpressions": [{"key": "a", "operator": "In"}]}]}]),
         )
         .await;
     let uid = broken.metadata.uid.clone().expect("a uid");
@@ -137,16 +101,11 @@ async fn wds_rbac_manifest_suffices() {
     w.expect(
         &bindery,
         &p,
-        &spec(
-            vec![entry(&res::namespaces(), &ns), dep_entry],
-            &["cluster1", "cluster2", "cluster3"],
-        ),
+        &nginx_spec(&ns, Some(&dep), &["cluster1", "cluster2", "cluster3"]),
         "cluster3 joins",
     )
     .await;
-    cluster::delete(&w.wds, &res::binding_policies(), None, "nginx")
-        .await
-        .unwrap();
+    w.delete(&res::binding_policies(), None, "nginx").await;
     w.expect_absent(&bindery, "nginx", "policy deleted: Binding deleted")
         .await;
 
@@ -158,7 +117,6 @@ async fn wds_rbac_manifest_suffices() {
             bindery.log_tail(TAIL)
         );
     }
-    let mut bindery = bindery;
     stop(&mut bindery);
     assert!(
         !log.contains(SECRET_VALUE),

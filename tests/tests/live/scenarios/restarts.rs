@@ -1,7 +1,12 @@
 //! Restarts: of Bindery (never a partial Binding, unchanged Bindings not rewritten) and
 //! of the WDS API server mid-run.
 
-use crate::world::*;
+use std::time::Duration;
+
+use bindery_tests::control_plane::{BindingHistory, res, rv};
+use bindery_tests::objects::{edge, entry, labelled, spec};
+use bindery_tests::world::{TAIL, World, stop};
+use serde_json::{Value, json};
 
 // ---------------------------------------------------------------------------------------
 // 4. Restart safety
@@ -15,54 +20,27 @@ async fn bindery_restart_never_publishes_a_partial_view() {
     let history = BindingHistory::start(&w.wds).await.unwrap();
 
     // Enough objects across several resources that the watches sync at different times.
-    w.wds(&res::namespaces(), namespace("ns-a", json!({"team": "a"})))
-        .await;
-    w.wds(&res::namespaces(), namespace("ns-b", json!({"team": "b"})))
-        .await;
+    w.namespace("ns-a", json!({"team": "a"})).await;
+    w.namespace("ns-b", json!({"team": "b"})).await;
     let mut x_objects = Vec::new();
     for i in 0..5 {
         let ns = if i % 2 == 0 { "ns-a" } else { "ns-b" };
         let d = w
-            .wds(
-                &deps,
-                deployment(ns, &format!("app-{i}"), json!({"tier": "x"})),
-            )
+            .deployment(ns, &format!("app-{i}"), json!({"tier": "x"}))
             .await;
         x_objects.push(entry(&deps, &d));
         let c = w
-            .wds(
-                &cms,
-                configmap(ns, &format!("cfg-{i}"), json!({"tier": "x"})),
-            )
+            .configmap(ns, &format!("cfg-{i}"), json!({"tier": "x"}))
             .await;
         x_objects.push(entry(&cms, &c));
     }
-    let y_cm = w
-        .wds(&cms, configmap("ns-a", "y-config", json!({"tier": "y"})))
-        .await;
-    let z_cm = w
-        .wds(&cms, configmap("ns-b", "z-config", json!({"tier": "z"})))
-        .await;
-    let tier = |t: &str| {
-        json!([{"resources": ["deployments", "configmaps"],
-                "objectSelectors": [{"matchLabels": {"tier": t}}]}])
-    };
-    let px = w
-        .wds(&res::binding_policies(), policy("x", edge(), tier("x")))
-        .await;
-    let py = w
-        .wds(
-            &res::binding_policies(),
-            policy(
-                "y",
-                json!([{"matchLabels": {"name": "cluster1"}}]),
-                tier("y"),
-            ),
-        )
-        .await;
-    let pz = w
-        .wds(&res::binding_policies(), policy("z", edge(), tier("z")))
-        .await;
+    let y_cm = w.configmap("ns-a", "y-config", json!({"tier": "y"})).await;
+    let z_cm = w.configmap("ns-b", "z-config", json!({"tier": "z"})).await;
+    let tier = |t: &str| json!([labelled(&["deployments", "configmaps"], json!({"tier": t}))]);
+    let px = w.policy("x", edge(), tier("x")).await;
+    let cluster1 = json!([{"matchLabels": {"name": "cluster1"}}]);
+    let py = w.policy("y", cluster1, tier("y")).await;
+    let pz = w.policy("z", edge(), tier("z")).await;
 
     let mut first = w.bindery("bindery-1.log");
     let x_before = spec(x_objects.clone(), &["cluster1", "cluster2"]);
@@ -97,20 +75,15 @@ async fn bindery_restart_never_publishes_a_partial_view() {
     let seen_before_restart = history.len();
     for i in 5..8 {
         let d = w
-            .wds(
-                &deps,
-                deployment("ns-b", &format!("app-{i}"), json!({"tier": "x"})),
-            )
+            .deployment("ns-b", &format!("app-{i}"), json!({"tier": "x"}))
             .await;
         x_objects.push(entry(&deps, &d));
     }
     w.wec("cluster3", "edge").await;
-    cluster::delete(&w.wds, &res::binding_policies(), None, "z")
-        .await
-        .unwrap();
+    w.delete(&res::binding_policies(), None, "z").await;
     let x_after = spec(x_objects.clone(), &["cluster1", "cluster2", "cluster3"]);
 
-    let second = w.bindery("bindery-2.log");
+    let mut second = w.bindery("bindery-2.log");
     w.expect(&second, &px, &x_after, "x after the restart")
         .await;
     w.expect_absent(
@@ -176,13 +149,9 @@ async fn bindery_restart_never_publishes_a_partial_view() {
         "writes after the restart (x modified, y modified, z deleted){}",
         context()
     );
-    let y_now = cluster::get(&w.wds, &res::bindings(), None, "y")
-        .await
-        .unwrap()
-        .expect("Binding y");
+    let y_now = w.get(&res::bindings(), None, "y").await.expect("Binding y");
     assert_eq!(rv(&y_now), y_rv, "Binding y was rewritten{}", context());
 
-    let mut second = second;
     stop(&mut second);
 }
 
@@ -195,30 +164,13 @@ async fn wds_apiserver_restart_mid_run() {
     let mut w = World::start().await;
     w.three_wecs().await;
     let (deps, cms) = (res::deployments(), res::configmaps());
-    w.wds(
-        &res::namespaces(),
-        namespace("ns-a", json!({"env": "prod"})),
-    )
-    .await;
-    let d1 = w
-        .wds(&deps, deployment("ns-a", "d1", json!({"app": "web"})))
-        .await;
-    let c1 = w
-        .wds(&cms, configmap("ns-a", "c1", json!({"app": "web"})))
-        .await;
-    let p = w
-        .wds(
-            &res::binding_policies(),
-            policy(
-                "web",
-                edge(),
-                json!([{"resources": ["deployments", "configmaps"],
-                        "objectSelectors": [{"matchLabels": {"app": "web"}}]}]),
-            ),
-        )
-        .await;
+    w.namespace("ns-a", json!({"env": "prod"})).await;
+    let d1 = w.deployment("ns-a", "d1", json!({"app": "web"})).await;
+    let c1 = w.configmap("ns-a", "c1", json!({"app": "web"})).await;
+    let web = labelled(&["deployments", "configmaps"], json!({"app": "web"}));
+    let p = w.policy("web", edge(), json!([web])).await;
 
-    let bindery = w.bindery("bindery.log");
+    let mut bindery = w.bindery("bindery.log");
     w.expect(
         &bindery,
         &p,
@@ -230,30 +182,19 @@ async fn wds_apiserver_restart_mid_run() {
     )
     .await;
 
-    let t = Instant::now();
-    w.env.restart_wds().expect("the WDS API server restarts");
-    eprintln!("WDS API server restarted in {:?}", t.elapsed());
-    let wds = cluster::client(&w.env.wds.kubeconfig).await;
-    w.wds = wds;
+    w.restart_wds().await;
 
     // Changes after the restart: a new object, an update, a delete, a WEC relabel.
-    let d2 = w
-        .wds(&deps, deployment("ns-a", "d2", json!({"app": "web"})))
-        .await;
+    let d2 = w.deployment("ns-a", "d2", json!({"app": "web"})).await;
     let d1 = w
-        .wds(
-            &deps,
-            deployment("ns-a", "d1", json!({"app": "web", "rev": "2"})),
-        )
+        .deployment("ns-a", "d1", json!({"app": "web", "rev": "2"}))
         .await;
-    cluster::delete(&w.wds, &cms, Some("ns-a"), "c1")
-        .await
-        .unwrap();
+    w.delete(&cms, Some("ns-a"), "c1").await;
     w.wec("cluster3", "edge").await;
-    let p_now = cluster::get(&w.wds, &res::binding_policies(), None, "web")
+    let p_now = w
+        .get(&res::binding_policies(), None, "web")
         .await
-        .unwrap()
-        .unwrap();
+        .expect("policy web");
     w.expect_within(
         &bindery,
         &p_now,
@@ -266,9 +207,7 @@ async fn wds_apiserver_restart_mid_run() {
     )
     .await;
     // And the watches keep following.
-    let c2 = w
-        .wds(&cms, configmap("ns-a", "c2", json!({"app": "web"})))
-        .await;
+    let c2 = w.configmap("ns-a", "c2", json!({"app": "web"})).await;
     w.expect(
         &bindery,
         &p,
@@ -281,6 +220,5 @@ async fn wds_apiserver_restart_mid_run() {
     .await;
     w.expect_ready(&bindery, "web").await;
 
-    let mut bindery = bindery;
     stop(&mut bindery);
 }

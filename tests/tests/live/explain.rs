@@ -12,11 +12,12 @@ use std::time::Duration;
 
 use bindery::{LiveSource, StateSource};
 use bindery_ingest::{EventType, RelistTracker};
-use bindery_tests::cluster::objects::{configmap, deployment, namespace};
-use bindery_tests::cluster::{self, apply, res, rv};
+use bindery_tests::control_plane::{self, res, rv};
 use bindery_tests::envtest::{Envtest, free_port};
-use bindery_tests::run_bindery;
-use kube::api::{Api, ApiResource, DynamicObject, ListParams};
+use bindery_tests::objects::{edge, entry, modulated, owners};
+use bindery_tests::world::World;
+use bindery_tests::{run_bindery, stderr, stdout_ok};
+use kube::api::{Api, DynamicObject, ListParams};
 use serde_json::{Value, json};
 
 /// Runs the bindery binary with `args` (off the async runtime's threads).
@@ -27,20 +28,6 @@ async fn bindery(args: Vec<String>) -> Output {
     })
     .await
     .expect("the bindery process")
-}
-
-fn stdout_ok(out: &Output, what: &str) -> String {
-    assert!(
-        out.status.success(),
-        "{what}: bindery failed ({}):\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout.clone()).expect("UTF-8 output")
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
 /// The live-source arguments for the envtest servers.
@@ -77,20 +64,6 @@ async fn explain_json(env: &Envtest, policy: &str, object: &str, cluster: &str) 
     serde_json::from_str(&stdout_ok(&out, &format!("explain {object}"))).unwrap()
 }
 
-/// The workload entry of `obj` (a stored object of resource `ar`), with `extra` fields.
-fn entry(ar: &ApiResource, obj: &DynamicObject, extra: Value) -> Value {
-    let mut e = json!({"group": ar.group, "version": ar.version, "resource": ar.plural});
-    if let Some(ns) = &obj.metadata.namespace {
-        e["namespace"] = json!(ns);
-    }
-    e["name"] = json!(obj.metadata.name.clone().unwrap());
-    e["resourceVersion"] = json!(rv(obj));
-    if let (Some(e), Value::Object(extra)) = (e.as_object_mut(), extra) {
-        e.extend(extra);
-    }
-    e
-}
-
 fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
     let path = dir.join(name);
     std::fs::write(&path, text).unwrap();
@@ -110,48 +83,26 @@ async fn stored_bindings(wds: &kube::Client) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn explain_and_dry_run_against_live_servers() {
-    let (env, wds, its) = cluster::control_plane().await;
+    let w = World::start().await;
+    let (env, wds) = (&w.env, &w.wds);
     let dir = tempfile::tempdir().unwrap();
 
-    cluster::apply_wecs(&its, cluster::THREE_WECS)
-        .await
-        .unwrap();
+    w.three_wecs().await;
     let (nss, deps, cms) = (res::namespaces(), res::deployments(), res::configmaps());
-    apply(&wds, &nss, namespace("ns-a", json!({"env": "prod"})))
-        .await
-        .unwrap();
-    let ns_b = apply(&wds, &nss, namespace("ns-b", json!({"env": "dev"})))
-        .await
-        .unwrap();
-    let a_web = apply(
-        &wds,
-        &deps,
-        deployment("ns-a", "web", json!({"app": "web"})),
-    )
-    .await
-    .unwrap();
-    apply(
-        &wds,
-        &deps,
-        deployment("ns-b", "web", json!({"app": "web"})),
-    )
-    .await
-    .unwrap();
-    let a_cfg = apply(&wds, &cms, configmap("ns-a", "cfg", json!({"app": "web"})))
-        .await
-        .unwrap();
-    let policy = apply(
-        &wds,
-        &res::binding_policies(),
-        json!({"apiVersion": "control.kubestellar.io/v1alpha1", "kind": "BindingPolicy",
-               "metadata": {"name": "web"},
-               "spec": {"clusterSelectors": [{"matchLabels": {"location-group": "edge"}}],
-                        "downsync": [{"apiGroup": "apps", "resources": ["deployments"],
-                                      "objectSelectors": [{"matchLabels": {"app": "web"}}],
-                                      "namespaceSelectors": [{"matchLabels": {"env": "prod"}}]}]}}),
-    )
-    .await
-    .unwrap();
+    w.namespace("ns-a", json!({"env": "prod"})).await;
+    let ns_b = w.namespace("ns-b", json!({"env": "dev"})).await;
+    let a_web = w.deployment("ns-a", "web", json!({"app": "web"})).await;
+    w.deployment("ns-b", "web", json!({"app": "web"})).await;
+    let a_cfg = w.configmap("ns-a", "cfg", json!({"app": "web"})).await;
+    let policy = w
+        .policy(
+            "web",
+            edge(),
+            json!([{"apiGroup": "apps", "resources": ["deployments"],
+                    "objectSelectors": [{"matchLabels": {"app": "web"}}],
+                    "namespaceSelectors": [{"matchLabels": {"env": "prod"}}]}]),
+        )
+        .await;
     let uid = policy.metadata.uid.clone().unwrap();
 
     // --- The snapshot itself (the library): every resource synced, the policy in it.
@@ -185,7 +136,7 @@ async fn explain_and_dry_run_against_live_servers() {
     );
 
     // --- explain, JSON: selected, a destination, and the label that decides.
-    let e = explain_json(&env, "web", "apps/deployments/ns-a/web", "cluster1").await;
+    let e = explain_json(env, "web", "apps/deployments/ns-a/web", "cluster1").await;
     assert_eq!(e["policy"], json!("web"));
     assert_eq!(e["uid"], json!(uid));
     assert_eq!(e["generation"], json!(1));
@@ -201,7 +152,7 @@ async fn explain_and_dry_run_against_live_servers() {
     );
 
     // Not selected (its Namespace is env=dev), not a destination (location-group=core).
-    let e = explain_json(&env, "web", "apps/deployments/ns-b/web", "cluster3").await;
+    let e = explain_json(env, "web", "apps/deployments/ns-b/web", "cluster3").await;
     assert_eq!(e["object"]["selected"], json!(false));
     let clause = &e["object"]["clauses"][0];
     assert_eq!(clause["passed"], json!(false));
@@ -229,7 +180,7 @@ async fn explain_and_dry_run_against_live_servers() {
     );
 
     // --- explain, text: the policy overall, from the live state.
-    let out = bindery(args("explain", &env, &["--policy", "web"])).await;
+    let out = bindery(args("explain", env, &["--policy", "web"])).await;
     let text = stdout_ok(&out, "explain web");
     for want in [
         format!("BindingPolicy web (uid {uid}, generation 1)"),
@@ -266,7 +217,7 @@ spec:
     let edited_arg = edited.display().to_string();
     let out = bindery(args(
         "dry-run",
-        &env,
+        env,
         &["--policy-file", &edited_arg, "-o", "json"],
     ))
     .await;
@@ -276,15 +227,13 @@ spec:
         json!({
             "apiVersion": "control.kubestellar.io/v1alpha1",
             "kind": "Binding",
-            "metadata": {"name": "web", "ownerReferences": [{
-                "apiVersion": "control.kubestellar.io/v1alpha1", "kind": "BindingPolicy",
-                "name": "web", "uid": uid, "controller": true, "blockOwnerDeletion": false}]},
+            "metadata": {"name": "web", "ownerReferences": owners(&policy)},
             "spec": {
                 "workload": {
-                    "clusterScope": [entry(&nss, &ns_b, json!({"statusCollectors": ["sc"]}))],
+                    "clusterScope": [modulated(entry(&nss, &ns_b), json!({"statusCollectors": ["sc"]}))],
                     "namespaceScope": [
-                        entry(&cms, &a_cfg, json!({"createOnly": true})),
-                        entry(&deps, &a_web, json!({"createOnly": true})),
+                        modulated(entry(&cms, &a_cfg), json!({"createOnly": true})),
+                        modulated(entry(&deps, &a_web), json!({"createOnly": true})),
                     ],
                 },
                 "destinations": [{"clusterId": "cluster1"}, {"clusterId": "cluster2"}, {"clusterId": "cluster3"}],
@@ -300,7 +249,7 @@ spec:
     // --api-groups restricts the workload as for `bindery run` (namespaces always).
     let out = bindery(args(
         "dry-run",
-        &env,
+        env,
         &["--api-groups", "apps", "--policy-file", &edited_arg],
     ))
     .await;
@@ -309,8 +258,8 @@ spec:
     assert_eq!(
         binding["spec"]["workload"],
         json!({
-            "clusterScope": [entry(&nss, &ns_b, json!({"statusCollectors": ["sc"]}))],
-            "namespaceScope": [entry(&deps, &a_web, json!({"createOnly": true}))],
+            "clusterScope": [modulated(entry(&nss, &ns_b), json!({"statusCollectors": ["sc"]}))],
+            "namespaceScope": [modulated(entry(&deps, &a_web), json!({"createOnly": true}))],
         })
     );
 
@@ -326,7 +275,7 @@ spec:
     );
     let out = bindery(args(
         "dry-run",
-        &env,
+        env,
         &["--policy-file", &new.display().to_string(), "-o", "yaml"],
     ))
     .await;
@@ -367,8 +316,8 @@ spec:
     );
 
     // Nothing was written: no Binding at all, the policy as it was, no new policy.
-    assert_eq!(stored_bindings(&wds).await, Vec::<String>::new());
-    let now = cluster::get(&wds, &res::binding_policies(), None, "web")
+    assert_eq!(stored_bindings(wds).await, Vec::<String>::new());
+    let now = control_plane::get(wds, &res::binding_policies(), None, "web")
         .await
         .unwrap()
         .expect("the policy still exists");
@@ -376,14 +325,14 @@ spec:
     assert_eq!(now.metadata.generation, Some(1));
     assert_eq!(now.data["spec"], policy.data["spec"]);
     assert!(
-        cluster::get(&wds, &res::binding_policies(), None, "web-new")
+        control_plane::get(wds, &res::binding_policies(), None, "web-new")
             .await
             .unwrap()
             .is_none()
     );
 
     // --- Errors name what and where.
-    let out = bindery(args("explain", &env, &["--policy", "nope"])).await;
+    let out = bindery(args("explain", env, &["--policy", "nope"])).await;
     assert!(!out.status.success(), "an unknown policy fails");
     assert!(out.stdout.is_empty());
     let err = stderr(&out);
@@ -394,7 +343,7 @@ spec:
     );
     let out = bindery(args(
         "explain",
-        &env,
+        env,
         &["--policy", "web", "--cluster", "cluster9"],
     ))
     .await;
@@ -432,7 +381,7 @@ spec:
     // An ITS that never answers: the snapshot times out naming what never synced.
     let dead = dir.path().join("dead-its.kubeconfig");
     let url = format!("https://127.0.0.1:{}", free_port());
-    cluster::write_token_kubeconfig(&dead, "dead", &url, "t").unwrap();
+    control_plane::write_token_kubeconfig(&dead, "dead", &url, "t").unwrap();
     let mut a = vec!["dry-run".to_string()];
     a.extend([
         "--wds-kubeconfig".into(),

@@ -2,32 +2,24 @@
 //! on the seed's nginx example (`examples/nginx.jsonl`).
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
-use bindery_tests::{bindery_bin, run_bindery, workspace_root};
+use bindery_tests::{bindery_command, run_bindery, stdout_ok, workspace_root};
 use serde_json::{Value, json};
 
 fn nginx_log() -> PathBuf {
     workspace_root().join("examples/nginx.jsonl")
 }
 
-fn bindery(args: &[&str]) -> Output {
-    run_bindery(args)
-}
-
 fn explain(log: &Path, extra: &[&str]) -> Output {
     let mut args = vec!["explain", "--log", log.to_str().unwrap()];
     args.extend_from_slice(extra);
-    bindery(&args)
+    run_bindery(&args)
 }
 
-fn stdout_ok(out: &Output) -> String {
-    assert!(
-        out.status.success(),
-        "bindery failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout.clone()).expect("UTF-8 output")
+/// What [`explain`] prints, which must succeed.
+fn explain_ok(log: &Path, extra: &[&str]) -> String {
+    stdout_ok(&explain(log, extra), &format!("explain {extra:?}"))
 }
 
 /// The nginx example without its last event (cluster3 joining the `edge` group).
@@ -46,10 +38,7 @@ fn nginx_before_relabel(dir: &Path) -> PathBuf {
 #[test]
 fn explains_the_createonly_deployment_clause_by_clause() {
     let deployment = "apps/deployments/nginx/nginx-deployment";
-    let text = stdout_ok(&explain(
-        &nginx_log(),
-        &["--policy", "nginx", "--object", deployment],
-    ));
+    let text = explain_ok(&nginx_log(), &["--policy", "nginx", "--object", deployment]);
     for want in [
         "BindingPolicy nginx (uid bp-nginx, generation 1)",
         "problems: none",
@@ -70,7 +59,8 @@ fn explains_the_createonly_deployment_clause_by_clause() {
         &nginx_log(),
         &["--policy", "nginx", "--object", deployment, "-o", "json"],
     );
-    let e: Value = serde_json::from_str(&stdout_ok(&out)).expect("JSON on stdout");
+    let e: Value =
+        serde_json::from_str(&stdout_ok(&out, "explain -o json")).expect("JSON on stdout");
     assert_eq!(e["policy"], json!("nginx"));
     assert_eq!(e["problems"], json!([]));
     let o = &e["object"];
@@ -110,10 +100,7 @@ fn explains_the_createonly_deployment_clause_by_clause() {
 fn cluster3_is_a_destination_only_after_its_relabel() {
     let dir = tempfile::tempdir().unwrap();
     let before = nginx_before_relabel(dir.path());
-    let text = stdout_ok(&explain(
-        &before,
-        &["--policy", "nginx", "--cluster", "cluster3"],
-    ));
+    let text = explain_ok(&before, &["--policy", "nginx", "--cluster", "cluster3"]);
     for want in [
         "cluster cluster3: not a destination",
         "labels: location-group=core, name=cluster3",
@@ -123,10 +110,10 @@ fn cluster3_is_a_destination_only_after_its_relabel() {
         assert!(text.contains(want), "missing {want:?} in:\n{text}");
     }
 
-    let text = stdout_ok(&explain(
+    let text = explain_ok(
         &nginx_log(),
         &["--policy", "nginx", "--cluster", "cluster3"],
-    ));
+    );
     for want in [
         "cluster cluster3: a destination",
         "✓ spec.clusterSelectors[0] matches",
@@ -140,7 +127,7 @@ fn cluster3_is_a_destination_only_after_its_relabel() {
             log,
             &["--policy", "nginx", "--cluster", "cluster3", "-o", "json"],
         );
-        let e: Value = serde_json::from_str(&stdout_ok(&out)).unwrap();
+        let e: Value = serde_json::from_str(&stdout_ok(&out, "explain -o json")).unwrap();
         assert_eq!(
             e["cluster"],
             json!({
@@ -163,7 +150,7 @@ fn cluster3_is_a_destination_only_after_its_relabel() {
 
 #[test]
 fn explains_the_policy_overall() {
-    let text = stdout_ok(&explain(&nginx_log(), &["--policy", "nginx"]));
+    let text = explain_ok(&nginx_log(), &["--policy", "nginx"]);
     for want in [
         "destinations: 3 of 3 WECs",
         "cluster1: matched by spec.clusterSelectors[0]",
@@ -175,7 +162,7 @@ fn explains_the_policy_overall() {
         assert!(text.contains(want), "missing {want:?} in:\n{text}");
     }
     let out = explain(&nginx_log(), &["--policy", "nginx", "-o", "json"]);
-    let e: Value = serde_json::from_str(&stdout_ok(&out)).unwrap();
+    let e: Value = serde_json::from_str(&stdout_ok(&out, "explain -o json")).unwrap();
     assert_eq!(e["overview"]["selected"], json!(2));
     assert_eq!(e["overview"]["destinations"].as_array().unwrap().len(), 3);
 }
@@ -222,7 +209,7 @@ fn bad_requests_fail_with_clear_errors() {
         assert!(out.stdout.is_empty(), "{args:?}: nothing on stdout");
         assert!(stderr.contains(want), "{args:?}: {want:?} not in {stderr}");
     }
-    let out = bindery(&[
+    let out = run_bindery(&[
         "explain",
         "--policy",
         "nginx",
@@ -249,9 +236,8 @@ fn dry_run(policy_yaml: &str, extra: &[&str]) -> (Output, tempfile::TempDir) {
         file.to_str().unwrap().to_owned(),
     ];
     args.extend(extra.iter().map(|s| s.to_string()));
-    let out = Command::new(bindery_bin())
+    let out = bindery_command()
         .args(&args)
-        .env("BINDERY_LOG", "info")
         .output()
         .expect("running bindery");
     (out, dir)
@@ -278,7 +264,8 @@ spec:
 ",
         &[],
     );
-    let binding: Value = serde_json::from_str(&stdout_ok(&out)).expect("one JSON Binding");
+    let binding: Value =
+        serde_json::from_str(&stdout_ok(&out, "replay --with-policy")).expect("one JSON Binding");
     assert_eq!(
         binding,
         json!({
@@ -343,7 +330,7 @@ fn dry_run_of_an_edited_policy_includes_the_configmap_and_reports_problems() {
    {"resources": ["deployments"], "createOnly": true, "objectSelectors": [{"matchLabels": {"app.kubernetes.io/name": "nginx"}}]}
   ]}}"#;
     let (out, dir) = dry_run(edited, &[]);
-    let binding: Value = serde_json::from_str(&stdout_ok(&out)).unwrap();
+    let binding: Value = serde_json::from_str(&stdout_ok(&out, "replay --with-policy")).unwrap();
     // An edit keeps the existing policy's uid when the file has none.
     assert_eq!(
         binding["metadata"]["ownerReferences"][0]["uid"],
@@ -376,7 +363,7 @@ fn dry_run_of_an_edited_policy_includes_the_configmap_and_reports_problems() {
     // --dump-bindings to a file includes the dry-run policy's Binding.
     let dump = dir.path().join("dump.json");
     let (out, _dir) = dry_run(edited, &["--dump-bindings", dump.to_str().unwrap()]);
-    let printed: Value = serde_json::from_str(&stdout_ok(&out)).unwrap();
+    let printed: Value = serde_json::from_str(&stdout_ok(&out, "replay --with-policy")).unwrap();
     let list: Value = serde_json::from_str(&std::fs::read_to_string(&dump).unwrap()).unwrap();
     assert_eq!(list["items"], json!([printed]));
 }

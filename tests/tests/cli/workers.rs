@@ -4,25 +4,12 @@
 //! worker counts are refused with a clear error.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
-use bindery_tests::{acceptance_cases, bindery_bin, workspace_root};
+use bindery_tests::{bindery_command, run_bindery, workspace_root};
 
-fn bindery(args: &[&str]) -> Output {
-    Command::new(bindery_bin())
-        .args(args)
-        .env("BINDERY_LOG", "info")
-        .env_remove("BINDERY_WORKERS")
-        .output()
-        .expect("running bindery")
-}
-
-/// What one replay wrote: the `--dump-bindings` file and the `--emit-deltas` lines.
-#[derive(PartialEq, Eq)]
-struct Replayed {
-    bindings: Vec<u8>,
-    deltas: Vec<u8>,
-}
+use crate::replayed::{
+    Replayed, assert_churn_changes_bindings, check_acceptance_logs, generated_log,
+};
 
 /// Replays `log` on `workers` workers with `extra` arguments; checks the summary line
 /// says the engine ran on that many.
@@ -40,7 +27,7 @@ fn replay(log: &Path, workers: usize, extra: &[&str]) -> Replayed {
         "--emit-deltas",
     ];
     args.extend_from_slice(extra);
-    let out = bindery(&args);
+    let out = run_bindery(&args);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         out.status.success(),
@@ -84,17 +71,7 @@ fn same_on_1_2_and_3_workers(log: &Path, extra: &[&str]) -> Replayed {
 
 #[test]
 fn acceptance_logs_replay_the_same_on_1_2_and_3_workers() {
-    let cases = acceptance_cases();
-    assert!(cases.len() >= 6, "acceptance data missing");
-    for (log, expected) in cases {
-        let one = same_on_1_2_and_3_workers(&log, &[]);
-        // The bytes compared are the right ones (not, say, all empty).
-        let want: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(&expected).unwrap()).unwrap();
-        let got: serde_json::Value = serde_json::from_slice(&one.bindings).unwrap();
-        assert_eq!(got, want, "{}", log.display());
-        assert!(!one.deltas.is_empty(), "{}: no deltas", log.display());
-    }
+    check_acceptance_logs(|log| same_on_1_2_and_3_workers(log, &[]));
 }
 
 #[test]
@@ -122,34 +99,9 @@ fn examples_replay_the_same_on_1_2_and_3_workers() {
 #[test]
 fn a_generated_log_with_churn_replays_the_same_on_1_2_and_3_workers() {
     let dir = tempfile::tempdir().unwrap();
-    let log = dir.path().join("generated.jsonl");
-    let out = bindery(&[
-        "generate",
-        "--out",
-        log.to_str().unwrap(),
-        "--wecs",
-        "20",
-        "--objects",
-        "300",
-        "--policies",
-        "12",
-        "--churn",
-        "600",
-        "--seed",
-        "7",
-    ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let log = generated_log(dir.path(), 7);
     let one = same_on_1_2_and_3_workers(&log, &[]);
-    let deltas = String::from_utf8(one.deltas).unwrap();
-    assert!(
-        deltas.lines().count() > 100,
-        "the churn changes Bindings: {} delta lines",
-        deltas.lines().count()
-    );
+    assert_churn_changes_bindings(&one);
     let batched = same_on_1_2_and_3_workers(&log, &["--window-ms", "25"]);
     assert_eq!(
         batched.bindings, one.bindings,
@@ -167,7 +119,7 @@ fn the_worker_count_is_checked_and_can_come_from_the_environment() {
             vec!["replay", log, &flag],
             vec!["run", "--wds-kubeconfig", "/nonexistent", &flag],
         ] {
-            let out = bindery(&command);
+            let out = run_bindery(&command);
             let stderr = String::from_utf8_lossy(&out.stderr);
             assert!(!out.status.success(), "{command:?}: {stderr}");
             assert!(
@@ -176,9 +128,8 @@ fn the_worker_count_is_checked_and_can_come_from_the_environment() {
             );
         }
     }
-    let out = Command::new(bindery_bin())
+    let out = bindery_command()
         .args(["replay", log])
-        .env("BINDERY_LOG", "info")
         .env("BINDERY_WORKERS", "3")
         .output()
         .unwrap();
@@ -186,11 +137,11 @@ fn the_worker_count_is_checked_and_can_come_from_the_environment() {
     assert!(out.status.success(), "{stderr}");
     assert!(stderr.contains(" on 3 workers: "), "{stderr}");
     // The default is one worker.
-    let out = bindery(&["replay", log]);
+    let out = run_bindery(&["replay", log]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains(" on 1 worker: "), "{stderr}");
     // 64 is allowed.
-    let out = bindery(&["replay", log, "--workers", "64"]);
+    let out = run_bindery(&["replay", log, "--workers", "64"]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     assert!(stderr.contains(" on 64 workers: "), "{stderr}");

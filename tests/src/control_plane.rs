@@ -1,8 +1,9 @@
-//! Helpers for end-to-end tests against the envtest API servers: clients, CRDs,
-//! applying objects, running `bindery run`, waiting for Bindings.
+//! The test control plane as the end-to-end tests use it: envtest's API servers (see
+//! [`crate::envtest`]) with Bindery's CRDs and an admin client of each; applying, getting
+//! and deleting objects; CRDs, YAML manifests, ServiceAccount tokens and kubeconfigs;
+//! waiting for Bindings and recording every version of them.
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
@@ -11,7 +12,7 @@ use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, Patch, PatchParam
 use kube::core::GroupVersionKind;
 use serde_json::Value;
 
-use crate::bindery_bin;
+use crate::envtest::{Envtest, EnvtestOptions};
 
 /// A client for `kubeconfig`.
 pub async fn client(kubeconfig: &Path) -> kube::Client {
@@ -90,6 +91,10 @@ pub mod res {
     pub fn configmaps() -> ApiResource {
         resource("v1", "ConfigMap", "configmaps")
     }
+    /// Widgets, of the test CRD [`crate::objects::widget_crd`].
+    pub fn widgets() -> ApiResource {
+        resource("example.com/v1", "Widget", "widgets")
+    }
 }
 
 fn api(client: &kube::Client, ar: &ApiResource, namespace: Option<&str>) -> Api<DynamicObject> {
@@ -107,7 +112,7 @@ pub async fn apply(
 ) -> Result<DynamicObject> {
     let name = object["metadata"]["name"]
         .as_str()
-        .context("object has a name")?
+        .with_context(|| format!("a {} to apply without a name: {object}", ar.kind))?
         .to_string();
     let namespace = object["metadata"]["namespace"].as_str().map(str::to_string);
     let api = api(client, ar, namespace.as_deref());
@@ -117,28 +122,10 @@ pub async fn apply(
         &Patch::Apply(&object),
     )
     .await
-    .with_context(|| format!("applying {name}"))
-}
-
-/// The seed's three WECs: cluster1 and cluster2 in `location-group: edge`, cluster3 in
-/// `core`.
-pub const THREE_WECS: &[(&str, &str)] = &[
-    ("cluster1", "edge"),
-    ("cluster2", "edge"),
-    ("cluster3", "core"),
-];
-
-/// Applies one ManagedCluster per `(name, location-group)` to the ITS `its`.
-pub async fn apply_wecs(its: &kube::Client, wecs: &[(&str, &str)]) -> Result<()> {
-    for &(name, group) in wecs {
-        apply(
-            its,
-            &res::managed_clusters(),
-            objects::managed_cluster(name, group),
-        )
-        .await?;
-    }
-    Ok(())
+    .with_context(|| {
+        let path = namespace.map_or(name.clone(), |ns| format!("{ns}/{name}"));
+        format!("applying {} {path}", ar.kind)
+    })
 }
 
 /// Deletes an object (ignoring "not found").
@@ -173,17 +160,16 @@ pub fn rv(object: &DynamicObject) -> String {
     object.metadata.resource_version.clone().unwrap_or_default()
 }
 
-/// A control plane with Bindery's CRDs installed: BindingPolicy and Binding in the WDS,
-/// OCM's ManagedCluster in the ITS; and a client of each.
-pub async fn control_plane() -> (crate::envtest::Envtest, kube::Client, kube::Client) {
-    control_plane_with(crate::envtest::EnvtestOptions::default()).await
+/// Starts a control plane with Bindery's CRDs installed: BindingPolicy and Binding in the
+/// WDS, OCM's ManagedCluster in the ITS; returns it with an admin client of the WDS and
+/// one of the ITS.
+pub async fn start() -> (Envtest, kube::Client, kube::Client) {
+    start_with(EnvtestOptions::default()).await
 }
 
-/// [`control_plane`], started with `options`.
-pub async fn control_plane_with(
-    options: crate::envtest::EnvtestOptions,
-) -> (crate::envtest::Envtest, kube::Client, kube::Client) {
-    let env = crate::envtest::Envtest::start_with(options).expect("control plane");
+/// [`start`] with `options`.
+pub async fn start_with(options: EnvtestOptions) -> (Envtest, kube::Client, kube::Client) {
+    let env = Envtest::start_with(options).expect("the envtest control plane starts");
     let wds = client(&env.wds.kubeconfig).await;
     let its = client(&env.its.kubeconfig).await;
     let crds = bindery_api::crds();
@@ -245,126 +231,6 @@ pub fn rendered_form(spec: &Value) -> Value {
     spec
 }
 
-/// Waits until Binding `name` has exactly `spec` (and returns its owner references).
-pub async fn await_binding_spec(client: &kube::Client, name: &str, spec: &Value) -> Result<Value> {
-    eventually(
-        &format!("Binding {name} has the expected spec"),
-        Duration::from_secs(30),
-        || async {
-            match binding(client, name).await {
-                Ok(Some((owners, got))) if &got == spec => Ok(Some(owners)),
-                Ok(Some((_, got))) => Err(format!("spec is {got}\nwant {spec}")),
-                Ok(None) => Err("no Binding".into()),
-                Err(e) => Err(e.to_string()),
-            }
-        },
-    )
-    .await
-}
-
-/// A running `bindery run`, stopped with SIGTERM when dropped.
-pub struct BinderyRun {
-    child: Child,
-    /// Its stderr log.
-    pub log: PathBuf,
-}
-
-impl BinderyRun {
-    /// Starts `bindery run` against the two kubeconfigs, with `extra` arguments.
-    pub fn start(wds: &Path, its: &Path, log: &Path, extra: &[&str]) -> Result<BinderyRun> {
-        let log_file = std::fs::File::create(log)?;
-        let child = Command::new(bindery_bin())
-            .arg("run")
-            .arg("--wds-kubeconfig")
-            .arg(wds)
-            .arg("--its-kubeconfig")
-            .arg(its)
-            .args(extra)
-            // Tests run side by side: any free port, unless the test picks one.
-            .args(
-                (!extra.contains(&"--listen"))
-                    .then_some(["--listen", "127.0.0.1:0"])
-                    .into_iter()
-                    .flatten(),
-            )
-            .env("BINDERY_LOG", "info,bindery=debug")
-            .stdin(Stdio::null())
-            .stdout(log_file.try_clone()?)
-            .stderr(log_file)
-            .spawn()
-            .context("starting bindery run")?;
-        Ok(BinderyRun {
-            child,
-            log: log.to_path_buf(),
-        })
-    }
-
-    /// Starts `cmd` (a `bindery run` the caller set up: arguments, environment) with its
-    /// stdout and stderr to `log`.
-    pub fn start_command(mut cmd: Command, log: &Path) -> Result<BinderyRun> {
-        let log_file = std::fs::File::create(log)?;
-        let child = cmd
-            .stdin(Stdio::null())
-            .stdout(log_file.try_clone()?)
-            .stderr(log_file)
-            .spawn()
-            .context("starting bindery run")?;
-        Ok(BinderyRun {
-            child,
-            log: log.to_path_buf(),
-        })
-    }
-
-    /// Sends SIGTERM and waits for the exit; true when it exited successfully.
-    pub fn stop(&mut self) -> Result<bool> {
-        let what = format!("bindery (log: {})", self.log.display());
-        Ok(crate::terminate(&mut self.child, &what, Duration::from_secs(30))?.success())
-    }
-
-    /// Kills it with SIGKILL (no drain, no clean-up) and waits for it.
-    pub fn kill(&mut self) -> Result<()> {
-        self.child.kill()?;
-        self.child.wait()?;
-        Ok(())
-    }
-
-    /// Its process id.
-    pub fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    /// The log so far.
-    pub fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-impl Drop for BinderyRun {
-    fn drop(&mut self) {
-        if matches!(self.child.try_wait(), Ok(None)) {
-            let _ = self.stop();
-        }
-    }
-}
-
-// ---------------------------------------------------------------------------------------
-// More helpers for the live scenarios (`tests/tests/live_scenarios/`)
-// ---------------------------------------------------------------------------------------
-
-/// The last `lines` lines of the text file at `path` (empty if it cannot be read).
-pub fn log_tail(path: &Path, lines: usize) -> String {
-    let text = std::fs::read_to_string(path).unwrap_or_default();
-    let all: Vec<&str> = text.lines().collect();
-    all[all.len().saturating_sub(lines)..].join("\n")
-}
-
-impl BinderyRun {
-    /// The last `lines` lines of the log so far.
-    pub fn log_tail(&self, lines: usize) -> String {
-        log_tail(&self.log, lines)
-    }
-}
-
 /// Writes a kubeconfig (same form as the envtest admin kubeconfigs) for the API server at
 /// `url`, authenticating with the bearer `token`.
 pub fn write_token_kubeconfig(path: &Path, name: &str, url: &str, token: &str) -> Result<()> {
@@ -378,7 +244,7 @@ pub fn write_token_kubeconfig(path: &Path, name: &str, url: &str, token: &str) -
 
 /// Waits up to `timeout` until Binding `name` has exactly `spec`; returns the whole
 /// Binding as JSON.
-pub async fn await_binding_spec_within(
+pub async fn await_binding_spec(
     client: &kube::Client,
     name: &str,
     spec: &Value,
@@ -548,10 +414,6 @@ impl Drop for BindingHistory {
     }
 }
 
-/// Creates every object of a multi-document YAML stream as it is written, by POSTing
-/// each document as `application/yaml` to the collection discovery names for its
-/// `apiVersion` and `kind` (namespaced objects need `metadata.namespace`). Returns the
-/// created objects.
 /// One document of a YAML stream (as `helm template` or a manifest writes them), with the
 /// head fields read off its lines: top-level `apiVersion` and `kind`, and `name` and
 /// `namespace` of its `metadata` block.
@@ -599,6 +461,10 @@ pub fn yaml_documents(yaml: &str) -> Vec<YamlDocument> {
         .collect()
 }
 
+/// Creates every object of a multi-document YAML stream as it is written, by POSTing
+/// each document as `application/yaml` to the collection discovery names for its
+/// `apiVersion` and `kind` (namespaced objects need `metadata.namespace`). Returns the
+/// created objects.
 pub async fn create_yaml(client: &kube::Client, yaml: &str) -> Result<Vec<Value>> {
     create_yaml_with(client, yaml, &PostParams::default()).await
 }
@@ -675,32 +541,6 @@ pub async fn service_account_token(
         .context("the TokenRequest answer has no token")
 }
 
-/// A simple CRD: one served and stored version `v1` whose schema keeps any fields
-/// (`x-kubernetes-preserve-unknown-fields`).
-pub fn simple_crd(
-    group: &str,
-    kind: &str,
-    plural: &str,
-    namespaced: bool,
-) -> CustomResourceDefinition {
-    serde_json::from_value(serde_json::json!({
-        "apiVersion": "apiextensions.k8s.io/v1",
-        "kind": "CustomResourceDefinition",
-        "metadata": {"name": format!("{plural}.{group}")},
-        "spec": {
-            "group": group,
-            "names": {"kind": kind, "listKind": format!("{kind}List"), "plural": plural,
-                      "singular": kind.to_lowercase()},
-            "scope": if namespaced { "Namespaced" } else { "Cluster" },
-            "versions": [{
-                "name": "v1", "served": true, "storage": true,
-                "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}
-            }]
-        }
-    }))
-    .expect("a valid CRD")
-}
-
 /// Deletes CRD `name` and waits up to `timeout` until it is gone (its objects are
 /// deleted first by the API server's CRD finalizer).
 pub async fn delete_crd(client: &kube::Client, name: &str, timeout: Duration) -> Result<()> {
@@ -718,37 +558,4 @@ pub async fn delete_crd(client: &kube::Client, name: &str, timeout: Duration) ->
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     Ok(())
-}
-
-/// JSON of the objects the end-to-end tests create.
-pub mod objects {
-    use serde_json::{Value, json};
-
-    /// An OCM ManagedCluster (a WEC) labelled `location-group: GROUP` and `name: NAME`.
-    pub fn managed_cluster(name: &str, group: &str) -> Value {
-        json!({"apiVersion": "cluster.open-cluster-management.io/v1", "kind": "ManagedCluster",
-               "metadata": {"name": name, "labels": {"location-group": group, "name": name}},
-               "spec": {"hubAcceptsClient": true}})
-    }
-
-    /// A Namespace with `labels`.
-    pub fn namespace(name: &str, labels: Value) -> Value {
-        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name, "labels": labels}})
-    }
-
-    /// A valid apps/v1 Deployment with `labels`.
-    pub fn deployment(ns: &str, name: &str, labels: Value) -> Value {
-        json!({"apiVersion": "apps/v1", "kind": "Deployment",
-               "metadata": {"name": name, "namespace": ns, "labels": labels},
-               "spec": {"replicas": 1, "selector": {"matchLabels": {"app": name}},
-                        "template": {"metadata": {"labels": {"app": name}},
-                                     "spec": {"containers": [{"name": "c", "image": "nginx:1.27"}]}}}})
-    }
-
-    /// A ConfigMap with `labels`.
-    pub fn configmap(ns: &str, name: &str, labels: Value) -> Value {
-        json!({"apiVersion": "v1", "kind": "ConfigMap",
-               "metadata": {"name": name, "namespace": ns, "labels": labels},
-               "data": {"k": "v"}})
-    }
 }

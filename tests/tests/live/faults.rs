@@ -10,164 +10,97 @@
 
 use std::time::{Duration, Instant};
 
-use bindery_tests::cluster::objects::{configmap, namespace};
-use bindery_tests::cluster::{
-    self, BinderyRun, BindingHistory, apply, await_binding_spec_within, res, rv,
-};
-use bindery_tests::envtest::{Envtest, EnvtestOptions};
-use bindery_tests::web::{EDGE, Writers, assert_history, setup, spec, touch};
-use bindery_tests::{free_port, http_get, metrics};
+use bindery_tests::control_plane::{self, BindingHistory, res};
+use bindery_tests::envtest::EnvtestOptions;
+use bindery_tests::objects::{configmap, edge, entry, labelled, spec, widget, widget_crd};
+use bindery_tests::web::{self, EDGE, Writers, assert_history, setup, touch};
+use bindery_tests::world::{World, fail};
+use bindery_tests::{free_listen_address, metrics};
 use kube::api::{Api, DynamicObject, PostParams};
 use serde_json::{Value, json};
 
+/// A bound for "it happened at all", never a measured figure.
 const SETTLE: Duration = Duration::from_secs(90);
-
-fn fail(bindery: &BinderyRun, msg: &str) -> ! {
-    panic!(
-        "{msg}\n--- bindery log ({}), last 80 lines ---\n{}",
-        bindery.log.display(),
-        bindery.log_tail(80)
-    )
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_in_the_middle_of_a_burst_then_restart() {
-    let started = Instant::now();
-    let (env, wds, its) = cluster::control_plane().await;
-    let mut cms = setup(&wds, &its, 20).await;
-    let history = BindingHistory::start(&wds).await.unwrap();
-    let start = |log: &str| {
-        BinderyRun::start(
-            &env.wds.kubeconfig,
-            &env.its.kubeconfig,
-            &env.dir().join(log),
-            &["--coalesce-ms", "50"],
-        )
-        .unwrap()
-    };
-    let mut bindery = start("bindery-1.log");
-    let edge = EDGE;
-    await_binding_spec_within(&wds, "web", &spec(&cms, &edge), SETTLE)
-        .await
-        .unwrap_or_else(|e| fail(&bindery, &e.to_string()));
+    let w = World::start().await;
+    let mut cms = setup(&w, 20).await;
+    let history = BindingHistory::start(&w.wds).await.unwrap();
+    let coalesce = ["--coalesce-ms", "50"];
+    let mut bindery = w.bindery_with("bindery-1.log", &coalesce);
+    let exact = web::spec(&cms, &EDGE);
+    w.expect_spec(&bindery, "web", &exact, "first publish", SETTLE)
+        .await;
     // A burst of changes, killed in the middle of it.
     for round in 0..3 {
         for (i, cm) in cms.iter_mut().enumerate() {
-            *cm = touch(&wds, i, round).await;
+            *cm = touch(&w, i, round).await;
             if round == 1 && i == 10 {
                 bindery.kill().unwrap();
-                eprintln!("[{:>6.1?}] SIGKILL mid-burst", started.elapsed());
+                w.step("SIGKILL mid-burst");
             }
         }
     }
-    let bindery = start("bindery-2.log");
-    await_binding_spec_within(&wds, "web", &spec(&cms, &edge), SETTLE)
-        .await
-        .unwrap_or_else(|e| fail(&bindery, &e.to_string()));
-    eprintln!("[{:>6.1?}] restarted: Binding exact", started.elapsed());
-    assert_history(&history, &edge, cms.len(), Writers::Any);
+    let bindery = w.bindery_with("bindery-2.log", &coalesce);
+    let exact = web::spec(&cms, &EDGE);
+    w.expect_spec(&bindery, "web", &exact, "restarted: Binding exact", SETTLE)
+        .await;
+    assert_history(&history, &EDGE, cms.len(), Writers::Any);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_its_down_for_30_seconds() {
-    let started = Instant::now();
-    let (mut env, wds, its) = cluster::control_plane().await;
-    let mut cms = setup(&wds, &its, 20).await;
-    let history = BindingHistory::start(&wds).await.unwrap();
-    let bindery = BinderyRun::start(
-        &env.wds.kubeconfig,
-        &env.its.kubeconfig,
-        &env.dir().join("bindery.log"),
-        &["--coalesce-ms", "50"],
-    )
-    .unwrap();
-    let edge = EDGE;
-    await_binding_spec_within(&wds, "web", &spec(&cms, &edge), SETTLE)
-        .await
-        .unwrap_or_else(|e| fail(&bindery, &e.to_string()));
-    env.stop_its();
-    eprintln!("[{:>6.1?}] ITS down", started.elapsed());
+    let mut w = World::start().await;
+    let mut cms = setup(&w, 20).await;
+    let history = BindingHistory::start(&w.wds).await.unwrap();
+    let bindery = w.bindery_with("bindery.log", &["--coalesce-ms", "50"]);
+    let exact = web::spec(&cms, &EDGE);
+    w.expect_spec(&bindery, "web", &exact, "first publish", SETTLE)
+        .await;
+    w.env.stop_its();
+    w.step("ITS down");
     // The workload keeps changing while the ITS is down.
     let down = Instant::now();
     let mut round = 0;
     while down.elapsed() < Duration::from_secs(30) {
         let i = round % cms.len();
-        cms[i] = touch(&wds, i, round).await;
+        cms[i] = touch(&w, i, round).await;
         round += 1;
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
-    env.start_its().unwrap();
-    eprintln!(
-        "[{:>6.1?}] ITS up again after {round} changes",
-        started.elapsed()
-    );
+    w.env.start_its().unwrap();
+    w.step(&format!("ITS up again after {round} changes"));
     // A WEC joins once the ITS is back: the ManagedCluster watch works again.
-    cluster::apply_wecs(&its, &[("cluster3", "edge")])
-        .await
-        .unwrap();
-    let all = ["cluster1", "cluster2", "cluster3"];
-    await_binding_spec_within(&wds, "web", &spec(&cms, &all), SETTLE)
-        .await
-        .unwrap_or_else(|e| fail(&bindery, &e.to_string()));
-    eprintln!("[{:>6.1?}] Binding exact", started.elapsed());
-    assert_history(&history, &edge, cms.len(), Writers::Any);
-}
-
-/// The `errors` of policy `name`'s status.
-async fn policy_errors(wds: &kube::Client, name: &str) -> Vec<String> {
-    let policy = cluster::get(wds, &res::binding_policies(), None, name)
-        .await
-        .unwrap()
-        .expect("the policy exists");
-    policy.data["status"]["errors"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|e| e.as_str().map(str::to_string))
-                .collect()
-        })
-        .unwrap_or_default()
+    w.wec("cluster3", "edge").await;
+    let exact = web::spec(&cms, &["cluster1", "cluster2", "cluster3"]);
+    w.expect_spec(&bindery, "web", &exact, "Binding exact", SETTLE)
+        .await;
+    assert_history(&history, &EDGE, cms.len(), Writers::Any);
 }
 
 /// Bindery's `/metrics` at `base`.
 fn bindery_metrics(base: &str) -> String {
-    let (code, body) = http_get(&format!("{base}/metrics")).unwrap();
-    assert_eq!(code, 200, "GET /metrics: {body}");
-    body
+    metrics::scrape(base).unwrap_or_else(|e| panic!("{e:#}"))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_writer_fighting_over_a_binding_for_25_seconds() {
-    let started = Instant::now();
-    let (env, wds, its) = cluster::control_plane().await;
-    let cms = setup(&wds, &its, 20).await;
-    let history = BindingHistory::start(&wds).await.unwrap();
-    let port = free_port();
-    let base = format!("http://127.0.0.1:{port}");
-    let bindery = BinderyRun::start(
-        &env.wds.kubeconfig,
-        &env.its.kubeconfig,
-        &env.dir().join("bindery.log"),
-        &[
-            "--coalesce-ms",
-            "50",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-        ],
-    )
-    .unwrap();
-    let edge = EDGE;
-    let exact = spec(&cms, &edge);
-    await_binding_spec_within(&wds, "web", &exact, SETTLE)
-        .await
-        .unwrap_or_else(|e| fail(&bindery, &e.to_string()));
+    let w = World::start().await;
+    let cms = setup(&w, 20).await;
+    let history = BindingHistory::start(&w.wds).await.unwrap();
+    let (listen, base) = free_listen_address();
+    let bindery = w.bindery_with("bindery.log", &["--coalesce-ms", "50", "--listen", &listen]);
+    let exact = web::spec(&cms, &EDGE);
+    w.expect_spec(&bindery, "web", &exact, "first publish", SETTLE)
+        .await;
     let drift_before = metrics::value(&bindery_metrics(&base), "bindery_binding_drift_total");
 
     // A second writer, as KubeStellar's controller would be if it still ran: it Updates
     // the Binding (field manager `Binding`) every 100 ms, to one of two versions with an
     // extra WEC, so that each of its writes changes the Binding. Every entry Bindery
     // selects stays, so the history's check still holds.
-    let bindings: Api<DynamicObject> = Api::all_with(wds.clone(), &res::bindings());
+    let bindings: Api<DynamicObject> = Api::all_with(w.wds.clone(), &res::bindings());
     let params = PostParams {
         field_manager: Some("Binding".into()),
         ..PostParams::default()
@@ -192,20 +125,22 @@ async fn a_writer_fighting_over_a_binding_for_25_seconds() {
             Err(e) => panic!("the fighting writer's update failed: {e}"),
         }
         if !named_in_status {
-            named_in_status = policy_errors(&wds, "web")
-                .await
-                .iter()
-                .any(|e| e.contains("being changed by another writer"));
+            let status = w.policy_status("web").await;
+            named_in_status = status["errors"].as_array().is_some_and(|errors| {
+                errors.iter().any(|e| {
+                    e.as_str()
+                        .is_some_and(|e| e.contains("being changed by another writer"))
+                })
+            });
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let metrics_text = bindery_metrics(&base);
     let restores = metrics::value(&metrics_text, "bindery_binding_drift_total") - drift_before;
-    eprintln!(
-        "[{:>6.1?}] the fighter stops: {writes} writes ({conflicts} conflicts), Bindery restored \
-         {restores} times, named in the status: {named_in_status}",
-        started.elapsed()
-    );
+    w.step(&format!(
+        "the fighter stops: {writes} writes ({conflicts} conflicts), Bindery restored \
+         {restores} times, named in the status: {named_in_status}"
+    ));
     assert!(named_in_status, "the policy's status never named the fight");
     assert!(writes >= 50, "the fighter wrote only {writes} times");
     // The free restores, then one per backoff step (1 s, 2 s, 4 s, 8 s in 25 s).
@@ -215,11 +150,17 @@ async fn a_writer_fighting_over_a_binding_for_25_seconds() {
         "Bindery does not back off: {restores} restores for {writes} writes of the fighter"
     );
     // Once the fighter stops, the last restore (after its backoff) makes it exact.
-    await_binding_spec_within(&wds, "web", &exact, SETTLE)
-        .await
-        .unwrap_or_else(|e| fail(&bindery, &e.to_string()));
-    eprintln!("[{:>6.1?}] restored: Binding exact", started.elapsed());
-    assert_history(&history, &edge, cms.len(), Writers::Any);
+    w.expect_spec(&bindery, "web", &exact, "restored: Binding exact", SETTLE)
+        .await;
+    assert_history(&history, &EDGE, cms.len(), Writers::Any);
+}
+
+/// Touches every ConfigMap of `cms` once, with `round`, and counts the round.
+async fn churn(w: &World, cms: &mut [DynamicObject], round: &mut usize) {
+    for (i, cm) in cms.iter_mut().enumerate() {
+        *cm = touch(w, i, *round).await;
+    }
+    *round += 1;
 }
 
 /// RESET events Bindery received for WDS resource `resource` (as `/metrics` names it):
@@ -238,81 +179,49 @@ fn resets(metrics_text: &str, resource: &str) -> f64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn etcd_compactions_and_a_wds_restart_from_a_compacted_revision_during_churn() {
-    let started = Instant::now();
-    let (mut env, wds, its) = cluster::control_plane().await;
-    let mut cms = setup(&wds, &its, 20).await;
-    let history = BindingHistory::start(&wds).await.unwrap();
-    let port = free_port();
-    let base = format!("http://127.0.0.1:{port}");
-    let bindery = BinderyRun::start(
-        &env.wds.kubeconfig,
-        &env.its.kubeconfig,
-        &env.dir().join("bindery.log"),
-        &[
-            "--coalesce-ms",
-            "50",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-        ],
-    )
-    .unwrap();
-    let edge = EDGE;
-    await_binding_spec_within(&wds, "web", &spec(&cms, &edge), SETTLE)
-        .await
-        .unwrap_or_else(|e| fail(&bindery, &e.to_string()));
+    let mut w = World::start().await;
+    let mut cms = setup(&w, 20).await;
+    let history = BindingHistory::start(&w.wds).await.unwrap();
+    let (listen, base) = free_listen_address();
+    let bindery = w.bindery_with("bindery.log", &["--coalesce-ms", "50", "--listen", &listen]);
+    let exact = web::spec(&cms, &EDGE);
+    w.expect_spec(&bindery, "web", &exact, "first publish", SETTLE)
+        .await;
     let before = bindery_metrics(&base);
     let mut round = 0;
-    let mut churn = async |cms: &mut Vec<DynamicObject>, rounds: usize| {
-        for _ in 0..rounds {
-            for (i, cm) in cms.iter_mut().enumerate() {
-                *cm = touch(&wds, i, round).await;
-            }
-            round += 1;
-        }
-    };
 
     // Compactions while the ConfigMaps keep changing.
     for _ in 0..3 {
-        churn(&mut cms, 1).await;
-        let revision = env.compact_etcd_now().unwrap();
-        eprintln!("[{:>6.1?}] compacted at {revision}", started.elapsed());
+        churn(&w, &mut cms, &mut round).await;
+        let revision = w.env.compact_etcd_now().unwrap();
+        w.step(&format!("compacted at {revision}"));
     }
-    churn(&mut cms, 1).await;
+    churn(&w, &mut cms, &mut round).await;
     let after_compactions = bindery_metrics(&base);
 
     // The WDS API server restarts after a compaction, the store having moved on meanwhile
     // (the ITS shares its etcd): its watch cache starts from a revision newer than any
     // Bindery saw, so Bindery's watches are answered 410 Gone and relist.
-    env.stop_wds();
+    w.env.stop_wds();
     for i in 0..5 {
-        apply(
-            &its,
-            &res::configmaps(),
-            configmap("default", &format!("its-{i}"), json!({})),
-        )
-        .await
-        .unwrap();
+        let cm = configmap("default", &format!("its-{i}"), json!({}));
+        control_plane::apply(&w.its, &res::configmaps(), cm)
+            .await
+            .unwrap();
     }
-    let revision = env.compact_etcd_now().unwrap();
-    env.start_wds().unwrap();
-    eprintln!(
-        "[{:>6.1?}] WDS restarted after a compaction at {revision}",
-        started.elapsed()
-    );
+    let revision = w.env.compact_etcd_now().unwrap();
+    w.env.start_wds().unwrap();
+    w.step(&format!("WDS restarted after a compaction at {revision}"));
     for _ in 0..2 {
-        churn(&mut cms, 1).await;
-        env.compact_etcd_now().unwrap();
+        churn(&w, &mut cms, &mut round).await;
+        w.env.compact_etcd_now().unwrap();
     }
-    churn(&mut cms, 1).await;
+    churn(&w, &mut cms, &mut round).await;
 
-    await_binding_spec_within(&wds, "web", &spec(&cms, &edge), SETTLE)
-        .await
-        .unwrap_or_else(|e| fail(&bindery, &e.to_string()));
-    eprintln!(
-        "[{:>6.1?}] Binding exact after {round} rounds of changes",
-        started.elapsed()
-    );
-    assert_history(&history, &edge, cms.len(), Writers::Any);
+    let exact = web::spec(&cms, &EDGE);
+    let what = format!("Binding exact after {round} rounds of changes");
+    w.expect_spec(&bindery, "web", &exact, &what, SETTLE).await;
+    assert_history(&history, &EDGE, cms.len(), Writers::Any);
 
     // The evidence that the watches did relist: more RESETs of the ConfigMaps' watch.
     let after = bindery_metrics(&base);
@@ -339,24 +248,9 @@ async fn etcd_compactions_and_a_wds_restart_from_a_compacted_revision_during_chu
     }
 }
 
-/// A kubeconfig for Bindery as the ServiceAccount of the chart's WDS RBAC (created in the
-/// WDS): not in `system:masters`, so the API server's request limits apply to it.
-async fn service_account_kubeconfig(env: &Envtest, wds: &kube::Client) -> std::path::PathBuf {
-    bindery_tests::chart::create_wds_rbac(wds, "bindery-system")
-        .await
-        .unwrap();
-    let token = cluster::service_account_token(wds, "bindery-system", "bindery")
-        .await
-        .unwrap();
-    let kubeconfig = env.dir().join("bindery-sa.kubeconfig");
-    cluster::write_token_kubeconfig(&kubeconfig, "wds", &env.wds.url, &token).unwrap();
-    kubeconfig
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_throttled_wds_answering_429() {
     const POLICIES: usize = 40;
-    let started = Instant::now();
     // Without API Priority and Fairness the limits are plain: at most one mutating and two
     // other requests in flight; beyond that the API server answers 429 at once.
     let options = EnvtestOptions {
@@ -366,57 +260,35 @@ async fn a_throttled_wds_answering_429() {
             "--max-requests-inflight=2".into(),
         ],
     };
-    let (env, wds, its) = cluster::control_plane_with(options).await;
-    cluster::apply_wecs(&its, cluster::THREE_WECS)
+    let w = World::start_with(options).await;
+    w.three_wecs().await;
+    w.namespace("app", json!({})).await;
+    // Bindery as the ServiceAccount of the chart's WDS RBAC: not in `system:masters`, so
+    // the API server's request limits apply to it.
+    bindery_tests::chart::create_wds_rbac(&w.wds, "bindery-system")
         .await
         .unwrap();
-    apply(&wds, &res::namespaces(), namespace("app", json!({})))
-        .await
-        .unwrap();
-    let kubeconfig = service_account_kubeconfig(&env, &wds).await;
+    let kubeconfig = w
+        .wds_kubeconfig_as("bindery-system", "bindery", "bindery-sa.kubeconfig")
+        .await;
     // Policy p-NN selects the ConfigMaps of group gNN: keep-NN, always, and the ConfigMaps
     // moving between groups that are there at the time.
     let group = |i: usize| format!("g{:02}", i % POLICIES);
     let mut keep = Vec::new();
     let mut moving = Vec::new();
     for i in 0..POLICIES {
-        keep.push(
-            apply(
-                &wds,
-                &res::configmaps(),
-                configmap("app", &format!("keep-{i:02}"), json!({"group": group(i)})),
-            )
-            .await
-            .unwrap(),
-        );
-        moving.push(
-            apply(
-                &wds,
-                &res::configmaps(),
-                configmap("app", &format!("move-{i:02}"), json!({"group": group(i)})),
-            )
-            .await
-            .unwrap(),
-        );
-        apply(
-            &wds,
-            &res::binding_policies(),
-            json!({"apiVersion": "control.kubestellar.io/v1alpha1", "kind": "BindingPolicy",
-                   "metadata": {"name": format!("p-{i:02}")},
-                   "spec": {"clusterSelectors": [{"matchLabels": {"location-group": "edge"}}],
-                            "downsync": [{"resources": ["configmaps"],
-                                          "objectSelectors": [{"matchLabels": {"group": group(i)}}]}]}}),
-        )
-        .await
-        .unwrap();
+        let labels = json!({"group": group(i)});
+        let (keep_i, move_i) = (format!("keep-{i:02}"), format!("move-{i:02}"));
+        keep.push(w.configmap("app", &keep_i, labels.clone()).await);
+        moving.push(w.configmap("app", &move_i, labels.clone()).await);
+        let downsync = json!([labelled(&["configmaps"], labels)]);
+        w.policy(&format!("p-{i:02}"), edge(), downsync).await;
     }
-    let history = BindingHistory::start(&wds).await.unwrap();
-    let port = free_port();
-    let base = format!("http://127.0.0.1:{port}");
-    let bindery = BinderyRun::start(
+    let history = BindingHistory::start(&w.wds).await.unwrap();
+    let (listen, base) = free_listen_address();
+    let bindery = w.bindery_as(
         &kubeconfig,
-        &env.its.kubeconfig,
-        &env.dir().join("bindery.log"),
+        "bindery.log",
         &[
             "--coalesce-ms",
             "50",
@@ -427,11 +299,9 @@ async fn a_throttled_wds_answering_429() {
             "--burst",
             "1000",
             "--listen",
-            &format!("127.0.0.1:{port}"),
+            &listen,
         ],
-    )
-    .unwrap();
-    let edge = EDGE;
+    );
     let labels = |obj: &DynamicObject| obj.metadata.labels.clone().unwrap_or_default();
     let exact = async |keep: &[DynamicObject], moving: &[DynamicObject]| {
         for i in 0..POLICIES {
@@ -442,40 +312,33 @@ async fn a_throttled_wds_answering_429() {
                 .cloned()
                 .collect();
             let name = format!("p-{i:02}");
-            await_binding_spec_within(&wds, &name, &spec(&selected, &edge), SETTLE)
-                .await
-                .unwrap_or_else(|e| fail(&bindery, &e.to_string()));
+            let spec = web::spec(&selected, &EDGE);
+            w.expect_spec(&bindery, &name, &spec, &format!("Binding {name}"), SETTLE)
+                .await;
         }
     };
     exact(&keep, &moving).await;
-    eprintln!("[{:>6.1?}] {POLICIES} Bindings exact", started.elapsed());
+    w.step(&format!("{POLICIES} Bindings exact"));
     // Every moving ConfigMap changes group three times: two Bindings change each time.
     for round in 1..=3 {
         for (i, cm) in moving.iter_mut().enumerate() {
-            *cm = apply(
-                &wds,
-                &res::configmaps(),
-                configmap(
+            *cm = w
+                .configmap(
                     "app",
                     &format!("move-{i:02}"),
                     json!({"group": group(i + round)}),
-                ),
-            )
-            .await
-            .unwrap();
+                )
+                .await;
         }
     }
     exact(&keep, &moving).await;
-    eprintln!(
-        "[{:>6.1?}] after the moves: Bindings exact",
-        started.elapsed()
-    );
+    w.step("after the moves: Bindings exact");
 
     // Throttling did happen, to Bindery's writes of Bindings and statuses, and no write
     // failed for good. The sink's client does not retry inside kube's client: each 429 to
     // a Binding write (only Bindery writes Bindings here) is one of the sink's own retries,
     // through its rate limiter and backoff.
-    let apiserver = env.wds.metrics().unwrap();
+    let apiserver = w.env.wds.metrics().unwrap();
     for l in apiserver.lines().filter(|l| l.contains(r#"code="429""#)) {
         eprintln!("WDS: {l}");
     }
@@ -531,7 +394,7 @@ async fn a_throttled_wds_answering_429() {
             let workload = seen.spec["workload"].to_string();
             let dests = seen.spec["destinations"].to_string();
             let complete = workload.contains(&format!("\"{keep_name}\""))
-                && edge.iter().all(|c| dests.contains(c));
+                && EDGE.iter().all(|c| dests.contains(c));
             assert!(
                 !full || complete,
                 "a version of {name} lost an entry: {seen:?}"
@@ -619,103 +482,65 @@ subjects:
     namespace: bindery-system
 ";
 
-fn widgets() -> kube::api::ApiResource {
-    cluster::resource("example.com/v1", "Widget", "widgets")
+/// Widget `app/name` labelled `app: APP`, as stored.
+async fn widget_labelled(w: &World, name: &str, app: &str) -> DynamicObject {
+    w.wds(&res::widgets(), widget("app", name, json!({"app": app})))
+        .await
 }
 
-fn widget(name: &str, app: &str) -> Value {
-    json!({"apiVersion": "example.com/v1", "kind": "Widget",
-           "metadata": {"name": name, "namespace": "app", "labels": {"app": app}}})
-}
-
-/// The spec of policy `wid` (edge WECs, widgets labelled `app: web`) for `ws`.
-fn widget_spec(ws: &[DynamicObject], clusters: &[&str]) -> Value {
-    let mut ws: Vec<&DynamicObject> = ws.iter().collect();
-    ws.sort_by_key(|w| w.metadata.name.clone());
-    let mut spec = json!({"workload": {}});
-    if !ws.is_empty() {
-        spec["workload"]["namespaceScope"] = ws
-            .iter()
-            .map(|w| {
-                json!({"group": "example.com", "version": "v1", "resource": "widgets",
-                       "namespace": "app", "name": w.metadata.name.clone().unwrap(),
-                       "resourceVersion": rv(w)})
-            })
-            .collect();
-    }
-    spec["destinations"] = clusters.iter().map(|c| json!({"clusterId": c})).collect();
-    spec
+/// The spec of policy `wid` (the edge WECs, widgets labelled `app: web`) for `ws`.
+fn widget_spec(ws: &[DynamicObject]) -> Value {
+    let entries = ws.iter().map(|w| entry(&res::widgets(), w)).collect();
+    spec(entries, &EDGE)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_resource_relisting_holds_only_its_own_objects() {
-    let started = Instant::now();
-    let step = |what: &str| eprintln!("[{:>6.1?}] {what}", started.elapsed());
-    let (env, wds, its) = cluster::control_plane().await;
-    let mut cms = setup(&wds, &its, 20).await;
-    let crd = cluster::simple_crd("example.com", "Widget", "widgets", true);
-    cluster::install_crds(&wds, std::slice::from_ref(&crd))
+    let w = World::start().await;
+    let wds = &w.wds;
+    let mut cms = setup(&w, 20).await;
+    control_plane::install_crds(wds, &[widget_crd()])
         .await
         .unwrap();
     let mut ws = Vec::new();
     for i in 0..5 {
-        ws.push(
-            apply(&wds, &widgets(), widget(&format!("w-{i}"), "web"))
-                .await
-                .unwrap(),
-        );
+        ws.push(widget_labelled(&w, &format!("w-{i}"), "web").await);
     }
-    apply(
-        &wds,
-        &res::binding_policies(),
-        json!({"apiVersion": "control.kubestellar.io/v1alpha1", "kind": "BindingPolicy",
-               "metadata": {"name": "wid"},
-               "spec": {"clusterSelectors": [{"matchLabels": {"location-group": "edge"}}],
-                        "downsync": [{"resources": ["widgets"],
-                                      "objectSelectors": [{"matchLabels": {"app": "web"}}]}]}}),
-    )
-    .await
-    .unwrap();
-    cluster::create_yaml(&wds, RELIST_RBAC).await.unwrap();
-    cluster::create_yaml(&wds, WIDGET_LIST).await.unwrap();
-    let token = cluster::service_account_token(&wds, "bindery-system", "bindery")
-        .await
-        .unwrap();
-    let kubeconfig = env.dir().join("bindery-sa.kubeconfig");
-    cluster::write_token_kubeconfig(&kubeconfig, "wds", &env.wds.url, &token).unwrap();
-    let sa = cluster::client(&kubeconfig).await;
-    let sa_widgets: Api<DynamicObject> = Api::all_with(sa, &widgets());
+    let web = labelled(&["widgets"], json!({"app": "web"}));
+    w.policy("wid", edge(), json!([web])).await;
+    control_plane::create_yaml(wds, RELIST_RBAC).await.unwrap();
+    control_plane::create_yaml(wds, WIDGET_LIST).await.unwrap();
+    let kubeconfig = w
+        .wds_kubeconfig_as("bindery-system", "bindery", "bindery-sa.kubeconfig")
+        .await;
+    let sa = control_plane::client(&kubeconfig).await;
+    let sa_widgets: Api<DynamicObject> = Api::all_with(sa, &res::widgets());
 
-    let history = BindingHistory::start(&wds).await.unwrap();
-    let port = free_port();
-    let base = format!("http://127.0.0.1:{port}");
-    let bindery = BinderyRun::start(
+    let history = BindingHistory::start(wds).await.unwrap();
+    let (listen, base) = free_listen_address();
+    let bindery = w.bindery_as(
         &kubeconfig,
-        &env.its.kubeconfig,
-        &env.dir().join("bindery.log"),
+        "bindery.log",
         &[
             "--api-groups",
             "core,example.com",
             "--coalesce-ms",
             "50",
             "--listen",
-            &format!("127.0.0.1:{port}"),
+            &listen,
         ],
-    )
-    .unwrap();
-    let edge = EDGE;
-    await_binding_spec_within(&wds, "web", &spec(&cms, &edge), SETTLE)
-        .await
-        .unwrap_or_else(|e| fail(&bindery, &e.to_string()));
-    await_binding_spec_within(&wds, "wid", &widget_spec(&ws, &edge), SETTLE)
-        .await
-        .unwrap_or_else(|e| fail(&bindery, &e.to_string()));
-    step("first publish: both Bindings exact");
+    );
+    let exact = web::spec(&cms, &EDGE);
+    w.expect_spec(&bindery, "web", &exact, "first publish: web", SETTLE)
+        .await;
+    let exact = widget_spec(&ws);
+    w.expect_spec(&bindery, "wid", &exact, "first publish: wid", SETTLE)
+        .await;
 
     // Bindery may no longer list widgets (watching them it still may).
-    cluster::delete(
-        &wds,
-        &cluster::resource(
+    control_plane::delete(
+        wds,
+        &control_plane::resource(
             "rbac.authorization.k8s.io/v1",
             "ClusterRoleBinding",
             "clusterrolebindings",
@@ -725,7 +550,7 @@ async fn one_resource_relisting_holds_only_its_own_objects() {
     )
     .await
     .unwrap();
-    cluster::eventually("the widget list is forbidden", SETTLE, || async {
+    control_plane::eventually("the widget list is forbidden", SETTLE, || async {
         match sa_widgets.list(&Default::default()).await {
             Err(kube::Error::Api(s)) if s.code == 403 => Ok(Some(())),
             other => Err(format!(
@@ -757,12 +582,10 @@ async fn one_resource_relisting_holds_only_its_own_objects() {
     )
     .await
     .unwrap();
-    cms[0] = touch(&wds, 0, 100).await;
-    env.compact_etcd_now().unwrap();
-    cluster::eventually("the widgets' watch relists", SETTLE, || async {
-        let text = http_get(&format!("{base}/metrics"))
-            .map_err(|e| e.to_string())?
-            .1;
+    cms[0] = touch(&w, 0, 100).await;
+    w.env.compact_etcd_now().unwrap();
+    control_plane::eventually("the widgets' watch relists", SETTLE, || async {
+        let text = metrics::scrape(&base).map_err(|e| e.to_string())?;
         let (resets, unsynced) = (
             resets(&text, "widgets.example.com"),
             metrics::value(&text, "bindery_unsynced_resources"),
@@ -777,26 +600,20 @@ async fn one_resource_relisting_holds_only_its_own_objects() {
     })
     .await
     .unwrap_or_else(|e| fail(&bindery, &e.to_string()));
-    step("the widgets' watch is relisting (and cannot list)");
+    w.step("the widgets' watch is relisting (and cannot list)");
     // Changes of widgets meanwhile: they reach the Binding with the relist.
     let gone = ws.remove(0);
-    apply(
-        &wds,
-        &widgets(),
-        widget(&gone.metadata.name.clone().unwrap(), "other"),
-    )
-    .await
-    .unwrap();
-    ws.push(apply(&wds, &widgets(), widget("w-5", "web")).await.unwrap());
+    widget_labelled(&w, gone.metadata.name.as_deref().unwrap(), "other").await;
+    ws.push(widget_labelled(&w, "w-5", "web").await);
 
     // The ConfigMaps keep flowing meanwhile: every round reaches the Binding.
     for round in 0..5 {
         for (i, cm) in cms.iter_mut().enumerate().take(5) {
-            *cm = touch(&wds, i, 200 + round).await;
+            *cm = touch(&w, i, 200 + round).await;
         }
-        await_binding_spec_within(&wds, "web", &spec(&cms, &edge), SETTLE)
-            .await
-            .unwrap_or_else(|e| fail(&bindery, &e.to_string()));
+        let exact = web::spec(&cms, &EDGE);
+        let what = format!("round {round} of ConfigMap changes");
+        w.expect_spec(&bindery, "web", &exact, &what, SETTLE).await;
     }
     let during = bindery_metrics(&base);
     assert!(
@@ -804,24 +621,23 @@ async fn one_resource_relisting_holds_only_its_own_objects() {
         "the relist ended before the ConfigMap changes were checked"
     );
     // The widgets' Binding stays as it was: w-0 still in it, w-5 not yet.
-    let held = cluster::binding(&wds, "wid").await.unwrap().unwrap().1;
+    let held = control_plane::binding(wds, "wid").await.unwrap().unwrap().1;
     assert_eq!(
         held,
-        widget_spec(&[vec![gone.clone()], ws[..4].to_vec()].concat(), &edge),
+        widget_spec(&[vec![gone.clone()], ws[..4].to_vec()].concat()),
         "the widgets' Binding changed before their relist completed"
     );
-    step("5 rounds of ConfigMap changes reached the Binding during the relist");
+    w.step("5 rounds of ConfigMap changes reached the Binding during the relist");
 
     // Listing allowed again: the relist completes and is applied as one difference.
-    cluster::create_yaml(&wds, WIDGET_LIST).await.unwrap();
-    await_binding_spec_within(&wds, "wid", &widget_spec(&ws, &edge), SETTLE)
-        .await
-        .unwrap_or_else(|e| fail(&bindery, &e.to_string()));
-    await_binding_spec_within(&wds, "web", &spec(&cms, &edge), SETTLE)
-        .await
-        .unwrap_or_else(|e| fail(&bindery, &e.to_string()));
-    step("relist complete: both Bindings exact");
-    assert_history(&history, &edge, cms.len(), Writers::Any);
+    control_plane::create_yaml(wds, WIDGET_LIST).await.unwrap();
+    let exact = widget_spec(&ws);
+    w.expect_spec(&bindery, "wid", &exact, "relist complete: wid", SETTLE)
+        .await;
+    let exact = web::spec(&cms, &EDGE);
+    w.expect_spec(&bindery, "web", &exact, "relist complete: web", SETTLE)
+        .await;
+    assert_history(&history, &EDGE, cms.len(), Writers::Any);
     // The relist came in one difference: every version of `wid` since the relist began
     // had w-1 .. w-4 and either w-0 (before) or w-5 (after), never both or neither.
     for seen in &history.of("wid")[versions_before..] {

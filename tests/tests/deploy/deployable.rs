@@ -9,10 +9,12 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
+use bindery_tests::bindery_run::BinderyRun;
 use bindery_tests::chart::{self, Set};
-use bindery_tests::cluster::objects::namespace;
-use bindery_tests::cluster::{self, BinderyRun, apply, res};
-use bindery_tests::{bindery_bin, free_port, http_get, workspace_root};
+use bindery_tests::control_plane;
+use bindery_tests::objects::{edge, labelled};
+use bindery_tests::world::World;
+use bindery_tests::{bindery_bin, free_listen_address, http_get, workspace_root};
 use serde_json::{Value, json};
 
 /// The WECs of a stored Binding's spec, sorted.
@@ -86,36 +88,19 @@ fn bare_command(home: &Path) -> Command {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_charts_container_runs_in_cluster_is_ready_once_synced_and_kubeconfig_env_reaches_the_wds()
  {
-    let (env, wds, its) = cluster::control_plane().await;
+    let w = World::start().await;
+    let (env, wds, its) = (&w.env, &w.wds, &w.its);
     let dir = env.dir().to_path_buf();
     let home = dir.join("empty-home");
     std::fs::create_dir_all(&home).unwrap();
-    cluster::apply_wecs(&its, cluster::THREE_WECS)
-        .await
-        .unwrap();
-    apply(
-        &wds,
-        &res::namespaces(),
-        namespace("nginx", json!({"app": "nginx"})),
-    )
-    .await
-    .unwrap();
-    apply(
-        &wds,
-        &res::binding_policies(),
-        json!({"apiVersion": "control.kubestellar.io/v1alpha1", "kind": "BindingPolicy",
-               "metadata": {"name": "nginx"},
-               "spec": {"clusterSelectors": [{"matchLabels": {"location-group": "edge"}}],
-                        "downsync": [{"objectSelectors": [{"matchLabels": {"app": "nginx"}}]}]}}),
-    )
-    .await
-    .unwrap();
+    w.three_wecs().await;
+    w.namespace("nginx", json!({"app": "nginx"})).await;
+    let nginx = labelled(&[], json!({"app": "nginx"}));
+    w.policy("nginx", edge(), json!([nginx])).await;
 
     // The WDS: Bindery's ServiceAccount (the chart's WDS RBAC), mounted as kubelet would.
-    chart::create_wds_rbac(&wds, "bindery-system")
-        .await
-        .unwrap();
-    let token = cluster::service_account_token(&wds, "bindery-system", "bindery")
+    chart::create_wds_rbac(wds, "bindery-system").await.unwrap();
+    let token = control_plane::service_account_token(wds, "bindery-system", "bindery")
         .await
         .unwrap();
     let sa_dir = dir.join("serviceaccount");
@@ -127,24 +112,25 @@ async fn the_charts_container_runs_in_cluster_is_ready_once_synced_and_kubeconfi
     let wds_port = env.wds.url.rsplit_once(':').unwrap().1.to_string();
 
     // The ITS: a ServiceAccount that may not read ManagedClusters yet.
-    cluster::create_yaml(
-        &its,
+    control_plane::create_yaml(
+        its,
         "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: bindery-system\n---\n\
          apiVersion: v1\nkind: ServiceAccount\nmetadata:\n  name: bindery\n  namespace: bindery-system\n",
     )
     .await
     .unwrap();
-    let its_token = cluster::service_account_token(&its, "bindery-system", "bindery")
+    let its_token = control_plane::service_account_token(its, "bindery-system", "bindery")
         .await
         .unwrap();
     let its_kubeconfig = dir.join("its-sa.kubeconfig");
-    cluster::write_token_kubeconfig(&its_kubeconfig, "its", &env.its.url, &its_token).unwrap();
+    control_plane::write_token_kubeconfig(&its_kubeconfig, "its", &env.its.url, &its_token)
+        .unwrap();
 
     // The container the chart renders by default (in-cluster WDS, leader election, the
     // ITS kubeconfig from a Secret), run as is but for what a pod provides: the ITS
     // kubeconfig mounted where the chart says, and a port of its own on loopback.
     let (args, vars) = chart_container(&[]);
-    let listen = format!("127.0.0.1:{}", free_port());
+    let (listen, base) = free_listen_address();
     let its_arg = "--its-kubeconfig=/etc/bindery/its/kubeconfig";
     assert!(args.iter().any(|a| a == its_arg), "{args:?}");
     assert!(args.iter().any(|a| a == "--leader-elect"), "{args:?}");
@@ -170,18 +156,18 @@ async fn the_charts_container_runs_in_cluster_is_ready_once_synced_and_kubeconfi
     let fail = |what: &str| -> ! { panic!("{what}\nbindery's log:\n{}", run.log_tail(60)) };
 
     // Up, alive, and not ready: the ITS watch cannot sync.
-    let base = format!("http://{listen}");
-    let (code, body) = cluster::eventually("the server answers", Duration::from_secs(60), || {
-        let url = format!("{base}/readyz");
-        async move {
-            get(url)
-                .await
-                .map(Some)
-                .ok_or_else(|| "no answer yet".to_string())
-        }
-    })
-    .await
-    .unwrap_or_else(|e| fail(&e.to_string()));
+    let (code, body) =
+        control_plane::eventually("the server answers", Duration::from_secs(60), || {
+            let url = format!("{base}/readyz");
+            async move {
+                get(url)
+                    .await
+                    .map(Some)
+                    .ok_or_else(|| "no answer yet".to_string())
+            }
+        })
+        .await
+        .unwrap_or_else(|e| fail(&e.to_string()));
     if (code, body.as_str()) != (503, "not every watch has synced yet: no epoch published\n") {
         fail(&format!("readyz before the ITS synced: {code} {body:?}"));
     }
@@ -211,8 +197,8 @@ async fn the_charts_container_runs_in_cluster_is_ready_once_synced_and_kubeconfi
         ],
     )
     .unwrap();
-    cluster::create_yaml(&its, &its_rbac).await.unwrap();
-    cluster::eventually("readyz turns 200", Duration::from_secs(120), || {
+    control_plane::create_yaml(its, &its_rbac).await.unwrap();
+    control_plane::eventually("readyz turns 200", Duration::from_secs(120), || {
         let url = format!("{base}/readyz");
         async move {
             match get(url).await {
@@ -224,8 +210,8 @@ async fn the_charts_container_runs_in_cluster_is_ready_once_synced_and_kubeconfi
     .await
     .unwrap_or_else(|e| fail(&e.to_string()));
     // Written with the in-cluster ServiceAccount: the only credentials it has.
-    cluster::eventually("the nginx Binding", Duration::from_secs(30), || async {
-        match cluster::binding(&wds, "nginx").await {
+    control_plane::eventually("the nginx Binding", Duration::from_secs(30), || async {
+        match control_plane::binding(wds, "nginx").await {
             Ok(Some((_, spec))) if destinations(&spec) == ["cluster1", "cluster2"] => Ok(Some(())),
             other => Err(format!("{other:?}")),
         }

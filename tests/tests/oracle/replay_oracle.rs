@@ -4,7 +4,7 @@
 
 use bindery_engine::{Engine, Oracle};
 use bindery_ingest::{LogReader, RelistTracker, to_change};
-use bindery_tests::{acceptance_cases, workspace_root};
+use bindery_tests::{acceptance_cases, assert_success, workspace_root};
 
 #[test]
 fn engine_equals_oracle_after_every_event_of_the_acceptance_logs() {
@@ -88,11 +88,7 @@ fn engine_equals_oracle_after_every_event_of_a_generated_log() {
         "--seed",
         "42",
     ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&out, "bindery generate");
     engine_equals_oracle_after_every_event(&log);
 
     let mut oracle = Oracle::default();
@@ -107,11 +103,7 @@ fn engine_equals_oracle_after_every_event_of_a_generated_log() {
     let dump = dir.path().join("bindings.json");
     let out =
         bindery_tests::run_bindery(&["replay", log_arg, "--dump-bindings", dump.to_str().unwrap()]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&out, "replay --dump-bindings");
     let dumped: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&dump).unwrap()).unwrap();
     assert_eq!(dumped, bindery_engine::binding_list(&oracle.bindings()));

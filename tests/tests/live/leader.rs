@@ -7,11 +7,11 @@
 
 use std::time::{Duration, Instant};
 
-use bindery_tests::cluster::{
-    self, BinderyRun, BindingHistory, await_binding_spec_within, eventually,
-};
-use bindery_tests::web::{EDGE, Writers, assert_history, setup, spec, touch};
-use bindery_tests::{free_port, http_get, metrics};
+use bindery_tests::bindery_run::BinderyRun;
+use bindery_tests::control_plane::{BindingHistory, eventually};
+use bindery_tests::web::{self, EDGE, Writers, assert_history, setup, touch};
+use bindery_tests::world::{World, fail};
+use bindery_tests::{free_listen_address, metrics};
 use kube::api::DynamicObject;
 
 /// A bound for "it happened at all" (several lease durations), never a measured figure.
@@ -24,28 +24,20 @@ struct Replica {
 }
 
 impl Replica {
-    fn start(env: &bindery_tests::envtest::Envtest, name: &str, lease: &[&str]) -> Replica {
-        let port = free_port();
-        let listen = format!("127.0.0.1:{port}");
+    fn start(w: &World, name: &str, lease: &[&str]) -> Replica {
+        let (listen, base) = free_listen_address();
         let mut args = vec!["--leader-elect", "--listen", &listen, "--coalesce-ms", "50"];
         args.extend_from_slice(lease);
-        let run = BinderyRun::start(
-            &env.wds.kubeconfig,
-            &env.its.kubeconfig,
-            &env.dir().join(format!("{name}.log")),
-            &args,
-        )
-        .unwrap();
         Replica {
-            run,
-            base: format!("http://{listen}"),
+            run: w.bindery_with(&format!("{name}.log"), &args),
+            base,
         }
     }
 
     /// One series of its `/metrics` (0 when absent); `None` when it does not answer.
     fn metric(&self, wanted: &str) -> Option<f64> {
-        let (code, body) = http_get(&format!("{}/metrics", self.base)).ok()?;
-        (code == 200).then(|| metrics::value(&body, wanted))
+        let text = metrics::scrape(&self.base).ok()?;
+        Some(metrics::value(&text, wanted))
     }
 
     /// Its writes that reached the server: Bindings applied or deleted, statuses applied.
@@ -68,32 +60,19 @@ impl Replica {
             }
         })
         .await
-        .unwrap_or_else(|e| self.fail(&e.to_string()));
-    }
-
-    fn fail(&self, msg: &str) -> ! {
-        panic!(
-            "{msg}\n--- {} , last 60 lines ---\n{}",
-            self.run.log.display(),
-            self.run.log_tail(60)
-        )
+        .unwrap_or_else(|e| fail(&self.run, &e.to_string()));
     }
 }
 
 /// Starts the first replica, waits until it leads and wrote the Binding, then the
 /// second, until it is hot (its engine has the Binding) and follows.
-async fn two_replicas(
-    env: &bindery_tests::envtest::Envtest,
-    wds: &kube::Client,
-    cms: &[DynamicObject],
-    lease: &[&str],
-) -> (Replica, Replica) {
-    let a = Replica::start(env, "bindery-a", lease);
+async fn two_replicas(w: &World, cms: &[DynamicObject], lease: &[&str]) -> (Replica, Replica) {
+    let a = Replica::start(w, "bindery-a", lease);
     a.await_metric("a leads", "bindery_leader", 1.0).await;
-    await_binding_spec_within(wds, "web", &spec(cms, &EDGE), SETTLE)
-        .await
-        .unwrap_or_else(|e| a.fail(&e.to_string()));
-    let b = Replica::start(env, "bindery-b", lease);
+    let exact = web::spec(cms, &EDGE);
+    w.expect_spec(&a.run, "web", &exact, "a wrote the Binding", SETTLE)
+        .await;
+    let b = Replica::start(w, "bindery-b", lease);
     b.await_metric("b is hot", "bindery_bindings", 1.0).await;
     assert_eq!(b.metric("bindery_leader"), Some(0.0), "b follows");
     (a, b)
@@ -101,24 +80,23 @@ async fn two_replicas(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_follower_takes_over_from_a_killed_leader() {
-    let started = Instant::now();
-    let (env, wds, its) = cluster::control_plane().await;
-    let mut cms = setup(&wds, &its, 10).await;
-    let history = BindingHistory::start(&wds).await.unwrap();
+    let w = World::start().await;
+    let mut cms = setup(&w, 10).await;
+    let history = BindingHistory::start(&w.wds).await.unwrap();
     let lease = [
         "--leader-elect-lease-duration=4s",
         "--leader-elect-renew-deadline=3s",
         "--leader-elect-retry-period=500ms",
     ];
-    let (mut a, b) = two_replicas(&env, &wds, &cms, &lease).await;
+    let (mut a, b) = two_replicas(&w, &cms, &lease).await;
 
     // Changes while both run: the leader writes them, the follower nothing.
     for (i, cm) in cms.iter_mut().enumerate().take(5) {
-        *cm = touch(&wds, i, 1).await;
+        *cm = touch(&w, i, 1).await;
     }
-    await_binding_spec_within(&wds, "web", &spec(&cms, &EDGE), SETTLE)
-        .await
-        .unwrap_or_else(|e| a.fail(&e.to_string()));
+    let exact = web::spec(&cms, &EDGE);
+    w.expect_spec(&a.run, "web", &exact, "a wrote the changes", SETTLE)
+        .await;
     // The follower's watches follow too (its epochs may batch them differently).
     let modified =
         r#"bindery_watch_events_total{space="wds",resource="configmaps",type="MODIFIED"}"#;
@@ -126,7 +104,7 @@ async fn the_follower_takes_over_from_a_killed_leader() {
         Ok((b.metric(modified) >= Some(5.0)).then_some(()))
     })
     .await
-    .unwrap_or_else(|e| b.fail(&e.to_string()));
+    .unwrap_or_else(|e| fail(&b.run, &e.to_string()));
     assert!(a.writes() >= 2.0, "a wrote: {}", a.writes());
     assert_eq!(b.writes(), 0.0, "the follower wrote something");
     assert_eq!(b.metric("bindery_leader_transitions_total"), Some(0.0));
@@ -135,22 +113,17 @@ async fn the_follower_takes_over_from_a_killed_leader() {
     a.run.kill().unwrap();
     let killed = Instant::now();
     for (i, cm) in cms.iter_mut().enumerate() {
-        *cm = touch(&wds, i, 2).await;
+        *cm = touch(&w, i, 2).await;
     }
     b.await_metric("b leads", "bindery_leader", 1.0).await;
-    eprintln!(
-        "[{:>6.1?}] b leads {:.1?} after the kill (lease 4 s)",
-        started.elapsed(),
+    w.step(&format!(
+        "b leads {:.1?} after the kill (lease 4 s)",
         killed.elapsed()
-    );
-    await_binding_spec_within(&wds, "web", &spec(&cms, &EDGE), SETTLE)
-        .await
-        .unwrap_or_else(|e| b.fail(&e.to_string()));
-    eprintln!(
-        "[{:>6.1?}] Binding exact {:.1?} after the kill",
-        started.elapsed(),
-        killed.elapsed()
-    );
+    ));
+    let exact = web::spec(&cms, &EDGE);
+    let what = "b wrote the changes: Binding exact";
+    w.expect_spec(&b.run, "web", &exact, what, SETTLE).await;
+    w.step(&format!("{:.1?} after the kill", killed.elapsed()));
     assert!(b.writes() >= 1.0);
     assert_eq!(b.metric("bindery_leader_transitions_total"), Some(1.0));
     assert!(
@@ -162,34 +135,32 @@ async fn the_follower_takes_over_from_a_killed_leader() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stopped_leader_releases_the_lease_and_the_follower_takes_over_at_once() {
-    let started = Instant::now();
-    let (env, wds, its) = cluster::control_plane().await;
-    let mut cms = setup(&wds, &its, 10).await;
-    let history = BindingHistory::start(&wds).await.unwrap();
+    let w = World::start().await;
+    let mut cms = setup(&w, 10).await;
+    let history = BindingHistory::start(&w.wds).await.unwrap();
     // A long lease: the follower could take it over by expiry only after 30 s.
     let lease = [
         "--leader-elect-lease-duration=30s",
         "--leader-elect-renew-deadline=20s",
         "--leader-elect-retry-period=500ms",
     ];
-    let (mut a, b) = two_replicas(&env, &wds, &cms, &lease).await;
+    let (mut a, b) = two_replicas(&w, &cms, &lease).await;
     assert_eq!(b.writes(), 0.0, "the follower wrote something");
 
     let stopping = Instant::now();
     assert!(a.run.stop().unwrap(), "a exits cleanly on SIGTERM");
     assert!(a.run.log_text().contains("released the Lease"));
     for (i, cm) in cms.iter_mut().enumerate() {
-        *cm = touch(&wds, i, 2).await;
+        *cm = touch(&w, i, 2).await;
     }
     b.await_metric("b leads", "bindery_leader", 1.0).await;
-    eprintln!(
-        "[{:>6.1?}] b leads {:.1?} after SIGTERM to a (lease 30 s)",
-        started.elapsed(),
+    w.step(&format!(
+        "b leads {:.1?} after SIGTERM to a (lease 30 s)",
         stopping.elapsed()
-    );
-    await_binding_spec_within(&wds, "web", &spec(&cms, &EDGE), SETTLE)
-        .await
-        .unwrap_or_else(|e| b.fail(&e.to_string()));
+    ));
+    let exact = web::spec(&cms, &EDGE);
+    let what = "b wrote the changes: Binding exact";
+    w.expect_spec(&b.run, "web", &exact, what, SETTLE).await;
     // It took a free Lease, not an expired one.
     assert!(
         !b.run.log_text().contains("the Lease expired"),

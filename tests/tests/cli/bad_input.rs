@@ -1,11 +1,11 @@
 //! Bad input through the binary: every case ends with a clear error (or, for a closed
 //! stdout, quietly), never a panic, and bad policies do not stop the others.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Output, Stdio};
 use std::time::{Duration, Instant};
 
-use bindery_tests::{bindery_bin, run_bindery, workspace_root};
+use bindery_tests::watch_log::{self, NAMESPACES, POLICIES, WECS, event};
+use bindery_tests::{bindery_bin, bindery_command, run_bindery, stderr, workspace_root};
 use serde_json::{Value, json};
 
 fn example(name: &str) -> String {
@@ -14,10 +14,6 @@ fn example(name: &str) -> String {
         .join(name)
         .display()
         .to_string()
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
 fn assert_no_panic(out: &Output, what: &str) {
@@ -31,9 +27,8 @@ fn assert_no_panic(out: &Output, what: &str) {
 
 /// Runs bindery with `args` and stdout set to `stdout`.
 fn run_with_stdout(args: &[&str], stdout: impl Into<Stdio>) -> Output {
-    Command::new(bindery_bin())
+    bindery_command()
         .args(args)
-        .env("BINDERY_LOG", "info")
         .stdout(stdout)
         .stderr(Stdio::piped())
         .output()
@@ -105,40 +100,34 @@ fn a_full_stdout_is_an_error_naming_stdout() {
     }
 }
 
-/// A log: the header, then `events` (JSON values, one per line).
-fn write_log(dir: &Path, name: &str, events: &[Value]) -> PathBuf {
-    let mut text = String::from("{\"watchLog\":1}\n");
-    for e in events {
-        text.push_str(&serde_json::to_string(e).unwrap());
-        text.push('\n');
-    }
-    let path = dir.join(name);
-    std::fs::write(&path, text).unwrap();
-    path
+/// The SYNCED event of `resource` at `ts`.
+fn synced(ts: i64, resource: &str) -> Value {
+    event(ts, resource, "SYNCED", None)
 }
 
-fn synced(ts: i64, space: &str, group: &str, version: &str, resource: &str) -> Value {
-    json!({"ts": ts, "space": space, "group": group, "version": version, "resource": resource, "type": "SYNCED"})
-}
-
+/// WEC `name` with `labels` added at `ts`.
 fn wec(ts: i64, name: &str, labels: Value) -> Value {
-    json!({"ts": ts, "space": "its", "group": "cluster.open-cluster-management.io", "version": "v1",
-        "resource": "managedclusters", "type": "ADDED",
-        "object": {"metadata": {"name": name, "uid": format!("u-{name}"), "resourceVersion": "1", "labels": labels}}})
+    let metadata = json!({"name": name, "uid": format!("u-{name}"), "resourceVersion": "1",
+                          "labels": labels});
+    event(ts, WECS, "ADDED", Some(json!({"metadata": metadata})))
 }
 
+/// Policy `name` with `spec` added at `ts`.
 fn policy(ts: i64, name: &str, spec: Value) -> Value {
-    json!({"ts": ts, "space": "wds", "group": "control.kubestellar.io", "version": "v1alpha1",
-        "resource": "bindingpolicies", "type": "ADDED",
-        "object": {"metadata": {"name": name, "uid": format!("u-{name}"), "generation": 1}, "spec": spec}})
+    let metadata = json!({"name": name, "uid": format!("u-{name}"), "generation": 1});
+    event(
+        ts,
+        POLICIES,
+        "ADDED",
+        Some(json!({"metadata": metadata, "spec": spec})),
+    )
 }
 
 /// Spawns bindery with `args` and checks it is still running (not panicked) after a
 /// while, then kills it.
 fn still_running_after(args: &[&str], wait: Duration) {
-    let mut child = Command::new(bindery_bin())
+    let mut child = bindery_command()
         .args(args)
-        .env("BINDERY_LOG", "info")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -158,17 +147,9 @@ fn still_running_after(args: &[&str], wait: Duration) {
 #[test]
 fn tiny_speeds_and_huge_gaps_wait_instead_of_panicking() {
     let dir = tempfile::tempdir().unwrap();
-    let its = |ts| {
-        synced(
-            ts,
-            "its",
-            "cluster.open-cluster-management.io",
-            "v1",
-            "managedclusters",
-        )
-    };
-    let small_gap = write_log(dir.path(), "gap.jsonl", &[its(0), its(1)]);
-    let huge_gap = write_log(dir.path(), "huge.jsonl", &[its(i64::MIN), its(i64::MAX)]);
+    let its = |ts| synced(ts, WECS);
+    let small_gap = watch_log::write(dir.path(), "gap.jsonl", &[its(0), its(1)]);
+    let huge_gap = watch_log::write(dir.path(), "huge.jsonl", &[its(i64::MIN), its(i64::MAX)]);
     let (small_gap, huge_gap) = (small_gap.to_str().unwrap(), huge_gap.to_str().unwrap());
     // 1 ms at speed 1e-300 is 1e300 ms: more than a Duration holds.
     still_running_after(
@@ -348,21 +329,19 @@ fn bad_policies_in_a_log_are_reported_and_the_others_keep_working() {
     let dir = tempfile::tempdir().unwrap();
     let edge = json!({"matchLabels": {"location-group": "edge"}});
     let namespaces = json!({"resources": ["namespaces"]});
-    let log = write_log(
+    let log = watch_log::write(
         dir.path(),
         "policies.jsonl",
         &[
             wec(1, "cluster1", json!({"location-group": "edge"})),
-            synced(
-                2,
-                "its",
-                "cluster.open-cluster-management.io",
-                "v1",
-                "managedclusters",
+            synced(2, WECS),
+            event(
+                3,
+                NAMESPACES,
+                "ADDED",
+                Some(json!({"metadata": {"name": "ns1", "uid": "ns1", "resourceVersion": "1"}})),
             ),
-            json!({"ts": 3, "space": "wds", "group": "", "version": "v1", "resource": "namespaces", "type": "ADDED",
-                "object": {"metadata": {"name": "ns1", "uid": "ns1", "resourceVersion": "1"}}}),
-            synced(4, "wds", "", "v1", "namespaces"),
+            synced(4, NAMESPACES),
             policy(
                 5,
                 "good",
@@ -379,13 +358,7 @@ fn bad_policies_in_a_log_are_reported_and_the_others_keep_working() {
                 "clause",
                 json!({"clusterSelectors": [edge], "downsync": [{"resources": ["namespaces"], "objectSelector": [{}]}]}),
             ),
-            synced(
-                6,
-                "wds",
-                "control.kubestellar.io",
-                "v1alpha1",
-                "bindingpolicies",
-            ),
+            synced(6, POLICIES),
         ],
     );
     let out = run_bindery(&["replay", log.to_str().unwrap(), "--dump-bindings", "-"]);
@@ -425,28 +398,17 @@ fn bad_policies_in_a_log_are_reported_and_the_others_keep_working() {
 #[test]
 fn duplicate_keys_in_a_logged_policy_are_its_problem() {
     let dir = tempfile::tempdir().unwrap();
-    let log = write_log(
-        dir.path(),
-        "dups.jsonl",
-        &[
-            wec(1, "cluster1", json!({"location-group": "edge"})),
-            synced(
-                2,
-                "its",
-                "cluster.open-cluster-management.io",
-                "v1",
-                "managedclusters",
-            ),
-        ],
-    );
-    let line = r#"{"ts":3,"space":"wds","group":"control.kubestellar.io","version":"v1alpha1","resource":"bindingpolicies","type":"ADDED","object":{"metadata":{"name":"p","uid":"u","generation":1},"spec":{"clusterSelectors":[{"matchLabels":{"location-group":"core","location-group":"edge"}}]}}}"#;
-    let mut text = std::fs::read_to_string(&log).unwrap();
-    text.push_str(line);
-    text.push('\n');
-    // A resource seen first after the others synced counts once its own SYNCED is in.
-    text.push_str(r#"{"ts":4,"space":"wds","group":"control.kubestellar.io","version":"v1alpha1","resource":"bindingpolicies","type":"SYNCED"}"#);
-    text.push('\n');
-    std::fs::write(&log, text).unwrap();
+    // Written out: a JSON value cannot hold a duplicate key.
+    let policy = r#"{"ts":3,"space":"wds","group":"control.kubestellar.io","version":"v1alpha1","resource":"bindingpolicies","type":"ADDED","object":{"metadata":{"name":"p","uid":"u","generation":1},"spec":{"clusterSelectors":[{"matchLabels":{"location-group":"core","location-group":"edge"}}]}}}"#;
+    let lines = [
+        watch_log::HEADER.to_string(),
+        wec(1, "cluster1", json!({"location-group": "edge"})).to_string(),
+        synced(2, WECS).to_string(),
+        policy.to_string(),
+        // A resource seen first after the others synced counts once its own SYNCED is in.
+        synced(4, POLICIES).to_string(),
+    ];
+    let log = watch_log::write_lines(dir.path(), "dups.jsonl", &lines);
     let out = run_bindery(&["explain", "--log", log.to_str().unwrap(), "--policy", "p"]);
     assert!(out.status.success(), "{}", stderr(&out));
     let text = String::from_utf8_lossy(&out.stdout);
@@ -505,7 +467,7 @@ fn overlong_lines_are_errors_naming_the_line_and_dev_zero_ends() {
 #[test]
 fn control_characters_in_names_are_escaped_in_explain_text() {
     let dir = tempfile::tempdir().unwrap();
-    let log = write_log(
+    let log = watch_log::write(
         dir.path(),
         "names.jsonl",
         &[
@@ -514,25 +476,13 @@ fn control_characters_in_names_are_escaped_in_explain_text() {
                 "evil\ncluster\u{1b}[2J",
                 json!({"location-group": "edge\u{7}"}),
             ),
-            synced(
-                2,
-                "its",
-                "cluster.open-cluster-management.io",
-                "v1",
-                "managedclusters",
-            ),
+            synced(2, WECS),
             policy(
                 3,
                 "p",
                 json!({"clusterSelectors": [{"matchLabels": {"location-group": "edge"}}]}),
             ),
-            synced(
-                4,
-                "wds",
-                "control.kubestellar.io",
-                "v1alpha1",
-                "bindingpolicies",
-            ),
+            synced(4, POLICIES),
         ],
     );
     let out = run_bindery(&[
