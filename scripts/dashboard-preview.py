@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Preview src/dashboard/ without the Rust binary: serves the page at the same URLs
+"""Preview src/observe/dashboard/ without the Rust binary: serves the page at the same URLs
 as `bindery` and streams fake samples over Server-Sent Events.
 
     python3 scripts/dashboard-preview.py [--port 8099] [--history 120] [--mode replay --finish-after 30]
@@ -9,7 +9,7 @@ import argparse, json, random, threading, time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent / "src" / "dashboard"
+ROOT = Path(__file__).resolve().parent.parent / "src" / "observe" / "dashboard"
 FILES = {
     "/dashboard": ("index.html", "text/html; charset=utf-8"),
     "/dashboard/dashboard.js": ("dashboard.js", "text/javascript; charset=utf-8"),

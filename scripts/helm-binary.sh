@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Make helm available under target/envtest/bin/helm for the chart tests
-# (tests/tests/chart.rs), built from the helm.sh/helm/v3 Go module (Go module proxy)
+# (tests/tests/deploy/chart.rs), built from the helm.sh/helm/v3 Go module (Go module proxy)
 # the first time (a few minutes on 2 cores) and cached beside the envtest binaries.
 #
 # Usage: scripts/helm-binary.sh   (stdout: HELM_BIN=<path>; progress on stderr)

@@ -36,7 +36,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use bindery_bench::{cli, memory, stats};
-use bindery_tests::cluster::{self, BinderyRun, apply, res};
+use bindery_tests::bindery_run::BinderyRun;
+use bindery_tests::control_plane::{self, apply, res};
 use bindery_tests::metrics::{sum, value};
 use bindery_tests::{free_port, http_get};
 use futures::{StreamExt, TryStreamExt};
@@ -96,14 +97,14 @@ fn watch_bindings(wds: kube::Client, seen: Seen) {
                         continue;
                     }
                     WatchEvent::Deleted(o) => {
-                        version = cluster::rv(&o);
+                        version = control_plane::rv(&o);
                         let name = o.metadata.name.clone().unwrap_or_default();
                         seen.1.lock().unwrap().remove(&name);
                         continue;
                     }
                     WatchEvent::Error(_) => break,
                 };
-                version = cluster::rv(&object);
+                version = control_plane::rv(&object);
                 let entries = ["clusterScope", "namespaceScope"]
                     .iter()
                     .map(|k| {
@@ -491,7 +492,7 @@ async fn bench(
         controller.name()
     );
     let mut snapshots = Vec::new();
-    let (env, wds, its) = cluster::control_plane().await;
+    let (env, wds, its) = control_plane::start().await;
     let mut results = Vec::new();
     create_all(
         &its,

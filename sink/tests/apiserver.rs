@@ -1,7 +1,7 @@
 //! The API-server sink against a scripted mock API server (`tower-test`): request shapes,
 //! skipping unchanged writes, retries, permanent failures, coalescing, statuses, drift
 //! told by the watch on Bindings, ownership. The same against a real API server, with a
-//! second writer: tests/tests/live_ownership.rs.
+//! second writer: tests/tests/live/ownership.rs.
 
 use std::time::Duration;
 

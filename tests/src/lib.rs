@@ -14,15 +14,6 @@ pub mod watch_log;
 pub mod web;
 pub mod world;
 
-/// The names `tests/benches/live_write.rs` still imports from this module's old name
-/// (`cluster`, before "cluster" was kept for WECs and timely clusters); that bench moves
-/// out of this crate on another branch. New code uses [`control_plane`] and
-/// [`bindery_run`]; remove this once the bench does.
-pub mod cluster {
-    pub use crate::bindery_run::BinderyRun;
-    pub use crate::control_plane::{apply, res, rv, start as control_plane};
-}
-
 pub use envtest::free_port;
 
 use std::path::PathBuf;

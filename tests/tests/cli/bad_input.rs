@@ -506,3 +506,109 @@ fn control_characters_in_names_are_escaped_in_explain_text() {
         "{text}"
     );
 }
+
+/// A file read whole that never ends (`/dev/zero` as a policy file or a hosts file) is
+/// refused once past its limit, at once and without growing: the error names the file
+/// and the limit.
+#[test]
+fn endless_files_read_whole_are_refused_at_their_limit() {
+    let nginx = example("nginx.jsonl");
+    let cases: [(&[&str], &str); 3] = [
+        (
+            &["dry-run", "--log", &nginx, "--policy-file", "/dev/zero"],
+            "reading the policy file /dev/zero: larger than 6291456 bytes, the limit of a policy file",
+        ),
+        (
+            &["replay", &nginx, "--with-policy", "/dev/zero"],
+            "reading the policy file /dev/zero: larger than 6291456 bytes, the limit of a policy file",
+        ),
+        (
+            &["replay", &nginx, "--processes", "2", "--hosts", "/dev/zero"],
+            "reading the hosts file /dev/zero: larger than 1048576 bytes, the limit of a hosts file",
+        ),
+    ];
+    for (args, want) in cases {
+        let started = Instant::now();
+        let out = run_bindery(args);
+        assert_no_panic(&out, &args.join(" "));
+        assert!(!out.status.success(), "{args:?}");
+        assert!(stderr(&out).contains(want), "{args:?}: {}", stderr(&out));
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "{args:?} took {:?}",
+            started.elapsed()
+        );
+    }
+}
+
+/// A malformed kubeconfig holding a token and a key: every command that reads it says
+/// which file, line and column, and quotes none of it (the error goes to a pod's log).
+#[test]
+fn kubeconfig_errors_name_the_place_and_never_quote_a_secret() {
+    let dir = tempfile::tempdir().unwrap();
+    let secrets = ["SECRET-TOKEN-123", "S3CR3T-KEY-DATA"];
+    let user = format!(
+        "users:\n- name: u\n  user:\n    token: {}\n    client-key-data: {}\n",
+        secrets[0], secrets[1]
+    );
+    let files = [
+        (
+            "syntax.kc",
+            format!("apiVersion: v1\n{user}  bad: [unclosed\nclusters: []\n"),
+            "line 8, column 9: not valid YAML",
+        ),
+        (
+            "type.kc",
+            format!("apiVersion: v1\n{user}clusters: {}\n", secrets[0]),
+            "line 7, column 11: not a kubeconfig: clusters: invalid type",
+        ),
+    ];
+    let policy = example("nginx-edited.yaml");
+    for (name, text, want) in files {
+        let kc = dir.path().join(name);
+        std::fs::write(&kc, text).unwrap();
+        let kc = kc.to_str().unwrap();
+        let runs: [Vec<&str>; 3] = [
+            vec![
+                "explain",
+                "--wds-kubeconfig",
+                kc,
+                "--its-kubeconfig",
+                kc,
+                "--policy",
+                "p",
+            ],
+            vec!["dry-run", "--wds-kubeconfig", kc, "--policy-file", &policy],
+            vec!["run", "--wds-kubeconfig", kc, "--listen", "127.0.0.1:0"],
+        ];
+        for args in runs {
+            let out = run_bindery(&args);
+            let err = stderr(&out);
+            assert_no_panic(&out, &args.join(" "));
+            assert!(!out.status.success(), "{args:?}");
+            assert!(
+                err.contains(&format!("WDS: reading the kubeconfig {kc}: {want}")),
+                "{args:?}: {err}"
+            );
+            for secret in secrets {
+                assert!(!err.contains(secret), "{args:?} quotes {secret}: {err}");
+            }
+            assert_eq!(
+                err.matches(want).count(),
+                1,
+                "the cause is said once: {err}"
+            );
+        }
+    }
+    // KUBECONFIG naming it: the same, for the default kubeconfig.
+    let kc = dir.path().join("syntax.kc");
+    let out = bindery_command()
+        .args(["explain", "--policy", "p"])
+        .env("KUBECONFIG", &kc)
+        .output()
+        .unwrap();
+    let err = stderr(&out);
+    assert!(!out.status.success());
+    assert!(err.contains("line 8, column 9: not valid YAML"), "{err}");
+    assert!(secrets.iter().all(|s| !err.contains(s)), "{err}");
+}

@@ -10,6 +10,7 @@
 mod bad_input;
 mod dry_run;
 mod explain;
+mod log_end;
 mod readme_walkthrough;
 mod replay;
 mod replayed;

@@ -72,7 +72,7 @@ fn dashboard_replay(args: &[String]) {
     let start = Instant::now();
     for line in lines.by_ref() {
         let line = line.unwrap();
-        if let Some(rest) = line.split("dashboard: ").nth(1) {
+        if let Some(rest) = line.split("dashboard=").nth(1) {
             url = rest.split('/').take(3).collect::<Vec<_>>().join("/").into();
         }
         if line.contains("replay finished") {

@@ -117,10 +117,7 @@ fn replay(log: &Path, processes: usize, workers: usize, extra: &[&str]) -> Repla
         "{}: process 0: {stderr}",
         log.display()
     );
-    let on = format!(
-        " on {} workers in {processes} processes: ",
-        processes * workers
-    );
+    let on = format!(" workers={} processes={processes} ", processes * workers);
     assert!(
         stderr.contains(&on),
         "{}: the summary says {on:?}: {stderr}",

@@ -135,14 +135,14 @@ fn the_worker_count_is_checked_and_can_come_from_the_environment() {
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
-    assert!(stderr.contains(" on 3 workers: "), "{stderr}");
+    assert!(stderr.contains(" workers=3 "), "{stderr}");
     // The default is one worker.
     let out = run_bindery(&["replay", log]);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains(" on 1 worker: "), "{stderr}");
+    assert!(stderr.contains(" workers=1 "), "{stderr}");
     // 64 is allowed.
     let out = run_bindery(&["replay", log, "--workers", "64"]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
-    assert!(stderr.contains(" on 64 workers: "), "{stderr}");
+    assert!(stderr.contains(" workers=64 "), "{stderr}");
 }

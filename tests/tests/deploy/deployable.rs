@@ -178,10 +178,12 @@ async fn the_charts_container_runs_in_cluster_is_ready_once_synced_and_kubeconfi
             "{path}"
         );
     }
+    // The chart logs JSON: where each space's client comes from, as fields.
     let log = run.log_text();
-    let origin = format!("WDS: in-cluster (https://127.0.0.1:{wds_port}, ServiceAccount files in ");
+    let origin =
+        format!("\"wds\":\"in-cluster (https://127.0.0.1:{wds_port}, ServiceAccount files in ");
     assert!(log.contains(&origin), "{log}");
-    assert!(log.contains("ITS: kubeconfig "), "{log}");
+    assert!(log.contains("\"its\":\"kubeconfig "), "{log}");
 
     // The chart's ITS RBAC, bound to the ITS's ServiceAccount: the watch syncs.
     let its_rbac = chart::render(
@@ -242,7 +244,7 @@ async fn the_charts_container_runs_in_cluster_is_ready_once_synced_and_kubeconfi
     let binding: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(destinations(&binding["spec"]), ["cluster3"], "{binding}");
     let wds_origin = format!(
-        "WDS: kubeconfig KUBECONFIG={} (context wds)",
+        "wds=kubeconfig KUBECONFIG={} (context wds)",
         env.wds.kubeconfig.display()
     );
     assert!(stderr.contains(&wds_origin), "{stderr}");
