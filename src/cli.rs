@@ -4,7 +4,7 @@
 use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
-use crate::cmd::{dry_run, explain, generate, replay, run};
+use crate::cmd::{crds, dry_run, explain, generate, replay, run};
 
 /// Bindery: an incremental engine for KubeStellar Bindings.
 #[derive(Parser, Debug)]
@@ -29,8 +29,10 @@ enum LogFormat {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Print the CRDs Bindery needs (BindingPolicy, Binding; OCM ManagedCluster for tests) as YAML.
-    Crds,
+    /// Print KubeStellar's five CRDs (BindingPolicy, Binding, CustomTransform,
+    /// StatusCollector, CombinedStatus) as YAML; with --its, the test ITS's (ManagedCluster,
+    /// WorkStatus).
+    Crds(crds::Args),
     /// Watch a WDS and an ITS and keep their Bindings up to date (until SIGTERM/SIGINT).
     Run(run::Args),
     /// Write a seeded synthetic watch log (WECs, namespaces, workload objects over five
@@ -71,7 +73,7 @@ impl Cli {
     /// Runs the subcommand.
     pub fn run(self) -> anyhow::Result<()> {
         match self.command {
-            Command::Crds => Ok(crate::cmd::stdout::print(&bindery_api::crds_yaml())?),
+            Command::Crds(args) => crds::execute(args),
             Command::Run(args) => run::execute(args),
             Command::Generate(args) => generate::execute(args),
             Command::Replay(args) => replay::execute(args),

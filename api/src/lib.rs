@@ -7,10 +7,17 @@
 //!   objects go to which WECs.
 //! - [`condition`]: the conditions of both (`Ready`, `Synced`), KubeStellar's condition
 //!   type and the reasons Bindery writes.
+//! - [`status_collector`]: [`StatusCollector`], a query collecting a workload object's
+//!   status over the WECs it goes to; [`combined_status`]: [`CombinedStatus`], its
+//!   results per (workload object, BindingPolicy).
+//! - [`custom_transform`]: [`CustomTransform`] (the transport reads it; Bindery installs its
+//!   CRD).
 //! - [`managed_cluster`]: [`ManagedCluster`] (`cluster.open-cluster-management.io/v1`), a
-//!   permissive stand-in for OCM's inventory type, so that a test API server can hold WECs.
-//! - [`crd`]: the three CRDs (`bindery crds`), in the form controller-gen gives
-//!   KubeStellar's own.
+//!   permissive stand-in for OCM's inventory type, so that a test API server can hold WECs;
+//!   [`work_status`]: [`WorkStatus`], a stand-in for the OCM status add-on's report of one
+//!   object in one WEC.
+//! - [`crd`]: KubeStellar's five CRDs (`bindery crds`) and the test ITS's two, in the form
+//!   controller-gen gives KubeStellar's own.
 //!
 //! The types are shaped like KubeStellar's CRDs (`config/crd/bases` plus the extra
 //! validations its kustomization patches in): the same fields, required fields, list types
@@ -22,10 +29,14 @@
 
 pub mod binding;
 pub mod binding_policy;
+pub mod combined_status;
 pub mod condition;
 pub mod crd;
+pub mod custom_transform;
 pub mod managed_cluster;
 mod schema;
+pub mod status_collector;
+pub mod work_status;
 
 pub use binding::{
     Binding, BindingSpec, BindingStatus, ClusterScopeDownsyncClause, Destination,
@@ -35,10 +46,19 @@ pub use binding_policy::{
     BindingPolicy, BindingPolicySpec, BindingPolicyStatus, DownsyncModulation, DownsyncObjectTest,
     DownsyncPolicyClause,
 };
+pub use combined_status::{
+    CombinedStatus, ErrorInColumn, NamedStatusCombination, REPORT_NAMESPACE, RowEvaluationError,
+    StatusCombinationRow, Value,
+};
 pub use condition::BindingPolicyCondition;
-pub use crd::{crds, crds_yaml};
+pub use crd::{crds, its_crds, to_yaml};
+pub use custom_transform::{CustomTransform, CustomTransformSpec, CustomTransformStatus};
 pub use managed_cluster::{ClientConfig, ManagedCluster, ManagedClusterSpec, ManagedClusterStatus};
 pub use schema::{LABEL_KEY_PATTERN, LABEL_OPERATOR_PATTERN, LABEL_VALUE_PATTERN};
+pub use status_collector::{
+    NamedAggregator, NamedExpression, StatusCollector, StatusCollectorSpec, StatusCollectorStatus,
+};
+pub use work_status::{SourceRef, WorkStatus, WorkStatusSpec};
 
 /// KubeStellar's API group.
 pub const GROUP: &str = "control.kubestellar.io";

@@ -80,3 +80,8 @@ pub(crate) fn label_selectors_schema(_: &mut SchemaGenerator) -> Schema {
 pub(crate) fn preserve_unknown_object_schema(_: &mut SchemaGenerator) -> Schema {
     json_schema!({"type": "object", "x-kubernetes-preserve-unknown-fields": true})
 }
+
+/// Any JSON value, kept as it is (`Value.object`, `Value.array` of a CombinedStatus).
+pub(crate) fn preserve_unknown_schema(_: &mut SchemaGenerator) -> Schema {
+    json_schema!({"x-kubernetes-preserve-unknown-fields": true})
+}

@@ -28,6 +28,7 @@ use crate::observe::dashboard::{Dashboard, Mode};
 use crate::observe::metrics::{Metrics, MetricsOptions};
 use crate::observe::server::{self, ExplainRequest, ServeArgs, ServeOptions, ServerState};
 use crate::runtime::client_args::ClientArgs;
+use crate::runtime::crds::ESTABLISH_TIMEOUT;
 use crate::runtime::health::{Health, LIVENESS_THRESHOLD, StoppedOnDrop};
 use crate::runtime::leader::LeaderArgs;
 use crate::runtime::leader::{Elector, LeaderConfig, default_identity};
@@ -80,6 +81,13 @@ pub struct Args {
         env = "BINDERY_SHUTDOWN_TIMEOUT"
     )]
     shutdown_timeout: u64,
+    /// Install KubeStellar's five CRDs in the WDS at start (create or update, then wait
+    /// until established), as its controller-manager does; needs get and patch on
+    /// `customresourcedefinitions` (`--install-crds`, `--install-crds=true|false`).
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true",
+          default_value_t = false, action = clap::ArgAction::Set, value_name = "BOOL",
+          env = "BINDERY_INSTALL_CRDS")]
+    install_crds: bool,
     /// Publish Kubernetes Events on BindingPolicies for new problems, Bindings that
     /// cannot be written, and problems resolved (rate-limited; needs `create` and
     /// `patch` on `events.k8s.io` events in the `default` namespace).
@@ -114,6 +122,7 @@ impl Args {
             shutdown_timeout: Duration::from_secs(self.shutdown_timeout),
             leader: self.leader.config()?,
             policy_events: self.policy_events,
+            install_crds: self.install_crds,
             topology: self.topology.topology()?,
         })
     }
@@ -155,6 +164,8 @@ pub struct RunOptions {
     pub leader: Option<LeaderConfig>,
     /// Publish Kubernetes Events on BindingPolicies (while leading).
     pub policy_events: bool,
+    /// Install KubeStellar's CRDs in the WDS at start.
+    pub install_crds: bool,
     /// Where the engine's timely workers run: threads here, and other processes of a
     /// cluster, which this one (process 0) connects to first (the Bindings do not
     /// depend on how many).
@@ -165,6 +176,18 @@ pub struct RunOptions {
 /// is flushed.
 pub async fn run(opts: RunOptions, shutdown: CancellationToken) -> Result<()> {
     let clients = opts.client.clients().await?;
+    if opts.install_crds {
+        let crds = bindery_api::crds();
+        let installing =
+            crate::runtime::crds::install(&clients.wds_writer, &crds, ESTABLISH_TIMEOUT);
+        tokio::select! {
+            installed = installing => installed?,
+            _ = shutdown.cancelled() => {
+                tracing::info!("stopped while installing the CRDs");
+                return Ok(());
+            }
+        }
+    }
     let recorder = match &opts.record {
         Some(path) => {
             let header = json!({ "recordedBy": format!("bindery {}", env!("CARGO_PKG_VERSION")), "recordedAt": now_rfc3339() });

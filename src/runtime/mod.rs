@@ -1,6 +1,7 @@
 //! What a controller process needs.
 
 pub mod client_args;
+pub mod crds;
 pub mod health;
 pub mod kubeconfig;
 pub mod leader;

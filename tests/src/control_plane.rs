@@ -172,11 +172,23 @@ pub async fn start_with(options: EnvtestOptions) -> (Envtest, kube::Client, kube
     let env = Envtest::start_with(options).expect("the envtest control plane starts");
     let wds = client(&env.wds.kubeconfig).await;
     let its = client(&env.its.kubeconfig).await;
-    let crds = bindery_api::crds();
-    install_crds(&wds, &crds[..2])
+    install_crds(&wds, &bindery_api::crds())
         .await
         .expect("the WDS CRDs install");
-    install_crds(&its, &crds[2..])
+    install_crds(&its, &bindery_api::its_crds())
+        .await
+        .expect("the ITS CRDs install");
+    (env, wds, its)
+}
+
+/// A control plane whose WDS has no CRD of KubeStellar's yet (a test installs them, or
+/// has Bindery do it); the ITS has its stand-ins, as [`start`]'s.
+pub async fn start_without_wds_crds() -> (Envtest, kube::Client, kube::Client) {
+    let env =
+        Envtest::start_with(EnvtestOptions::default()).expect("the envtest control plane starts");
+    let wds = client(&env.wds.kubeconfig).await;
+    let its = client(&env.its.kubeconfig).await;
+    install_crds(&its, &bindery_api::its_crds())
         .await
         .expect("the ITS CRDs install");
     (env, wds, its)

@@ -52,6 +52,19 @@ impl World {
         }
     }
 
+    /// A world whose WDS has no CRD of KubeStellar's yet ([`control_plane::start_without_wds_crds`]).
+    pub async fn start_without_wds_crds() -> World {
+        let started = Instant::now();
+        let (env, wds, its) = control_plane::start_without_wds_crds().await;
+        eprintln!("control plane up in {:?}", started.elapsed());
+        World {
+            env,
+            wds,
+            its,
+            started,
+        }
+    }
+
     /// Stops the WDS API server and starts it again on the same port and data, and
     /// connects the `wds` client anew.
     pub async fn restart_wds(&mut self) {

@@ -58,6 +58,7 @@ async fn the_default_install_renders_and_a_real_api_server_accepts_it() {
         "- --its-kubeconfig=/etc/bindery/its/kubeconfig",
         "- --listen=0.0.0.0:9477",
         "- --policy-events=true",
+        "- --install-crds=true",
         "- --max-binding-bytes=1572864",
         "path: /readyz",
         "path: /livez",

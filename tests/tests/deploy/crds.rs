@@ -1,6 +1,8 @@
-//! The generated CRDs (`bindery_api::crds`): KubeStellar's names, scope, subresources, list
-//! types, required fields and validations; valid structural schemas; and the schemas
-//! accept the Bindings the engine renders and the BindingPolicies of the test logs.
+//! The generated CRDs (`bindery_api::crds`, `its_crds`): KubeStellar's names, scope,
+//! subresources, list types, required fields and validations, node by node against
+//! KubeStellar's own (`tests/data/kubestellar/crds.yaml`); valid structural schemas; and
+//! the schemas accept the Bindings the engine renders and the BindingPolicies of the test
+//! logs.
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -9,10 +11,11 @@ use bindery_api::{self as crds, Binding, BindingPolicy};
 use bindery_tests::{acceptance_cases, workspace_root};
 use serde_json::{Value, json};
 
-/// The three CRDs as JSON, in `crds()` order.
+/// Every generated CRD as JSON: the WDS's five (`crds()`), then the test ITS's two.
 fn crd_values() -> Vec<Value> {
     crds::crds()
         .iter()
+        .chain(&crds::its_crds())
         .map(|crd| serde_json::to_value(crd).unwrap())
         .collect()
 }
@@ -30,7 +33,11 @@ fn schema(name: &str) -> Value {
 
 const BP: &str = "bindingpolicies.control.kubestellar.io";
 const BDG: &str = "bindings.control.kubestellar.io";
+const CT: &str = "customtransforms.control.kubestellar.io";
+const SC: &str = "statuscollectors.control.kubestellar.io";
+const CS: &str = "combinedstatuses.control.kubestellar.io";
 const MC: &str = "managedclusters.cluster.open-cluster-management.io";
+const WS: &str = "workstatuses.control.kubestellar.io";
 
 /// Follows a path of property names (`[]` steps into `items`) from a schema.
 fn at<'a>(schema: &'a Value, path: &str) -> &'a Value {
@@ -180,7 +187,10 @@ fn names_scope_versions_and_subresources() {
         .iter()
         .map(|c| c["metadata"]["name"].clone())
         .collect();
-    assert_eq!(names, [json!(BP), json!(BDG), json!(MC)]);
+    assert_eq!(
+        names,
+        [BP, BDG, CT, SC, CS, MC, WS].map(|n| json!(n)).to_vec()
+    );
 
     for (name, group, version, kind, plural, short) in [
         (
@@ -258,8 +268,13 @@ fn schemas_are_structural() {
         let mut nodes = Vec::new();
         walk(root, String::new(), &mut nodes);
         for (path, node) in nodes {
-            // `metadata` is `{type: object}`; everything else says its type too.
-            assert!(node["type"].is_string(), "{name}{path}: no type");
+            // `metadata` is `{type: object}`; everything else says its type too, but for
+            // a node that keeps any JSON (`x-kubernetes-preserve-unknown-fields`).
+            let any_json = node["x-kubernetes-preserve-unknown-fields"] == true;
+            assert!(
+                node["type"].is_string() || any_json,
+                "{name}{path}: no type"
+            );
             if node.get("properties").is_some() || node.get("additionalProperties").is_some() {
                 assert_eq!(node["type"], "object", "{name}{path}");
             }
@@ -517,21 +532,198 @@ fn managed_cluster_schema_is_permissive() {
 }
 
 #[test]
-fn yaml_stream_holds_the_three_crds_in_order() {
-    let yaml = crds::crds_yaml();
-    assert_eq!(yaml, crds::crds_yaml(), "stable");
-    let docs: Vec<&str> = yaml.split("---\n").collect();
-    assert_eq!(docs.len(), 4, "three documents, each after ---");
-    assert!(docs[0].is_empty());
-    for (doc, name) in docs[1..].iter().zip([BP, BDG, MC]) {
-        assert!(
-            doc.starts_with(
+fn yaml_streams_hold_the_crds_in_order() {
+    for (crds, names) in [
+        (crds::crds(), &[BP, BDG, CT, SC, CS][..]),
+        (crds::its_crds(), &[MC, WS][..]),
+    ] {
+        let yaml = crds::to_yaml(&crds);
+        assert_eq!(yaml, crds::to_yaml(&crds), "stable");
+        let docs: Vec<&str> = yaml.split("---\n").collect();
+        assert_eq!(docs.len(), names.len() + 1, "one document each, after ---");
+        assert!(docs[0].is_empty());
+        for (doc, name) in docs[1..].iter().zip(names) {
+            assert!(doc.starts_with(
                 "apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\n"
-            )
-        );
-        assert!(doc.contains(&format!("\n  name: {name}\n")), "{name}");
+            ));
+            assert!(doc.contains(&format!("\n  name: {name}\n")), "{name}");
+        }
+        assert!(!yaml.contains("$ref"));
     }
-    assert!(!yaml.contains("$ref"));
+}
+
+// ---------------------------------------------------------------------------------------
+// Node by node against KubeStellar's own CRDs
+// ---------------------------------------------------------------------------------------
+
+/// KubeStellar's five CRDs (`tests/data/kubestellar/crds.yaml`), by name.
+fn kubestellars_crds() -> std::collections::BTreeMap<String, Value> {
+    let path = workspace_root().join("tests/data/kubestellar/crds.yaml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    text.split("\n---\n")
+        .map(|doc| {
+            let crd: Value = serde_yaml_ng::from_str(doc).unwrap();
+            (crd["metadata"]["name"].as_str().unwrap().to_string(), crd)
+        })
+        .collect()
+}
+
+/// The differences between two schema nodes and everything under them, by path:
+/// types, formats, required fields, list and map types, validations; descriptions
+/// aside.
+fn schema_differences(ours: &Value, theirs: &Value, path: &str, out: &mut Vec<String>) {
+    for key in [
+        "type",
+        "format",
+        "pattern",
+        "enum",
+        "minItems",
+        "maxItems",
+        "minLength",
+        "x-kubernetes-list-type",
+        "x-kubernetes-list-map-keys",
+        "x-kubernetes-map-type",
+        "x-kubernetes-preserve-unknown-fields",
+        "x-kubernetes-int-or-string",
+        "anyOf",
+    ] {
+        if ours.get(key) != theirs.get(key) {
+            out.push(format!(
+                "{path}: {key} {:?} vs KubeStellar's {:?}",
+                ours.get(key),
+                theirs.get(key)
+            ));
+        }
+    }
+    let set = |v: &Value| -> BTreeSet<String> {
+        v.as_array()
+            .map(|a| a.iter().map(|s| s.as_str().unwrap().to_string()).collect())
+            .unwrap_or_default()
+    };
+    // KubeStellar's roots do not require `spec`; neither do ours.
+    if set(&ours["required"]) != set(&theirs["required"]) {
+        out.push(format!(
+            "{path}: required {:?} vs KubeStellar's {:?}",
+            set(&ours["required"]),
+            set(&theirs["required"])
+        ));
+    }
+    let props = |v: &Value| -> BTreeSet<String> {
+        v["properties"]
+            .as_object()
+            .map(|p| p.keys().cloned().collect())
+            .unwrap_or_default()
+    };
+    let (a, b) = (props(ours), props(theirs));
+    for missing in b.difference(&a) {
+        out.push(format!("{path}.{missing}: missing (KubeStellar's has it)"));
+    }
+    for extra in a.difference(&b) {
+        out.push(format!("{path}.{extra}: not in KubeStellar's"));
+    }
+    // `metadata` is `{type: object}` on both sides: what is inside is the API server's.
+    for p in a
+        .intersection(&b)
+        .filter(|p| path.is_empty() || *p != "metadata")
+    {
+        schema_differences(
+            &ours["properties"][p],
+            &theirs["properties"][p],
+            &format!("{path}.{p}"),
+            out,
+        );
+    }
+    for key in ["items", "additionalProperties"] {
+        if ours.get(key).is_some() || theirs.get(key).is_some() {
+            schema_differences(&ours[key], &theirs[key], &format!("{path}.{key}"), out);
+        }
+    }
+}
+
+/// The one deliberate difference: the policies' and Bindings' `status.conditions` are a
+/// map list keyed by `type` (KubeStellar's are atomic), so that the server-side apply of
+/// a policy's status by Bindery owns its conditions per type and another writer's
+/// conditions stay (the conditions are one per type on both sides).
+const DELIBERATE: [&str; 2] = [
+    ".status.conditions: x-kubernetes-list-type Some(String(\"map\")) vs KubeStellar's None",
+    ".status.conditions: x-kubernetes-list-map-keys Some(Array [String(\"type\")]) vs KubeStellar's None",
+];
+
+/// Installing Bindery's CRDs over KubeStellar's changes nothing that matters: the same
+/// names, scope, printer columns and subresources, and every schema node alike (so no
+/// field of a stored object is pruned, and no object KubeStellar accepts is refused),
+/// but for [`DELIBERATE`].
+#[test]
+fn the_five_crds_match_kubestellars_own_node_by_node() {
+    let theirs = kubestellars_crds();
+    assert_eq!(
+        theirs.keys().map(String::as_str).collect::<BTreeSet<_>>(),
+        [BP, BDG, CT, SC, CS].into_iter().collect::<BTreeSet<_>>()
+    );
+    for ours in crds::crds() {
+        let ours = serde_json::to_value(&ours).unwrap();
+        let name = ours["metadata"]["name"].as_str().unwrap().to_string();
+        let theirs = &theirs[&name];
+        let (o, t) = (&ours["spec"], &theirs["spec"]);
+        for key in ["group", "scope"] {
+            assert_eq!(o[key], t[key], "{name}: {key}");
+        }
+        for key in [
+            "kind",
+            "listKind",
+            "plural",
+            "singular",
+            "shortNames",
+            "categories",
+        ] {
+            assert_eq!(o["names"][key], t["names"][key], "{name}: names.{key}");
+        }
+        let (ov, tv) = (&o["versions"][0], &t["versions"][0]);
+        for key in ["name", "served", "storage", "subresources"] {
+            let want = if key == "subresources" && tv[key].is_null() {
+                json!({})
+            } else {
+                tv[key].clone()
+            };
+            let got = if ov[key].is_null() {
+                json!({})
+            } else {
+                ov[key].clone()
+            };
+            if key == "subresources" {
+                assert_eq!(got, want, "{name}: {key}");
+            } else {
+                assert_eq!(ov[key], tv[key], "{name}: {key}");
+            }
+        }
+        let columns = |v: &Value| -> Vec<(String, String, String)> {
+            v["additionalPrinterColumns"]
+                .as_array()
+                .map(|cs| {
+                    cs.iter()
+                        .map(|c| {
+                            let s = |k: &str| c[k].as_str().unwrap_or_default().to_string();
+                            (s("name"), s("type"), s("jsonPath"))
+                        })
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        assert_eq!(columns(ov), columns(tv), "{name}: printer columns");
+        let mut differences = Vec::new();
+        schema_differences(
+            &ov["schema"]["openAPIV3Schema"],
+            &tv["schema"]["openAPIV3Schema"],
+            "",
+            &mut differences,
+        );
+        let want: Vec<String> = if name == BP || name == BDG {
+            DELIBERATE.map(String::from).to_vec()
+        } else {
+            Vec::new()
+        };
+        assert_eq!(differences, want, "{name}:\n{}", differences.join("\n"));
+    }
 }
 
 // ---------------------------------------------------------------------------------------

@@ -13,6 +13,7 @@ mod e2e;
 mod envtest_smoke;
 mod explain;
 mod faults;
+mod install_crds;
 mod json_logs;
 mod leader;
 mod metrics;
