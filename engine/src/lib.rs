@@ -10,6 +10,8 @@
 //!   output. The input model (`model`, `labels`, `intern`) and the dataflow's index
 //!   keys (`index`) are private to the crate.
 //! - [`binding`]: Bindings and their exact JSON.
+//! - [`collector`]: StatusCollectors: their CEL expressions and the cells of their
+//!   results (status return; `docs/status-semantics.md`).
 //! - [`oracle`]: a plain full recomputation the dataflow is tested against.
 //! - [`explain`]: why a policy binds a WEC or selects an object, test by test.
 //! - [`strict_json`]: JSON/YAML values with duplicate keys marked and nesting bounded.
@@ -17,6 +19,7 @@
 #![warn(missing_docs)]
 
 pub mod binding;
+pub mod collector;
 pub(crate) mod dataflow;
 pub mod engine;
 pub mod explain;
