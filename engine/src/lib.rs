@@ -11,7 +11,9 @@
 //!   keys (`index`) are private to the crate.
 //! - [`binding`]: Bindings and their exact JSON.
 //! - [`collector`]: StatusCollectors: their CEL expressions and the cells of their
-//!   results (status return; `docs/status-semantics.md`).
+//!   results; [`reported`]: the reported state returned into workload objects (the
+//!   decision table, the multi-WEC aggregations). Status return,
+//!   `docs/status-semantics.md`.
 //! - [`oracle`]: a plain full recomputation the dataflow is tested against.
 //! - [`explain`]: why a policy binds a WEC or selects an object, test by test.
 //! - [`strict_json`]: JSON/YAML values with duplicate keys marked and nesting bounded.
@@ -30,6 +32,7 @@ pub(crate) mod labels;
 pub(crate) mod model;
 pub mod oracle;
 pub mod policy;
+pub mod reported;
 pub mod selector;
 pub mod strict_json;
 
