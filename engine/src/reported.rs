@@ -133,6 +133,14 @@ pub fn returnable(group: &str, kind: &str) -> bool {
     )
 }
 
+/// How one kind aggregates: the integer fields taken at their least and greatest over
+/// the WECs, and the condition kept (the first found, in WEC order).
+struct Aggregation {
+    minimum: &'static [&'static str],
+    maximum: &'static [&'static str],
+    condition: Option<fn(&Value) -> bool>,
+}
+
 /// KubeStellar's multi-WEC aggregate of `statuses` (in WEC order) for an apps
 /// Deployment, ReplicaSet or DaemonSet; `None` for any other kind.
 pub fn aggregate(group: &str, kind: &str, statuses: &[&Value]) -> Option<Value> {
@@ -220,7 +228,8 @@ mod tests {
     fn the_decision_table_in_kubestellars_order() {
         let copy = |w: &str| Plan::Copy(w.to_string());
         let agg = |ws: &[&str]| Plan::Aggregate(set(ws));
-        let cases: &[(Option<&[&str]>, Option<&[&str]>, Plan)] = &[
+        type Case<'a> = (Option<&'a [&'a str]>, Option<&'a [&'a str]>, Plan);
+        let cases: &[Case] = &[
             (None, None, Plan::Clear),
             (Some(&["c1"]), None, copy("c1")),
             (Some(&[]), None, Plan::Clear),
