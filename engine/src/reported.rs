@@ -147,31 +147,37 @@ pub fn aggregate(group: &str, kind: &str, statuses: &[&Value]) -> Option<Value> 
     if group != "apps" {
         return None;
     }
-    let (minimum, maximum, condition): (&[&str], &[&str], Option<fn(&Value) -> bool>) = match kind {
-        "Deployment" => (
-            &[
+    let Aggregation {
+        minimum,
+        maximum,
+        condition,
+    } = match kind {
+        "Deployment" => Aggregation {
+            minimum: &[
                 "replicas",
                 "updatedReplicas",
                 "availableReplicas",
                 "readyReplicas",
                 "observedGeneration",
             ],
-            &["unavailableReplicas"],
-            Some(|c| c["type"] == "Progressing" && c["reason"] == "ProgressDeadlineExceeded"),
-        ),
-        "ReplicaSet" => (
-            &[
+            maximum: &["unavailableReplicas"],
+            condition: Some(|c| {
+                c["type"] == "Progressing" && c["reason"] == "ProgressDeadlineExceeded"
+            }),
+        },
+        "ReplicaSet" => Aggregation {
+            minimum: &[
                 "replicas",
                 "fullyLabeledReplicas",
                 "readyReplicas",
                 "availableReplicas",
                 "observedGeneration",
             ],
-            &[],
-            Some(|c| c["type"] == "ReplicaFailure"),
-        ),
-        "DaemonSet" => (
-            &[
+            maximum: &[],
+            condition: Some(|c| c["type"] == "ReplicaFailure"),
+        },
+        "DaemonSet" => Aggregation {
+            minimum: &[
                 "currentNumberScheduled",
                 "desiredNumberScheduled",
                 "numberReady",
@@ -179,9 +185,9 @@ pub fn aggregate(group: &str, kind: &str, statuses: &[&Value]) -> Option<Value> 
                 "updatedNumberScheduled",
                 "numberAvailable",
             ],
-            &["numberMisscheduled"],
-            None,
-        ),
+            maximum: &["numberMisscheduled"],
+            condition: None,
+        },
         _ => return None,
     };
     // Only integers count (as Go's `.(int64)`); a field no WEC reports is 0.
