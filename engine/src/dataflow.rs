@@ -9,9 +9,12 @@
 //! - candidates: clauses x objects, on [`IndexKey`]s, then each candidate evaluated
 //!   against the object record (joined on its id);
 //! - clauses with namespace selectors: semijoined with the namespace matches;
-//! - modulations combined per (policy, object), then joined with object versions.
+//! - modulations combined per (policy, object), then joined with object versions;
+//! - reported state: the selections asking for it x the policies' destinations, per
+//!   object a [`Plan`], then x the WorkStatuses of the object.
 //!
-//! Output: `(policy, OutputRecord)` updates, captured per time.
+//! Output: `(policy, OutputRecord)` and `(object, ReportRecord)` updates, captured per
+//! time.
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -27,10 +30,11 @@ use timely::worker::Worker;
 use crate::index::{IndexKey, label_keys, object_keys};
 use crate::intern::Sym;
 use crate::labels::Labels;
-use crate::model::{ObjectId, ObjectRecord, ObjectVersion};
+use crate::model::{ObjectId, ObjectKey, ObjectRecord, ObjectVersion, WorkStatusRecord};
 use crate::policy::{
     Clause, ClauseKeys, CompiledPolicy, Modulation, SelectorSet, singleton_problem,
 };
+use crate::reported::{Plan, Request, decide};
 use crate::selector::Selector;
 
 /// Logical time: the engine's epoch.
@@ -59,6 +63,39 @@ pub enum OutputRecord {
     Problem(String),
 }
 
+/// What an object's reported state is computed from, as the dataflow outputs it: the
+/// plan, whether the object carries a status-return label, and the WorkStatuses the
+/// plan reads, `(wec, WorkStatus name, status)` sorted. Worker 0 turns it into a
+/// [`Report`](crate::reported::Report) (with the WECs' names, whose order matters).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct ReportRecord {
+    /// The API version the object was last seen in (to write it).
+    pub version: Sym,
+    /// Where the status comes from.
+    pub plan: Plan<Sym>,
+    /// Whether the object carries `managed-by.kubestellar.io/singletonstatus` or
+    /// `.../multiwecstatus`.
+    pub labelled: bool,
+    /// The WorkStatuses the plan reads.
+    pub work_statuses: Vec<WorkStatusRecord>,
+}
+
+/// Symbols the dataflow is built with, interned first by every engine so that every
+/// process of a cluster has the same ones.
+#[derive(Clone, Copy, Debug)]
+pub struct WellKnown {
+    /// `namespaces`.
+    pub namespaces: Sym,
+    /// `managed-by.kubestellar.io/singletonstatus`.
+    pub singleton_label: Sym,
+    /// `managed-by.kubestellar.io/multiwecstatus`.
+    pub multi_wec_label: Sym,
+    /// `apiextensions.k8s.io`.
+    pub crd_group: Sym,
+    /// `customresourcedefinitions`.
+    pub crds: Sym,
+}
+
 /// The dataflow's input sessions.
 pub struct Inputs {
     /// `(cluster id, labels)`.
@@ -69,6 +106,8 @@ pub struct Inputs {
     pub versions: InputSession<Time, (ObjectId, ObjectVersion), isize>,
     /// `(policy name, compiled policy)`.
     pub policies: InputSession<Time, (Sym, CompiledPolicy), isize>,
+    /// `(the object reported on, WorkStatus)`.
+    pub work_statuses: InputSession<Time, (ObjectKey, WorkStatusRecord), isize>,
 }
 
 impl Inputs {
@@ -78,15 +117,23 @@ impl Inputs {
         self.objects.advance_to(time);
         self.versions.advance_to(time);
         self.policies.advance_to(time);
+        self.work_statuses.advance_to(time);
         self.wecs.flush();
         self.objects.flush();
         self.versions.flush();
         self.policies.flush();
+        self.work_statuses.flush();
     }
 }
 
+/// Captured updates of `D` not yet taken by the engine.
+pub type Captured<D> = Rc<RefCell<Vec<(D, Time, isize)>>>;
+
 /// Output updates not yet taken by the engine.
-pub type OutputBuffer = Rc<RefCell<Vec<((Sym, OutputRecord), Time, isize)>>>;
+pub type OutputBuffer = Captured<(Sym, OutputRecord)>;
+
+/// Reported-state output updates not yet taken by the engine.
+pub type ReportBuffer = Captured<(ObjectKey, ReportRecord)>;
 
 /// A built dataflow: where to put input, how to tell progress, where output lands.
 pub struct Dataflow {
@@ -96,6 +143,8 @@ pub struct Dataflow {
     pub probe: ProbeHandle<Time>,
     /// Captured output updates.
     pub output: OutputBuffer,
+    /// Captured reported-state updates.
+    pub reports: ReportBuffer,
 }
 
 /// Identifies one selector: its owner (`tag`) and its index among the owner's selectors.
@@ -144,54 +193,65 @@ type ClauseId = (Sym, ClauseIndex);
 /// whether the clause has no namespace selectors, the clause's modulation))`.
 type Passed = (ClauseId, (ObjectId, Sym, bool, Modulation));
 
-/// Builds the dataflow in `worker`. `namespaces` is the interned `"namespaces"`. With
-/// several workers, every worker builds it, and all output reaches worker 0's buffer.
+/// Builds the dataflow in `worker`, with the symbols of `known`. With several workers,
+/// every worker builds it, and all output reaches worker 0's buffers.
 ///
 /// The steps are those of the join list in `docs/ARCHITECTURE.md`, one function each.
-pub fn build(worker: &mut Worker, namespaces: Sym) -> Dataflow {
+pub fn build(worker: &mut Worker, known: WellKnown) -> Dataflow {
     let several_workers = worker.peers() > 1;
     let output: OutputBuffer = Rc::new(RefCell::new(Vec::new()));
+    let reports: ReportBuffer = Rc::new(RefCell::new(Vec::new()));
     let probe = ProbeHandle::new();
     let sink = output.clone();
+    let report_sink = reports.clone();
     let inputs = worker.dataflow::<Time, _, _>(|scope| {
         let (wec_input, wecs) = scope.new_collection::<(Sym, Labels), isize>();
         let (object_input, objects) = scope.new_collection::<(ObjectId, ObjectRecord), isize>();
         let (version_input, versions) = scope.new_collection::<(ObjectId, ObjectVersion), isize>();
         let (policy_input, policies) = scope.new_collection::<(Sym, CompiledPolicy), isize>();
+        let (work_status_input, work_statuses) =
+            scope.new_collection::<(ObjectKey, WorkStatusRecord), isize>();
 
         // 1. Destinations.
         let destinations = destinations(policies.clone(), wecs);
         // 2. Namespace matches.
-        let clause_namespaces = clause_namespaces(policies.clone(), objects.clone(), namespaces);
+        let clause_namespaces =
+            clause_namespaces(policies.clone(), objects.clone(), known.namespaces);
         // 3. Candidates.
         let clause_keys = clause_keys(policies.clone(), clause_namespaces.clone());
-        let passed = candidates(clause_keys, policies.clone(), objects);
+        let passed = candidates(clause_keys, policies.clone(), objects.clone());
         // 4. Namespace restriction.
         let passing = restrict_to_namespaces(passed, clause_namespaces);
         // 5. Selection.
         let selected = selection(passing);
         // 6. Entries.
-        let workload = workload_entries(selected.clone(), versions);
+        let workload = workload_entries(selected.clone(), versions.clone());
         // 7. Status.
-        let singleton_problems = singleton_problems(selected, destinations.clone());
+        let singleton_problems = singleton_problems(selected.clone(), destinations.clone());
+        // 8. Reported state.
+        let plans = report_plans(selected, destinations.clone(), objects, known);
+        let reports = reported_state(plans, versions, work_statuses, known);
 
         let records = policy_records(policies)
             .concat(singleton_problems)
             .concat(destinations.map(|(p, w)| (p, OutputRecord::Destination(w))))
             .concat(workload);
         capture(records, several_workers, sink, &probe);
+        capture(reports, several_workers, report_sink, &probe);
 
         Inputs {
             wecs: wec_input,
             objects: object_input,
             versions: version_input,
             policies: policy_input,
+            work_statuses: work_status_input,
         }
     });
     Dataflow {
         inputs,
         probe,
         output,
+        reports,
     }
 }
 
@@ -404,6 +464,135 @@ fn singleton_problems<'s>(
         .map(|(p, n)| (p, OutputRecord::Problem(singleton_problem(n))))
 }
 
+/// What one selection or object tells step 8a of an object's reported state.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+enum Ask {
+    /// A policy selecting it asks for singleton (`.0`) and/or multi-WEC (`.1`) return.
+    Flags(bool, bool),
+    /// ... and has this destination.
+    Destination(Sym, bool, bool),
+    /// The object carries a status-return label.
+    Labelled,
+}
+
+/// Step 8a, report plans: takes the selection (step 5), the destinations (step 1) and
+/// the objects, gives `(object, (plan, labelled))` for every object some policy asks to
+/// return status into, or that carries a status-return label (to be cleared), except
+/// Namespaces and CustomResourceDefinitions. A destination change costs work for the
+/// asking objects of that policy only.
+fn report_plans<'s>(
+    selected: Collection<'s, ((Sym, ObjectId), Modulation)>,
+    destinations: Collection<'s, (Sym, Sym)>,
+    objects: Collection<'s, (ObjectId, ObjectRecord)>,
+    known: WellKnown,
+) -> Collection<'s, (ObjectId, (Plan<Sym>, bool))> {
+    let asking = selected
+        .filter(|(_, m)| m.want_singleton_reported_state || m.want_multi_wec_reported_state)
+        .map(|((p, id), m)| {
+            let flags = (
+                m.want_singleton_reported_state,
+                m.want_multi_wec_reported_state,
+            );
+            (p, (id, flags))
+        });
+    let with_destinations = asking
+        .clone()
+        .join_map(destinations, |_p, &(id, (s, m)), &wec| {
+            (id, Ask::Destination(wec, s, m))
+        });
+    let flags = asking.map(|(_p, (id, (s, m)))| (id, Ask::Flags(s, m)));
+    let labelled = objects.flat_map(move |(id, o)| {
+        let returnable = !(o.is_namespace(known.namespaces)
+            || (o.group == known.crd_group && o.resource == known.crds));
+        let labelled = o.labels.get(known.singleton_label).is_some()
+            || o.labels.get(known.multi_wec_label).is_some();
+        (returnable && labelled).then_some((id, Ask::Labelled))
+    });
+    flags
+        .concat(with_destinations)
+        .concat(labelled)
+        .reduce(|_id, asks, out| {
+            let mut request = Request::default();
+            let mut labelled = false;
+            for (ask, _count) in asks {
+                match **ask {
+                    Ask::Flags(s, m) => {
+                        request.singleton |= s;
+                        request.multi |= m;
+                    }
+                    Ask::Destination(wec, s, m) => {
+                        if s {
+                            request.singleton_wecs.insert(wec);
+                        }
+                        if m {
+                            request.multi_wecs.insert(wec);
+                        }
+                    }
+                    Ask::Labelled => labelled = true,
+                }
+            }
+            let plan = decide(&request);
+            // A clear of an object without a label writes nothing.
+            if plan != Plan::Clear || labelled {
+                out.push(((plan, labelled), 1));
+            }
+        })
+}
+
+/// One value of step 8b's reduce: an object's plan, or one of its WorkStatuses.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+enum ReportPart {
+    Plan(Sym, Plan<Sym>, bool),
+    WorkStatus(WorkStatusRecord),
+}
+
+/// Step 8b, reported state: takes the plans (step 8a), the object versions and the
+/// WorkStatuses, gives `(object, ReportRecord)` for each planned object that is not a
+/// Namespace or CRD. A WorkStatus change costs work for its object only (its
+/// WorkStatuses, one per WEC it is in).
+fn reported_state<'s>(
+    plans: Collection<'s, (ObjectId, (Plan<Sym>, bool))>,
+    versions: Collection<'s, (ObjectId, ObjectVersion)>,
+    work_statuses: Collection<'s, (ObjectKey, WorkStatusRecord)>,
+    known: WellKnown,
+) -> Collection<'s, (ObjectKey, ReportRecord)> {
+    // The resourceVersion is left out: a status-only update consolidates away here.
+    let keys = versions.flat_map(move |(id, v)| {
+        let returnable = !((v.group == Sym::EMPTY && v.resource == known.namespaces)
+            || (v.group == known.crd_group && v.resource == known.crds));
+        returnable.then_some((id, ((v.group, v.resource, v.namespace, v.name), v.version)))
+    });
+    let planned = plans.join_map(keys, |_id, (plan, labelled), &(key, version)| {
+        (key, ReportPart::Plan(version, plan.clone(), *labelled))
+    });
+    planned
+        .concat(work_statuses.map(|(key, ws)| (key, ReportPart::WorkStatus(ws))))
+        .reduce(|_key, parts, out| {
+            let Some((version, plan, labelled)) = parts.iter().find_map(|(part, _)| match part {
+                ReportPart::Plan(v, p, l) => Some((*v, p, *l)),
+                ReportPart::WorkStatus(_) => None,
+            }) else {
+                return;
+            };
+            let work_statuses = parts
+                .iter()
+                .filter_map(|(part, _)| match part {
+                    ReportPart::WorkStatus(ws) if plan.reads(&ws.wec) => Some(ws.clone()),
+                    _ => None,
+                })
+                .collect();
+            out.push((
+                ReportRecord {
+                    version,
+                    plan: plan.clone(),
+                    labelled,
+                    work_statuses,
+                },
+                1,
+            ));
+        })
+}
+
 /// Output, from the policies alone: takes the policies, gives `(policy, Owner{..})` and
 /// `(policy, Problem(..))` for each problem found when compiling it.
 fn policy_records<'s>(
@@ -426,15 +615,17 @@ fn policy_records<'s>(
     owners.concat(problems)
 }
 
-/// Output: takes every `(policy, OutputRecord)`, sends it to worker 0 (which
-/// materializes the Bindings) when there are several workers, appends each batch to
-/// `sink` and probes it with `probe`.
-fn capture(
-    records: Collection<'_, (Sym, OutputRecord)>,
+/// Output: takes every `(key, record)`, sends it to worker 0 (which materializes the
+/// Bindings and reports) when there are several workers, appends each batch to `sink`
+/// and probes it with `probe`.
+fn capture<K, R>(
+    records: Collection<'_, (K, R)>,
     several_workers: bool,
-    sink: OutputBuffer,
+    sink: Captured<(K, R)>,
     probe: &ProbeHandle<Time>,
-) {
+) where
+    (K, R): differential_dataflow::ExchangeData,
+{
     let records = if several_workers {
         records.inner.exchange(|_| 0).as_collection()
     } else {

@@ -3,6 +3,9 @@
 
 use std::collections::BTreeMap;
 
+use serde_json::Value;
+
+use crate::explain::ObjectKey;
 use crate::policy::PolicySpec;
 
 /// Label map of an object.
@@ -50,6 +53,16 @@ pub struct PolicyInput {
     pub spec: PolicySpec,
 }
 
+/// A WorkStatus's content: the object it reports on and that object's status in the
+/// WEC (`docs/status-semantics.md`, "Inputs").
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WorkStatusReport {
+    /// The workload object, from `spec.sourceRef`.
+    pub object: ObjectKey,
+    /// The top-level `status`: the WEC object's `.status`, if it has one.
+    pub status: Option<Value>,
+}
+
 /// One change of the engine's input. `None` states mean "gone".
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Change {
@@ -73,5 +86,14 @@ pub enum Change {
         name: String,
         /// The policy, or `None` when it is gone or being deleted.
         policy: Option<PolicyInput>,
+    },
+    /// A WorkStatus in the ITS: one WEC's report of one workload object.
+    WorkStatus {
+        /// The WEC: the WorkStatus's namespace.
+        wec: String,
+        /// The WorkStatus's name.
+        name: String,
+        /// Its content, or `None` when it is gone.
+        report: Option<WorkStatusReport>,
     },
 }

@@ -41,6 +41,6 @@ pub use engine::{
     BindingChange, ClusterError, ClusterLinks, Engine, EpochOutput, PolicyStatus, serve_cluster,
 };
 pub use explain::{ExplainError, Explanation, ObjectKey, Query};
-pub use input::{Change, LabelMap, PolicyInput, WorkloadRef, WorkloadState};
+pub use input::{Change, LabelMap, PolicyInput, WorkStatusReport, WorkloadRef, WorkloadState};
 pub use oracle::Oracle;
 pub use policy::PolicySpec;

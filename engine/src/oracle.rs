@@ -5,8 +5,13 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::binding::{Binding, WorkloadEntry};
-use crate::input::{Change, LabelMap, PolicyInput, WorkloadState};
+use serde_json::Value;
+
+use crate::input::{Change, LabelMap, PolicyInput, WorkStatusReport, WorkloadRef, WorkloadState};
 use crate::policy::{ClauseSpec, singleton_problem};
+use crate::reported::{
+    Report, Request, aggregated_kind, decide, desired, is_labelled, returnable_resource,
+};
 use crate::selector::{Operator, SelectorSpec};
 
 /// Current state, kept as plain maps.
@@ -16,6 +21,8 @@ pub struct Oracle {
     /// (group, resource, namespace, name) -> (version, state)
     objects: BTreeMap<(String, String, String, String), (String, WorkloadState)>,
     policies: BTreeMap<String, PolicyInput>,
+    /// (WEC, WorkStatus name) -> content
+    work_statuses: BTreeMap<(String, String), WorkStatusReport>,
 }
 
 /// Does `selector` match `labels`? Kubernetes semantics, on strings.
@@ -99,7 +106,87 @@ impl Oracle {
                     self.policies.remove(name);
                 }
             },
+            Change::WorkStatus { wec, name, report } => {
+                let key = (wec.clone(), name.clone());
+                match report {
+                    Some(r) => {
+                        self.work_statuses.insert(key, r.clone());
+                    }
+                    None => {
+                        self.work_statuses.remove(&key);
+                    }
+                }
+            }
         }
+    }
+
+    /// What Bindery writes into each workload object (`docs/status-semantics.md`),
+    /// sorted by object: from every Binding's entries and destinations, each object's
+    /// request, KubeStellar's decision and its WorkStatuses.
+    pub fn reports(&self) -> Vec<(WorkloadRef, Report)> {
+        let mut requests: BTreeMap<ObjectKeyTuple, Request> = BTreeMap::new();
+        for binding in self.bindings() {
+            for e in binding.cluster_scope.iter().chain(&binding.namespace_scope) {
+                let (s, m) = (
+                    e.want_singleton_reported_state,
+                    e.want_multi_wec_reported_state,
+                );
+                if !(s || m) {
+                    continue;
+                }
+                let key = (
+                    e.group.clone(),
+                    e.resource.clone(),
+                    e.namespace.clone(),
+                    e.name.clone(),
+                );
+                let request = requests.entry(key).or_default();
+                request.singleton |= s;
+                request.multi |= m;
+                for d in &binding.destinations {
+                    if s {
+                        request.singleton_wecs.insert(d.clone());
+                    }
+                    if m {
+                        request.multi_wecs.insert(d.clone());
+                    }
+                }
+            }
+        }
+        let mut out = Vec::new();
+        for (key, (version, state)) in &self.objects {
+            let (group, resource, namespace, name) = key;
+            if !returnable_resource(group, resource) {
+                continue;
+            }
+            let plan = decide(&requests.get(key).cloned().unwrap_or_default());
+            // Per WEC, the statuses of the object's WorkStatuses there, in name order.
+            let mut statuses: BTreeMap<String, Vec<Option<Value>>> = BTreeMap::new();
+            for ((wec, _name), report) in &self.work_statuses {
+                let o = &report.object;
+                if (&o.group, &o.resource, &o.namespace, &o.name)
+                    == (group, resource, namespace, name)
+                {
+                    statuses
+                        .entry(wec.clone())
+                        .or_default()
+                        .push(report.status.clone());
+                }
+            }
+            let labelled = is_labelled(state.labels.keys().map(String::as_str));
+            let desired = desired(&plan, group, aggregated_kind(group, resource), &statuses);
+            if let Some(report) = Report::of(desired, labelled) {
+                let object = WorkloadRef {
+                    group: group.clone(),
+                    version: version.clone(),
+                    resource: resource.clone(),
+                    namespace: namespace.clone(),
+                    name: name.clone(),
+                };
+                out.push((object, report));
+            }
+        }
+        out
     }
 
     fn clause_passes(

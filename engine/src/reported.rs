@@ -8,6 +8,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
 /// The label on an object whose status is one WEC's (`"true"`).
@@ -18,31 +19,64 @@ pub const MULTI_WEC_LABEL: &str = "managed-by.kubestellar.io/multiwecstatus";
 /// What the policies selecting an object ask of its reported state: whether any asks
 /// for singleton (`S`) or multi-WEC (`M`) return, and the union of the destinations of
 /// those that do (`QS`, `QM`).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Request {
+/// WECs are names (`W = String`) or, in the dataflow, symbols.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Request<W = String> {
     /// `S`.
     pub singleton: bool,
     /// `QS`.
-    pub singleton_wecs: BTreeSet<String>,
+    pub singleton_wecs: BTreeSet<W>,
     /// `M`.
     pub multi: bool,
     /// `QM`.
-    pub multi_wecs: BTreeSet<String>,
+    pub multi_wecs: BTreeSet<W>,
+}
+
+impl<W> Default for Request<W> {
+    fn default() -> Self {
+        Request {
+            singleton: false,
+            singleton_wecs: BTreeSet::new(),
+            multi: false,
+            multi_wecs: BTreeSet::new(),
+        }
+    }
 }
 
 /// Where an object's status comes from.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Plan {
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Plan<W: Ord = String> {
     /// From this one WEC.
-    Copy(String),
+    Copy(W),
     /// Aggregated over these WECs.
-    Aggregate(BTreeSet<String>),
+    Aggregate(BTreeSet<W>),
     /// From nowhere: a status Bindery returned before is cleared.
     Clear,
 }
 
+impl<W: Ord> Plan<W> {
+    /// Whether the plan reads `wec`'s WorkStatuses.
+    pub fn reads(&self, wec: &W) -> bool {
+        match self {
+            Plan::Copy(w) => w == wec,
+            Plan::Aggregate(wecs) => wecs.contains(wec),
+            Plan::Clear => false,
+        }
+    }
+
+    /// The same plan with each WEC mapped by `f` (which keeps their order or not: the
+    /// sets are sorted again).
+    pub fn map<V: Ord>(&self, mut f: impl FnMut(&W) -> V) -> Plan<V> {
+        match self {
+            Plan::Copy(w) => Plan::Copy(f(w)),
+            Plan::Aggregate(wecs) => Plan::Aggregate(wecs.iter().map(f).collect()),
+            Plan::Clear => Plan::Clear,
+        }
+    }
+}
+
 /// KubeStellar's decision table, in its order.
-pub fn decide(request: &Request) -> Plan {
+pub fn decide<W: Ord + Clone>(request: &Request<W>) -> Plan<W> {
     let Request {
         singleton: s,
         singleton_wecs: qs,
@@ -50,7 +84,7 @@ pub fn decide(request: &Request) -> Plan {
         multi_wecs: qm,
     } = request;
     if *s && *m {
-        let q: BTreeSet<String> = qs.union(qm).cloned().collect();
+        let q: BTreeSet<W> = qs.union(qm).cloned().collect();
         return match q.len() {
             1 => Plan::Copy(q.into_iter().next().expect("one")),
             _ => Plan::Aggregate(q),
@@ -69,7 +103,7 @@ pub fn decide(request: &Request) -> Plan {
 }
 
 /// Which label marks a returned status.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum Label {
     /// [`SINGLETON_LABEL`].
     Singleton,
@@ -122,6 +156,70 @@ pub fn desired(
             }
         }
     }
+}
+
+/// What Bindery is to write into a workload object: [`Desired`] less what it leaves
+/// alone.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Report {
+    /// This status, with this label (the other removed).
+    Status(Value, Label),
+    /// `status: {}`, both labels removed.
+    Clear,
+}
+
+impl Report {
+    /// `desired` for an object that carries one of the two labels (`labelled`) or not:
+    /// a clear only where a label says Bindery (or KubeStellar) returned a status; a
+    /// keep never.
+    pub fn of(desired: Desired, labelled: bool) -> Option<Report> {
+        match desired {
+            Desired::Status(status, label) => Some(Report::Status(status, label)),
+            Desired::Clear if labelled => Some(Report::Clear),
+            Desired::Clear | Desired::Keep => None,
+        }
+    }
+
+    /// As JSON: `{"status": .., "label": "singleton"|"multiwec"}` or `{"clear": true}`.
+    pub fn to_json(&self) -> Value {
+        match self {
+            Report::Status(status, label) => json!({
+                "status": status,
+                "label": match label {
+                    Label::Singleton => "singleton",
+                    Label::MultiWec => "multiwec",
+                },
+            }),
+            Report::Clear => json!({"clear": true}),
+        }
+    }
+}
+
+/// The kind of an object of `group`/`resource` where the kind matters to the
+/// aggregation: the apps resources KubeStellar aggregates, by their fixed plural
+/// names; `""` for any other.
+pub fn aggregated_kind(group: &str, resource: &str) -> &'static str {
+    match (group, resource) {
+        ("apps", "deployments") => "Deployment",
+        ("apps", "replicasets") => "ReplicaSet",
+        ("apps", "daemonsets") => "DaemonSet",
+        _ => "",
+    }
+}
+
+/// [`returnable`] by resource: never core `namespaces` or
+/// `apiextensions.k8s.io` `customresourcedefinitions`.
+pub fn returnable_resource(group: &str, resource: &str) -> bool {
+    !matches!(
+        (group, resource),
+        ("", "namespaces") | ("apiextensions.k8s.io", "customresourcedefinitions")
+    )
+}
+
+/// Whether `labels` has [`SINGLETON_LABEL`] or [`MULTI_WEC_LABEL`] (any value, as
+/// KubeStellar tests only the key).
+pub fn is_labelled<'a>(mut keys: impl Iterator<Item = &'a str>) -> bool {
+    keys.any(|k| k == SINGLETON_LABEL || k == MULTI_WEC_LABEL)
 }
 
 /// Whether a WEC may set the WDS object's status at all: never for a core Namespace or

@@ -1,14 +1,15 @@
 //! The dataflow must agree with the oracle after every epoch, for random histories of
-//! adds, relabels, deletes, policy edits, cluster and namespace relabels and relists;
-//! and the engine's input state exported as an oracle (`Engine::to_oracle`) must give
-//! the same Bindings and statuses.
+//! adds, relabels, deletes, policy edits, cluster and namespace relabels, relists and
+//! WorkStatus churn; and the engine's input state exported as an oracle
+//! (`Engine::to_oracle`) must give the same Bindings, statuses and reports.
 
 use std::collections::BTreeMap;
 use std::net::{TcpListener, TcpStream};
 
+use bindery_engine::reported::{MULTI_WEC_LABEL, SINGLETON_LABEL};
 use bindery_engine::{
-    Change, ClusterLinks, Engine, LabelMap, Oracle, PolicyInput, PolicySpec, WorkloadRef,
-    WorkloadState, serve_cluster,
+    Change, ClusterLinks, Engine, LabelMap, ObjectKey, Oracle, PolicyInput, PolicySpec,
+    WorkStatusReport, WorkloadRef, WorkloadState, serve_cluster,
 };
 use proptest::prelude::*;
 
@@ -67,7 +68,68 @@ enum Step {
     /// A relist: every current object of one resource is deleted and some re-added, in
     /// one epoch (what ingest turns RESET ... SYNCED into).
     Relist(usize, Vec<(String, String, LabelMap, u32)>),
+    /// A WorkStatus (named `.1`) for the `.0`-th (object, destination) pair of the
+    /// current Bindings' entries asking for reported state, if there is one: what the
+    /// status add-on writes once an object reaches a WEC.
+    Report(usize, &'static str, Option<Value>),
     EndEpoch,
+}
+
+/// An object's identity: a resource of [`RESOURCES`], a namespace and a name.
+fn object_key(r: usize, ns: &str, name: &str) -> ObjectKey {
+    let (group, _, resource, namespaced) = RESOURCES[r];
+    ObjectKey {
+        group: group.into(),
+        resource: resource.into(),
+        namespace: if namespaced { ns.into() } else { String::new() },
+        name: if resource == "namespaces" {
+            ns_name(name)
+        } else {
+            name.into()
+        },
+    }
+}
+
+/// A status as a WEC reports it: of a Deployment (aggregated when several WECs
+/// report), or anything else.
+fn reported_status() -> impl Strategy<Value = Value> {
+    prop_oneof![
+        (0i64..3, 0i64..3, any::<bool>()).prop_map(|(replicas, available, stuck)| {
+            let condition = if stuck {
+                json!({"type": "Progressing", "reason": "ProgressDeadlineExceeded"})
+            } else {
+                json!({"type": "Available", "status": "True"})
+            };
+            json!({"replicas": replicas, "availableReplicas": available, "conditions": [condition]})
+        }),
+        prop::sample::select(&["a", "b"][..]).prop_map(|phase| json!({"phase": phase})),
+    ]
+}
+
+/// A WorkStatus created, updated (another status, another object) or deleted.
+fn work_status_change() -> impl Strategy<Value = Change> {
+    (
+        prop::sample::select(&["c0", "c1", "c2", "c3"][..]),
+        prop::sample::select(&["ws0", "ws1", "ws2"][..]),
+        prop::option::weighted(
+            0.85,
+            (
+                // Mostly the objects policies select most (namespaced, the first names).
+                prop_oneof![4 => 1..3usize, 1 => 0..RESOURCES.len()],
+                prop::sample::select(&NAMESPACES[..2]),
+                prop::sample::select(&NAMES[..2]),
+                prop::option::weighted(0.8, reported_status()),
+            ),
+        ),
+    )
+        .prop_map(|(wec, name, report)| Change::WorkStatus {
+            wec: wec.into(),
+            name: name.into(),
+            report: report.map(|(r, ns, n, status)| WorkStatusReport {
+                object: object_key(r, ns, n),
+                status,
+            }),
+        })
 }
 
 fn workload_change() -> impl Strategy<Value = Change> {
@@ -75,7 +137,7 @@ fn workload_change() -> impl Strategy<Value = Change> {
         0..RESOURCES.len(),
         prop::sample::select(NAMESPACES),
         prop::sample::select(NAMES),
-        prop::option::weighted(0.8, (labels(), 0u32..6)),
+        prop::option::weighted(0.8, (labels(), 0u32..6, 0..10usize)),
         any::<bool>(),
     )
         .prop_map(|(r, ns, name, state, v2)| {
@@ -98,9 +160,17 @@ fn workload_change() -> impl Strategy<Value = Change> {
                     namespace: if namespaced { ns.into() } else { String::new() },
                     name: name.into(),
                 },
-                state: state.map(|(labels, rv)| WorkloadState {
-                    labels,
-                    resource_version: rv.to_string(),
+                state: state.map(|(mut labels, rv, marked)| {
+                    // Some objects carry a status-return label (a status to clear).
+                    match marked {
+                        0 => labels.insert(SINGLETON_LABEL.into(), "true".into()),
+                        1 => labels.insert(MULTI_WEC_LABEL.into(), "true".into()),
+                        _ => None,
+                    };
+                    WorkloadState {
+                        labels,
+                        resource_version: rv.to_string(),
+                    }
                 }),
             }
         })
@@ -109,6 +179,7 @@ fn workload_change() -> impl Strategy<Value = Change> {
 fn step() -> impl Strategy<Value = Step> {
     prop_oneof![
         5 => workload_change().prop_map(Step::Change),
+        4 => work_status_change().prop_map(Step::Change),
         2 => (prop::sample::select(&["c0", "c1", "c2", "c3"][..]), prop::option::weighted(0.85, labels()))
             .prop_map(|(n, l)| Step::Change(Change::Wec { name: n.into(), labels: l })),
         2 => (prop::sample::select(&["p0", "p1", "p2"][..]), prop::option::weighted(0.85, (policy_spec(), 1i64..4)))
@@ -120,8 +191,86 @@ fn step() -> impl Strategy<Value = Step> {
                     spec: PolicySpec::parse(Some(&spec)),
                 }),
             })),
+        6 => (0..64usize, prop::sample::select(&["ws0", "ws1"][..]), prop::option::weighted(0.9, reported_status()))
+            .prop_map(|(i, name, status)| Step::Report(i, name, status)),
         1 => (0..RESOURCES.len(), prop::collection::vec((prop::sample::select(NAMESPACES), prop::sample::select(NAMES), labels(), 0u32..6), 0..3))
             .prop_map(|(r, objs)| Step::Relist(r, objs.into_iter().map(|(ns, n, l, rv)| (ns.to_string(), n.to_string(), l, rv)).collect())),
+        3 => Just(Step::EndEpoch),
+    ]
+}
+
+/// A step of a history dense in reported state: few WECs (labelled `loc`), policies
+/// that bind them and select Deployments and ConfigMaps with the reported-state flags,
+/// objects with and without status-return labels, and WorkStatuses for them.
+fn reported_step() -> impl Strategy<Value = Step> {
+    let wec = prop::sample::select(&["c0", "c1", "c2"][..]);
+    let object = (
+        prop::sample::select(&["configmaps", "deployments"][..]),
+        prop::sample::select(&["o0", "o1"][..]),
+    );
+    prop_oneof![
+        2 => (wec.clone(), prop::option::weighted(0.9, prop::sample::select(&["x", "y"][..])))
+            .prop_map(|(n, loc)| Step::Change(Change::Wec {
+                name: n.into(),
+                labels: loc.map(|l| [("loc".to_string(), l.to_string())].into()),
+            })),
+        2 => (
+            prop::sample::select(&["p0", "p1"][..]),
+            prop::option::weighted(0.9, (
+                prop::sample::select(&["x", "y", "*"][..]),
+                prop::sample::select(&["configmaps", "deployments", "*"][..]),
+                any::<bool>(),
+                any::<bool>(),
+            )),
+        )
+            .prop_map(|(n, p)| Step::Change(Change::Policy {
+                name: n.into(),
+                policy: p.map(|(loc, resource, s, m)| {
+                    let clusters = if loc == "*" { json!({}) } else { json!({"matchLabels": {"loc": loc}}) };
+                    let spec = json!({"clusterSelectors": [clusters], "downsync": [{
+                        "resources": [resource],
+                        "wantSingletonReportedState": s,
+                        "wantMultiWECReportedState": m,
+                    }]});
+                    PolicyInput { uid: format!("uid-{n}"), generation: 1, spec: PolicySpec::parse(Some(&spec)) }
+                }),
+            })),
+        3 => (object.clone(), prop::option::weighted(0.85, (0u32..4, 0..4usize)))
+            .prop_map(|((resource, name), state)| {
+                let group = if resource == "deployments" { "apps" } else { "" };
+                Step::Change(Change::Workload {
+                    object: WorkloadRef {
+                        group: group.into(),
+                        version: "v1".into(),
+                        resource: resource.into(),
+                        namespace: "ns0".into(),
+                        name: name.into(),
+                    },
+                    state: state.map(|(rv, marked)| {
+                        let mut labels = LabelMap::new();
+                        match marked {
+                            0 => labels.insert(SINGLETON_LABEL.into(), "true".into()),
+                            1 => labels.insert(MULTI_WEC_LABEL.into(), "true".into()),
+                            _ => None,
+                        };
+                        WorkloadState { labels, resource_version: rv.to_string() }
+                    }),
+                })
+            }),
+        5 => (wec, prop::sample::select(&["ws0", "ws1"][..]), prop::option::weighted(0.9, (object, prop::option::weighted(0.9, reported_status()))))
+            .prop_map(|(wec, name, report)| Step::Change(Change::WorkStatus {
+                wec: wec.into(),
+                name: name.into(),
+                report: report.map(|((resource, n), status)| WorkStatusReport {
+                    object: ObjectKey {
+                        group: if resource == "deployments" { "apps" } else { "" }.into(),
+                        resource: resource.into(),
+                        namespace: "ns0".into(),
+                        name: n.into(),
+                    },
+                    status,
+                }),
+            })),
         3 => Just(Step::EndEpoch),
     ]
 }
@@ -196,6 +345,13 @@ fn check(engine: &Engine, oracle: &Oracle, epoch: usize) -> Result<(), TestCaseE
         "statuses differ after epoch {}",
         epoch
     );
+    let want_reports = oracle.reports();
+    prop_assert_eq!(
+        engine.reports(),
+        want_reports.clone(),
+        "reports differ after epoch {}",
+        epoch
+    );
     // The engine's input state, as an oracle, computes the same Bindings and statuses.
     let exported = engine.to_oracle();
     let from_export: Vec<Value> = exported.bindings().iter().map(|b| b.to_json()).collect();
@@ -211,6 +367,12 @@ fn check(engine: &Engine, oracle: &Oracle, epoch: usize) -> Result<(), TestCaseE
         "statuses of engine.to_oracle() differ after epoch {}",
         epoch
     );
+    prop_assert_eq!(
+        exported.reports(),
+        want_reports,
+        "reports of engine.to_oracle() differ after epoch {}",
+        epoch
+    );
     Ok(())
 }
 
@@ -224,6 +386,8 @@ fn run(steps: Vec<Step>, mut engine: Engine) -> Result<(), TestCaseError> {
     // (group, resource, ns, name) -> version, to expand relists.
     let mut present: BTreeMap<(String, String, String, String), String> = BTreeMap::new();
     let mut epochs = 0;
+    // The reports as the epochs' changes tell them.
+    let mut told = BTreeMap::new();
     let apply =
         |c: &Change, engine: &mut Engine, oracle: &mut Oracle, present: &mut BTreeMap<_, _>| {
             engine.apply(c);
@@ -253,14 +417,81 @@ fn run(steps: Vec<Step>, mut engine: Engine) -> Result<(), TestCaseError> {
                     apply(&c, &mut engine, &mut oracle, &mut present);
                 }
             }
+            Step::Report(i, name, status) => {
+                let pairs: Vec<(ObjectKey, String)> = oracle
+                    .bindings()
+                    .iter()
+                    .flat_map(|b| {
+                        b.cluster_scope
+                            .iter()
+                            .chain(&b.namespace_scope)
+                            .filter(|e| {
+                                e.want_singleton_reported_state || e.want_multi_wec_reported_state
+                            })
+                            .flat_map(|e| {
+                                b.destinations.iter().map(|d| {
+                                    let key = ObjectKey {
+                                        group: e.group.clone(),
+                                        resource: e.resource.clone(),
+                                        namespace: e.namespace.clone(),
+                                        name: e.name.clone(),
+                                    };
+                                    (key, d.clone())
+                                })
+                            })
+                    })
+                    .collect();
+                if let Some((object, wec)) = pairs.get(i % pairs.len().max(1)) {
+                    let c = Change::WorkStatus {
+                        wec: wec.clone(),
+                        name: name.to_string(),
+                        report: Some(WorkStatusReport {
+                            object: object.clone(),
+                            status: status.clone(),
+                        }),
+                    };
+                    single.iter_mut().for_each(|e| e.apply(&c));
+                    apply(&c, &mut engine, &mut oracle, &mut present);
+                }
+            }
             Step::EndEpoch => {
                 let output = engine.advance();
                 epochs += 1;
+                // (A report's object changing version only is not a change.)
+                let identity = |o: &WorkloadRef| {
+                    let (g, r, ns, n) = o.identity();
+                    (g.to_string(), r.to_string(), ns.to_string(), n.to_string())
+                };
+                for change in &output.reports {
+                    match &change.report {
+                        Some(r) => told.insert(identity(&change.object), r.clone()),
+                        None => told.remove(&identity(&change.object)),
+                    };
+                }
+                let current: BTreeMap<_, _> = engine
+                    .reports()
+                    .into_iter()
+                    .map(|(o, r)| (identity(&o), r))
+                    .collect();
+                prop_assert_eq!(
+                    &told,
+                    &current,
+                    "the report changes of epoch {} do not add up to the reports",
+                    epochs
+                );
                 if let Some(single) = &mut single {
+                    let one = single.advance();
                     prop_assert_eq!(
                         &output.changes,
-                        &single.advance().changes,
+                        &one.changes,
                         "{} workers changed other Bindings than one worker in epoch {}",
+                        workers,
+                        epochs
+                    );
+                    prop_assert_eq!(
+                        &output.reports,
+                        &one.reports,
+                        "{} workers changed other reports than one worker in epoch {}",
                         workers,
                         epochs
                     );
@@ -285,6 +516,18 @@ proptest! {
     #[test]
     fn dataflow_matches_oracle_after_every_epoch(steps in prop::collection::vec(step(), 1..60)) {
         run(steps, Engine::new())?;
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: cases() / 2, max_shrink_iters: 2000, ..ProptestConfig::default() })]
+
+    #[test]
+    fn reported_state_matches_oracle_after_every_epoch(
+        steps in prop::collection::vec(reported_step(), 1..60),
+        workers in 1usize..=2,
+    ) {
+        run(steps, Engine::with_workers(workers))?;
     }
 }
 
@@ -334,7 +577,7 @@ proptest! {
 
     #[test]
     fn two_processes_match_one_worker_and_the_oracle(
-        steps in prop::collection::vec(step(), 1..60),
+        steps in prop::collection::vec(prop_oneof![step(), reported_step()], 1..60),
         threads in 1usize..=2,
     ) {
         let (engine, peer) = loopback_cluster(threads);

@@ -164,7 +164,7 @@ fn check(changes: &[Change]) -> Result<(), TestCaseError> {
                     None => wecs.remove(name),
                 };
             }
-            Change::Policy { .. } => {}
+            Change::Policy { .. } | Change::WorkStatus { .. } => {}
         }
     }
     check_engine_explain(&engine, &oracle)?;

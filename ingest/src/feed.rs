@@ -1,10 +1,14 @@
 //! Which watched objects are which, and how they become engine [`Change`]s: WECs from
-//! the ITS's ManagedClusters, BindingPolicies, and every other non-excluded WDS object
-//! as workload (`docs/binding-semantics.md`, `docs/watch-log.md`).
+//! the ITS's ManagedClusters, WorkStatuses from the ITS, BindingPolicies, and every
+//! other non-excluded WDS object as workload (`docs/binding-semantics.md`,
+//! `docs/status-semantics.md`, `docs/watch-log.md`).
 
 use std::collections::BTreeMap;
 
-use bindery_engine::{Change, LabelMap, PolicyInput, PolicySpec, WorkloadRef, WorkloadState};
+use bindery_engine::{
+    Change, LabelMap, ObjectKey, PolicyInput, PolicySpec, WorkStatusReport, WorkloadRef,
+    WorkloadState,
+};
 use serde_json::Value;
 
 use crate::relist::StateChange;
@@ -18,6 +22,10 @@ pub const INVENTORY_RESOURCE: &str = "managedclusters";
 pub const POLICY_GROUP: &str = "control.kubestellar.io";
 /// Resource of BindingPolicies.
 pub const POLICY_RESOURCE: &str = "bindingpolicies";
+/// API group of WorkStatuses (in the ITS).
+pub const WORK_STATUS_GROUP: &str = "control.kubestellar.io";
+/// Resource of WorkStatuses.
+pub const WORK_STATUS_RESOURCE: &str = "workstatuses";
 
 /// API groups that are never workload.
 pub const EXCLUDED_GROUPS: &[&str] = &[
@@ -46,6 +54,8 @@ pub enum ObjectKind {
     Inventory,
     /// BindingPolicies in the WDS.
     Policy,
+    /// WorkStatuses in the ITS: the WECs' reports of the workload objects.
+    WorkStatus,
     /// Workload objects in the WDS.
     Workload,
     /// Excluded from the workload, or an ITS resource that is not inventory.
@@ -63,6 +73,9 @@ pub fn classify(resource: &ResourceRef) -> ObjectKind {
     match resource.space {
         Space::Its if group == INVENTORY_GROUP && name == INVENTORY_RESOURCE => {
             ObjectKind::Inventory
+        }
+        Space::Its if group == WORK_STATUS_GROUP && name == WORK_STATUS_RESOURCE => {
+            ObjectKind::WorkStatus
         }
         Space::Its => ObjectKind::Ignored,
         Space::Wds if group == POLICY_GROUP && name == POLICY_RESOURCE => ObjectKind::Policy,
@@ -104,6 +117,11 @@ pub fn to_change(change: &StateChange) -> Result<Option<Change>, FeedError> {
                 object: workload_ref(resource, namespace, name),
                 state: None,
             }),
+            ObjectKind::WorkStatus => Some(Change::WorkStatus {
+                wec: namespace.clone(),
+                name: name.clone(),
+                report: None,
+            }),
             ObjectKind::Ignored => None,
         }),
         StateChange::Upsert { resource, object } => {
@@ -131,6 +149,14 @@ pub fn to_change(change: &StateChange) -> Result<Option<Change>, FeedError> {
                         resource_version: meta.resource_version,
                     }),
                 }),
+                ObjectKind::WorkStatus => {
+                    let report = work_status_report(resource, &meta, object)?;
+                    Some(Change::WorkStatus {
+                        wec: meta.namespace,
+                        name: meta.name,
+                        report: Some(report),
+                    })
+                }
                 ObjectKind::Ignored => None,
             })
         }
@@ -142,8 +168,58 @@ pub fn to_change(change: &StateChange) -> Result<Option<Change>, FeedError> {
 pub fn check_object(resource: &ResourceRef, object: &Value) -> Result<(), FeedError> {
     match classify(resource) {
         ObjectKind::Ignored => Ok(()),
+        ObjectKind::WorkStatus => {
+            let meta = Meta::read(resource, object)?;
+            work_status_report(resource, &meta, object).map(drop)
+        }
         _ => Meta::read(resource, object).map(drop),
     }
+}
+
+/// A WorkStatus's report: the object `spec.sourceRef` names (`group`, `resource`,
+/// `namespace`, `name`; as the OCM status add-on writes it) and the top-level `status`.
+/// Its namespace is its WEC's name, so it must have one.
+fn work_status_report(
+    resource: &ResourceRef,
+    meta: &Meta,
+    object: &Value,
+) -> Result<WorkStatusReport, FeedError> {
+    let fail = |reason: String| FeedError {
+        resource: resource.to_string(),
+        name: meta.name.clone(),
+        reason,
+    };
+    if meta.namespace.is_empty() {
+        return Err(fail(
+            "a WorkStatus has a namespace (its WEC's name); this one has none".into(),
+        ));
+    }
+    let source = object.get("spec").and_then(|s| s.get("sourceRef"));
+    let field = |key: &str| -> Result<String, FeedError> {
+        match source.and_then(|s| s.get(key)) {
+            None | Some(Value::Null) if key == "group" || key == "namespace" => Ok(String::new()),
+            Some(Value::String(s)) if !s.is_empty() || key == "group" || key == "namespace" => {
+                Ok(s.clone())
+            }
+            None | Some(Value::Null) => Err(fail(format!("spec.sourceRef.{key} is missing"))),
+            Some(other) => Err(fail(format!(
+                "spec.sourceRef.{key} must be a non-empty string, got {other}"
+            ))),
+        }
+    };
+    let status = match object.get("status") {
+        None | Some(Value::Null) => None,
+        Some(status) => Some(status.clone()),
+    };
+    Ok(WorkStatusReport {
+        object: ObjectKey {
+            group: field("group")?,
+            resource: field("resource")?,
+            namespace: field("namespace")?,
+            name: field("name")?,
+        },
+        status,
+    })
 }
 
 fn workload_ref(resource: &ResourceRef, namespace: &str, name: &str) -> WorkloadRef {
@@ -316,6 +392,92 @@ mod tests {
         );
         assert_eq!(state.resource_version, "7");
         assert_eq!(state.labels.get("a").map(String::as_str), Some("b"));
+    }
+
+    #[test]
+    fn work_statuses_report_on_their_source_object() {
+        let its = ResourceRef::new(
+            Space::Its,
+            WORK_STATUS_GROUP,
+            "v1alpha1",
+            WORK_STATUS_RESOURCE,
+        );
+        assert_eq!(classify(&its), ObjectKind::WorkStatus);
+        let object = json!({"metadata": {"name": "w1", "namespace": "cluster1"},
+            "spec": {"sourceRef": {"group": "apps", "version": "v1", "resource": "deployments",
+                                   "kind": "Deployment", "namespace": "ns", "name": "d"}},
+            "status": {"replicas": 2}});
+        let change = to_change(&StateChange::Upsert {
+            resource: its.clone(),
+            object,
+        })
+        .unwrap();
+        let Some(Change::WorkStatus {
+            wec,
+            name,
+            report: Some(report),
+        }) = change
+        else {
+            panic!("{change:?}")
+        };
+        assert_eq!((wec.as_str(), name.as_str()), ("cluster1", "w1"));
+        assert_eq!(
+            (
+                report.object.group.as_str(),
+                report.object.resource.as_str(),
+                report.object.name.as_str()
+            ),
+            ("apps", "deployments", "d")
+        );
+        assert_eq!(report.status, Some(json!({"replicas": 2})));
+        // A core, cluster-scoped object without status: group and namespace may be empty.
+        let object = json!({"metadata": {"name": "w2", "namespace": "cluster1"},
+            "spec": {"sourceRef": {"group": "", "resource": "namespaces", "name": "ns"}}});
+        let Some(Change::WorkStatus {
+            report: Some(report),
+            ..
+        }) = to_change(&StateChange::Upsert {
+            resource: its.clone(),
+            object,
+        })
+        .unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!(report.status, None);
+        // Deleted: no report.
+        let gone = to_change(&StateChange::Delete {
+            resource: its.clone(),
+            namespace: "cluster1".into(),
+            name: "w1".into(),
+        })
+        .unwrap();
+        assert_eq!(
+            gone,
+            Some(Change::WorkStatus {
+                wec: "cluster1".into(),
+                name: "w1".into(),
+                report: None
+            })
+        );
+        // What a WorkStatus must have, named.
+        for (object, reason) in [
+            (
+                json!({"metadata": {"name": "w"}, "spec": {"sourceRef": {"resource": "r", "name": "n"}}}),
+                "a WorkStatus has a namespace (its WEC's name); this one has none",
+            ),
+            (
+                json!({"metadata": {"name": "w", "namespace": "c"}}),
+                "spec.sourceRef.resource is missing",
+            ),
+            (
+                json!({"metadata": {"name": "w", "namespace": "c"}, "spec": {"sourceRef": {"resource": "r", "name": 3}}}),
+                "spec.sourceRef.name must be a non-empty string, got 3",
+            ),
+        ] {
+            let err = check_object(&its, &object).unwrap_err();
+            assert_eq!(err.reason, reason);
+        }
     }
 
     #[test]

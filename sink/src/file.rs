@@ -71,6 +71,7 @@ mod tests {
         w.write_epoch(&EpochOutput {
             epoch: 3,
             changes: vec![change],
+            reports: vec![],
         })
         .unwrap();
         let text = String::from_utf8(w.out).unwrap();

@@ -5,7 +5,7 @@
 use super::Engine;
 use super::state::InputState;
 use crate::explain::{ExplainError, Explanation, ObjectKey, Query};
-use crate::input::{Change, WorkloadRef, WorkloadState};
+use crate::input::{Change, WorkStatusReport, WorkloadRef, WorkloadState};
 use crate::intern::Sym;
 use crate::model::{ObjectId, ObjectRecord, ObjectVersion};
 use crate::oracle::Oracle;
@@ -47,6 +47,22 @@ impl InputState {
         self.copy_wecs_and_policies(&mut oracle);
         for (record, version) in self.objects.iter().flatten() {
             oracle.apply(&self.object_change(record, version));
+        }
+        for (key, record) in self.work_statuses.values() {
+            let s = |sym| self.interner.resolve(sym).to_string();
+            oracle.apply(&Change::WorkStatus {
+                wec: s(record.wec),
+                name: s(record.name),
+                report: Some(WorkStatusReport {
+                    object: ObjectKey {
+                        group: s(key.0),
+                        resource: s(key.1),
+                        namespace: s(key.2),
+                        name: s(key.3),
+                    },
+                    status: record.status.as_ref().map(|j| j.value().clone()),
+                }),
+            });
         }
         oracle
     }

@@ -22,7 +22,7 @@ use serde::Serialize;
 use timely::communication::AllocatorBuilder;
 use timely::dataflow::operators::probe::Handle as ProbeHandle;
 
-use crate::dataflow::{Inputs, OutputBuffer, Time};
+use crate::dataflow::{Inputs, OutputBuffer, ReportBuffer, Time, WellKnown};
 use output::Store;
 pub use output::{BindingChange, EpochOutput, PolicyStatus};
 use state::InputState;
@@ -42,16 +42,27 @@ pub struct Sizes {
     pub workload_entries: usize,
     /// Binding destinations, over all Bindings.
     pub destinations: usize,
+    /// WorkStatuses.
+    pub work_statuses: usize,
+    /// Workload objects Bindery returns status into (or clears).
+    pub reports: usize,
     /// Interned strings.
     pub interned: usize,
 }
 
-/// An empty input state, and the symbol of `namespaces` the dataflow is built with
-/// (interned first, so every process of a cluster has the same one).
-fn initial_state() -> (InputState, crate::intern::Sym) {
+/// An empty input state, and the symbols the dataflow is built with (interned first,
+/// so every process of a cluster has the same ones).
+fn initial_state() -> (InputState, WellKnown) {
     let mut state = InputState::default();
-    let namespaces = state.interner.intern("namespaces");
-    (state, namespaces)
+    let i = &mut state.interner;
+    let known = WellKnown {
+        namespaces: i.intern("namespaces"),
+        singleton_label: i.intern(crate::reported::SINGLETON_LABEL),
+        multi_wec_label: i.intern(crate::reported::MULTI_WEC_LABEL),
+        crd_group: i.intern("apiextensions.k8s.io"),
+        crds: i.intern("customresourcedefinitions"),
+    };
+    (state, known)
 }
 
 /// The incremental engine. Call [`Engine::apply`] for each change, then
@@ -68,6 +79,7 @@ pub struct Engine {
     inputs: Inputs,
     probe: ProbeHandle<Time>,
     output: OutputBuffer,
+    reports: ReportBuffer,
     workers: Workers,
     state: InputState,
     epoch: Time,
@@ -86,12 +98,13 @@ impl Engine {
         builders: Vec<AllocatorBuilder>,
         communication: Box<dyn Any + Send>,
     ) -> Engine {
-        let (state, namespaces) = initial_state();
-        let (workers, built) = Workers::start(builders, communication, namespaces);
+        let (state, known) = initial_state();
+        let (workers, built) = Workers::start(builders, communication, known);
         Engine {
             inputs: built.inputs,
             probe: built.probe,
             output: built.output,
+            reports: built.reports,
             workers,
             state,
             epoch: 0,
@@ -111,13 +124,18 @@ impl Engine {
         self.inputs.advance_to(next);
         self.workers.step_until(&self.probe, next);
         let updates = output::take_updates(&self.output, next);
+        let report_updates = output::take_updates(&self.reports, next);
         self.epoch = next;
         let changes = self.store.apply(&self.state.interner, updates);
+        let reports = self
+            .store
+            .apply_reports(&self.state.interner, report_updates);
         // The epoch's retractions are rendered: strings no record uses can go.
         self.state.interner.collect();
         EpochOutput {
             epoch: next,
             changes,
+            reports,
         }
     }
 
@@ -129,6 +147,8 @@ impl Engine {
             policies: self.state.policies.len(),
             workload_entries: self.store.workload_entries(),
             destinations: self.store.destinations(),
+            work_statuses: self.state.work_statuses.len(),
+            reports: self.store.reports(),
             interned: self.state.interner.len(),
         }
     }

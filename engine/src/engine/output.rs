@@ -1,5 +1,6 @@
 //! The materialized output: the dataflow's output records applied per policy, so that
-//! each epoch's changes can be listed and the current Bindings and statuses rendered.
+//! each epoch's changes can be listed and the current Bindings and statuses rendered;
+//! and its report records per object, each rendered into the object's [`Report`].
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -7,10 +8,12 @@ use serde_json::{Value, json};
 
 use super::Engine;
 use crate::binding::{Binding, WorkloadEntry};
-use crate::dataflow::{OutputBuffer, OutputRecord, Time};
+use crate::dataflow::{OutputRecord, ReportRecord, Time};
+use crate::input::WorkloadRef;
 use crate::intern::{Interner, Sym};
-use crate::model::ObjectVersion;
+use crate::model::{ObjectKey, ObjectVersion};
 use crate::policy::Modulation;
+use crate::reported::{Report, aggregated_kind, desired};
 
 /// The materialized Binding and status of one policy.
 #[derive(Default, Debug)]
@@ -73,6 +76,15 @@ impl BindingChange {
     }
 }
 
+/// How one epoch changed what Bindery writes into one workload object.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReportChange {
+    /// The object (in the version it was last seen in).
+    pub object: WorkloadRef,
+    /// What to write into it now; `None`: nothing (any more).
+    pub report: Option<Report>,
+}
+
 /// What one epoch changed.
 #[derive(Clone, Debug, Default)]
 pub struct EpochOutput {
@@ -80,6 +92,8 @@ pub struct EpochOutput {
     pub epoch: u64,
     /// Changed Bindings, sorted by name.
     pub changes: Vec<BindingChange>,
+    /// Changed reports, sorted by object (group, resource, namespace, name).
+    pub reports: Vec<ReportChange>,
 }
 
 /// A policy's status as the engine sees it.
@@ -93,15 +107,20 @@ pub struct PolicyStatus {
     pub problems: Vec<String>,
 }
 
-/// Every policy's materialized Binding and status, by policy name.
+/// Every policy's materialized Binding and status, by policy name; every object's
+/// report record and the report rendered from it.
 #[derive(Default, Debug)]
 pub(super) struct Store {
     policies: BTreeMap<Sym, PolicyState>,
+    reports: BTreeMap<ObjectKey, (ReportRecord, Option<Report>)>,
 }
 
 /// Takes the output updates of the epochs before `next` from `buffer`, consolidated.
-pub(super) fn take_updates(buffer: &OutputBuffer, next: Time) -> Vec<((Sym, OutputRecord), isize)> {
-    let mut updates: Vec<((Sym, OutputRecord), isize)> = buffer
+pub(super) fn take_updates<D: Ord>(
+    buffer: &std::cell::RefCell<Vec<(D, Time, isize)>>,
+    next: Time,
+) -> Vec<(D, isize)> {
+    let mut updates: Vec<(D, isize)> = buffer
         .borrow_mut()
         .drain(..)
         .map(|(data, time, diff)| {
@@ -133,6 +152,57 @@ impl Engine {
     pub fn statuses(&self) -> BTreeMap<String, (i64, Vec<String>)> {
         self.store.statuses(&self.state.interner)
     }
+
+    /// What Bindery writes into each workload object it returns status into (or
+    /// clears), sorted by object (group, resource, namespace, name).
+    pub fn reports(&self) -> Vec<(WorkloadRef, Report)> {
+        let i = &self.state.interner;
+        let mut out: Vec<(WorkloadRef, Report)> = self
+            .store
+            .reports
+            .iter()
+            .filter_map(|(key, (record, report))| {
+                Some((object_ref(i, key, record.version), report.clone()?))
+            })
+            .collect();
+        out.sort_by(|a, b| a.0.identity().cmp(&b.0.identity()));
+        out
+    }
+}
+
+/// The object of `key`, seen in `version`.
+fn object_ref(interner: &Interner, key: &ObjectKey, version: Sym) -> WorkloadRef {
+    let s = |sym| interner.resolve(sym).to_string();
+    WorkloadRef {
+        group: s(key.0),
+        version: s(version),
+        resource: s(key.1),
+        namespace: s(key.2),
+        name: s(key.3),
+    }
+}
+
+/// The report `record` makes for the object of `key`: KubeStellar's decision with the
+/// WECs' and WorkStatuses' names (whose order matters to an aggregation).
+fn render_report(interner: &Interner, key: &ObjectKey, record: &ReportRecord) -> Option<Report> {
+    let s = |sym| interner.resolve(sym).to_string();
+    let mut named: Vec<(String, String, Option<Value>)> = record
+        .work_statuses
+        .iter()
+        .map(|ws| {
+            let status = ws.status.as_ref().map(|j| j.value().clone());
+            (s(ws.wec), s(ws.name), status)
+        })
+        .collect();
+    named.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
+    let mut by_wec: BTreeMap<String, Vec<Option<Value>>> = BTreeMap::new();
+    for (wec, _name, status) in named {
+        by_wec.entry(wec).or_default().push(status);
+    }
+    let (group, resource) = (interner.resolve(key.0), interner.resolve(key.1));
+    let plan = record.plan.map(|&w| s(w));
+    let desired = desired(&plan, group, aggregated_kind(group, resource), &by_wec);
+    Report::of(desired, record.labelled)
 }
 
 impl Store {
@@ -275,6 +345,56 @@ impl Store {
             .collect()
     }
 
+    /// Applies an epoch's consolidated report `updates`, returning the objects whose
+    /// report changed.
+    pub(super) fn apply_reports(
+        &mut self,
+        interner: &Interner,
+        updates: Vec<((ObjectKey, ReportRecord), isize)>,
+    ) -> Vec<ReportChange> {
+        // Per object: the record before (retracted) and after (inserted).
+        let mut touched: BTreeMap<ObjectKey, Option<ReportRecord>> = BTreeMap::new();
+        for ((key, record), diff) in updates {
+            debug_assert!(
+                diff == 1 || diff == -1,
+                "multiplicity {diff} for {record:?}"
+            );
+            let after = touched.entry(key).or_insert(None);
+            if diff > 0 {
+                *after = Some(record);
+            }
+        }
+        let mut out = Vec::new();
+        for (key, after) in touched {
+            let before = self.reports.remove(&key);
+            let report = after
+                .as_ref()
+                .and_then(|r| render_report(interner, &key, r));
+            let old_report = before.as_ref().and_then(|(_, report)| report.clone());
+            let version = after
+                .as_ref()
+                .or(before.as_ref().map(|(r, _)| r))
+                .map(|r| r.version)
+                .expect("a touched object has a record before or after");
+            if report != old_report {
+                out.push(ReportChange {
+                    object: object_ref(interner, &key, version),
+                    report: report.clone(),
+                });
+            }
+            if let Some(record) = after {
+                self.reports.insert(key, (record, report));
+            }
+        }
+        out.sort_by(|a, b| a.object.identity().cmp(&b.object.identity()));
+        out
+    }
+
+    /// Objects with a report record.
+    pub(super) fn reports(&self) -> usize {
+        self.reports.len()
+    }
+
     /// Workload entries over all Bindings.
     pub(super) fn workload_entries(&self) -> usize {
         self.policies.values().map(|s| s.workload.len()).sum()
@@ -304,5 +424,133 @@ fn render_entry(interner: &Interner, v: &ObjectVersion, m: &Modulation) -> Workl
         status_collectors,
         want_singleton_reported_state: m.want_singleton_reported_state,
         want_multi_wec_reported_state: m.want_multi_wec_reported_state,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::super::test_support::{labels, object, policy};
+    use crate::engine::Engine;
+    use crate::explain::ObjectKey;
+    use crate::input::{Change, WorkStatusReport};
+    use crate::reported::{Label, Report};
+
+    fn wec(name: &str, loc: &str) -> Change {
+        Change::Wec {
+            name: name.into(),
+            labels: Some(labels(&[("loc", loc)])),
+        }
+    }
+
+    fn work_status(wec: &str, status: Option<serde_json::Value>) -> Change {
+        Change::WorkStatus {
+            wec: wec.into(),
+            name: format!("w-{wec}"),
+            report: Some(WorkStatusReport {
+                object: ObjectKey {
+                    group: "apps".into(),
+                    resource: "deployments".into(),
+                    namespace: "ns".into(),
+                    name: "d".into(),
+                },
+                status,
+            }),
+        }
+    }
+
+    /// The epoch's report of the one object, as `(changed, report)`.
+    fn report_of(engine: &mut Engine) -> Vec<Option<Report>> {
+        engine
+            .advance()
+            .reports
+            .into_iter()
+            .map(|c| c.report)
+            .collect()
+    }
+
+    #[test]
+    fn reports_follow_work_statuses_destinations_and_labels() {
+        let mut e = Engine::new();
+        let spec = |loc: &str, flag: &str| {
+            json!({"clusterSelectors": [{"matchLabels": {"loc": loc}}],
+                   "downsync": [{"resources": ["deployments"], flag: true}]})
+        };
+        e.apply(&wec("c1", "x"));
+        e.apply(&wec("c2", "y"));
+        e.apply(&policy("p", 1, spec("x", "wantSingletonReportedState")));
+        e.apply(&object(
+            "apps",
+            "v1",
+            "deployments",
+            "ns",
+            "d",
+            Some((&[], "1")),
+        ));
+        // Asked for, but no WorkStatus yet: nothing to write (the object has no label).
+        assert_eq!(report_of(&mut e), Vec::<Option<Report>>::new());
+        let s1 = json!({"replicas": 1, "availableReplicas": 1});
+        e.apply(&work_status("c1", Some(s1.clone())));
+        // A WorkStatus in a WEC the object does not go to is not read.
+        e.apply(&work_status("c2", Some(json!({"replicas": 5}))));
+        assert_eq!(
+            report_of(&mut e),
+            vec![Some(Report::Status(s1.clone(), Label::Singleton))]
+        );
+        // A status-only change of the object changes nothing.
+        e.apply(&object(
+            "apps",
+            "v1",
+            "deployments",
+            "ns",
+            "d",
+            Some((&[], "2")),
+        ));
+        assert_eq!(report_of(&mut e), Vec::<Option<Report>>::new());
+        // The label Bindery wrote arrives: nothing changes either.
+        let marked: &[(&str, &str)] = &[("managed-by.kubestellar.io/singletonstatus", "true")];
+        e.apply(&object(
+            "apps",
+            "v1",
+            "deployments",
+            "ns",
+            "d",
+            Some((marked, "3")),
+        ));
+        assert_eq!(report_of(&mut e), Vec::<Option<Report>>::new());
+        // Multi-WEC over both WECs: the aggregate.
+        e.apply(&policy("q", 1, spec("y", "wantMultiWECReportedState")));
+        let out = report_of(&mut e);
+        let [Some(Report::Status(agg, Label::MultiWec))] = out.as_slice() else {
+            panic!("{out:?}")
+        };
+        // The least over the WECs reporting each field (c2 reports no availableReplicas).
+        assert_eq!(
+            (agg["replicas"].clone(), agg["availableReplicas"].clone()),
+            (json!(1), json!(1))
+        );
+        // Both policies gone: the labelled object is cleared.
+        e.apply(&Change::Policy {
+            name: "p".into(),
+            policy: None,
+        });
+        e.apply(&Change::Policy {
+            name: "q".into(),
+            policy: None,
+        });
+        assert_eq!(report_of(&mut e), vec![Some(Report::Clear)]);
+        // Once the label is gone, there is nothing left to write.
+        e.apply(&object(
+            "apps",
+            "v1",
+            "deployments",
+            "ns",
+            "d",
+            Some((&[], "4")),
+        ));
+        assert_eq!(report_of(&mut e), vec![None]);
+        assert!(e.reports().is_empty());
+        assert_eq!(e.to_oracle().reports(), e.reports());
     }
 }

@@ -6,10 +6,10 @@ use std::collections::HashMap;
 
 use super::Engine;
 use crate::dataflow::Inputs;
-use crate::input::{Change, PolicyInput, WorkloadRef, WorkloadState};
+use crate::input::{Change, PolicyInput, WorkStatusReport, WorkloadRef, WorkloadState};
 use crate::intern::{Interner, Sym};
 use crate::labels::Labels;
-use crate::model::{ObjectId, ObjectRecord, ObjectVersion};
+use crate::model::{Json, ObjectId, ObjectKey, ObjectRecord, ObjectVersion, WorkStatusRecord};
 use crate::policy::CompiledPolicy;
 
 /// A policy as the engine keeps it.
@@ -26,7 +26,8 @@ pub(super) struct StoredPolicy {
 ///
 /// Interner references: a WEC holds its name and labels; an object its group,
 /// resource, namespace, name, version and labels; a policy its name and what its
-/// compilation interned. Released when replaced or removed, freed after the epoch.
+/// compilation interned; a WorkStatus its WEC, name and the key of the object it
+/// reports on. Released when replaced or removed, freed after the epoch.
 #[derive(Default)]
 pub(super) struct InputState {
     pub(super) interner: Interner,
@@ -36,6 +37,8 @@ pub(super) struct InputState {
     pub(super) free_ids: Vec<ObjectId>,
     /// Each policy as compiled for the dataflow, and as it was given.
     pub(super) policies: HashMap<Sym, StoredPolicy>,
+    /// Each WorkStatus by `(WEC, name)`: the object it reports on, and its record.
+    pub(super) work_statuses: HashMap<(Sym, Sym), (ObjectKey, WorkStatusRecord)>,
 }
 
 impl Engine {
@@ -84,6 +87,9 @@ impl InputState {
             }
             Change::Workload { object, state } => {
                 self.apply_workload(inputs, object, state.as_ref())
+            }
+            Change::WorkStatus { wec, name, report } => {
+                self.apply_work_status(inputs, wec, name, report.as_ref())
             }
             Change::Policy { name, policy } => {
                 let name = self.interner.intern(name);
@@ -190,6 +196,55 @@ impl InputState {
                 inputs.objects.insert((id, record.clone()));
                 inputs.versions.insert((id, version.clone()));
                 self.objects[id as usize] = Some((record, version));
+            }
+        }
+    }
+}
+
+impl InputState {
+    fn apply_work_status(
+        &mut self,
+        inputs: &mut Inputs,
+        wec: &str,
+        name: &str,
+        report: Option<&WorkStatusReport>,
+    ) {
+        let i = &mut self.interner;
+        let new = report.map(|r| {
+            let o = &r.object;
+            let key = (
+                i.intern(&o.group),
+                i.intern(&o.resource),
+                i.intern(&o.namespace),
+                i.intern(&o.name),
+            );
+            let record = WorkStatusRecord {
+                wec: i.intern(wec),
+                name: i.intern(name),
+                status: r.status.clone().map(Json::new),
+            };
+            (key, record)
+        });
+        let id = match &new {
+            Some((_, record)) => (record.wec, record.name),
+            None => match (i.get(wec), i.get(name)) {
+                (Some(w), Some(n)) => (w, n),
+                _ => return,
+            },
+        };
+        let old = match &new {
+            Some(new) => self.work_statuses.insert(id, new.clone()),
+            None => self.work_statuses.remove(&id),
+        };
+        if let Some((key, record)) = &old {
+            i.release_all([key.0, key.1, key.2, key.3, record.wec, record.name]);
+        }
+        if old != new {
+            if let Some(old) = old {
+                inputs.work_statuses.remove(old);
+            }
+            if let Some(new) = new {
+                inputs.work_statuses.insert(new);
             }
         }
     }

@@ -17,8 +17,7 @@ use timely::worker::Worker;
 use timely::{CommunicationConfig, WorkerConfig};
 
 use super::Engine;
-use crate::dataflow::{self, Dataflow, Time};
-use crate::intern::Sym;
+use crate::dataflow::{self, Dataflow, Time, WellKnown};
 
 impl Engine {
     /// A new engine with one timely worker on the calling thread.
@@ -135,11 +134,11 @@ pub fn serve_cluster(links: ClusterLinks) -> Result<(), ClusterError> {
         ));
     }
     let (builders, _communication) = links.builders()?;
-    let (_, namespaces) = super::initial_state();
+    let (_, known) = super::initial_state();
     let threads: Vec<_> = builders
         .into_iter()
         .enumerate()
-        .map(|(i, builder)| spawn_peer(i, builder, namespaces))
+        .map(|(i, builder)| spawn_peer(i, builder, known))
         .collect::<Result<_, _>>()?;
     for thread in threads {
         if let Err(panic) = thread.join() {
@@ -165,14 +164,14 @@ impl Workers {
     pub(super) fn start(
         mut builders: Vec<AllocatorBuilder>,
         communication: Box<dyn Any + Send>,
-        namespaces: Sym,
+        known: WellKnown,
     ) -> (Workers, Dataflow) {
         let first = builders.remove(0);
         let peers = builders
             .into_iter()
             .enumerate()
             .map(|(i, builder)| {
-                spawn_peer(i + 1, builder, namespaces).expect("spawning a timely worker thread")
+                spawn_peer(i + 1, builder, known).expect("spawning a timely worker thread")
             })
             .collect();
         let mut worker = Worker::new(
@@ -180,7 +179,7 @@ impl Workers {
             allocator(first),
             Some(Instant::now()),
         );
-        let built = dataflow::build(&mut worker, namespaces);
+        let built = dataflow::build(&mut worker, known);
         let workers = Workers {
             worker,
             peers,
@@ -219,23 +218,23 @@ impl Drop for Workers {
 fn spawn_peer(
     n: usize,
     builder: AllocatorBuilder,
-    namespaces: Sym,
+    known: WellKnown,
 ) -> std::io::Result<JoinHandle<()>> {
     std::thread::Builder::new()
         .name(format!("bindery-worker-{n}"))
-        .spawn(move || serve_peer(builder, namespaces))
+        .spawn(move || serve_peer(builder, known))
 }
 
 /// Runs worker `builder` of a multi-worker engine: builds the same dataflow, closes its
 /// inputs (worker 0 alone feeds it) and does its share of the work until the dataflow
 /// ends (when worker 0's engine is dropped).
-fn serve_peer(builder: AllocatorBuilder, namespaces: Sym) {
+fn serve_peer(builder: AllocatorBuilder, known: WellKnown) {
     let mut worker = Worker::new(
         WorkerConfig::default(),
         allocator(builder),
         Some(Instant::now()),
     );
-    let built = dataflow::build(&mut worker, namespaces);
+    let built = dataflow::build(&mut worker, known);
     drop(built.inputs);
     while worker.has_dataflows() {
         worker.step_or_park(None);
