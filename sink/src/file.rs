@@ -1,9 +1,40 @@
-//! File and stream output: `--dump-bindings` and `--emit-deltas`.
+//! File and stream output: `--dump-bindings`, `--dump-statuses` and `--emit-deltas`.
 
 use std::io::{self, Write};
 
-use bindery_engine::{Binding, EpochOutput, binding_list};
-use serde_json::json;
+use bindery_engine::reported::Report;
+use bindery_engine::{Binding, EpochOutput, WorkloadRef, binding_list};
+use serde_json::{Value, json};
+
+/// The `--dump-statuses` document: `{"objectStatuses": [...]}`, one entry per workload
+/// object Bindery returns status into or clears, in the order given (the engine's:
+/// by group, resource, namespace, name), each `{"object": {group, version, resource,
+/// namespace, name}, "status": .., "label": "singleton"|"multiwec"}` or
+/// `{"object": .., "clear": true}`.
+pub fn statuses_document(reports: &[(WorkloadRef, Report)]) -> Value {
+    let entries: Vec<Value> = reports
+        .iter()
+        .map(|(o, report)| {
+            let mut entry = json!({"object": {
+                "group": o.group, "version": o.version, "resource": o.resource,
+                "namespace": o.namespace, "name": o.name,
+            }});
+            if let (Some(entry), Value::Object(fields)) = (entry.as_object_mut(), report.to_json())
+            {
+                entry.extend(fields);
+            }
+            entry
+        })
+        .collect();
+    json!({ "objectStatuses": entries })
+}
+
+/// Writes [`statuses_document`] of `reports`, pretty-printed.
+pub fn write_statuses(out: &mut dyn Write, reports: &[(WorkloadRef, Report)]) -> io::Result<()> {
+    serde_json::to_writer_pretty(&mut *out, &statuses_document(reports))?;
+    out.write_all(b"\n")?;
+    out.flush()
+}
 
 /// Writes `bindings` as a Kubernetes `List`, items sorted by name, pretty-printed.
 pub fn write_binding_list(out: &mut dyn Write, bindings: &[Binding]) -> io::Result<()> {

@@ -1,5 +1,5 @@
-//! Where Bindery's output goes. [`file`](mod@file): the final Bindings as a Kubernetes `List`, and
-//! each epoch's Binding changes as JSON lines. [`apiserver`]: Bindings and BindingPolicy
+//! Where Bindery's output goes. [`file`](mod@file): the final Bindings as a Kubernetes `List`,
+//! the returned object statuses, and each epoch's Binding changes as JSON lines. [`apiserver`]: Bindings and BindingPolicy
 //! statuses written to the WDS (coalesced, rate-limited, retried, drift restored).
 
 #![warn(missing_docs)]
@@ -12,4 +12,4 @@ pub use apiserver::{
     SinkError, SinkEvent, SinkEvents, SinkHandle, SinkObserver, SinkStats, WriteObject,
     WriteReport, WriteResult,
 };
-pub use file::{DeltaWriter, write_binding_list};
+pub use file::{DeltaWriter, statuses_document, write_binding_list, write_statuses};

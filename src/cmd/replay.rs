@@ -3,15 +3,14 @@
 //! BindingPolicy applied after the log.
 
 use std::fs::File;
-use std::io::BufWriter;
+use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{Context, Result, bail};
-use bindery_engine::Binding;
 use bindery_ingest::LogReader;
-use bindery_sink::{DeltaWriter, write_binding_list};
+use bindery_sink::{DeltaWriter, write_binding_list, write_statuses};
 
 use crate::input::pipeline::Pipeline;
 use crate::input::topology::{Topology, TopologyArgs};
@@ -30,6 +29,10 @@ pub struct Args {
     /// Write the final Bindings as a Kubernetes List sorted by name (`-` for stdout).
     #[arg(long, value_name = "OUT.json")]
     dump_bindings: Option<PathBuf>,
+    /// Write the final returned statuses (what Bindery writes into each workload
+    /// object's `.status`, or clears) as `{"objectStatuses": [...]}` (`-` for stdout).
+    #[arg(long, value_name = "OUT.json")]
+    dump_statuses: Option<PathBuf>,
     /// Print each epoch's Binding changes as JSON lines on stdout.
     #[arg(long)]
     emit_deltas: bool,
@@ -66,6 +69,7 @@ impl Args {
         let opts = ReplayOptions {
             log: self.log,
             dump_bindings: self.dump_bindings,
+            dump_statuses: self.dump_statuses,
             emit_deltas: self.emit_deltas,
             window_ms: self.window_ms,
             with_policy: self.with_policy,
@@ -119,6 +123,8 @@ pub struct ReplayOptions {
     pub log: PathBuf,
     /// Where to write the final Bindings (`-` for stdout).
     pub dump_bindings: Option<PathBuf>,
+    /// Where to write the final returned statuses (`-` for stdout).
+    pub dump_statuses: Option<PathBuf>,
     /// Print each epoch's Binding changes as JSON lines on stdout.
     pub emit_deltas: bool,
     /// Events whose timestamps lie within this many ms of an epoch's first event share
@@ -261,8 +267,16 @@ pub fn replay(opts: &ReplayOptions) -> Result<ReplaySummary> {
             "--with-policy prints the dry-run Binding on stdout: give --dump-bindings a file, not -"
         );
     }
-    if opts.emit_deltas && opts.dump_bindings.as_deref() == Some(Path::new("-")) {
+    let stdout = Some(Path::new("-"));
+    if opts.emit_deltas && opts.dump_bindings.as_deref() == stdout {
         bail!("--emit-deltas prints the deltas on stdout: give --dump-bindings a file, not -");
+    }
+    if opts.dump_statuses.as_deref() == stdout
+        && (opts.emit_deltas || dry_run.is_some() || opts.dump_bindings.as_deref() == stdout)
+    {
+        bail!(
+            "only one output can go to stdout: give --dump-statuses a file, not -, with --emit-deltas, --with-policy or --dump-bindings -"
+        );
     }
     if opts.window_ms < 0 {
         bail!("--window-ms must not be negative (got {})", opts.window_ms);
@@ -326,7 +340,11 @@ pub fn replay(opts: &ReplayOptions) -> Result<ReplaySummary> {
     let bindings = r.pipeline.engine().bindings();
     r.summary.bindings = bindings.len();
     if let Some(path) = &opts.dump_bindings {
-        dump(path, &bindings)?;
+        dump(path, |out| write_binding_list(out, &bindings))?;
+    }
+    if let Some(path) = &opts.dump_statuses {
+        let reports = r.pipeline.engine().reports();
+        dump(path, |out| write_statuses(out, &reports))?;
     }
     if let Some(policy) = &dry_run {
         policy.report(r.pipeline.engine())?;
@@ -335,16 +353,14 @@ pub fn replay(opts: &ReplayOptions) -> Result<ReplaySummary> {
     Ok(r.summary)
 }
 
-fn dump(path: &Path, bindings: &[Binding]) -> Result<()> {
+/// Writes to `path` (`-`: stdout) with `write`.
+fn dump(path: &Path, write: impl FnOnce(&mut dyn Write) -> std::io::Result<()>) -> Result<()> {
     if path == Path::new("-") {
-        return Ok(write_binding_list(
-            &mut crate::cmd::stdout::stdout(),
-            bindings,
-        )?);
+        return Ok(write(&mut crate::cmd::stdout::stdout())?);
     }
     let file = File::create(path).with_context(|| format!("creating {}", path.display()))?;
     let mut out = BufWriter::new(file);
-    write_binding_list(&mut out, bindings).with_context(|| format!("writing {}", path.display()))
+    write(&mut out).with_context(|| format!("writing {}", path.display()))
 }
 
 /// Paces a replay by the log's timestamps: event times are replayed `speed` times

@@ -462,3 +462,37 @@ fn a_relist_holds_back_only_its_own_resource_in_the_deltas() {
     assert_eq!(added, ["cm1@20", "cm3@21"], "{summary:#?}");
     assert_eq!(removed, ["cm1@10", "cm2@11"], "{summary:#?}");
 }
+
+/// `examples/status-return.jsonl` (a singleton status, a multi-WEC aggregate over two
+/// WECs, a labelled object to clear, a ConfigMap whose WorkStatus has no status) gives
+/// the hand-checked `examples/status-return.statuses.json`, on one worker and on two;
+/// only one output may take stdout.
+#[test]
+fn returned_statuses_are_dumped_as_expected() {
+    let log = workspace_root().join("examples/status-return.jsonl");
+    let want: Value = serde_json::from_str(
+        &std::fs::read_to_string(workspace_root().join("examples/status-return.statuses.json"))
+            .unwrap(),
+    )
+    .unwrap();
+    for workers in ["1", "2"] {
+        let out = replay(&log, &["--dump-statuses", "-", "--workers", workers]);
+        assert_success(&out, "replay --dump-statuses");
+        let got: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(got, want, "on {workers} workers");
+    }
+    let labels: Vec<&str> = want["objectStatuses"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["label"].as_str().unwrap_or("clear"))
+        .collect();
+    assert_eq!(labels, ["clear", "singleton", "multiwec"]);
+    let out = replay(&log, &["--dump-statuses", "-", "--dump-bindings", "-"]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("only one output can go to stdout"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
