@@ -392,6 +392,13 @@ impl RelistTracker {
             .collect()
     }
 
+    /// Whether some known resource for which `which` is true has synced at least once.
+    pub fn has_synced(&self, which: impl Fn(&ResourceRef) -> bool) -> bool {
+        self.resources
+            .iter()
+            .any(|(resource, state)| which(resource) && state.phase.ever_synced())
+    }
+
     /// [`unsynced`](Self::unsynced), named for messages (`wds:apps/v1/deployments`).
     pub fn unsynced_names(&self) -> Vec<String> {
         self.unsynced().iter().map(ToString::to_string).collect()

@@ -8,8 +8,8 @@ pub mod apiserver;
 pub mod file;
 
 pub use apiserver::{
-    BindingSink, DesiredBinding, DesiredStatus, Drift, KUBESTELLAR_FINALIZER, SinkConfig,
-    SinkError, SinkEvent, SinkEvents, SinkHandle, SinkObserver, SinkStats, WriteObject,
+    BindingSink, DesiredBinding, DesiredReport, DesiredStatus, Drift, KUBESTELLAR_FINALIZER,
+    SinkConfig, SinkError, SinkEvent, SinkEvents, SinkHandle, SinkObserver, SinkStats, WriteObject,
     WriteReport, WriteResult,
 };
 pub use file::{DeltaWriter, statuses_document, write_binding_list, write_statuses};

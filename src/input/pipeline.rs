@@ -99,6 +99,16 @@ impl Pipeline {
         self.loader.tracker().unsynced_names()
     }
 
+    /// Whether WorkStatuses are watched and their list has completed once: until then,
+    /// what the engine reports for the workload objects is computed without the WECs'
+    /// reports, and nothing of it may be written (KubeStellar's status controller too
+    /// waits for the ITS to serve WorkStatuses).
+    pub fn work_statuses_synced(&self) -> bool {
+        self.loader
+            .tracker()
+            .has_synced(|r| bindery_ingest::classify(r) == bindery_ingest::ObjectKind::WorkStatus)
+    }
+
     /// How many watched resources have synced, of how many.
     pub fn synced_of(&self) -> (usize, usize) {
         let tracker = self.loader.tracker();

@@ -15,7 +15,8 @@ use super::stats::{Counters, SinkStats, bump};
 use super::status::StoredStatus;
 use super::stored::{Drift, Fight, SinkEvent, StoredEntry, Wanted};
 use super::writer::Writer;
-use super::{DesiredBinding, DesiredStatus};
+use super::{DesiredBinding, DesiredReport, DesiredStatus};
+use bindery_engine::reported::Report;
 
 /// What a queued write is about: a Binding or a policy's status, by name.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -23,6 +24,8 @@ pub(crate) enum Key {
     Binding(String),
     Status(String),
     Finalizer(String),
+    /// A workload object's returned status (`DesiredReport::key`).
+    Report(String),
 }
 
 /// A queued write: the latest desired state.
@@ -35,6 +38,8 @@ pub(crate) enum Job {
     /// Removing KubeStellar's finalizer from a policy being deleted, after the Binding
     /// write of the same name it must follow.
     Finalizer(String, Option<u64>),
+    /// A workload object's returned status.
+    Report(DesiredReport),
 }
 
 impl Job {
@@ -43,6 +48,7 @@ impl Job {
             Job::Binding(b) => Key::Binding(b.name.clone()),
             Job::Status(s, _) => Key::Status(s.policy.clone()),
             Job::Finalizer(name, _) => Key::Finalizer(name.clone()),
+            Job::Report(r) => Key::Report(r.key()),
         }
     }
 
@@ -51,7 +57,7 @@ impl Job {
         match self {
             Job::Status(s, after) => Some((&s.policy, *after)),
             Job::Finalizer(name, after) => Some((name, *after)),
-            Job::Binding(_) => None,
+            Job::Binding(_) | Job::Report(_) => None,
         }
     }
 
@@ -60,7 +66,7 @@ impl Job {
         match self {
             Job::Status(s, after) => Some((&s.policy, after)),
             Job::Finalizer(name, after) => Some((name, after)),
-            Job::Binding(_) => None,
+            Job::Binding(_) | Job::Report(_) => None,
         }
     }
 }
@@ -101,6 +107,9 @@ pub(crate) struct State {
     /// The problems last told to the caller ([`SinkEvent::Problem`]), by Binding.
     told_problems: HashMap<String, String>,
     pub(crate) binding_writes: HashMap<String, BindingWrites>,
+    /// What this sink last wrote into each workload object (by `DesiredReport::key`),
+    /// so an unchanged report is not written again. Forgotten on a leadership change.
+    pub(crate) reports: HashMap<String, Report>,
     pub(crate) closed: bool,
     /// This sink may write (it holds the leader lease, or there is no election): while
     /// false, submissions are dropped, nothing is dispatched, and drift is not reported.
@@ -309,6 +318,7 @@ impl Shared {
         state.leading = leading;
         state.wanted.clear();
         state.fights.clear();
+        state.reports.clear();
         if !leading {
             let dropped = state.queue.clear_pending();
             if dropped > 0 {

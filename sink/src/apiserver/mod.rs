@@ -33,6 +33,10 @@
 //!   policies' statuses, then writes what it is given (only what differs from what is
 //!   stored); on losing the lease it drops what is queued and sends no further attempt
 //!   (requests already sent may finish). [`SinkHandle::leading`] tells when it writes.
+//! - **Returning status**: [`SinkHandle::submit_report`] writes a workload object's
+//!   returned status and status-return label (`docs/status-semantics.md`), coalesced,
+//!   rate-limited, retried and leader-gated as the rest; a report the sink last wrote
+//!   into the object is not written again.
 //! - **Finishing KubeStellar's deletions**: [`SinkHandle::remove_finalizer`] takes
 //!   KubeStellar's finalizer off a policy being deleted, after its Binding is gone.
 
@@ -43,6 +47,7 @@ mod error;
 mod objects;
 mod observer;
 mod queue;
+mod report;
 mod stats;
 mod status;
 mod stored;
@@ -57,6 +62,7 @@ pub use config::{DEFAULT_MAX_BINDING_BYTES, SinkConfig};
 pub use desired::{DesiredBinding, DesiredStatus};
 pub use error::SinkError;
 pub use observer::{SinkObserver, WriteObject, WriteReport, WriteResult};
+pub use report::DesiredReport;
 pub use stats::SinkStats;
 pub use stored::{Drift, SinkEvent};
 pub use writer::KUBESTELLAR_FINALIZER;
@@ -161,6 +167,13 @@ impl SinkHandle {
     /// `observedGeneration` finds the Binding that reflects it.
     pub fn submit_status(&self, desired: DesiredStatus) {
         self.shared.submit(Job::Status(desired, None));
+    }
+
+    /// Asks for a workload object's returned status to be as `desired` says (see
+    /// `report`'s docs). Never blocks: replaces a pending write for the same object;
+    /// an unchanged report is not written again.
+    pub fn submit_report(&self, desired: DesiredReport) {
+        self.shared.submit(Job::Report(desired));
     }
 
     /// Asks for KubeStellar's finalizer to be removed from policy `name` if it is being

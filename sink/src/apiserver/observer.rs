@@ -12,6 +12,8 @@ pub enum WriteObject {
     Binding,
     /// A BindingPolicy's status.
     Status,
+    /// A workload object's returned status (and its status-return label).
+    ObjectStatus,
 }
 
 impl WriteObject {
@@ -20,6 +22,7 @@ impl WriteObject {
         match self {
             WriteObject::Binding => "binding",
             WriteObject::Status => "status",
+            WriteObject::ObjectStatus => "object_status",
         }
     }
 }
@@ -55,9 +58,10 @@ impl WriteResult {
 /// One finished write.
 #[derive(Clone, Copy, Debug)]
 pub struct WriteReport<'a> {
-    /// Binding or status.
+    /// Binding, status or object status.
     pub object: WriteObject,
-    /// The Binding's (= its policy's) name.
+    /// The Binding's (= its policy's) name; for an object status,
+    /// `group/resource/namespace/name`.
     pub name: &'a str,
     /// How it ended.
     pub result: WriteResult,

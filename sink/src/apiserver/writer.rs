@@ -32,12 +32,13 @@ const LIST_PAGE: u32 = 500;
 
 /// Performs the writes of one sink.
 pub(crate) struct Writer {
+    client: kube::Client,
     bindings: Api<DynamicObject>,
     policies: Api<DynamicObject>,
     limiter: Option<DefaultDirectRateLimiter>,
-    config: SinkConfig,
-    shared: Arc<Shared>,
-    observer: Arc<dyn SinkObserver>,
+    pub(super) config: SinkConfig,
+    pub(super) shared: Arc<Shared>,
+    pub(super) observer: Arc<dyn SinkObserver>,
 }
 
 impl Writer {
@@ -53,7 +54,8 @@ impl Writer {
         });
         Writer {
             bindings: Api::all_with(client.clone(), &binding_resource()),
-            policies: Api::all_with(client, &policy_resource()),
+            policies: Api::all_with(client.clone(), &policy_resource()),
+            client,
             limiter,
             config,
             shared,
@@ -61,7 +63,11 @@ impl Writer {
         }
     }
 
-    /// Tells the observer how a Binding write ended.
+    /// The client the sink writes with.
+    pub(super) fn client(&self) -> kube::Client {
+        self.client.clone()
+    }
+
     /// Tells the observer how a Binding write ended, and the caller whether the problem
     /// to report for it changed.
     fn binding_done(&self, b: &DesiredBinding, result: WriteResult, latency: Option<Duration>) {
@@ -103,7 +109,7 @@ impl Writer {
 
     /// A write: see [`attempts`](Self::attempts); no attempt is sent once the sink is no
     /// longer leading (the error then is [`not_leader`]).
-    async fn write_request<T, Fut>(
+    pub(super) async fn write_request<T, Fut>(
         &self,
         op: &'static str,
         name: &str,
@@ -217,6 +223,9 @@ impl Writer {
             Job::Finalizer(name, _) => {
                 info_span!("sink_write", object = "finalizer", policy = %name, result = field::Empty)
             }
+            Job::Report(r) => {
+                info_span!("sink_write", object = "object_status", target = %r.key(), result = field::Empty)
+            }
         };
         let written = async {
             match job {
@@ -226,6 +235,7 @@ impl Writer {
                 },
                 Job::Status(s, _) => self.apply_status(&s).await,
                 Job::Finalizer(name, _) => self.remove_finalizer(&name).await,
+                Job::Report(r) => self.apply_report(&r).await,
             }
         };
         written.instrument(span).await
@@ -538,7 +548,7 @@ fn not_leader() -> kube::Error {
 /// The `reason` of [`not_leader`].
 const NOT_LEADER: &str = "NotLeader";
 
-fn is_not_leader(err: &kube::Error) -> bool {
+pub(super) fn is_not_leader(err: &kube::Error) -> bool {
     matches!(err, kube::Error::Api(s) if s.code == 0 && s.reason == NOT_LEADER)
 }
 

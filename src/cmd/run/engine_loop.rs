@@ -1,7 +1,8 @@
 //! The engine thread of `bindery run`: it takes watch events into epochs, coalesces the
 //! changed Bindings for a window, hands them and their policies' statuses to the sink
 //! (only while leading), marks stored Bindings whose policy is gone, restores drifted
-//! ones, and carries write problems into the statuses. It reaches the sink through
+//! ones, carries write problems into the statuses, and hands the returned statuses of
+//! workload objects over (once WorkStatuses are watched and listed). It reaches the sink through
 //! [`BindingWriter`], so it is unit-tested without an API server.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -10,7 +11,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result};
 use bindery_ingest::{LogWriter, WatchEvent};
-use bindery_sink::{DesiredBinding, DesiredStatus, Drift, SinkEvent, SinkEvents, SinkHandle};
+use bindery_sink::{
+    DesiredBinding, DesiredReport, DesiredStatus, Drift, SinkEvent, SinkEvents, SinkHandle,
+};
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
@@ -29,6 +32,8 @@ pub(crate) trait BindingWriter {
     fn submit_status(&self, desired: DesiredStatus);
     /// Removes KubeStellar's finalizer from policy `name`, once its Binding is gone.
     fn remove_finalizer(&self, name: String);
+    /// Writes a workload object's returned status (latest wins per object).
+    fn submit_report(&self, desired: DesiredReport);
     /// The stored Bindings, by name, and whether each is managed.
     fn stored_bindings(&self) -> Vec<(String, bool)>;
     /// Whether the sink writes (it follows the leader election).
@@ -44,6 +49,9 @@ impl BindingWriter for SinkHandle {
     }
     fn remove_finalizer(&self, name: String) {
         SinkHandle::remove_finalizer(self, name);
+    }
+    fn submit_report(&self, desired: DesiredReport) {
+        SinkHandle::submit_report(self, desired);
     }
     fn stored_bindings(&self) -> Vec<(String, bool)> {
         SinkHandle::stored_bindings(self)
@@ -104,6 +112,11 @@ pub(crate) struct EngineLoop<S: BindingWriter = SinkHandle> {
     dirty: BTreeMap<String, PendingWrite>,
     /// Policies whose status must be handed to the sink again (write errors changed).
     status_dirty: BTreeSet<String>,
+    /// Returned statuses changed and not yet handed to the sink, by object key: the
+    /// latest, and when it is due.
+    reports_dirty: BTreeMap<String, (DesiredReport, Instant)>,
+    /// Whether returned statuses are written at all (`--status-return`).
+    status_return: bool,
     /// The sink's problems (write errors, fights with other writers), as it told them.
     sink_problems: HashMap<String, String>,
     /// Policies being deleted whose KubeStellar finalizer the sink must remove once their
@@ -150,6 +163,8 @@ impl<S: BindingWriter> EngineLoop<S> {
             epoch_oldest: None,
             dirty: BTreeMap::new(),
             status_dirty: BTreeSet::new(),
+            reports_dirty: BTreeMap::new(),
+            status_return: true,
             sink_problems: HashMap::new(),
             finalizing: BTreeSet::new(),
             published: false,
@@ -159,6 +174,16 @@ impl<S: BindingWriter> EngineLoop<S> {
             policy_events: None,
             problem_tracker: ProblemTracker::default(),
         }
+    }
+
+    /// The same, writing returned statuses or not (`--status-return`).
+    #[cfg_attr(
+        not(test),
+        expect(dead_code, reason = "wired to --status-return with the live WorkStatus watch")
+    )]
+    pub(super) fn with_status_return(mut self, on: bool) -> Self {
+        self.status_return = on;
+        self
     }
 
     /// The same, publishing Events on BindingPolicies through `sender` while leading.
@@ -263,9 +288,13 @@ impl<S: BindingWriter> EngineLoop<S> {
         if !self.is_leading() {
             return poll;
         }
+        let reports = (self.status_return && self.pipeline.work_statuses_synced())
+            .then(|| self.reports_dirty.values().map(|(_, due)| *due).min())
+            .flatten();
         self.dirty
             .values()
             .map(|w| w.due)
+            .chain(reports)
             .min()
             .map_or(poll, |d| d.min(poll))
     }
@@ -292,6 +321,14 @@ impl<S: BindingWriter> EngineLoop<S> {
         let n = names.len();
         for name in names {
             self.dirty.entry(name).or_insert(now);
+        }
+        // What the previous leader wrote into the objects is not known: write again.
+        for (object, report) in self.pipeline.engine().reports() {
+            let desired = DesiredReport {
+                object,
+                report: Some(report),
+            };
+            self.reports_dirty.insert(desired.key(), (desired, now.due));
         }
         let orphans = self.mark_orphans(now);
         tracing::info!(
@@ -429,6 +466,17 @@ impl<S: BindingWriter> EngineLoop<S> {
             let pending = self.dirty.entry(change.binding.clone()).or_insert(write);
             pending.oldest_event = pending.oldest_event.min(oldest);
         }
+        for change in out.reports {
+            let desired = DesiredReport {
+                object: change.object,
+                report: change.report,
+            };
+            let due = self
+                .reports_dirty
+                .get(&desired.key())
+                .map_or(write.due, |(_, due)| (*due).min(write.due));
+            self.reports_dirty.insert(desired.key(), (desired, due));
+        }
         if !self.published {
             self.published = true;
             self.health.mark_published();
@@ -513,6 +561,21 @@ impl<S: BindingWriter> EngineLoop<S> {
             for name in ready {
                 self.finalizing.remove(&name);
                 self.sink.remove_finalizer(name);
+            }
+        }
+        // Returned statuses: only once the WECs' reports are in (else a status would be
+        // cleared for want of the WorkStatus that is still being listed).
+        if self.status_return && self.pipeline.work_statuses_synced() {
+            let due: Vec<String> = self
+                .reports_dirty
+                .iter()
+                .filter(|(_, (_, d))| all || *d <= now)
+                .map(|(key, _)| key.clone())
+                .collect();
+            for key in due {
+                if let Some((desired, _)) = self.reports_dirty.remove(&key) {
+                    self.sink.submit_report(desired);
+                }
             }
         }
         for name in std::mem::take(&mut self.status_dirty) {

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use bindery_ingest::{EventType, ResourceRef, Space, WatchEvent};
-use bindery_sink::{DesiredBinding, DesiredStatus};
+use bindery_sink::{DesiredBinding, DesiredReport, DesiredStatus};
 use serde_json::json;
 use tokio::sync::{mpsc, watch};
 
@@ -34,6 +34,7 @@ impl BindingWriter for NullWriter {
     fn submit(&self, _: DesiredBinding) {}
     fn submit_status(&self, _: DesiredStatus) {}
     fn remove_finalizer(&self, _: String) {}
+    fn submit_report(&self, _: DesiredReport) {}
     fn stored_bindings(&self) -> Vec<(String, bool)> {
         Vec::new()
     }

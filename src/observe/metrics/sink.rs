@@ -94,7 +94,11 @@ impl SinkMetrics {
             event_to_binding,
         };
         // Known label sets start at zero, so that rates and sums see them from the start.
-        for object in [WriteObject::Binding, WriteObject::Status] {
+        for object in [
+            WriteObject::Binding,
+            WriteObject::Status,
+            WriteObject::ObjectStatus,
+        ] {
             for result in [
                 WriteResult::Applied,
                 WriteResult::Unchanged,

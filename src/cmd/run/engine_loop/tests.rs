@@ -20,6 +20,8 @@ enum Handed {
     Status(String, Vec<String>, Option<String>),
     /// KubeStellar's finalizer to remove.
     Finalizer(String),
+    /// A returned status: the object's key and what is written (`None`: nothing).
+    Report(String, Option<Value>),
 }
 
 struct FakeSink {
@@ -64,6 +66,13 @@ impl BindingWriter for Arc<FakeSink> {
     }
     fn remove_finalizer(&self, name: String) {
         self.handed.lock().unwrap().push(Handed::Finalizer(name));
+    }
+    fn submit_report(&self, desired: DesiredReport) {
+        let report = desired.report.as_ref().map(|r| r.to_json());
+        self.handed
+            .lock()
+            .unwrap()
+            .push(Handed::Report(desired.key(), report));
     }
     fn stored_bindings(&self) -> Vec<(String, bool)> {
         self.stored.lock().unwrap().clone()
@@ -361,4 +370,80 @@ async fn a_large_initial_list_is_taken_in_batches() {
     let binding = lp.pipeline.engine().binding("p").unwrap();
     assert_eq!(binding.namespace_scope.len(), OBJECTS);
     assert_eq!(sink.take().len(), 2, "the Binding and its status, once");
+}
+
+fn work_statuses() -> ResourceRef {
+    ResourceRef::new(
+        Space::Its,
+        "control.kubestellar.io",
+        "v1alpha1",
+        "workstatuses",
+    )
+}
+
+/// A WorkStatus in WEC `wec` reporting ConfigMap `ns/a` with `status`.
+fn work_status(wec: &str, status: Value) -> Value {
+    json!({"apiVersion": "control.kubestellar.io/v1alpha1", "kind": "WorkStatus",
+           "metadata": {"name": "w-a", "namespace": wec, "resourceVersion": "3"},
+           "spec": {"sourceRef": {"group": "", "version": "v1", "resource": "configmaps",
+                                  "kind": "ConfigMap", "namespace": "ns", "name": "a"}},
+           "status": status})
+}
+
+/// Policy `s` asks for singleton status of the ConfigMaps on the edge WEC (c1).
+fn singleton_policy() -> Value {
+    json!({"apiVersion": "control.kubestellar.io/v1alpha1", "kind": "BindingPolicy",
+           "metadata": {"name": "s", "uid": "uid-s", "generation": 1},
+           "spec": {"clusterSelectors": [{"matchLabels": {"env": "edge"}}],
+                    "downsync": [{"resources": ["configmaps"], "wantSingletonReportedState": true}]}})
+}
+
+/// The reports handed over since the last call.
+fn reports(sink: &Arc<FakeSink>) -> Vec<Handed> {
+    sink.take()
+        .into_iter()
+        .filter(|h| matches!(h, Handed::Report(..)))
+        .collect()
+}
+
+#[tokio::test(start_paused = true)]
+async fn returned_statuses_wait_for_the_work_statuses_list_and_the_flag() {
+    for status_return in [true, false] {
+        let sink = FakeSink::new(true);
+        let mut lp = published(&sink).await.with_status_return(status_return);
+        lp.push(event(
+            policies(),
+            EventType::Modified,
+            Some(singleton_policy()),
+        ))
+        .unwrap();
+        turn(&mut lp);
+        tokio::time::advance(WINDOW).await;
+        turn(&mut lp);
+        assert_eq!(reports(&sink), [], "no WorkStatuses watched yet");
+        // The WorkStatuses' list begins: nothing until it completes.
+        lp.push(event(work_statuses(), EventType::Reset, None))
+            .unwrap();
+        lp.push(event(
+            work_statuses(),
+            EventType::Added,
+            Some(work_status("c1", json!({"phase": "Ready"}))),
+        ))
+        .unwrap();
+        turn(&mut lp);
+        tokio::time::advance(WINDOW).await;
+        turn(&mut lp);
+        assert_eq!(reports(&sink), [], "the WorkStatuses' list is not complete");
+        lp.push(event(work_statuses(), EventType::Synced, None))
+            .unwrap();
+        turn(&mut lp);
+        tokio::time::advance(WINDOW).await;
+        turn(&mut lp);
+        let want = Handed::Report(
+            "/configmaps/ns/a".into(),
+            Some(json!({"status": {"phase": "Ready"}, "label": "singleton"})),
+        );
+        let expected = if status_return { vec![want] } else { vec![] };
+        assert_eq!(reports(&sink), expected, "status return {status_return}");
+    }
 }
