@@ -1,27 +1,57 @@
 #!/usr/bin/env bash
-# Builds bench/kubestellar/ks-binding (KubeStellar's binding controller behind a main that
-# takes two kubeconfigs) against the KubeStellar source tree KS_SRC, into OUT (default
-# target/ks-binding). The Go module proxy refuses github.com/kubestellar/kubestellar, so
-# the tree comes from a checkout (or `extract-tree.sh` of a mirror) and a `replace`;
-# KubeStellar's dependencies come from the proxy, at the versions of its go.mod.
+# Builds the mains of bench/kubestellar against the KubeStellar source tree KS_SRC:
+#   ks-binding             KubeStellar's binding controller behind a main that takes two
+#                          kubeconfigs (the default; what the live_write bench runs);
+#   ks-controller-manager  its binding and status controllers together, wired as its
+#                          cmd/controller-manager does, behind the same kind of main.
+# The Go module proxy refuses github.com/kubestellar/kubestellar, so the tree comes from a
+# checkout (or `extract-tree.sh` of a mirror) and a `replace`; KubeStellar's dependencies
+# come from the proxy, at the versions of its go.mod.
 #
-#   bench/kubestellar/build.sh /tmp/ks-src
+#   bench/kubestellar/build.sh KS_SRC [OUT]                  # ks-binding into OUT (default target/ks-binding)
+#   bench/kubestellar/build.sh --main NAME KS_SRC [OUT]      # NAME into OUT (default target/NAME)
+#   bench/kubestellar/build.sh --main all KS_SRC [OUT_DIR]   # both, as OUT_DIR/NAME (default target/)
+#
+# A relative OUT is from the current directory.
 set -euo pipefail
-ks_src=$(cd "${1:?usage: build.sh KS_SRC [OUT]}" && pwd)
+usage="usage: build.sh [--main ks-binding|ks-controller-manager|all] KS_SRC [OUT]"
+main=ks-binding
+if [[ ${1:-} == --main ]]; then
+  main=${2:?$usage}
+  shift 2
+elif [[ ${1:-} == --main=* ]]; then
+  main=${1#--main=}
+  shift
+fi
+case $main in
+  ks-binding | ks-controller-manager) mains=("$main") ;;
+  all) mains=(ks-binding ks-controller-manager) ;;
+  *) echo "build.sh: unknown main $main; $usage" >&2; exit 2 ;;
+esac
+ks_src=$(cd "${1:?$usage}" && pwd)
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
-# Absolute, as the build runs in a temporary directory: a relative OUT is from the
-# current directory.
-out=$(realpath -m "${2:-$root/target/ks-binding}")
-[[ -f $ks_src/go.mod && -d $ks_src/pkg/binding ]] || { echo "build.sh: $ks_src is not a KubeStellar source tree" >&2; exit 1; }
+# Absolute, as the build runs in a temporary directory.
+declare -A outs
+if [[ $main == all ]]; then
+  out_dir=$(realpath -m "${2:-$root/target}")
+  for m in "${mains[@]}"; do outs[$m]=$out_dir/$m; done
+else
+  outs[$main]=$(realpath -m "${2:-$root/target/$main}")
+fi
+[[ -f $ks_src/go.mod && -d $ks_src/pkg/binding && -d $ks_src/pkg/status ]] || { echo "build.sh: $ks_src is not a KubeStellar source tree" >&2; exit 1; }
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-cp "$here/ks-binding/main.go" "$work/"
-# The module's requirements are KubeStellar's own (its go.mod), so that its pkg/binding
-# builds with the versions it was written for.
+# One module, a package directory per main.
+for m in "${mains[@]}"; do
+  mkdir -p "$work/$m"
+  cp "$here/$m/main.go" "$work/$m/"
+done
+# The module's requirements are KubeStellar's own (its go.mod), so that its packages
+# build with the versions they were written for.
 go_version=$(awk '/^go /{print $2; exit}' "$ks_src/go.mod")
 {
-  echo "module bindery.bench/ks-binding"
+  echo "module bindery.bench/kubestellar"
   echo
   echo "go $go_version"
   echo
@@ -34,7 +64,10 @@ cp "$ks_src/go.sum" "$work/go.sum"
 cd "$work"
 echo "build.sh: resolving KubeStellar's dependencies (Go module proxy)" >&2
 GOFLAGS=-mod=mod go mod tidy
-echo "build.sh: building ks-binding (a few minutes the first time)" >&2
-mkdir -p "$(dirname "$out")"
-go build -o "$out" .
-echo "build.sh: built $out" >&2
+for m in "${mains[@]}"; do
+  out=${outs[$m]}
+  echo "build.sh: building $m (a few minutes the first time)" >&2
+  mkdir -p "$(dirname "$out")"
+  go build -o "$out" "./$m"
+  echo "build.sh: built $out" >&2
+done
