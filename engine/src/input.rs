@@ -87,6 +87,17 @@ pub enum Change {
         /// The policy, or `None` when it is gone or being deleted.
         policy: Option<PolicyInput>,
     },
+    /// Bindery wrote a returned status into a workload object, which now has this
+    /// `resourceVersion`: an update of the object to it that changes nothing else
+    /// (labels) is Bindery's own and does not change the object's Binding entries
+    /// (`docs/status-semantics.md`, "Deliberate differences"). Told before or after that
+    /// update arrives.
+    StatusWritten {
+        /// The object.
+        object: ObjectKey,
+        /// Its `resourceVersion` after the write.
+        resource_version: String,
+    },
     /// A WorkStatus in the ITS: one WEC's report of one workload object.
     WorkStatus {
         /// The WEC: the WorkStatus's namespace.

@@ -23,6 +23,11 @@ pub struct Oracle {
     policies: BTreeMap<String, PolicyInput>,
     /// (WEC, WorkStatus name) -> content
     work_statuses: BTreeMap<(String, String), WorkStatusReport>,
+    /// Objects whose last update changed only their resourceVersion, while carrying a
+    /// status-return label -> the resourceVersion shown before it.
+    previous_rv: BTreeMap<ObjectKeyTuple, String>,
+    /// Objects -> resourceVersions of Bindery's status writes not seen yet (the last 4).
+    expected_writes: BTreeMap<ObjectKeyTuple, Vec<String>>,
 }
 
 /// Does `selector` match `labels`? Kubernetes semantics, on strings.
@@ -90,12 +95,61 @@ impl Oracle {
                 );
                 match state {
                     Some(s) => {
+                        // Bindery's own status writes do not change what entries show
+                        // (`Change::StatusWritten`).
+                        let before = self.objects.get(&key);
+                        let rv_only = before.is_some_and(|(v, old)| {
+                            *v == object.version
+                                && old.labels == s.labels
+                                && old.resource_version != s.resource_version
+                        });
+                        if rv_only && is_labelled(s.labels.keys().map(String::as_str)) {
+                            let expected = self.expected_writes.entry(key.clone()).or_default();
+                            if let Some(i) =
+                                expected.iter().position(|rv| *rv == s.resource_version)
+                            {
+                                expected.remove(i);
+                                if expected.is_empty() {
+                                    self.expected_writes.remove(&key);
+                                }
+                                return;
+                            }
+                            if expected.is_empty() {
+                                self.expected_writes.remove(&key);
+                            }
+                            let shown = before.expect("rv_only").1.resource_version.clone();
+                            self.previous_rv.insert(key.clone(), shown);
+                        } else {
+                            self.previous_rv.remove(&key);
+                        }
                         self.objects
                             .insert(key, (object.version.clone(), s.clone()));
                     }
                     None => {
                         self.objects.remove(&key);
+                        self.previous_rv.remove(&key);
+                        self.expected_writes.remove(&key);
                     }
+                }
+            }
+            Change::StatusWritten {
+                object,
+                resource_version,
+            } => {
+                let key = object.tuple();
+                let Some((_, state)) = self.objects.get_mut(&key) else {
+                    return;
+                };
+                if state.resource_version == *resource_version {
+                    if let Some(previous) = self.previous_rv.remove(&key) {
+                        state.resource_version = previous;
+                    }
+                } else {
+                    let expected = self.expected_writes.entry(key).or_default();
+                    if expected.len() == 4 {
+                        expected.remove(0);
+                    }
+                    expected.push(resource_version.clone());
                 }
             }
             Change::Policy { name, policy } => match policy {

@@ -72,6 +72,10 @@ enum Step {
     /// current Bindings' entries asking for reported state, if there is one: what the
     /// status add-on writes once an object reaches a WEC.
     Report(usize, &'static str, Option<Value>),
+    /// Bindery writes a status into the `.0`-th present object: its update to a new
+    /// resourceVersion (nothing else changed) and the `StatusWritten` telling it is
+    /// Bindery's, in this order or (`.1`) the other.
+    OwnWrite(usize, bool),
     EndEpoch,
 }
 
@@ -191,6 +195,7 @@ fn step() -> impl Strategy<Value = Step> {
                     spec: PolicySpec::parse(Some(&spec)),
                 }),
             })),
+        2 => (0..64usize, any::<bool>()).prop_map(|(i, first)| Step::OwnWrite(i, first)),
         6 => (0..64usize, prop::sample::select(&["ws0", "ws1"][..]), prop::option::weighted(0.9, reported_status()))
             .prop_map(|(i, name, status)| Step::Report(i, name, status)),
         1 => (0..RESOURCES.len(), prop::collection::vec((prop::sample::select(NAMESPACES), prop::sample::select(NAMES), labels(), 0u32..6), 0..3))
@@ -257,6 +262,7 @@ fn reported_step() -> impl Strategy<Value = Step> {
                     }),
                 })
             }),
+        3 => (0..64usize, any::<bool>()).prop_map(|(i, first)| Step::OwnWrite(i, first)),
         5 => (wec, prop::sample::select(&["ws0", "ws1"][..]), prop::option::weighted(0.9, (object, prop::option::weighted(0.9, reported_status()))))
             .prop_map(|(wec, name, report)| Step::Change(Change::WorkStatus {
                 wec: wec.into(),
@@ -278,7 +284,7 @@ fn reported_step() -> impl Strategy<Value = Step> {
 /// Expands a relist into deletes of the resource's current objects and upserts of the
 /// re-listed ones, as ingest does.
 fn relist_changes(
-    oracle_objects: &BTreeMap<(String, String, String, String), String>,
+    oracle_objects: &BTreeMap<(String, String, String, String), (String, LabelMap)>,
     r: usize,
     objs: &[(String, String, LabelMap, u32)],
 ) -> Vec<Change> {
@@ -298,7 +304,7 @@ fn relist_changes(
         listed.insert((ns, name), (labels.clone(), *rv));
     }
     let mut out = Vec::new();
-    for ((g, res, ns, name), version) in oracle_objects {
+    for ((g, res, ns, name), (version, _)) in oracle_objects {
         if g == group && res == resource && !listed.contains_key(&(ns.clone(), name.clone())) {
             out.push(Change::Workload {
                 object: WorkloadRef {
@@ -384,7 +390,9 @@ fn run(steps: Vec<Step>, mut engine: Engine) -> Result<(), TestCaseError> {
     let mut single = (workers > 1).then(Engine::new);
     let mut oracle = Oracle::default();
     // (group, resource, ns, name) -> version, to expand relists.
-    let mut present: BTreeMap<(String, String, String, String), String> = BTreeMap::new();
+    let mut present: BTreeMap<(String, String, String, String), (String, LabelMap)> =
+        BTreeMap::new();
+    let mut own_writes = 0;
     let mut epochs = 0;
     // The reports as the epochs' changes tell them.
     let mut told = BTreeMap::new();
@@ -400,7 +408,7 @@ fn run(steps: Vec<Step>, mut engine: Engine) -> Result<(), TestCaseError> {
                     object.name.clone(),
                 );
                 match state {
-                    Some(_) => present.insert(key, object.version.clone()),
+                    Some(s) => present.insert(key, (object.version.clone(), s.labels.clone())),
                     None => present.remove(&key),
                 };
             }
@@ -452,6 +460,46 @@ fn run(steps: Vec<Step>, mut engine: Engine) -> Result<(), TestCaseError> {
                     };
                     single.iter_mut().for_each(|e| e.apply(&c));
                     apply(&c, &mut engine, &mut oracle, &mut present);
+                }
+            }
+            Step::OwnWrite(i, announced_first) => {
+                let Some(((g, r, ns, n), (version, labels))) =
+                    present.iter().nth(i % present.len().max(1))
+                else {
+                    continue;
+                };
+                own_writes += 1;
+                let rv = format!("own-{own_writes}");
+                let update = Change::Workload {
+                    object: WorkloadRef {
+                        group: g.clone(),
+                        version: version.clone(),
+                        resource: r.clone(),
+                        namespace: ns.clone(),
+                        name: n.clone(),
+                    },
+                    state: Some(WorkloadState {
+                        labels: labels.clone(),
+                        resource_version: rv.clone(),
+                    }),
+                };
+                let written = Change::StatusWritten {
+                    object: ObjectKey {
+                        group: g.clone(),
+                        resource: r.clone(),
+                        namespace: ns.clone(),
+                        name: n.clone(),
+                    },
+                    resource_version: rv,
+                };
+                let order = if *announced_first {
+                    [written, update]
+                } else {
+                    [update, written]
+                };
+                for c in &order {
+                    single.iter_mut().for_each(|e| e.apply(c));
+                    apply(c, &mut engine, &mut oracle, &mut present);
                 }
             }
             Step::EndEpoch => {

@@ -164,7 +164,7 @@ fn check(changes: &[Change]) -> Result<(), TestCaseError> {
                     None => wecs.remove(name),
                 };
             }
-            Change::Policy { .. } | Change::WorkStatus { .. } => {}
+            Change::Policy { .. } | Change::WorkStatus { .. } | Change::StatusWritten { .. } => {}
         }
     }
     check_engine_explain(&engine, &oracle)?;

@@ -26,6 +26,10 @@ pub const POLICY_RESOURCE: &str = "bindingpolicies";
 pub const WORK_STATUS_GROUP: &str = "control.kubestellar.io";
 /// Resource of WorkStatuses.
 pub const WORK_STATUS_RESOURCE: &str = "workstatuses";
+/// The watch log's resource (space `wds`, group `control.kubestellar.io`, version
+/// `v1alpha1`) of the lines that tell Bindery's own status writes (no API server serves
+/// it; a reader that predates it ignores the group).
+pub const STATUS_WRITE_RESOURCE: &str = "binderystatuswrites";
 
 /// API groups that are never workload.
 pub const EXCLUDED_GROUPS: &[&str] = &[
@@ -56,6 +60,9 @@ pub enum ObjectKind {
     Policy,
     /// WorkStatuses in the ITS: the WECs' reports of the workload objects.
     WorkStatus,
+    /// Bindery's own status writes, as a live run records them: not a watched
+    /// resource (no `RESET` or `SYNCED`), each line one write.
+    StatusWrite,
     /// Workload objects in the WDS.
     Workload,
     /// Excluded from the workload, or an ITS resource that is not inventory.
@@ -79,6 +86,9 @@ pub fn classify(resource: &ResourceRef) -> ObjectKind {
         }
         Space::Its => ObjectKind::Ignored,
         Space::Wds if group == POLICY_GROUP && name == POLICY_RESOURCE => ObjectKind::Policy,
+        Space::Wds if group == POLICY_GROUP && name == STATUS_WRITE_RESOURCE => {
+            ObjectKind::StatusWrite
+        }
         Space::Wds if is_excluded(group, name) => ObjectKind::Ignored,
         Space::Wds => ObjectKind::Workload,
     }
@@ -122,7 +132,7 @@ pub fn to_change(change: &StateChange) -> Result<Option<Change>, FeedError> {
                 name: name.clone(),
                 report: None,
             }),
-            ObjectKind::Ignored => None,
+            ObjectKind::StatusWrite | ObjectKind::Ignored => None,
         }),
         StateChange::Upsert { resource, object } => {
             let meta = Meta::read(resource, object)?;
@@ -157,10 +167,63 @@ pub fn to_change(change: &StateChange) -> Result<Option<Change>, FeedError> {
                         report: Some(report),
                     })
                 }
-                ObjectKind::Ignored => None,
+                ObjectKind::StatusWrite | ObjectKind::Ignored => None,
             })
         }
     }
+}
+
+/// The change a status-write line tells: `object` is `{"metadata": {"name",
+/// "namespace", "resourceVersion"}, "target": {"group", "resource"}}`, the workload
+/// object Bindery wrote a status into and its `resourceVersion` after the write.
+pub fn status_written(resource: &ResourceRef, object: &Value) -> Result<Change, FeedError> {
+    let meta = Meta::read(resource, object)?;
+    let fail = |reason: String| FeedError {
+        resource: resource.to_string(),
+        name: meta.name.clone(),
+        reason,
+    };
+    let target = |key: &str| -> Result<String, FeedError> {
+        match object.get("target").and_then(|t| t.get(key)) {
+            Some(Value::String(s)) => Ok(s.clone()),
+            None | Some(Value::Null) if key == "group" => Ok(String::new()),
+            other => Err(fail(format!(
+                "target.{key} must be a string, got {}",
+                other.map_or("nothing".to_string(), Value::to_string)
+            ))),
+        }
+    };
+    if meta.name.is_empty() || meta.resource_version.is_empty() {
+        return Err(fail(
+            "a status write names its object and resourceVersion in metadata".into(),
+        ));
+    }
+    Ok(Change::StatusWritten {
+        object: ObjectKey {
+            group: target("group")?,
+            resource: target("resource")?,
+            namespace: meta.namespace,
+            name: meta.name,
+        },
+        resource_version: meta.resource_version,
+    })
+}
+
+/// The line that records a status write (what [`status_written`] reads): the object
+/// `object` (group, resource, namespace, name) is at `resource_version` after it.
+pub fn status_write_object(object: &ObjectKey, resource_version: &str) -> Value {
+    let mut metadata = serde_json::Map::new();
+    metadata.insert("name".into(), Value::from(object.name.as_str()));
+    if !object.namespace.is_empty() {
+        metadata.insert("namespace".into(), Value::from(object.namespace.as_str()));
+    }
+    metadata.insert("resourceVersion".into(), Value::from(resource_version));
+    serde_json::json!({
+        "apiVersion": "control.kubestellar.io/v1alpha1",
+        "kind": "BinderyStatusWrite",
+        "metadata": metadata,
+        "target": {"group": object.group, "resource": object.resource},
+    })
 }
 
 /// Whether [`to_change`] can read `object`'s metadata (always, for an ignored
@@ -168,6 +231,7 @@ pub fn to_change(change: &StateChange) -> Result<Option<Change>, FeedError> {
 pub fn check_object(resource: &ResourceRef, object: &Value) -> Result<(), FeedError> {
     match classify(resource) {
         ObjectKind::Ignored => Ok(()),
+        ObjectKind::StatusWrite => status_written(resource, object).map(drop),
         ObjectKind::WorkStatus => {
             let meta = Meta::read(resource, object)?;
             work_status_report(resource, &meta, object).map(drop)
@@ -478,6 +542,30 @@ mod tests {
             let err = check_object(&its, &object).unwrap_err();
             assert_eq!(err.reason, reason);
         }
+    }
+
+    #[test]
+    fn status_write_lines_round_trip() {
+        let resource = wds(POLICY_GROUP, STATUS_WRITE_RESOURCE);
+        assert_eq!(classify(&resource), ObjectKind::StatusWrite);
+        let key = ObjectKey {
+            group: "apps".into(),
+            resource: "deployments".into(),
+            namespace: "ns".into(),
+            name: "d".into(),
+        };
+        let line = status_write_object(&key, "42");
+        assert_eq!(
+            status_written(&resource, &line).unwrap(),
+            Change::StatusWritten {
+                object: key,
+                resource_version: "42".into()
+            }
+        );
+        let err = status_written(&resource, &json!({"metadata": {"name": "d"}})).unwrap_err();
+        assert!(err.reason.contains("resourceVersion"), "{err}");
+        // Other KubeStellar resources stay ignored.
+        assert_eq!(classify(&wds(POLICY_GROUP, "bindings")), ObjectKind::Ignored);
     }
 
     #[test]

@@ -152,8 +152,17 @@ impl<T: Target> Loader<T> {
     /// Applies one watch event. On an error (an event that breaks the relist rules, an
     /// object whose metadata cannot be read) the target is left as it was.
     pub fn push(&mut self, event: WatchEvent) -> Result<(), LoadError> {
-        if classify(&event.resource) == ObjectKind::Ignored {
-            return Ok(());
+        match classify(&event.resource) {
+            ObjectKind::Ignored => return Ok(()),
+            // Not a watched resource: each line is one change, applied as it comes.
+            ObjectKind::StatusWrite => {
+                if let Some(object) = &event.object {
+                    let change = bindery_ingest::status_written(&event.resource, object)?;
+                    self.target.apply(&change);
+                }
+                return Ok(());
+            }
+            _ => {}
         }
         let changes = self.tracker.apply_owned(event)?;
         match changes.as_slice() {

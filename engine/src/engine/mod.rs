@@ -62,6 +62,7 @@ fn initial_state() -> (InputState, WellKnown) {
         crd_group: i.intern("apiextensions.k8s.io"),
         crds: i.intern("customresourcedefinitions"),
     };
+    state.status_labels = [known.singleton_label, known.multi_wec_label];
     (state, known)
 }
 

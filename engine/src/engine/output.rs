@@ -554,3 +554,72 @@ mod tests {
         assert_eq!(e.to_oracle().reports(), e.reports());
     }
 }
+
+#[cfg(test)]
+mod own_write_tests {
+    use serde_json::json;
+
+    use super::super::test_support::{labels, object, policy};
+    use crate::engine::Engine;
+    use crate::explain::ObjectKey;
+    use crate::input::Change;
+
+    fn written(rv: &str) -> Change {
+        Change::StatusWritten {
+            object: ObjectKey {
+                group: "apps".into(),
+                resource: "deployments".into(),
+                namespace: "ns".into(),
+                name: "d".into(),
+            },
+            resource_version: rv.into(),
+        }
+    }
+
+    /// The resourceVersion the Binding's entry shows.
+    fn shown(e: &Engine) -> String {
+        e.binding("p").unwrap().namespace_scope[0]
+            .resource_version
+            .clone()
+    }
+
+    #[test]
+    fn own_status_writes_do_not_change_the_entries_in_either_order() {
+        let mut e = Engine::new();
+        e.apply(&Change::Wec {
+            name: "c1".into(),
+            labels: Some(labels(&[])),
+        });
+        e.apply(&policy(
+            "p",
+            1,
+            json!({"clusterSelectors": [{}], "downsync": [{"resources": ["deployments"]}]}),
+        ));
+        let marked: &[(&str, &str)] = &[("managed-by.kubestellar.io/singletonstatus", "true")];
+        let d = |rv: &str| object("apps", "v1", "deployments", "ns", "d", Some((marked, rv)));
+        e.apply(&d("1"));
+        e.advance();
+        assert_eq!(shown(&e), "1");
+        // The update arrives first, then Bindery learns its write made it: undone.
+        e.apply(&d("2"));
+        e.apply(&written("2"));
+        assert!(e.advance().changes.is_empty());
+        assert_eq!(shown(&e), "1");
+        // Told first, then the update: never applied.
+        e.apply(&written("3"));
+        e.apply(&d("3"));
+        assert!(e.advance().changes.is_empty());
+        assert_eq!(shown(&e), "1");
+        // Another writer's update (not told) is shown.
+        e.apply(&d("4"));
+        assert_eq!(e.advance().changes.len(), 1);
+        assert_eq!(shown(&e), "4");
+        // An unlabelled object's updates are always shown.
+        let plain = object("apps", "v1", "deployments", "ns", "d", Some((&[], "5")));
+        e.apply(&plain);
+        e.apply(&written("5"));
+        e.advance();
+        assert_eq!(shown(&e), "5");
+        assert_eq!(e.to_oracle().bindings(), e.bindings());
+    }
+}

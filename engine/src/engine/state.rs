@@ -39,6 +39,56 @@ pub(super) struct InputState {
     pub(super) policies: HashMap<Sym, StoredPolicy>,
     /// Each WorkStatus by `(WEC, name)`: the object it reports on, and its record.
     pub(super) work_statuses: HashMap<(Sym, Sym), (ObjectKey, WorkStatusRecord)>,
+    /// Bindery's own status writes (`Change::StatusWritten`): see [`OwnWrites`].
+    pub(super) own_writes: OwnWrites,
+    /// The symbols of the two status-return labels.
+    pub(super) status_labels: [Sym; 2],
+}
+
+/// What keeps Bindery's own status writes from changing Binding entries. Only objects
+/// carrying a status-return label (those Bindery writes status into) are tracked.
+#[derive(Default)]
+pub(super) struct OwnWrites {
+    /// Per object whose last update changed its `resourceVersion` alone: the one
+    /// shown before (what the object's entries go back to if that update is found
+    /// to be Bindery's own write).
+    previous: HashMap<ObjectId, String>,
+    /// Per object: the `resourceVersion`s of own writes whose update has not arrived
+    /// yet (at most [`OwnWrites::EXPECTED`], the oldest dropped).
+    expected: HashMap<ObjectId, Vec<String>>,
+}
+
+impl OwnWrites {
+    /// Own writes remembered per object before their update arrives.
+    const EXPECTED: usize = 4;
+
+    fn forget(&mut self, id: ObjectId) {
+        self.previous.remove(&id);
+        self.expected.remove(&id);
+    }
+
+    /// Takes `rv` out of the object's expected writes, if it is one.
+    fn take_expected(&mut self, id: ObjectId, rv: &str) -> bool {
+        let Some(list) = self.expected.get_mut(&id) else {
+            return false;
+        };
+        let Some(i) = list.iter().position(|r| r == rv) else {
+            return false;
+        };
+        list.remove(i);
+        if list.is_empty() {
+            self.expected.remove(&id);
+        }
+        true
+    }
+
+    fn expect(&mut self, id: ObjectId, rv: &str) {
+        let list = self.expected.entry(id).or_default();
+        if list.len() == Self::EXPECTED {
+            list.remove(0);
+        }
+        list.push(rv.to_string());
+    }
 }
 
 impl Engine {
@@ -91,6 +141,10 @@ impl InputState {
             Change::WorkStatus { wec, name, report } => {
                 self.apply_work_status(inputs, wec, name, report.as_ref())
             }
+            Change::StatusWritten {
+                object,
+                resource_version,
+            } => self.apply_status_written(inputs, object, resource_version),
             Change::Policy { name, policy } => {
                 let name = self.interner.intern(name);
                 let stored = policy.as_ref().map(|p| {
@@ -144,6 +198,7 @@ impl InputState {
         let Some(state) = state else {
             i.release_all([key.0, key.1, key.2, key.3]);
             if let Some(id) = self.object_ids.remove(&key) {
+                self.own_writes.forget(id);
                 let (record, version) = self.objects[id as usize].take().expect("object id in use");
                 release_object(i, &record, &version);
                 inputs.objects.remove((id, record));
@@ -172,6 +227,25 @@ impl InputState {
                 let slot = self.objects[id as usize]
                     .as_mut()
                     .expect("object id in use");
+                let rv_only = slot.0 == record
+                    && slot.1.version == version.version
+                    && slot.1.resource_version != version.resource_version;
+                let labelled = self
+                    .status_labels
+                    .iter()
+                    .any(|&l| record.labels.get(l).is_some());
+                if rv_only && labelled {
+                    if self.own_writes.take_expected(id, &version.resource_version) {
+                        // Bindery's own status write: the entries keep what they show.
+                        release_object(i, &record, &version);
+                        return;
+                    }
+                    self.own_writes
+                        .previous
+                        .insert(id, slot.1.resource_version.clone());
+                } else {
+                    self.own_writes.previous.remove(&id);
+                }
                 // The new record and version took their references: give back the old ones.
                 release_object(i, &slot.0, &slot.1);
                 if slot.0 != record {
@@ -202,6 +276,45 @@ impl InputState {
 }
 
 impl InputState {
+    /// Bindery wrote a status into `object`, now at `rv`: if the object's last update
+    /// took it to `rv` changing nothing else, its entries go back to what they showed
+    /// before; if that update has not arrived yet, it is expected.
+    fn apply_status_written(
+        &mut self,
+        inputs: &mut Inputs,
+        object: &crate::explain::ObjectKey,
+        rv: &str,
+    ) {
+        let i = &self.interner;
+        let key = match (
+            i.get(&object.group),
+            i.get(&object.resource),
+            i.get(&object.namespace),
+            i.get(&object.name),
+        ) {
+            (Some(g), Some(r), Some(ns), Some(n)) => (g, r, ns, n),
+            _ => return,
+        };
+        let Some(&id) = self.object_ids.get(&key) else {
+            return;
+        };
+        let slot = self.objects[id as usize]
+            .as_mut()
+            .expect("object id in use");
+        if slot.1.resource_version != rv {
+            self.own_writes.expect(id, rv);
+            return;
+        }
+        if let Some(previous) = self.own_writes.previous.remove(&id) {
+            let mut shown = slot.1.clone();
+            shown.resource_version = previous;
+            inputs
+                .versions
+                .remove((id, std::mem::replace(&mut slot.1, shown.clone())));
+            inputs.versions.insert((id, shown));
+        }
+    }
+
     fn apply_work_status(
         &mut self,
         inputs: &mut Inputs,

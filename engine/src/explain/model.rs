@@ -26,7 +26,7 @@ pub struct ObjectKey {
 }
 
 impl ObjectKey {
-    pub(super) fn tuple(&self) -> ObjectKeyTuple {
+    pub(crate) fn tuple(&self) -> ObjectKeyTuple {
         (
             self.group.clone(),
             self.resource.clone(),

@@ -65,9 +65,10 @@ fn list_config(target: &WatchTarget) -> watcher::Config {
     let config = watcher::Config::default();
     match classify(&target.resource) {
         ObjectKind::Inventory | ObjectKind::Policy => config,
-        ObjectKind::Workload | ObjectKind::WorkStatus | ObjectKind::Ignored => {
-            config.any_semantic()
-        }
+        ObjectKind::Workload
+        | ObjectKind::WorkStatus
+        | ObjectKind::StatusWrite
+        | ObjectKind::Ignored => config.any_semantic(),
     }
 }
 

@@ -437,6 +437,11 @@ impl Shared {
         }
     }
 
+    /// Tells the caller `event` (dropped if the caller is gone, as at shutdown).
+    pub(crate) fn tell(&self, event: SinkEvent) {
+        let _ = self.events.send(event);
+    }
+
     /// Tells the caller the problem of Binding `name` if it changed since last told
     /// ([`SinkEvent::Problem`]). Called wherever it may have changed: a write failed or
     /// succeeded, a drift, a fight's report ending, leadership changing.

@@ -13,6 +13,7 @@ use tracing::{Span, debug, error};
 
 use super::error::{describe, status_code};
 use super::observer::{WriteObject, WriteReport, WriteResult};
+use super::stored::SinkEvent;
 use super::writer::{Writer, is_not_leader};
 
 /// What Bindery is to write into one workload object.
@@ -179,23 +180,30 @@ impl Writer {
         };
         let patch: Patch<Value> = Patch::Json(status_patch(status));
         let name = &object.name;
-        match self
+        let written = match self
             .write_request("patch status", key, || {
                 api.patch_status(name, &params, &patch)
             })
             .await
         {
-            Ok(_) => Ok(()),
+            Ok(written) => written,
             // No status subresource (or the object is gone: the next request says).
             Err(e) if status_code(&e) == Some(404) => self
                 .write_request("patch status field", key, || {
                     api.patch(name, &params, &patch)
                 })
                 .await
-                .map(drop)
-                .map_err(stop),
-            Err(e) => Err(stop(e)),
+                .map_err(stop)?,
+            Err(e) => return Err(stop(e)),
+        };
+        // The update the watch brings for this version is Bindery's own.
+        if let Some(rv) = written.metadata.resource_version {
+            self.shared.tell(SinkEvent::StatusWritten {
+                object: object.clone(),
+                resource_version: rv,
+            });
         }
+        Ok(())
     }
 
     /// Tells the observer how a report write ended.

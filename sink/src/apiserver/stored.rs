@@ -86,6 +86,14 @@ pub enum SinkEvent {
         /// The problem now.
         problem: Option<String>,
     },
+    /// A returned status was written into a workload object, which is now at this
+    /// `resourceVersion`: the update the watch brings for it is Bindery's own.
+    StatusWritten {
+        /// The object.
+        object: bindery_engine::WorkloadRef,
+        /// Its `resourceVersion` after the write.
+        resource_version: String,
+    },
 }
 
 /// Restores of one Binding within [`FIGHT_WINDOW`] that go without backoff.

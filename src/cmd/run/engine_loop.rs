@@ -179,7 +179,10 @@ impl<S: BindingWriter> EngineLoop<S> {
     /// The same, writing returned statuses or not (`--status-return`).
     #[cfg_attr(
         not(test),
-        expect(dead_code, reason = "wired to --status-return with the live WorkStatus watch")
+        expect(
+            dead_code,
+            reason = "wired to --status-return with the live WorkStatus watch"
+        )
     )]
     pub(super) fn with_status_return(mut self, on: bool) -> Self {
         self.status_return = on;
@@ -247,7 +250,7 @@ impl<S: BindingWriter> EngineLoop<S> {
                 }
                 Wake::Event(None) => return Ok(()),
                 Wake::Explain(request) => self.explain(request),
-                Wake::Sink(event) => self.sink_event(event),
+                Wake::Sink(event) => self.sink_event(event)?,
                 Wake::Leading(Some(true)) => self.took_over(),
                 Wake::Leading(Some(false)) => {
                     tracing::info!("not leading: Binding changes are kept, not written");
@@ -384,9 +387,34 @@ impl<S: BindingWriter> EngineLoop<S> {
 
     /// What the sink told: drift to restore, or a Binding's problem that changed (its
     /// policy's status is written again).
-    fn sink_event(&mut self, event: SinkEvent) {
+    fn sink_event(&mut self, event: SinkEvent) -> Result<()> {
         match event {
             SinkEvent::Drift(drift) => self.restore(drift),
+            SinkEvent::StatusWritten {
+                object,
+                resource_version,
+            } => {
+                // Recorded as a line of its own, so a replay knows it too.
+                let (group, resource, namespace, name) = object.identity();
+                let key = bindery_engine::ObjectKey {
+                    group: group.into(),
+                    resource: resource.into(),
+                    namespace: namespace.into(),
+                    name: name.into(),
+                };
+                let event = WatchEvent {
+                    ts: bindery_ingest::live::now_ms(),
+                    resource: bindery_ingest::ResourceRef::new(
+                        bindery_ingest::Space::Wds,
+                        bindery_ingest::feed::POLICY_GROUP,
+                        "v1alpha1",
+                        bindery_ingest::feed::STATUS_WRITE_RESOURCE,
+                    ),
+                    event_type: bindery_ingest::EventType::Modified,
+                    object: Some(bindery_ingest::status_write_object(&key, &resource_version)),
+                };
+                self.push(event)?;
+            }
             SinkEvent::Problem { name, problem } => {
                 let changed = match problem {
                     Some(p) => self.sink_problems.insert(name.clone(), p.clone()) != Some(p),
@@ -397,6 +425,7 @@ impl<S: BindingWriter> EngineLoop<S> {
                 }
             }
         }
+        Ok(())
     }
 
     /// Notes a policy being deleted, whose KubeStellar finalizer (if any) must go.

@@ -496,3 +496,58 @@ fn returned_statuses_are_dumped_as_expected() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// The status-write lines a live run records (`wds:control.kubestellar.io/v1alpha1/
+/// binderystatuswrites`) make the update of a labelled object to that resourceVersion
+/// Bindery's own: its Binding entry keeps the resourceVersion it showed, whether the
+/// line comes after the update or before it; another update is shown.
+#[test]
+fn own_status_writes_keep_the_entries_resource_version() {
+    const WRITES: &str = "wds:control.kubestellar.io/v1alpha1/binderystatuswrites";
+    let marked = |name: &str, rv: &str| {
+        let mut cm = configmap(name, rv).unwrap();
+        cm["metadata"]["labels"]["managed-by.kubestellar.io/singletonstatus"] = json!("true");
+        Some(cm)
+    };
+    let write = |name: &str, rv: &str| {
+        Some(
+            json!({"apiVersion": "control.kubestellar.io/v1alpha1", "kind": "BinderyStatusWrite",
+                    "metadata": {"name": name, "namespace": "ns", "resourceVersion": rv},
+                    "target": {"group": "", "resource": "configmaps"}}),
+        )
+    };
+    let mut events = synced_prefix();
+    events.extend([
+        event(8, CONFIGMAPS, "MODIFIED", marked("cm1", "20")),
+        event(8, CONFIGMAPS, "MODIFIED", marked("cm2", "21")),
+        // cm1: the update, then the line; cm2: the line, then the update.
+        event(9, CONFIGMAPS, "MODIFIED", marked("cm1", "22")),
+        event(9, WRITES, "MODIFIED", write("cm1", "22")),
+        event(10, WRITES, "MODIFIED", write("cm2", "23")),
+        event(11, CONFIGMAPS, "MODIFIED", marked("cm2", "23")),
+    ]);
+    let dir = tempfile::tempdir().unwrap();
+    let log = watch_log::write(dir.path(), "own.jsonl", &events);
+    assert_eq!(binding_p(&dump(&log)).1, ["cm1@20", "cm2@21"]);
+    // Without the lines, the updates are shown as any others.
+    let without: Vec<Value> = events
+        .iter()
+        .filter(|e| e["resource"] != "binderystatuswrites")
+        .cloned()
+        .collect();
+    let log = watch_log::write(dir.path(), "plain.jsonl", &without);
+    assert_eq!(binding_p(&dump(&log)).1, ["cm1@22", "cm2@23"]);
+    // A line that names no object is an error naming the line.
+    let mut bad = events.clone();
+    bad.push(event(
+        12,
+        WRITES,
+        "MODIFIED",
+        Some(json!({"metadata": {"name": "cm1"}})),
+    ));
+    let log = watch_log::write(dir.path(), "bad.jsonl", &bad);
+    let out = replay(&log, &["--dump-bindings", "-"]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("bad.jsonl:"), "{stderr}");
+}

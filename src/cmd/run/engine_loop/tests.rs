@@ -267,17 +267,17 @@ async fn write_problems_reach_the_status_and_leave_it_when_mended() {
         name: "p".into(),
         problem: problem.map(String::from),
     };
-    lp.sink_event(problem(Some("too large")));
+    lp.sink_event(problem(Some("too large"))).unwrap();
     turn(&mut lp);
     assert_eq!(
         sink.take(),
         [Handed::Status("p".into(), vec![], Some("too large".into()))],
         "only the status: the Binding is unchanged"
     );
-    lp.sink_event(problem(Some("too large")));
+    lp.sink_event(problem(Some("too large"))).unwrap();
     turn(&mut lp);
     assert_eq!(sink.take(), [], "the same problem: nothing new");
-    lp.sink_event(problem(None));
+    lp.sink_event(problem(None)).unwrap();
     turn(&mut lp);
     assert_eq!(sink.take(), [ok_status("p")]);
 }
@@ -289,7 +289,8 @@ async fn a_drifted_binding_is_restored_after_its_backoff_and_the_window() {
     lp.sink_event(SinkEvent::Drift(Drift {
         name: "p".into(),
         delay: Duration::from_secs(2),
-    }));
+    }))
+    .unwrap();
     tokio::time::advance(Duration::from_secs(2)).await;
     turn(&mut lp);
     assert_eq!(sink.take(), [], "the backoff and then the window");
