@@ -47,6 +47,7 @@ fn object(resource: &str, namespace: &str, name: String, labels: LabelMap) -> Ch
         state: Some(WorkloadState {
             labels,
             resource_version: "1".into(),
+            ..Default::default()
         }),
     }
 }

@@ -311,6 +311,7 @@ impl World {
                     state: WorkloadState {
                         labels: labels(&l),
                         resource_version: next_rv(),
+                        ..Default::default()
                     },
                 }
             })

@@ -101,6 +101,7 @@ impl World {
             state: WorkloadState {
                 labels: changes::labels(&labels),
                 resource_version: self.next_rv(),
+                ..Default::default()
             },
         }
     }

@@ -52,6 +52,7 @@ pub fn namespace(name: String, labels: LabelMap, resource_version: String) -> Ob
         state: WorkloadState {
             labels,
             resource_version,
+            ..Default::default()
         },
     }
 }

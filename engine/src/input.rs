@@ -33,13 +33,17 @@ impl WorkloadRef {
     }
 }
 
-/// The state of a workload object that Bindings depend on.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// The state of a workload object that Bindings and CombinedStatuses depend on.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct WorkloadState {
     /// `metadata.labels`.
     pub labels: LabelMap,
     /// `metadata.resourceVersion`.
     pub resource_version: String,
+    /// `metadata.uid` (names and owns the object's CombinedStatuses; `""` if unknown).
+    pub uid: String,
+    /// `kind` (a CombinedStatus's owner reference; `""` if unknown).
+    pub kind: String,
 }
 
 /// A BindingPolicy that exists and is not being deleted.

@@ -174,6 +174,7 @@ fn workload_change() -> impl Strategy<Value = Change> {
                     WorkloadState {
                         labels,
                         resource_version: rv.to_string(),
+                        ..Default::default()
                     }
                 }),
             }
@@ -258,7 +259,7 @@ fn reported_step() -> impl Strategy<Value = Step> {
                             1 => labels.insert(MULTI_WEC_LABEL.into(), "true".into()),
                             _ => None,
                         };
-                        WorkloadState { labels, resource_version: rv.to_string() }
+                        WorkloadState { labels, resource_version: rv.to_string(), ..Default::default() }
                     }),
                 })
             }),
@@ -330,6 +331,7 @@ fn relist_changes(
             state: Some(WorkloadState {
                 labels,
                 resource_version: rv.to_string(),
+                ..Default::default()
             }),
         });
     }
@@ -481,6 +483,7 @@ fn run(steps: Vec<Step>, mut engine: Engine) -> Result<(), TestCaseError> {
                     state: Some(WorkloadState {
                         labels: labels.clone(),
                         resource_version: rv.clone(),
+                        ..Default::default()
                     }),
                 };
                 let written = Change::StatusWritten {
@@ -568,7 +571,7 @@ proptest! {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: cases() / 2, max_shrink_iters: 2000, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: cases() / 4, max_shrink_iters: 2000, ..ProptestConfig::default() })]
 
     #[test]
     fn reported_state_matches_oracle_after_every_epoch(

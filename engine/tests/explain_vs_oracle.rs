@@ -72,6 +72,7 @@ fn workload_change() -> impl Strategy<Value = Change> {
                 state: state.map(|(labels, rv)| WorkloadState {
                     labels,
                     resource_version: rv.to_string(),
+                    ..Default::default()
                 }),
             }
         })

@@ -171,6 +171,7 @@ fn state() -> Vec<Change> {
             state: Some(WorkloadState {
                 labels: labels(l),
                 resource_version: "1".to_string(),
+                ..Default::default()
             }),
         };
     vec![

@@ -157,6 +157,12 @@ pub fn to_change(change: &StateChange) -> Result<Option<Change>, FeedError> {
                     state: Some(WorkloadState {
                         labels: meta.labels,
                         resource_version: meta.resource_version,
+                        uid: meta.uid,
+                        kind: object
+                            .get("kind")
+                            .and_then(Value::as_str)
+                            .unwrap_or_default()
+                            .to_string(),
                     }),
                 }),
                 ObjectKind::WorkStatus => {
@@ -565,7 +571,10 @@ mod tests {
         let err = status_written(&resource, &json!({"metadata": {"name": "d"}})).unwrap_err();
         assert!(err.reason.contains("resourceVersion"), "{err}");
         // Other KubeStellar resources stay ignored.
-        assert_eq!(classify(&wds(POLICY_GROUP, "bindings")), ObjectKind::Ignored);
+        assert_eq!(
+            classify(&wds(POLICY_GROUP, "bindings")),
+            ObjectKind::Ignored
+        );
     }
 
     #[test]

@@ -45,8 +45,10 @@ impl InputState {
     fn to_oracle(&self) -> Oracle {
         let mut oracle = Oracle::default();
         self.copy_wecs_and_policies(&mut oracle);
-        for (record, version) in self.objects.iter().flatten() {
-            oracle.apply(&self.object_change(record, version));
+        for (id, slot) in self.objects.iter().enumerate() {
+            if let Some((record, version)) = slot {
+                oracle.apply(&self.object_change(id as ObjectId, record, version));
+            }
         }
         for (key, record) in self.work_statuses.values() {
             let s = |sym| self.interner.resolve(sym).to_string();
@@ -92,7 +94,7 @@ impl InputState {
                 let (record, version) = self.objects[id as usize]
                     .as_ref()
                     .expect("object id in use");
-                oracle.apply(&self.object_change(record, version));
+                oracle.apply(&self.object_change(id, record, version));
             }
         }
         oracle.explain(query)
@@ -145,8 +147,14 @@ impl InputState {
     }
 
     /// The change that creates one stored workload object, in strings.
-    fn object_change(&self, record: &ObjectRecord, version: &ObjectVersion) -> Change {
+    fn object_change(
+        &self,
+        id: ObjectId,
+        record: &ObjectRecord,
+        version: &ObjectVersion,
+    ) -> Change {
         let resolve = |sym: Sym| self.interner.resolve(sym).to_string();
+        let (uid, kind) = &self.identities[id as usize];
         Change::Workload {
             object: WorkloadRef {
                 group: resolve(version.group),
@@ -158,6 +166,8 @@ impl InputState {
             state: Some(WorkloadState {
                 labels: record.labels.resolve(&self.interner),
                 resource_version: version.resource_version.clone(),
+                uid: uid.to_string(),
+                kind: resolve(*kind),
             }),
         }
     }

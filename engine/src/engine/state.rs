@@ -25,7 +25,7 @@ pub(super) struct StoredPolicy {
 /// What the engine has been told so far, interned; only worker 0 holds it.
 ///
 /// Interner references: a WEC holds its name and labels; an object its group,
-/// resource, namespace, name, version and labels; a policy its name and what its
+/// resource, namespace, name, version, labels and kind; a policy its name and what its
 /// compilation interned; a WorkStatus its WEC, name and the key of the object it
 /// reports on. Released when replaced or removed, freed after the epoch.
 #[derive(Default)]
@@ -34,6 +34,9 @@ pub(super) struct InputState {
     pub(super) wecs: HashMap<Sym, Labels>,
     pub(super) object_ids: HashMap<(Sym, Sym, Sym, Sym), ObjectId>,
     pub(super) objects: Vec<Option<(ObjectRecord, ObjectVersion)>>,
+    /// Per object id in use: its `uid` and `kind` (not in the dataflow: only what
+    /// worker 0 renders, a CombinedStatus's name and owner, reads them).
+    pub(super) identities: Vec<(Box<str>, Sym)>,
     pub(super) free_ids: Vec<ObjectId>,
     /// Each policy as compiled for the dataflow, and as it was given.
     pub(super) policies: HashMap<Sym, StoredPolicy>,
@@ -201,6 +204,8 @@ impl InputState {
                 self.own_writes.forget(id);
                 let (record, version) = self.objects[id as usize].take().expect("object id in use");
                 release_object(i, &record, &version);
+                let (_, kind) = std::mem::take(&mut self.identities[id as usize]);
+                i.release(kind);
                 inputs.objects.remove((id, record));
                 inputs.versions.remove((id, version));
                 self.free_ids.push(id);
@@ -224,6 +229,11 @@ impl InputState {
         };
         match self.object_ids.get(&key) {
             Some(&id) => {
+                let identity = &mut self.identities[id as usize];
+                if *identity.0 != *state.uid || i.resolve(identity.1) != state.kind {
+                    let kind = i.intern(&state.kind);
+                    i.release(std::mem::replace(identity, (state.uid.as_str().into(), kind)).1);
+                }
                 let slot = self.objects[id as usize]
                     .as_mut()
                     .expect("object id in use");
@@ -264,8 +274,10 @@ impl InputState {
             None => {
                 let id = self.free_ids.pop().unwrap_or_else(|| {
                     self.objects.push(None);
+                    self.identities.push(Default::default());
                     (self.objects.len() - 1) as ObjectId
                 });
+                self.identities[id as usize] = (state.uid.as_str().into(), i.intern(&state.kind));
                 self.object_ids.insert(key, id);
                 inputs.objects.insert((id, record.clone()));
                 inputs.versions.insert((id, version.clone()));

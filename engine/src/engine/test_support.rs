@@ -30,6 +30,7 @@ pub(super) fn object(
         state: state.map(|(l, rv)| WorkloadState {
             labels: labels(l),
             resource_version: rv.into(),
+            ..Default::default()
         }),
     }
 }

@@ -24,6 +24,7 @@ fn object(o: &mut Oracle, group: &str, resource: &str, ns: &str, name: &str, l: 
         state: Some(WorkloadState {
             labels: labels(l),
             resource_version: "7".into(),
+            ..Default::default()
         }),
     });
 }
