@@ -11,10 +11,12 @@
 //! - clauses with namespace selectors: semijoined with the namespace matches;
 //! - modulations combined per (policy, object), then joined with object versions;
 //! - reported state: the selections asking for it x the policies' destinations, per
-//!   object a [`Plan`], then x the WorkStatuses of the object.
+//!   object a [`Plan`], then x the WorkStatuses of the object;
+//! - CombinedStatus tables: the selections naming collectors x the policies'
+//!   destinations, each row x the WorkStatuses of its (object, WEC).
 //!
-//! Output: `(policy, OutputRecord)` and `(object, ReportRecord)` updates, captured per
-//! time.
+//! Output: `(policy, OutputRecord)`, `(object, ReportRecord)` and `((policy, object),
+//! CombinedRecord)` updates, captured per time.
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -80,6 +82,20 @@ pub struct ReportRecord {
     pub work_statuses: Vec<WorkStatusRecord>,
 }
 
+/// What a CombinedStatus is computed from, as the dataflow outputs it for one (policy,
+/// object) whose entry names collectors: the collectors and the table's rows, one per
+/// destination WEC with the WEC's WorkStatus of the object (`None`: none, or more than
+/// one). Worker 0 evaluates the collectors on the rows.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct CombinedRecord {
+    /// The API version the object was last seen in.
+    pub version: Sym,
+    /// The collectors the entry names, sorted by symbol.
+    pub collectors: Vec<Sym>,
+    /// `(wec, WorkStatus)`, sorted by WEC symbol.
+    pub rows: Vec<(Sym, Option<WorkStatusRecord>)>,
+}
+
 /// Symbols the dataflow is built with, interned first by every engine so that every
 /// process of a cluster has the same ones.
 #[derive(Clone, Copy, Debug)]
@@ -135,6 +151,9 @@ pub type OutputBuffer = Captured<(Sym, OutputRecord)>;
 /// Reported-state output updates not yet taken by the engine.
 pub type ReportBuffer = Captured<(ObjectKey, ReportRecord)>;
 
+/// CombinedStatus output updates not yet taken by the engine.
+pub type CombinedBuffer = Captured<((Sym, ObjectKey), CombinedRecord)>;
+
 /// A built dataflow: where to put input, how to tell progress, where output lands.
 pub struct Dataflow {
     /// Input sessions.
@@ -145,6 +164,8 @@ pub struct Dataflow {
     pub output: OutputBuffer,
     /// Captured reported-state updates.
     pub reports: ReportBuffer,
+    /// Captured CombinedStatus updates.
+    pub combined: CombinedBuffer,
 }
 
 /// Identifies one selector: its owner (`tag`) and its index among the owner's selectors.
@@ -204,6 +225,8 @@ pub fn build(worker: &mut Worker, known: WellKnown) -> Dataflow {
     let probe = ProbeHandle::new();
     let sink = output.clone();
     let report_sink = reports.clone();
+    let combined: CombinedBuffer = Rc::new(RefCell::new(Vec::new()));
+    let combined_sink = combined.clone();
     let inputs = worker.dataflow::<Time, _, _>(|scope| {
         let (wec_input, wecs) = scope.new_collection::<(Sym, Labels), isize>();
         let (object_input, objects) = scope.new_collection::<(ObjectId, ObjectRecord), isize>();
@@ -229,8 +252,10 @@ pub fn build(worker: &mut Worker, known: WellKnown) -> Dataflow {
         // 7. Status.
         let singleton_problems = singleton_problems(selected.clone(), destinations.clone());
         // 8. Reported state.
-        let plans = report_plans(selected, destinations.clone(), objects, known);
-        let reports = reported_state(plans, versions, work_statuses, known);
+        let plans = report_plans(selected.clone(), destinations.clone(), objects, known);
+        let reports = reported_state(plans, versions.clone(), work_statuses.clone(), known);
+        // 9. CombinedStatus tables.
+        let tables = combined_tables(selected, destinations.clone(), versions, work_statuses);
 
         let records = policy_records(policies)
             .concat(singleton_problems)
@@ -238,6 +263,7 @@ pub fn build(worker: &mut Worker, known: WellKnown) -> Dataflow {
             .concat(workload);
         capture(records, several_workers, sink, &probe);
         capture(reports, several_workers, report_sink, &probe);
+        capture(tables, several_workers, combined_sink, &probe);
 
         Inputs {
             wecs: wec_input,
@@ -252,6 +278,7 @@ pub fn build(worker: &mut Worker, known: WellKnown) -> Dataflow {
         probe,
         output,
         reports,
+        combined,
     }
 }
 
@@ -591,6 +618,91 @@ fn reported_state<'s>(
                 1,
             ));
         })
+}
+
+/// One value of step 9's reduces.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+enum TablePart {
+    /// The (policy, object)'s entry: the object's API version, its collectors.
+    Entry(Sym, Vec<Sym>),
+    /// A row of a (policy, object): a WEC and its WorkStatus of the object.
+    Row(Sym, Option<WorkStatusRecord>),
+    /// A row wanted at (object, WEC), by this policy.
+    Wanted(Sym),
+    /// A WorkStatus at (object, WEC).
+    Reported(WorkStatusRecord),
+}
+
+/// Step 9, CombinedStatus tables: takes the selection (step 5), the destinations (step
+/// 1), the object versions and the WorkStatuses, gives `((policy, object key),
+/// CombinedRecord)` for each selection naming collectors. A WorkStatus change costs
+/// work for its (object, WEC) and the tables of the policies sending that object there;
+/// a destination change the tables of that policy's collecting objects.
+fn combined_tables<'s>(
+    selected: Collection<'s, ((Sym, ObjectId), Modulation)>,
+    destinations: Collection<'s, (Sym, Sym)>,
+    versions: Collection<'s, (ObjectId, ObjectVersion)>,
+    work_statuses: Collection<'s, (ObjectKey, WorkStatusRecord)>,
+) -> Collection<'s, ((Sym, ObjectKey), CombinedRecord)> {
+    let collecting = selected.flat_map(|((p, id), m)| {
+        (!m.status_collectors.is_empty()).then_some((id, (p, m.status_collectors)))
+    });
+    // The resourceVersion is left out: a status-only update consolidates away here.
+    let keys =
+        versions.map(|(id, v)| (id, ((v.group, v.resource, v.namespace, v.name), v.version)));
+    let entries = collecting.join_map(keys, |_id, (p, collectors), &(key, version)| {
+        ((*p, key), TablePart::Entry(version, collectors.clone()))
+    });
+    let wanted = entries
+        .clone()
+        .map(|((p, key), _)| (p, key))
+        .join_map(destinations, |p, key, wec| {
+            ((*key, *wec), TablePart::Wanted(*p))
+        });
+    let reported = work_statuses.map(|(key, ws)| ((key, ws.wec), TablePart::Reported(ws)));
+    let rows = wanted.concat(reported).reduce(|_at, parts, out| {
+        let reported: Vec<&WorkStatusRecord> = parts
+            .iter()
+            .filter_map(|(part, _)| match part {
+                TablePart::Reported(ws) => Some(ws),
+                _ => None,
+            })
+            .collect();
+        // Two WorkStatuses of one object in one WEC: neither is the object's report.
+        let one = match reported.as_slice() {
+            [ws] => Some((*ws).clone()),
+            _ => None,
+        };
+        for (part, _) in parts {
+            if let TablePart::Wanted(p) = part {
+                out.push(((*p, one.clone()), 1));
+            }
+        }
+    });
+    let rows = rows.map(|((key, wec), (p, ws))| ((p, key), TablePart::Row(wec, ws)));
+    entries.concat(rows).reduce(|_pk, parts, out| {
+        let Some((version, collectors)) = parts.iter().find_map(|(part, _)| match part {
+            TablePart::Entry(v, c) => Some((*v, c.clone())),
+            _ => None,
+        }) else {
+            return;
+        };
+        let rows = parts
+            .iter()
+            .filter_map(|(part, _)| match part {
+                TablePart::Row(wec, ws) => Some((*wec, ws.clone())),
+                _ => None,
+            })
+            .collect();
+        out.push((
+            CombinedRecord {
+                version,
+                collectors,
+                rows,
+            },
+            1,
+        ));
+    })
 }
 
 /// Output, from the policies alone: takes the policies, gives `(policy, Owner{..})` and

@@ -65,6 +65,19 @@ pub struct WorkStatusReport {
     pub object: ObjectKey,
     /// The top-level `status`: the WEC object's `.status`, if it has one.
     pub status: Option<Value>,
+    /// When the WorkStatus's `status` was last written (RFC 3339: the latest
+    /// `managedFields` time of an entry that writes `status`), if known: a collector's
+    /// `propagation.lastReturnedUpdateTimestamp`.
+    pub last_update: Option<String>,
+}
+
+/// A StatusCollector that exists.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CollectorInput {
+    /// `metadata.generation`.
+    pub generation: i64,
+    /// `spec`, as written.
+    pub spec: Value,
 }
 
 /// One change of the engine's input. `None` states mean "gone".
@@ -101,6 +114,13 @@ pub enum Change {
         object: ObjectKey,
         /// Its `resourceVersion` after the write.
         resource_version: String,
+    },
+    /// A StatusCollector in the WDS.
+    Collector {
+        /// Its name.
+        name: String,
+        /// The collector, or `None` when it is gone.
+        collector: Option<CollectorInput>,
     },
     /// A WorkStatus in the ITS: one WEC's report of one workload object.
     WorkStatus {

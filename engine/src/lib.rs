@@ -38,9 +38,12 @@ pub mod strict_json;
 
 pub use binding::{Binding, WorkloadEntry, binding_list};
 pub use engine::{
-    BindingChange, ClusterError, ClusterLinks, Engine, EpochOutput, PolicyStatus, serve_cluster,
+    BindingChange, ClusterError, ClusterLinks, CombinedChange, Engine, EpochOutput, PolicyStatus,
+    serve_cluster,
 };
 pub use explain::{ExplainError, Explanation, ObjectKey, Query};
-pub use input::{Change, LabelMap, PolicyInput, WorkStatusReport, WorkloadRef, WorkloadState};
+pub use input::{
+    Change, CollectorInput, LabelMap, PolicyInput, WorkStatusReport, WorkloadRef, WorkloadState,
+};
 pub use oracle::Oracle;
 pub use policy::PolicySpec;

@@ -124,4 +124,6 @@ pub struct WorkStatusRecord {
     pub name: Sym,
     /// Its `status`, if it has one.
     pub status: Option<Json>,
+    /// When its `status` was last written (RFC 3339), if known.
+    pub last_update: Option<String>,
 }

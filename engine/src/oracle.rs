@@ -7,7 +7,12 @@ use std::collections::{BTreeMap, BTreeSet};
 use crate::binding::{Binding, WorkloadEntry};
 use serde_json::Value;
 
-use crate::input::{Change, LabelMap, PolicyInput, WorkStatusReport, WorkloadRef, WorkloadState};
+use crate::collector::{
+    CollectorStatus, CombinedResult, TableRow, combine, compile_collector, evaluate_row,
+};
+use crate::input::{
+    Change, CollectorInput, LabelMap, PolicyInput, WorkStatusReport, WorkloadRef, WorkloadState,
+};
 use crate::policy::{ClauseSpec, singleton_problem};
 use crate::reported::{
     Report, Request, aggregated_kind, decide, desired, is_labelled, returnable_resource,
@@ -28,6 +33,8 @@ pub struct Oracle {
     previous_rv: BTreeMap<ObjectKeyTuple, String>,
     /// Objects -> resourceVersions of Bindery's status writes not seen yet (the last 4).
     expected_writes: BTreeMap<ObjectKeyTuple, Vec<String>>,
+    /// StatusCollectors, by name.
+    collectors: BTreeMap<String, CollectorInput>,
 }
 
 /// Does `selector` match `labels`? Kubernetes semantics, on strings.
@@ -132,6 +139,14 @@ impl Oracle {
                     }
                 }
             }
+            Change::Collector { name, collector } => match collector {
+                Some(c) => {
+                    self.collectors.insert(name.clone(), c.clone());
+                }
+                None => {
+                    self.collectors.remove(name);
+                }
+            },
             Change::StatusWritten {
                 object,
                 resource_version,
@@ -172,6 +187,105 @@ impl Oracle {
                 }
             }
         }
+    }
+
+    /// Every StatusCollector's status, by name: its generation and the errors of its
+    /// spec.
+    pub fn collector_statuses(&self) -> Vec<CollectorStatus> {
+        self.collectors
+            .iter()
+            .map(|(name, c)| CollectorStatus {
+                name: name.clone(),
+                observed_generation: c.generation,
+                errors: compile_collector(&c.spec).err().unwrap_or_default(),
+            })
+            .collect()
+    }
+
+    /// Every CombinedStatus (`docs/status-semantics.md`), sorted by namespace and name:
+    /// one per Binding entry naming collectors, each collector that exists and is valid
+    /// evaluated on a row per destination (the WEC's one WorkStatus of the object, if
+    /// it has exactly one) and the rows combined.
+    pub fn combined_statuses(&self) -> Vec<CombinedResult> {
+        let compiled: BTreeMap<&String, _> = self
+            .collectors
+            .iter()
+            .filter_map(|(name, c)| Some((name, compile_collector(&c.spec).ok()?)))
+            .collect();
+        let mut out = Vec::new();
+        for binding in self.bindings() {
+            let policy = &self.policies[&binding.name];
+            for e in binding.cluster_scope.iter().chain(&binding.namespace_scope) {
+                if e.status_collectors.is_empty() {
+                    continue;
+                }
+                let key = (
+                    e.group.clone(),
+                    e.resource.clone(),
+                    e.namespace.clone(),
+                    e.name.clone(),
+                );
+                let (version, state) = &self.objects[&key];
+                let reports: Vec<Vec<&WorkStatusReport>> = binding
+                    .destinations
+                    .iter()
+                    .map(|wec| {
+                        self.work_statuses
+                            .iter()
+                            .filter(|((w, _), r)| w == wec && r.object.tuple() == key)
+                            .map(|(_, r)| r)
+                            .collect()
+                    })
+                    .collect();
+                let rows: Vec<TableRow> = binding
+                    .destinations
+                    .iter()
+                    .zip(&reports)
+                    .map(|(wec, found)| match found.as_slice() {
+                        [one] => TableRow {
+                            wec,
+                            status: one.status.as_ref(),
+                            last_update: one.last_update.as_deref(),
+                        },
+                        _ => TableRow {
+                            wec,
+                            status: None,
+                            last_update: None,
+                        },
+                    })
+                    .collect();
+                let mut names = e.status_collectors.clone();
+                names.sort();
+                names.dedup();
+                let results = names
+                    .iter()
+                    .filter_map(|name| {
+                        let spec = compiled.get(name)?;
+                        let evaluations: Vec<_> = rows
+                            .iter()
+                            .map(|r| (r.wec.to_string(), evaluate_row(spec, r)))
+                            .collect();
+                        Some(combine(name, spec, &evaluations))
+                    })
+                    .collect();
+                out.push(CombinedResult {
+                    policy: binding.name.clone(),
+                    policy_uid: policy.uid.clone(),
+                    object: WorkloadRef {
+                        group: e.group.clone(),
+                        version: version.clone(),
+                        resource: e.resource.clone(),
+                        namespace: e.namespace.clone(),
+                        name: e.name.clone(),
+                    },
+                    object_uid: state.uid.clone(),
+                    object_kind: state.kind.clone(),
+                    results,
+                });
+            }
+        }
+        out.sort_by(|a, b| a.order().cmp(&b.order()));
+        out
     }
 
     /// What Bindery writes into each workload object (`docs/status-semantics.md`),

@@ -8,8 +8,8 @@ use std::net::{TcpListener, TcpStream};
 
 use bindery_engine::reported::{MULTI_WEC_LABEL, SINGLETON_LABEL};
 use bindery_engine::{
-    Change, ClusterLinks, Engine, LabelMap, ObjectKey, Oracle, PolicyInput, PolicySpec,
-    WorkStatusReport, WorkloadRef, WorkloadState, serve_cluster,
+    Change, ClusterLinks, CollectorInput, Engine, LabelMap, ObjectKey, Oracle, PolicyInput,
+    PolicySpec, WorkStatusReport, WorkloadRef, WorkloadState, serve_cluster,
 };
 use proptest::prelude::*;
 
@@ -110,6 +110,34 @@ fn reported_status() -> impl Strategy<Value = Value> {
     ]
 }
 
+/// A StatusCollector (`sc-a`, `sc-b`, `sc-c`) created, edited or deleted: aggregations,
+/// selections, an invalid one, one that reads `obj`, one that reads `propagation`.
+fn collector_change() -> impl Strategy<Value = Change> {
+    let specs = vec![
+        json!({"groupBy": [{"name": "phase", "def": "returned.status.phase"}],
+               "combinedFields": [{"name": "count", "type": "COUNT"},
+                                  {"name": "sum", "type": "SUM", "subject": "returned.status.replicas"},
+                                  {"name": "max", "type": "MAX", "subject": "returned.status.availableReplicas"}],
+               "limit": 20}),
+        json!({"filter": "returned.status.replicas > 0",
+               "select": [{"name": "wec", "def": "inventory.name"},
+                          {"name": "available", "def": "returned.status.availableReplicas"}],
+               "limit": 20}),
+        json!({"combinedFields": [{"name": "avg", "type": "AVG", "subject": "returned.status.replicas"}], "limit": 5}),
+        json!({"select": [{"name": "w", "def": "inventory.name"}], "groupBy": [{"name": "g", "def": "1"}], "limit": 1}),
+        json!({"select": [{"name": "n", "def": "obj.metadata.name"}], "limit": 1}),
+        json!({"select": [{"name": "t", "def": "string(propagation.lastReturnedUpdateTimestamp)"}], "limit": 1}),
+    ];
+    (
+        prop::sample::select(&["sc-a", "sc-b", "sc-c"][..]),
+        prop::option::weighted(0.85, (prop::sample::select(specs), 1i64..4)),
+    )
+        .prop_map(|(name, c)| Change::Collector {
+            name: name.into(),
+            collector: c.map(|(spec, generation)| CollectorInput { generation, spec }),
+        })
+}
+
 /// A WorkStatus created, updated (another status, another object) or deleted.
 fn work_status_change() -> impl Strategy<Value = Change> {
     (
@@ -131,6 +159,9 @@ fn work_status_change() -> impl Strategy<Value = Change> {
             name: name.into(),
             report: report.map(|(r, ns, n, status)| WorkStatusReport {
                 object: object_key(r, ns, n),
+                last_update: status
+                    .as_ref()
+                    .map(|_| format!("2026-12-0{}T10:00:00Z", 1 + n.len() % 3)),
                 status,
             }),
         })
@@ -174,7 +205,9 @@ fn workload_change() -> impl Strategy<Value = Change> {
                     WorkloadState {
                         labels,
                         resource_version: rv.to_string(),
-                        ..Default::default()
+                        // An object created again (another uid) now and then.
+                        uid: format!("uid-{resource}-{ns}-{name}-{}", rv / 4),
+                        kind: resource.to_string(),
                     }
                 }),
             }
@@ -185,6 +218,7 @@ fn step() -> impl Strategy<Value = Step> {
     prop_oneof![
         5 => workload_change().prop_map(Step::Change),
         4 => work_status_change().prop_map(Step::Change),
+        2 => collector_change().prop_map(Step::Change),
         2 => (prop::sample::select(&["c0", "c1", "c2", "c3"][..]), prop::option::weighted(0.85, labels()))
             .prop_map(|(n, l)| Step::Change(Change::Wec { name: n.into(), labels: l })),
         2 => (prop::sample::select(&["p0", "p1", "p2"][..]), prop::option::weighted(0.85, (policy_spec(), 1i64..4)))
@@ -233,10 +267,17 @@ fn reported_step() -> impl Strategy<Value = Step> {
                 name: n.into(),
                 policy: p.map(|(loc, resource, s, m)| {
                     let clusters = if loc == "*" { json!({}) } else { json!({"matchLabels": {"loc": loc}}) };
+                    let collectors: &[&str] = match (s, m) {
+                        (true, true) => &["sc-a", "sc-b"],
+                        (true, false) => &["sc-c"],
+                        (false, true) => &[],
+                        (false, false) => &["sc-a"],
+                    };
                     let spec = json!({"clusterSelectors": [clusters], "downsync": [{
                         "resources": [resource],
                         "wantSingletonReportedState": s,
                         "wantMultiWECReportedState": m,
+                        "statusCollectors": collectors,
                     }]});
                     PolicyInput { uid: format!("uid-{n}"), generation: 1, spec: PolicySpec::parse(Some(&spec)) }
                 }),
@@ -259,11 +300,17 @@ fn reported_step() -> impl Strategy<Value = Step> {
                             1 => labels.insert(MULTI_WEC_LABEL.into(), "true".into()),
                             _ => None,
                         };
-                        WorkloadState { labels, resource_version: rv.to_string(), ..Default::default() }
+                        WorkloadState {
+                            labels,
+                            resource_version: rv.to_string(),
+                            uid: format!("uid-{resource}-{name}-{}", rv / 2),
+                            kind: resource.to_string(),
+                        }
                     }),
                 })
             }),
         3 => (0..64usize, any::<bool>()).prop_map(|(i, first)| Step::OwnWrite(i, first)),
+        2 => collector_change().prop_map(Step::Change),
         5 => (wec, prop::sample::select(&["ws0", "ws1"][..]), prop::option::weighted(0.9, (object, prop::option::weighted(0.9, reported_status()))))
             .prop_map(|(wec, name, report)| Step::Change(Change::WorkStatus {
                 wec: wec.into(),
@@ -275,6 +322,7 @@ fn reported_step() -> impl Strategy<Value = Step> {
                         namespace: "ns0".into(),
                         name: n.into(),
                     },
+                    last_update: status.as_ref().map(|_| "2026-12-07T10:00:00Z".to_string()),
                     status,
                 }),
             })),
@@ -285,7 +333,7 @@ fn reported_step() -> impl Strategy<Value = Step> {
 /// Expands a relist into deletes of the resource's current objects and upserts of the
 /// re-listed ones, as ingest does.
 fn relist_changes(
-    oracle_objects: &BTreeMap<(String, String, String, String), (String, LabelMap)>,
+    oracle_objects: &BTreeMap<(String, String, String, String), (String, WorkloadState)>,
     r: usize,
     objs: &[(String, String, LabelMap, u32)],
 ) -> Vec<Change> {
@@ -320,6 +368,7 @@ fn relist_changes(
         }
     }
     for ((ns, name), (labels, rv)) in listed {
+        let uid = format!("uid-{resource}-{ns}-{name}-{}", rv / 4);
         out.push(Change::Workload {
             object: WorkloadRef {
                 group: group.into(),
@@ -331,7 +380,8 @@ fn relist_changes(
             state: Some(WorkloadState {
                 labels,
                 resource_version: rv.to_string(),
-                ..Default::default()
+                uid,
+                kind: resource.to_string(),
             }),
         });
     }
@@ -351,6 +401,20 @@ fn check(engine: &Engine, oracle: &Oracle, epoch: usize) -> Result<(), TestCaseE
         engine.statuses(),
         want_statuses.clone(),
         "statuses differ after epoch {}",
+        epoch
+    );
+    let want_combined = oracle.combined_statuses();
+    prop_assert_eq!(
+        engine.combined_statuses(),
+        want_combined.clone(),
+        "CombinedStatuses differ after epoch {}",
+        epoch
+    );
+    let want_collectors = oracle.collector_statuses();
+    prop_assert_eq!(
+        engine.collector_statuses(),
+        want_collectors.clone(),
+        "collector statuses differ after epoch {}",
         epoch
     );
     let want_reports = oracle.reports();
@@ -376,6 +440,18 @@ fn check(engine: &Engine, oracle: &Oracle, epoch: usize) -> Result<(), TestCaseE
         epoch
     );
     prop_assert_eq!(
+        exported.combined_statuses(),
+        want_combined,
+        "CombinedStatuses of engine.to_oracle() differ after epoch {}",
+        epoch
+    );
+    prop_assert_eq!(
+        exported.collector_statuses(),
+        want_collectors,
+        "collector statuses of engine.to_oracle() differ after epoch {}",
+        epoch
+    );
+    prop_assert_eq!(
         exported.reports(),
         want_reports,
         "reports of engine.to_oracle() differ after epoch {}",
@@ -392,12 +468,13 @@ fn run(steps: Vec<Step>, mut engine: Engine) -> Result<(), TestCaseError> {
     let mut single = (workers > 1).then(Engine::new);
     let mut oracle = Oracle::default();
     // (group, resource, ns, name) -> version, to expand relists.
-    let mut present: BTreeMap<(String, String, String, String), (String, LabelMap)> =
+    let mut present: BTreeMap<(String, String, String, String), (String, WorkloadState)> =
         BTreeMap::new();
     let mut own_writes = 0;
     let mut epochs = 0;
-    // The reports as the epochs' changes tell them.
+    // The reports and CombinedStatuses as the epochs' changes tell them.
     let mut told = BTreeMap::new();
+    let mut told_combined = BTreeMap::new();
     let apply =
         |c: &Change, engine: &mut Engine, oracle: &mut Oracle, present: &mut BTreeMap<_, _>| {
             engine.apply(c);
@@ -410,7 +487,7 @@ fn run(steps: Vec<Step>, mut engine: Engine) -> Result<(), TestCaseError> {
                     object.name.clone(),
                 );
                 match state {
-                    Some(s) => present.insert(key, (object.version.clone(), s.labels.clone())),
+                    Some(s) => present.insert(key, (object.version.clone(), s.clone())),
                     None => present.remove(&key),
                 };
             }
@@ -458,6 +535,7 @@ fn run(steps: Vec<Step>, mut engine: Engine) -> Result<(), TestCaseError> {
                         report: Some(WorkStatusReport {
                             object: object.clone(),
                             status: status.clone(),
+                            last_update: None,
                         }),
                     };
                     single.iter_mut().for_each(|e| e.apply(&c));
@@ -465,7 +543,7 @@ fn run(steps: Vec<Step>, mut engine: Engine) -> Result<(), TestCaseError> {
                 }
             }
             Step::OwnWrite(i, announced_first) => {
-                let Some(((g, r, ns, n), (version, labels))) =
+                let Some(((g, r, ns, n), (version, state))) =
                     present.iter().nth(i % present.len().max(1))
                 else {
                     continue;
@@ -481,9 +559,8 @@ fn run(steps: Vec<Step>, mut engine: Engine) -> Result<(), TestCaseError> {
                         name: n.clone(),
                     },
                     state: Some(WorkloadState {
-                        labels: labels.clone(),
                         resource_version: rv.clone(),
-                        ..Default::default()
+                        ..state.clone()
                     }),
                 };
                 let written = Change::StatusWritten {
@@ -519,6 +596,22 @@ fn run(steps: Vec<Step>, mut engine: Engine) -> Result<(), TestCaseError> {
                         None => told.remove(&identity(&change.object)),
                     };
                 }
+                for change in &output.combined {
+                    let at = (change.namespace.clone(), change.name.clone());
+                    match &change.status {
+                        Some(s) => told_combined.insert(at, s.clone()),
+                        None => told_combined.remove(&at),
+                    };
+                }
+                let mut current_combined = engine.combined_statuses();
+                current_combined.sort_by_key(|c| (c.namespace().to_string(), c.name()));
+                let told_list: Vec<_> = told_combined.values().cloned().collect();
+                prop_assert_eq!(
+                    told_list,
+                    current_combined,
+                    "the CombinedStatus changes of epoch {} do not add up",
+                    epochs
+                );
                 let current: BTreeMap<_, _> = engine
                     .reports()
                     .into_iter()
@@ -536,6 +629,13 @@ fn run(steps: Vec<Step>, mut engine: Engine) -> Result<(), TestCaseError> {
                         &output.changes,
                         &one.changes,
                         "{} workers changed other Bindings than one worker in epoch {}",
+                        workers,
+                        epochs
+                    );
+                    prop_assert_eq!(
+                        &output.combined,
+                        &one.combined,
+                        "{} workers changed other CombinedStatuses than one worker in epoch {}",
                         workers,
                         epochs
                     );

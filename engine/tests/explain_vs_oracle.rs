@@ -165,7 +165,10 @@ fn check(changes: &[Change]) -> Result<(), TestCaseError> {
                     None => wecs.remove(name),
                 };
             }
-            Change::Policy { .. } | Change::WorkStatus { .. } | Change::StatusWritten { .. } => {}
+            Change::Policy { .. }
+            | Change::WorkStatus { .. }
+            | Change::StatusWritten { .. }
+            | Change::Collector { .. } => {}
         }
     }
     check_engine_explain(&engine, &oracle)?;

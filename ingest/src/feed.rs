@@ -6,8 +6,8 @@
 use std::collections::BTreeMap;
 
 use bindery_engine::{
-    Change, LabelMap, ObjectKey, PolicyInput, PolicySpec, WorkStatusReport, WorkloadRef,
-    WorkloadState,
+    Change, CollectorInput, LabelMap, ObjectKey, PolicyInput, PolicySpec, WorkStatusReport,
+    WorkloadRef, WorkloadState,
 };
 use serde_json::Value;
 
@@ -26,6 +26,8 @@ pub const POLICY_RESOURCE: &str = "bindingpolicies";
 pub const WORK_STATUS_GROUP: &str = "control.kubestellar.io";
 /// Resource of WorkStatuses.
 pub const WORK_STATUS_RESOURCE: &str = "workstatuses";
+/// Resource of StatusCollectors (in the WDS, group `control.kubestellar.io`).
+pub const COLLECTOR_RESOURCE: &str = "statuscollectors";
 /// The watch log's resource (space `wds`, group `control.kubestellar.io`, version
 /// `v1alpha1`) of the lines that tell Bindery's own status writes (no API server serves
 /// it; a reader that predates it ignores the group).
@@ -60,6 +62,8 @@ pub enum ObjectKind {
     Policy,
     /// WorkStatuses in the ITS: the WECs' reports of the workload objects.
     WorkStatus,
+    /// StatusCollectors in the WDS.
+    Collector,
     /// Bindery's own status writes, as a live run records them: not a watched
     /// resource (no `RESET` or `SYNCED`), each line one write.
     StatusWrite,
@@ -86,6 +90,7 @@ pub fn classify(resource: &ResourceRef) -> ObjectKind {
         }
         Space::Its => ObjectKind::Ignored,
         Space::Wds if group == POLICY_GROUP && name == POLICY_RESOURCE => ObjectKind::Policy,
+        Space::Wds if group == POLICY_GROUP && name == COLLECTOR_RESOURCE => ObjectKind::Collector,
         Space::Wds if group == POLICY_GROUP && name == STATUS_WRITE_RESOURCE => {
             ObjectKind::StatusWrite
         }
@@ -132,6 +137,10 @@ pub fn to_change(change: &StateChange) -> Result<Option<Change>, FeedError> {
                 name: name.clone(),
                 report: None,
             }),
+            ObjectKind::Collector => Some(Change::Collector {
+                name: name.clone(),
+                collector: None,
+            }),
             ObjectKind::StatusWrite | ObjectKind::Ignored => None,
         }),
         StateChange::Upsert { resource, object } => {
@@ -173,6 +182,13 @@ pub fn to_change(change: &StateChange) -> Result<Option<Change>, FeedError> {
                         report: Some(report),
                     })
                 }
+                ObjectKind::Collector => Some(Change::Collector {
+                    name: meta.name,
+                    collector: (!meta.deleting).then(|| CollectorInput {
+                        generation: meta.generation,
+                        spec: object.get("spec").cloned().unwrap_or(Value::Null),
+                    }),
+                }),
                 ObjectKind::StatusWrite | ObjectKind::Ignored => None,
             })
         }
@@ -281,6 +297,22 @@ fn work_status_report(
         None | Some(Value::Null) => None,
         Some(status) => Some(status.clone()),
     };
+    // KubeStellar's `lastReturnedUpdateTimestamp`: the latest time of a managedFields
+    // entry that writes `status`.
+    let last_update = object
+        .get("metadata")
+        .and_then(|m| m.get("managedFields"))
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter(|entry| {
+            entry
+                .get("fieldsV1")
+                .is_some_and(|f| f.get("f:status").is_some())
+        })
+        .filter_map(|entry| entry.get("time").and_then(Value::as_str))
+        .max()
+        .map(str::to_string);
     Ok(WorkStatusReport {
         object: ObjectKey {
             group: field("group")?,
@@ -289,6 +321,7 @@ fn work_status_report(
             name: field("name")?,
         },
         status,
+        last_update,
     })
 }
 
@@ -548,6 +581,52 @@ mod tests {
             let err = check_object(&its, &object).unwrap_err();
             assert_eq!(err.reason, reason);
         }
+    }
+
+    #[test]
+    fn collectors_and_the_time_a_status_was_returned() {
+        let collectors = wds(POLICY_GROUP, COLLECTOR_RESOURCE);
+        assert_eq!(classify(&collectors), ObjectKind::Collector);
+        let object = json!({"metadata": {"name": "sc", "generation": 3}, "spec": {"limit": 1}});
+        let change = to_change(&StateChange::Upsert {
+            resource: collectors.clone(),
+            object,
+        })
+        .unwrap();
+        assert_eq!(
+            change,
+            Some(Change::Collector {
+                name: "sc".into(),
+                collector: Some(CollectorInput {
+                    generation: 3,
+                    spec: json!({"limit": 1})
+                })
+            })
+        );
+        // The latest managedFields entry writing `status` (not the one writing `spec`).
+        let its = ResourceRef::new(
+            Space::Its,
+            WORK_STATUS_GROUP,
+            "v1alpha1",
+            WORK_STATUS_RESOURCE,
+        );
+        let object = json!({"metadata": {"name": "w", "namespace": "c1", "managedFields": [
+                {"manager": "a", "time": "2026-12-07T10:00:00Z", "fieldsV1": {"f:status": {}}},
+                {"manager": "b", "time": "2026-12-07T11:00:00Z", "fieldsV1": {"f:spec": {}}},
+                {"manager": "c", "time": "2026-12-07T10:30:00Z", "fieldsV1": {"f:status": {".": {}}}}]},
+            "spec": {"sourceRef": {"resource": "configmaps", "name": "x"}}, "status": {}});
+        let Some(Change::WorkStatus {
+            report: Some(report),
+            ..
+        }) = to_change(&StateChange::Upsert {
+            resource: its,
+            object,
+        })
+        .unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!(report.last_update.as_deref(), Some("2026-12-07T10:30:00Z"));
     }
 
     #[test]

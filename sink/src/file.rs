@@ -2,16 +2,42 @@
 
 use std::io::{self, Write};
 
+use bindery_engine::collector::{CollectorStatus, CombinedResult};
 use bindery_engine::reported::Report;
 use bindery_engine::{Binding, EpochOutput, WorkloadRef, binding_list};
 use serde_json::{Value, json};
 
-/// The `--dump-statuses` document: `{"objectStatuses": [...]}`, one entry per workload
-/// object Bindery returns status into or clears, in the order given (the engine's:
-/// by group, resource, namespace, name), each `{"object": {group, version, resource,
-/// namespace, name}, "status": .., "label": "singleton"|"multiwec"}` or
-/// `{"object": .., "clear": true}`.
-pub fn statuses_document(reports: &[(WorkloadRef, Report)]) -> Value {
+/// Everything status return writes, as an engine has it at one moment.
+#[derive(Clone, Debug, Default)]
+pub struct Statuses {
+    /// What is written into workload objects ([`Engine::reports`](bindery_engine::Engine::reports)).
+    pub reports: Vec<(WorkloadRef, Report)>,
+    /// The CombinedStatuses.
+    pub combined: Vec<CombinedResult>,
+    /// The StatusCollectors' statuses.
+    pub collectors: Vec<CollectorStatus>,
+}
+
+impl Statuses {
+    /// What `engine` has now.
+    pub fn of(engine: &bindery_engine::Engine) -> Statuses {
+        Statuses {
+            reports: engine.reports(),
+            combined: engine.combined_statuses(),
+            collectors: engine.collector_statuses(),
+        }
+    }
+}
+
+/// The `--dump-statuses` document: `{"objectStatuses": [...], "combinedStatuses":
+/// [...], "statusCollectors": [...]}`. `objectStatuses`: one entry per workload object
+/// Bindery returns status into or clears, in the order given (the engine's: by group,
+/// resource, namespace, name), each `{"object": {group, version, resource, namespace,
+/// name}, "status": .., "label": "singleton"|"multiwec"}` or `{"object": .., "clear":
+/// true}`; `combinedStatuses`: KubeStellar's objects, by namespace and name;
+/// `statusCollectors`: `{"name", "observedGeneration", "errors"}` by name.
+pub fn statuses_document(statuses: &Statuses) -> Value {
+    let reports = &statuses.reports;
     let entries: Vec<Value> = reports
         .iter()
         .map(|(o, report)| {
@@ -26,12 +52,26 @@ pub fn statuses_document(reports: &[(WorkloadRef, Report)]) -> Value {
             entry
         })
         .collect();
-    json!({ "objectStatuses": entries })
+    let combined: Vec<Value> = statuses
+        .combined
+        .iter()
+        .map(CombinedResult::to_json)
+        .collect();
+    let collectors: Vec<Value> = statuses
+        .collectors
+        .iter()
+        .map(|c| json!({"name": c.name, "observedGeneration": c.observed_generation, "errors": c.errors}))
+        .collect();
+    json!({
+        "objectStatuses": entries,
+        "combinedStatuses": combined,
+        "statusCollectors": collectors,
+    })
 }
 
-/// Writes [`statuses_document`] of `reports`, pretty-printed.
-pub fn write_statuses(out: &mut dyn Write, reports: &[(WorkloadRef, Report)]) -> io::Result<()> {
-    serde_json::to_writer_pretty(&mut *out, &statuses_document(reports))?;
+/// Writes [`statuses_document`] of `statuses`, pretty-printed.
+pub fn write_statuses(out: &mut dyn Write, statuses: &Statuses) -> io::Result<()> {
+    serde_json::to_writer_pretty(&mut *out, &statuses_document(statuses))?;
     out.write_all(b"\n")?;
     out.flush()
 }
@@ -102,7 +142,7 @@ mod tests {
         w.write_epoch(&EpochOutput {
             epoch: 3,
             changes: vec![change],
-            reports: vec![],
+            ..EpochOutput::default()
         })
         .unwrap();
         let text = String::from_utf8(w.out).unwrap();

@@ -12,4 +12,4 @@ pub use apiserver::{
     SinkConfig, SinkError, SinkEvent, SinkEvents, SinkHandle, SinkObserver, SinkStats, WriteObject,
     WriteReport, WriteResult,
 };
-pub use file::{DeltaWriter, statuses_document, write_binding_list, write_statuses};
+pub use file::{DeltaWriter, Statuses, statuses_document, write_binding_list, write_statuses};

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{Context, Result, bail};
 use bindery_ingest::LogReader;
-use bindery_sink::{DeltaWriter, write_binding_list, write_statuses};
+use bindery_sink::{DeltaWriter, Statuses, write_binding_list, write_statuses};
 
 use crate::input::pipeline::Pipeline;
 use crate::input::topology::{Topology, TopologyArgs};
@@ -343,8 +343,8 @@ pub fn replay(opts: &ReplayOptions) -> Result<ReplaySummary> {
         dump(path, |out| write_binding_list(out, &bindings))?;
     }
     if let Some(path) = &opts.dump_statuses {
-        let reports = r.pipeline.engine().reports();
-        dump(path, |out| write_statuses(out, &reports))?;
+        let statuses = Statuses::of(r.pipeline.engine());
+        dump(path, |out| write_statuses(out, &statuses))?;
     }
     if let Some(policy) = &dry_run {
         policy.report(r.pipeline.engine())?;

@@ -7,12 +7,16 @@
 //!   evaluation on one row (one WEC of a workload object).
 //! - [`combine`](mod@combine): the rows combined into the collector's result ([`Combination`]).
 //! - [`value`]: the cells of a CombinedStatus row ([`Cell`]) and Go's number format.
+//! - [`status`]: one CombinedStatus ([`CombinedResult`]): which collectors count, its
+//!   rows, its object; a collector's status ([`CollectorStatus`]).
 
 pub mod cel;
 pub mod combine;
 pub mod spec;
+pub mod status;
 pub mod value;
 
 pub use combine::{Combination, combine};
 pub use spec::{CollectorSpec, RowEvaluation, Subject};
+pub use status::{CollectorStatus, CombinedResult, TableRow, compile_collector, evaluate_row};
 pub use value::{Cell, go_float};

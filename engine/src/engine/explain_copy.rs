@@ -50,6 +50,12 @@ impl InputState {
                 oracle.apply(&self.object_change(id as ObjectId, record, version));
             }
         }
+        for (&name, c) in &self.collectors {
+            oracle.apply(&Change::Collector {
+                name: self.interner.resolve(name).to_string(),
+                collector: Some(c.input.clone()),
+            });
+        }
         for (key, record) in self.work_statuses.values() {
             let s = |sym| self.interner.resolve(sym).to_string();
             oracle.apply(&Change::WorkStatus {
@@ -63,6 +69,7 @@ impl InputState {
                         name: s(key.3),
                     },
                     status: record.status.as_ref().map(|j| j.value().clone()),
+                    last_update: record.last_update.clone(),
                 }),
             });
         }

@@ -9,6 +9,7 @@
 //! - `explain_copy`: the input state copied into an [`Oracle`](crate::oracle::Oracle)
 //!   for [`Engine::to_oracle`] and [`Engine::explain`].
 
+mod combined;
 mod explain_copy;
 mod output;
 mod state;
@@ -22,7 +23,10 @@ use serde::Serialize;
 use timely::communication::AllocatorBuilder;
 use timely::dataflow::operators::probe::Handle as ProbeHandle;
 
-use crate::dataflow::{Inputs, OutputBuffer, ReportBuffer, Time, WellKnown};
+use crate::collector::{CollectorStatus, CombinedResult};
+use crate::dataflow::{CombinedBuffer, Inputs, OutputBuffer, ReportBuffer, Time, WellKnown};
+pub use combined::CombinedChange;
+use combined::CombinedStore;
 use output::Store;
 pub use output::{BindingChange, EpochOutput, PolicyStatus};
 use state::InputState;
@@ -46,6 +50,8 @@ pub struct Sizes {
     pub work_statuses: usize,
     /// Workload objects Bindery returns status into (or clears).
     pub reports: usize,
+    /// CombinedStatuses.
+    pub combined_statuses: usize,
     /// Interned strings.
     pub interned: usize,
 }
@@ -81,10 +87,12 @@ pub struct Engine {
     probe: ProbeHandle<Time>,
     output: OutputBuffer,
     reports: ReportBuffer,
+    combined_output: CombinedBuffer,
     workers: Workers,
     state: InputState,
     epoch: Time,
     store: Store,
+    combined: CombinedStore,
 }
 
 impl Default for Engine {
@@ -106,10 +114,12 @@ impl Engine {
             probe: built.probe,
             output: built.output,
             reports: built.reports,
+            combined_output: built.combined,
             workers,
             state,
             epoch: 0,
             store: Store::default(),
+            combined: CombinedStore::default(),
         }
     }
 
@@ -131,13 +141,29 @@ impl Engine {
         let reports = self
             .store
             .apply_reports(&self.state.interner, report_updates);
+        let combined_updates = output::take_updates(&self.combined_output, next);
+        let touched = std::mem::take(&mut self.state.touched);
+        let collectors = combined::collector_statuses(&self.state, Some(&touched.collectors));
+        let combined = self.combined.apply(&self.state, combined_updates, touched);
         // The epoch's retractions are rendered: strings no record uses can go.
         self.state.interner.collect();
         EpochOutput {
             epoch: next,
             changes,
             reports,
+            combined,
+            collectors,
         }
+    }
+
+    /// Every CombinedStatus, sorted by namespace and name.
+    pub fn combined_statuses(&self) -> Vec<CombinedResult> {
+        self.combined.all()
+    }
+
+    /// Every StatusCollector's status, sorted by name.
+    pub fn collector_statuses(&self) -> Vec<CollectorStatus> {
+        combined::collector_statuses(&self.state, None)
     }
 
     /// Current sizes.
@@ -150,6 +176,7 @@ impl Engine {
             destinations: self.store.destinations(),
             work_statuses: self.state.work_statuses.len(),
             reports: self.store.reports(),
+            combined_statuses: self.combined.len(),
             interned: self.state.interner.len(),
         }
     }

@@ -94,6 +94,10 @@ pub struct EpochOutput {
     pub changes: Vec<BindingChange>,
     /// Changed reports, sorted by object (group, resource, namespace, name).
     pub reports: Vec<ReportChange>,
+    /// Changed CombinedStatuses, sorted by namespace and name.
+    pub combined: Vec<super::CombinedChange>,
+    /// The statuses of the StatusCollectors created or changed, sorted by name.
+    pub collectors: Vec<crate::collector::CollectorStatus>,
 }
 
 /// A policy's status as the engine sees it.
@@ -456,6 +460,7 @@ mod tests {
                     name: "d".into(),
                 },
                 status,
+                last_update: None,
             }),
         }
     }

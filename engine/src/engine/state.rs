@@ -2,11 +2,15 @@
 //! record of every WEC, workload object and policy, so that a change retracts exactly
 //! the previous record from the dataflow's inputs.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 use super::Engine;
+use crate::collector::{CollectorSpec, compile_collector};
 use crate::dataflow::Inputs;
-use crate::input::{Change, PolicyInput, WorkStatusReport, WorkloadRef, WorkloadState};
+use crate::input::{
+    Change, CollectorInput, PolicyInput, WorkStatusReport, WorkloadRef, WorkloadState,
+};
 use crate::intern::{Interner, Sym};
 use crate::labels::Labels;
 use crate::model::{Json, ObjectId, ObjectKey, ObjectRecord, ObjectVersion, WorkStatusRecord};
@@ -46,6 +50,28 @@ pub(super) struct InputState {
     pub(super) own_writes: OwnWrites,
     /// The symbols of the two status-return labels.
     pub(super) status_labels: [Sym; 2],
+    /// Each StatusCollector as given and as compiled (or its errors).
+    pub(super) collectors: HashMap<Sym, StoredCollector>,
+    /// What changed since the last epoch beside the dataflow, whose CombinedStatuses
+    /// worker 0 renders again: collectors, objects' uid or kind, policies' uid.
+    pub(super) touched: Touched,
+}
+
+/// A StatusCollector as the engine keeps it.
+pub(super) struct StoredCollector {
+    /// As given (for [`Engine::to_oracle`]).
+    pub(super) input: CollectorInput,
+    pub(super) generation: i64,
+    /// Compiled, shared by the renderings that use it (its pointer tells a new spec).
+    pub(super) spec: Result<Arc<CollectorSpec>, Vec<String>>,
+}
+
+/// See [`InputState::touched`].
+#[derive(Default)]
+pub(super) struct Touched {
+    pub(super) collectors: HashSet<Sym>,
+    pub(super) objects: HashSet<ObjectKey>,
+    pub(super) policies: HashSet<Sym>,
 }
 
 /// What keeps Bindery's own status writes from changing Binding entries. Only objects
@@ -148,6 +174,25 @@ impl InputState {
                 object,
                 resource_version,
             } => self.apply_status_written(inputs, object, resource_version),
+            Change::Collector { name, collector } => {
+                let name = self.interner.intern(name);
+                let stored = collector.as_ref().map(|c| StoredCollector {
+                    input: c.clone(),
+                    generation: c.generation,
+                    spec: compile_collector(&c.spec).map(Arc::new),
+                });
+                let old = match stored {
+                    Some(stored) => self.collectors.insert(name, stored),
+                    None => {
+                        self.interner.release(name);
+                        self.collectors.remove(&name)
+                    }
+                };
+                if old.is_some() {
+                    self.interner.release(name);
+                }
+                self.touched.collectors.insert(name);
+            }
             Change::Policy { name, policy } => {
                 let name = self.interner.intern(name);
                 let stored = policy.as_ref().map(|p| {
@@ -173,6 +218,9 @@ impl InputState {
                     self.interner.release_all(old.syms);
                     old.compiled
                 });
+                if old.as_ref().map(|o| &o.uid) != new.as_ref().map(|n| &n.uid) {
+                    self.touched.policies.insert(name);
+                }
                 if old != new {
                     if let Some(old) = old {
                         inputs.policies.remove((name, old));
@@ -206,6 +254,9 @@ impl InputState {
                 release_object(i, &record, &version);
                 let (_, kind) = std::mem::take(&mut self.identities[id as usize]);
                 i.release(kind);
+                // Created again in the same epoch, it has the same records but not the
+                // same uid.
+                self.touched.objects.insert(key);
                 inputs.objects.remove((id, record));
                 inputs.versions.remove((id, version));
                 self.free_ids.push(id);
@@ -233,6 +284,7 @@ impl InputState {
                 if *identity.0 != *state.uid || i.resolve(identity.1) != state.kind {
                     let kind = i.intern(&state.kind);
                     i.release(std::mem::replace(identity, (state.uid.as_str().into(), kind)).1);
+                    self.touched.objects.insert(key);
                 }
                 let slot = self.objects[id as usize]
                     .as_mut()
@@ -347,6 +399,7 @@ impl InputState {
                 wec: i.intern(wec),
                 name: i.intern(name),
                 status: r.status.clone().map(Json::new),
+                last_update: r.last_update.clone(),
             };
             (key, record)
         });

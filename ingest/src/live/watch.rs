@@ -64,7 +64,7 @@ fn watch_span(target: &WatchTarget) -> tracing::Span {
 fn list_config(target: &WatchTarget) -> watcher::Config {
     let config = watcher::Config::default();
     match classify(&target.resource) {
-        ObjectKind::Inventory | ObjectKind::Policy => config,
+        ObjectKind::Inventory | ObjectKind::Policy | ObjectKind::Collector => config,
         ObjectKind::Workload
         | ObjectKind::WorkStatus
         | ObjectKind::StatusWrite

@@ -440,7 +440,7 @@ mod tests {
         let out = EpochOutput {
             epoch: 1,
             changes: vec![change],
-            reports: vec![],
+            ..EpochOutput::default()
         };
         m.epoch(&out, Duration::ZERO, Duration::ZERO, &Sizes::default());
         m.policy_event(Reason::PolicyProblem, PolicyEventResult::Published);

@@ -464,9 +464,10 @@ fn a_relist_holds_back_only_its_own_resource_in_the_deltas() {
 }
 
 /// `examples/status-return.jsonl` (a singleton status, a multi-WEC aggregate over two
-/// WECs, a labelled object to clear, a ConfigMap whose WorkStatus has no status) gives
-/// the hand-checked `examples/status-return.statuses.json`, on one worker and on two;
-/// only one output may take stdout.
+/// WECs, a labelled object to clear, a ConfigMap whose WorkStatus has no status; a
+/// CombinedStatus of an aggregating and a selecting collector, an invalid one and a
+/// missing one) gives the hand-checked `examples/status-return.statuses.json`, on one
+/// worker and on two; only one output may take stdout.
 #[test]
 fn returned_statuses_are_dumped_as_expected() {
     let log = workspace_root().join("examples/status-return.jsonl");
@@ -488,6 +489,26 @@ fn returned_statuses_are_dumped_as_expected() {
         .map(|e| e["label"].as_str().unwrap_or("clear"))
         .collect();
     assert_eq!(labels, ["clear", "singleton", "multiwec"]);
+    let combined = &want["combinedStatuses"][0];
+    assert_eq!(
+        combined["metadata"]["name"],
+        "dep-nginx-multi.bp-nginx-multi"
+    );
+    let results: Vec<&str> = combined["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        results,
+        ["per-wec", "replicas"],
+        "sorted; bad and missing left out"
+    );
+    assert_eq!(
+        want["statusCollectors"][0]["errors"][0],
+        "groupBy and combinedFields must be empty if select is not"
+    );
     let out = replay(&log, &["--dump-statuses", "-", "--dump-bindings", "-"]);
     assert!(!out.status.success());
     assert!(
