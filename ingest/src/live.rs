@@ -47,7 +47,7 @@ mod target;
 mod watch;
 
 pub use event::{marker_event, now_ms};
-pub use target::{ObjectShape, WatchTarget};
+pub use target::{ORIGIN_WDS_LABEL, ObjectShape, WatchTarget};
 /// The shutdown signal [`LiveIngest::run`] takes (re-exported from `tokio-util`).
 pub use tokio_util::sync::CancellationToken;
 
