@@ -7,6 +7,9 @@
 //! - ManagedClusters in the ITS (metadata only, space `its`),
 //! - BindingPolicies in the WDS (trimmed metadata and `spec`),
 //! - every workload resource of the WDS (`discovery`, metadata only),
+//! - with [`LiveConfig::work_statuses`], the WorkStatuses of that WDS in the ITS
+//!   (trimmed metadata, `spec.sourceRef` and `status`), while the ITS serves them
+//!   (`work_status`: checked every [`LiveConfig::work_status_poll`]),
 //!
 //! and sends every event on one channel. Before any watcher starts it sends a
 //! synthetic `RESET` for every resource it is about to watch, so the pipeline counts
@@ -45,14 +48,18 @@ mod schedule;
 mod supervisor;
 mod target;
 mod watch;
+mod work_status;
 
 pub use event::{marker_event, now_ms};
-pub use target::{ObjectShape, WatchTarget};
+pub use target::{ORIGIN_WDS_LABEL, ObjectShape, WatchTarget};
 /// The shutdown signal [`LiveIngest::run`] takes (re-exported from `tokio-util`).
 pub use tokio_util::sync::CancellationToken;
 
 /// How long after the last CRD change discovery re-runs, by default.
 pub const DEFAULT_CRD_DEBOUNCE: Duration = Duration::from_millis(200);
+/// How often the ITS is checked for the WorkStatus CRD, by default (as KubeStellar's
+/// controller-manager does).
+pub const DEFAULT_WORK_STATUS_POLL: Duration = Duration::from_secs(15);
 
 /// What a live ingest watches.
 #[derive(Clone)]
@@ -66,16 +73,25 @@ pub struct LiveConfig {
     pub api_groups: Option<Vec<String>>,
     /// How long discovery waits after the last of a burst of CRD changes.
     pub crd_debounce: Duration,
+    /// The name of this WDS: its WorkStatuses (label
+    /// `transport.kubestellar.io/originWdsName=<name>`, filtered by the API server) are
+    /// watched in the ITS while it serves them. `None`: no WorkStatus watch (status
+    /// return off). The name must be a valid label value.
+    pub work_statuses: Option<String>,
+    /// How often the ITS is checked for the WorkStatus CRD appearing or going.
+    pub work_status_poll: Duration,
 }
 
 impl LiveConfig {
-    /// Watches every workload group, with the default CRD debounce.
+    /// Watches every workload group and no WorkStatuses, with the default CRD debounce.
     pub fn new(wds: kube::Client, its: kube::Client) -> LiveConfig {
         LiveConfig {
             wds,
             its,
             api_groups: None,
             crd_debounce: DEFAULT_CRD_DEBOUNCE,
+            work_statuses: None,
+            work_status_poll: DEFAULT_WORK_STATUS_POLL,
         }
     }
 }
@@ -85,6 +101,8 @@ impl fmt::Debug for LiveConfig {
         f.debug_struct("LiveConfig")
             .field("api_groups", &self.api_groups)
             .field("crd_debounce", &self.crd_debounce)
+            .field("work_statuses", &self.work_statuses)
+            .field("work_status_poll", &self.work_status_poll)
             .finish_non_exhaustive()
     }
 }

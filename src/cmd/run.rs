@@ -93,6 +93,23 @@ pub struct Args {
     /// `patch` on `events.k8s.io` events in the `default` namespace).
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set, value_name = "BOOL", env = "BINDERY_POLICY_EVENTS")]
     policy_events: bool,
+    /// Status return: watch this WDS's WorkStatuses in the ITS (once the ITS serves them;
+    /// needs --wds-name, and get, list and watch of `control.kubestellar.io`
+    /// `workstatuses` in the ITS). `--status-return=false` turns it off.
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true",
+          default_value_t = true, action = clap::ArgAction::Set, value_name = "BOOL",
+          env = "BINDERY_STATUS_RETURN")]
+    status_return: bool,
+    /// The name of this WDS, as KubeStellar's transport labels what came from it
+    /// (`transport.kubestellar.io/originWdsName`; KubeStellar's `--wds-name`, the WDS's
+    /// KubeFlex control plane). Without it status return is off.
+    #[arg(long, value_name = "NAME", env = "BINDERY_WDS_NAME")]
+    wds_name: Option<String>,
+    /// How often the ITS is checked for the WorkStatus CRD (a hidden flag for tests).
+    #[arg(long, default_value_t = 15_000, value_name = "MS", hide = true,
+          value_parser = clap::value_parser!(u64).range(1..=MAX_COALESCE_MS),
+          env = "BINDERY_WORK_STATUS_POLL_MS")]
+    work_status_poll_ms: u64,
     #[command(flatten)]
     topology: TopologyArgs,
     #[command(flatten)]
@@ -112,6 +129,9 @@ impl Args {
             ..SinkConfig::default()
         };
         sink.validate()?;
+        if let Some(name) = &self.wds_name {
+            check_wds_name(name)?;
+        }
         Ok(RunOptions {
             client: self.client,
             api_groups: self.api_groups,
@@ -123,8 +143,59 @@ impl Args {
             leader: self.leader.config()?,
             policy_events: self.policy_events,
             install_crds: self.install_crds,
+            status_return: self.status_return,
+            wds_name: self.wds_name,
+            work_status_poll: Duration::from_millis(self.work_status_poll_ms),
             topology: self.topology.topology()?,
         })
+    }
+}
+
+/// Checks that `name` can be the value of the `transport.kubestellar.io/originWdsName`
+/// label (a non-empty label value: at most 63 characters, alphanumerics, `-`, `_` and
+/// `.`, starting and ending with an alphanumeric).
+fn check_wds_name(name: &str) -> Result<()> {
+    let alnum = |c: Option<char>| c.is_some_and(|c| c.is_ascii_alphanumeric());
+    let valid = name.len() <= 63
+        && alnum(name.chars().next())
+        && alnum(name.chars().last())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    if valid {
+        Ok(())
+    } else {
+        Err(anyhow!(
+            "--wds-name {name:?}: not a label value (at most 63 characters: letters, digits, \
+             '-', '_' and '.', starting and ending with a letter or digit)"
+        ))
+    }
+}
+
+/// The WDS whose WorkStatuses are watched (`LiveConfig::work_statuses`): `--wds-name`
+/// when status return is on. On without a name, it is off, with a warning: KubeStellar
+/// finds the name as its WDS's KubeFlex ControlPlane in the hosting cluster, which
+/// Bindery does not reach.
+fn work_status_watch(status_return: bool, wds_name: Option<&str>) -> Option<String> {
+    match (status_return, wds_name) {
+        (false, _) => {
+            tracing::info!(flag = "--status-return", "status return is off");
+            None
+        }
+        (true, None) => {
+            tracing::warn!(
+                flag = "--wds-name",
+                "status return is off: no WDS name given (the name KubeStellar's transport labels WorkStatuses with)"
+            );
+            None
+        }
+        (true, Some(name)) => {
+            tracing::info!(
+                wds_name = name,
+                "status return: WorkStatuses of this WDS are watched in the ITS"
+            );
+            Some(name.to_owned())
+        }
     }
 }
 
@@ -166,6 +237,12 @@ pub struct RunOptions {
     pub policy_events: bool,
     /// Install KubeStellar's CRDs in the WDS at start.
     pub install_crds: bool,
+    /// Status return: watch the WDS's WorkStatuses in the ITS (with `wds_name` only).
+    pub status_return: bool,
+    /// The WDS's name (checked as a label value).
+    pub wds_name: Option<String>,
+    /// How often the ITS is checked for the WorkStatus CRD.
+    pub work_status_poll: Duration,
     /// Where the engine's timely workers run: threads here, and other processes of a
     /// cluster, which this one (process 0) connects to first (the Bindings do not
     /// depend on how many).
@@ -275,6 +352,9 @@ pub async fn run(opts: RunOptions, shutdown: CancellationToken) -> Result<()> {
     let (tx, rx) = mpsc::channel::<WatchEvent>(16 * 1024);
     let mut config = LiveConfig::new(clients.wds, clients.its);
     config.api_groups = opts.api_groups.clone();
+    config.work_statuses = work_status_watch(opts.status_return, opts.wds_name.as_deref());
+    config.work_status_poll = opts.work_status_poll;
+    let status_return = config.work_statuses.is_some();
     let ingest = tokio::spawn(LiveIngest::new(config).run(tx, shutdown.clone()));
 
     let runtime = tokio::runtime::Handle::current();
@@ -292,6 +372,7 @@ pub async fn run(opts: RunOptions, shutdown: CancellationToken) -> Result<()> {
             let pipeline = topology.pipeline()?;
             EngineLoop::new(engine_sink, recorder, coalesce, pipeline, metrics, health)
                 .with_policy_events(policy_events)
+                .with_status_return(status_return)
                 .run(rx, explain_rx, sink_events, runtime)
         })
         .context("starting the engine thread")?;
@@ -377,7 +458,74 @@ fn now_rfc3339() -> String {
 
 #[cfg(test)]
 mod tests {
+    use clap::Parser;
+
     use super::*;
+
+    #[derive(Parser, Debug)]
+    struct Cli {
+        #[command(flatten)]
+        run: Args,
+    }
+
+    fn parse(args: &[&str]) -> Result<RunOptions> {
+        let argv = std::iter::once("run").chain(args.iter().copied());
+        Cli::try_parse_from(argv)?.run.options()
+    }
+
+    #[test]
+    fn status_return_is_on_by_default_and_needs_a_wds_name() {
+        let opts = parse(&[]).unwrap();
+        assert!(opts.status_return);
+        assert_eq!(opts.wds_name, None);
+        assert_eq!(
+            opts.work_status_poll,
+            bindery_ingest::live::DEFAULT_WORK_STATUS_POLL
+        );
+        assert_eq!(work_status_watch(opts.status_return, None), None);
+
+        let opts = parse(&["--wds-name", "wds1"]).unwrap();
+        assert_eq!(opts.wds_name.as_deref(), Some("wds1"));
+        assert_eq!(
+            work_status_watch(opts.status_return, opts.wds_name.as_deref()).as_deref(),
+            Some("wds1")
+        );
+        for off in [
+            &["--status-return=false", "--wds-name", "wds1"][..],
+            &["--wds-name=wds1", "--status-return=false"][..],
+        ] {
+            let opts = parse(off).unwrap();
+            assert!(!opts.status_return, "{off:?}");
+            assert_eq!(
+                work_status_watch(opts.status_return, opts.wds_name.as_deref()),
+                None
+            );
+        }
+        assert!(parse(&["--status-return"]).unwrap().status_return);
+        assert!(parse(&["--status-return=true"]).unwrap().status_return);
+        assert!(parse(&["--status-return=maybe"]).is_err());
+    }
+
+    #[test]
+    fn a_wds_name_must_be_a_label_value() {
+        for good in ["wds1", "a", "my_wds.2", &"w".repeat(63)] {
+            assert!(parse(&[&format!("--wds-name={good}")]).is_ok(), "{good}");
+        }
+        for bad in ["", "-wds", "wds-", "wds,x=y", "wds name", &"w".repeat(64)] {
+            let e = parse(&[&format!("--wds-name={bad}")])
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("not a label value"), "{bad:?}: {e}");
+        }
+    }
+
+    #[test]
+    fn the_origin_label_is_kubestellars() {
+        assert_eq!(
+            bindery_ingest::live::ORIGIN_WDS_LABEL,
+            bindery_api::work_status::ORIGIN_WDS_LABEL
+        );
+    }
 
     /// The Events publisher is awaited at shutdown: to its end when it ends in time,
     /// at most the timeout when it does not.

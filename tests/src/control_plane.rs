@@ -91,6 +91,14 @@ pub mod res {
     pub fn configmaps() -> ApiResource {
         resource("v1", "ConfigMap", "configmaps")
     }
+    /// WorkStatuses (ITS), of the status add-on's stand-in CRD.
+    pub fn work_statuses() -> ApiResource {
+        resource(
+            "control.kubestellar.io/v1alpha1",
+            "WorkStatus",
+            "workstatuses",
+        )
+    }
     /// Widgets, of the test CRD [`crate::objects::widget_crd`].
     pub fn widgets() -> ApiResource {
         resource("example.com/v1", "Widget", "widgets")

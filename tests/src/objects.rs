@@ -73,6 +73,23 @@ pub fn managed_cluster(name: &str, group: &str) -> Value {
            "spec": {"hubAcceptsClient": true}})
 }
 
+/// A WorkStatus as KubeStellar's OCM status add-on writes it (its `status` aside, which
+/// goes through the status subresource): in the WEC's namespace `wec`, labelled with the
+/// origin WDS `wds`, reporting on the object `source_ref` names.
+pub fn work_status(wec: &str, name: &str, wds: &str, source_ref: Value) -> Value {
+    json!({"apiVersion": "control.kubestellar.io/v1alpha1", "kind": "WorkStatus",
+           "metadata": {"name": name, "namespace": wec,
+                        "labels": {"transport.kubestellar.io/originWdsName": wds,
+                                   "transport.kubestellar.io/originOwnerReferenceBindingKey": "nginx"}},
+           "spec": {"sourceRef": source_ref}})
+}
+
+/// The `spec.sourceRef` of a WorkStatus on Deployment `ns/name`.
+pub fn deployment_ref(ns: &str, name: &str) -> Value {
+    json!({"group": "apps", "version": "v1", "resource": "deployments", "kind": "Deployment",
+           "namespace": ns, "name": name})
+}
+
 /// A Namespace with `labels`.
 pub fn namespace(name: &str, labels: Value) -> Value {
     json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name, "labels": labels}})

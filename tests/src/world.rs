@@ -196,6 +196,45 @@ impl World {
         .unwrap_or_else(|e| panic!("in the ITS: {e:#}"));
     }
 
+    /// Creates WorkStatus `wec/name` in the ITS as the status add-on does (the WEC's
+    /// namespace created if need be; [`objects::work_status`]), then writes `status`
+    /// through the status subresource when it is not null; returns it as stored.
+    pub async fn work_status(
+        &self,
+        wec: &str,
+        name: &str,
+        wds: &str,
+        source_ref: Value,
+        status: Value,
+    ) -> DynamicObject {
+        use kube::api::{Api, Patch, PatchParams};
+        apply(
+            &self.its,
+            &res::namespaces(),
+            objects::namespace(wec, json!({})),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("in the ITS: {e:#}"));
+        let object = objects::work_status(wec, name, wds, source_ref);
+        let created = apply(&self.its, &res::work_statuses(), object)
+            .await
+            .unwrap_or_else(|e| panic!("in the ITS: {e:#}"));
+        if status.is_null() {
+            return created;
+        }
+        let api: Api<DynamicObject> =
+            Api::namespaced_with(self.its.clone(), wec, &res::work_statuses());
+        let patch = json!({"apiVersion": "control.kubestellar.io/v1alpha1", "kind": "WorkStatus",
+                           "status": status});
+        api.patch_status(
+            name,
+            &PatchParams::apply("e2e-status-addon").force(),
+            &Patch::Apply(&patch),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("writing the status of WorkStatus {wec}/{name}: {e:#}"))
+    }
+
     /// The three WECs of most tests: cluster1 and cluster2 in `edge`, cluster3 in `core`.
     pub async fn three_wecs(&self) {
         for &(name, group) in objects::THREE_WECS {

@@ -11,8 +11,8 @@
 //! The recorded `object` is trimmed to what the engine reads (`docs/watch-log.md`):
 //! `apiVersion`, `kind` and `metadata` with `name`, `namespace`, `uid`,
 //! `resourceVersion`, `generation`, `labels` and `deletionTimestamp` (each only when
-//! set), plus `spec` for BindingPolicies. Nothing else is kept: no annotations, no
-//! managedFields, no Secret data.
+//! set), plus `spec` for BindingPolicies and `spec.sourceRef` and `status` for
+//! WorkStatuses. Nothing else is kept: no annotations, no managedFields, no Secret data.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -62,26 +62,77 @@ pub fn metadata_event(
     ts: i64,
 ) -> WatchEvent {
     to_event(&target.resource, event, ts, |obj| {
-        trimmed_object(&target.api_resource, &obj.metadata, None)
+        trimmed_object(&target.api_resource, &obj.metadata, [])
     })
 }
 
-/// Maps an event of a full-object watch of `target`: the trimmed metadata, plus
-/// `spec` when the target's shape is [`ObjectShape::MetadataAndSpec`].
+/// Maps an event of a full-object watch of `target`: the trimmed metadata, plus what
+/// the target's shape keeps of the body ([`body_fields`]).
 pub fn full_event(target: &WatchTarget, event: Event<DynamicObject>, ts: i64) -> WatchEvent {
     to_event(&target.resource, event, ts, |mut obj| {
-        let spec = match target.shape {
-            ObjectShape::MetadataAndSpec => obj.data.get_mut("spec").map(Value::take),
-            ObjectShape::Metadata => None,
-        };
-        trimmed_object(&target.api_resource, &obj.metadata, spec)
+        let fields = body_fields(target.shape, &mut obj.data);
+        let mut object = trimmed_object(&target.api_resource, &obj.metadata, fields);
+        if target.shape == ObjectShape::WorkStatus
+            && let Some(entry) = last_status_write(&obj.metadata)
+        {
+            object["metadata"]["managedFields"] = Value::Array(vec![entry]);
+        }
+        object
     })
+}
+
+/// Of a WorkStatus's `managedFields`, the latest entry that writes `status`, reduced to
+/// `{"time", "fieldsV1": {"f:status": {}}}`: what a collector's
+/// `propagation.lastReturnedUpdateTimestamp` reads.
+fn last_status_write(meta: &ObjectMeta) -> Option<Value> {
+    let time = meta
+        .managed_fields
+        .iter()
+        .flatten()
+        .filter(|entry| {
+            entry
+                .fields_v1
+                .as_ref()
+                .is_some_and(|f| f.0.get("f:status").is_some())
+        })
+        .filter_map(|entry| entry.time.as_ref())
+        .map(|t| t.0.to_string())
+        .max()?;
+    Some(serde_json::json!({"time": time, "fieldsV1": {"f:status": {}}}))
+}
+
+/// What `shape` records of an object's body (`data`, taken from it), each field only
+/// when the object has it: nothing for [`ObjectShape::Metadata`]; `spec` for
+/// [`ObjectShape::MetadataAndSpec`]; `spec` holding only `sourceRef`, and `status`, for
+/// [`ObjectShape::WorkStatus`].
+pub fn body_fields(shape: ObjectShape, data: &mut Value) -> Vec<(&'static str, Value)> {
+    let mut take = |key: &str| data.get_mut(key).map(Value::take).filter(|v| !v.is_null());
+    match shape {
+        ObjectShape::Metadata => Vec::new(),
+        ObjectShape::MetadataAndSpec => take("spec").map(|s| ("spec", s)).into_iter().collect(),
+        ObjectShape::WorkStatus => {
+            let source_ref = take("spec")
+                .and_then(|mut spec| spec.get_mut("sourceRef").map(Value::take))
+                .filter(|r| !r.is_null());
+            let spec = source_ref.map(|r| {
+                let mut spec = Map::new();
+                spec.insert("sourceRef".into(), r);
+                ("spec", Value::Object(spec))
+            });
+            let status = take("status").map(|s| ("status", s));
+            spec.into_iter().chain(status).collect()
+        }
+    }
 }
 
 /// The recorded form of an object: `apiVersion` and `kind` from `api_resource` (a
 /// metadata-only response carries `meta.k8s.io/v1 PartialObjectMetadata` instead, and
-/// list items may carry none), [`trimmed_metadata`], then `spec` if given.
-pub fn trimmed_object(api_resource: &ApiResource, meta: &ObjectMeta, spec: Option<Value>) -> Value {
+/// list items may carry none), [`trimmed_metadata`], then `fields` in order.
+pub fn trimmed_object(
+    api_resource: &ApiResource,
+    meta: &ObjectMeta,
+    fields: impl IntoIterator<Item = (&'static str, Value)>,
+) -> Value {
     let mut object = Map::new();
     object.insert(
         "apiVersion".into(),
@@ -89,8 +140,8 @@ pub fn trimmed_object(api_resource: &ApiResource, meta: &ObjectMeta, spec: Optio
     );
     object.insert("kind".into(), Value::String(api_resource.kind.clone()));
     object.insert("metadata".into(), trimmed_metadata(meta));
-    if let Some(spec) = spec {
-        object.insert("spec".into(), spec);
+    for (key, value) in fields {
+        object.insert(key.into(), value);
     }
     Value::Object(object)
 }
@@ -343,6 +394,92 @@ mod tests {
         let e = full_event(&deployments(), Event::InitApply(obj), 5);
         let object = e.object.unwrap();
         assert!(object.get("spec").is_none() && object.get("data").is_none());
+    }
+
+    fn work_status(data: Value) -> DynamicObject {
+        let mut meta = full_meta();
+        meta.namespace = Some("cluster1".into());
+        meta.labels = Some(BTreeMap::from([(
+            "transport.kubestellar.io/originWdsName".into(),
+            "wds1".into(),
+        )]));
+        DynamicObject {
+            types: None,
+            metadata: meta,
+            data,
+        }
+    }
+
+    #[test]
+    fn work_statuses_keep_the_source_ref_and_the_status_and_nothing_else() {
+        let source_ref = json!({"group": "apps", "version": "v1", "resource": "deployments",
+                                "kind": "Deployment", "namespace": "web", "name": "nginx"});
+        let status =
+            json!({"replicas": 2, "conditions": [{"type": "Available", "status": "True"}]});
+        let obj = work_status(json!({
+            "spec": {"sourceRef": source_ref.clone(), "other": "dropped"},
+            "status": status.clone(),
+            "statusDetails": {"lastGeneration": 4},
+        }));
+        let ws = WatchTarget::work_statuses("wds1");
+        let e = full_event(&ws, Event::Apply(obj), 5);
+        assert_eq!(e.resource, ws.resource);
+        let object = e.object.unwrap();
+        assert_eq!(
+            object,
+            json!({
+                "apiVersion": "control.kubestellar.io/v1alpha1",
+                "kind": "WorkStatus",
+                "metadata": {
+                    "name": "nginx",
+                    "namespace": "cluster1",
+                    "uid": "u1",
+                    "resourceVersion": "42",
+                    "generation": 3,
+                    "labels": {"transport.kubestellar.io/originWdsName": "wds1"},
+                    "deletionTimestamp": "2026-01-02T03:04:05Z"
+                },
+                "spec": {"sourceRef": source_ref},
+                "status": status
+            })
+        );
+        assert_eq!(
+            object.as_object().unwrap().keys().collect::<Vec<_>>(),
+            ["apiVersion", "kind", "metadata", "spec", "status"]
+        );
+        // What the engine reads of it.
+        let change = crate::feed::to_change(&crate::relist::StateChange::Upsert {
+            resource: ws.resource.clone(),
+            object,
+        })
+        .unwrap();
+        assert!(
+            matches!(&change, Some(bindery_engine::Change::WorkStatus { wec, report: Some(r), .. })
+                if wec == "cluster1" && r.object.name == "nginx" && r.status.is_some()),
+            "{change:?}"
+        );
+    }
+
+    #[test]
+    fn a_work_status_without_status_or_source_ref_has_no_such_key() {
+        let ws = WatchTarget::work_statuses("wds1");
+        let only_ref = work_status(
+            json!({"spec": {"sourceRef": {"group": "", "namespace": ""}},
+                                          "status": null}),
+        );
+        let object = full_event(&ws, Event::InitApply(only_ref), 5)
+            .object
+            .unwrap();
+        assert_eq!(
+            object.as_object().unwrap().keys().collect::<Vec<_>>(),
+            ["apiVersion", "kind", "metadata", "spec"]
+        );
+        let bare = work_status(json!({"spec": {"other": 1}}));
+        let object = full_event(&ws, Event::Delete(bare), 5).object.unwrap();
+        assert_eq!(
+            object.as_object().unwrap().keys().collect::<Vec<_>>(),
+            ["apiVersion", "kind", "metadata"]
+        );
     }
 
     #[test]

@@ -1,8 +1,10 @@
-//! The live run: the initial watched set, the watcher tasks, and the CRD watch that
-//! re-runs discovery and applies the diff ([`plan()`]).
+//! The live run: the initial watched set, the watcher tasks, the CRD watch that
+//! re-runs discovery and applies the diff ([`plan()`]), and the checks of the ITS's
+//! WorkStatus CRD that add and remove the WorkStatus watch ([`work_status`]).
 
 use std::collections::{BTreeSet, HashMap};
 use std::pin::pin;
+use std::time::Duration;
 
 use futures::StreamExt;
 use kube::core::{DynamicObject, PartialObjectMeta};
@@ -19,6 +21,7 @@ use super::event::{marker_event, now_ms};
 use super::plan::{Action, plan, plan_restarting};
 use super::schedule::Schedule;
 use super::target::{WatchTarget, crd_api_resource};
+use super::work_status::{self, CHECK_TIMEOUT, Presence};
 use super::{LiveConfig, LiveError, watch};
 use crate::watchlog::{EventType, ResourceRef, Space, WatchEvent};
 
@@ -39,6 +42,14 @@ pub(crate) struct Supervisor {
     tasks: HashMap<ResourceRef, JoinHandle<()>>,
     /// Names (`<plural>.<group>`) of the CRDs deleted since the last discovery.
     deleted_crds: BTreeSet<String>,
+    /// The WorkStatus watch wanted (`None`: status return off).
+    work_status_target: Option<WatchTarget>,
+    /// The WorkStatus watch, while there is one.
+    work_statuses: Option<WatchTarget>,
+    /// What the last check of the ITS found (for logging transitions).
+    last_presence: Option<Presence>,
+    /// The task checking the ITS for the WorkStatus CRD.
+    checks: Option<JoinHandle<()>>,
 }
 
 impl Supervisor {
@@ -47,6 +58,10 @@ impl Supervisor {
         tx: mpsc::Sender<WatchEvent>,
         shutdown: CancellationToken,
     ) -> Supervisor {
+        let work_status_target = config
+            .work_statuses
+            .as_deref()
+            .map(WatchTarget::work_statuses);
         Supervisor {
             config,
             tx,
@@ -54,6 +69,10 @@ impl Supervisor {
             workload: Vec::new(),
             deleted_crds: BTreeSet::new(),
             tasks: HashMap::new(),
+            work_status_target,
+            work_statuses: None,
+            last_presence: None,
+            checks: None,
         }
     }
 
@@ -65,6 +84,8 @@ impl Supervisor {
 
     async fn run_inner(&mut self) -> Result<(), LiveError> {
         let mut schedule = Schedule::new(self.config.crd_debounce);
+        // The ITS's WorkStatus CRD is checked beside the WDS's discovery.
+        let mut presences = self.start_checks();
 
         // The initial set: RESET everything, then start every watcher.
         let first = tokio::select! {
@@ -84,6 +105,19 @@ impl Supervisor {
             WatchTarget::binding_policies(),
         ];
         initial.extend(self.workload.iter().cloned());
+        // WorkStatuses are in the initial set only if the first check finds them (within
+        // a bound: a slow ITS does not hold the WDS's watches back).
+        if let Some(rx) = presences.as_mut() {
+            let first = tokio::select! {
+                r = tokio::time::timeout(CHECK_TIMEOUT, rx.recv()) => r.ok().flatten(),
+                () = self.shutdown.cancelled() => return Ok(()),
+            };
+            if let Some(presence) = first {
+                let (next, _) = self.work_status_transition(&presence);
+                initial.extend(next.iter().cloned());
+                self.work_statuses = next;
+            }
+        }
         tracing::info!(
             resources = initial.len(),
             workload = self.workload.len(),
@@ -128,6 +162,19 @@ impl Supervisor {
                     None => {
                         tracing::warn!("CRD watch ended; resources will no longer follow CRDs");
                         crd_watch_alive = false;
+                    }
+                },
+                presence = recv(&mut presences), if presences.is_some() => match presence {
+                    Some(presence) => {
+                        let (next, actions) = self.work_status_transition(&presence);
+                        self.work_statuses = next;
+                        if self.apply(actions).await == Flow::Stop {
+                            return Ok(());
+                        }
+                    }
+                    None => {
+                        tracing::warn!("the WorkStatus CRD checks ended; the WorkStatus watch stays as it is");
+                        presences = None;
                     }
                 },
                 () = tokio::time::sleep_until(due.unwrap_or_else(Instant::now)), if due.is_some() => {
@@ -175,6 +222,43 @@ impl Supervisor {
             "API discovery changed the watched workload resources"
         );
         (complete, self.apply(actions).await)
+    }
+
+    /// Starts the checks of the ITS's WorkStatus CRD, if status return is on; returns
+    /// the receiver of their results.
+    fn start_checks(&mut self) -> Option<mpsc::Receiver<Presence>> {
+        let target = self.work_status_target.clone()?;
+        let (tx, rx) = mpsc::channel(1);
+        let its = self.config.its.clone();
+        self.checks = Some(work_status::spawn_checks(
+            its,
+            target,
+            self.config.work_status_poll,
+            tx,
+        ));
+        Some(rx)
+    }
+
+    /// What a check that found `presence` does to the WorkStatus watch (the next watch
+    /// and the actions to get there), logging a change of what the checks find.
+    fn work_status_transition(
+        &mut self,
+        presence: &Presence,
+    ) -> (Option<WatchTarget>, Vec<Action>) {
+        let Some(wanted) = &self.work_status_target else {
+            return (None, Vec::new());
+        };
+        let (next, actions) =
+            work_status::transition(self.work_statuses.as_ref(), wanted, presence);
+        let changed = self
+            .last_presence
+            .as_ref()
+            .is_none_or(|last| !last.same_kind(presence));
+        if changed {
+            log_presence(wanted, presence, self.config.work_status_poll, &actions);
+        }
+        self.last_presence = Some(presence.clone());
+        (next, actions)
     }
 
     /// Carries out `actions` in order.
@@ -233,6 +317,10 @@ impl Supervisor {
     }
 
     async fn stop_all(&mut self) {
+        if let Some(checks) = self.checks.take() {
+            checks.abort();
+            let _ = checks.await;
+        }
         let tasks: Vec<_> = self.tasks.drain().collect();
         for (_, task) in &tasks {
             task.abort();
@@ -240,6 +328,49 @@ impl Supervisor {
         for (resource, task) in tasks {
             join(&resource, task).await;
         }
+    }
+}
+
+/// The next result of the WorkStatus CRD checks (never, without them).
+async fn recv(presences: &mut Option<mpsc::Receiver<Presence>>) -> Option<Presence> {
+    match presences {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Logs what the checks of the ITS found, when it differs from the last check.
+fn log_presence(wanted: &WatchTarget, presence: &Presence, period: Duration, actions: &[Action]) {
+    let resource = &wanted.resource;
+    let selector = wanted.label_selector.as_deref().unwrap_or_default();
+    let starts = actions.iter().any(|a| matches!(a, Action::Start(_)));
+    let stops = actions.iter().any(|a| matches!(a, Action::Stop(_)));
+    match presence {
+        Presence::Present if starts => tracing::info!(
+            %resource,
+            selector,
+            "the ITS serves WorkStatuses: watching them"
+        ),
+        Presence::Present => {}
+        Presence::Absent if stops => tracing::info!(
+            %resource,
+            "the ITS no longer serves WorkStatuses: their watch stops and what it held is cleared"
+        ),
+        Presence::Absent => tracing::info!(
+            %resource,
+            period = ?period,
+            "the ITS serves no WorkStatuses (no WorkStatus CRD): status return waits for it, checking periodically"
+        ),
+        Presence::Forbidden(error) => tracing::warn!(
+            %resource,
+            error,
+            "listing WorkStatuses in the ITS is forbidden: grant get, list and watch of control.kubestellar.io workstatuses; checking periodically"
+        ),
+        Presence::Failed(error) => tracing::warn!(
+            %resource,
+            error,
+            "checking the ITS for WorkStatuses failed; retrying periodically"
+        ),
     }
 }
 

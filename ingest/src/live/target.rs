@@ -1,14 +1,23 @@
-//! What one watch covers: [`WatchTarget`], and the fixed targets every live run has.
+//! What one watch covers: [`WatchTarget`], the fixed targets every live run has, and
+//! the ITS's WorkStatuses of one WDS.
 
 use kube::core::ApiResource;
 
-use crate::feed::{INVENTORY_GROUP, INVENTORY_RESOURCE, POLICY_GROUP, POLICY_RESOURCE};
+use crate::feed::{
+    INVENTORY_GROUP, INVENTORY_RESOURCE, POLICY_GROUP, POLICY_RESOURCE, WORK_STATUS_GROUP,
+    WORK_STATUS_RESOURCE,
+};
 use crate::watchlog::{ResourceRef, Space};
 
 /// Version of ManagedClusters watched in the ITS.
 pub const INVENTORY_VERSION: &str = "v1";
 /// Version of BindingPolicies watched in the WDS.
 pub const POLICY_VERSION: &str = "v1alpha1";
+/// Version of WorkStatuses watched in the ITS (the only one KubeStellar serves).
+pub const WORK_STATUS_VERSION: &str = "v1alpha1";
+/// The label KubeStellar's transport puts on a ManifestWork, and its status add-on on
+/// each WorkStatus: the name of the WDS the object came from.
+pub const ORIGIN_WDS_LABEL: &str = "transport.kubestellar.io/originWdsName";
 
 /// How much of each object a watch records in its events' `object`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -18,6 +27,9 @@ pub enum ObjectShape {
     Metadata,
     /// The trimmed metadata plus `spec`, from a full-object watch (BindingPolicies).
     MetadataAndSpec,
+    /// The trimmed metadata plus `spec.sourceRef` (nothing else of `spec`) and the
+    /// top-level `status`, from a full-object watch (WorkStatuses).
+    WorkStatus,
 }
 
 /// One watched resource: its watch-log identity, how to reach it, and what to record.
@@ -32,6 +44,8 @@ pub struct WatchTarget {
     pub namespaced: bool,
     /// What the watch records of each object.
     pub shape: ObjectShape,
+    /// A server-side label selector of the watch (`None`: every object).
+    pub label_selector: Option<String>,
 }
 
 impl WatchTarget {
@@ -61,7 +75,14 @@ impl WatchTarget {
             },
             namespaced,
             shape,
+            label_selector: None,
         }
+    }
+
+    /// This target, watching only the objects `selector` (a label selector) matches.
+    pub fn with_label_selector(mut self, selector: impl Into<String>) -> WatchTarget {
+        self.label_selector = Some(selector.into());
+        self
     }
 
     /// ManagedClusters (`cluster.open-cluster-management.io/v1`) in the ITS, metadata only.
@@ -88,6 +109,23 @@ impl WatchTarget {
             false,
             ObjectShape::MetadataAndSpec,
         )
+    }
+
+    /// WorkStatuses (`control.kubestellar.io/v1alpha1`, namespaced) in the ITS, of the
+    /// WDS named `wds_name` only (label `transport.kubestellar.io/originWdsName`), with
+    /// their `spec.sourceRef` and `status`. `wds_name` must be a valid label value
+    /// (else the selector matches nothing or is refused).
+    pub fn work_statuses(wds_name: &str) -> WatchTarget {
+        WatchTarget::new(
+            Space::Its,
+            WORK_STATUS_GROUP,
+            WORK_STATUS_VERSION,
+            WORK_STATUS_RESOURCE,
+            "WorkStatus",
+            true,
+            ObjectShape::WorkStatus,
+        )
+        .with_label_selector(format!("{ORIGIN_WDS_LABEL}={wds_name}"))
     }
 
     /// The key a target is diffed by across discoveries: `(space, group, resource)`,
@@ -133,6 +171,28 @@ mod tests {
             bp.api_resource.api_version,
             "control.kubestellar.io/v1alpha1"
         );
+    }
+
+    #[test]
+    fn work_statuses_are_an_its_resource_of_one_wds() {
+        let ws = WatchTarget::work_statuses("wds1");
+        assert_eq!(classify(&ws.resource), ObjectKind::WorkStatus);
+        assert_eq!(
+            ws.resource.to_string(),
+            "its:control.kubestellar.io/v1alpha1/workstatuses"
+        );
+        assert_eq!(ws.api_resource.kind, "WorkStatus");
+        assert!(ws.namespaced);
+        assert_eq!(ws.shape, ObjectShape::WorkStatus);
+        assert_eq!(
+            ws.label_selector.as_deref(),
+            Some("transport.kubestellar.io/originWdsName=wds1")
+        );
+        // Another WDS's watch is the same resource, watched differently.
+        let other = WatchTarget::work_statuses("wds2");
+        assert_eq!(ws.key(), other.key());
+        assert_ne!(ws, other);
+        assert_eq!(WatchTarget::managed_clusters().label_selector, None);
     }
 
     #[test]

@@ -5,7 +5,8 @@
 use std::collections::BTreeSet;
 use std::convert::Infallible;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -28,6 +29,24 @@ struct Fake {
     widgets: AtomicBool,
     /// Lines sent to open CRD watches.
     crd_events: broadcast::Sender<String>,
+    /// Whether the WorkStatus CRD is served: [`ABSENT`], [`PRESENT`] or [`FORBIDDEN`]
+    /// (served, but lists of it are refused).
+    work_statuses: AtomicU8,
+    /// The query strings of the requests for WorkStatuses.
+    work_status_queries: Mutex<Vec<String>>,
+}
+
+const ABSENT: u8 = 0;
+const PRESENT: u8 = 1;
+const FORBIDDEN: u8 = 2;
+
+fn forbidden() -> Response<Body> {
+    let mut response = ok(
+        json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "Forbidden",
+               "code": 403, "message": "workstatuses.control.kubestellar.io is forbidden"}),
+    );
+    *response.status_mut() = http::StatusCode::FORBIDDEN;
+    response
 }
 
 fn json_body(value: Value) -> Body {
@@ -76,6 +95,17 @@ impl Fake {
             .query()
             .is_some_and(|q| q.contains("watch=true"));
         let widgets = self.widgets.load(Ordering::SeqCst);
+        let work_statuses = self.work_statuses.load(Ordering::SeqCst);
+        let ws_path = "/apis/control.kubestellar.io/v1alpha1/workstatuses";
+        if path == ws_path {
+            let query = request.uri().query().unwrap_or_default().to_string();
+            self.work_status_queries.lock().unwrap().push(query);
+            match work_statuses {
+                ABSENT => return not_found(),
+                FORBIDDEN => return forbidden(),
+                _ => {}
+            }
+        }
         if watch {
             let stream: BoxStream<'static, Result<Frame<Bytes>, Infallible>> =
                 if path.ends_with("/customresourcedefinitions") {
@@ -126,13 +156,29 @@ impl Fake {
                     false,
                 )],
             )),
-            "/apis/control.kubestellar.io/v1alpha1" => ok(resources(
-                "control.kubestellar.io/v1alpha1",
-                &[
+            "/apis/control.kubestellar.io/v1alpha1" => {
+                let mut list = vec![
                     ("bindingpolicies", "BindingPolicy", false),
                     ("bindings", "Binding", false),
-                ],
-            )),
+                ];
+                if work_statuses != ABSENT {
+                    list.push(("workstatuses", "WorkStatus", true));
+                    list.push(("workstatuses/status", "WorkStatus", true));
+                }
+                ok(resources("control.kubestellar.io/v1alpha1", &list))
+            }
+            p if p == ws_path => ok(json!({
+                "apiVersion": "control.kubestellar.io/v1alpha1", "kind": "WorkStatusList",
+                "metadata": {"resourceVersion": "1"},
+                "items": [{"metadata": {"name": "ws1", "namespace": "cluster1", "uid": "w-uid",
+                                         "resourceVersion": "7", "managedFields": [{"manager": "x"}],
+                                         "labels": {"transport.kubestellar.io/originWdsName": "wds1"}},
+                           "spec": {"sourceRef": {"group": "apps", "version": "v1",
+                                                  "resource": "deployments", "kind": "Deployment",
+                                                  "namespace": "web", "name": "nginx"},
+                                    "extra": "x"},
+                           "status": {"replicas": 1},
+                           "statusDetails": {"x": 1}}]})),
             "/apis/example.com/v1" if widgets => {
                 ok(resources("example.com/v1", &[("widgets", "Widget", true)]))
             }
@@ -162,6 +208,8 @@ fn fake() -> (Arc<Fake>, kube::Client) {
     let fake = Arc::new(Fake {
         widgets: AtomicBool::new(false),
         crd_events: broadcast::channel(16).0,
+        work_statuses: AtomicU8::new(ABSENT),
+        work_status_queries: Mutex::new(Vec::new()),
     });
     let server = Arc::clone(&fake);
     let service = tower::service_fn(move |request: Request<kube::client::Body>| {
@@ -351,4 +399,157 @@ async fn a_failing_initial_discovery_is_an_error() {
             .starts_with("API discovery in the wds failed"),
         "{err}"
     );
+}
+
+fn work_statuses() -> ResourceRef {
+    ResourceRef::new(
+        Space::Its,
+        "control.kubestellar.io",
+        "v1alpha1",
+        "workstatuses",
+    )
+}
+
+fn with_work_statuses(client: &kube::Client) -> LiveConfig {
+    LiveConfig {
+        work_statuses: Some("wds1".into()),
+        work_status_poll: Duration::from_millis(50),
+        ..config(client)
+    }
+}
+
+/// Receives events until every one of `count` resources has synced once; returns them.
+async fn until_synced(rx: &mut mpsc::Receiver<WatchEvent>, count: usize) -> Vec<WatchEvent> {
+    let mut synced = BTreeSet::new();
+    let mut seen = Vec::new();
+    while synced.len() < count {
+        let event = next(rx).await;
+        if event.event_type == EventType::Synced {
+            synced.insert(event.resource.to_string());
+        }
+        seen.push(event);
+    }
+    seen
+}
+
+#[tokio::test]
+async fn work_statuses_are_watched_while_the_its_serves_them() {
+    let (fake, client) = fake();
+    let (tx, mut rx) = mpsc::channel(64);
+    let shutdown = CancellationToken::new();
+    let task = tokio::spawn(LiveIngest::new(with_work_statuses(&client)).run(tx, shutdown.clone()));
+
+    // No WorkStatus CRD: the six other resources sync, nothing of WorkStatuses.
+    let seen = until_synced(&mut rx, 6).await;
+    assert!(
+        seen.iter().all(|e| e.resource != work_statuses()),
+        "{seen:?}"
+    );
+
+    // Forbidden: still nothing (checked, not watched).
+    fake.work_statuses.store(FORBIDDEN, Ordering::SeqCst);
+    let queries = || fake.work_status_queries.lock().unwrap().len();
+    let before = queries();
+    while queries() < before + 2 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(rx.try_recv().is_err(), "nothing sent while forbidden");
+
+    // It appears: RESET, then the watcher lists it with the WDS's selector.
+    fake.work_statuses.store(PRESENT, Ordering::SeqCst);
+    let seen = until(&mut rx, |e| is(e, EventType::Synced, "workstatuses")).await;
+    let types: Vec<EventType> = seen
+        .iter()
+        .filter(|e| e.resource == work_statuses())
+        .map(|e| e.event_type)
+        .collect();
+    assert_eq!(
+        types,
+        [
+            EventType::Reset,
+            EventType::Reset,
+            EventType::Added,
+            EventType::Synced
+        ]
+    );
+    let added = seen
+        .iter()
+        .find(|e| e.event_type == EventType::Added)
+        .unwrap();
+    assert_eq!(
+        added.object.clone().unwrap(),
+        json!({"apiVersion": "control.kubestellar.io/v1alpha1", "kind": "WorkStatus",
+               "metadata": {"name": "ws1", "namespace": "cluster1", "uid": "w-uid",
+                            "resourceVersion": "7",
+                            "labels": {"transport.kubestellar.io/originWdsName": "wds1"}},
+               "spec": {"sourceRef": {"group": "apps", "version": "v1",
+                                      "resource": "deployments", "kind": "Deployment",
+                                      "namespace": "web", "name": "nginx"}},
+               "status": {"replicas": 1}})
+    );
+    // Every request for WorkStatuses (checks, list, watch) selects this WDS's.
+    for query in fake.work_status_queries.lock().unwrap().iter() {
+        assert!(
+            query.contains("labelSelector=transport.kubestellar.io%2ForiginWdsName%3Dwds1"),
+            "{query}"
+        );
+    }
+
+    // It goes: its watch stops, RESET then SYNCED clear it.
+    fake.work_statuses.store(ABSENT, Ordering::SeqCst);
+    let seen = until(&mut rx, |e| is(e, EventType::Synced, "workstatuses")).await;
+    let types: Vec<EventType> = seen
+        .iter()
+        .filter(|e| e.resource == work_statuses())
+        .map(|e| e.event_type)
+        .collect();
+    assert_eq!(types, [EventType::Reset, EventType::Synced]);
+
+    shutdown.cancel();
+    tokio::time::timeout(Duration::from_secs(5), task)
+        .await
+        .expect("stops on shutdown")
+        .unwrap()
+        .unwrap();
+}
+
+#[tokio::test]
+async fn work_statuses_served_at_start_are_in_the_initial_set() {
+    let (fake, client) = fake();
+    fake.work_statuses.store(PRESENT, Ordering::SeqCst);
+    let (tx, mut rx) = mpsc::channel(64);
+    let shutdown = CancellationToken::new();
+    let task = tokio::spawn(LiveIngest::new(with_work_statuses(&client)).run(tx, shutdown.clone()));
+    let mut reset = BTreeSet::new();
+    for _ in 0..7 {
+        let event = next(&mut rx).await;
+        assert_eq!(event.event_type, EventType::Reset, "{event:?}");
+        reset.insert(event.resource.to_string());
+    }
+    assert!(reset.contains(&work_statuses().to_string()), "{reset:?}");
+    until_synced(&mut rx, 7).await;
+    shutdown.cancel();
+    tokio::time::timeout(Duration::from_secs(5), task)
+        .await
+        .expect("stops on shutdown")
+        .unwrap()
+        .unwrap();
+}
+
+#[tokio::test]
+async fn without_a_wds_name_the_its_is_not_asked_for_work_statuses() {
+    let (fake, client) = fake();
+    fake.work_statuses.store(PRESENT, Ordering::SeqCst);
+    let (tx, mut rx) = mpsc::channel(64);
+    let shutdown = CancellationToken::new();
+    let task = tokio::spawn(LiveIngest::new(config(&client)).run(tx, shutdown.clone()));
+    let seen = until_synced(&mut rx, 6).await;
+    assert!(seen.iter().all(|e| e.resource != work_statuses()));
+    assert!(fake.work_status_queries.lock().unwrap().is_empty());
+    shutdown.cancel();
+    tokio::time::timeout(Duration::from_secs(5), task)
+        .await
+        .expect("stops on shutdown")
+        .unwrap()
+        .unwrap();
 }

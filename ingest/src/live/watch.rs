@@ -39,7 +39,7 @@ pub(crate) fn spawn(
             let span = watch_span(&target);
             tokio::spawn(pump(stream, target, tx, metadata_event).instrument(span))
         }
-        ObjectShape::MetadataAndSpec => {
+        ObjectShape::MetadataAndSpec | ObjectShape::WorkStatus => {
             let api: Api<DynamicObject> = Api::all_with(client, &target.api_resource);
             let stream = watcher::watcher(api, config).default_backoff();
             let span = watch_span(&target);
@@ -60,9 +60,13 @@ fn watch_span(target: &WatchTarget) -> tracing::Span {
 /// etcd. Such a list may be a little older than a quorum read would be; the watch that
 /// follows brings it up to date, and before the first publish nothing is published
 /// anyway. WECs and BindingPolicies, which are small and move whole Bindings, keep the
-/// most recent (quorum) list, so a relist of them never goes back in time.
+/// most recent (quorum) list, so a relist of them never goes back in time. WorkStatuses
+/// are listed like workload. The target's label selector, if any, filters server-side.
 fn list_config(target: &WatchTarget) -> watcher::Config {
-    let config = watcher::Config::default();
+    let mut config = watcher::Config::default();
+    if let Some(selector) = &target.label_selector {
+        config = config.labels(selector);
+    }
     match classify(&target.resource) {
         ObjectKind::Inventory | ObjectKind::Policy | ObjectKind::Collector => config,
         ObjectKind::Workload
@@ -126,6 +130,17 @@ mod tests {
             WatchTarget::binding_policies(),
         ] {
             assert_eq!(list_config(&target).list_semantic, ListSemantic::MostRecent);
+            assert_eq!(list_config(&target).label_selector, None);
         }
+    }
+
+    #[test]
+    fn work_statuses_are_selected_by_their_wds_server_side() {
+        let config = list_config(&WatchTarget::work_statuses("wds1"));
+        assert_eq!(
+            config.label_selector.as_deref(),
+            Some("transport.kubestellar.io/originWdsName=wds1")
+        );
+        assert_eq!(config.list_semantic, ListSemantic::Any);
     }
 }

@@ -105,6 +105,7 @@ impl Writer {
             Ok(()) => {
                 state.reports.insert(key.clone(), report.clone());
                 drop(state);
+                debug!(object = %key, ?latency, "returned status written");
                 self.report_done(&key, WriteResult::Applied, latency);
             }
             Err(stop) => {

@@ -177,13 +177,6 @@ impl<S: BindingWriter> EngineLoop<S> {
     }
 
     /// The same, writing returned statuses or not (`--status-return`).
-    #[cfg_attr(
-        not(test),
-        expect(
-            dead_code,
-            reason = "wired to --status-return with the live WorkStatus watch"
-        )
-    )]
     pub(super) fn with_status_return(mut self, on: bool) -> Self {
         self.status_return = on;
         self
@@ -601,6 +594,9 @@ impl<S: BindingWriter> EngineLoop<S> {
                 .filter(|(_, (_, d))| all || *d <= now)
                 .map(|(key, _)| key.clone())
                 .collect();
+            if !due.is_empty() {
+                tracing::debug!(objects = due.len(), "handing over returned statuses");
+            }
             for key in due {
                 if let Some((desired, _)) = self.reports_dirty.remove(&key) {
                     self.sink.submit_report(desired);

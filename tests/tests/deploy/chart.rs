@@ -1,7 +1,8 @@
 //! Bindery's Helm chart (`deploy/chart/bindery`), rendered by a real `helm template` and
 //! applied to real kube-apiservers (envtest): the default install validated by a
 //! server-side dry-run in the WDS, the ITS's RBAC created in the ITS and checked with a
-//! token of the identity it binds, and values that make no sense refused with a reason.
+//! token of the identity it binds (with and without status return), status return's
+//! flags, and values that make no sense refused with a reason.
 //! (`live::scenarios::rbac::wds_rbac_manifest_suffices` runs Bindery with the WDS RBAC the
 //! chart renders.)
 
@@ -59,6 +60,7 @@ async fn the_default_install_renders_and_a_real_api_server_accepts_it() {
         "- --listen=0.0.0.0:9477",
         "- --policy-events=true",
         "- --install-crds=true",
+        "- --status-return=true",
         "- --max-binding-bytes=1572864",
         "path: /readyz",
         "path: /livez",
@@ -73,6 +75,8 @@ async fn the_default_install_renders_and_a_real_api_server_accepts_it() {
     }
     // In-cluster WDS by default: no WDS kubeconfig, the ServiceAccount token mounted.
     assert!(!deployment.contains("--wds-kubeconfig"), "{deployment}");
+    // No WDS name by default (Bindery then turns status return off, saying so).
+    assert!(!deployment.contains("--wds-name"), "{deployment}");
     assert!(
         deployment.contains("automountServiceAccountToken: true"),
         "{deployment}"
@@ -159,24 +163,71 @@ async fn a_remote_wds_gets_its_kubeconfig_from_a_secret_and_no_token() {
     assert!(!deployment.contains("--leader-elect"), "{deployment}");
 }
 
+#[test]
+fn status_return_flags_follow_the_values() {
+    let deployment = |sets: &[Set]| {
+        let yaml = chart::render(NS, sets).unwrap();
+        document(&chart::documents(&yaml), "Deployment").to_string()
+    };
+    let on = deployment(&[Set::Str("run.wdsName", "wds1")]);
+    for wanted in ["- --status-return=true\n", "- --wds-name=wds1\n"] {
+        assert!(on.contains(wanted), "lacks {wanted:?}:\n{on}");
+    }
+    let off = deployment(&[
+        Set::Str("run.statusReturn", "false"),
+        Set::Str("run.wdsName", "wds1"),
+    ]);
+    assert!(off.contains("- --status-return=false\n"), "{off}");
+    // The WDS ClusterRole may patch workload objects and their status only with it on.
+    let cluster_role = |sets: &[Set]| -> Value {
+        let yaml = chart::render(NS, sets).unwrap();
+        let docs = chart::documents(&yaml);
+        let (_, _, text) = docs
+            .iter()
+            .find(|(kind, name, _)| kind == "ClusterRole" && !name.contains("inventory"))
+            .expect("the WDS ClusterRole");
+        serde_yaml_ng::from_str(text).unwrap()
+    };
+    let patches_status =
+        |role: &Value| {
+            role["rules"].as_array().unwrap().iter().any(|r| {
+                r["resources"] == json!(["*", "*/status"]) && r["verbs"] == json!(["patch"])
+            })
+        };
+    assert!(patches_status(&cluster_role(&[])));
+    assert!(!patches_status(&cluster_role(&[Set::Str(
+        "run.statusReturn",
+        "false"
+    )])));
+}
+
+/// The ITS RBAC rendered with `sets` (and a ServiceAccount subject), as YAML.
+fn its_rbac(sets: &[Set]) -> String {
+    let mut all = vec![
+        Set::Str("controller.enabled", "false"),
+        Set::Str("rbac.wds.create", "false"),
+        Set::Str("rbac.its.create", "true"),
+        Set::Json(
+            "rbac.its.subjects",
+            json!([{"kind": "ServiceAccount", "name": "bindery-reader", "namespace": NS}]),
+        ),
+    ];
+    for set in sets {
+        all.push(match set {
+            Set::Str(k, v) => Set::Str(k, v),
+            Set::Json(k, v) => Set::Json(k, v.clone()),
+        });
+    }
+    chart::render(NS, &all).unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_its_rbac_grants_reading_managed_clusters_and_nothing_else() {
     let w = World::start().await;
     let its = &w.its;
     w.three_wecs().await;
-    let yaml = chart::render(
-        NS,
-        &[
-            Set::Str("controller.enabled", "false"),
-            Set::Str("rbac.wds.create", "false"),
-            Set::Str("rbac.its.create", "true"),
-            Set::Json(
-                "rbac.its.subjects",
-                json!([{"kind": "ServiceAccount", "name": "bindery-reader", "namespace": NS}]),
-            ),
-        ],
-    )
-    .unwrap();
+    // Without status return first: no WorkStatuses.
+    let yaml = its_rbac(&[Set::Str("run.statusReturn", "false")]);
     assert_eq!(
         kinds(&yaml),
         [
@@ -184,6 +235,7 @@ async fn the_its_rbac_grants_reading_managed_clusters_and_nothing_else() {
             "ClusterRoleBinding/bindery-inventory-reader"
         ]
     );
+    assert!(!yaml.contains("workstatuses"), "{yaml}");
     control_plane::apply(its, &res::namespaces(), namespace(NS, json!({})))
         .await
         .unwrap();
@@ -216,13 +268,74 @@ async fn the_its_rbac_grants_reading_managed_clusters_and_nothing_else() {
         matches!(&configmaps, Err(kube::Error::Api(s)) if s.code == 403),
         "nothing else is granted: {configmaps:?}"
     );
-    let write = kube::Api::<kube::api::DynamicObject>::all_with(reader, &res::managed_clusters())
-        .delete(objects::THREE_WECS[0].0, &Default::default())
-        .await;
+    let write =
+        kube::Api::<kube::api::DynamicObject>::all_with(reader.clone(), &res::managed_clusters())
+            .delete(objects::THREE_WECS[0].0, &Default::default())
+            .await;
     assert!(
         matches!(&write, Err(kube::Error::Api(s)) if s.code == 403),
         "ManagedClusters are read only: {write:?}"
     );
+    let work_statuses =
+        || kube::Api::<kube::api::DynamicObject>::all_with(reader.clone(), &work_status_resource());
+    let listed = work_statuses().list(&Default::default()).await;
+    assert!(
+        matches!(&listed, Err(kube::Error::Api(s)) if s.code == 403),
+        "no WorkStatuses without status return: {listed:?}"
+    );
+
+    // With status return (the default): the same role reads WorkStatuses too.
+    let yaml = its_rbac(&[]);
+    let role = chart::documents(&yaml)
+        .into_iter()
+        .find(|(kind, _, _)| kind == "ClusterRole")
+        .unwrap()
+        .2;
+    assert!(role.contains("resources: [\"workstatuses\"]"), "{role}");
+    control_plane::delete(
+        its,
+        &control_plane::resource(
+            "rbac.authorization.k8s.io/v1",
+            "ClusterRole",
+            "clusterroles",
+        ),
+        None,
+        "bindery-inventory-reader",
+    )
+    .await
+    .unwrap();
+    control_plane::create_yaml(its, &role).await.unwrap();
+    control_plane::eventually(
+        "the reader lists WorkStatuses",
+        std::time::Duration::from_secs(30),
+        || async {
+            match work_statuses().list(&Default::default()).await {
+                Ok(_) => Ok(Some(())),
+                Err(e) => Err(e.to_string()),
+            }
+        },
+    )
+    .await
+    .unwrap();
+    let write = kube::Api::<kube::api::DynamicObject>::namespaced_with(
+        reader,
+        "cluster1",
+        &work_status_resource(),
+    )
+    .delete("any", &Default::default())
+    .await;
+    assert!(
+        matches!(&write, Err(kube::Error::Api(s)) if s.code == 403),
+        "WorkStatuses are read only: {write:?}"
+    );
+}
+
+fn work_status_resource() -> kube::api::ApiResource {
+    control_plane::resource(
+        "control.kubestellar.io/v1alpha1",
+        "WorkStatus",
+        "workstatuses",
+    )
 }
 
 #[test]

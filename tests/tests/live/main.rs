@@ -1,7 +1,7 @@
 //! `bindery run`, `explain` and `dry-run` against real kube-apiservers and etcd (envtest,
 //! `bindery_tests::envtest`): the seed's example and live changes, scenario by scenario,
-//! faults, leader election, ownership of Bindings, metrics, shutdown; and the test control
-//! plane itself.
+//! faults, leader election, ownership of Bindings, metrics, shutdown, the WorkStatus watch;
+//! and the test control plane itself.
 //!
 //! One test binary, one module a former test file (`scenarios` a former binary of its
 //! own). Each test starts its own control plane on free ports, so they run side by side.
@@ -20,3 +20,5 @@ mod metrics;
 mod ownership;
 mod scenarios;
 mod shutdown;
+mod status_return;
+mod work_statuses;

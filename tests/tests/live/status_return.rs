@@ -1,0 +1,303 @@
+//! Status return, live: KubeStellar's own e2e status scenarios
+//! (`test/e2e/ginkgo/multiple_cluster_deployment_test.go`, "singleton status creation
+//! and deletion" and "singleton status eventual consistency") against `bindery run
+//! --wds-name wds1`, with the test playing KubeStellar's transport and OCM status
+//! add-on: for each (object, WEC) a Binding lists, a WorkStatus in the ITS as the add-on
+//! writes it (its status through the status subresource), deleted when the Binding
+//! drops it. Also the multi-WEC aggregate, and that Bindery's own status writes leave
+//! the Binding alone.
+
+use bindery_tests::bindery_run::BinderyRun;
+use bindery_tests::control_plane::{self, eventually, res};
+use bindery_tests::objects::deployment_ref;
+use bindery_tests::world::{SETTLE, World, fail, stop};
+use kube::api::{Api, DynamicObject, Patch, PatchParams};
+use serde_json::{Value, json};
+
+const SINGLETON: &str = "managed-by.kubestellar.io/singletonstatus";
+const MULTI: &str = "managed-by.kubestellar.io/multiwecstatus";
+
+/// A Deployment's status as a WEC's kube-controller-manager writes it.
+fn running(replicas: i64, ready: i64) -> Value {
+    json!({"observedGeneration": 1, "replicas": replicas, "updatedReplicas": replicas,
+           "readyReplicas": ready, "availableReplicas": ready,
+           "conditions": [{"type": "Available", "status": "True", "reason": "MinimumReplicasAvailable"}]})
+}
+
+/// Whether `status` (as the WDS stores it: zero numbers left out) has `replicas` and
+/// `ready` ready and available.
+fn shows(status: &Value, replicas: i64, ready: i64) -> bool {
+    let n = |k: &str| status[k].as_i64().unwrap_or(0);
+    n("replicas") == replicas
+        && n("readyReplicas") == ready
+        && n("availableReplicas") == ready
+        && status["conditions"][0]["type"] == "Available"
+}
+
+/// Deployment `ns/name`'s `.status` and labels in the WDS, once `check` holds for them.
+async fn expect_deployment(
+    w: &World,
+    bindery: &BinderyRun,
+    ns: &str,
+    name: &str,
+    what: &str,
+    check: impl Fn(&Value, &Value) -> bool,
+) -> DynamicObject {
+    let found = eventually(what, SETTLE, || async {
+        let d = control_plane::get(&w.wds, &res::deployments(), Some(ns), name)
+            .await
+            .map_err(|e| e.to_string())?
+            .ok_or("no Deployment")?;
+        let status = d.data.get("status").cloned().unwrap_or(Value::Null);
+        let labels = json!(d.metadata.labels.clone().unwrap_or_default());
+        Ok(check(&status, &labels).then_some(d))
+    })
+    .await;
+    match found {
+        Ok(d) => {
+            w.step(what);
+            d
+        }
+        Err(e) => fail(bindery, &format!("{what}: {e:#}")),
+    }
+}
+
+/// The WorkStatus of Deployment `ns/name` in `wec` gone (the add-on deletes it with the
+/// object in the WEC).
+async fn delete_work_status(w: &World, wec: &str, name: &str) {
+    let api: Api<DynamicObject> = Api::namespaced_with(w.its.clone(), wec, &res::work_statuses());
+    api.delete(name, &Default::default()).await.unwrap();
+}
+
+/// Patches BindingPolicy `name` to select no WEC (KubeStellar's e2e: `CelestialNexus`).
+async fn select_no_wec(w: &World, name: &str) {
+    let api: Api<DynamicObject> = Api::all_with(w.wds.clone(), &res::binding_policies());
+    let patch =
+        json!({"spec": {"clusterSelectors": [{"matchLabels": {"name": "CelestialNexus"}}]}});
+    api.patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .unwrap();
+}
+
+/// The singleton policy of KubeStellar's e2e: Deployments labelled
+/// `app.kubernetes.io/name: APP` to `cluster1`, with singleton reported state.
+async fn singleton_policy(w: &World, app: &str) {
+    w.policy(
+        "nginx-singleton",
+        json!([{"matchLabels": {"name": "cluster1"}}]),
+        json!([{"objectSelectors": [{"matchLabels": {"app.kubernetes.io/name": app}}],
+                "wantSingletonReportedState": true}]),
+    )
+    .await;
+}
+
+/// The resourceVersion Binding `name`'s entry of Deployment `name` shows.
+async fn entry_rv(w: &World, binding: &str, deployment: &str) -> Option<String> {
+    let (_, spec) = control_plane::binding(&w.wds, binding).await.ok()??;
+    spec["workload"]["namespaceScope"]
+        .as_array()?
+        .iter()
+        .find(|e| e["name"] == deployment)
+        .and_then(|e| e["resourceVersion"].as_str().map(str::to_string))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn singleton_status_is_set_followed_and_cleared() {
+    let w = World::start().await;
+    w.three_wecs().await;
+    w.namespace("nginx", json!({})).await;
+    let app = json!({"app.kubernetes.io/name": "nginx-singleton"});
+    w.deployment("nginx", "nginx-singleton", app).await;
+    singleton_policy(&w, "nginx-singleton").await;
+    let mut bindery = w.bindery_with(
+        "bindery.log",
+        &["--coalesce-ms", "50", "--wds-name", "wds1"],
+    );
+    eventually("the Binding to cluster1", SETTLE, || async {
+        Ok(entry_rv(&w, "nginx-singleton", "nginx-singleton").await)
+    })
+    .await
+    .unwrap_or_else(|e| fail(&bindery, &format!("{e:#}")));
+
+    // The add-on reports the Deployment in cluster1: its status lands in the WDS.
+    let dep = deployment_ref("nginx", "nginx-singleton");
+    let ws = "u1-appsv1-deployment-nginx-nginx-singleton";
+    w.work_status("cluster1", ws, "wds1", dep.clone(), running(1, 1))
+        .await;
+    let returned = expect_deployment(
+        &w,
+        &bindery,
+        "nginx",
+        "nginx-singleton",
+        "the singleton status is returned",
+        |s, l| shows(s, 1, 1) && l[SINGLETON] == "true",
+    )
+    .await;
+    // Bindery's status write does not rewrite the Binding: its entry keeps the
+    // resourceVersion of the label write before it.
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    let shown = entry_rv(&w, "nginx-singleton", "nginx-singleton")
+        .await
+        .unwrap();
+    let current = control_plane::rv(&returned);
+    assert_ne!(
+        shown, current,
+        "the Binding followed Bindery's own status write"
+    );
+
+    // The WEC's status changes: followed.
+    w.work_status("cluster1", ws, "wds1", dep.clone(), running(1, 0))
+        .await;
+    expect_deployment(
+        &w,
+        &bindery,
+        "nginx",
+        "nginx-singleton",
+        "a changed status is followed",
+        |s, _| shows(s, 1, 0),
+    )
+    .await;
+
+    // The policy selects no WEC any more; the transport removes the object from
+    // cluster1, and with it the add-on its WorkStatus: the status is cleared.
+    select_no_wec(&w, "nginx-singleton").await;
+    delete_work_status(&w, "cluster1", ws).await;
+    expect_deployment(
+        &w,
+        &bindery,
+        "nginx",
+        "nginx-singleton",
+        "the status is cleared and the label gone",
+        |s, l| s.as_object().is_none_or(|m| m.is_empty()) && l.get(SINGLETON).is_none(),
+    )
+    .await;
+    stop(&mut bindery);
+}
+
+/// "only counts number of qualified WECs": the Deployment goes to two WECs (another
+/// policy), the singleton policy qualifies one: its status is cluster1's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_the_qualified_wec_counts_and_several_aggregate() {
+    let w = World::start().await;
+    w.three_wecs().await;
+    let (_, _, _) = w.nginx().await;
+    singleton_policy(&w, "nginx").await;
+    let record = w.env.dir().join("recording.jsonl");
+    let record_arg = record.to_str().unwrap();
+    let mut bindery = w.bindery_with(
+        "bindery.log",
+        &[
+            "--coalesce-ms",
+            "50",
+            "--wds-name",
+            "wds1",
+            "--record",
+            record_arg,
+        ],
+    );
+    let dep = deployment_ref("nginx", "nginx-deployment");
+    w.work_status("cluster1", "w1", "wds1", dep.clone(), running(2, 2))
+        .await;
+    w.work_status("cluster2", "w2", "wds1", dep.clone(), running(2, 1))
+        .await;
+    expect_deployment(
+        &w,
+        &bindery,
+        "nginx",
+        "nginx-deployment",
+        "cluster1's status, the only qualified WEC",
+        |s, l| shows(s, 2, 2) && l[SINGLETON] == "true",
+    )
+    .await;
+    // Multi-WEC over both edge WECs: the aggregate (least replicas ready, etc.).
+    w.policy(
+        "nginx-multi",
+        json!([{"matchLabels": {"location-group": "edge"}}]),
+        json!([{"objectSelectors": [{"matchLabels": {"app.kubernetes.io/name": "nginx"}}],
+                "resources": ["deployments"], "wantMultiWECReportedState": true}]),
+    )
+    .await;
+    expect_deployment(
+        &w,
+        &bindery,
+        "nginx",
+        "nginx-deployment",
+        "the multi-WEC aggregate",
+        |s, l| {
+            s["readyReplicas"] == 1
+                && s["replicas"] == 2
+                && l[MULTI] == "true"
+                && l.get(SINGLETON).is_none()
+        },
+    )
+    .await;
+    stop(&mut bindery);
+    // The recording replays to the same returned status, with Bindery's own writes in it.
+    let text = std::fs::read_to_string(&record).unwrap();
+    assert!(
+        text.contains("\"binderystatuswrites\""),
+        "no status write recorded"
+    );
+    let out = std::process::Command::new(bindery_tests::bindery_bin())
+        .args(["replay", record_arg, "--dump-statuses", "-"])
+        .output()
+        .unwrap();
+    bindery_tests::assert_success(&out, "replay of the recording");
+    let replayed: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let entry = &replayed["objectStatuses"][0];
+    assert_eq!(entry["object"]["name"], "nginx-deployment", "{replayed}");
+    assert_eq!(entry["label"], "multiwec", "{replayed}");
+    // KubeStellar's Deployment aggregate: least replicas ready, no condition kept.
+    let status = &entry["status"];
+    assert_eq!(
+        (status["replicas"].clone(), status["readyReplicas"].clone()),
+        (json!(2), json!(1)),
+        "{replayed}"
+    );
+    assert_eq!(status["conditions"], json!([]), "{replayed}");
+}
+
+/// "singleton status eventual consistency": while no status controller runs, the policy
+/// stops selecting the WEC; once Bindery (re)starts, the stale status is cleared.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stale_status_is_cleared_after_a_restart() {
+    let w = World::start().await;
+    w.three_wecs().await;
+    w.namespace("nginx", json!({})).await;
+    w.deployment(
+        "nginx",
+        "nginx-singleton",
+        json!({"app.kubernetes.io/name": "nginx-singleton"}),
+    )
+    .await;
+    singleton_policy(&w, "nginx-singleton").await;
+    let dep = deployment_ref("nginx", "nginx-singleton");
+    w.work_status("cluster1", "w1", "wds1", dep.clone(), running(1, 1))
+        .await;
+    let args = ["--coalesce-ms", "50", "--wds-name", "wds1"];
+    let mut bindery = w.bindery_with("bindery.log", &args);
+    expect_deployment(
+        &w,
+        &bindery,
+        "nginx",
+        "nginx-singleton",
+        "the singleton status is returned",
+        |s, l| shows(s, 1, 1) && l[SINGLETON] == "true",
+    )
+    .await;
+    stop(&mut bindery);
+    w.step("Bindery stopped");
+    select_no_wec(&w, "nginx-singleton").await;
+    delete_work_status(&w, "cluster1", "w1").await;
+    let mut bindery = w.bindery_with("bindery-2.log", &args);
+    expect_deployment(
+        &w,
+        &bindery,
+        "nginx",
+        "nginx-singleton",
+        "the stale status is cleared after the restart",
+        |s, l| s.as_object().is_none_or(|m| m.is_empty()) && l.get(SINGLETON).is_none(),
+    )
+    .await;
+    stop(&mut bindery);
+}
