@@ -17,7 +17,7 @@ use super::{MetricsOptions, counter, family, gauge, gauge_value, histogram, late
 /// Labels of `bindery_sink_writes_total`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct WriteLabels {
-    /// `binding` or `status`.
+    /// `binding`, `status` (a policy's) or `object_status` (a returned status).
     object: &'static str,
     /// `applied`, `unchanged`, `deleted`, `dropped` or `failed`.
     result: &'static str,
