@@ -52,6 +52,8 @@ pub struct Sizes {
     pub reports: usize,
     /// CombinedStatuses.
     pub combined_statuses: usize,
+    /// StatusCollectors whose spec has errors.
+    pub invalid_collectors: usize,
     /// Interned strings.
     pub interned: usize,
 }
@@ -177,6 +179,12 @@ impl Engine {
             work_statuses: self.state.work_statuses.len(),
             reports: self.store.reports(),
             combined_statuses: self.combined.len(),
+            invalid_collectors: self
+                .state
+                .collectors
+                .values()
+                .filter(|c| c.spec.is_err())
+                .count(),
             interned: self.state.interner.len(),
         }
     }

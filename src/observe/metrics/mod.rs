@@ -15,6 +15,7 @@ mod bindings;
 mod engine;
 mod process;
 mod sink;
+mod status;
 mod watch;
 
 pub use process::PolicyEventResult;
@@ -167,6 +168,7 @@ pub struct Metrics {
     engine: EngineMetrics,
     bindings: BindingMetrics,
     sink_writes: SinkMetrics,
+    status: status::StatusMetrics,
     process: ProcessMetrics,
     tallies: Mutex<Tallies>,
     sink: OnceLock<SinkHandle>,
@@ -221,6 +223,7 @@ impl Metrics {
             watch: WatchMetrics::register(&mut registry),
             engine: EngineMetrics::register(&mut registry),
             bindings: BindingMetrics::register(&mut registry, options),
+            status: status::StatusMetrics::register(&mut registry),
             sink_writes: SinkMetrics::register(&mut registry, options),
             process: ProcessMetrics::register(&mut registry),
             registry,
@@ -299,6 +302,7 @@ impl Metrics {
     pub fn epoch(&self, out: &EpochOutput, duration: Duration, lag: Duration, sizes: &Sizes) {
         self.engine.epoch(duration, lag);
         self.bindings.sizes(sizes);
+        self.status.epoch(out, sizes);
         let mut tallies = self.tallies();
         let tick = &mut tallies.tick;
         tick.totals.epochs += 1;
@@ -464,6 +468,18 @@ mod tests {
     /// The families as they were named before the metrics were split by area: the
     /// dashboard, the Grafana dashboard and users' alerts read these names.
     const FAMILIES: &[&str] = &[
+        "# HELP bindery_combined_status_changes CombinedStatuses changed, created or deleted.",
+        "# HELP bindery_combined_statuses CombinedStatuses computed.",
+        "# HELP bindery_invalid_status_collectors StatusCollectors whose spec has errors (they collect nothing).",
+        "# HELP bindery_returned_status_changes Changes of what is returned into workload objects, by change (status, clear, none).",
+        "# HELP bindery_returned_statuses Workload objects Bindery returns a status into (or clears).",
+        "# HELP bindery_work_statuses WorkStatuses of this WDS in the ITS.",
+        "# TYPE bindery_combined_status_changes counter",
+        "# TYPE bindery_combined_statuses gauge",
+        "# TYPE bindery_invalid_status_collectors gauge",
+        "# TYPE bindery_returned_status_changes counter",
+        "# TYPE bindery_returned_statuses gauge",
+        "# TYPE bindery_work_statuses gauge",
         "# HELP bindery_binding_changes Binding changes emitted by the engine (one per Binding per epoch it changed in).",
         "# HELP bindery_binding_destinations Destinations over all Bindings.",
         "# HELP bindery_binding_drift Managed Bindings found changed or deleted by another writer (each is restored).",

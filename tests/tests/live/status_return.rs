@@ -301,3 +301,68 @@ async fn a_stale_status_is_cleared_after_a_restart() {
     .await;
     stop(&mut bindery);
 }
+
+/// The ITS down for 20 s (the WorkStatus watch fails, then relists): the returned status
+/// is never cleared meanwhile (a relist is held back until it completes, and an object's
+/// WorkStatus missing from a list in progress is not a WorkStatus gone); once the ITS is
+/// back, a new report is followed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_its_down_keeps_the_returned_status() {
+    let mut w = World::start().await;
+    w.three_wecs().await;
+    w.namespace("nginx", json!({})).await;
+    w.deployment(
+        "nginx",
+        "nginx-singleton",
+        json!({"app.kubernetes.io/name": "nginx-singleton"}),
+    )
+    .await;
+    singleton_policy(&w, "nginx-singleton").await;
+    let dep = deployment_ref("nginx", "nginx-singleton");
+    w.work_status("cluster1", "w1", "wds1", dep.clone(), running(1, 1))
+        .await;
+    let mut bindery = w.bindery_with(
+        "bindery.log",
+        &["--coalesce-ms", "50", "--wds-name", "wds1"],
+    );
+    expect_deployment(
+        &w,
+        &bindery,
+        "nginx",
+        "nginx-singleton",
+        "the singleton status is returned",
+        |s, l| shows(s, 1, 1) && l[SINGLETON] == "true",
+    )
+    .await;
+    w.env.stop_its();
+    w.step("ITS down");
+    let down = std::time::Instant::now();
+    while down.elapsed() < std::time::Duration::from_secs(20) {
+        let d = w
+            .get(&res::deployments(), Some("nginx"), "nginx-singleton")
+            .await
+            .unwrap();
+        let status = d.data.get("status").cloned().unwrap_or(Value::Null);
+        if !shows(&status, 1, 1) {
+            fail(
+                &bindery,
+                &format!("the status changed while the ITS was down: {status}"),
+            );
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
+    w.env.start_its().unwrap();
+    w.step("ITS up again");
+    w.work_status("cluster1", "w1", "wds1", dep, running(1, 0))
+        .await;
+    expect_deployment(
+        &w,
+        &bindery,
+        "nginx",
+        "nginx-singleton",
+        "a report after the ITS is back is followed",
+        |s, l| shows(s, 1, 0) && l[SINGLETON] == "true",
+    )
+    .await;
+    stop(&mut bindery);
+}
