@@ -20,8 +20,8 @@ use crate::selector::{Operator, RequirementSpec, SelectorSpec};
 
 pub use model::{
     Check, ClauseCount, ClauseExplanation, ClusterExplanation, DestinationMatch, ExplainError,
-    Explanation, ModulationView, ObjectExplanation, ObjectKey, Overview, Query,
-    SelectorExplanation, TestExplanation,
+    Explanation, ModulationView, ObjectExplanation, ObjectKey, Overview, PolicyWecs, Query,
+    ReportedStateExplanation, SelectorExplanation, TestExplanation, WorkStatusSeen,
 };
 use text::label;
 
@@ -116,7 +116,104 @@ impl Oracle {
             selected,
             modulation,
             clauses,
+            reported_state: self.explain_reported_state(object, state),
         })
+    }
+
+    /// Where `object`'s status comes from: the same request, decision and report as
+    /// [`Oracle::reports`], spelled out.
+    fn explain_reported_state(
+        &self,
+        object: &ObjectKey,
+        state: &WorkloadState,
+    ) -> ReportedStateExplanation {
+        let mut singleton = Vec::new();
+        let mut multi_wec = Vec::new();
+        for binding in self.bindings() {
+            let entry = binding
+                .cluster_scope
+                .iter()
+                .chain(&binding.namespace_scope)
+                .find(|e| {
+                    (&e.group, &e.resource, &e.namespace, &e.name)
+                        == (
+                            &object.group,
+                            &object.resource,
+                            &object.namespace,
+                            &object.name,
+                        )
+                });
+            let Some(e) = entry else { continue };
+            let asking = PolicyWecs {
+                policy: binding.name.clone(),
+                wecs: binding.destinations.clone(),
+            };
+            if e.want_singleton_reported_state {
+                singleton.push(asking.clone());
+            }
+            if e.want_multi_wec_reported_state {
+                multi_wec.push(asking);
+            }
+        }
+        let work_statuses: Vec<WorkStatusSeen> = self
+            .work_status_map()
+            .iter()
+            .filter(|(_, r)| r.object == *object)
+            .map(|((wec, name), r)| WorkStatusSeen {
+                wec: wec.clone(),
+                name: name.clone(),
+                has_status: r.status.is_some(),
+            })
+            .collect();
+        let labelled = crate::reported::is_labelled(state.labels.keys().map(String::as_str));
+        let returnable = crate::reported::returnable_resource(&object.group, &object.resource);
+        let decision = match self.plan_of(object) {
+            _ if !returnable => "none: its status is not the WECs' to set".to_string(),
+            crate::reported::Plan::Copy(wec) => format!("copy from WEC {wec}"),
+            crate::reported::Plan::Aggregate(wecs) => format!(
+                "aggregate over {}",
+                wecs.into_iter().collect::<Vec<_>>().join(", ")
+            ),
+            crate::reported::Plan::Clear => "clear".to_string(),
+        };
+        let report = self
+            .reports()
+            .into_iter()
+            .find(|(o, _)| {
+                o.identity()
+                    == (
+                        object.group.as_str(),
+                        object.resource.as_str(),
+                        object.namespace.as_str(),
+                        object.name.as_str(),
+                    )
+            })
+            .map(|(_, r)| r);
+        let writes = match report {
+            Some(crate::reported::Report::Status(_, crate::reported::Label::Singleton)) => {
+                "its status, with the singleton label".to_string()
+            }
+            Some(crate::reported::Report::Status(_, crate::reported::Label::MultiWec)) => {
+                "the aggregate, with the multi-WEC label".to_string()
+            }
+            Some(crate::reported::Report::Clear) => {
+                "status {} and no status-return label (it carries one)".to_string()
+            }
+            None if !labelled && matches!(self.plan_of(object), crate::reported::Plan::Clear) => {
+                "nothing: nothing asked, and no status-return label to clear".to_string()
+            }
+            None => "nothing: the status stays as it is (no status reported, or a kind \
+                     KubeStellar does not aggregate)"
+                .to_string(),
+        };
+        ReportedStateExplanation {
+            singleton,
+            multi_wec,
+            decision,
+            work_statuses,
+            labelled,
+            writes,
+        }
     }
 
     /// Every clause of `policy` (unreadable ones included, at their written index) on

@@ -288,10 +288,21 @@ impl Oracle {
         out
     }
 
-    /// What Bindery writes into each workload object (`docs/status-semantics.md`),
-    /// sorted by object: from every Binding's entries and destinations, each object's
-    /// request, KubeStellar's decision and its WorkStatuses.
-    pub fn reports(&self) -> Vec<(WorkloadRef, Report)> {
+    /// The WorkStatuses: (WEC, name) -> content.
+    pub(crate) fn work_status_map(&self) -> &BTreeMap<(String, String), WorkStatusReport> {
+        &self.work_statuses
+    }
+
+    /// KubeStellar's decision for `object`: the flags and destinations of every policy
+    /// selecting it.
+    pub(crate) fn plan_of(&self, object: &crate::explain::ObjectKey) -> crate::reported::Plan {
+        let key = object.tuple();
+        decide(&self.requests().remove(&key).unwrap_or_default())
+    }
+
+    /// Every object's request: the flags ORed and the destinations united over the
+    /// policies selecting it with a flag.
+    fn requests(&self) -> BTreeMap<ObjectKeyTuple, Request> {
         let mut requests: BTreeMap<ObjectKeyTuple, Request> = BTreeMap::new();
         for binding in self.bindings() {
             for e in binding.cluster_scope.iter().chain(&binding.namespace_scope) {
@@ -321,6 +332,14 @@ impl Oracle {
                 }
             }
         }
+        requests
+    }
+
+    /// What Bindery writes into each workload object (`docs/status-semantics.md`),
+    /// sorted by object: from every Binding's entries and destinations, each object's
+    /// request, KubeStellar's decision and its WorkStatuses.
+    pub fn reports(&self) -> Vec<(WorkloadRef, Report)> {
+        let requests = self.requests();
         let mut out = Vec::new();
         for (key, (version, state)) in &self.objects {
             let (group, resource, namespace, name) = key;

@@ -7,7 +7,9 @@ use super::state::InputState;
 use crate::explain::{ExplainError, Explanation, ObjectKey, Query};
 use crate::input::{Change, WorkStatusReport, WorkloadRef, WorkloadState};
 use crate::intern::Sym;
-use crate::model::{ObjectId, ObjectRecord, ObjectVersion};
+use crate::model::{
+    ObjectId, ObjectKey as ObjectKeySyms, ObjectRecord, ObjectVersion, WorkStatusRecord,
+};
 use crate::oracle::Oracle;
 
 impl Engine {
@@ -57,23 +59,28 @@ impl InputState {
             });
         }
         for (key, record) in self.work_statuses.values() {
-            let s = |sym| self.interner.resolve(sym).to_string();
-            oracle.apply(&Change::WorkStatus {
-                wec: s(record.wec),
-                name: s(record.name),
-                report: Some(WorkStatusReport {
-                    object: ObjectKey {
-                        group: s(key.0),
-                        resource: s(key.1),
-                        namespace: s(key.2),
-                        name: s(key.3),
-                    },
-                    status: record.status.as_ref().map(|j| j.value().clone()),
-                    last_update: record.last_update.clone(),
-                }),
-            });
+            oracle.apply(&self.work_status_change(key, record));
         }
         oracle
+    }
+
+    /// The change that creates one stored WorkStatus, in strings.
+    fn work_status_change(&self, key: &ObjectKeySyms, record: &WorkStatusRecord) -> Change {
+        let s = |sym| self.interner.resolve(sym).to_string();
+        Change::WorkStatus {
+            wec: s(record.wec),
+            name: s(record.name),
+            report: Some(WorkStatusReport {
+                object: ObjectKey {
+                    group: s(key.0),
+                    resource: s(key.1),
+                    namespace: s(key.2),
+                    name: s(key.3),
+                },
+                status: record.status.as_ref().map(|j| j.value().clone()),
+                last_update: record.last_update.clone(),
+            }),
+        }
     }
 
     /// Explains `query`, copying only what it needs into an [`Oracle`].
@@ -102,6 +109,20 @@ impl InputState {
                     .as_ref()
                     .expect("object id in use");
                 oracle.apply(&self.object_change(id, record, version));
+            }
+            // Its WorkStatuses (where its status comes from).
+            for (key, record) in self.work_statuses.values() {
+                let s = |sym| self.interner.resolve(sym);
+                if (s(key.0), s(key.1), s(key.2), s(key.3))
+                    == (
+                        object.group.as_str(),
+                        object.resource.as_str(),
+                        object.namespace.as_str(),
+                        object.name.as_str(),
+                    )
+                {
+                    oracle.apply(&self.work_status_change(key, record));
+                }
             }
         }
         oracle.explain(query)

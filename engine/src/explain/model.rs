@@ -335,6 +335,50 @@ pub struct ObjectExplanation {
     pub modulation: Option<ModulationView>,
     /// Each `downsync[i]`.
     pub clauses: Vec<ClauseExplanation>,
+    /// Where its status comes from (status return), over every policy.
+    pub reported_state: ReportedStateExplanation,
+}
+
+/// A policy asking for an object's reported state, and the WECs it sends it to.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PolicyWecs {
+    /// The policy.
+    pub policy: String,
+    /// Its destinations.
+    pub wecs: Vec<String>,
+}
+
+/// One WorkStatus of an object.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WorkStatusSeen {
+    /// Its WEC (namespace).
+    pub wec: String,
+    /// Its name.
+    pub name: String,
+    /// Whether it reports a status.
+    pub has_status: bool,
+}
+
+/// Where a workload object's status comes from, over every policy
+/// (`docs/status-semantics.md`): who asks, KubeStellar's decision, the WECs' reports,
+/// and what Bindery writes.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReportedStateExplanation {
+    /// The policies selecting it with `wantSingletonReportedState`.
+    pub singleton: Vec<PolicyWecs>,
+    /// The policies selecting it with `wantMultiWECReportedState`.
+    pub multi_wec: Vec<PolicyWecs>,
+    /// The decision: `copy from WEC X`, `aggregate over X, Y`, `clear`.
+    pub decision: String,
+    /// Its WorkStatuses, by WEC and name.
+    pub work_statuses: Vec<WorkStatusSeen>,
+    /// Whether it carries a status-return label.
+    pub labelled: bool,
+    /// What Bindery writes into it.
+    pub writes: String,
 }
 
 /// A destination and the cluster selectors that matched it.

@@ -4,8 +4,8 @@
 use crate::input::LabelMap;
 
 use super::{
-    ClauseExplanation, ClusterExplanation, Explanation, ObjectExplanation, Overview,
-    SelectorExplanation,
+    ClauseExplanation, ClusterExplanation, Explanation, ObjectExplanation, Overview, PolicyWecs,
+    ReportedStateExplanation, SelectorExplanation,
 };
 
 /// `key=value`, with `""` for an empty value.
@@ -204,6 +204,57 @@ impl ObjectExplanation {
         }
         for c in &self.clauses {
             c.render(out);
+        }
+        self.reported_state.render(out);
+    }
+}
+
+impl ReportedStateExplanation {
+    fn render(&self, out: &mut Text) {
+        out.line(
+            0,
+            format!(
+                "status return: {}; Bindery writes {}",
+                self.decision, self.writes
+            ),
+        );
+        let asking = |list: &[PolicyWecs]| -> String {
+            if list.is_empty() {
+                return "none".to_string();
+            }
+            list.iter()
+                .map(|p| format!("{} (to {})", p.policy, p.wecs.join(", ")))
+                .collect::<Vec<_>>()
+                .join("; ")
+        };
+        out.line(
+            1,
+            format!("singleton asked by: {}", asking(&self.singleton)),
+        );
+        out.line(
+            1,
+            format!("multi-WEC asked by: {}", asking(&self.multi_wec)),
+        );
+        let reports: Vec<String> = self
+            .work_statuses
+            .iter()
+            .map(|w| {
+                let status = if w.has_status {
+                    "a status"
+                } else {
+                    "no status"
+                };
+                format!("{}/{} ({status})", w.wec, w.name)
+            })
+            .collect();
+        let reports = if reports.is_empty() {
+            "none".to_string()
+        } else {
+            reports.join(", ")
+        };
+        out.line(1, format!("WorkStatuses: {reports}"));
+        if self.labelled {
+            out.line(1, "carries a status-return label");
         }
     }
 }

@@ -399,3 +399,54 @@ fn dry_run_rejects_bad_policy_files() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("give --dump-bindings a file"));
 }
+
+/// `--object` says where the object's status comes from: who asks, KubeStellar's
+/// decision, the WECs' WorkStatuses and what Bindery writes (`examples/status-return.jsonl`).
+#[test]
+fn explains_where_an_objects_status_comes_from() {
+    let log = workspace_root().join("examples/status-return.jsonl");
+    let text = explain_ok(
+        &log,
+        &[
+            "--policy",
+            "nginx-multi",
+            "--object",
+            "apps/deployments/nginx/nginx-multi",
+        ],
+    );
+    for line in [
+        "status return: aggregate over cluster1, cluster2; Bindery writes the aggregate, with the multi-WEC label",
+        "  multi-WEC asked by: nginx-multi (to cluster1, cluster2)",
+        "  WorkStatuses: cluster1/w-nginx-multi (a status), cluster2/w-nginx-multi (a status)",
+    ] {
+        assert!(text.lines().any(|l| l == line), "{line:?} missing:\n{text}");
+    }
+    // A WorkStatus without a status: nothing written; a labelled object nothing asks for: cleared.
+    let text = explain_ok(
+        &log,
+        &[
+            "--policy",
+            "nginx-singleton",
+            "--object",
+            "/configmaps/nginx/settings",
+        ],
+    );
+    assert!(
+        text.contains("status return: copy from WEC cluster1; Bindery writes nothing"),
+        "{text}"
+    );
+    let text = explain_ok(
+        &log,
+        &[
+            "--policy",
+            "nginx-singleton",
+            "--object",
+            "apps/deployments/nginx/left-behind",
+        ],
+    );
+    assert!(
+        text.contains("status return: clear; Bindery writes status {} and no status-return label"),
+        "{text}"
+    );
+    assert!(text.contains("carries a status-return label"), "{text}");
+}
