@@ -89,11 +89,22 @@ fn check_recorded(object: &Value, wec: &str, source_ref: &Value, status: &Value)
                 "uid",
                 "resourceVersion",
                 "generation",
-                "labels"
+                "labels",
+                "managedFields"
             ]
             .contains(&key.as_str()),
             "metadata.{key} recorded: {object}"
         );
+    }
+    // Of the managedFields, only the time of the last status write.
+    let managed = &object["metadata"]["managedFields"];
+    if status.is_null() {
+        assert!(managed.is_null(), "{object}");
+    } else {
+        let entries = managed.as_array().expect("the last status write");
+        assert_eq!(entries.len(), 1, "{object}");
+        assert!(entries[0]["time"].is_string(), "{object}");
+        assert_eq!(entries[0]["fieldsV1"], json!({"f:status": {}}), "{object}");
     }
     assert_eq!(object["spec"], json!({"sourceRef": source_ref}));
     assert_eq!(&object["status"], status);
