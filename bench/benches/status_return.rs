@@ -229,7 +229,13 @@ fn main() -> Result<()> {
             }
         }
         let r = config.repeats;
-        let phase = |rep: usize| if rep % 2 == 0 { "Pending" } else { "Running" };
+        let phase = |rep: usize| {
+            if rep.is_multiple_of(2) {
+                "Pending"
+            } else {
+                "Running"
+            }
+        };
         let singleton = time(&mut engine, r, |rep| {
             vec![work_status(rep % ASKING, 0, phase(rep), (rep % 2) as i64)]
         });
