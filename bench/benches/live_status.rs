@@ -1,0 +1,775 @@
+//! Status return side by side: the WDS objects' returned `.status` and status-return
+//! labels under `bindery run --wds-name wds1` and, with `--kubestellar KS_BINARY`, under
+//! KubeStellar's binding and status controllers (`ks-controller-manager` of
+//! `bench/kubestellar/build.sh --main ks-controller-manager`), each on fresh envtest
+//! servers, driven by the same steps.
+//!
+//! The bench plays KubeStellar's transport and OCM status add-on: every 200 ms it lists
+//! the Bindings and, for each (Deployment, WEC) one lists, keeps a WorkStatus in the
+//! ITS as the add-on writes it (in the WEC's namespace, labelled
+//! `transport.kubestellar.io/originWdsName: wds1`, its `status` through the status
+//! subresource, zero-valued fields left out as a WEC's API server leaves them out), and
+//! deletes it when no Binding lists the pair any more.
+//!
+//! Setup: the three WECs of the tests (`cluster1`, `cluster2` in `location-group: edge`,
+//! `cluster3` in `core`), N Deployments (default 100, `--deployments N`) in 4 namespaces,
+//! labelled `group: s`, `m` or `x` in turn. What a WEC reports for a Deployment: cluster1
+//! 2 replicas, 2 ready; cluster2 2 replicas, 1 ready; cluster3 3 replicas, 1 ready; a
+//! "changed" Deployment in cluster1: 0 ready, `Available` False and `Progressing` False
+//! with reason `ProgressDeadlineExceeded`. Cases, one after the other:
+//!
+//! 1. policy `singleton`: the `group: s` Deployments to cluster1, singleton reported state;
+//! 2. policy `multi`: the `group: m` Deployments to the edge WECs (cluster1 and cluster2),
+//!    multi-WEC reported state (the aggregate);
+//! 3. cluster1's reported status changes for 10 Deployments (5 of each group);
+//! 4. the singleton policy retargeted to no WEC (its statuses cleared, labels removed);
+//! 5. the singleton policy retargeted to the `group: m` Deployments in cluster3: S and M on
+//!    the same objects (KubeStellar's decision table: the aggregate over cluster1-3).
+//!
+//! A case ends when for 3 s no Deployment changed, no Binding changed and the add-on had
+//! nothing to do (the second controller's case also waits, at most 60 s, until the
+//! objects equal the first's at the end of the same case). Per case and controller: the
+//! time from the step to the last Deployment write a watch saw, the Deployment writes
+//! (watch events: label only, status only, both), and at the end every Deployment's
+//! status and status-return labels, compared object by object between the controllers
+//! (statuses without their zero-valued fields, as the API server drops them).
+//!
+//! ```text
+//! cargo bench -p bindery-bench --bench live_status                      # Bindery only
+//! cargo bench -p bindery-bench --bench live_status -- --kubestellar /tmp/ks-controller-manager
+//! ```
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use bindery_bench::cli;
+use bindery_tests::bindery_run::BinderyRun;
+use bindery_tests::control_plane::{self, apply, res};
+use bindery_tests::objects::{self, deployment_ref};
+use bindery_tests::world::World;
+use bindery_tests::{free_port, http_get};
+use futures::{StreamExt, TryStreamExt};
+use kube::api::{Api, DynamicObject, ListParams, Patch, PatchParams, PostParams, WatchEvent};
+use kube::api::{DeleteParams, WatchParams};
+use serde_json::{Value, json};
+
+const SINGLETON: &str = "managed-by.kubestellar.io/singletonstatus";
+const MULTI: &str = "managed-by.kubestellar.io/multiwecstatus";
+const NAMESPACES: usize = 4;
+const WDS_NAME: &str = "wds1";
+
+/// `value` without its zero-valued fields (0, "", false, null, empty lists and maps),
+/// recursively: what the API server keeps of a typed object's `omitempty` fields.
+fn without_zeros(value: &Value) -> Value {
+    match value {
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .map(|(k, v)| (k.clone(), without_zeros(v)))
+                .filter(|(_, v)| !is_zero(v))
+                .collect(),
+        ),
+        Value::Array(items) => Value::Array(items.iter().map(without_zeros).collect()),
+        other => other.clone(),
+    }
+}
+
+fn is_zero(value: &Value) -> bool {
+    match value {
+        Value::Null => true,
+        Value::Bool(b) => !b,
+        Value::Number(n) => n.as_f64() == Some(0.0),
+        Value::String(s) => s.is_empty(),
+        Value::Array(a) => a.is_empty(),
+        Value::Object(m) => m.is_empty(),
+    }
+}
+
+/// What WEC `wec` reports for a Deployment (`changed`: the status of case 3).
+fn reported(wec: &str, changed: bool) -> Value {
+    let (replicas, ready) = match (wec, changed) {
+        ("cluster1", true) => (2, 0),
+        ("cluster2", _) => (2, 1),
+        ("cluster3", _) => (3, 1),
+        _ => (2, 2),
+    };
+    let mut conditions = vec![json!({"type": "Available",
+        "status": if ready > 0 { "True" } else { "False" },
+        "reason": if ready > 0 { "MinimumReplicasAvailable" } else { "MinimumReplicasUnavailable" }})];
+    if changed {
+        conditions.push(json!({"type": "Progressing", "status": "False",
+            "reason": "ProgressDeadlineExceeded"}));
+    } else {
+        conditions.push(json!({"type": "Progressing", "status": "True",
+            "reason": "NewReplicaSetAvailable"}));
+    }
+    without_zeros(&json!({"observedGeneration": 1, "replicas": replicas,
+        "updatedReplicas": replicas, "readyReplicas": ready, "availableReplicas": ready,
+        "unavailableReplicas": replicas - ready, "conditions": conditions}))
+}
+
+/// A Deployment as the comparison sees it: its status-return labels and its status
+/// without zero-valued fields.
+fn seen_as(object: &DynamicObject) -> Value {
+    let labels: BTreeMap<String, String> = object
+        .metadata
+        .labels
+        .clone()
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|(k, _)| k == SINGLETON || k == MULTI)
+        .collect();
+    json!({"labels": labels,
+           "status": without_zeros(object.data.get("status").unwrap_or(&Value::Null))})
+}
+
+fn key(object: &DynamicObject) -> String {
+    format!(
+        "{}/{}",
+        object.metadata.namespace.clone().unwrap_or_default(),
+        object.metadata.name.clone().unwrap_or_default()
+    )
+}
+
+/// A Deployment write the watch saw: when, which, whether its labels / status changed.
+type Write = (Instant, String, bool, bool);
+
+/// The Deployment writes seen, and each Deployment as last seen ([`seen_as`]).
+#[derive(Clone, Default)]
+struct Seen(Arc<Mutex<Vec<Write>>>, Arc<Mutex<BTreeMap<String, Value>>>);
+
+impl Seen {
+    fn len(&self) -> usize {
+        self.0.lock().unwrap().len()
+    }
+    fn since(&self, from: usize) -> Vec<Write> {
+        self.0.lock().unwrap()[from..].to_vec()
+    }
+    fn last_at(&self) -> Option<Instant> {
+        self.0.lock().unwrap().last().map(|e| e.0)
+    }
+}
+
+/// Watches the WDS's Deployments from now on, recording every change.
+async fn watch_deployments(wds: kube::Client, seen: Seen) -> Result<tokio::task::JoinHandle<()>> {
+    let api: Api<DynamicObject> = Api::all_with(wds, &res::deployments());
+    let list = api.list(&ListParams::default()).await?;
+    for d in &list.items {
+        seen.1.lock().unwrap().insert(key(d), seen_as(d));
+    }
+    let mut version = list.metadata.resource_version.unwrap_or_default();
+    Ok(tokio::spawn(async move {
+        loop {
+            let Ok(stream) = api
+                .watch(&WatchParams::default().timeout(290), &version)
+                .await
+            else {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            };
+            let mut stream = stream.boxed();
+            while let Some(Ok(event)) = stream.next().await {
+                let object = match event {
+                    WatchEvent::Added(o) | WatchEvent::Modified(o) | WatchEvent::Deleted(o) => o,
+                    WatchEvent::Bookmark(b) => {
+                        version = b.metadata.resource_version;
+                        continue;
+                    }
+                    WatchEvent::Error(_) => break,
+                };
+                version = control_plane::rv(&object);
+                let now = seen_as(&object);
+                let was = seen
+                    .1
+                    .lock()
+                    .unwrap()
+                    .insert(key(&object), now.clone())
+                    .unwrap_or(Value::Null);
+                seen.0.lock().unwrap().push((
+                    Instant::now(),
+                    key(&object),
+                    was["labels"] != now["labels"],
+                    was["status"] != now["status"],
+                ));
+            }
+        }
+    }))
+}
+
+/// The stand-in transport and status add-on's state.
+#[derive(Default)]
+struct AddonState {
+    /// The Deployments (`ns/name`) whose cluster1 status is the changed one.
+    changed: BTreeSet<String>,
+    /// Whether its last pass found nothing to do.
+    synced: bool,
+    last_action: Option<Instant>,
+    last_binding_change: Option<Instant>,
+    /// WorkStatuses created, status writes, deletions.
+    counts: (usize, usize, usize),
+}
+
+type Addon = Arc<Mutex<AddonState>>;
+
+/// The WorkStatus name the add-on gives the object `ns/name` in `wec`.
+fn work_status_name(wec: &str, ns: &str, name: &str) -> String {
+    let uid = match wec {
+        "cluster1" => "1",
+        "cluster2" => "2",
+        _ => "3",
+    };
+    format!("00000000-0000-0000-0000-00000000000{uid}-appsv1-deployment-{ns}-{name}")
+}
+
+/// (WEC, namespace, name) of every Deployment a Binding lists for a WEC, with the name of
+/// (the first) Binding listing it.
+async fn desired(wds: &kube::Client) -> Result<BTreeMap<(String, String, String), String>> {
+    let api: Api<DynamicObject> = Api::all_with(wds.clone(), &res::bindings());
+    let mut out = BTreeMap::new();
+    for binding in api.list(&ListParams::default()).await? {
+        let spec = &binding.data["spec"];
+        let name = binding.metadata.name.clone().unwrap_or_default();
+        let empty = Vec::new();
+        let entries = spec["workload"]["namespaceScope"]
+            .as_array()
+            .unwrap_or(&empty);
+        for d in spec["destinations"].as_array().unwrap_or(&empty) {
+            let Some(wec) = d["clusterId"].as_str() else {
+                continue;
+            };
+            for e in entries {
+                if e["resource"] != "deployments" {
+                    continue;
+                }
+                let (ns, n) = (e["namespace"].as_str(), e["name"].as_str());
+                if let (Some(ns), Some(n)) = (ns, n) {
+                    out.entry((wec.to_string(), ns.to_string(), n.to_string()))
+                        .or_insert_with(|| name.clone());
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Runs the stand-in transport and status add-on until aborted.
+fn run_addon(wds: kube::Client, its: kube::Client, state: Addon) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut applied: BTreeMap<(String, String, String), Value> = BTreeMap::new();
+        let mut last_desired = BTreeMap::new();
+        loop {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            let want = match desired(&wds).await {
+                Ok(w) => w,
+                Err(e) => {
+                    eprintln!("[live_status] add-on: listing Bindings: {e:#}");
+                    continue;
+                }
+            };
+            if want != last_desired {
+                state.lock().unwrap().last_binding_change = Some(Instant::now());
+                last_desired = want.clone();
+            }
+            let changed = state.lock().unwrap().changed.clone();
+            let mut writes = Vec::new();
+            for ((wec, ns, name), binding) in &want {
+                let status = reported(
+                    wec,
+                    wec == "cluster1" && changed.contains(&format!("{ns}/{name}")),
+                );
+                let k = (wec.clone(), ns.clone(), name.clone());
+                if applied.get(&k) != Some(&status) {
+                    writes.push((
+                        k.clone(),
+                        Some((binding.clone(), status, !applied.contains_key(&k))),
+                    ));
+                }
+            }
+            for k in applied.keys() {
+                if !want.contains_key(k) {
+                    writes.push((k.clone(), None));
+                }
+            }
+            if writes.is_empty() {
+                state.lock().unwrap().synced = true;
+                continue;
+            }
+            state.lock().unwrap().synced = false;
+            let results: Vec<_> = futures::stream::iter(writes)
+                .map(|(k, what)| {
+                    let its = its.clone();
+                    async move {
+                        let r = addon_write(&its, &k, what.as_ref()).await;
+                        (k, what, r)
+                    }
+                })
+                .buffer_unordered(16)
+                .collect()
+                .await;
+            let mut st = state.lock().unwrap();
+            for (k, what, r) in results {
+                if let Err(e) = r {
+                    eprintln!("[live_status] add-on: {k:?}: {e:#}");
+                    continue;
+                }
+                match what {
+                    Some((_, status, created)) => {
+                        if created {
+                            st.counts.0 += 1;
+                        }
+                        st.counts.1 += 1;
+                        applied.insert(k, status);
+                    }
+                    None => {
+                        st.counts.2 += 1;
+                        applied.remove(&k);
+                    }
+                }
+            }
+            st.last_action = Some(Instant::now());
+        }
+    })
+}
+
+/// Creates (if `created`) WorkStatus of `k` and writes its status, or deletes it (`None`).
+async fn addon_write(
+    its: &kube::Client,
+    (wec, ns, name): &(String, String, String),
+    what: Option<&(String, Value, bool)>,
+) -> Result<()> {
+    let api: Api<DynamicObject> = Api::namespaced_with(its.clone(), wec, &res::work_statuses());
+    let ws = work_status_name(wec, ns, name);
+    let Some((binding, status, created)) = what else {
+        api.delete(&ws, &DeleteParams::default()).await?;
+        return Ok(());
+    };
+    if *created {
+        let mut object = objects::work_status(wec, &ws, WDS_NAME, deployment_ref(ns, name));
+        object["metadata"]["labels"]["transport.kubestellar.io/originOwnerReferenceBindingKey"] =
+            json!(binding);
+        let object: DynamicObject = serde_json::from_value(object)?;
+        match api.create(&PostParams::default(), &object).await {
+            Ok(_) => {}
+            Err(kube::Error::Api(e)) if e.code == 409 => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    let patch = json!({"apiVersion": "control.kubestellar.io/v1alpha1", "kind": "WorkStatus",
+                       "status": status});
+    api.patch_status(
+        &ws,
+        &PatchParams::apply("e2e-status-addon").force(),
+        &Patch::Apply(&patch),
+    )
+    .await?;
+    Ok(())
+}
+
+/// Every Deployment, by `ns/name`, [`seen_as`].
+async fn snapshot(wds: &kube::Client) -> Result<BTreeMap<String, Value>> {
+    let api: Api<DynamicObject> = Api::all_with(wds.clone(), &res::deployments());
+    Ok(api
+        .list(&ListParams::default())
+        .await?
+        .into_iter()
+        .map(|d| (key(&d), seen_as(&d)))
+        .collect())
+}
+
+struct CaseResult {
+    name: &'static str,
+    /// From the step to the last Deployment write seen, if any.
+    seconds: Option<f64>,
+    objects_written: usize,
+    /// Deployment writes: all, label only, status only, both.
+    writes: (usize, usize, usize, usize),
+    /// WorkStatuses created, status writes, deleted by the add-on in the case.
+    addon: (usize, usize, usize),
+}
+
+/// Waits for the end of a case (see the module's doc) and measures it.
+#[allow(clippy::too_many_arguments)]
+async fn settle(
+    name: &'static str,
+    started: Instant,
+    seen: &Seen,
+    from: usize,
+    addon: &Addon,
+    addon_before: (usize, usize, usize),
+    wds: &kube::Client,
+    expected: Option<&BTreeMap<String, Value>>,
+) -> Result<(CaseResult, BTreeMap<String, Value>)> {
+    let deadline = started + Duration::from_secs(600);
+    loop {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        let (synced, last) = {
+            let a = addon.lock().unwrap();
+            let last = [
+                seen.last_at(),
+                a.last_action,
+                a.last_binding_change,
+                Some(started),
+            ]
+            .into_iter()
+            .flatten()
+            .max()
+            .unwrap_or(started);
+            (a.synced, last)
+        };
+        let quiet = synced && last.elapsed() > Duration::from_secs(3);
+        if !quiet && Instant::now() < deadline {
+            continue;
+        }
+        let snap = snapshot(wds).await?;
+        if let Some(expected) = expected
+            && snap != *expected
+            && started.elapsed() < Duration::from_secs(60)
+        {
+            continue;
+        }
+        let events: Vec<Write> = seen
+            .since(from)
+            .into_iter()
+            .filter(|e| e.0 >= started)
+            .collect();
+        let objects: BTreeSet<&String> = events.iter().map(|e| &e.1).collect();
+        let count = |f: &dyn Fn(&Write) -> bool| events.iter().filter(|e| f(e)).count();
+        let a = addon.lock().unwrap().counts;
+        let result = CaseResult {
+            name,
+            seconds: events
+                .last()
+                .map(|e| e.0.saturating_duration_since(started).as_secs_f64()),
+            objects_written: objects.len(),
+            writes: (
+                events.len(),
+                count(&|e| e.2 && !e.3),
+                count(&|e| !e.2 && e.3),
+                count(&|e| e.2 && e.3),
+            ),
+            addon: (
+                a.0 - addon_before.0,
+                a.1 - addon_before.1,
+                a.2 - addon_before.2,
+            ),
+        };
+        eprintln!(
+            "[live_status] {name}: {:?} s, {} objects written",
+            result.seconds, result.objects_written
+        );
+        return Ok((result, snap));
+    }
+}
+
+#[derive(Clone, Debug)]
+enum Controller {
+    Bindery,
+    /// KubeStellar's `ks-controller-manager` (binding and status controllers).
+    KubeStellar(std::path::PathBuf),
+}
+
+impl Controller {
+    fn name(&self) -> &'static str {
+        match self {
+            Controller::Bindery => "Bindery",
+            Controller::KubeStellar(_) => "KubeStellar's ks-controller-manager",
+        }
+    }
+
+    fn start(&self, w: &World, listen: &str) -> Result<BinderyRun> {
+        let who = match self {
+            Controller::Bindery => "bindery",
+            Controller::KubeStellar(_) => "kubestellar",
+        };
+        let log = std::env::temp_dir().join(format!("live_status-{who}.log"));
+        eprintln!("[live_status] {} logs to {}", self.name(), log.display());
+        match self {
+            Controller::Bindery => BinderyRun::start(
+                &w.env.wds.kubeconfig,
+                &w.env.its.kubeconfig,
+                &log,
+                &["--listen", listen, "--wds-name", WDS_NAME],
+            ),
+            Controller::KubeStellar(binary) => {
+                let mut command = std::process::Command::new(binary);
+                command
+                    .arg("--wds-kubeconfig")
+                    .arg(&w.env.wds.kubeconfig)
+                    .arg("--its-kubeconfig")
+                    .arg(&w.env.its.kubeconfig)
+                    .args(["--wds-name", WDS_NAME, "--qps", "50", "--burst", "100"]);
+                BinderyRun::start_command(command, &log)
+            }
+        }
+    }
+
+    /// Bindery: its `/readyz`. KubeStellar's: 15 s (its start took ~8 s in
+    /// `smoke-status.sh`; it has no readiness endpoint unless asked for one).
+    async fn ready(&self, listen: &str) -> Result<()> {
+        match self {
+            Controller::Bindery => {
+                let deadline = Instant::now() + Duration::from_secs(300);
+                while Instant::now() < deadline {
+                    if let Ok((200, _)) = http_get(&format!("http://{listen}/readyz")) {
+                        return Ok(());
+                    }
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                bail!("bindery was not ready in 300 s")
+            }
+            Controller::KubeStellar(_) => {
+                tokio::time::sleep(Duration::from_secs(15)).await;
+                Ok(())
+            }
+        }
+    }
+}
+
+fn deployment_name(k: usize) -> (String, String) {
+    (format!("ns-{}", k % NAMESPACES), format!("d-{k:04}"))
+}
+
+fn group(k: usize) -> &'static str {
+    ["s", "m", "x"][k % 3]
+}
+
+fn singleton_policy(clusters: Value, group: &str) -> Value {
+    objects::policy(
+        "singleton",
+        clusters,
+        json!([{"resources": ["deployments"],
+                "objectSelectors": [{"matchLabels": {"group": group}}],
+                "wantSingletonReportedState": true}]),
+    )
+}
+
+/// The cases on fresh servers with `controller`: each case's result and the objects at
+/// its end.
+async fn bench(
+    deployments: usize,
+    controller: &Controller,
+    expected: Option<&[BTreeMap<String, Value>]>,
+) -> Result<(Vec<CaseResult>, Vec<BTreeMap<String, Value>>)> {
+    eprintln!(
+        "[live_status] {} on {deployments} Deployments",
+        controller.name()
+    );
+    let w = World::start().await;
+    w.three_wecs().await;
+    for &(wec, _) in objects::THREE_WECS {
+        apply(
+            &w.its,
+            &res::namespaces(),
+            objects::namespace(wec, json!({})),
+        )
+        .await?;
+    }
+    for j in 0..NAMESPACES {
+        w.namespace(&format!("ns-{j}"), json!({})).await;
+    }
+    futures::stream::iter(0..deployments)
+        .map(|k| {
+            let wds = w.wds.clone();
+            async move {
+                let (ns, name) = deployment_name(k);
+                let object = objects::deployment(&ns, &name, json!({"group": group(k)}));
+                apply(&wds, &res::deployments(), object).await
+            }
+        })
+        .buffer_unordered(16)
+        .try_collect::<Vec<_>>()
+        .await?;
+
+    let listen = format!("127.0.0.1:{}", free_port());
+    let mut process = controller.start(&w, &listen)?;
+    controller.ready(&listen).await?;
+    let seen = Seen::default();
+    let watch = watch_deployments(w.wds.clone(), seen.clone()).await?;
+    let addon: Addon = Arc::default();
+    let addon_task = run_addon(w.wds.clone(), w.its.clone(), addon.clone());
+
+    let policies = res::binding_policies();
+    let changed: BTreeSet<String> = (0..deployments)
+        .filter(|&k| group(k) == "s")
+        .take(5)
+        .chain((0..deployments).filter(|&k| group(k) == "m").take(5))
+        .map(|k| {
+            let (ns, name) = deployment_name(k);
+            format!("{ns}/{name}")
+        })
+        .collect();
+    let mut results = Vec::new();
+    let mut snapshots = Vec::new();
+    for case in 0..5 {
+        let name = [
+            "1. singleton policy to cluster1",
+            "2. multi-WEC policy to cluster1+2",
+            "3. cluster1's status changes for 10 objects",
+            "4. singleton policy to no WEC",
+            "5. singleton policy on the multi objects, cluster3 (S and M)",
+        ][case];
+        let from = seen.len();
+        let addon_before = addon.lock().unwrap().counts;
+        let started = Instant::now();
+        match case {
+            0 => {
+                let to = json!([{"matchLabels": {"name": "cluster1"}}]);
+                apply(&w.wds, &policies, singleton_policy(to, "s")).await?;
+            }
+            1 => {
+                let p = objects::policy(
+                    "multi",
+                    objects::location_group("edge"),
+                    json!([{"resources": ["deployments"],
+                            "objectSelectors": [{"matchLabels": {"group": "m"}}],
+                            "wantMultiWECReportedState": true}]),
+                );
+                apply(&w.wds, &policies, p).await?;
+            }
+            2 => {
+                let mut a = addon.lock().unwrap();
+                a.changed = changed.clone();
+                a.synced = false;
+            }
+            3 => {
+                let to = json!([{"matchLabels": {"name": "CelestialNexus"}}]);
+                apply(&w.wds, &policies, singleton_policy(to, "s")).await?;
+            }
+            _ => {
+                let to = json!([{"matchLabels": {"name": "cluster3"}}]);
+                apply(&w.wds, &policies, singleton_policy(to, "m")).await?;
+            }
+        }
+        if case != 2 {
+            addon.lock().unwrap().synced = false;
+        }
+        let want = expected.map(|e| &e[case]);
+        let (result, snap) = settle(
+            name,
+            started,
+            &seen,
+            from,
+            &addon,
+            addon_before,
+            &w.wds,
+            want,
+        )
+        .await?;
+        results.push(result);
+        snapshots.push(snap);
+    }
+    addon_task.abort();
+    watch.abort();
+    process.stop()?;
+    Ok((results, snapshots))
+}
+
+fn main() -> Result<()> {
+    let mut deployments = 100;
+    let mut kubestellar = None;
+    let mut args = cli::args();
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--deployments" => deployments = cli::count(&args.next().context("--deployments N")?)?,
+            "--kubestellar" => kubestellar = Some(args.next().context("--kubestellar PATH")?),
+            other => bail!("unknown argument {other:?}"),
+        }
+    }
+    eprintln!(
+        "[live_status] bindery binary: {}",
+        bindery_tests::bindery_bin().display()
+    );
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let mut controllers = vec![Controller::Bindery];
+    if let Some(path) = &kubestellar {
+        let binary = bindery_tests::workspace_root().join(path);
+        let binary = std::fs::canonicalize(&binary)
+            .with_context(|| format!("--kubestellar {}", binary.display()))?;
+        controllers.push(Controller::KubeStellar(binary));
+    }
+    println!(
+        "## Status return side by side: {deployments} Deployments, 3 WECs\n\n`cargo bench -p bindery-bench --bench live_status -- --deployments {deployments}{}`; one controller at a time, each on fresh servers.\n",
+        if kubestellar.is_some() {
+            " --kubestellar KS_BINARY"
+        } else {
+            ""
+        }
+    );
+    let mut all = Vec::new();
+    for controller in &controllers {
+        let expected = all.first().map(Vec::as_slice);
+        let (results, snapshots) = runtime.block_on(bench(deployments, controller, expected))?;
+        print_results(controller, &results, &snapshots);
+        all.push(snapshots);
+    }
+    if let [ours, theirs] = &all[..] {
+        println!(
+            "Deployments compared object by object (status-return labels; status without zero-valued fields) at the end of each case:\n"
+        );
+        println!("| case | equal | differ |");
+        println!("| --- | --- | --- |");
+        let mut details = Vec::new();
+        for (i, (a, b)) in ours.iter().zip(theirs).enumerate() {
+            let names: BTreeSet<&String> = a.keys().chain(b.keys()).collect();
+            let (mut equal, mut differ) = (0, 0);
+            for name in names {
+                let (x, y) = (a.get(name), b.get(name));
+                if x == y {
+                    equal += 1;
+                } else {
+                    differ += 1;
+                    details.push(format!(
+                        "- case {}, {name}: Bindery {} / KubeStellar {}",
+                        i + 1,
+                        x.map_or("absent".into(), Value::to_string),
+                        y.map_or("absent".into(), Value::to_string)
+                    ));
+                }
+            }
+            println!("| {} | {equal} | {differ} |", i + 1);
+        }
+        println!();
+        for d in &details {
+            println!("{d}");
+        }
+        if !details.is_empty() {
+            println!();
+        }
+    }
+    Ok(())
+}
+
+fn print_results(
+    controller: &Controller,
+    results: &[CaseResult],
+    snapshots: &[BTreeMap<String, Value>],
+) {
+    println!("### {}\n", controller.name());
+    println!(
+        "| case | step to last status/label write | objects written | Deployment writes (label only / status only / both) | add-on: WorkStatuses created / status writes / deleted | at the end: singleton label / multiwec label / non-empty status |"
+    );
+    println!("| --- | --- | --- | --- | --- | --- |");
+    for (r, snap) in results.iter().zip(snapshots) {
+        let count = |f: &dyn Fn(&Value) -> bool| snap.values().filter(|v| f(v)).count();
+        println!(
+            "| {} | {} | {} | {} ({} / {} / {}) | {} / {} / {} | {} / {} / {} |",
+            r.name,
+            r.seconds.map_or("-".into(), |s| format!("{s:.2} s")),
+            r.objects_written,
+            r.writes.0,
+            r.writes.1,
+            r.writes.2,
+            r.writes.3,
+            r.addon.0,
+            r.addon.1,
+            r.addon.2,
+            count(&|v| v["labels"].get(SINGLETON).is_some()),
+            count(&|v| v["labels"].get(MULTI).is_some()),
+            count(&|v| v["status"].as_object().is_some_and(|m| !m.is_empty())),
+        );
+    }
+    println!();
+}
