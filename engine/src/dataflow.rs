@@ -112,6 +112,15 @@ pub struct WellKnown {
     pub crds: Sym,
 }
 
+impl WellKnown {
+    /// Whether the WECs may set the status of objects of `group`/`resource`: not core
+    /// Namespaces or CRDs ([`returnable_resource`](crate::reported::returnable_resource)).
+    pub fn returnable(&self, group: Sym, resource: Sym) -> bool {
+        !((group == Sym::EMPTY && resource == self.namespaces)
+            || (group == self.crd_group && resource == self.crds))
+    }
+}
+
 /// The dataflow's input sessions.
 pub struct Inputs {
     /// `(cluster id, labels)`.
@@ -529,8 +538,7 @@ fn report_plans<'s>(
         });
     let flags = asking.map(|(_p, (id, (s, m)))| (id, Ask::Flags(s, m)));
     let labelled = objects.flat_map(move |(id, o)| {
-        let returnable = !(o.is_namespace(known.namespaces)
-            || (o.group == known.crd_group && o.resource == known.crds));
+        let returnable = known.returnable(o.group, o.resource);
         let labelled = o.labels.get(known.singleton_label).is_some()
             || o.labels.get(known.multi_wec_label).is_some();
         (returnable && labelled).then_some((id, Ask::Labelled))
@@ -585,9 +593,9 @@ fn reported_state<'s>(
 ) -> Collection<'s, (ObjectKey, ReportRecord)> {
     // The resourceVersion is left out: a status-only update consolidates away here.
     let keys = versions.flat_map(move |(id, v)| {
-        let returnable = !((v.group == Sym::EMPTY && v.resource == known.namespaces)
-            || (v.group == known.crd_group && v.resource == known.crds));
-        returnable.then_some((id, ((v.group, v.resource, v.namespace, v.name), v.version)))
+        known
+            .returnable(v.group, v.resource)
+            .then_some((id, ((v.group, v.resource, v.namespace, v.name), v.version)))
     });
     let planned = plans.join_map(keys, |_id, (plan, labelled), &(key, version)| {
         (key, ReportPart::Plan(version, plan.clone(), *labelled))

@@ -166,45 +166,40 @@ impl Oracle {
             })
             .collect();
         let labelled = crate::reported::is_labelled(state.labels.keys().map(String::as_str));
-        let returnable = crate::reported::returnable_resource(&object.group, &object.resource);
-        let decision = match self.plan_of(object) {
-            _ if !returnable => "none: its status is not the WECs' to set".to_string(),
-            crate::reported::Plan::Copy(wec) => format!("copy from WEC {wec}"),
-            crate::reported::Plan::Aggregate(wecs) => format!(
-                "aggregate over {}",
-                wecs.into_iter().collect::<Vec<_>>().join(", ")
+        use crate::reported::{Label, Plan, Report};
+        let (decision, writes) = match self.report_of_object(object) {
+            None => (
+                "none: its status is not the WECs' to set".to_string(),
+                "nothing".to_string(),
             ),
-            crate::reported::Plan::Clear => "clear".to_string(),
-        };
-        let report = self
-            .reports()
-            .into_iter()
-            .find(|(o, _)| {
-                o.identity()
-                    == (
-                        object.group.as_str(),
-                        object.resource.as_str(),
-                        object.namespace.as_str(),
-                        object.name.as_str(),
-                    )
-            })
-            .map(|(_, r)| r);
-        let writes = match report {
-            Some(crate::reported::Report::Status(_, crate::reported::Label::Singleton)) => {
-                "its status, with the singleton label".to_string()
+            Some((plan, report)) => {
+                let writes = match report {
+                    Some(Report::Status(_, Label::Singleton)) => {
+                        "its status, with the singleton label".to_string()
+                    }
+                    Some(Report::Status(_, Label::MultiWec)) => {
+                        "the aggregate, with the multi-WEC label".to_string()
+                    }
+                    Some(Report::Clear) => {
+                        "status {} and no status-return label (it carries one)".to_string()
+                    }
+                    None if !labelled && plan == Plan::Clear => {
+                        "nothing: nothing asked, and no status-return label to clear".to_string()
+                    }
+                    None => "nothing: the status stays as it is (no status reported, or a kind \
+                             KubeStellar does not aggregate)"
+                        .to_string(),
+                };
+                let decision = match plan {
+                    Plan::Copy(wec) => format!("copy from WEC {wec}"),
+                    Plan::Aggregate(wecs) => format!(
+                        "aggregate over {}",
+                        wecs.into_iter().collect::<Vec<_>>().join(", ")
+                    ),
+                    Plan::Clear => "clear".to_string(),
+                };
+                (decision, writes)
             }
-            Some(crate::reported::Report::Status(_, crate::reported::Label::MultiWec)) => {
-                "the aggregate, with the multi-WEC label".to_string()
-            }
-            Some(crate::reported::Report::Clear) => {
-                "status {} and no status-return label (it carries one)".to_string()
-            }
-            None if !labelled && matches!(self.plan_of(object), crate::reported::Plan::Clear) => {
-                "nothing: nothing asked, and no status-return label to clear".to_string()
-            }
-            None => "nothing: the status stays as it is (no status reported, or a kind \
-                     KubeStellar does not aggregate)"
-                .to_string(),
         };
         ReportedStateExplanation {
             singleton,

@@ -15,7 +15,7 @@ use crate::input::{
 };
 use crate::policy::{ClauseSpec, singleton_problem};
 use crate::reported::{
-    Report, Request, aggregated_kind, decide, desired, is_labelled, returnable_resource,
+    Plan, Report, Request, aggregated_kind, decide, desired, is_labelled, returnable_resource,
 };
 use crate::selector::{Operator, SelectorSpec};
 
@@ -293,13 +293,6 @@ impl Oracle {
         &self.work_statuses
     }
 
-    /// KubeStellar's decision for `object`: the flags and destinations of every policy
-    /// selecting it.
-    pub(crate) fn plan_of(&self, object: &crate::explain::ObjectKey) -> crate::reported::Plan {
-        let key = object.tuple();
-        decide(&self.requests().remove(&key).unwrap_or_default())
-    }
-
     /// Every object's request: the flags ORed and the destinations united over the
     /// policies selecting it with a flag.
     fn requests(&self) -> BTreeMap<ObjectKeyTuple, Request> {
@@ -335,6 +328,48 @@ impl Oracle {
         requests
     }
 
+    /// KubeStellar's decision for the object of `key` (in `state`) given its `request`,
+    /// and what Bindery writes into it: from its WorkStatuses, per WEC in name order.
+    fn report_of(
+        &self,
+        key: &ObjectKeyTuple,
+        state: &WorkloadState,
+        request: &Request,
+    ) -> (Plan, Option<Report>) {
+        let (group, resource, namespace, name) = key;
+        let plan = decide(request);
+        let mut statuses: BTreeMap<String, Vec<Option<Value>>> = BTreeMap::new();
+        for ((wec, _name), report) in &self.work_statuses {
+            let o = &report.object;
+            if (&o.group, &o.resource, &o.namespace, &o.name) == (group, resource, namespace, name)
+            {
+                statuses
+                    .entry(wec.clone())
+                    .or_default()
+                    .push(report.status.clone());
+            }
+        }
+        let labelled = is_labelled(state.labels.keys().map(String::as_str));
+        let desired = desired(&plan, group, aggregated_kind(group, resource), &statuses);
+        let report = Report::of(desired, labelled);
+        (plan, report)
+    }
+
+    /// The decision and report of one object ([`Oracle::reports`]'s, for explain), if it
+    /// exists; `None` for both when its status is not the WECs' to set.
+    pub(crate) fn report_of_object(
+        &self,
+        object: &crate::explain::ObjectKey,
+    ) -> Option<(Plan, Option<Report>)> {
+        let key = object.tuple();
+        let (_, state) = self.objects.get(&key)?;
+        if !returnable_resource(&key.0, &key.1) {
+            return None;
+        }
+        let request = self.requests().remove(&key).unwrap_or_default();
+        Some(self.report_of(&key, state, &request))
+    }
+
     /// What Bindery writes into each workload object (`docs/status-semantics.md`),
     /// sorted by object: from every Binding's entries and destinations, each object's
     /// request, KubeStellar's decision and its WorkStatuses.
@@ -342,33 +377,18 @@ impl Oracle {
         let requests = self.requests();
         let mut out = Vec::new();
         for (key, (version, state)) in &self.objects {
-            let (group, resource, namespace, name) = key;
-            if !returnable_resource(group, resource) {
+            if !returnable_resource(&key.0, &key.1) {
                 continue;
             }
-            let plan = decide(&requests.get(key).cloned().unwrap_or_default());
-            // Per WEC, the statuses of the object's WorkStatuses there, in name order.
-            let mut statuses: BTreeMap<String, Vec<Option<Value>>> = BTreeMap::new();
-            for ((wec, _name), report) in &self.work_statuses {
-                let o = &report.object;
-                if (&o.group, &o.resource, &o.namespace, &o.name)
-                    == (group, resource, namespace, name)
-                {
-                    statuses
-                        .entry(wec.clone())
-                        .or_default()
-                        .push(report.status.clone());
-                }
-            }
-            let labelled = is_labelled(state.labels.keys().map(String::as_str));
-            let desired = desired(&plan, group, aggregated_kind(group, resource), &statuses);
-            if let Some(report) = Report::of(desired, labelled) {
+            let request = requests.get(key).cloned().unwrap_or_default();
+            if let (_, Some(report)) = self.report_of(key, state, &request) {
+                let (group, resource, namespace, name) = key.clone();
                 let object = WorkloadRef {
-                    group: group.clone(),
+                    group,
                     version: version.clone(),
-                    resource: resource.clone(),
-                    namespace: namespace.clone(),
-                    name: name.clone(),
+                    resource,
+                    namespace,
+                    name,
                 };
                 out.push((object, report));
             }

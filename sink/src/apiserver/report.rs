@@ -86,6 +86,14 @@ impl Writer {
         }
     }
 
+    /// The sink's field manager, for the patches of a report.
+    fn patch_params(&self) -> PatchParams {
+        PatchParams {
+            field_manager: Some(self.config.field_manager.clone()),
+            ..PatchParams::default()
+        }
+    }
+
     /// Writes `desired` unless it is what the sink last wrote into the object.
     pub(crate) async fn apply_report(&self, desired: &DesiredReport) {
         let key = desired.key();
@@ -155,10 +163,7 @@ impl Writer {
         key: &str,
         label: Option<Label>,
     ) -> Result<(), Stop> {
-        let params = PatchParams {
-            field_manager: Some(self.config.field_manager.clone()),
-            ..PatchParams::default()
-        };
+        let params = self.patch_params();
         let patch = Patch::Merge(label_patch(label));
         self.write_request("patch labels", key, || {
             api.patch(&object.name, &params, &patch)
@@ -175,10 +180,7 @@ impl Writer {
         key: &str,
         status: &Value,
     ) -> Result<(), Stop> {
-        let params = PatchParams {
-            field_manager: Some(self.config.field_manager.clone()),
-            ..PatchParams::default()
-        };
+        let params = self.patch_params();
         let patch: Patch<Value> = Patch::Json(status_patch(status));
         let name = &object.name;
         let written = match self

@@ -284,7 +284,8 @@ impl<S: BindingWriter> EngineLoop<S> {
         if !self.is_leading() {
             return poll;
         }
-        let reports = (self.status_return && self.pipeline.work_statuses_synced())
+        let reports = self
+            .reports_writable()
             .then(|| self.reports_dirty.values().map(|(_, due)| *due).min())
             .flatten();
         self.dirty
@@ -293,6 +294,13 @@ impl<S: BindingWriter> EngineLoop<S> {
             .chain(reports)
             .min()
             .map_or(poll, |d| d.min(poll))
+    }
+
+    /// Whether returned statuses are handed over: with status return on, once the WECs'
+    /// reports are in (else a status would be cleared for want of the WorkStatus that is
+    /// still being listed).
+    fn reports_writable(&self) -> bool {
+        self.status_return && self.pipeline.work_statuses_synced()
     }
 
     /// True while the sink writes.
@@ -585,9 +593,7 @@ impl<S: BindingWriter> EngineLoop<S> {
                 self.sink.remove_finalizer(name);
             }
         }
-        // Returned statuses: only once the WECs' reports are in (else a status would be
-        // cleared for want of the WorkStatus that is still being listed).
-        if self.status_return && self.pipeline.work_statuses_synced() {
+        if self.reports_writable() {
             let due: Vec<String> = self
                 .reports_dirty
                 .iter()
