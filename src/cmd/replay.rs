@@ -225,7 +225,10 @@ pub fn replay_with_dashboard(opts: &ReplayOptions, serve: ServeOptions) -> Resul
     };
     let (listener, addr) = runtime.block_on(server::bind(serve.listen))?;
     let serving = runtime.spawn(server::serve(listener, state));
-    runtime.spawn(crate::runtime::shutdown::cancel_on_signal(shutdown.clone()));
+    {
+        let _entered = runtime.enter();
+        crate::runtime::shutdown::cancel_on_signal(shutdown.clone());
+    }
     tracing::info!(
         dashboard = %format_args!("{}/dashboard", server::url(addr)),
         metrics = %format_args!("{}/metrics", server::url(addr)),

@@ -209,7 +209,7 @@ pub fn execute(args: Args) -> Result<()> {
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async {
         let shutdown = CancellationToken::new();
-        tokio::spawn(crate::runtime::shutdown::cancel_on_signal(shutdown.clone()));
+        crate::runtime::shutdown::cancel_on_signal(shutdown.clone());
         run(opts, shutdown).await
     })
 }

@@ -187,6 +187,17 @@ results:
     let before = futures::future::join_all(names().iter().map(|n| api.get(n))).await;
     let before = generations(before.into_iter().map(Result::unwrap).collect());
     let mut again = w.bindery_with("bindery-2.log", &["--install-crds"]);
+    // The Binding is already right, so wait for the second run's own apply: without it
+    // the comparison below proves nothing (and a SIGTERM before the run installs its
+    // signal handlers kills it).
+    eventually("the second run applied the CRDs", SETTLE, || async {
+        Ok(again
+            .log_text()
+            .contains("KubeStellar's CRDs installed and established")
+            .then_some(()))
+    })
+    .await
+    .unwrap();
     w.expect_spec(&again, "web", &want, "Binding web after a restart", SETTLE)
         .await;
     let after = futures::future::join_all(names().iter().map(|n| api.get(n))).await;
