@@ -8,8 +8,9 @@ pub mod apiserver;
 pub mod file;
 
 pub use apiserver::{
-    BindingSink, DesiredBinding, DesiredReport, DesiredStatus, Drift, KUBESTELLAR_FINALIZER,
-    SinkConfig, SinkError, SinkEvent, SinkEvents, SinkHandle, SinkObserver, SinkStats, WriteObject,
-    WriteReport, WriteResult,
+    BindingSink, CombinedDrift, DesiredBinding, DesiredCollectorStatus, DesiredCombined,
+    DesiredReport, DesiredStatus, Drift, KUBESTELLAR_FINALIZER, SinkConfig, SinkError, SinkEvent,
+    SinkEvents, SinkHandle, SinkObserver, SinkStats, WriteObject, WriteReport, WriteResult,
+    combined_key,
 };
 pub use file::{DeltaWriter, Statuses, statuses_document, write_binding_list, write_statuses};

@@ -126,6 +126,7 @@ impl Args {
             qps: self.qps,
             burst: self.burst,
             max_binding_bytes: self.max_binding_bytes,
+            combined_statuses: self.status_return && self.wds_name.is_some(),
             ..SinkConfig::default()
         };
         sink.validate()?;

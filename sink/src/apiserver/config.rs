@@ -25,6 +25,9 @@ pub struct SinkConfig {
     /// (etcd's default request limit is 1.5 MiB). The failure is reported in its policy's
     /// status instead, and retried only when the Binding changes.
     pub max_binding_bytes: usize,
+    /// Watch the stored CombinedStatuses (status return is on): without it, none is
+    /// ever counted as listed, so none is written.
+    pub combined_statuses: bool,
 }
 
 /// etcd's default `--max-request-bytes` (1.5 MiB). A Binding whose own JSON is larger
@@ -45,6 +48,7 @@ impl Default for SinkConfig {
             initial_backoff: Duration::from_millis(200),
             max_backoff: Duration::from_secs(30),
             max_binding_bytes: DEFAULT_MAX_BINDING_BYTES,
+            combined_statuses: false,
         }
     }
 }

@@ -10,6 +10,7 @@ use tokio::sync::{Notify, Semaphore, mpsc, watch};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
+use super::combined::{CombinedState, DesiredCollectorStatus, DesiredCombined};
 use super::queue::WorkQueue;
 use super::stats::{Counters, SinkStats, bump};
 use super::status::StoredStatus;
@@ -26,6 +27,10 @@ pub(crate) enum Key {
     Finalizer(String),
     /// A workload object's returned status (`DesiredReport::key`).
     Report(String),
+    /// A CombinedStatus (`DesiredCombined::key`).
+    Combined(String),
+    /// A StatusCollector's status, by the collector's name.
+    CollectorStatus(String),
 }
 
 /// A queued write: the latest desired state.
@@ -40,6 +45,10 @@ pub(crate) enum Job {
     Finalizer(String, Option<u64>),
     /// A workload object's returned status.
     Report(DesiredReport),
+    /// A CombinedStatus.
+    Combined(DesiredCombined),
+    /// A StatusCollector's status.
+    CollectorStatus(DesiredCollectorStatus),
 }
 
 impl Job {
@@ -49,6 +58,8 @@ impl Job {
             Job::Status(s, _) => Key::Status(s.policy.clone()),
             Job::Finalizer(name, _) => Key::Finalizer(name.clone()),
             Job::Report(r) => Key::Report(r.key()),
+            Job::Combined(c) => Key::Combined(c.key()),
+            Job::CollectorStatus(c) => Key::CollectorStatus(c.name.clone()),
         }
     }
 
@@ -57,7 +68,7 @@ impl Job {
         match self {
             Job::Status(s, after) => Some((&s.policy, *after)),
             Job::Finalizer(name, after) => Some((name, *after)),
-            Job::Binding(_) | Job::Report(_) => None,
+            Job::Binding(_) | Job::Report(_) | Job::Combined(_) | Job::CollectorStatus(_) => None,
         }
     }
 
@@ -66,7 +77,7 @@ impl Job {
         match self {
             Job::Status(s, after) => Some((&s.policy, after)),
             Job::Finalizer(name, after) => Some((name, after)),
-            Job::Binding(_) | Job::Report(_) => None,
+            Job::Binding(_) | Job::Report(_) | Job::Combined(_) | Job::CollectorStatus(_) => None,
         }
     }
 }
@@ -110,6 +121,9 @@ pub(crate) struct State {
     /// What this sink last wrote into each workload object (by `DesiredReport::key`),
     /// so an unchanged report is not written again. Forgotten on a leadership change.
     pub(crate) reports: HashMap<String, Report>,
+    /// The stored CombinedStatuses, what the sink wants of them, and the
+    /// StatusCollector statuses it wrote.
+    pub(crate) combined: CombinedState,
     pub(crate) closed: bool,
     /// This sink may write (it holds the leader lease, or there is no election): while
     /// false, submissions are dropped, nothing is dispatched, and drift is not reported.
@@ -319,6 +333,7 @@ impl Shared {
         state.wanted.clear();
         state.fights.clear();
         state.reports.clear();
+        state.combined.forget();
         if !leading {
             let dropped = state.queue.clear_pending();
             if dropped > 0 {
@@ -362,8 +377,12 @@ impl Shared {
         if let Some((name, after)) = job.after() {
             *after = state.status_after(name);
         }
-        if let Job::Binding(b) = &job {
-            state.restoring.remove(&b.name);
+        match &job {
+            Job::Binding(b) => {
+                state.restoring.remove(&b.name);
+            }
+            Job::Combined(c) => state.combined_submitted(&c.key()),
+            _ => {}
         }
         let key = job.key();
         if let (Job::Binding(new), Some(Job::Binding(old))) = (&mut job, state.queue.peek(&key)) {

@@ -37,9 +37,14 @@
 //!   returned status and status-return label (`docs/status-semantics.md`), coalesced,
 //!   rate-limited, retried and leader-gated as the rest; a report the sink last wrote
 //!   into the object is not written again.
+//! - **Combining status**: [`SinkHandle::submit_combined`] creates, patches or deletes
+//!   a CombinedStatus (`combined`'s docs: its own watch of the stored ones, drift
+//!   restored, only objects with KubeStellar's five labels deleted), and
+//!   [`SinkHandle::submit_collector_status`] writes a StatusCollector's status.
 //! - **Finishing KubeStellar's deletions**: [`SinkHandle::remove_finalizer`] takes
 //!   KubeStellar's finalizer off a policy being deleted, after its Binding is gone.
 
+mod combined;
 mod config;
 mod desired;
 mod dispatch;
@@ -58,6 +63,7 @@ use std::sync::Arc;
 
 use tokio::task::JoinHandle;
 
+pub use combined::{CombinedDrift, DesiredCollectorStatus, DesiredCombined, combined_key};
 pub use config::{DEFAULT_MAX_BINDING_BYTES, SinkConfig};
 pub use desired::{DesiredBinding, DesiredStatus};
 pub use error::SinkError;
@@ -114,6 +120,9 @@ impl BindingSink {
         let (events_tx, events_rx) = mpsc::unbounded_channel();
         let leading = *leader.borrow();
         let shared = Arc::new(Shared::new(config.concurrency, events_tx, leading));
+        let combined = config
+            .combined_statuses
+            .then(|| tokio::spawn(combined::watch(shared.clone(), client.clone())));
         let writer = Writer::new(client, config, shared.clone(), observer);
         let (synced_tx, synced_rx) = oneshot::channel();
         let watch = tokio::spawn(stored::watch(shared.clone(), writer.bindings(), synced_tx));
@@ -127,6 +136,7 @@ impl BindingSink {
         };
         if let Err(e) = listed {
             watch.abort();
+            combined.iter().for_each(JoinHandle::abort);
             return Err(e);
         }
         let writer = Arc::new(writer);
@@ -136,6 +146,7 @@ impl BindingSink {
             dispatcher.await;
             following.abort();
             watch.abort();
+            combined.iter().for_each(JoinHandle::abort);
         });
         let handle = SinkHandle {
             _closer: Arc::new(Closer(shared.clone())),
@@ -174,6 +185,33 @@ impl SinkHandle {
     /// an unchanged report is not written again.
     pub fn submit_report(&self, desired: DesiredReport) {
         self.shared.submit(Job::Report(desired));
+    }
+
+    /// Asks for a CombinedStatus to be as `desired` says (created, patched, or deleted
+    /// if it carries KubeStellar's five labels). Never blocks: replaces a pending write of
+    /// the same one; one already so is not written.
+    pub fn submit_combined(&self, desired: DesiredCombined) {
+        self.shared.submit(Job::Combined(desired));
+    }
+
+    /// Asks for a StatusCollector's status to be as `desired` says. Never blocks; one the
+    /// sink last wrote the same is not written again.
+    pub fn submit_collector_status(&self, desired: DesiredCollectorStatus) {
+        self.shared.submit(Job::CollectorStatus(desired));
+    }
+
+    /// Whether the stored CombinedStatuses have been listed (with
+    /// [`SinkConfig::combined_statuses`]; never without): until then none is compared
+    /// or deleted.
+    pub fn combined_listed(&self) -> bool {
+        self.shared.lock().combined.synced
+    }
+
+    /// The stored CombinedStatuses carrying KubeStellar's `binding-policy` label, by
+    /// `namespace/name`, sorted, each with whether it carries all five (only those
+    /// are Bindery's to delete).
+    pub fn stored_combined(&self) -> Vec<(String, bool)> {
+        self.shared.lock().combined.stored()
     }
 
     /// Asks for KubeStellar's finalizer to be removed from policy `name` if it is being

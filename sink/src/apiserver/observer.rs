@@ -14,6 +14,10 @@ pub enum WriteObject {
     Status,
     /// A workload object's returned status (and its status-return label).
     ObjectStatus,
+    /// A CombinedStatus object.
+    CombinedStatus,
+    /// A StatusCollector's status.
+    CollectorStatus,
 }
 
 impl WriteObject {
@@ -23,6 +27,8 @@ impl WriteObject {
             WriteObject::Binding => "binding",
             WriteObject::Status => "status",
             WriteObject::ObjectStatus => "object_status",
+            WriteObject::CombinedStatus => "combined_status",
+            WriteObject::CollectorStatus => "collector_status",
         }
     }
 }

@@ -87,7 +87,7 @@ impl Writer {
     }
 
     /// The sink's field manager, for the patches of a report.
-    fn patch_params(&self) -> PatchParams {
+    pub(super) fn patch_params(&self) -> PatchParams {
         PatchParams {
             field_manager: Some(self.config.field_manager.clone()),
             ..PatchParams::default()

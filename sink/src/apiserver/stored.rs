@@ -86,6 +86,8 @@ pub enum SinkEvent {
         /// The problem now.
         problem: Option<String>,
     },
+    /// Another writer changed or deleted a CombinedStatus: submit it again.
+    CombinedDrift(super::combined::CombinedDrift),
     /// A returned status was written into a workload object, which is now at this
     /// `resourceVersion`: the update the watch brings for it is Bindery's own.
     StatusWritten {

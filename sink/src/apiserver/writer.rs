@@ -226,6 +226,12 @@ impl Writer {
             Job::Report(r) => {
                 info_span!("sink_write", object = "object_status", target = %r.key(), result = field::Empty)
             }
+            Job::Combined(c) => {
+                info_span!("sink_write", object = "combined_status", target = %c.key(), result = field::Empty)
+            }
+            Job::CollectorStatus(c) => {
+                info_span!("sink_write", object = "collector_status", collector = %c.name, result = field::Empty)
+            }
         };
         let written = async {
             match job {
@@ -236,6 +242,8 @@ impl Writer {
                 Job::Status(s, _) => self.apply_status(&s).await,
                 Job::Finalizer(name, _) => self.remove_finalizer(&name).await,
                 Job::Report(r) => self.apply_report(&r).await,
+                Job::Combined(c) => self.apply_combined(&c).await,
+                Job::CollectorStatus(c) => self.apply_collector_status(&c).await,
             }
         };
         written.instrument(span).await

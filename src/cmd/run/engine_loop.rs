@@ -2,7 +2,9 @@
 //! changed Bindings for a window, hands them and their policies' statuses to the sink
 //! (only while leading), marks stored Bindings whose policy is gone, restores drifted
 //! ones, carries write problems into the statuses, and hands the returned statuses of
-//! workload objects over (once WorkStatuses are watched and listed). It reaches the sink through
+//! workload objects, the CombinedStatuses and the StatusCollectors' statuses over (once
+//! WorkStatuses are watched and listed; CombinedStatuses once the stored ones are listed
+//! too, deleting those no (policy, object) has any more). It reaches the sink through
 //! [`BindingWriter`], so it is unit-tested without an API server.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -12,7 +14,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use anyhow::{Context, Result};
 use bindery_ingest::{LogWriter, WatchEvent};
 use bindery_sink::{
-    DesiredBinding, DesiredReport, DesiredStatus, Drift, SinkEvent, SinkEvents, SinkHandle,
+    DesiredBinding, DesiredCollectorStatus, DesiredCombined, DesiredReport, DesiredStatus, Drift,
+    SinkEvent, SinkEvents, SinkHandle, combined_key,
 };
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
@@ -34,6 +37,15 @@ pub(crate) trait BindingWriter {
     fn remove_finalizer(&self, name: String);
     /// Writes a workload object's returned status (latest wins per object).
     fn submit_report(&self, desired: DesiredReport);
+    /// Writes (or deletes) a CombinedStatus (latest wins per object).
+    fn submit_combined(&self, desired: DesiredCombined);
+    /// Writes a StatusCollector's status.
+    fn submit_collector_status(&self, desired: DesiredCollectorStatus);
+    /// Whether the stored CombinedStatuses have been listed.
+    fn combined_listed(&self) -> bool;
+    /// The stored CombinedStatuses, by `namespace/name`, and whether each carries all
+    /// five of KubeStellar's labels.
+    fn stored_combined(&self) -> Vec<(String, bool)>;
     /// The stored Bindings, by name, and whether each is managed.
     fn stored_bindings(&self) -> Vec<(String, bool)>;
     /// Whether the sink writes (it follows the leader election).
@@ -52,6 +64,18 @@ impl BindingWriter for SinkHandle {
     }
     fn submit_report(&self, desired: DesiredReport) {
         SinkHandle::submit_report(self, desired);
+    }
+    fn submit_combined(&self, desired: DesiredCombined) {
+        SinkHandle::submit_combined(self, desired);
+    }
+    fn submit_collector_status(&self, desired: DesiredCollectorStatus) {
+        SinkHandle::submit_collector_status(self, desired);
+    }
+    fn combined_listed(&self) -> bool {
+        SinkHandle::combined_listed(self)
+    }
+    fn stored_combined(&self) -> Vec<(String, bool)> {
+        SinkHandle::stored_combined(self)
     }
     fn stored_bindings(&self) -> Vec<(String, bool)> {
         SinkHandle::stored_bindings(self)
@@ -115,6 +139,17 @@ pub(crate) struct EngineLoop<S: BindingWriter = SinkHandle> {
     /// Returned statuses changed and not yet handed to the sink, by object key: the
     /// latest, and when it is due.
     reports_dirty: BTreeMap<String, (DesiredReport, Instant)>,
+    /// CombinedStatuses changed and not yet handed to the sink, by `namespace/name`: the
+    /// latest, and when it is due.
+    combined_dirty: BTreeMap<String, (DesiredCombined, Instant)>,
+    /// CombinedStatuses another writer changed, by `namespace/name`: when to hand the
+    /// engine's over again.
+    combined_drifted: BTreeMap<String, Instant>,
+    /// Whether the stored CombinedStatuses have been compared with the engine's since
+    /// the sink started leading (those of no (policy, object) are then deleted).
+    combined_compared: bool,
+    /// StatusCollector statuses changed and not yet handed to the sink, by name.
+    collectors_dirty: BTreeMap<String, DesiredCollectorStatus>,
     /// Whether returned statuses are written at all (`--status-return`).
     status_return: bool,
     /// The sink's problems (write errors, fights with other writers), as it told them.
@@ -164,6 +199,10 @@ impl<S: BindingWriter> EngineLoop<S> {
             dirty: BTreeMap::new(),
             status_dirty: BTreeSet::new(),
             reports_dirty: BTreeMap::new(),
+            combined_dirty: BTreeMap::new(),
+            combined_drifted: BTreeMap::new(),
+            combined_compared: false,
+            collectors_dirty: BTreeMap::new(),
             status_return: true,
             sink_problems: HashMap::new(),
             finalizing: BTreeSet::new(),
@@ -288,12 +327,26 @@ impl<S: BindingWriter> EngineLoop<S> {
             .reports_writable()
             .then(|| self.reports_dirty.values().map(|(_, due)| *due).min())
             .flatten();
+        let combined = self
+            .combined_writable()
+            .then(|| {
+                let dirty = self.combined_dirty.values().map(|(_, due)| *due);
+                dirty.chain(self.combined_drifted.values().copied()).min()
+            })
+            .flatten();
         self.dirty
             .values()
             .map(|w| w.due)
             .chain(reports)
+            .chain(combined)
             .min()
             .map_or(poll, |d| d.min(poll))
+    }
+
+    /// Whether CombinedStatuses are handed over: as returned statuses are, once the
+    /// stored ones are listed too (else one could not be told apart from an orphan).
+    fn combined_writable(&self) -> bool {
+        self.reports_writable() && self.sink.combined_listed()
     }
 
     /// Whether returned statuses are handed over: with status return on, once the WECs'
@@ -334,6 +387,20 @@ impl<S: BindingWriter> EngineLoop<S> {
             };
             self.reports_dirty.insert(desired.key(), (desired, now.due));
         }
+        // Nor what it wrote into the CombinedStatuses and StatusCollectors.
+        for combined in self.pipeline.engine().combined_statuses() {
+            let desired = present_combined(&combined);
+            self.combined_dirty
+                .insert(desired.key(), (desired, now.due));
+        }
+        self.combined_compared = false;
+        self.collectors_dirty.extend(
+            self.pipeline
+                .engine()
+                .collector_statuses()
+                .iter()
+                .map(|c| (c.name.clone(), desired_collector(c))),
+        );
         let orphans = self.mark_orphans(now);
         tracing::info!(
             bindings = n,
@@ -391,6 +458,12 @@ impl<S: BindingWriter> EngineLoop<S> {
     fn sink_event(&mut self, event: SinkEvent) -> Result<()> {
         match event {
             SinkEvent::Drift(drift) => self.restore(drift),
+            SinkEvent::CombinedDrift(drift) => {
+                let due = Instant::now() + drift.delay + self.coalesce;
+                let key = combined_key(&drift.namespace, &drift.name);
+                let at = self.combined_drifted.entry(key).or_insert(due);
+                *at = (*at).max(due);
+            }
             SinkEvent::StatusWritten {
                 object,
                 resource_version,
@@ -507,6 +580,24 @@ impl<S: BindingWriter> EngineLoop<S> {
                 .map_or(write.due, |(_, due)| (*due).min(write.due));
             self.reports_dirty.insert(desired.key(), (desired, due));
         }
+        if self.status_return {
+            for change in out.combined {
+                let desired = DesiredCombined {
+                    object: change.status.as_ref().map(|s| s.to_json()),
+                    namespace: change.namespace,
+                    name: change.name,
+                };
+                let due = self
+                    .combined_dirty
+                    .get(&desired.key())
+                    .map_or(write.due, |(_, due)| (*due).min(write.due));
+                self.combined_dirty.insert(desired.key(), (desired, due));
+            }
+            for collector in &out.collectors {
+                self.collectors_dirty
+                    .insert(collector.name.clone(), desired_collector(collector));
+            }
+        }
         if !self.published {
             self.published = true;
             self.health.mark_published();
@@ -609,6 +700,7 @@ impl<S: BindingWriter> EngineLoop<S> {
                 }
             }
         }
+        self.hand_over_combined(all, now);
         for name in std::mem::take(&mut self.status_dirty) {
             let Some(status) = self.pipeline.engine().status(&name) else {
                 self.problem_tracker.forget(&name);
@@ -624,6 +716,114 @@ impl<S: BindingWriter> EngineLoop<S> {
             }
             self.sink.submit_status(desired);
         }
+    }
+}
+
+impl<S: BindingWriter> EngineLoop<S> {
+    /// Hands over the StatusCollectors' statuses, and the CombinedStatuses whose window
+    /// has passed (all if `all`), the drifted ones, and (once after the stored ones are
+    /// listed) deletions of the stored ones no (policy, object) has.
+    fn hand_over_combined(&mut self, all: bool, now: Instant) {
+        if self.status_return && self.published {
+            for (_, desired) in std::mem::take(&mut self.collectors_dirty) {
+                self.sink.submit_collector_status(desired);
+            }
+        }
+        if !self.combined_writable() {
+            return;
+        }
+        if !self.combined_compared {
+            self.combined_compared = true;
+            let current: BTreeSet<String> = self
+                .pipeline
+                .engine()
+                .combined_statuses()
+                .iter()
+                .map(|c| combined_key(c.namespace(), &c.name()))
+                .collect();
+            let orphans: Vec<String> = self
+                .sink
+                .stored_combined()
+                .into_iter()
+                .filter(|(key, kubestellars)| *kubestellars && !current.contains(key))
+                .map(|(key, _)| key)
+                .collect();
+            if !orphans.is_empty() {
+                tracing::info!(
+                    count = orphans.len(),
+                    "deleting stored CombinedStatuses of no (policy, object)"
+                );
+            }
+            for key in orphans {
+                let (namespace, name) = key.split_once('/').unwrap_or(("", &key));
+                let desired = DesiredCombined {
+                    namespace: namespace.to_string(),
+                    name: name.to_string(),
+                    object: None,
+                };
+                self.combined_dirty.entry(key).or_insert((desired, now));
+            }
+        }
+        let drifted: Vec<String> = self
+            .combined_drifted
+            .iter()
+            .filter(|(_, due)| all || **due <= now)
+            .map(|(key, _)| key.clone())
+            .collect();
+        if !drifted.is_empty() {
+            // One pass over the engine's CombinedStatuses for all of them.
+            let mut current: HashMap<String, DesiredCombined> = self
+                .pipeline
+                .engine()
+                .combined_statuses()
+                .iter()
+                .map(|c| (combined_key(c.namespace(), &c.name()), present_combined(c)))
+                .filter(|(key, _)| self.combined_drifted.contains_key(key))
+                .collect();
+            for key in drifted {
+                self.combined_drifted.remove(&key);
+                let desired = current.remove(&key).unwrap_or_else(|| {
+                    let (namespace, name) = key.split_once('/').unwrap_or(("", &key));
+                    DesiredCombined {
+                        namespace: namespace.to_string(),
+                        name: name.to_string(),
+                        object: None,
+                    }
+                });
+                self.combined_dirty.insert(key, (desired, now));
+            }
+        }
+        let due: Vec<String> = self
+            .combined_dirty
+            .iter()
+            .filter(|(_, (_, d))| all || *d <= now)
+            .map(|(key, _)| key.clone())
+            .collect();
+        for key in due {
+            if let Some((desired, _)) = self.combined_dirty.remove(&key) {
+                self.sink.submit_combined(desired);
+            }
+        }
+    }
+}
+
+/// The CombinedStatus `combined` as the sink writes it.
+fn present_combined(combined: &bindery_engine::collector::CombinedResult) -> DesiredCombined {
+    DesiredCombined {
+        namespace: combined.namespace().to_string(),
+        name: combined.name(),
+        object: Some(combined.to_json()),
+    }
+}
+
+/// A StatusCollector's status as the sink writes it.
+fn desired_collector(
+    status: &bindery_engine::collector::CollectorStatus,
+) -> DesiredCollectorStatus {
+    DesiredCollectorStatus {
+        name: status.name.clone(),
+        observed_generation: status.observed_generation,
+        errors: status.errors.clone(),
     }
 }
 

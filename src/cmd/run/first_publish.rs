@@ -35,6 +35,14 @@ impl BindingWriter for NullWriter {
     fn submit_status(&self, _: DesiredStatus) {}
     fn remove_finalizer(&self, _: String) {}
     fn submit_report(&self, _: DesiredReport) {}
+    fn submit_combined(&self, _: bindery_sink::DesiredCombined) {}
+    fn submit_collector_status(&self, _: bindery_sink::DesiredCollectorStatus) {}
+    fn combined_listed(&self) -> bool {
+        false
+    }
+    fn stored_combined(&self) -> Vec<(String, bool)> {
+        Vec::new()
+    }
     fn stored_bindings(&self) -> Vec<(String, bool)> {
         Vec::new()
     }

@@ -98,6 +98,8 @@ impl SinkMetrics {
             WriteObject::Binding,
             WriteObject::Status,
             WriteObject::ObjectStatus,
+            WriteObject::CombinedStatus,
+            WriteObject::CollectorStatus,
         ] {
             for result in [
                 WriteResult::Applied,

@@ -9,6 +9,7 @@
 //! handler or a panic hook in the test process (signals go to the `bindery` processes it
 //! starts, which get their environment on their `Command`).
 
+mod combined_statuses;
 mod e2e;
 mod envtest_smoke;
 mod explain;

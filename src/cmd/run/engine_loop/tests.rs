@@ -22,11 +22,17 @@ enum Handed {
     Finalizer(String),
     /// A returned status: the object's key and what is written (`None`: nothing).
     Report(String, Option<Value>),
+    /// A CombinedStatus (`namespace/name`): its `results`, or `None` to delete it.
+    Combined(String, Option<Value>),
+    /// A StatusCollector's status: name, observed generation, errors.
+    Collector(String, i64, Vec<String>),
 }
 
 struct FakeSink {
     handed: Mutex<Vec<Handed>>,
     stored: Mutex<Vec<(String, bool)>>,
+    /// The stored CombinedStatuses, once listed.
+    stored_combined: Mutex<Option<Vec<(String, bool)>>>,
     leading: watch::Sender<bool>,
 }
 
@@ -35,6 +41,7 @@ impl FakeSink {
         Arc::new(FakeSink {
             handed: Mutex::default(),
             stored: Mutex::default(),
+            stored_combined: Mutex::default(),
             leading: watch::channel(leading).0,
         })
     }
@@ -73,6 +80,27 @@ impl BindingWriter for Arc<FakeSink> {
             .lock()
             .unwrap()
             .push(Handed::Report(desired.key(), report));
+    }
+    fn submit_combined(&self, desired: DesiredCombined) {
+        let results = desired.object.as_ref().map(|o| o["results"].clone());
+        self.handed
+            .lock()
+            .unwrap()
+            .push(Handed::Combined(desired.key(), results));
+    }
+    fn submit_collector_status(&self, d: DesiredCollectorStatus) {
+        let handed = Handed::Collector(d.name, d.observed_generation, d.errors);
+        self.handed.lock().unwrap().push(handed);
+    }
+    fn combined_listed(&self) -> bool {
+        self.stored_combined.lock().unwrap().is_some()
+    }
+    fn stored_combined(&self) -> Vec<(String, bool)> {
+        self.stored_combined
+            .lock()
+            .unwrap()
+            .clone()
+            .unwrap_or_default()
     }
     fn stored_bindings(&self) -> Vec<(String, bool)> {
         self.stored.lock().unwrap().clone()
@@ -447,4 +475,108 @@ async fn returned_statuses_wait_for_the_work_statuses_list_and_the_flag() {
         let expected = if status_return { vec![want] } else { vec![] };
         assert_eq!(reports(&sink), expected, "status return {status_return}");
     }
+}
+
+fn status_collectors() -> ResourceRef {
+    ResourceRef::new(
+        Space::Wds,
+        "control.kubestellar.io",
+        "v1alpha1",
+        "statuscollectors",
+    )
+}
+
+/// The CombinedStatuses and collector statuses handed over since the last call.
+fn combined(sink: &Arc<FakeSink>) -> Vec<Handed> {
+    sink.take()
+        .into_iter()
+        .filter(|h| matches!(h, Handed::Combined(..) | Handed::Collector(..)))
+        .collect()
+}
+
+#[tokio::test(start_paused = true)]
+async fn combined_statuses_wait_for_the_stored_list_then_orphans_go_and_drift_is_restored() {
+    let sink = FakeSink::new(true);
+    let mut lp = published(&sink).await;
+    // Policy `cs` collects the edge WECs' count for ConfigMap ns/a (given a uid).
+    let cs = json!({"apiVersion": "control.kubestellar.io/v1alpha1", "kind": "BindingPolicy",
+        "metadata": {"name": "cs", "uid": "uid-cs", "generation": 1},
+        "spec": {"clusterSelectors": [{"matchLabels": {"env": "edge"}}],
+                 "downsync": [{"resources": ["configmaps"], "statusCollectors": ["count"]}]}});
+    let collector = json!({"apiVersion": "control.kubestellar.io/v1alpha1", "kind": "StatusCollector",
+        "metadata": {"name": "count", "generation": 2},
+        "spec": {"combinedFields": [{"name": "wecs", "type": "COUNT"}], "limit": 20}});
+    let mut a = configmap("a", "6");
+    a["metadata"]["uid"] = json!("uid-a");
+    lp.push(event(policies(), EventType::Added, Some(cs)))
+        .unwrap();
+    lp.push(event(configmaps(), EventType::Modified, Some(a)))
+        .unwrap();
+    for (resource, object) in [
+        (status_collectors(), Some(collector)),
+        (work_statuses(), None),
+    ] {
+        lp.push(event(resource.clone(), EventType::Reset, None))
+            .unwrap();
+        if let Some(o) = object {
+            lp.push(event(resource.clone(), EventType::Added, Some(o)))
+                .unwrap();
+        }
+        lp.push(event(resource, EventType::Synced, None)).unwrap();
+    }
+    turn(&mut lp);
+    tokio::time::advance(WINDOW).await;
+    turn(&mut lp);
+    assert_eq!(
+        combined(&sink),
+        [Handed::Collector("count".into(), 2, vec![])],
+        "collector statuses go at once; CombinedStatuses wait for the stored ones' list"
+    );
+
+    // Listed: one of Bindery's with no (policy, object) any more, one of someone else.
+    *sink.stored_combined.lock().unwrap() = Some(vec![
+        ("ns/gone.uid-cs".into(), true),
+        ("ns/foreign".into(), false),
+    ]);
+    turn(&mut lp);
+    let count = json!([{"name": "count", "columnNames": ["wecs"],
+                        "rows": [{"columns": [{"type": "Number", "float": "1"}]}]}]);
+    let mut handed = combined(&sink);
+    handed.sort_by_key(|h| format!("{h:?}"));
+    assert_eq!(
+        handed,
+        [
+            Handed::Combined("ns/gone.uid-cs".into(), None),
+            Handed::Combined("ns/uid-a.uid-cs".into(), Some(count.clone())),
+        ]
+    );
+
+    // Another writer changed it: handed over again after the window.
+    lp.sink_event(SinkEvent::CombinedDrift(bindery_sink::CombinedDrift {
+        namespace: "ns".into(),
+        name: "uid-a.uid-cs".into(),
+        delay: Duration::ZERO,
+    }))
+    .unwrap();
+    turn(&mut lp);
+    assert_eq!(combined(&sink), [], "not before the window");
+    tokio::time::advance(WINDOW).await;
+    turn(&mut lp);
+    assert_eq!(
+        combined(&sink),
+        [Handed::Combined("ns/uid-a.uid-cs".into(), Some(count))]
+    );
+    // Drift of one the engine does not have: deleted again.
+    lp.sink_event(SinkEvent::CombinedDrift(bindery_sink::CombinedDrift {
+        namespace: "ns".into(),
+        name: "gone.uid-cs".into(),
+        delay: Duration::ZERO,
+    }))
+    .unwrap();
+    tokio::time::advance(WINDOW).await;
+    turn(&mut lp);
+    assert_eq!(
+        combined(&sink),
+        [Handed::Combined("ns/gone.uid-cs".into(), None)]
+    );
 }
