@@ -36,6 +36,7 @@ async fn the_default_install_renders_and_a_real_api_server_accepts_it() {
     assert_eq!(
         kinds(&yaml),
         [
+            "Namespace/kubestellar-report",
             "ServiceAccount/bindery",
             "ConfigMap/bindery-dashboard",
             "ClusterRole/bindery",
@@ -199,6 +200,25 @@ fn status_return_flags_follow_the_values() {
         "run.statusReturn",
         "false"
     )])));
+    // CombinedStatuses are written, and their namespace for cluster-scoped objects is
+    // rendered (Bindery may not create namespaces), only with it on.
+    let writes_combined = |role: &Value| {
+        role["rules"].as_array().unwrap().iter().any(|r| {
+            r["resources"] == json!(["combinedstatuses"])
+                && r["verbs"].as_array().unwrap().contains(&json!("delete"))
+        })
+    };
+    assert!(writes_combined(&cluster_role(&[])));
+    let off = [Set::Str("run.statusReturn", "false")];
+    assert!(!writes_combined(&cluster_role(&off)));
+    let report_namespace = |sets: &[Set]| {
+        let yaml = chart::render(NS, sets).unwrap();
+        chart::documents(&yaml)
+            .iter()
+            .any(|(kind, name, _)| kind == "Namespace" && name == "kubestellar-report")
+    };
+    assert!(report_namespace(&[]));
+    assert!(!report_namespace(&off));
 }
 
 /// The ITS RBAC rendered with `sets` (and a ServiceAccount subject), as YAML.

@@ -15,7 +15,7 @@ async fn wds_rbac_manifest_suffices() {
     let w = World::start().await;
     w.three_wecs().await;
     // What `helm template` renders for a WDS that Bindery reaches with the chart's
-    // ServiceAccount: the account, the ClusterRole, the Events and Lease Roles, and their
+    // ServiceAccount: `kubestellar-report` (status return), the account, the ClusterRole, the Events and Lease Roles, and their
     // bindings.
     let created = bindery_tests::chart::create_wds_rbac(&w.wds, "bindery-system")
         .await
@@ -24,6 +24,7 @@ async fn wds_rbac_manifest_suffices() {
     assert_eq!(
         kinds,
         [
+            "Namespace",
             "ServiceAccount",
             "ClusterRole",
             "ClusterRoleBinding",
