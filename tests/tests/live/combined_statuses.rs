@@ -1,13 +1,15 @@
-//! The sink's CombinedStatus writer against a real WDS: created (with the
+//! CombinedStatuses live. The sink's writer against a real WDS: created (with the
 //! `kubestellar-report` namespace for a cluster-scoped object), left alone when already
 //! so, restored after another writer's edit (its extra label removed, its annotation
-//! kept), and deleted only when it carries KubeStellar's five labels.
+//! kept), and deleted only when it carries KubeStellar's five labels. And `bindery run`
+//! through KubeStellar's e2e CombinedStatus cases, with StatusCollectors watched, a
+//! collector's errors written into its status, orphans deleted after a restart.
 
 use std::time::Duration;
 
 use bindery_sink::{BindingSink, DesiredCombined, SinkConfig, SinkEvent, SinkEvents};
-use bindery_tests::control_plane::{eventually, resource};
-use bindery_tests::world::{SETTLE, World};
+use bindery_tests::control_plane::{self, eventually, res, resource};
+use bindery_tests::world::{SETTLE, World, stop};
 use kube::api::{Api, DynamicObject, Patch, PatchParams, PostParams};
 use serde_json::{Value, json};
 
@@ -176,4 +178,299 @@ async fn combined_statuses_are_created_restored_and_deleted_only_when_kubestella
         })
         .collect();
     assert_eq!(drifts, Vec::<Value>::new());
+}
+
+/// A StatusCollector named `name` with `spec` (and `limit: 20`).
+fn collector(name: &str, mut spec: Value) -> Value {
+    spec["limit"] = json!(20);
+    json!({"apiVersion": "control.kubestellar.io/v1alpha1", "kind": "StatusCollector",
+           "metadata": {"name": name}, "spec": spec})
+}
+
+fn status_collectors() -> kube::core::ApiResource {
+    resource(
+        "control.kubestellar.io/v1alpha1",
+        "StatusCollector",
+        "statuscollectors",
+    )
+}
+
+/// A Deployment's status in a WEC with `available` of 1 replica available.
+fn deployment_status(available: i64) -> Value {
+    json!({"observedGeneration": 1, "replicas": 1, "updatedReplicas": 1,
+           "readyReplicas": available, "availableReplicas": available})
+}
+
+/// `results` of the CombinedStatus `nginx/name`, by result name, once `check` holds.
+async fn expect_results(
+    w: &World,
+    bindery: &bindery_tests::bindery_run::BinderyRun,
+    name: &str,
+    what: &str,
+    check: impl Fn(&serde_json::Map<String, Value>) -> bool,
+) -> serde_json::Map<String, Value> {
+    let api: Api<DynamicObject> =
+        Api::namespaced_with(w.wds.clone(), "nginx", &combined_statuses());
+    let found = eventually(what, SETTLE, || async {
+        let Some(cs) = api.get_opt(name).await.map_err(|e| e.to_string())? else {
+            return Err("no CombinedStatus".into());
+        };
+        let results: serde_json::Map<String, Value> = cs.data["results"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|r| (r["name"].as_str().unwrap_or("").to_string(), r.clone()))
+            .collect();
+        Ok(check(&results).then_some(results))
+    })
+    .await;
+    match found {
+        Ok(results) => {
+            w.step(what);
+            results
+        }
+        Err(e) => bindery_tests::world::fail(bindery, &format!("{what}: {e:#}")),
+    }
+}
+
+/// The cells of a result's rows, as `[[value, ...], ...]` (a Number's `float`, a
+/// String's `string`, an Object's `object`), sorted.
+fn cells(result: &Value) -> Vec<Vec<Value>> {
+    let mut rows: Vec<Vec<Value>> = result["rows"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|row| {
+            row["columns"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|c| match c["type"].as_str() {
+                    Some("Number") => c["float"].clone(),
+                    Some("String") => c["string"].clone(),
+                    Some("Bool") => c["bool"].clone(),
+                    Some("Object") => c["object"].clone(),
+                    _ => Value::Null,
+                })
+                .collect()
+        })
+        .collect();
+    rows.sort_by_key(|r| r.iter().map(Value::to_string).collect::<Vec<_>>());
+    rows
+}
+
+/// KubeStellar's e2e CombinedStatus cases ("can list the full status from each WEC",
+/// "can sum status.availableReplicas", "can support multiple StatusCollectors", "can
+/// aggregate over zero WECs") against `bindery run`, with the test playing the transport
+/// and the status add-on; then what no e2e covers: a WEC's change followed, another
+/// writer's deletion restored, a collector's error in its status, an orphan of a policy
+/// gone deleted after a restart, and the policy's deletion taking its CombinedStatus.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubestellars_combined_status_cases_live() {
+    let w = World::start().await;
+    w.three_wecs().await;
+    w.namespace("nginx", json!({})).await;
+    let dep = w
+        .deployment("nginx", "nginx", json!({"app.kubernetes.io/name": "nginx"}))
+        .await;
+    let scs: Api<DynamicObject> = Api::all_with(w.wds.clone(), &status_collectors());
+    for sc in [
+        collector(
+            "full-status",
+            json!({"select": [{"name": "wecName", "def": "inventory.name"},
+                              {"name": "status", "def": "returned.status"}]}),
+        ),
+        collector(
+            "sum",
+            json!({"combinedFields": [{"name": "sum", "type": "SUM",
+                                       "subject": "returned.status.availableReplicas"}]}),
+        ),
+        collector(
+            "zero",
+            json!({"filter": "false",
+                   "combinedFields": [{"name": "count", "type": "COUNT"},
+                                      {"name": "max", "type": "MAX", "subject": "2"},
+                                      {"name": "min", "type": "MIN", "subject": "2"},
+                                      {"name": "sum", "type": "SUM", "subject": "2"},
+                                      {"name": "avg", "type": "AVG", "subject": "2"}]}),
+        ),
+        collector(
+            "bad",
+            json!({"select": [{"name": "wec", "def": "inventory.name"}],
+                   "groupBy": [{"name": "g", "def": "1"}]}),
+        ),
+    ] {
+        let sc: DynamicObject = serde_json::from_value(sc).unwrap();
+        scs.create(&PostParams::default(), &sc).await.unwrap();
+    }
+    let policy = w
+        .policy(
+            "nginx-combinedstatus",
+            json!([{"matchLabels": {"location-group": "edge"}}]),
+            json!([{"objectSelectors": [{"matchLabels": {"app.kubernetes.io/name": "nginx"}}],
+                    "statusCollectors": ["full-status", "sum", "zero", "bad"]}]),
+        )
+        .await;
+    let name = format!(
+        "{}.{}",
+        dep.metadata.uid.clone().unwrap(),
+        policy.metadata.uid.clone().unwrap()
+    );
+    for wec in ["cluster1", "cluster2"] {
+        w.work_status(
+            wec,
+            "u-appsv1-deployment-nginx-nginx",
+            "wds1",
+            bindery_tests::objects::deployment_ref("nginx", "nginx"),
+            deployment_status(1),
+        )
+        .await;
+    }
+    let mut bindery = w.bindery_with(
+        "bindery.log",
+        &["--coalesce-ms", "50", "--wds-name", "wds1"],
+    );
+
+    let results = expect_results(&w, &bindery, &name, "the CombinedStatus", |r| {
+        r.len() == 3 && r.get("sum").is_some_and(|s| cells(s) == [[json!("2")]])
+    })
+    .await;
+    let names: Vec<&String> = results.keys().collect();
+    assert_eq!(
+        names,
+        ["full-status", "sum", "zero"],
+        "the invalid one is left out"
+    );
+    let full = &results["full-status"];
+    assert_eq!(full["columnNames"], json!(["wecName", "status"]));
+    let rows = cells(full);
+    assert_eq!(rows.len(), 2);
+    assert_eq!(rows[0][0], "cluster1");
+    assert_eq!(rows[1][0], "cluster2");
+    assert_eq!(
+        rows[0][1]["availableReplicas"], 1,
+        "the WEC's status as an Object"
+    );
+    let zero = &results["zero"];
+    assert_eq!(
+        zero["columnNames"],
+        json!(["count", "max", "min", "sum", "avg"])
+    );
+    assert_eq!(
+        cells(zero),
+        [[
+            json!("0"),
+            json!("-Inf"),
+            json!("+Inf"),
+            json!("0"),
+            json!("NaN")
+        ]]
+    );
+
+    // The invalid collector's errors are in its status.
+    eventually("the invalid collector's status", SETTLE, || async {
+        let bad = scs.get("bad").await.map_err(|e| e.to_string())?;
+        let status = &bad.data["status"];
+        Ok((status["errors"].as_array().is_some_and(|e| !e.is_empty())
+            && status["observedGeneration"] == 1)
+            .then_some(()))
+    })
+    .await
+    .unwrap_or_else(|e| bindery_tests::world::fail(&bindery, &format!("{e:#}")));
+
+    // cluster2 reports 0 available: the sum follows.
+    w.work_status(
+        "cluster2",
+        "u-appsv1-deployment-nginx-nginx",
+        "wds1",
+        bindery_tests::objects::deployment_ref("nginx", "nginx"),
+        deployment_status(0),
+    )
+    .await;
+    expect_results(&w, &bindery, &name, "a WEC's change is followed", |r| {
+        r.get("sum").is_some_and(|s| cells(s) == [[json!("1")]])
+    })
+    .await;
+
+    // Deleted by someone: restored.
+    let api: Api<DynamicObject> =
+        Api::namespaced_with(w.wds.clone(), "nginx", &combined_statuses());
+    api.delete(&name, &Default::default()).await.unwrap();
+    expect_results(
+        &w,
+        &bindery,
+        &name,
+        "a deleted CombinedStatus is restored",
+        |r| r.len() == 3,
+    )
+    .await;
+    stop(&mut bindery);
+
+    // While Bindery is down: an orphan of a policy gone appears, `zero` is deleted.
+    let orphan = desired_orphan();
+    api.create(&PostParams::default(), &orphan).await.unwrap();
+    scs.delete("zero", &Default::default()).await.unwrap();
+    let mut again = w.bindery_with(
+        "bindery-2.log",
+        &["--coalesce-ms", "50", "--wds-name", "wds1"],
+    );
+    expect_results(
+        &w,
+        &again,
+        &name,
+        "after a restart, without the deleted collector",
+        |r| r.len() == 2 && !r.contains_key("zero"),
+    )
+    .await;
+    eventually("the orphan deleted", SETTLE, || async {
+        Ok(api
+            .get_opt("orphan.gone")
+            .await
+            .map_err(|e| e.to_string())?
+            .is_none()
+            .then_some(()))
+    })
+    .await
+    .unwrap_or_else(|e| bindery_tests::world::fail(&again, &format!("{e:#}")));
+
+    // The policy goes: so does its CombinedStatus.
+    control_plane::delete(
+        &w.wds,
+        &res::binding_policies(),
+        None,
+        "nginx-combinedstatus",
+    )
+    .await
+    .unwrap();
+    eventually(
+        "the CombinedStatus deleted with its policy",
+        SETTLE,
+        || async {
+            Ok(api
+                .get_opt(&name)
+                .await
+                .map_err(|e| e.to_string())?
+                .is_none()
+                .then_some(()))
+        },
+    )
+    .await
+    .unwrap_or_else(|e| bindery_tests::world::fail(&again, &format!("{e:#}")));
+    stop(&mut again);
+}
+
+/// A CombinedStatus with KubeStellar's five labels for a policy that does not exist.
+fn desired_orphan() -> DynamicObject {
+    serde_json::from_value(json!({
+        "apiVersion": "control.kubestellar.io/v1alpha1",
+        "kind": "CombinedStatus",
+        "metadata": {"name": "orphan.gone", "namespace": "nginx", "labels": {
+            "status.kubestellar.io/api-group": "apps",
+            "status.kubestellar.io/resource": "deployments",
+            "status.kubestellar.io/namespace": "nginx",
+            "status.kubestellar.io/name": "nginx",
+            "status.kubestellar.io/binding-policy": "gone",
+        }},
+    }))
+    .unwrap()
 }
