@@ -80,6 +80,16 @@ pub struct CollectorInput {
     pub spec: Value,
 }
 
+/// A workload object's whole content, as a GET returned it (what a StatusCollector's
+/// `obj` reads).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ObjectContent {
+    /// The `resourceVersion` of the content.
+    pub resource_version: String,
+    /// The object.
+    pub object: Value,
+}
+
 /// One change of the engine's input. `None` states mean "gone".
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Change {
@@ -121,6 +131,16 @@ pub enum Change {
         name: String,
         /// The collector, or `None` when it is gone.
         collector: Option<CollectorInput>,
+    },
+    /// The content of a workload object the engine asked for
+    /// ([`EpochOutput::content_requests`](crate::EpochOutput::content_requests)), read
+    /// by the StatusCollectors that use `obj`. Ignored for an object the engine does not
+    /// know; dropped when the object goes.
+    Content {
+        /// The object.
+        object: ObjectKey,
+        /// Its content, or `None` when it was not found.
+        content: Option<ObjectContent>,
     },
     /// A WorkStatus in the ITS: one WEC's report of one workload object.
     WorkStatus {

@@ -43,7 +43,8 @@ pub use engine::{
 };
 pub use explain::{ExplainError, Explanation, ObjectKey, Query};
 pub use input::{
-    Change, CollectorInput, LabelMap, PolicyInput, WorkStatusReport, WorkloadRef, WorkloadState,
+    Change, CollectorInput, LabelMap, ObjectContent, PolicyInput, WorkStatusReport, WorkloadRef,
+    WorkloadState,
 };
 pub use oracle::Oracle;
 pub use policy::PolicySpec;

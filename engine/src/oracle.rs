@@ -7,11 +7,14 @@ use std::collections::{BTreeMap, BTreeSet};
 use crate::binding::{Binding, WorkloadEntry};
 use serde_json::Value;
 
+use crate::collector::status::computable;
 use crate::collector::{
-    CollectorStatus, CombinedResult, TableRow, combine, compile_collector, evaluate_row,
+    CollectorSpec, CollectorStatus, CombinedResult, TableRow, combine, compile_collector,
+    evaluate_row,
 };
 use crate::input::{
-    Change, CollectorInput, LabelMap, PolicyInput, WorkStatusReport, WorkloadRef, WorkloadState,
+    Change, CollectorInput, LabelMap, ObjectContent, PolicyInput, WorkStatusReport, WorkloadRef,
+    WorkloadState,
 };
 use crate::policy::{ClauseSpec, singleton_problem};
 use crate::reported::{
@@ -35,6 +38,8 @@ pub struct Oracle {
     expected_writes: BTreeMap<ObjectKeyTuple, Vec<String>>,
     /// StatusCollectors, by name.
     collectors: BTreeMap<String, CollectorInput>,
+    /// Objects' contents (`Change::Content`), kept while the object exists.
+    contents: BTreeMap<ObjectKeyTuple, ObjectContent>,
 }
 
 /// Does `selector` match `labels`? Kubernetes semantics, on strings.
@@ -136,6 +141,21 @@ impl Oracle {
                         self.objects.remove(&key);
                         self.previous_rv.remove(&key);
                         self.expected_writes.remove(&key);
+                        self.contents.remove(&key);
+                    }
+                }
+            }
+            Change::Content { object, content } => {
+                let key = object.tuple();
+                if !self.objects.contains_key(&key) {
+                    return;
+                }
+                match content {
+                    Some(c) => {
+                        self.contents.insert(key, c.clone());
+                    }
+                    None => {
+                        self.contents.remove(&key);
                     }
                 }
             }
@@ -226,6 +246,17 @@ impl Oracle {
                     e.name.clone(),
                 );
                 let (version, state) = &self.objects[&key];
+                let mut names = e.status_collectors.clone();
+                names.sort();
+                names.dedup();
+                let specs: Vec<(&String, &CollectorSpec)> = names
+                    .iter()
+                    .filter_map(|name| Some((name, compiled.get(name)?)))
+                    .collect();
+                let obj = self.contents.get(&key).map(|c| &c.object);
+                if !computable(specs.iter().map(|(_, s)| *s), obj) {
+                    continue;
+                }
                 let reports: Vec<Vec<&WorkStatusReport>> = binding
                     .destinations
                     .iter()
@@ -244,28 +275,26 @@ impl Oracle {
                     .map(|(wec, found)| match found.as_slice() {
                         [one] => TableRow {
                             wec,
+                            obj,
                             status: one.status.as_ref(),
                             last_update: one.last_update.as_deref(),
                         },
                         _ => TableRow {
                             wec,
+                            obj,
                             status: None,
                             last_update: None,
                         },
                     })
                     .collect();
-                let mut names = e.status_collectors.clone();
-                names.sort();
-                names.dedup();
-                let results = names
+                let results = specs
                     .iter()
-                    .filter_map(|name| {
-                        let spec = compiled.get(name)?;
+                    .map(|(name, spec)| {
                         let evaluations: Vec<_> = rows
                             .iter()
                             .map(|r| (r.wec.to_string(), evaluate_row(spec, r)))
                             .collect();
-                        Some(combine(name, spec, &evaluations))
+                        combine(name, spec, &evaluations)
                     })
                     .collect();
                 out.push(CombinedResult {
@@ -286,6 +315,52 @@ impl Oracle {
         }
         out.sort_by(|a, b| a.order().cmp(&b.order()));
         out
+    }
+
+    /// Every object whose content is wanted now, sorted, with its `resourceVersion`: a
+    /// Binding entry of it names a valid collector that reads `obj`, and its content is
+    /// missing or of another `resourceVersion`.
+    pub fn contents_wanted(&self) -> Vec<(WorkloadRef, String)> {
+        let reads_obj: BTreeSet<&String> = self
+            .collectors
+            .iter()
+            .filter(|(_, c)| compile_collector(&c.spec).is_ok_and(|s| s.uses().obj))
+            .map(|(name, _)| name)
+            .collect();
+        let mut wanted = BTreeSet::new();
+        for binding in self.bindings() {
+            for e in binding.cluster_scope.iter().chain(&binding.namespace_scope) {
+                if e.status_collectors.iter().any(|c| reads_obj.contains(c)) {
+                    wanted.insert((
+                        e.group.clone(),
+                        e.resource.clone(),
+                        e.namespace.clone(),
+                        e.name.clone(),
+                    ));
+                }
+            }
+        }
+        wanted
+            .into_iter()
+            .filter_map(|key| {
+                let (version, state) = self.objects.get(&key)?;
+                let fresh = self
+                    .contents
+                    .get(&key)
+                    .is_some_and(|c| c.resource_version == state.resource_version);
+                (!fresh).then(|| {
+                    let (group, resource, namespace, name) = key;
+                    let object = WorkloadRef {
+                        group,
+                        version: version.clone(),
+                        resource,
+                        namespace,
+                        name,
+                    };
+                    (object, state.resource_version.clone())
+                })
+            })
+            .collect()
     }
 
     /// The WorkStatuses: (WEC, name) -> content.

@@ -3,13 +3,13 @@
 //! WorkStatus churn; and the engine's input state exported as an oracle
 //! (`Engine::to_oracle`) must give the same Bindings, statuses and reports.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::{TcpListener, TcpStream};
 
 use bindery_engine::reported::{MULTI_WEC_LABEL, SINGLETON_LABEL};
 use bindery_engine::{
-    Change, ClusterLinks, CollectorInput, Engine, LabelMap, ObjectKey, Oracle, PolicyInput,
-    PolicySpec, WorkStatusReport, WorkloadRef, WorkloadState, serve_cluster,
+    Change, ClusterLinks, CollectorInput, Engine, LabelMap, ObjectContent, ObjectKey, Oracle,
+    PolicyInput, PolicySpec, WorkStatusReport, WorkloadRef, WorkloadState, serve_cluster,
 };
 use proptest::prelude::*;
 
@@ -76,7 +76,19 @@ enum Step {
     /// resourceVersion (nothing else changed) and the `StatusWritten` telling it is
     /// Bindery's, in this order or (`.1`) the other.
     OwnWrite(usize, bool),
+    /// The content of the `.0`-th object whose content the engine wants (else of the
+    /// `.0`-th present object): as the object is now, or (`.1` false) an older version;
+    /// or (`.2` false) not found.
+    Fetch(usize, bool, bool),
     EndEpoch,
+}
+
+/// The content a fetch of object `(group, resource, namespace, name)` at `rv` returns
+/// (its `spec.replicas` changes with `rv`).
+fn fetched(key: &(String, String, String, String), rv: &str) -> Value {
+    let replicas = rv.bytes().map(u32::from).sum::<u32>() % 3;
+    json!({"metadata": {"name": key.3, "namespace": key.2, "resourceVersion": rv},
+           "spec": {"replicas": replicas}})
 }
 
 /// An object's identity: a resource of [`RESOURCES`], a namespace and a name.
@@ -126,6 +138,8 @@ fn collector_change() -> impl Strategy<Value = Change> {
         json!({"combinedFields": [{"name": "avg", "type": "AVG", "subject": "returned.status.replicas"}], "limit": 5}),
         json!({"select": [{"name": "w", "def": "inventory.name"}], "groupBy": [{"name": "g", "def": "1"}], "limit": 1}),
         json!({"select": [{"name": "n", "def": "obj.metadata.name"}], "limit": 1}),
+        json!({"filter": "obj.spec.replicas == returned.status.availableReplicas",
+               "select": [{"name": "wec", "def": "inventory.name"}], "limit": 20}),
         json!({"select": [{"name": "t", "def": "string(propagation.lastReturnedUpdateTimestamp)"}], "limit": 1}),
     ];
     (
@@ -231,6 +245,8 @@ fn step() -> impl Strategy<Value = Step> {
                 }),
             })),
         2 => (0..64usize, any::<bool>()).prop_map(|(i, first)| Step::OwnWrite(i, first)),
+        3 => (0..64usize, prop::bool::weighted(0.8), prop::bool::weighted(0.9))
+            .prop_map(|(i, fresh, found)| Step::Fetch(i, fresh, found)),
         6 => (0..64usize, prop::sample::select(&["ws0", "ws1"][..]), prop::option::weighted(0.9, reported_status()))
             .prop_map(|(i, name, status)| Step::Report(i, name, status)),
         1 => (0..RESOURCES.len(), prop::collection::vec((prop::sample::select(NAMESPACES), prop::sample::select(NAMES), labels(), 0u32..6), 0..3))
@@ -311,6 +327,8 @@ fn reported_step() -> impl Strategy<Value = Step> {
             }),
         3 => (0..64usize, any::<bool>()).prop_map(|(i, first)| Step::OwnWrite(i, first)),
         2 => collector_change().prop_map(Step::Change),
+        3 => (0..64usize, prop::bool::weighted(0.8), prop::bool::weighted(0.9))
+            .prop_map(|(i, fresh, found)| Step::Fetch(i, fresh, found)),
         5 => (wec, prop::sample::select(&["ws0", "ws1"][..]), prop::option::weighted(0.9, (object, prop::option::weighted(0.9, reported_status()))))
             .prop_map(|(wec, name, report)| Step::Change(Change::WorkStatus {
                 wec: wec.into(),
@@ -417,6 +435,12 @@ fn check(engine: &Engine, oracle: &Oracle, epoch: usize) -> Result<(), TestCaseE
         "collector statuses differ after epoch {}",
         epoch
     );
+    prop_assert_eq!(
+        engine.contents_wanted(),
+        oracle.contents_wanted(),
+        "the contents wanted differ after epoch {}",
+        epoch
+    );
     let want_reports = oracle.reports();
     prop_assert_eq!(
         engine.reports(),
@@ -475,6 +499,8 @@ fn run(steps: Vec<Step>, mut engine: Engine) -> Result<(), TestCaseError> {
     // The reports and CombinedStatuses as the epochs' changes tell them.
     let mut told = BTreeMap::new();
     let mut told_combined = BTreeMap::new();
+    // Objects whose content was asked for and has not come since.
+    let mut asked: BTreeSet<(String, String, String, String)> = BTreeSet::new();
     let apply =
         |c: &Change, engine: &mut Engine, oracle: &mut Oracle, present: &mut BTreeMap<_, _>| {
             engine.apply(c);
@@ -582,9 +608,56 @@ fn run(steps: Vec<Step>, mut engine: Engine) -> Result<(), TestCaseError> {
                     apply(c, &mut engine, &mut oracle, &mut present);
                 }
             }
+            Step::Fetch(i, fresh, found) => {
+                let wanted = engine.contents_wanted();
+                let key = match wanted.get(i % wanted.len().max(1)) {
+                    Some((o, _)) => {
+                        let (g, r, ns, n) = o.identity();
+                        (g.to_string(), r.to_string(), ns.to_string(), n.to_string())
+                    }
+                    None => match present.keys().nth(i % present.len().max(1)) {
+                        Some(key) => key.clone(),
+                        None => continue,
+                    },
+                };
+                let rv = match present.get(&key) {
+                    Some((_, state)) if *fresh => state.resource_version.clone(),
+                    _ => "old".to_string(),
+                };
+                let c = Change::Content {
+                    object: ObjectKey {
+                        group: key.0.clone(),
+                        resource: key.1.clone(),
+                        namespace: key.2.clone(),
+                        name: key.3.clone(),
+                    },
+                    content: found.then(|| ObjectContent {
+                        object: fetched(&key, &rv),
+                        resource_version: rv,
+                    }),
+                };
+                asked.remove(&key);
+                single.iter_mut().for_each(|e| e.apply(&c));
+                apply(&c, &mut engine, &mut oracle, &mut present);
+            }
             Step::EndEpoch => {
                 let output = engine.advance();
                 epochs += 1;
+                // Every object whose content is wanted was asked for (and its content has
+                // not come since).
+                let key_of = |o: &WorkloadRef| {
+                    let (g, r, ns, n) = o.identity();
+                    (g.to_string(), r.to_string(), ns.to_string(), n.to_string())
+                };
+                asked.extend(output.content_requests.iter().map(|(o, _)| key_of(o)));
+                for (o, _) in engine.contents_wanted() {
+                    prop_assert!(
+                        asked.contains(&key_of(&o)),
+                        "the content of {:?} is wanted after epoch {} but was not asked for",
+                        o,
+                        epochs
+                    );
+                }
                 // (A report's object changing version only is not a change.)
                 let identity = |o: &WorkloadRef| {
                     let (g, r, ns, n) = o.identity();

@@ -168,7 +168,8 @@ fn check(changes: &[Change]) -> Result<(), TestCaseError> {
             Change::Policy { .. }
             | Change::WorkStatus { .. }
             | Change::StatusWritten { .. }
-            | Change::Collector { .. } => {}
+            | Change::Collector { .. }
+            | Change::Content { .. } => {}
         }
     }
     check_engine_explain(&engine, &oracle)?;

@@ -21,19 +21,20 @@ pub const LABELS: [&str; 5] = [
     "status.kubestellar.io/binding-policy",
 ];
 
-/// The error of a collector whose expressions read `obj`, which Bindery does not
-/// provide yet (it watches workload objects' metadata only).
-pub const OBJ_UNSUPPORTED: &str =
-    "an expression reads obj (the workload object's content), which Bindery does not provide yet";
-
 /// A StatusCollector's spec as Bindery uses it: compiled, or the errors its status
 /// reports (an invalid collector collects nothing).
 pub fn compile_collector(spec: &Value) -> Result<CollectorSpec, Vec<String>> {
-    let spec = CollectorSpec::compile(Some(spec))?;
-    if spec.uses().obj {
-        return Err(vec![OBJ_UNSUPPORTED.to_string()]);
-    }
-    Ok(spec)
+    CollectorSpec::compile(Some(spec))
+}
+
+/// Whether a CombinedStatus with these valid collectors can be computed with the
+/// object's content `obj`: not while a collector that reads `obj` lacks it (the
+/// CombinedStatus then waits for the content; it is never computed from none).
+pub fn computable<'a>(
+    mut collectors: impl Iterator<Item = &'a CollectorSpec>,
+    obj: Option<&Value>,
+) -> bool {
+    obj.is_some() || collectors.all(|c| !c.uses().obj)
 }
 
 /// One row of a CombinedStatus's table: a destination WEC and what its WorkStatus of the
@@ -42,6 +43,8 @@ pub fn compile_collector(spec: &Value) -> Result<CollectorSpec, Vec<String>> {
 pub struct TableRow<'a> {
     /// The WEC's name.
     pub wec: &'a str,
+    /// The workload object's content (`obj`; `None` where no collector reads it).
+    pub obj: Option<&'a Value>,
     /// The WorkStatus's `status`.
     pub status: Option<&'a Value>,
     /// When that status was last written (RFC 3339).
@@ -50,7 +53,8 @@ pub struct TableRow<'a> {
 
 /// `spec` evaluated on `row`.
 pub fn evaluate_row(spec: &CollectorSpec, row: &TableRow<'_>) -> RowEvaluation {
-    spec.evaluate(&Row::new(row.wec, None, row.status, row.last_update))
+    let obj = row.obj.filter(|_| spec.uses().obj);
+    spec.evaluate(&Row::new(row.wec, obj, row.status, row.last_update))
 }
 
 /// A CombinedStatus as Bindery computes it, for one (BindingPolicy, workload object)
@@ -144,4 +148,49 @@ pub struct CollectorStatus {
     pub observed_generation: i64,
     /// The errors (empty when valid).
     pub errors: Vec<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// KubeStellar's e2e "can list all the WECs where availableReplicas equals
+    /// replicas": `obj` is the object's content, and without it nothing is computed.
+    #[test]
+    fn a_collector_reading_obj_needs_the_content_and_uses_it() {
+        let spec = compile_collector(&json!({
+            "filter": "obj.spec.replicas == returned.status.availableReplicas",
+            "select": [{"name": "wecName", "def": "inventory.name"}],
+            "limit": 20,
+        }))
+        .expect("valid");
+        let plain = compile_collector(&json!({
+            "select": [{"name": "wecName", "def": "inventory.name"}], "limit": 20,
+        }))
+        .unwrap();
+        let obj = json!({"spec": {"replicas": 2}});
+        assert!(!computable([&spec, &plain].into_iter(), None));
+        assert!(computable([&plain].into_iter(), None));
+        assert!(computable([&spec, &plain].into_iter(), Some(&obj)));
+        let row = |available: i64| {
+            let status = json!({"availableReplicas": available});
+            let row = TableRow {
+                wec: "cluster1",
+                obj: Some(&obj),
+                status: Some(&status),
+                last_update: None,
+            };
+            evaluate_row(&spec, &row)
+        };
+        let rows = vec![
+            ("cluster1".to_string(), row(2)),
+            ("cluster2".to_string(), row(1)),
+        ];
+        let combined = super::super::combine("full", &spec, &rows);
+        assert_eq!(
+            combined.rows.len(),
+            1,
+            "only the WEC whose replicas are all available"
+        );
+    }
 }

@@ -9,6 +9,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 use super::state::{InputState, Touched};
+use crate::collector::status::computable;
 use crate::collector::{
     CollectorSpec, CollectorStatus, CombinedResult, RowEvaluation, TableRow, combine, evaluate_row,
 };
@@ -36,6 +37,8 @@ struct Evaluated {
     spec: Arc<CollectorSpec>,
     status: Option<Json>,
     last_update: Option<String>,
+    /// The object's content, for a collector that reads `obj`.
+    obj: Option<Json>,
     evaluation: RowEvaluation,
 }
 
@@ -44,6 +47,8 @@ struct Table {
     /// By (collector, WEC).
     evaluations: HashMap<(Sym, Sym), Evaluated>,
     rendered: Option<CombinedResult>,
+    /// A valid collector of it reads `obj` (as of its last rendering).
+    reads_obj: bool,
 }
 
 /// See the module docs.
@@ -52,6 +57,11 @@ pub(super) struct CombinedStore {
     tables: BTreeMap<TableKey, Table>,
     by_collector: HashMap<Sym, BTreeSet<TableKey>>,
     by_object: HashMap<ObjectKey, BTreeSet<Sym>>,
+    /// Per object, how many of its tables read `obj`: whose content is wanted.
+    reading_obj: HashMap<ObjectKey, usize>,
+    /// Objects whose content may be wanted since the last
+    /// [`take_content_requests`](Self::take_content_requests).
+    content_checks: BTreeSet<ObjectKey>,
 }
 
 impl CombinedStore {
@@ -103,19 +113,25 @@ impl CombinedStore {
             if let Some(old) = &old {
                 self.index(&key, &old.record, false);
             }
-            let (evaluations, rendered) =
-                old.map_or_else(|| (HashMap::new(), None), |t| (t.evaluations, t.rendered));
+            let (evaluations, rendered, reads_obj) = old.map_or_else(
+                || (HashMap::new(), None, false),
+                |t| (t.evaluations, t.rendered, t.reads_obj),
+            );
             before.insert(key, rendered.clone());
-            if let Some(record) = record {
-                self.index(&key, &record, true);
-                self.tables.insert(
-                    key,
-                    Table {
-                        record,
-                        evaluations,
-                        rendered,
-                    },
-                );
+            match record {
+                Some(record) => {
+                    self.index(&key, &record, true);
+                    self.tables.insert(
+                        key,
+                        Table {
+                            record,
+                            evaluations,
+                            rendered,
+                            reads_obj,
+                        },
+                    );
+                }
+                None => self.count_reading(key.1, reads_obj, false),
             }
             dirty.insert(key);
         }
@@ -126,6 +142,12 @@ impl CombinedStore {
             let policies = self.by_object.get(o).into_iter().flatten();
             dirty.extend(policies.map(|&p| (p, *o)));
         }
+        self.content_checks.extend(
+            touched
+                .stale_contents
+                .iter()
+                .filter(|o| self.reading_obj.contains_key(*o)),
+        );
         for &p in &touched.policies {
             let low = (p, (Sym(0), Sym(0), Sym(0), Sym(0)));
             let high = (
@@ -140,16 +162,61 @@ impl CombinedStore {
                 Some(old) => old,
                 None => self.tables.get(&key).and_then(|t| t.rendered.clone()),
             };
-            let new = self
-                .tables
-                .get_mut(&key)
-                .and_then(|table| render(state, &key, table));
+            let mut new = None;
             if let Some(table) = self.tables.get_mut(&key) {
+                let reads_before = table.reads_obj;
+                new = render(state, &key, table);
                 table.rendered = new.clone();
+                let reads_now = table.reads_obj;
+                self.count_reading(key.1, reads_before, reads_now);
+                if reads_now {
+                    self.content_checks.insert(key.1);
+                }
             }
             changes(old, new, &mut out);
         }
         out.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
+        out
+    }
+
+    /// Counts a table of `object` that read `obj` (`before`) and reads it (`now`).
+    fn count_reading(&mut self, object: ObjectKey, before: bool, now: bool) {
+        match (before, now) {
+            (false, true) => *self.reading_obj.entry(object).or_default() += 1,
+            (true, false) => {
+                if let Some(n) = self.reading_obj.get_mut(&object) {
+                    *n -= 1;
+                    if *n == 0 {
+                        self.reading_obj.remove(&object);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// The objects whose content is wanted and was not asked for since it became so:
+    /// read by a table's collector, and missing or older than the object (by
+    /// `resourceVersion`), sorted; each with the `resourceVersion` it has now.
+    pub(super) fn take_content_requests(
+        &mut self,
+        state: &InputState,
+    ) -> Vec<(WorkloadRef, String)> {
+        std::mem::take(&mut self.content_checks)
+            .into_iter()
+            .filter(|o| self.reading_obj.contains_key(o))
+            .filter_map(|o| content_wanted(state, &o))
+            .collect()
+    }
+
+    /// Every object whose content is wanted now (missing, or older than the object).
+    pub(super) fn contents_wanted(&self, state: &InputState) -> Vec<(WorkloadRef, String)> {
+        let mut out: Vec<(WorkloadRef, String)> = self
+            .reading_obj
+            .keys()
+            .filter_map(|o| content_wanted(state, o))
+            .collect();
+        out.sort_by(|a, b| a.0.identity().cmp(&b.0.identity()));
         out
     }
 
@@ -168,6 +235,30 @@ impl CombinedStore {
     pub(super) fn len(&self) -> usize {
         self.tables.len()
     }
+}
+
+/// `object` with its current `resourceVersion`, if its content is missing or older.
+fn content_wanted(state: &InputState, object: &ObjectKey) -> Option<(WorkloadRef, String)> {
+    let id = *state.object_ids.get(object)?;
+    let (_, version) = state.objects[id as usize].as_ref()?;
+    let current = &version.resource_version;
+    if state
+        .contents
+        .get(&id)
+        .is_some_and(|(rv, _)| **rv == **current)
+    {
+        return None;
+    }
+    let i = &state.interner;
+    let s = |sym: Sym| i.resolve(sym).to_string();
+    let object = WorkloadRef {
+        group: s(object.0),
+        version: s(version.version),
+        resource: s(object.1),
+        namespace: s(object.2),
+        name: s(object.3),
+    };
+    Some((object, current.to_string()))
 }
 
 /// The changes from `old` to `new` of one table.
@@ -201,34 +292,53 @@ fn changes(
 }
 
 /// The CombinedStatus of `table` (`None` while its policy or object is unknown: both
-/// are retracted in the same epoch).
+/// are retracted in the same epoch; and while a collector reads `obj` whose content
+/// has not come yet). Sets [`Table::reads_obj`].
 fn render(state: &InputState, key: &TableKey, table: &mut Table) -> Option<CombinedResult> {
     let i = &state.interner;
     let (p, object) = key;
+    let s = |sym: Sym| i.resolve(sym).to_string();
+    let mut collectors: Vec<(String, Sym, &Arc<CollectorSpec>)> = table
+        .record
+        .collectors
+        .iter()
+        .filter_map(|&c| match state.collectors.get(&c).map(|c| &c.spec) {
+            Some(Ok(spec)) => Some((s(c), c, spec)),
+            _ => None,
+        })
+        .collect();
+    collectors.sort_by(|a, b| a.0.cmp(&b.0));
+    table.reads_obj = collectors.iter().any(|(_, _, spec)| spec.uses().obj);
     let policy = state.policies.get(p)?;
     let id = *state.object_ids.get(object)?;
     let (uid, kind) = &state.identities[id as usize];
-    let s = |sym: Sym| i.resolve(sym).to_string();
-    let mut collectors: Vec<(String, Sym)> =
-        table.record.collectors.iter().map(|&c| (s(c), c)).collect();
-    collectors.sort();
+    let content = state.contents.get(&id).map(|(_, json)| json);
+    if !computable(
+        collectors.iter().map(|(_, _, spec)| &***spec),
+        content.map(Json::value),
+    ) {
+        table.evaluations.clear();
+        return None;
+    }
     let mut kept = HashMap::new();
     let mut results = Vec::new();
-    for (name, c) in collectors {
-        let Some(Ok(spec)) = state.collectors.get(&c).map(|c| &c.spec) else {
-            continue;
-        };
+    for (name, c, spec) in collectors {
+        let obj = content.filter(|_| spec.uses().obj).cloned();
         let mut rows = Vec::with_capacity(table.record.rows.len());
         for (wec, ws) in &table.record.rows {
             let status = ws.as_ref().and_then(|w| w.status.clone());
             let last_update = ws.as_ref().and_then(|w| w.last_update.clone());
             let reuse = table.evaluations.remove(&(c, *wec)).filter(|e| {
-                Arc::ptr_eq(&e.spec, spec) && e.status == status && e.last_update == last_update
+                Arc::ptr_eq(&e.spec, spec)
+                    && e.status == status
+                    && e.last_update == last_update
+                    && e.obj == obj
             });
             let evaluated = reuse.unwrap_or_else(|| {
                 let wec_name = i.resolve(*wec);
                 let row = TableRow {
                     wec: wec_name,
+                    obj: obj.as_ref().map(Json::value),
                     status: status.as_ref().map(Json::value),
                     last_update: last_update.as_deref(),
                 };
@@ -237,6 +347,7 @@ fn render(state: &InputState, key: &TableKey, table: &mut Table) -> Option<Combi
                     evaluation: evaluate_row(spec, &row),
                     status,
                     last_update,
+                    obj: obj.clone(),
                 }
             });
             rows.push((s(*wec), evaluated.evaluation.clone()));

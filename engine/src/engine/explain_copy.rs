@@ -61,6 +61,23 @@ impl InputState {
         for (key, record) in self.work_statuses.values() {
             oracle.apply(&self.work_status_change(key, record));
         }
+        for (&id, (rv, content)) in &self.contents {
+            if let Some((record, _)) = &self.objects[id as usize] {
+                let s = |sym| self.interner.resolve(sym).to_string();
+                oracle.apply(&Change::Content {
+                    object: ObjectKey {
+                        group: s(record.group),
+                        resource: s(record.resource),
+                        namespace: s(record.namespace),
+                        name: s(record.name),
+                    },
+                    content: Some(crate::input::ObjectContent {
+                        resource_version: rv.to_string(),
+                        object: content.value().clone(),
+                    }),
+                });
+            }
+        }
         oracle
     }
 

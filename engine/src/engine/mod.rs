@@ -147,6 +147,7 @@ impl Engine {
         let touched = std::mem::take(&mut self.state.touched);
         let collectors = combined::collector_statuses(&self.state, Some(&touched.collectors));
         let combined = self.combined.apply(&self.state, combined_updates, touched);
+        let content_requests = self.combined.take_content_requests(&self.state);
         // The epoch's retractions are rendered: strings no record uses can go.
         self.state.interner.collect();
         EpochOutput {
@@ -155,7 +156,16 @@ impl Engine {
             reports,
             combined,
             collectors,
+            content_requests,
         }
+    }
+
+    /// Every workload object whose content is wanted now (a Binding entry of it names a
+    /// valid StatusCollector that reads `obj`, and its content is missing or of another
+    /// `resourceVersion`), sorted, with its `resourceVersion`. Each is also in the
+    /// [`EpochOutput::content_requests`] of the epoch it became so.
+    pub fn contents_wanted(&self) -> Vec<(crate::WorkloadRef, String)> {
+        self.combined.contents_wanted(&self.state)
     }
 
     /// Every CombinedStatus, sorted by namespace and name.

@@ -98,6 +98,10 @@ pub struct EpochOutput {
     pub combined: Vec<super::CombinedChange>,
     /// The statuses of the StatusCollectors created or changed, sorted by name.
     pub collectors: Vec<crate::collector::CollectorStatus>,
+    /// Workload objects whose content became wanted this epoch (`Engine::contents_wanted`),
+    /// sorted, with their `resourceVersion` now: to be fetched and told as
+    /// `Change::Content`. Their CombinedStatuses wait for it.
+    pub content_requests: Vec<(WorkloadRef, String)>,
 }
 
 /// A policy's status as the engine sees it.

@@ -52,6 +52,9 @@ pub(super) struct InputState {
     pub(super) status_labels: [Sym; 2],
     /// Each StatusCollector as given and as compiled (or its errors).
     pub(super) collectors: HashMap<Sym, StoredCollector>,
+    /// The content of the objects whose collectors read `obj` (`Change::Content`), by
+    /// object id: its `resourceVersion` and the object. Dropped with the object.
+    pub(super) contents: HashMap<ObjectId, (Box<str>, Json)>,
     /// What changed since the last epoch beside the dataflow, whose CombinedStatuses
     /// worker 0 renders again: collectors, objects' uid or kind, policies' uid.
     pub(super) touched: Touched,
@@ -72,6 +75,9 @@ pub(super) struct Touched {
     pub(super) collectors: HashSet<Sym>,
     pub(super) objects: HashSet<ObjectKey>,
     pub(super) policies: HashSet<Sym>,
+    /// Objects with content whose `resourceVersion` moved past it: fetched again if
+    /// still read.
+    pub(super) stale_contents: HashSet<ObjectKey>,
 }
 
 /// What keeps Bindery's own status writes from changing Binding entries. Only objects
@@ -174,6 +180,7 @@ impl InputState {
                 object,
                 resource_version,
             } => self.apply_status_written(inputs, object, resource_version),
+            Change::Content { object, content } => self.apply_content(object, content.as_ref()),
             Change::Collector { name, collector } => {
                 let name = self.interner.intern(name);
                 let stored = collector.as_ref().map(|c| StoredCollector {
@@ -250,6 +257,7 @@ impl InputState {
             i.release_all([key.0, key.1, key.2, key.3]);
             if let Some(id) = self.object_ids.remove(&key) {
                 self.own_writes.forget(id);
+                self.contents.remove(&id);
                 let (record, version) = self.objects[id as usize].take().expect("object id in use");
                 release_object(i, &record, &version);
                 let (_, kind) = std::mem::take(&mut self.identities[id as usize]);
@@ -292,6 +300,13 @@ impl InputState {
                 let rv_only = slot.0 == record
                     && slot.1.version == version.version
                     && slot.1.resource_version != version.resource_version;
+                if self
+                    .contents
+                    .get(&id)
+                    .is_some_and(|(rv, _)| **rv != *version.resource_version)
+                {
+                    self.touched.stale_contents.insert(key);
+                }
                 let labelled = self
                     .status_labels
                     .iter()
@@ -340,6 +355,43 @@ impl InputState {
 }
 
 impl InputState {
+    /// The content of `object` (`None`: not found), kept if the object is known; its
+    /// CombinedStatuses are computed again.
+    fn apply_content(
+        &mut self,
+        object: &crate::explain::ObjectKey,
+        content: Option<&crate::input::ObjectContent>,
+    ) {
+        let Some((key, id)) = self.object_id(object) else {
+            return;
+        };
+        match content {
+            Some(c) => {
+                let value = (
+                    c.resource_version.as_str().into(),
+                    Json::new(c.object.clone()),
+                );
+                self.contents.insert(id, value);
+            }
+            None => {
+                self.contents.remove(&id);
+            }
+        }
+        self.touched.objects.insert(key);
+    }
+
+    /// The key and id of a known object.
+    fn object_id(&self, object: &crate::explain::ObjectKey) -> Option<(ObjectKey, ObjectId)> {
+        let i = &self.interner;
+        let key = (
+            i.get(&object.group)?,
+            i.get(&object.resource)?,
+            i.get(&object.namespace)?,
+            i.get(&object.name)?,
+        );
+        Some((key, *self.object_ids.get(&key)?))
+    }
+
     /// Bindery wrote a status into `object`, now at `rv`: if the object's last update
     /// took it to `rv` changing nothing else, its entries go back to what they showed
     /// before; if that update has not arrived yet, it is expected.
@@ -349,17 +401,7 @@ impl InputState {
         object: &crate::explain::ObjectKey,
         rv: &str,
     ) {
-        let i = &self.interner;
-        let key = match (
-            i.get(&object.group),
-            i.get(&object.resource),
-            i.get(&object.namespace),
-            i.get(&object.name),
-        ) {
-            (Some(g), Some(r), Some(ns), Some(n)) => (g, r, ns, n),
-            _ => return,
-        };
-        let Some(&id) = self.object_ids.get(&key) else {
+        let Some((_, id)) = self.object_id(object) else {
             return;
         };
         let slot = self.objects[id as usize]
