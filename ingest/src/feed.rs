@@ -6,13 +6,13 @@
 use std::collections::BTreeMap;
 
 use bindery_engine::{
-    Change, CollectorInput, LabelMap, ObjectKey, PolicyInput, PolicySpec, WorkStatusReport,
-    WorkloadRef, WorkloadState,
+    Change, CollectorInput, LabelMap, ObjectContent, ObjectKey, PolicyInput, PolicySpec,
+    WorkStatusReport, WorkloadRef, WorkloadState,
 };
 use serde_json::Value;
 
 use crate::relist::StateChange;
-use crate::watchlog::{ResourceRef, Space};
+use crate::watchlog::{EventType, ResourceRef, Space};
 
 /// API group of ManagedClusters (the inventory).
 pub const INVENTORY_GROUP: &str = "cluster.open-cluster-management.io";
@@ -32,6 +32,9 @@ pub const COLLECTOR_RESOURCE: &str = "statuscollectors";
 /// `v1alpha1`) of the lines that tell Bindery's own status writes (no API server serves
 /// it; a reader that predates it ignores the group).
 pub const STATUS_WRITE_RESOURCE: &str = "binderystatuswrites";
+/// The watch log's resource (like [`STATUS_WRITE_RESOURCE`]) of the lines that give the
+/// content of a workload object Bindery fetched for a StatusCollector reading `obj`.
+pub const CONTENT_RESOURCE: &str = "binderyobjectcontents";
 
 /// API groups that are never workload.
 pub const EXCLUDED_GROUPS: &[&str] = &[
@@ -67,6 +70,9 @@ pub enum ObjectKind {
     /// Bindery's own status writes, as a live run records them: not a watched
     /// resource (no `RESET` or `SYNCED`), each line one write.
     StatusWrite,
+    /// Workload objects' content, fetched for StatusCollectors that read `obj`, as a
+    /// live run records it: like [`ObjectKind::StatusWrite`], each line one fetch.
+    Content,
     /// Workload objects in the WDS.
     Workload,
     /// Excluded from the workload, or an ITS resource that is not inventory.
@@ -94,6 +100,7 @@ pub fn classify(resource: &ResourceRef) -> ObjectKind {
         Space::Wds if group == POLICY_GROUP && name == STATUS_WRITE_RESOURCE => {
             ObjectKind::StatusWrite
         }
+        Space::Wds if group == POLICY_GROUP && name == CONTENT_RESOURCE => ObjectKind::Content,
         Space::Wds if is_excluded(group, name) => ObjectKind::Ignored,
         Space::Wds => ObjectKind::Workload,
     }
@@ -141,7 +148,7 @@ pub fn to_change(change: &StateChange) -> Result<Option<Change>, FeedError> {
                 name: name.clone(),
                 collector: None,
             }),
-            ObjectKind::StatusWrite | ObjectKind::Ignored => None,
+            ObjectKind::StatusWrite | ObjectKind::Content | ObjectKind::Ignored => None,
         }),
         StateChange::Upsert { resource, object } => {
             let meta = Meta::read(resource, object)?;
@@ -189,7 +196,7 @@ pub fn to_change(change: &StateChange) -> Result<Option<Change>, FeedError> {
                         spec: object.get("spec").cloned().unwrap_or(Value::Null),
                     }),
                 }),
-                ObjectKind::StatusWrite | ObjectKind::Ignored => None,
+                ObjectKind::StatusWrite | ObjectKind::Content | ObjectKind::Ignored => None,
             })
         }
     }
@@ -199,34 +206,16 @@ pub fn to_change(change: &StateChange) -> Result<Option<Change>, FeedError> {
 /// "namespace", "resourceVersion"}, "target": {"group", "resource"}}`, the workload
 /// object Bindery wrote a status into and its `resourceVersion` after the write.
 pub fn status_written(resource: &ResourceRef, object: &Value) -> Result<Change, FeedError> {
-    let meta = Meta::read(resource, object)?;
-    let fail = |reason: String| FeedError {
-        resource: resource.to_string(),
-        name: meta.name.clone(),
-        reason,
-    };
-    let target = |key: &str| -> Result<String, FeedError> {
-        match object.get("target").and_then(|t| t.get(key)) {
-            Some(Value::String(s)) => Ok(s.clone()),
-            None | Some(Value::Null) if key == "group" => Ok(String::new()),
-            other => Err(fail(format!(
-                "target.{key} must be a string, got {}",
-                other.map_or("nothing".to_string(), Value::to_string)
-            ))),
-        }
-    };
-    if meta.name.is_empty() || meta.resource_version.is_empty() {
-        return Err(fail(
-            "a status write names its object and resourceVersion in metadata".into(),
-        ));
+    let (meta, object_key) = line_target(resource, object)?;
+    if meta.resource_version.is_empty() {
+        return Err(FeedError {
+            resource: resource.to_string(),
+            name: meta.name,
+            reason: "a status write names its object and resourceVersion in metadata".into(),
+        });
     }
     Ok(Change::StatusWritten {
-        object: ObjectKey {
-            group: target("group")?,
-            resource: target("resource")?,
-            namespace: meta.namespace,
-            name: meta.name,
-        },
+        object: object_key,
         resource_version: meta.resource_version,
     })
 }
@@ -248,12 +237,110 @@ pub fn status_write_object(object: &ObjectKey, resource_version: &str) -> Value 
     })
 }
 
+/// The object a [`CONTENT_RESOURCE`] line names: `metadata.name` and `namespace`, and
+/// `target.group` and `target.resource`.
+fn line_target(resource: &ResourceRef, object: &Value) -> Result<(Meta, ObjectKey), FeedError> {
+    let meta = Meta::read(resource, object)?;
+    let fail = |reason: String| FeedError {
+        resource: resource.to_string(),
+        name: meta.name.clone(),
+        reason,
+    };
+    let target = |key: &str| -> Result<String, FeedError> {
+        match object.get("target").and_then(|t| t.get(key)) {
+            Some(Value::String(s)) => Ok(s.clone()),
+            None | Some(Value::Null) if key == "group" => Ok(String::new()),
+            other => Err(fail(format!(
+                "target.{key} must be a string, got {}",
+                other.map_or("nothing".to_string(), Value::to_string)
+            ))),
+        }
+    };
+    if meta.name.is_empty() {
+        return Err(fail("a line names its object in metadata.name".into()));
+    }
+    let key = ObjectKey {
+        group: target("group")?,
+        resource: target("resource")?,
+        namespace: meta.namespace.clone(),
+        name: meta.name.clone(),
+    };
+    Ok((meta, key))
+}
+
+/// The change a [`CONTENT_RESOURCE`] line gives: the object's content (`content`, at
+/// `metadata.resourceVersion`), or, for a `DELETED` line, that it was not found.
+pub fn object_content(
+    resource: &ResourceRef,
+    event_type: EventType,
+    object: &Value,
+) -> Result<Change, FeedError> {
+    let (meta, key) = line_target(resource, object)?;
+    if event_type == EventType::Deleted {
+        return Ok(Change::Content {
+            object: key,
+            content: None,
+        });
+    }
+    match object.get("content") {
+        Some(content @ Value::Object(_)) if !meta.resource_version.is_empty() => {
+            Ok(Change::Content {
+                object: key,
+                content: Some(ObjectContent {
+                    resource_version: meta.resource_version,
+                    object: content.clone(),
+                }),
+            })
+        }
+        _ => Err(FeedError {
+            resource: resource.to_string(),
+            name: meta.name,
+            reason: "a content line carries metadata.resourceVersion and the object as `content`"
+                .into(),
+        }),
+    }
+}
+
+/// The line that records a fetched object (what [`object_content`] reads), and its
+/// event type: `MODIFIED` with `content` at its `resourceVersion`, or `DELETED` when it
+/// was not found.
+pub fn object_content_line(
+    object: &ObjectKey,
+    content: Option<&ObjectContent>,
+) -> (EventType, Value) {
+    let mut metadata = serde_json::Map::new();
+    metadata.insert("name".into(), Value::from(object.name.as_str()));
+    if !object.namespace.is_empty() {
+        metadata.insert("namespace".into(), Value::from(object.namespace.as_str()));
+    }
+    if let Some(c) = content {
+        metadata.insert(
+            "resourceVersion".into(),
+            Value::from(c.resource_version.as_str()),
+        );
+    }
+    let mut line = serde_json::json!({
+        "apiVersion": "control.kubestellar.io/v1alpha1",
+        "kind": "BinderyObjectContent",
+        "metadata": metadata,
+        "target": {"group": object.group, "resource": object.resource},
+    });
+    match content {
+        Some(c) => {
+            line["content"] = c.object.clone();
+            (EventType::Modified, line)
+        }
+        None => (EventType::Deleted, line),
+    }
+}
+
 /// Whether [`to_change`] can read `object`'s metadata (always, for an ignored
 /// resource): the check an object held back during a relist gets when it arrives.
 pub fn check_object(resource: &ResourceRef, object: &Value) -> Result<(), FeedError> {
     match classify(resource) {
         ObjectKind::Ignored => Ok(()),
         ObjectKind::StatusWrite => status_written(resource, object).map(drop),
+        ObjectKind::Content => line_target(resource, object).map(drop),
         ObjectKind::WorkStatus => {
             let meta = Meta::read(resource, object)?;
             work_status_report(resource, &meta, object).map(drop)
@@ -647,13 +734,60 @@ mod tests {
                 resource_version: "42".into()
             }
         );
-        let err = status_written(&resource, &json!({"metadata": {"name": "d"}})).unwrap_err();
+        let line = json!({"metadata": {"name": "d"}, "target": {"resource": "deployments"}});
+        let err = status_written(&resource, &line).unwrap_err();
         assert!(err.reason.contains("resourceVersion"), "{err}");
+        let err = status_written(&resource, &json!({"metadata": {"name": "d"}})).unwrap_err();
+        assert!(err.reason.contains("target.resource"), "{err}");
         // Other KubeStellar resources stay ignored.
         assert_eq!(
             classify(&wds(POLICY_GROUP, "bindings")),
             ObjectKind::Ignored
         );
+    }
+
+    #[test]
+    fn content_lines_round_trip() {
+        let resource = wds(POLICY_GROUP, CONTENT_RESOURCE);
+        assert_eq!(classify(&resource), ObjectKind::Content);
+        let key = ObjectKey {
+            group: "".into(),
+            resource: "configmaps".into(),
+            namespace: "".into(),
+            name: "c".into(),
+        };
+        let content = ObjectContent {
+            resource_version: "7".into(),
+            object: json!({"metadata": {"name": "c"}, "data": {"k": "v"}}),
+        };
+        let (event_type, line) = object_content_line(&key, Some(&content));
+        assert_eq!(event_type, EventType::Modified);
+        assert_eq!(
+            object_content(&resource, event_type, &line).unwrap(),
+            Change::Content {
+                object: key.clone(),
+                content: Some(content)
+            }
+        );
+        let (event_type, line) = object_content_line(&key, None);
+        assert_eq!(event_type, EventType::Deleted);
+        assert_eq!(
+            object_content(&resource, event_type, &line).unwrap(),
+            Change::Content {
+                object: key,
+                content: None
+            }
+        );
+        let bad = json!({"metadata": {"name": "c", "resourceVersion": "1"}, "target": {"resource": "configmaps"}, "content": 3});
+        let err = object_content(&resource, EventType::Modified, &bad).unwrap_err();
+        assert!(err.reason.contains("content"), "{err}");
+        let err = object_content(
+            &resource,
+            EventType::Modified,
+            &json!({"metadata": {"name": "c"}}),
+        )
+        .unwrap_err();
+        assert!(err.reason.contains("target.resource"), "{err}");
     }
 
     #[test]

@@ -7,6 +7,7 @@
 //!                                           (Pipeline, recorder)
 //! ```
 
+mod contents;
 mod engine_loop;
 pub mod first_publish;
 
@@ -351,11 +352,14 @@ pub async fn run(opts: RunOptions, shutdown: CancellationToken) -> Result<()> {
     );
 
     let (tx, rx) = mpsc::channel::<WatchEvent>(16 * 1024);
+    let wds = clients.wds.clone();
     let mut config = LiveConfig::new(clients.wds, clients.its);
     config.api_groups = opts.api_groups.clone();
     config.work_statuses = work_status_watch(opts.status_return, opts.wds_name.as_deref());
     config.work_status_poll = opts.work_status_poll;
     let status_return = config.work_statuses.is_some();
+    // Objects' content for the StatusCollectors that read `obj`, into the same channel.
+    let fetcher = status_return.then(|| contents::spawn(wds, tx.clone(), shutdown.clone()));
     let ingest = tokio::spawn(LiveIngest::new(config).run(tx, shutdown.clone()));
 
     let runtime = tokio::runtime::Handle::current();
@@ -374,6 +378,7 @@ pub async fn run(opts: RunOptions, shutdown: CancellationToken) -> Result<()> {
             EngineLoop::new(engine_sink, recorder, coalesce, pipeline, metrics, health)
                 .with_policy_events(policy_events)
                 .with_status_return(status_return)
+                .with_content_fetcher(fetcher)
                 .run(rx, explain_rx, sink_events, runtime)
         })
         .context("starting the engine thread")?;

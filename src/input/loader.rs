@@ -162,6 +162,14 @@ impl<T: Target> Loader<T> {
                 }
                 return Ok(());
             }
+            ObjectKind::Content => {
+                if let Some(object) = &event.object {
+                    let change =
+                        bindery_ingest::object_content(&event.resource, event.event_type, object)?;
+                    self.target.apply(&change);
+                }
+                return Ok(());
+            }
             _ => {}
         }
         let changes = self.tracker.apply_owned(event)?;

@@ -72,6 +72,7 @@ fn list_config(target: &WatchTarget) -> watcher::Config {
         ObjectKind::Workload
         | ObjectKind::WorkStatus
         | ObjectKind::StatusWrite
+        | ObjectKind::Content
         | ObjectKind::Ignored => config.any_semantic(),
     }
 }

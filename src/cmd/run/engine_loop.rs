@@ -152,6 +152,8 @@ pub(crate) struct EngineLoop<S: BindingWriter = SinkHandle> {
     collectors_dirty: BTreeMap<String, DesiredCollectorStatus>,
     /// Whether returned statuses are written at all (`--status-return`).
     status_return: bool,
+    /// Where the objects whose content the engine wants go (`None`: nowhere).
+    content_requests: Option<super::contents::ContentRequests>,
     /// The sink's problems (write errors, fights with other writers), as it told them.
     sink_problems: HashMap<String, String>,
     /// Policies being deleted whose KubeStellar finalizer the sink must remove once their
@@ -204,6 +206,7 @@ impl<S: BindingWriter> EngineLoop<S> {
             combined_compared: false,
             collectors_dirty: BTreeMap::new(),
             status_return: true,
+            content_requests: None,
             sink_problems: HashMap::new(),
             finalizing: BTreeSet::new(),
             published: false,
@@ -218,6 +221,15 @@ impl<S: BindingWriter> EngineLoop<S> {
     /// The same, writing returned statuses or not (`--status-return`).
     pub(super) fn with_status_return(mut self, on: bool) -> Self {
         self.status_return = on;
+        self
+    }
+
+    /// The same, asking `fetcher` for the content of the objects the engine wants.
+    pub(super) fn with_content_fetcher(
+        mut self,
+        fetcher: Option<super::contents::ContentRequests>,
+    ) -> Self {
+        self.content_requests = fetcher;
         self
     }
 
@@ -579,6 +591,12 @@ impl<S: BindingWriter> EngineLoop<S> {
                 .get(&desired.key())
                 .map_or(write.due, |(_, due)| (*due).min(write.due));
             self.reports_dirty.insert(desired.key(), (desired, due));
+        }
+        if let Some(fetcher) = &self.content_requests {
+            for (object, _) in out.content_requests {
+                // The fetcher ends only at shutdown.
+                let _ = fetcher.send(object);
+            }
         }
         if self.status_return {
             for change in out.combined {

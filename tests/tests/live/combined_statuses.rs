@@ -260,7 +260,8 @@ fn cells(result: &Value) -> Vec<Vec<Value>> {
 }
 
 /// KubeStellar's e2e CombinedStatus cases ("can list the full status from each WEC",
-/// "can sum status.availableReplicas", "can support multiple StatusCollectors", "can
+/// "can sum status.availableReplicas", "can list all the WECs where availableReplicas
+/// equals replicas" (with `obj`), "can support multiple StatusCollectors", "can
 /// aggregate over zero WECs") against `bindery run`, with the test playing the transport
 /// and the status add-on; then what no e2e covers: a WEC's change followed, another
 /// writer's deletion restored, a collector's error in its status, an orphan of a policy
@@ -295,6 +296,11 @@ async fn kubestellars_combined_status_cases_live() {
                                       {"name": "avg", "type": "AVG", "subject": "2"}]}),
         ),
         collector(
+            "replicas-ok",
+            json!({"filter": "obj.spec.replicas == returned.status.availableReplicas",
+                   "select": [{"name": "wecName", "def": "inventory.name"}]}),
+        ),
+        collector(
             "bad",
             json!({"select": [{"name": "wec", "def": "inventory.name"}],
                    "groupBy": [{"name": "g", "def": "1"}]}),
@@ -308,7 +314,7 @@ async fn kubestellars_combined_status_cases_live() {
             "nginx-combinedstatus",
             json!([{"matchLabels": {"location-group": "edge"}}]),
             json!([{"objectSelectors": [{"matchLabels": {"app.kubernetes.io/name": "nginx"}}],
-                    "statusCollectors": ["full-status", "sum", "zero", "bad"]}]),
+                    "statusCollectors": ["full-status", "sum", "zero", "bad", "replicas-ok"]}]),
         )
         .await;
     let name = format!(
@@ -332,14 +338,20 @@ async fn kubestellars_combined_status_cases_live() {
     );
 
     let results = expect_results(&w, &bindery, &name, "the CombinedStatus", |r| {
-        r.len() == 3 && r.get("sum").is_some_and(|s| cells(s) == [[json!("2")]])
+        r.len() == 4 && r.get("sum").is_some_and(|s| cells(s) == [[json!("2")]])
     })
     .await;
     let names: Vec<&String> = results.keys().collect();
     assert_eq!(
         names,
-        ["full-status", "sum", "zero"],
+        ["full-status", "replicas-ok", "sum", "zero"],
         "the invalid one is left out"
+    );
+    // "can list all the WECs where availableReplicas equals replicas": `obj` is the
+    // Deployment's content, fetched from the WDS.
+    assert_eq!(
+        cells(&results["replicas-ok"]),
+        [[json!("cluster1")], [json!("cluster2")]]
     );
     let full = &results["full-status"];
     assert_eq!(full["columnNames"], json!(["wecName", "status"]));
@@ -389,6 +401,25 @@ async fn kubestellars_combined_status_cases_live() {
     .await;
     expect_results(&w, &bindery, &name, "a WEC's change is followed", |r| {
         r.get("sum").is_some_and(|s| cells(s) == [[json!("1")]])
+            && r.get("replicas-ok")
+                .is_some_and(|s| cells(s) == [[json!("cluster1")]])
+    })
+    .await;
+    // The Deployment's own change (spec.replicas 0) is read again: only cluster2, with
+    // 0 available, now has all its replicas available.
+    let deployments: Api<DynamicObject> =
+        Api::namespaced_with(w.wds.clone(), "nginx", &res::deployments());
+    deployments
+        .patch(
+            "nginx",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"replicas": 0}})),
+        )
+        .await
+        .unwrap();
+    expect_results(&w, &bindery, &name, "the object's change is read", |r| {
+        r.get("replicas-ok")
+            .is_some_and(|s| cells(s) == [[json!("cluster2")]])
     })
     .await;
 
@@ -401,7 +432,7 @@ async fn kubestellars_combined_status_cases_live() {
         &bindery,
         &name,
         "a deleted CombinedStatus is restored",
-        |r| r.len() == 3,
+        |r| r.len() == 4,
     )
     .await;
     stop(&mut bindery);
@@ -419,7 +450,7 @@ async fn kubestellars_combined_status_cases_live() {
         &again,
         &name,
         "after a restart, without the deleted collector",
-        |r| r.len() == 2 && !r.contains_key("zero"),
+        |r| r.len() == 3 && !r.contains_key("zero"),
     )
     .await;
     eventually("the orphan deleted", SETTLE, || async {
