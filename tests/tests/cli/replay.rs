@@ -522,6 +522,70 @@ fn returned_statuses_are_dumped_as_expected() {
 /// binderystatuswrites`) make the update of a labelled object to that resourceVersion
 /// Bindery's own: its Binding entry keeps the resourceVersion it showed, whether the
 /// line comes after the update or before it; another update is shown.
+/// A collector reading `obj`: its CombinedStatus waits for the object's content, which
+/// a `binderyobjectcontents` line of the log gives (a `DELETED` line takes it away).
+#[test]
+fn object_contents_in_the_log_feed_collectors_reading_obj() {
+    let example =
+        std::fs::read_to_string(workspace_root().join("examples/status-return.jsonl")).unwrap();
+    let mut lines: Vec<String> = example.lines().map(str::to_string).collect();
+    let collector = json!({"ts": 1796637606000u64, "space": "wds", "group": "control.kubestellar.io",
+        "version": "v1alpha1", "resource": "statuscollectors", "type": "MODIFIED",
+        "object": {"apiVersion": "control.kubestellar.io/v1alpha1", "kind": "StatusCollector",
+                   "metadata": {"name": "per-wec", "uid": "sc-per-wec", "resourceVersion": "40", "generation": 2},
+                   "spec": {"select": [{"name": "wec", "def": "inventory.name"},
+                                       {"name": "want", "def": "obj.spec.replicas"}], "limit": 20}}});
+    lines.push(collector.to_string());
+    let content = |event_type: &str, with: bool| {
+        let mut object = json!({"apiVersion": "control.kubestellar.io/v1alpha1",
+            "kind": "BinderyObjectContent",
+            "metadata": {"name": "nginx-multi", "namespace": "nginx"},
+            "target": {"group": "apps", "resource": "deployments"}});
+        if with {
+            object["metadata"]["resourceVersion"] = json!("22");
+            object["content"] = json!({"apiVersion": "apps/v1", "kind": "Deployment",
+                "metadata": {"name": "nginx-multi", "namespace": "nginx", "resourceVersion": "22"},
+                "spec": {"replicas": 3}});
+        }
+        json!({"ts": 1796637607000u64, "space": "wds", "group": "control.kubestellar.io",
+               "version": "v1alpha1", "resource": "binderyobjectcontents", "type": event_type,
+               "object": object})
+        .to_string()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let combined = |lines: &[String], name: &str| -> Value {
+        let log = watch_log::write_lines(dir.path(), name, lines);
+        let out = replay(&log, &["--dump-statuses", "-"]);
+        assert_success(&out, "replay --dump-statuses");
+        let got: Value = serde_json::from_slice(&out.stdout).unwrap();
+        got["combinedStatuses"].clone()
+    };
+    assert_eq!(
+        combined(&lines, "waiting.jsonl"),
+        json!([]),
+        "no content yet: nothing computed"
+    );
+    lines.push(content("MODIFIED", true));
+    let with = combined(&lines, "content.jsonl");
+    let per_wec = with[0]["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == "per-wec")
+        .expect("per-wec computed")
+        .clone();
+    assert_eq!(per_wec["columnNames"], json!(["wec", "want"]));
+    for row in per_wec["rows"].as_array().unwrap() {
+        assert_eq!(row["columns"][1], json!({"type": "Number", "float": "3"}));
+    }
+    lines.push(content("DELETED", false));
+    assert_eq!(
+        combined(&lines, "gone.jsonl"),
+        json!([]),
+        "the content gone"
+    );
+}
+
 #[test]
 fn own_status_writes_keep_the_entries_resource_version() {
     const WRITES: &str = "wds:control.kubestellar.io/v1alpha1/binderystatuswrites";
