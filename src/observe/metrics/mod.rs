@@ -133,6 +133,14 @@ pub struct SizeFigures {
     pub binding_entries: u64,
     /// Destinations over all Bindings.
     pub destinations: u64,
+    /// WorkStatuses of this WDS.
+    pub work_statuses: u64,
+    /// Workload objects a status is returned into (or cleared).
+    pub returned_statuses: u64,
+    /// CombinedStatuses computed.
+    pub combined_statuses: u64,
+    /// StatusCollectors whose spec has errors.
+    pub invalid_collectors: u64,
 }
 
 /// What happened since the previous [`Metrics::take_tick`], plus the running totals: the
@@ -322,6 +330,10 @@ impl Metrics {
             bindings: sizes.policies as u64,
             binding_entries: sizes.workload_entries as u64,
             destinations: sizes.destinations as u64,
+            work_statuses: sizes.work_statuses as u64,
+            returned_statuses: sizes.reports as u64,
+            combined_statuses: sizes.combined_statuses as u64,
+            invalid_collectors: sizes.invalid_collectors as u64,
         };
     }
 

@@ -404,6 +404,22 @@ async fn check_page(client: &Client, port: u16, events: u64) -> Result<()> {
             "size-destinations",
             sum(&metrics, "bindery_binding_destinations", &[]),
         ),
+        (
+            "size-work-statuses",
+            sum(&metrics, "bindery_work_statuses", &[]),
+        ),
+        (
+            "size-returned-statuses",
+            sum(&metrics, "bindery_returned_statuses", &[]),
+        ),
+        (
+            "size-combined-statuses",
+            sum(&metrics, "bindery_combined_statuses", &[]),
+        ),
+        (
+            "size-invalid-collectors",
+            sum(&metrics, "bindery_invalid_status_collectors", &[]),
+        ),
     ];
     for (id, want) in expect {
         let shown = figure(client, id).await?;
