@@ -24,15 +24,26 @@
 //! 3. cluster1's reported status changes for 10 Deployments (5 of each group);
 //! 4. the singleton policy retargeted to no WEC (its statuses cleared, labels removed);
 //! 5. the singleton policy retargeted to the `group: m` Deployments in cluster3: S and M on
-//!    the same objects (KubeStellar's decision table: the aggregate over cluster1-3).
+//!    the same objects (KubeStellar's decision table: the aggregate over cluster1-3);
+//! 6. StatusCollectors created (KubeStellar's e2e ones: the full status per WEC, the sum
+//!    of `availableReplicas` with a count, the WECs where `obj.spec.replicas` equals
+//!    `availableReplicas`, an aggregation over zero WECs; and an invalid one) and policy
+//!    `combined` naming them and one that does not exist (`later`) for the `group: x`
+//!    Deployments to the edge WECs: a CombinedStatus per Deployment, the collector's
+//!    errors, the policy's `StatusCollectorsAvailable` condition False;
+//! 7. cluster1's reported status changes for 5 `group: x` Deployments;
+//! 8. collector `later` created: one more result everywhere, the condition True.
 //!
 //! A case ends when for 3 s no Deployment changed, no Binding changed and the add-on had
 //! nothing to do (the second controller's case also waits, at most 60 s, until the
 //! objects equal the first's at the end of the same case). Per case and controller: the
-//! time from the step to the last Deployment write a watch saw, the Deployment writes
-//! (watch events: label only, status only, both), and at the end every Deployment's
-//! status and status-return labels, compared object by object between the controllers
-//! (statuses without their zero-valued fields, as the API server drops them).
+//! time from the step to the last Deployment or CombinedStatus write a watch saw, the
+//! writes (watch events: label only, status only, both; a CombinedStatus write counts as
+//! a status write), and at the end every Deployment's status and status-return labels,
+//! every CombinedStatus (by its labels, its results' rows and errors sorted), the
+//! collectors' errors and the policy's condition, compared entry by entry between the
+//! controllers (statuses without their zero-valued fields, as the API server drops
+//! them).
 //!
 //! ```text
 //! cargo bench -p bindery-bench --bench live_status                      # Bindery only
@@ -59,6 +70,18 @@ const SINGLETON: &str = "managed-by.kubestellar.io/singletonstatus";
 const MULTI: &str = "managed-by.kubestellar.io/multiwecstatus";
 const NAMESPACES: usize = 4;
 const WDS_NAME: &str = "wds1";
+
+/// The cases, in order (see the module's doc).
+const CASES: [&str; 8] = [
+    "1. singleton policy to cluster1",
+    "2. multi-WEC policy to cluster1+2",
+    "3. cluster1's status changes for 10 objects",
+    "4. singleton policy to no WEC",
+    "5. singleton policy on the multi objects, cluster3 (S and M)",
+    "6. collectors: policy combined on the x objects to cluster1+2",
+    "7. cluster1's status changes for 5 x objects",
+    "8. the missing collector created",
+];
 
 /// `value` without its zero-valued fields (0, "", false, null, empty lists and maps),
 /// recursively: what the API server keeps of a typed object's `omitempty` fields.
@@ -153,10 +176,29 @@ impl Seen {
 
 /// Watches the WDS's Deployments from now on, recording every change.
 async fn watch_deployments(wds: kube::Client, seen: Seen) -> Result<tokio::task::JoinHandle<()>> {
-    let api: Api<DynamicObject> = Api::all_with(wds, &res::deployments());
+    watch_writes(wds, res::deployments(), seen, |d| Some((key(d), seen_as(d)))).await
+}
+
+/// Watches the WDS's CombinedStatuses from now on, recording every change (as label
+/// changes none, as status changes their `results`).
+async fn watch_combined(wds: kube::Client, seen: Seen) -> Result<tokio::task::JoinHandle<()>> {
+    watch_writes(wds, combined_statuses(), seen, combined_seen_as).await
+}
+
+/// Watches `resource` in the WDS from now on, recording every change of an object
+/// `view` shows (as `(key, {"labels", "status"})`).
+async fn watch_writes(
+    wds: kube::Client,
+    resource: kube::core::ApiResource,
+    seen: Seen,
+    view: fn(&DynamicObject) -> Option<(String, Value)>,
+) -> Result<tokio::task::JoinHandle<()>> {
+    let api: Api<DynamicObject> = Api::all_with(wds, &resource);
     let list = api.list(&ListParams::default()).await?;
     for d in &list.items {
-        seen.1.lock().unwrap().insert(key(d), seen_as(d));
+        if let Some((k, v)) = view(d) {
+            seen.1.lock().unwrap().insert(k, v);
+        }
     }
     let mut version = list.metadata.resource_version.unwrap_or_default();
     Ok(tokio::spawn(async move {
@@ -179,16 +221,18 @@ async fn watch_deployments(wds: kube::Client, seen: Seen) -> Result<tokio::task:
                     WatchEvent::Error(_) => break,
                 };
                 version = control_plane::rv(&object);
-                let now = seen_as(&object);
+                let Some((k, now)) = view(&object) else {
+                    continue;
+                };
                 let was = seen
                     .1
                     .lock()
                     .unwrap()
-                    .insert(key(&object), now.clone())
+                    .insert(k.clone(), now.clone())
                     .unwrap_or(Value::Null);
                 seen.0.lock().unwrap().push((
                     Instant::now(),
-                    key(&object),
+                    k,
                     was["labels"] != now["labels"],
                     was["status"] != now["status"],
                 ));
@@ -366,15 +410,131 @@ async fn addon_write(
     Ok(())
 }
 
-/// Every Deployment, by `ns/name`, [`seen_as`].
+/// Every Deployment, by `ns/name`, [`seen_as`]; every CombinedStatus
+/// ([`combined_seen_as`]); policy `combined`'s `StatusCollectorsAvailable` condition
+/// (`policy:combined`) and each StatusCollector's errors (`sc:NAME`).
 async fn snapshot(wds: &kube::Client) -> Result<BTreeMap<String, Value>> {
-    let api: Api<DynamicObject> = Api::all_with(wds.clone(), &res::deployments());
-    Ok(api
-        .list(&ListParams::default())
+    let list = |ar: kube::core::ApiResource| async move {
+        let api: Api<DynamicObject> = Api::all_with(wds.clone(), &ar);
+        api.list(&ListParams::default()).await
+    };
+    let mut out: BTreeMap<String, Value> = list(res::deployments())
         .await?
         .into_iter()
         .map(|d| (key(&d), seen_as(&d)))
-        .collect())
+        .collect();
+    out.extend(
+        list(combined_statuses())
+            .await?
+            .iter()
+            .filter_map(combined_seen_as),
+    );
+    for p in list(res::binding_policies()).await? {
+        if p.metadata.name.as_deref() != Some("combined") {
+            continue;
+        }
+        let condition = p.data["status"]["conditions"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|c| c["type"] == "StatusCollectorsAvailable")
+            .map(|c| json!({"status": c["status"], "reason": c["reason"], "message": c["message"]}));
+        out.insert("policy:combined".into(), condition.unwrap_or(Value::Null));
+    }
+    for sc in list(status_collectors()).await? {
+        let errors = sc.data["status"]["errors"].clone();
+        out.insert(
+            format!("sc:{}", sc.metadata.name.unwrap_or_default()),
+            json!({"errors": if errors.is_null() { json!([]) } else { errors }}),
+        );
+    }
+    Ok(out)
+}
+
+fn combined_statuses() -> kube::core::ApiResource {
+    control_plane::resource(
+        "control.kubestellar.io/v1alpha1",
+        "CombinedStatus",
+        "combinedstatuses",
+    )
+}
+
+fn status_collectors() -> kube::core::ApiResource {
+    control_plane::resource(
+        "control.kubestellar.io/v1alpha1",
+        "StatusCollector",
+        "statuscollectors",
+    )
+}
+
+/// A CombinedStatus as the comparison sees it, keyed `cs:POLICY:NS/NAME` by its labels
+/// (its name holds uids, which differ between servers): `results` with each result's
+/// rows and errors sorted (KubeStellar's come in Go map order).
+fn combined_seen_as(cs: &DynamicObject) -> Option<(String, Value)> {
+    let labels = cs.metadata.labels.as_ref()?;
+    let label = |l: &str| labels.get(&format!("status.kubestellar.io/{l}")).cloned();
+    let k = format!(
+        "cs:{}:{}/{}",
+        label("binding-policy")?,
+        label("namespace")?,
+        label("name")?
+    );
+    let sorted = |v: &Value| {
+        let mut items: Vec<Value> = v.as_array().cloned().unwrap_or_default();
+        items.sort_by_key(Value::to_string);
+        Value::Array(items)
+    };
+    let results: Vec<Value> = cs.data["results"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|r| {
+            json!({"name": r["name"], "columnNames": r["columnNames"], "rows": sorted(&r["rows"]),
+                   "rowErrors": sorted(&r["rowErrors"]),
+                   "aggregationErrors": sorted(&r["aggregationErrors"])})
+        })
+        .collect();
+    Some((k, json!({"labels": {}, "status": results})))
+}
+
+/// The StatusCollectors of case 6: KubeStellar's e2e ones (full status, the sum, `obj`,
+/// zero WECs) and an invalid one.
+fn collectors() -> Vec<Value> {
+    let sc = |name: &str, mut spec: Value| {
+        spec["limit"] = json!(20);
+        json!({"apiVersion": "control.kubestellar.io/v1alpha1", "kind": "StatusCollector",
+               "metadata": {"name": name}, "spec": spec})
+    };
+    vec![
+        sc(
+            "full-status",
+            json!({"select": [{"name": "wecName", "def": "inventory.name"},
+                              {"name": "status", "def": "returned.status"}]}),
+        ),
+        sc(
+            "sum",
+            json!({"combinedFields": [{"name": "sum", "type": "SUM",
+                                       "subject": "returned.status.availableReplicas"},
+                                      {"name": "count", "type": "COUNT"}]}),
+        ),
+        sc(
+            "replicas-ok",
+            json!({"filter": "obj.spec.replicas == returned.status.availableReplicas",
+                   "select": [{"name": "wecName", "def": "inventory.name"}]}),
+        ),
+        sc(
+            "zero",
+            json!({"filter": "false",
+                   "combinedFields": [{"name": "count", "type": "COUNT"},
+                                      {"name": "max", "type": "MAX", "subject": "2"},
+                                      {"name": "avg", "type": "AVG", "subject": "2"}]}),
+        ),
+        sc(
+            "bad",
+            json!({"select": [{"name": "w", "def": "inventory.name"}],
+                   "groupBy": [{"name": "g", "def": "1"}]}),
+        ),
+    ]
 }
 
 struct CaseResult {
@@ -586,6 +746,7 @@ async fn bench(
     controller.ready(&listen).await?;
     let seen = Seen::default();
     let watch = watch_deployments(w.wds.clone(), seen.clone()).await?;
+    let combined_watch = watch_combined(w.wds.clone(), seen.clone()).await?;
     let addon: Addon = Arc::default();
     let addon_task = run_addon(w.wds.clone(), w.its.clone(), addon.clone());
 
@@ -601,14 +762,17 @@ async fn bench(
         .collect();
     let mut results = Vec::new();
     let mut snapshots = Vec::new();
-    for case in 0..5 {
-        let name = [
-            "1. singleton policy to cluster1",
-            "2. multi-WEC policy to cluster1+2",
-            "3. cluster1's status changes for 10 objects",
-            "4. singleton policy to no WEC",
-            "5. singleton policy on the multi objects, cluster3 (S and M)",
-        ][case];
+    let x_changed: BTreeSet<String> = (0..deployments)
+        .filter(|&k| group(k) == "x")
+        .take(5)
+        .map(|k| {
+            let (ns, name) = deployment_name(k);
+            format!("{ns}/{name}")
+        })
+        .collect();
+    let scs: Api<DynamicObject> = Api::all_with(w.wds.clone(), &status_collectors());
+    for case in 0..CASES.len() {
+        let name = CASES[case];
         let from = seen.len();
         let addon_before = addon.lock().unwrap().counts;
         let started = Instant::now();
@@ -636,12 +800,40 @@ async fn bench(
                 let to = json!([{"matchLabels": {"name": "CelestialNexus"}}]);
                 apply(&w.wds, &policies, singleton_policy(to, "s")).await?;
             }
-            _ => {
+            4 => {
                 let to = json!([{"matchLabels": {"name": "cluster3"}}]);
                 apply(&w.wds, &policies, singleton_policy(to, "m")).await?;
             }
+            5 => {
+                for sc in collectors() {
+                    scs.create(&PostParams::default(), &serde_json::from_value(sc)?)
+                        .await?;
+                }
+                let p = objects::policy(
+                    "combined",
+                    objects::location_group("edge"),
+                    json!([{"resources": ["deployments"],
+                            "objectSelectors": [{"matchLabels": {"group": "x"}}],
+                            "statusCollectors": ["full-status", "sum", "replicas-ok", "zero",
+                                                 "bad", "later"]}]),
+                );
+                apply(&w.wds, &policies, p).await?;
+            }
+            6 => {
+                let mut a = addon.lock().unwrap();
+                a.changed.extend(x_changed.iter().cloned());
+                a.synced = false;
+            }
+            _ => {
+                let later = json!({"apiVersion": "control.kubestellar.io/v1alpha1",
+                    "kind": "StatusCollector", "metadata": {"name": "later"},
+                    "spec": {"combinedFields": [{"name": "max", "type": "MAX",
+                             "subject": "returned.status.replicas"}], "limit": 20}});
+                scs.create(&PostParams::default(), &serde_json::from_value(later)?)
+                    .await?;
+            }
         }
-        if case != 2 {
+        if case != 2 && case != 6 {
             addon.lock().unwrap().synced = false;
         }
         let want = expected.map(|e| &e[case]);
@@ -661,6 +853,7 @@ async fn bench(
     }
     addon_task.abort();
     watch.abort();
+    combined_watch.abort();
     process.stop()?;
     Ok((results, snapshots))
 }
