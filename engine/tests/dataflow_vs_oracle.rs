@@ -3,7 +3,7 @@
 //! WorkStatus churn; and the engine's input state exported as an oracle
 //! (`Engine::to_oracle`) must give the same Bindings, statuses and reports.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::{TcpListener, TcpStream};
 
 use bindery_engine::reported::{MULTI_WEC_LABEL, SINGLETON_LABEL};
@@ -417,6 +417,24 @@ fn check(engine: &Engine, oracle: &Oracle, epoch: usize) -> Result<(), TestCaseE
         "collector statuses differ after epoch {}",
         epoch
     );
+    let want_missing = oracle.missing_collectors();
+    prop_assert_eq!(
+        engine.missing_collectors(),
+        want_missing.clone(),
+        "missing collectors differ after epoch {}",
+        epoch
+    );
+    for name in want_statuses.keys() {
+        let status = engine.status(name);
+        let want = want_missing.get(name).cloned().unwrap_or_default();
+        prop_assert_eq!(
+            status.map(|s| s.missing_collectors),
+            Some(want),
+            "the status of {} shows other missing collectors after epoch {}",
+            name,
+            epoch
+        );
+    }
     let want_reports = oracle.reports();
     prop_assert_eq!(
         engine.reports(),
@@ -452,6 +470,12 @@ fn check(engine: &Engine, oracle: &Oracle, epoch: usize) -> Result<(), TestCaseE
         epoch
     );
     prop_assert_eq!(
+        exported.missing_collectors(),
+        want_missing,
+        "missing collectors of engine.to_oracle() differ after epoch {}",
+        epoch
+    );
+    prop_assert_eq!(
         exported.reports(),
         want_reports,
         "reports of engine.to_oracle() differ after epoch {}",
@@ -475,6 +499,8 @@ fn run(steps: Vec<Step>, mut engine: Engine) -> Result<(), TestCaseError> {
     // The reports and CombinedStatuses as the epochs' changes tell them.
     let mut told = BTreeMap::new();
     let mut told_combined = BTreeMap::new();
+    // Each policy's missing collectors after the previous epoch.
+    let mut missing_before = BTreeMap::new();
     let apply =
         |c: &Change, engine: &mut Engine, oracle: &mut Oracle, present: &mut BTreeMap<_, _>| {
             engine.apply(c);
@@ -612,6 +638,23 @@ fn run(steps: Vec<Step>, mut engine: Engine) -> Result<(), TestCaseError> {
                     "the CombinedStatus changes of epoch {} do not add up",
                     epochs
                 );
+                // The policies listed are exactly those whose missing collectors changed.
+                let missing_now = engine.missing_collectors();
+                let changed: Vec<String> = missing_before
+                    .keys()
+                    .chain(missing_now.keys())
+                    .filter(|p| missing_before.get(*p) != missing_now.get(*p))
+                    .cloned()
+                    .collect::<BTreeSet<_>>()
+                    .into_iter()
+                    .collect();
+                prop_assert_eq!(
+                    &output.missing_collectors,
+                    &changed,
+                    "the policies told with changed missing collectors in epoch {} are not those changed",
+                    epochs
+                );
+                missing_before = missing_now;
                 let current: BTreeMap<_, _> = engine
                     .reports()
                     .into_iter()
@@ -636,6 +679,13 @@ fn run(steps: Vec<Step>, mut engine: Engine) -> Result<(), TestCaseError> {
                         &output.combined,
                         &one.combined,
                         "{} workers changed other CombinedStatuses than one worker in epoch {}",
+                        workers,
+                        epochs
+                    );
+                    prop_assert_eq!(
+                        &output.missing_collectors,
+                        &one.missing_collectors,
+                        "{} workers told other missing collectors than one worker in epoch {}",
                         workers,
                         epochs
                     );

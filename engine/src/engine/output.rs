@@ -98,6 +98,9 @@ pub struct EpochOutput {
     pub combined: Vec<super::CombinedChange>,
     /// The statuses of the StatusCollectors created or changed, sorted by name.
     pub collectors: Vec<crate::collector::CollectorStatus>,
+    /// The policies whose missing StatusCollectors ([`PolicyStatus::missing_collectors`])
+    /// changed, sorted by name (a policy gone with some missing included).
+    pub missing_collectors: Vec<String>,
 }
 
 /// A policy's status as the engine sees it.
@@ -109,6 +112,9 @@ pub struct PolicyStatus {
     pub observed_generation: i64,
     /// Problems, sorted.
     pub problems: Vec<String>,
+    /// The StatusCollectors its Binding's entries name that do not exist or are
+    /// invalid, sorted (KubeStellar's `StatusCollectorsAvailable` condition).
+    pub missing_collectors: Vec<String>,
 }
 
 /// Every policy's materialized Binding and status, by policy name; every object's
@@ -149,7 +155,10 @@ impl Engine {
 
     /// The status of policy `name`, if it exists.
     pub fn status(&self, name: &str) -> Option<PolicyStatus> {
-        self.store.status(&self.state.interner, name)
+        let mut status = self.store.status(&self.state.interner, name)?;
+        let p = self.state.interner.get(name)?;
+        status.missing_collectors = self.combined.missing(p);
+        Some(status)
     }
 
     /// `(observed generation, problems)` of every policy, by name.
@@ -332,6 +341,7 @@ impl Store {
             uid: uid.clone(),
             observed_generation: *generation,
             problems: state.problems.iter().cloned().collect(),
+            missing_collectors: Vec::new(),
         })
     }
 
