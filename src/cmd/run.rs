@@ -355,6 +355,7 @@ pub async fn run(opts: RunOptions, shutdown: CancellationToken) -> Result<()> {
     config.work_statuses = work_status_watch(opts.status_return, opts.wds_name.as_deref());
     config.work_status_poll = opts.work_status_poll;
     let status_return = config.work_statuses.is_some();
+    config.status_collectors = status_return;
     let ingest = tokio::spawn(LiveIngest::new(config).run(tx, shutdown.clone()));
 
     let runtime = tokio::runtime::Handle::current();
