@@ -31,6 +31,11 @@ pub const READY: &str = "Ready";
 /// failed: refused, too large, or fought over by another writer).
 pub const SYNCED: &str = "Synced";
 
+/// Condition type: every StatusCollector the policy's Binding entries name exists and
+/// is valid (`False` lists the missing ones in the message), as KubeStellar's status
+/// controller sets it.
+pub const STATUS_COLLECTORS_AVAILABLE: &str = "StatusCollectorsAvailable";
+
 /// `reason` of `Ready=True`: the Binding reflects the policy, no problems.
 pub const REASON_APPLIED: &str = "Applied";
 /// `reason` of `Ready=False`: the policy has problems (listed in `status.errors`).

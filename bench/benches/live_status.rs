@@ -176,7 +176,10 @@ impl Seen {
 
 /// Watches the WDS's Deployments from now on, recording every change.
 async fn watch_deployments(wds: kube::Client, seen: Seen) -> Result<tokio::task::JoinHandle<()>> {
-    watch_writes(wds, res::deployments(), seen, |d| Some((key(d), seen_as(d)))).await
+    watch_writes(wds, res::deployments(), seen, |d| {
+        Some((key(d), seen_as(d)))
+    })
+    .await
 }
 
 /// Watches the WDS's CombinedStatuses from now on, recording every change (as label
@@ -438,7 +441,9 @@ async fn snapshot(wds: &kube::Client) -> Result<BTreeMap<String, Value>> {
             .into_iter()
             .flatten()
             .find(|c| c["type"] == "StatusCollectorsAvailable")
-            .map(|c| json!({"status": c["status"], "reason": c["reason"], "message": c["message"]}));
+            .map(
+                |c| json!({"status": c["status"], "reason": c["reason"], "message": c["message"]}),
+            );
         out.insert("policy:combined".into(), condition.unwrap_or(Value::Null));
     }
     for sc in list(status_collectors()).await? {

@@ -363,6 +363,31 @@ impl Oracle {
             .collect()
     }
 
+    /// Each policy's missing StatusCollectors (`docs/status-semantics.md`, "The
+    /// policy's condition"): the collectors named by its Binding's entries that do not
+    /// exist or are invalid, sorted, by policy name; policies with none missing left out.
+    pub fn missing_collectors(&self) -> BTreeMap<String, Vec<String>> {
+        let mut out = BTreeMap::new();
+        for binding in self.bindings() {
+            let missing: BTreeSet<String> = binding
+                .cluster_scope
+                .iter()
+                .chain(&binding.namespace_scope)
+                .flat_map(|e| &e.status_collectors)
+                .filter(|name| {
+                    self.collectors
+                        .get(*name)
+                        .is_none_or(|c| compile_collector(&c.spec).is_err())
+                })
+                .cloned()
+                .collect();
+            if !missing.is_empty() {
+                out.insert(binding.name, missing.into_iter().collect());
+            }
+        }
+        out
+    }
+
     /// The WorkStatuses: (WEC, name) -> content.
     pub(crate) fn work_status_map(&self) -> &BTreeMap<(String, String), WorkStatusReport> {
         &self.work_statuses

@@ -441,6 +441,24 @@ fn check(engine: &Engine, oracle: &Oracle, epoch: usize) -> Result<(), TestCaseE
         "the contents wanted differ after epoch {}",
         epoch
     );
+    let want_missing = oracle.missing_collectors();
+    prop_assert_eq!(
+        engine.missing_collectors(),
+        want_missing.clone(),
+        "missing collectors differ after epoch {}",
+        epoch
+    );
+    for name in want_statuses.keys() {
+        let status = engine.status(name);
+        let want = want_missing.get(name).cloned().unwrap_or_default();
+        prop_assert_eq!(
+            status.map(|s| s.missing_collectors),
+            Some(want),
+            "the status of {} shows other missing collectors after epoch {}",
+            name,
+            epoch
+        );
+    }
     let want_reports = oracle.reports();
     prop_assert_eq!(
         engine.reports(),
@@ -476,6 +494,12 @@ fn check(engine: &Engine, oracle: &Oracle, epoch: usize) -> Result<(), TestCaseE
         epoch
     );
     prop_assert_eq!(
+        exported.missing_collectors(),
+        want_missing,
+        "missing collectors of engine.to_oracle() differ after epoch {}",
+        epoch
+    );
+    prop_assert_eq!(
         exported.reports(),
         want_reports,
         "reports of engine.to_oracle() differ after epoch {}",
@@ -501,6 +525,8 @@ fn run(steps: Vec<Step>, mut engine: Engine) -> Result<(), TestCaseError> {
     let mut told_combined = BTreeMap::new();
     // Objects whose content was asked for and has not come since.
     let mut asked: BTreeSet<(String, String, String, String)> = BTreeSet::new();
+    // Each policy's missing collectors after the previous epoch.
+    let mut missing_before = BTreeMap::new();
     let apply =
         |c: &Change, engine: &mut Engine, oracle: &mut Oracle, present: &mut BTreeMap<_, _>| {
             engine.apply(c);
@@ -685,6 +711,23 @@ fn run(steps: Vec<Step>, mut engine: Engine) -> Result<(), TestCaseError> {
                     "the CombinedStatus changes of epoch {} do not add up",
                     epochs
                 );
+                // The policies listed are exactly those whose missing collectors changed.
+                let missing_now = engine.missing_collectors();
+                let changed: Vec<String> = missing_before
+                    .keys()
+                    .chain(missing_now.keys())
+                    .filter(|p| missing_before.get(*p) != missing_now.get(*p))
+                    .cloned()
+                    .collect::<BTreeSet<_>>()
+                    .into_iter()
+                    .collect();
+                prop_assert_eq!(
+                    &output.missing_collectors,
+                    &changed,
+                    "the policies told with changed missing collectors in epoch {} are not those changed",
+                    epochs
+                );
+                missing_before = missing_now;
                 let current: BTreeMap<_, _> = engine
                     .reports()
                     .into_iter()
@@ -709,6 +752,13 @@ fn run(steps: Vec<Step>, mut engine: Engine) -> Result<(), TestCaseError> {
                         &output.combined,
                         &one.combined,
                         "{} workers changed other CombinedStatuses than one worker in epoch {}",
+                        workers,
+                        epochs
+                    );
+                    prop_assert_eq!(
+                        &output.missing_collectors,
+                        &one.missing_collectors,
+                        "{} workers told other missing collectors than one worker in epoch {}",
                         workers,
                         epochs
                     );

@@ -10,6 +10,8 @@
 //! - with [`LiveConfig::work_statuses`], the WorkStatuses of that WDS in the ITS
 //!   (trimmed metadata, `spec.sourceRef` and `status`), while the ITS serves them
 //!   (`work_status`: checked every [`LiveConfig::work_status_poll`]),
+//! - with [`LiveConfig::status_collectors`], the StatusCollectors of the WDS (trimmed
+//!   metadata and `spec`), while the WDS serves them (`discovery`),
 //!
 //! and sends every event on one channel. Before any watcher starts it sends a
 //! synthetic `RESET` for every resource it is about to watch, so the pipeline counts
@@ -80,6 +82,11 @@ pub struct LiveConfig {
     pub work_statuses: Option<String>,
     /// How often the ITS is checked for the WorkStatus CRD appearing or going.
     pub work_status_poll: Duration,
+    /// Whether the WDS's StatusCollectors (`control.kubestellar.io` `statuscollectors`,
+    /// with their `spec`) are watched, while the WDS serves them (whatever
+    /// `api_groups` says): found by discovery, so a CRD installed later is picked up
+    /// as a workload CRD is. Set with status return.
+    pub status_collectors: bool,
 }
 
 impl LiveConfig {
@@ -92,6 +99,7 @@ impl LiveConfig {
             crd_debounce: DEFAULT_CRD_DEBOUNCE,
             work_statuses: None,
             work_status_poll: DEFAULT_WORK_STATUS_POLL,
+            status_collectors: false,
         }
     }
 }
@@ -103,6 +111,7 @@ impl fmt::Debug for LiveConfig {
             .field("crd_debounce", &self.crd_debounce)
             .field("work_statuses", &self.work_statuses)
             .field("work_status_poll", &self.work_status_poll)
+            .field("status_collectors", &self.status_collectors)
             .finish_non_exhaustive()
     }
 }

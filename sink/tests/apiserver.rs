@@ -843,6 +843,7 @@ async fn statuses_are_applied_to_the_status_subresource_once() {
         observed_generation: 2,
         errors: vec!["bad selector".into(), "too many WECs".into()],
         binding_problem: None,
+        missing_collectors: None,
     };
     sink.submit_status(desired.clone());
     let (req, send) = next(&mut handle).await;
@@ -908,6 +909,7 @@ async fn the_transition_time_is_kept_while_the_ready_status_stays() {
         observed_generation: 1,
         errors: vec![],
         binding_problem: None,
+        missing_collectors: None,
     });
     flushed(&sink).await;
     assert!(quiet(&mut handle).await);
@@ -917,6 +919,7 @@ async fn the_transition_time_is_kept_while_the_ready_status_stays() {
         observed_generation: 2,
         errors: vec![],
         binding_problem: None,
+        missing_collectors: None,
     });
     let (req, send) = next(&mut handle).await;
     let status = &req.body()["status"];
@@ -936,6 +939,7 @@ async fn the_transition_time_is_kept_while_the_ready_status_stays() {
         observed_generation: 2,
         errors: vec![],
         binding_problem: Some("the Binding is too large".into()),
+        missing_collectors: None,
     });
     let (req, send) = next(&mut handle).await;
     let status = &req.body()["status"];
@@ -961,6 +965,7 @@ async fn the_status_of_a_policy_that_is_gone_is_dropped() {
         observed_generation: 1,
         errors: vec![],
         binding_problem: None,
+        missing_collectors: None,
     });
     let done = flush(&sink);
     let (req, send) = next(&mut handle).await;
@@ -1067,6 +1072,7 @@ async fn a_status_waits_for_the_binding_write_submitted_before_it() {
         observed_generation: 2,
         errors: vec![],
         binding_problem: None,
+        missing_collectors: None,
     };
     sink.submit(DesiredBinding::present(&b1));
     let (req, send_b1) = next(&mut handle).await;
@@ -1227,6 +1233,7 @@ async fn a_follower_writes_nothing_and_a_new_leader_writes_only_differences() {
         observed_generation: 1,
         errors: vec![],
         binding_problem: None,
+        missing_collectors: None,
     });
     sink.remove_finalizer("p");
     flushed(&sink).await;

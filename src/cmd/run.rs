@@ -360,6 +360,7 @@ pub async fn run(opts: RunOptions, shutdown: CancellationToken) -> Result<()> {
     let status_return = config.work_statuses.is_some();
     // Objects' content for the StatusCollectors that read `obj`, into the same channel.
     let fetcher = status_return.then(|| contents::spawn(wds, tx.clone(), shutdown.clone()));
+    config.status_collectors = status_return;
     let ingest = tokio::spawn(LiveIngest::new(config).run(tx, shutdown.clone()));
 
     let runtime = tokio::runtime::Handle::current();

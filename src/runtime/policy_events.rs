@@ -314,6 +314,7 @@ mod tests {
             observed_generation: 1,
             errors: errors.iter().map(|e| e.to_string()).collect(),
             binding_problem: binding_problem.map(str::to_string),
+            missing_collectors: None,
         }
     }
 

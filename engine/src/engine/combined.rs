@@ -4,8 +4,13 @@
 //! spec stay the same, so a changed row costs its own evaluation and the combination.
 //! A collector's edit, an object's new uid or kind and a policy's new uid (all beside
 //! the dataflow) render again the tables they touch.
+//!
+//! Beside the tables, each policy's missing StatusCollectors (those its tables name
+//! that do not exist or are invalid: the `StatusCollectorsAvailable` condition), kept
+//! up to date where the tables are: a policy's set is computed again when one of its
+//! tables comes, goes or changes, or a collector it names is touched.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
 use super::state::{InputState, Touched};
@@ -62,10 +67,17 @@ pub(super) struct CombinedStore {
     /// Objects whose content may be wanted since the last
     /// [`take_content_requests`](Self::take_content_requests).
     content_checks: BTreeSet<ObjectKey>,
+    /// Per policy: how many of its tables name each collector.
+    named: HashMap<Sym, HashMap<Sym, usize>>,
+    /// Per collector: the policies with a table naming it.
+    namers: HashMap<Sym, HashSet<Sym>>,
+    /// Per policy with missing collectors: their names, sorted (never empty).
+    missing: HashMap<Sym, Vec<String>>,
 }
 
 impl CombinedStore {
     fn index(&mut self, key: &TableKey, record: &CombinedRecord, add: bool) {
+        let p = key.0;
         for c in &record.collectors {
             let set = self.by_collector.entry(*c).or_default();
             if add {
@@ -74,6 +86,28 @@ impl CombinedStore {
                 set.remove(key);
                 if set.is_empty() {
                     self.by_collector.remove(c);
+                }
+            }
+            let named = self.named.entry(p).or_default();
+            let count = named.entry(*c).or_default();
+            if add {
+                *count += 1;
+                if *count == 1 {
+                    self.namers.entry(*c).or_default().insert(p);
+                }
+            } else {
+                *count -= 1;
+                if *count == 0 {
+                    named.remove(c);
+                    if named.is_empty() {
+                        self.named.remove(&p);
+                    }
+                    if let Some(set) = self.namers.get_mut(c) {
+                        set.remove(&p);
+                        if set.is_empty() {
+                            self.namers.remove(c);
+                        }
+                    }
                 }
             }
         }
@@ -91,13 +125,13 @@ impl CombinedStore {
     /// Applies an epoch's consolidated `updates` and what `touched` says changed beside
     /// the dataflow; returns the CombinedStatuses that changed, sorted by namespace and
     /// name (a renamed one, of an object created again, as its old name gone and its new
-    /// one written).
+    /// one written), and the policies whose missing collectors changed, sorted by name.
     pub(super) fn apply(
         &mut self,
         state: &InputState,
         updates: Vec<((TableKey, CombinedRecord), isize)>,
         touched: Touched,
-    ) -> Vec<CombinedChange> {
+    ) -> (Vec<CombinedChange>, Vec<String>) {
         let mut dirty: BTreeSet<TableKey> = BTreeSet::new();
         let mut after: BTreeMap<TableKey, Option<CombinedRecord>> = BTreeMap::new();
         for ((key, record), diff) in updates {
@@ -135,9 +169,12 @@ impl CombinedStore {
             }
             dirty.insert(key);
         }
+        let mut policies: HashSet<Sym> = dirty.iter().map(|(p, _)| *p).collect();
         for c in &touched.collectors {
             dirty.extend(self.by_collector.get(c).into_iter().flatten().copied());
+            policies.extend(self.namers.get(c).into_iter().flatten().copied());
         }
+        let missing_changed = self.update_missing(state, policies);
         for o in &touched.objects {
             let policies = self.by_object.get(o).into_iter().flatten();
             dirty.extend(policies.map(|&p| (p, *o)));
@@ -176,7 +213,48 @@ impl CombinedStore {
             changes(old, new, &mut out);
         }
         out.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
-        out
+        (out, missing_changed)
+    }
+
+    /// Computes again the missing collectors of `policies`; returns the names of those
+    /// whose set changed, sorted.
+    fn update_missing(&mut self, state: &InputState, policies: HashSet<Sym>) -> Vec<String> {
+        let i = &state.interner;
+        let mut changed = Vec::new();
+        for p in policies {
+            let mut now: Vec<String> = self
+                .named
+                .get(&p)
+                .into_iter()
+                .flat_map(HashMap::keys)
+                .filter(|c| state.collectors.get(c).is_none_or(|c| c.spec.is_err()))
+                .map(|&c| i.resolve(c).to_string())
+                .collect();
+            now.sort();
+            let before = if now.is_empty() {
+                self.missing.remove(&p)
+            } else {
+                self.missing.insert(p, now.clone())
+            };
+            if before.unwrap_or_default() != now {
+                changed.push(i.resolve(p).to_string());
+            }
+        }
+        changed.sort();
+        changed
+    }
+
+    /// The missing collectors of policy `p`, sorted (empty when none is).
+    pub(super) fn missing(&self, p: Sym) -> Vec<String> {
+        self.missing.get(&p).cloned().unwrap_or_default()
+    }
+
+    /// Every policy with missing collectors: their names, sorted, by policy name.
+    pub(super) fn all_missing(&self, state: &InputState) -> BTreeMap<String, Vec<String>> {
+        self.missing
+            .iter()
+            .map(|(&p, m)| (state.interner.resolve(p).to_string(), m.clone()))
+            .collect()
     }
 
     /// Counts a table of `object` that read `obj` (`before`) and reads it (`now`).
@@ -389,4 +467,86 @@ pub(super) fn collector_statuses(
         .collect();
     out.sort_by(|a, b| a.name.cmp(&b.name));
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::super::test_support::{object, policy};
+    use crate::engine::Engine;
+    use crate::input::{Change, CollectorInput};
+
+    fn collector(name: &str, valid: bool) -> Change {
+        let spec = if valid {
+            json!({"select": [{"name": "w", "def": "inventory.name"}], "limit": 1})
+        } else {
+            json!({"select": [{"name": "w", "def": "inventory.name"}],
+                   "groupBy": [{"name": "g", "def": "1"}], "limit": 1})
+        };
+        Change::Collector {
+            name: name.into(),
+            collector: Some(CollectorInput {
+                generation: 1,
+                spec,
+            }),
+        }
+    }
+
+    fn missing(e: &Engine) -> Vec<String> {
+        e.status("p").unwrap().missing_collectors
+    }
+
+    #[test]
+    fn missing_collectors_follow_collectors_and_objects() {
+        let mut e = Engine::new();
+        e.apply(&policy(
+            "p",
+            1,
+            json!({"clusterSelectors": [{}],
+                   "downsync": [{"resources": ["deployments"], "statusCollectors": ["b", "a"]}]}),
+        ));
+        // No object: nothing is missing, whatever the clause names.
+        assert!(e.advance().missing_collectors.is_empty());
+        assert_eq!(missing(&e), Vec::<String>::new());
+        let d = |present: bool| {
+            object(
+                "apps",
+                "v1",
+                "deployments",
+                "ns",
+                "d",
+                present.then_some((&[][..], "1")),
+            )
+        };
+        e.apply(&d(true));
+        e.apply(&collector("a", true));
+        assert_eq!(e.advance().missing_collectors, ["p"]);
+        assert_eq!(missing(&e), ["b"]);
+        // An invalid collector is missing too.
+        e.apply(&collector("b", true));
+        assert_eq!(e.advance().missing_collectors, ["p"]);
+        assert_eq!(missing(&e), Vec::<String>::new());
+        e.apply(&collector("a", false));
+        e.advance();
+        assert_eq!(missing(&e), ["a"]);
+        // A collector no table names changes nothing.
+        e.apply(&collector("c", false));
+        assert!(e.advance().missing_collectors.is_empty());
+        // The object gone: nothing is missing.
+        e.apply(&d(false));
+        assert_eq!(e.advance().missing_collectors, ["p"]);
+        assert_eq!(missing(&e), Vec::<String>::new());
+        assert!(e.missing_collectors().is_empty());
+        e.apply(&d(true));
+        e.advance();
+        assert_eq!(e.missing_collectors(), e.to_oracle().missing_collectors());
+        // The policy gone: told, and nothing left.
+        e.apply(&Change::Policy {
+            name: "p".into(),
+            policy: None,
+        });
+        assert_eq!(e.advance().missing_collectors, ["p"]);
+        assert!(e.missing_collectors().is_empty());
+    }
 }

@@ -146,7 +146,8 @@ impl Engine {
         let combined_updates = output::take_updates(&self.combined_output, next);
         let touched = std::mem::take(&mut self.state.touched);
         let collectors = combined::collector_statuses(&self.state, Some(&touched.collectors));
-        let combined = self.combined.apply(&self.state, combined_updates, touched);
+        let (combined, missing_collectors) =
+            self.combined.apply(&self.state, combined_updates, touched);
         let content_requests = self.combined.take_content_requests(&self.state);
         // The epoch's retractions are rendered: strings no record uses can go.
         self.state.interner.collect();
@@ -157,6 +158,7 @@ impl Engine {
             combined,
             collectors,
             content_requests,
+            missing_collectors,
         }
     }
 
@@ -171,6 +173,12 @@ impl Engine {
     /// Every CombinedStatus, sorted by namespace and name.
     pub fn combined_statuses(&self) -> Vec<CombinedResult> {
         self.combined.all()
+    }
+
+    /// The StatusCollectors each policy's Binding entries name that do not exist or are
+    /// invalid, sorted, by policy name (policies with none missing left out).
+    pub fn missing_collectors(&self) -> std::collections::BTreeMap<String, Vec<String>> {
+        self.combined.all_missing(&self.state)
     }
 
     /// Every StatusCollector's status, sorted by name.

@@ -102,6 +102,9 @@ pub struct EpochOutput {
     /// sorted, with their `resourceVersion` now: to be fetched and told as
     /// `Change::Content`. Their CombinedStatuses wait for it.
     pub content_requests: Vec<(WorkloadRef, String)>,
+    /// The policies whose missing StatusCollectors ([`PolicyStatus::missing_collectors`])
+    /// changed, sorted by name (a policy gone with some missing included).
+    pub missing_collectors: Vec<String>,
 }
 
 /// A policy's status as the engine sees it.
@@ -113,6 +116,9 @@ pub struct PolicyStatus {
     pub observed_generation: i64,
     /// Problems, sorted.
     pub problems: Vec<String>,
+    /// The StatusCollectors its Binding's entries name that do not exist or are
+    /// invalid, sorted (KubeStellar's `StatusCollectorsAvailable` condition).
+    pub missing_collectors: Vec<String>,
 }
 
 /// Every policy's materialized Binding and status, by policy name; every object's
@@ -153,7 +159,10 @@ impl Engine {
 
     /// The status of policy `name`, if it exists.
     pub fn status(&self, name: &str) -> Option<PolicyStatus> {
-        self.store.status(&self.state.interner, name)
+        let mut status = self.store.status(&self.state.interner, name)?;
+        let p = self.state.interner.get(name)?;
+        status.missing_collectors = self.combined.missing(p);
+        Some(status)
     }
 
     /// `(observed generation, problems)` of every policy, by name.
@@ -336,6 +345,7 @@ impl Store {
             uid: uid.clone(),
             observed_generation: *generation,
             problems: state.problems.iter().cloned().collect(),
+            missing_collectors: Vec::new(),
         })
     }
 

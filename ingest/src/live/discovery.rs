@@ -12,6 +12,12 @@
 //! `kube::Discovery`, so that one broken group (an aggregated API whose service is
 //! down) is reported in [`WorkloadDiscovery::failed_groups`] instead of failing the
 //! whole discovery.
+//!
+//! With status return, discovery also looks for the WDS's StatusCollectors
+//! (`control.kubestellar.io` `statuscollectors`, an excluded group otherwise, asked even
+//! under an `--api-groups` filter): [`select_status_collectors`] adds their watch while
+//! the WDS serves them, so a CRD installed later is picked up by the re-discovery its
+//! CRD event starts, as a workload CRD is.
 
 use std::collections::BTreeMap;
 
@@ -19,7 +25,7 @@ use futures::{StreamExt, TryFutureExt, stream};
 use kube::Client;
 
 use super::target::{ObjectShape, WatchTarget};
-use crate::feed::is_excluded;
+use crate::feed::{COLLECTOR_RESOURCE, POLICY_GROUP, is_excluded};
 use crate::watchlog::Space;
 
 /// How many group discoveries run at once.
@@ -47,7 +53,8 @@ pub struct DiscoveredResource {
 /// The outcome of one workload discovery.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct WorkloadDiscovery {
-    /// The workload resources to watch, sorted by `(group, resource)`.
+    /// The workload resources to watch (and the StatusCollectors, when wanted and
+    /// served), sorted by `(group, resource)`.
     pub targets: Vec<WatchTarget>,
     /// Groups whose discovery failed, with the error. None of their resources are in
     /// `targets`: the caller should keep watching what it watched of them
@@ -75,26 +82,10 @@ pub fn select_workload(
     discovered: &[DiscoveredResource],
     api_groups: Option<&[String]>,
 ) -> Vec<WatchTarget> {
-    let mut chosen: BTreeMap<(&str, &str), &DiscoveredResource> = BTreeMap::new();
-    for d in discovered {
-        if d.resource.contains('/') {
-            continue;
-        }
-        chosen
-            .entry((d.group.as_str(), d.resource.as_str()))
-            .and_modify(|seen| {
-                if d.preferred && !seen.preferred {
-                    *seen = d;
-                }
-            })
-            .or_insert(d);
-    }
-    chosen
+    chosen_versions(discovered)
         .into_values()
         .filter(|d| {
-            let verbs = |verb: &str| d.verbs.iter().any(|v| v == verb);
-            verbs("list")
-                && verbs("watch")
+            watchable(d)
                 && !is_excluded(&d.group, &d.resource)
                 && (group_allowed(&d.group, api_groups)
                     || (d.group.is_empty() && d.resource == "namespaces"))
@@ -113,6 +104,69 @@ pub fn select_workload(
         .collect()
 }
 
+/// One version per `(group, resource)`, subresources left out: the group's preferred
+/// version if it serves the resource, else the first that does.
+fn chosen_versions(
+    discovered: &[DiscoveredResource],
+) -> BTreeMap<(&str, &str), &DiscoveredResource> {
+    let mut chosen: BTreeMap<(&str, &str), &DiscoveredResource> = BTreeMap::new();
+    for d in discovered {
+        if d.resource.contains('/') {
+            continue;
+        }
+        chosen
+            .entry((d.group.as_str(), d.resource.as_str()))
+            .and_modify(|seen| {
+                if d.preferred && !seen.preferred {
+                    *seen = d;
+                }
+            })
+            .or_insert(d);
+    }
+    chosen
+}
+
+/// Whether `d` supports `list` and `watch`.
+fn watchable(d: &DiscoveredResource) -> bool {
+    let verbs = |verb: &str| d.verbs.iter().any(|v| v == verb);
+    verbs("list") && verbs("watch")
+}
+
+/// The watch of the StatusCollectors (`control.kubestellar.io` `statuscollectors`,
+/// with their `spec`), if `discovered` serves them (in the version chosen as for
+/// workload) with `list` and `watch`.
+pub fn select_status_collectors(discovered: &[DiscoveredResource]) -> Option<WatchTarget> {
+    let chosen = chosen_versions(discovered);
+    let d = chosen.get(&(POLICY_GROUP, COLLECTOR_RESOURCE))?;
+    watchable(d).then(|| {
+        WatchTarget::new(
+            Space::Wds,
+            &d.group,
+            &d.version,
+            &d.resource,
+            &d.kind,
+            d.namespaced,
+            ObjectShape::MetadataAndSpec,
+        )
+    })
+}
+
+/// What discovery selects: the workload ([`select_workload`]) and, when
+/// `status_collectors`, the StatusCollectors ([`select_status_collectors`], whatever
+/// `api_groups` says). Sorted by `(group, resource)`.
+pub fn select_targets(
+    discovered: &[DiscoveredResource],
+    api_groups: Option<&[String]>,
+    status_collectors: bool,
+) -> Vec<WatchTarget> {
+    let mut targets = select_workload(discovered, api_groups);
+    if status_collectors {
+        targets.extend(select_status_collectors(discovered));
+        targets.sort_by(|a, b| a.key().cmp(&b.key()));
+    }
+    targets
+}
+
 /// The next watched set after a discovery: its targets, plus the `previous` targets
 /// of the groups it failed to discover (a group that cannot be asked is not a group
 /// that vanished). Sorted by `(group, resource)`.
@@ -129,12 +183,14 @@ pub fn carry_over(previous: &[WatchTarget], discovery: WorkloadDiscovery) -> Vec
     targets
 }
 
-/// Lists the resources of every group the filter allows (and always the core group),
-/// in every served version. Fails if `/api`, `/apis` or the core group cannot be read;
-/// other groups that fail are returned with their errors.
+/// Lists the resources of every group the filter allows (and always the core group,
+/// and `control.kubestellar.io` when `status_collectors`), in every served version.
+/// Fails if `/api`, `/apis` or the core group cannot be read; other groups that fail
+/// are returned with their errors.
 pub async fn discover(
     client: &Client,
     api_groups: Option<&[String]>,
+    status_collectors: bool,
 ) -> Result<(Vec<DiscoveredResource>, BTreeMap<String, String>), kube::Error> {
     let core_versions = client.list_core_api_versions().await?.versions;
     let mut discovered = Vec::new();
@@ -148,7 +204,9 @@ pub async fn discover(
         .await?
         .groups
         .into_iter()
-        .filter(|g| group_allowed(&g.name, api_groups))
+        .filter(|g| {
+            group_allowed(&g.name, api_groups) || (status_collectors && g.name == POLICY_GROUP)
+        })
         .collect();
     // Each group's versions, fetched concurrently, results kept in the server's order.
     let mut results: Vec<(usize, String, Result<Vec<DiscoveredResource>, kube::Error>)> =
@@ -209,15 +267,17 @@ fn resources_of(
         .collect()
 }
 
-/// Discovers the WDS's workload resources ([`discover`] then [`select_workload`]),
-/// reporting the groups that failed.
+/// Discovers the WDS's workload resources, and its StatusCollectors when
+/// `status_collectors` ([`discover`] then [`select_targets`]), reporting the groups
+/// that failed.
 pub async fn discover_workload(
     client: &Client,
     api_groups: Option<&[String]>,
+    status_collectors: bool,
 ) -> Result<WorkloadDiscovery, kube::Error> {
-    let (discovered, failed_groups) = discover(client, api_groups).await?;
+    let (discovered, failed_groups) = discover(client, api_groups, status_collectors).await?;
     Ok(WorkloadDiscovery {
-        targets: select_workload(&discovered, api_groups),
+        targets: select_targets(&discovered, api_groups, status_collectors),
         failed_groups,
     })
 }
@@ -358,6 +418,72 @@ mod tests {
         );
         assert!(group_allowed("", Some(&["core".to_string()])));
         assert!(!group_allowed("core", Some(&["".to_string()])));
+    }
+
+    #[test]
+    fn status_collectors_are_selected_when_wanted_whatever_the_group_filter() {
+        let mut discovered = cluster();
+        let collectors = "wds:control.kubestellar.io/v1alpha1/statuscollectors";
+        // Not served: nothing to watch, wanted or not.
+        assert_eq!(select_status_collectors(&discovered), None);
+        assert_eq!(
+            select_targets(&discovered, None, true),
+            select_workload(&discovered, None)
+        );
+        discovered.push(res(
+            "control.kubestellar.io",
+            "v1alpha1",
+            true,
+            "statuscollectors",
+            LW,
+        ));
+        discovered.push(res(
+            "control.kubestellar.io",
+            "v1alpha1",
+            true,
+            "statuscollectors/status",
+            LW,
+        ));
+        // Served but not wanted (status return off): an excluded group's resource.
+        assert!(!names(&select_targets(&discovered, None, false)).contains(&collectors.into()));
+        let all = select_targets(&discovered, None, true);
+        let t = all
+            .iter()
+            .find(|t| t.resource.to_string() == collectors)
+            .unwrap();
+        assert_eq!(t.shape, ObjectShape::MetadataAndSpec);
+        assert_eq!(
+            t.api_resource.api_version,
+            "control.kubestellar.io/v1alpha1"
+        );
+        assert_eq!(
+            crate::feed::classify(&t.resource),
+            crate::feed::ObjectKind::Collector
+        );
+        // Sorted among the workload; the group's other resources stay excluded.
+        let mut sorted = all.clone();
+        sorted.sort_by(|a, b| a.key().cmp(&b.key()));
+        assert_eq!(all, sorted);
+        assert_eq!(
+            all.iter()
+                .filter(|t| t.resource.group == "control.kubestellar.io")
+                .count(),
+            1
+        );
+        // A group filter does not leave them out.
+        let only_apps = ["apps".to_string()];
+        assert_eq!(
+            names(&select_targets(&discovered, Some(&only_apps), true)),
+            [
+                "wds:v1/namespaces",
+                "wds:apps/v1/deployments",
+                "wds:control.kubestellar.io/v1alpha1/statuscollectors",
+            ]
+        );
+        // Listed but not watchable: not selected.
+        let last = discovered.len() - 2;
+        discovered[last].verbs = vec!["get".into()];
+        assert_eq!(select_status_collectors(&discovered), None);
     }
 
     #[test]

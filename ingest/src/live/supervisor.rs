@@ -89,7 +89,11 @@ impl Supervisor {
 
         // The initial set: RESET everything, then start every watcher.
         let first = tokio::select! {
-            r = discover_workload(&self.config.wds, self.config.api_groups.as_deref()) => r,
+            r = discover_workload(
+                &self.config.wds,
+                self.config.api_groups.as_deref(),
+                self.config.status_collectors,
+            ) => r,
             () = self.shutdown.cancelled() => return Ok(()),
         };
         let discovery = first.map_err(|source| LiveError::Discovery {
@@ -193,7 +197,11 @@ impl Supervisor {
     /// complete (no failure), and whether to go on.
     async fn rediscover(&mut self) -> (bool, Flow) {
         let result = tokio::select! {
-            r = discover_workload(&self.config.wds, self.config.api_groups.as_deref()) => r,
+            r = discover_workload(
+                &self.config.wds,
+                self.config.api_groups.as_deref(),
+                self.config.status_collectors,
+            ) => r,
             () = self.shutdown.cancelled() => return (false, Flow::Stop),
         };
         let discovery = match result {

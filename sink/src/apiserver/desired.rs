@@ -57,6 +57,10 @@ pub struct DesiredStatus {
     pub errors: Vec<String>,
     /// Why the policy's Binding could not be written, if it could not (`Synced=False`).
     pub binding_problem: Option<String>,
+    /// The StatusCollectors its Binding's entries name that do not exist or are invalid,
+    /// sorted, for the `StatusCollectorsAvailable` condition; `None`: the condition is
+    /// not maintained (status return is off).
+    pub missing_collectors: Option<Vec<String>>,
 }
 
 impl DesiredStatus {
@@ -67,6 +71,7 @@ impl DesiredStatus {
             observed_generation: status.observed_generation,
             errors: status.problems.clone(),
             binding_problem: None,
+            missing_collectors: Some(status.missing_collectors.clone()),
         }
     }
 

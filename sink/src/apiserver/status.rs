@@ -1,10 +1,11 @@
 //! The BindingPolicy `status` the sink writes, as [`bindery_api`] types:
-//! `observedGeneration`, `errors`, and the `Ready` and `Synced` conditions, whose
-//! `lastTransitionTime` changes only when their status does.
+//! `observedGeneration`, `errors`, and the `Ready` and `Synced` conditions (and, with
+//! status return, `StatusCollectorsAvailable`), whose `lastTransitionTime` changes only
+//! when their status does.
 
 use bindery_api::condition::{
     self, BindingPolicyCondition, READY, REASON_APPLIED, REASON_PROBLEMS, REASON_RECONCILE_ERROR,
-    REASON_RECONCILE_SUCCESS, SYNCED,
+    REASON_RECONCILE_SUCCESS, STATUS_COLLECTORS_AVAILABLE, SYNCED,
 };
 use bindery_api::{API_VERSION, BindingPolicyStatus};
 use kube::api::DynamicObject;
@@ -16,11 +17,14 @@ use crate::apiserver::DesiredStatus;
 pub(crate) const MESSAGE_APPLIED: &str = "The Binding reflects the policy";
 /// `message` of a `Synced=True` condition.
 pub(crate) const MESSAGE_SYNCED: &str = "The Binding is written as computed";
+/// `message` of a `StatusCollectorsAvailable=True` condition (KubeStellar's).
+pub(crate) const MESSAGE_COLLECTORS_AVAILABLE: &str = "All StatusCollector(s) are available";
 
 /// `(type, ok, reason, message)` of each condition the sink maintains, for `desired`:
 /// `Ready` is false when the policy or its Binding has a problem, `Synced` only when the
-/// Binding could not be written.
-fn wanted(desired: &DesiredStatus) -> [(&'static str, bool, &'static str, String); 2] {
+/// Binding could not be written; `StatusCollectorsAvailable` (when maintained) when a
+/// collector is missing, with KubeStellar's texts (the names as Go prints a slice).
+fn wanted(desired: &DesiredStatus) -> Vec<(&'static str, bool, &'static str, String)> {
     let errors = desired.errors();
     let ready = if errors.is_empty() {
         (READY, true, REASON_APPLIED, MESSAGE_APPLIED.to_string())
@@ -36,7 +40,24 @@ fn wanted(desired: &DesiredStatus) -> [(&'static str, bool, &'static str, String
         ),
         Some(problem) => (SYNCED, false, REASON_RECONCILE_ERROR, problem.clone()),
     };
-    [ready, synced]
+    let collectors = desired.missing_collectors.as_ref().map(|missing| {
+        if missing.is_empty() {
+            (
+                STATUS_COLLECTORS_AVAILABLE,
+                true,
+                REASON_RECONCILE_SUCCESS,
+                MESSAGE_COLLECTORS_AVAILABLE.to_string(),
+            )
+        } else {
+            (
+                STATUS_COLLECTORS_AVAILABLE,
+                false,
+                REASON_RECONCILE_ERROR,
+                format!("Missing StatusCollector(s) [{}]", missing.join(" ")),
+            )
+        }
+    });
+    [ready, synced].into_iter().chain(collectors).collect()
 }
 
 /// The conditions to write for `desired`, keeping the transition times of `previous`
@@ -145,6 +166,7 @@ mod tests {
             observed_generation: 3,
             errors: errors.iter().map(|e| e.to_string()).collect(),
             binding_problem: binding_problem.map(str::to_string),
+            missing_collectors: None,
         }
     }
 
@@ -213,5 +235,67 @@ mod tests {
             .truncate(1);
         let obj: DynamicObject = serde_json::from_value(old).unwrap();
         assert!(!StoredStatus::from_object(&obj).satisfies(&ok));
+    }
+
+    #[test]
+    fn status_collectors_available_is_maintained_with_status_return_only() {
+        let t0 = || "2026-01-01T00:00:00Z".to_string();
+        let t1 = || "2026-01-02T00:00:00Z".to_string();
+        let with = |missing: &[&str]| DesiredStatus {
+            missing_collectors: Some(missing.iter().map(|m| m.to_string()).collect()),
+            ..desired(&[], None)
+        };
+        // Not maintained: the two conditions of before, nothing else.
+        let off = conditions(&desired(&[], None), &[], t0);
+        assert_eq!(off.len(), 2);
+        assert!(condition::find(&off, STATUS_COLLECTORS_AVAILABLE).is_none());
+
+        let missing = conditions(&with(&["a", "b"]), &off, t0);
+        let c = find(&missing, STATUS_COLLECTORS_AVAILABLE);
+        assert_eq!(
+            (c.status.as_str(), c.reason.as_str(), c.message.as_str()),
+            (
+                "False",
+                "ReconcileError",
+                "Missing StatusCollector(s) [a b]"
+            )
+        );
+        // Another missing set: the same status, so the same transition time.
+        let fewer = conditions(&with(&["b"]), &missing, t1);
+        let c = find(&fewer, STATUS_COLLECTORS_AVAILABLE);
+        assert_eq!(c.message, "Missing StatusCollector(s) [b]");
+        assert_eq!(c.last_transition_time, "2026-01-01T00:00:00Z");
+        let all = conditions(&with(&[]), &fewer, t1);
+        let c = find(&all, STATUS_COLLECTORS_AVAILABLE);
+        assert_eq!(
+            (c.status.as_str(), c.reason.as_str(), c.message.as_str()),
+            (
+                "True",
+                "ReconcileSuccess",
+                "All StatusCollector(s) are available"
+            )
+        );
+        assert_eq!(c.last_transition_time, "2026-01-02T00:00:00Z");
+        // Ready and Synced keep their own times.
+        assert_eq!(
+            find(&all, READY).last_transition_time,
+            "2026-01-01T00:00:00Z"
+        );
+
+        // A stored status satisfies only the missing set it was written with; one
+        // written without the condition does not satisfy a status that has it.
+        let stored = StoredStatus::written(&with(&["b"]), fewer);
+        assert!(stored.satisfies(&with(&["b"])));
+        assert!(!stored.satisfies(&with(&["a", "b"])));
+        assert!(!stored.satisfies(&with(&[])));
+        // Not maintained: whatever condition is stored is not looked at.
+        assert!(stored.satisfies(&desired(&[], None)));
+        let plain = StoredStatus::written(&desired(&[], None), off);
+        assert!(!plain.satisfies(&with(&[])));
+        let body = status_body(&with(&[]), all);
+        assert_eq!(
+            body["status"]["conditions"][2]["type"],
+            "StatusCollectorsAvailable"
+        );
     }
 }

@@ -134,7 +134,8 @@ pub(crate) struct EngineLoop<S: BindingWriter = SinkHandle> {
     epoch_oldest: Option<SystemTime>,
     /// Bindings changed and not yet handed to the sink.
     dirty: BTreeMap<String, PendingWrite>,
-    /// Policies whose status must be handed to the sink again (write errors changed).
+    /// Policies whose status must be handed to the sink again (write errors or missing
+    /// StatusCollectors changed).
     status_dirty: BTreeSet<String>,
     /// Returned statuses changed and not yet handed to the sink, by object key: the
     /// latest, and when it is due.
@@ -581,6 +582,13 @@ impl<S: BindingWriter> EngineLoop<S> {
             let pending = self.dirty.entry(change.binding.clone()).or_insert(write);
             pending.oldest_event = pending.oldest_event.min(oldest);
         }
+        // A policy whose missing StatusCollectors changed gets its status written again
+        // (with its Binding's write, when that is pending).
+        if self.status_return {
+            let missing = out.missing_collectors.iter();
+            let alone = missing.filter(|p| !self.dirty.contains_key(*p)).cloned();
+            self.status_dirty.extend(alone);
+        }
         for change in out.reports {
             let desired = DesiredReport {
                 object: change.object,
@@ -726,6 +734,9 @@ impl<S: BindingWriter> EngineLoop<S> {
             };
             let mut desired = DesiredStatus::from_engine(name.clone(), &status);
             desired.binding_problem = self.sink_problems.get(&name).cloned();
+            if !self.status_return {
+                desired.missing_collectors = None;
+            }
             let events = self.problem_tracker.observe(&status.uid, &desired);
             if let Some(sender) = &self.policy_events
                 && self.is_leading()

@@ -1,6 +1,7 @@
 //! `bindery run`, `explain` and `dry-run` against real kube-apiservers and etcd (envtest,
 //! `bindery_tests::envtest`): the seed's example and live changes, scenario by scenario,
-//! faults, leader election, ownership of Bindings, metrics, shutdown, the WorkStatus watch;
+//! faults, leader election, ownership of Bindings, metrics, shutdown, the WorkStatus and
+//! StatusCollector watches;
 //! and the test control plane itself.
 //!
 //! One test binary, one module a former test file (`scenarios` a former binary of its
@@ -21,5 +22,6 @@ mod metrics;
 mod ownership;
 mod scenarios;
 mod shutdown;
+mod status_collectors;
 mod status_return;
 mod work_statuses;

@@ -30,6 +30,8 @@ enum Handed {
 
 struct FakeSink {
     handed: Mutex<Vec<Handed>>,
+    /// The missing StatusCollectors of each status handed over, in order.
+    missing: Mutex<Vec<(String, Option<Vec<String>>)>>,
     stored: Mutex<Vec<(String, bool)>>,
     /// The stored CombinedStatuses, once listed.
     stored_combined: Mutex<Option<Vec<(String, bool)>>>,
@@ -40,6 +42,7 @@ impl FakeSink {
     fn new(leading: bool) -> Arc<FakeSink> {
         Arc::new(FakeSink {
             handed: Mutex::default(),
+            missing: Mutex::default(),
             stored: Mutex::default(),
             stored_combined: Mutex::default(),
             leading: watch::channel(leading).0,
@@ -68,6 +71,8 @@ impl BindingWriter for Arc<FakeSink> {
         self.handed.lock().unwrap().push(handed);
     }
     fn submit_status(&self, desired: DesiredStatus) {
+        let missing = (desired.policy.clone(), desired.missing_collectors.clone());
+        self.missing.lock().unwrap().push(missing);
         let handed = Handed::Status(desired.policy, desired.errors, desired.binding_problem);
         self.handed.lock().unwrap().push(handed);
     }
@@ -579,4 +584,72 @@ async fn combined_statuses_wait_for_the_stored_list_then_orphans_go_and_drift_is
         combined(&sink),
         [Handed::Combined("ns/gone.uid-cs".into(), None)]
     );
+}
+
+/// A valid StatusCollector `name`.
+fn collector(name: &str) -> Value {
+    json!({"apiVersion": "control.kubestellar.io/v1alpha1", "kind": "StatusCollector",
+           "metadata": {"name": name, "generation": 1, "resourceVersion": "1"},
+           "spec": {"select": [{"name": "wec", "def": "inventory.name"}], "limit": 20}})
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_change_of_missing_collectors_writes_the_status_again() {
+    for status_return in [true, false] {
+        let sink = FakeSink::new(true);
+        let mut lp = published(&sink).await.with_status_return(status_return);
+        sink.missing.lock().unwrap().clear();
+        lp.push(event(status_collectors(), EventType::Reset, None))
+            .unwrap();
+        lp.push(event(status_collectors(), EventType::Synced, None))
+            .unwrap();
+        // Policy `p` now names collectors a and b: its Binding changes, and its status
+        // follows the Binding's write.
+        let mut p = policy("p", 2, json!({"matchLabels": {"env": "edge"}}));
+        p["spec"]["downsync"][0]["statusCollectors"] = json!(["b", "a"]);
+        lp.push(event(policies(), EventType::Modified, Some(p)))
+            .unwrap();
+        turn(&mut lp);
+        tokio::time::advance(WINDOW).await;
+        turn(&mut lp);
+        assert_eq!(sink.take(), [binding("p", &["c1"]), ok_status("p")]);
+        let missing = |names: &[&str]| {
+            let names = names.iter().map(|n| n.to_string()).collect();
+            vec![("p".to_string(), status_return.then_some(names))]
+        };
+        let handed = std::mem::take(&mut *sink.missing.lock().unwrap());
+        assert_eq!(handed, missing(&["a", "b"]));
+        // Collector a appears: the Binding is the same; with status return the status is
+        // handed over again at once (no window), without it nothing is.
+        lp.push(event(
+            status_collectors(),
+            EventType::Added,
+            Some(collector("a")),
+        ))
+        .unwrap();
+        turn(&mut lp);
+        let handed = std::mem::take(&mut *sink.missing.lock().unwrap());
+        if status_return {
+            // With the collector's own status.
+            let a = Handed::Collector("a".into(), 1, vec![]);
+            assert_eq!(sink.take(), [a, ok_status("p")]);
+            assert_eq!(handed, missing(&["b"]));
+        } else {
+            assert_eq!(sink.take(), []);
+            assert_eq!(handed, []);
+        }
+        // A change that leaves the missing set as it is hands no policy status over
+        // (only the new collector's own status, with status return).
+        lp.push(event(
+            status_collectors(),
+            EventType::Added,
+            Some(collector("c")),
+        ))
+        .unwrap();
+        turn(&mut lp);
+        tokio::time::advance(WINDOW).await;
+        turn(&mut lp);
+        let c = status_return.then(|| Handed::Collector("c".into(), 1, vec![]));
+        assert_eq!(sink.take(), Vec::from_iter(c));
+    }
 }
