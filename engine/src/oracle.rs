@@ -66,6 +66,17 @@ fn list_test(list: &[String], value: &str) -> bool {
 /// The oracle's key of a workload object: `(group, resource, namespace, name)`.
 pub(crate) type ObjectKeyTuple = (String, String, String, String);
 
+/// The object `key` in `version`.
+fn workload_ref((group, resource, namespace, name): ObjectKeyTuple, version: &str) -> WorkloadRef {
+    WorkloadRef {
+        group,
+        version: version.to_string(),
+        resource,
+        namespace,
+        name,
+    }
+}
+
 impl Oracle {
     /// The WECs and their labels, by name.
     pub(crate) fn wec_map(&self) -> &BTreeMap<String, LabelMap> {
@@ -348,17 +359,7 @@ impl Oracle {
                     .contents
                     .get(&key)
                     .is_some_and(|c| c.resource_version == state.resource_version);
-                (!fresh).then(|| {
-                    let (group, resource, namespace, name) = key;
-                    let object = WorkloadRef {
-                        group,
-                        version: version.clone(),
-                        resource,
-                        namespace,
-                        name,
-                    };
-                    (object, state.resource_version.clone())
-                })
+                (!fresh).then(|| (workload_ref(key, version), state.resource_version.clone()))
             })
             .collect()
     }
@@ -482,15 +483,7 @@ impl Oracle {
             }
             let request = requests.get(key).cloned().unwrap_or_default();
             if let (_, Some(report)) = self.report_of(key, state, &request) {
-                let (group, resource, namespace, name) = key.clone();
-                let object = WorkloadRef {
-                    group,
-                    version: version.clone(),
-                    resource,
-                    namespace,
-                    name,
-                };
-                out.push((object, report));
+                out.push((workload_ref(key.clone(), version), report));
             }
         }
         out

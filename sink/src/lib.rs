@@ -11,6 +11,6 @@ pub use apiserver::{
     BindingSink, CombinedDrift, DesiredBinding, DesiredCollectorStatus, DesiredCombined,
     DesiredReport, DesiredStatus, Drift, KUBESTELLAR_FINALIZER, SinkConfig, SinkError, SinkEvent,
     SinkEvents, SinkHandle, SinkObserver, SinkStats, WriteObject, WriteReport, WriteResult,
-    combined_key,
+    combined_key, workload_api,
 };
 pub use file::{DeltaWriter, Statuses, statuses_document, write_binding_list, write_statuses};

@@ -85,6 +85,14 @@ impl World {
         self.bindery_with(log, &["--coalesce-ms", "100"])
     }
 
+    /// Starts `bindery run` with status return for WDS `wds1` (the name the tests'
+    /// WorkStatuses carry), a 50 ms coalescing window and `extra`, logging to `log`.
+    pub fn bindery_returning(&self, log: &str, extra: &[&str]) -> BinderyRun {
+        let mut args = vec!["--coalesce-ms", "50", "--wds-name", "wds1"];
+        args.extend_from_slice(extra);
+        self.bindery_with(log, &args)
+    }
+
     /// Starts `bindery run` on the admin kubeconfigs with `args`, logging to `log`.
     pub fn bindery_with(&self, log: &str, args: &[&str]) -> BinderyRun {
         self.bindery_as(&self.env.wds.kubeconfig, log, args)

@@ -68,7 +68,7 @@ pub use config::{DEFAULT_MAX_BINDING_BYTES, SinkConfig};
 pub use desired::{DesiredBinding, DesiredStatus};
 pub use error::SinkError;
 pub use observer::{SinkObserver, WriteObject, WriteReport, WriteResult};
-pub use report::DesiredReport;
+pub use report::{DesiredReport, workload_api};
 pub use stats::SinkStats;
 pub use stored::{Drift, SinkEvent};
 pub use writer::KUBESTELLAR_FINALIZER;

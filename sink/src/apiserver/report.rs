@@ -63,29 +63,29 @@ enum Stop {
     Failed(String),
 }
 
-impl Writer {
-    /// The dynamic API of `object`'s resource (in its namespace, if it has one).
-    fn object_api(&self, object: &WorkloadRef) -> Api<DynamicObject> {
-        let api_version = if object.group.is_empty() {
-            object.version.clone()
-        } else {
-            format!("{}/{}", object.group, object.version)
-        };
-        let resource = ApiResource {
-            group: object.group.clone(),
-            version: object.version.clone(),
-            api_version,
-            kind: String::new(),
-            plural: object.resource.clone(),
-        };
-        let client = self.client();
-        if object.namespace.is_empty() {
-            Api::all_with(client, &resource)
-        } else {
-            Api::namespaced_with(client, &object.namespace, &resource)
-        }
+/// The dynamic API of `object`'s resource through `client` (in its namespace, if it
+/// has one).
+pub fn workload_api(client: kube::Client, object: &WorkloadRef) -> Api<DynamicObject> {
+    let api_version = if object.group.is_empty() {
+        object.version.clone()
+    } else {
+        format!("{}/{}", object.group, object.version)
+    };
+    let resource = ApiResource {
+        group: object.group.clone(),
+        version: object.version.clone(),
+        api_version,
+        kind: String::new(),
+        plural: object.resource.clone(),
+    };
+    if object.namespace.is_empty() {
+        Api::all_with(client, &resource)
+    } else {
+        Api::namespaced_with(client, &object.namespace, &resource)
     }
+}
 
+impl Writer {
     /// The sink's field manager, for the patches of a report.
     pub(super) fn patch_params(&self) -> PatchParams {
         PatchParams {
@@ -143,7 +143,7 @@ impl Writer {
         key: &str,
         report: &Report,
     ) -> Result<(), Stop> {
-        let api = self.object_api(object);
+        let api = workload_api(self.client(), object);
         match report {
             Report::Status(status, label) => {
                 self.patch_labels(&api, object, key, Some(*label)).await?;

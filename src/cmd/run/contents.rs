@@ -16,7 +16,7 @@ use bindery_engine::{ObjectContent, ObjectKey, WorkloadRef};
 use bindery_ingest::feed::{CONTENT_RESOURCE, POLICY_GROUP};
 use bindery_ingest::live::{CancellationToken, now_ms};
 use bindery_ingest::{ResourceRef, Space, WatchEvent, object_content_line};
-use kube::api::{Api, ApiResource, DynamicObject};
+use kube::api::DynamicObject;
 use serde_json::Value;
 use tokio::sync::{Semaphore, mpsc};
 
@@ -84,7 +84,7 @@ fn key_of(o: &WorkloadRef) -> String {
 
 /// GETs `object` (retrying) into its content line; `None` when every attempt failed.
 async fn fetch(wds: &kube::Client, object: &WorkloadRef) -> Option<WatchEvent> {
-    let api = object_api(wds, object);
+    let api = bindery_sink::workload_api(wds.clone(), object);
     let key = ObjectKey {
         group: object.group.clone(),
         resource: object.resource.clone(),
@@ -122,26 +122,6 @@ async fn fetch(wds: &kube::Client, object: &WorkloadRef) -> Option<WatchEvent> {
         }
     }
     None
-}
-
-fn object_api(wds: &kube::Client, object: &WorkloadRef) -> Api<DynamicObject> {
-    let api_version = if object.group.is_empty() {
-        object.version.clone()
-    } else {
-        format!("{}/{}", object.group, object.version)
-    };
-    let resource = ApiResource {
-        group: object.group.clone(),
-        version: object.version.clone(),
-        api_version,
-        kind: String::new(),
-        plural: object.resource.clone(),
-    };
-    if object.namespace.is_empty() {
-        Api::all_with(wds.clone(), &resource)
-    } else {
-        Api::namespaced_with(wds.clone(), &object.namespace, &resource)
-    }
 }
 
 /// What `obj` sees of a fetched object: all of it but `metadata.managedFields`, and

@@ -332,10 +332,7 @@ async fn kubestellars_combined_status_cases_live() {
         )
         .await;
     }
-    let mut bindery = w.bindery_with(
-        "bindery.log",
-        &["--coalesce-ms", "50", "--wds-name", "wds1"],
-    );
+    let mut bindery = w.bindery_returning("bindery.log", &[]);
 
     let results = expect_results(&w, &bindery, &name, "the CombinedStatus", |r| {
         r.len() == 4 && r.get("sum").is_some_and(|s| cells(s) == [[json!("2")]])
@@ -441,10 +438,7 @@ async fn kubestellars_combined_status_cases_live() {
     let orphan = desired_orphan();
     api.create(&PostParams::default(), &orphan).await.unwrap();
     scs.delete("zero", &Default::default()).await.unwrap();
-    let mut again = w.bindery_with(
-        "bindery-2.log",
-        &["--coalesce-ms", "50", "--wds-name", "wds1"],
-    );
+    let mut again = w.bindery_returning("bindery-2.log", &[]);
     expect_results(
         &w,
         &again,
@@ -453,16 +447,7 @@ async fn kubestellars_combined_status_cases_live() {
         |r| r.len() == 3 && !r.contains_key("zero"),
     )
     .await;
-    eventually("the orphan deleted", SETTLE, || async {
-        Ok(api
-            .get_opt("orphan.gone")
-            .await
-            .map_err(|e| e.to_string())?
-            .is_none()
-            .then_some(()))
-    })
-    .await
-    .unwrap_or_else(|e| bindery_tests::world::fail(&again, &format!("{e:#}")));
+    expect_gone(&api, &again, "orphan.gone", "the orphan deleted").await;
 
     // The policy goes: so does its CombinedStatus.
     control_plane::delete(
@@ -473,21 +458,29 @@ async fn kubestellars_combined_status_cases_live() {
     )
     .await
     .unwrap();
-    eventually(
+    expect_gone(
+        &api,
+        &again,
+        &name,
         "the CombinedStatus deleted with its policy",
-        SETTLE,
-        || async {
-            Ok(api
-                .get_opt(&name)
-                .await
-                .map_err(|e| e.to_string())?
-                .is_none()
-                .then_some(()))
-        },
     )
-    .await
-    .unwrap_or_else(|e| bindery_tests::world::fail(&again, &format!("{e:#}")));
+    .await;
     stop(&mut again);
+}
+
+/// Waits until CombinedStatus `name` of `api` is gone.
+async fn expect_gone(
+    api: &Api<DynamicObject>,
+    bindery: &bindery_tests::bindery_run::BinderyRun,
+    name: &str,
+    what: &str,
+) {
+    eventually(what, SETTLE, || async {
+        let found = api.get_opt(name).await.map_err(|e| e.to_string())?;
+        Ok(found.is_none().then_some(()))
+    })
+    .await
+    .unwrap_or_else(|e| bindery_tests::world::fail(bindery, &format!("{e:#}")));
 }
 
 /// A CombinedStatus with KubeStellar's five labels for a policy that does not exist.

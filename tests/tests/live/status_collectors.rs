@@ -66,17 +66,7 @@ async fn collectors_are_watched_once_their_crd_comes_and_the_condition_follows()
     )
     .await;
     let record = w.env.dir().join("recording.jsonl");
-    let mut bindery = w.bindery_with(
-        "bindery.log",
-        &[
-            "--coalesce-ms",
-            "50",
-            "--wds-name",
-            "wds1",
-            "--record",
-            record.to_str().unwrap(),
-        ],
-    );
+    let mut bindery = w.bindery_returning("bindery.log", &["--record", record.to_str().unwrap()]);
     // No StatusCollector watch: nothing waits for it, the status is written.
     let (_, first) = w
         .settled_status(

@@ -136,10 +136,7 @@ async fn entry_rv(w: &World, binding: &str, deployment: &str) -> Option<String> 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn singleton_status_is_set_followed_and_cleared() {
     let w = singleton_world().await;
-    let mut bindery = w.bindery_with(
-        "bindery.log",
-        &["--coalesce-ms", "50", "--wds-name", "wds1"],
-    );
+    let mut bindery = w.bindery_returning("bindery.log", &[]);
     eventually("the Binding to cluster1", SETTLE, || async {
         Ok(entry_rv(&w, "nginx-singleton", "nginx-singleton").await)
     })
@@ -203,17 +200,7 @@ async fn only_the_qualified_wec_counts_and_several_aggregate() {
     singleton_policy(&w, "nginx").await;
     let record = w.env.dir().join("recording.jsonl");
     let record_arg = record.to_str().unwrap();
-    let mut bindery = w.bindery_with(
-        "bindery.log",
-        &[
-            "--coalesce-ms",
-            "50",
-            "--wds-name",
-            "wds1",
-            "--record",
-            record_arg,
-        ],
-    );
+    let mut bindery = w.bindery_returning("bindery.log", &["--record", record_arg]);
     let dep = deployment_ref("nginx", "nginx-deployment");
     w.work_status("cluster1", "w1", "wds1", dep.clone(), running(2, 2))
         .await;
@@ -284,8 +271,7 @@ async fn a_stale_status_is_cleared_after_a_restart() {
     let dep = deployment_ref("nginx", "nginx-singleton");
     w.work_status("cluster1", "w1", "wds1", dep.clone(), running(1, 1))
         .await;
-    let args = ["--coalesce-ms", "50", "--wds-name", "wds1"];
-    let mut bindery = w.bindery_with("bindery.log", &args);
+    let mut bindery = w.bindery_returning("bindery.log", &[]);
     expect_deployment(
         &w,
         &bindery,
@@ -299,7 +285,7 @@ async fn a_stale_status_is_cleared_after_a_restart() {
     w.step("Bindery stopped");
     select_no_wec(&w, "nginx-singleton").await;
     delete_work_status(&w, "cluster1", "w1").await;
-    let mut bindery = w.bindery_with("bindery-2.log", &args);
+    let mut bindery = w.bindery_returning("bindery-2.log", &[]);
     expect_cleared(
         &w,
         &bindery,
@@ -319,10 +305,7 @@ async fn the_its_down_keeps_the_returned_status() {
     let dep = deployment_ref("nginx", "nginx-singleton");
     w.work_status("cluster1", "w1", "wds1", dep.clone(), running(1, 1))
         .await;
-    let mut bindery = w.bindery_with(
-        "bindery.log",
-        &["--coalesce-ms", "50", "--wds-name", "wds1"],
-    );
+    let mut bindery = w.bindery_returning("bindery.log", &[]);
     expect_deployment(
         &w,
         &bindery,
