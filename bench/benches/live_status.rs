@@ -859,7 +859,24 @@ async fn bench(
     addon_task.abort();
     watch.abort();
     combined_watch.abort();
+    let pid = process.pid();
+    let usage = (
+        bindery_bench::memory::cpu_seconds_of(pid).unwrap_or(f64::NAN),
+        bindery_bench::memory::peak_rss_kb_of(pid).unwrap_or(0),
+    );
     process.stop()?;
+    eprintln!(
+        "[live_status] {}: {:.1} s CPU, peak RSS {} MiB",
+        controller.name(),
+        usage.0,
+        usage.1 / 1024
+    );
+    println!(
+        "{} over all cases: {:.1} s CPU, peak RSS {:.1} MiB.\n",
+        controller.name(),
+        usage.0,
+        usage.1 as f64 / 1024.0
+    );
     Ok((results, snapshots))
 }
 

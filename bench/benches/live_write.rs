@@ -187,18 +187,9 @@ struct Usage {
 
 impl Usage {
     fn of(what: &'static str, pid: u32) -> Result<Usage> {
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
-        // The fields after the command name (in parentheses): utime and stime are the
-        // 12th and 13th, in clock ticks.
-        let after = stat.rsplit_once(')').context("/proc/PID/stat")?.1;
-        let fields: Vec<&str> = after.split_whitespace().collect();
-        let ticks =
-            |i: usize| -> Result<f64> { Ok(fields.get(i).context("stat field")?.parse::<f64>()?) };
-        // SAFETY: sysconf has no preconditions.
-        let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
         Ok(Usage {
             what,
-            cpu_seconds: (ticks(11)? + ticks(12)?) / per_second,
+            cpu_seconds: memory::cpu_seconds_of(pid).context("/proc/PID/stat")?,
             peak_rss_kb: memory::peak_rss_kb_of(pid).unwrap_or(0),
         })
     }

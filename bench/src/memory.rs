@@ -1,4 +1,18 @@
-//! Resident memory of a process, from `/proc/PID/status` (Linux; `None` elsewhere).
+//! Resident memory of a process, from `/proc/PID/status`, and its CPU time, from
+//! `/proc/PID/stat` (Linux; `None` elsewhere).
+
+/// The CPU time (user + system) process `pid` has used so far, in seconds.
+pub fn cpu_seconds_of(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The fields after the command name (in parentheses): utime and stime are the 12th
+    // and 13th, in clock ticks.
+    let after = stat.rsplit_once(')')?.1;
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i)?.parse::<f64>().ok();
+    // SAFETY: sysconf has no preconditions.
+    let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    Some((ticks(11)? + ticks(12)?) / per_second)
+}
 
 /// This process's resident set size (`VmRSS`), in KiB.
 pub fn rss_kb() -> Option<u64> {
