@@ -34,6 +34,28 @@ pub struct CombinedChange {
     pub status: Option<CombinedResult>,
 }
 
+/// The StatusCollectors' row evaluations of one epoch (an evaluation kept from an
+/// earlier epoch is not counted again).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct EvaluationWork {
+    /// Rows evaluated (one collector on one WEC's row).
+    pub rows: u64,
+    /// Expressions that failed in them (filter, select, groupBy or subject).
+    pub errors: u64,
+    /// Time spent evaluating them.
+    pub time: std::time::Duration,
+}
+
+impl EvaluationWork {
+    fn count(&mut self, evaluation: &RowEvaluation, time: std::time::Duration) {
+        self.rows += 1;
+        if let RowEvaluation::Kept { errors, .. } = evaluation {
+            self.errors += errors.len() as u64;
+        }
+        self.time += time;
+    }
+}
+
 /// A (policy, object) key.
 type TableKey = (Sym, ObjectKey);
 
@@ -67,6 +89,8 @@ pub(super) struct CombinedStore {
     /// Objects whose content may be wanted since the last
     /// [`take_content_requests`](Self::take_content_requests).
     content_checks: BTreeSet<ObjectKey>,
+    /// The row evaluations since the last [`take_work`](Self::take_work).
+    work: EvaluationWork,
     /// Per policy: how many of its tables name each collector.
     named: HashMap<Sym, HashMap<Sym, usize>>,
     /// Per collector: the policies with a table naming it.
@@ -202,7 +226,7 @@ impl CombinedStore {
             let mut new = None;
             if let Some(table) = self.tables.get_mut(&key) {
                 let reads_before = table.reads_obj;
-                new = render(state, &key, table);
+                new = render(state, &key, table, &mut self.work);
                 table.rendered = new.clone();
                 let reads_now = table.reads_obj;
                 self.count_reading(key.1, reads_before, reads_now);
@@ -255,6 +279,11 @@ impl CombinedStore {
             .iter()
             .map(|(&p, m)| (state.interner.resolve(p).to_string(), m.clone()))
             .collect()
+    }
+
+    /// The row evaluations since the last call.
+    pub(super) fn take_work(&mut self) -> EvaluationWork {
+        std::mem::take(&mut self.work)
     }
 
     /// Counts a table of `object` that read `obj` (`before`) and reads it (`now`).
@@ -372,7 +401,12 @@ fn changes(
 /// The CombinedStatus of `table` (`None` while its policy or object is unknown: both
 /// are retracted in the same epoch; and while a collector reads `obj` whose content
 /// has not come yet). Sets [`Table::reads_obj`].
-fn render(state: &InputState, key: &TableKey, table: &mut Table) -> Option<CombinedResult> {
+fn render(
+    state: &InputState,
+    key: &TableKey,
+    table: &mut Table,
+    work: &mut EvaluationWork,
+) -> Option<CombinedResult> {
     let i = &state.interner;
     let (p, object) = key;
     let s = |sym: Sym| i.resolve(sym).to_string();
@@ -420,9 +454,12 @@ fn render(state: &InputState, key: &TableKey, table: &mut Table) -> Option<Combi
                     status: status.as_ref().map(Json::value),
                     last_update: last_update.as_deref(),
                 };
+                let started = std::time::Instant::now();
+                let evaluation = evaluate_row(spec, &row);
+                work.count(&evaluation, started.elapsed());
                 Evaluated {
                     spec: spec.clone(),
-                    evaluation: evaluate_row(spec, &row),
+                    evaluation,
                     status,
                     last_update,
                     obj: obj.clone(),

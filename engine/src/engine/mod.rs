@@ -25,8 +25,8 @@ use timely::dataflow::operators::probe::Handle as ProbeHandle;
 
 use crate::collector::{CollectorStatus, CombinedResult};
 use crate::dataflow::{CombinedBuffer, Inputs, OutputBuffer, ReportBuffer, Time, WellKnown};
-pub use combined::CombinedChange;
 use combined::CombinedStore;
+pub use combined::{CombinedChange, EvaluationWork};
 use output::Store;
 pub use output::{BindingChange, EpochOutput, PolicyStatus};
 use state::InputState;
@@ -149,6 +149,7 @@ impl Engine {
         let (combined, missing_collectors) =
             self.combined.apply(&self.state, combined_updates, touched);
         let content_requests = self.combined.take_content_requests(&self.state);
+        let evaluations = self.combined.take_work();
         // The epoch's retractions are rendered: strings no record uses can go.
         self.state.interner.collect();
         EpochOutput {
@@ -159,6 +160,7 @@ impl Engine {
             collectors,
             content_requests,
             missing_collectors,
+            evaluations,
         }
     }
 

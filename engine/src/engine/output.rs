@@ -102,6 +102,8 @@ pub struct EpochOutput {
     /// sorted, with their `resourceVersion` now: to be fetched and told as
     /// `Change::Content`. Their CombinedStatuses wait for it.
     pub content_requests: Vec<(WorkloadRef, String)>,
+    /// The StatusCollectors' row evaluations this epoch.
+    pub evaluations: super::combined::EvaluationWork,
     /// The policies whose missing StatusCollectors ([`PolicyStatus::missing_collectors`])
     /// changed, sorted by name (a policy gone with some missing included).
     pub missing_collectors: Vec<String>,

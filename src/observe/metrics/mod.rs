@@ -492,6 +492,12 @@ mod tests {
         "# TYPE bindery_returned_status_changes counter",
         "# TYPE bindery_returned_statuses gauge",
         "# TYPE bindery_work_statuses gauge",
+        "# HELP bindery_collector_row_evaluations StatusCollector evaluations, one collector on one WEC's row (an unchanged row is not evaluated again).",
+        "# HELP bindery_collector_evaluation_errors StatusCollector expressions that failed to evaluate (reported in the CombinedStatuses).",
+        "# HELP bindery_collector_evaluation_seconds Time spent evaluating StatusCollectors' expressions.",
+        "# TYPE bindery_collector_row_evaluations counter",
+        "# TYPE bindery_collector_evaluation_errors counter",
+        "# TYPE bindery_collector_evaluation_seconds counter",
         "# HELP bindery_binding_changes Binding changes emitted by the engine (one per Binding per epoch it changed in).",
         "# HELP bindery_binding_destinations Destinations over all Bindings.",
         "# HELP bindery_binding_drift Managed Bindings found changed or deleted by another writer (each is restored).",
@@ -558,6 +564,30 @@ mod tests {
         "# UNIT bindery_process_resident_memory_bytes bytes",
         "# UNIT bindery_sink_write_duration_seconds seconds",
     ];
+
+    #[test]
+    fn collector_evaluations_are_counted() {
+        let m = Metrics::new(MetricsOptions { per_policy: false });
+        let out = EpochOutput {
+            epoch: 1,
+            evaluations: bindery_engine::engine::EvaluationWork {
+                rows: 3,
+                errors: 1,
+                time: Duration::from_millis(250),
+            },
+            ..EpochOutput::default()
+        };
+        m.epoch(&out, Duration::ZERO, Duration::ZERO, &Sizes::default());
+        m.epoch(&out, Duration::ZERO, Duration::ZERO, &Sizes::default());
+        let text = m.encode();
+        for line in [
+            "bindery_collector_row_evaluations_total 6",
+            "bindery_collector_evaluation_errors_total 2",
+            "bindery_collector_evaluation_seconds_total 0.5",
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line} in:\n{text}");
+        }
+    }
 
     /// A rename, a new help text or a lost family fails here: change FAMILIES only with
     /// the dashboard, deploy/'s Grafana dashboard and the docs.

@@ -10,6 +10,7 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
+use std::sync::atomic::AtomicU64;
 
 use super::{counter, family, gauge, gauge_value};
 
@@ -28,6 +29,9 @@ pub(super) struct StatusMetrics {
     invalid_collectors: Gauge,
     returned_changes: Family<ChangeLabels, Counter>,
     combined_changes: Counter,
+    evaluations: Counter,
+    evaluation_errors: Counter,
+    evaluation_seconds: Counter<f64, AtomicU64>,
 }
 
 impl StatusMetrics {
@@ -55,6 +59,25 @@ impl StatusMetrics {
                 "combined_status_changes",
                 "CombinedStatuses changed, created or deleted",
             ),
+            evaluations: counter(
+                r,
+                "collector_row_evaluations",
+                "StatusCollector evaluations, one collector on one WEC's row (an unchanged row is not evaluated again)",
+            ),
+            evaluation_errors: counter(
+                r,
+                "collector_evaluation_errors",
+                "StatusCollector expressions that failed to evaluate (reported in the CombinedStatuses)",
+            ),
+            evaluation_seconds: {
+                let metric = Counter::<f64, AtomicU64>::default();
+                r.register(
+                    "collector_evaluation_seconds",
+                    "Time spent evaluating StatusCollectors' expressions",
+                    metric.clone(),
+                );
+                metric
+            },
         };
         for change in ["status", "clear", "none"] {
             let _ = metrics
@@ -82,5 +105,9 @@ impl StatusMetrics {
                 .inc();
         }
         self.combined_changes.inc_by(out.combined.len() as u64);
+        self.evaluations.inc_by(out.evaluations.rows);
+        self.evaluation_errors.inc_by(out.evaluations.errors);
+        self.evaluation_seconds
+            .inc_by(out.evaluations.time.as_secs_f64());
     }
 }
