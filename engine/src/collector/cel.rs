@@ -154,8 +154,9 @@ impl Expression {
     }
 
     /// Evaluates the expression on one row; an error as KubeStellar reports it,
-    /// `failed to evaluate expression: ...` (the rest is the `cel` crate's text, cut at
-    /// [`MAX_ERROR_BYTES`]).
+    /// `failed to evaluate expression: ...` (the rest cel-go's text where the `cel`
+    /// crate's error has a cel-go counterpart, [`go_message`]; else the crate's text, cut
+    /// at [`MAX_ERROR_BYTES`]).
     pub fn evaluate(&self, row: &Row) -> Result<CelValue, String> {
         if self.comprehension_depth > 0 {
             let cost = (row.values as u128)
@@ -170,7 +171,25 @@ impl Expression {
         }
         self.program
             .execute(&row.context)
-            .map_err(|e| format!("failed to evaluate expression: {}", cut(&e.to_string())))
+            .map_err(|e| format!("failed to evaluate expression: {}", cut(&go_message(&e))))
+    }
+}
+
+/// The text cel-go v0.22 (KubeStellar's) gives the runtime errors both libraries have
+/// (`common/types/err.go`, `map.go`): a missing key, a division or modulus by zero, an
+/// integer overflow, no overload for the operand types; the `cel` crate's own text for
+/// the others.
+fn go_message(error: &cel::ExecutionError) -> String {
+    use cel::ExecutionError as E;
+    match error {
+        E::NoSuchKey(key) => format!("no such key: {key}"),
+        E::DivisionByZero(_) => "division by zero".into(),
+        E::RemainderByZero(_) => "modulus by zero".into(),
+        E::Overflow(..) => "integer overflow".into(),
+        E::NoSuchOverload(_) | E::UnsupportedBinaryOperator(..) | E::ValuesNotComparable(..) => {
+            "no such overload".into()
+        }
+        other => other.to_string(),
     }
 }
 
@@ -592,5 +611,36 @@ mod tests {
             "{}",
             err.len()
         );
+    }
+
+    /// The runtime errors KubeStellar's cel-go reports, in its words (the side by side
+    /// found `No such key` against cel-go's `no such key`).
+    #[test]
+    fn runtime_errors_read_as_cel_go_reports_them() {
+        let status = json!({"replicas": 2, "phase": "Running"});
+        let row = Row::new("c1", None, Some(&status), None);
+        let prefix = "failed to evaluate expression: ";
+        for (expression, message) in [
+            (
+                "returned.status.availableReplicas",
+                "no such key: availableReplicas",
+            ),
+            ("returned.status.replicas / 0", "division by zero"),
+            ("returned.status.replicas % 0", "modulus by zero"),
+            (
+                "returned.status.replicas + returned.status.phase",
+                "no such overload",
+            ),
+            (
+                "9223372036854775807 + returned.status.replicas",
+                "integer overflow",
+            ),
+        ] {
+            assert_eq!(
+                eval(expression, &row),
+                Err(format!("{prefix}{message}")),
+                "{expression}"
+            );
+        }
     }
 }
