@@ -332,7 +332,9 @@ async fn kubestellars_combined_status_cases_live() {
         )
         .await;
     }
-    let mut bindery = w.bindery_returning("bindery.log", &[]);
+    let record = w.env.dir().join("recording.jsonl");
+    let record_arg = record.to_str().unwrap();
+    let mut bindery = w.bindery_returning("bindery.log", &["--record", record_arg]);
 
     let results = expect_results(&w, &bindery, &name, "the CombinedStatus", |r| {
         r.len() == 4 && r.get("sum").is_some_and(|s| cells(s) == [[json!("2")]])
@@ -432,7 +434,50 @@ async fn kubestellars_combined_status_cases_live() {
         |r| r.len() == 4,
     )
     .await;
+    // Another writer empties its results and adds a label: restored, label removed.
+    let edit = json!({"metadata": {"labels": {"extra": "x"}}, "results": []});
+    api.patch(&name, &PatchParams::default(), &Patch::Merge(&edit))
+        .await
+        .unwrap();
+    expect_results(
+        &w,
+        &bindery,
+        &name,
+        "another writer's edit is undone",
+        |r| r.len() == 4,
+    )
+    .await;
+    let labels = api.get(&name).await.unwrap().metadata.labels.unwrap();
+    assert_eq!(labels.get("extra"), None, "{labels:?}");
     stop(&mut bindery);
+
+    // The recording (the collectors, the WorkStatuses, the Deployment's fetched content)
+    // replays to the CombinedStatus as it is stored, results and all.
+    let text = std::fs::read_to_string(&record).unwrap();
+    assert!(
+        text.contains("\"binderyobjectcontents\""),
+        "no content recorded"
+    );
+    let out = std::process::Command::new(bindery_tests::bindery_bin())
+        .args(["replay", record_arg, "--dump-statuses", "-"])
+        .output()
+        .unwrap();
+    bindery_tests::assert_success(&out, "replay of the recording");
+    let replayed: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let stored = serde_json::to_value(api.get(&name).await.unwrap()).unwrap();
+    let replayed = replayed["combinedStatuses"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["metadata"]["name"] == name.as_str())
+        .expect("the CombinedStatus replayed")
+        .clone();
+    assert_eq!(replayed["results"], stored["results"]);
+    assert_eq!(replayed["metadata"]["labels"], stored["metadata"]["labels"]);
+    assert_eq!(
+        replayed["metadata"]["ownerReferences"],
+        stored["metadata"]["ownerReferences"]
+    );
 
     // While Bindery is down: an orphan of a policy gone appears, `zero` is deleted.
     let orphan = desired_orphan();
