@@ -155,7 +155,7 @@ impl Expression {
 
     /// Evaluates the expression on one row; an error as KubeStellar reports it,
     /// `failed to evaluate expression: ...` (the rest cel-go's text where the `cel`
-    /// crate's error has a cel-go counterpart, [`go_message`]; else the crate's text, cut
+    /// crate's error has a cel-go counterpart, `go_message`; else the crate's text, cut
     /// at [`MAX_ERROR_BYTES`]).
     pub fn evaluate(&self, row: &Row) -> Result<CelValue, String> {
         if self.comprehension_depth > 0 {
