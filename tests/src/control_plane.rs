@@ -99,6 +99,23 @@ pub mod res {
             "workstatuses",
         )
     }
+    /// KubeStellar's CombinedStatuses (WDS): what status return combines per object and
+    /// policy.
+    pub fn combined_statuses() -> ApiResource {
+        resource(
+            "control.kubestellar.io/v1alpha1",
+            "CombinedStatus",
+            "combinedstatuses",
+        )
+    }
+    /// KubeStellar's StatusCollectors (WDS).
+    pub fn status_collectors() -> ApiResource {
+        resource(
+            "control.kubestellar.io/v1alpha1",
+            "StatusCollector",
+            "statuscollectors",
+        )
+    }
     /// Widgets, of the test CRD [`crate::objects::widget_crd`].
     pub fn widgets() -> ApiResource {
         resource("example.com/v1", "Widget", "widgets")
