@@ -61,7 +61,8 @@ pub async fn create_all(
 /// Watches `resource` in all namespaces from now on, for as long as the task runs: calls
 /// `on(object, true)` for each object of the first list, then `on(object, false)` for
 /// each object of a watch event (added, modified or deleted), re-watching from the last
-/// version seen when a watch ends.
+/// version seen when a watch ends, or after `on(object, true)` for each object of a new
+/// list when that version is gone (410).
 pub async fn watch<F>(
     client: kube::Client,
     resource: ApiResource,
@@ -71,6 +72,7 @@ where
     F: FnMut(&DynamicObject, bool) + Send + 'static,
 {
     let api: Api<DynamicObject> = Api::all_with(client, &resource);
+    let plural = resource.plural.clone();
     let list = api.list(&ListParams::default()).await?;
     for object in &list.items {
         on(object, true);
@@ -86,17 +88,36 @@ where
                 continue;
             };
             let mut stream = stream.boxed();
-            while let Some(Ok(event)) = stream.next().await {
+            let mut expired = false;
+            while let Some(event) = stream.next().await {
                 let object = match event {
-                    WatchEvent::Added(o) | WatchEvent::Modified(o) | WatchEvent::Deleted(o) => o,
-                    WatchEvent::Bookmark(b) => {
+                    Ok(WatchEvent::Added(o) | WatchEvent::Modified(o) | WatchEvent::Deleted(o)) => {
+                        o
+                    }
+                    Ok(WatchEvent::Bookmark(b)) => {
                         version = b.metadata.resource_version;
                         continue;
                     }
-                    WatchEvent::Error(_) => break,
+                    Ok(WatchEvent::Error(e)) => {
+                        expired = e.code == 410;
+                        eprintln!("[watch {}] {}; watching again", plural, e.message);
+                        break;
+                    }
+                    Err(e) => {
+                        eprintln!("[watch {}] {e}; watching again", plural);
+                        break;
+                    }
                 };
                 version = control_plane::rv(&object);
                 on(&object, false);
+            }
+            // The version is gone: list again (objects as listed, whether they changed or
+            // not).
+            if expired && let Ok(list) = api.list(&ListParams::default()).await {
+                for object in &list.items {
+                    on(object, true);
+                }
+                version = list.metadata.resource_version.unwrap_or_default();
             }
         }
     }))
