@@ -57,7 +57,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use bindery_bench::cli;
 use bindery_bench::live::{self, StatusController};
-use bindery_tests::control_plane::{apply, res};
+use bindery_tests::control_plane::{self, apply, res};
 use bindery_tests::free_port;
 use bindery_tests::objects::{self, deployment_ref};
 use bindery_tests::world::World;
@@ -362,7 +362,7 @@ async fn addon_write(
         api.delete(&ws, &DeleteParams::default()).await?;
         return Ok(());
     };
-    live::write_work_status(
+    control_plane::write_work_status(
         its,
         (wec, &ws),
         (WDS_NAME, binding),
@@ -370,7 +370,8 @@ async fn addon_write(
         status,
         *created,
     )
-    .await
+    .await?;
+    Ok(())
 }
 
 /// Every Deployment, by `ns/name`, [`seen_as`]; every CombinedStatus

@@ -273,7 +273,7 @@ async fn write_all(
             let its = its.clone();
             async move {
                 let ws = work_status_name(wec, ns, name);
-                live::write_work_status(
+                control_plane::write_work_status(
                     &its,
                     (wec, &ws),
                     (WDS_NAME, binding),
@@ -353,6 +353,16 @@ impl Meter {
     }
 }
 
+/// A burst: the stand-in's writes done, all shown (seconds from the burst's start), its
+/// WorkStatus events, the controller's CPU over it.
+#[derive(Default)]
+struct Burst {
+    written: f64,
+    shown: f64,
+    events: usize,
+    usage: Usage,
+}
+
 /// What one controller measured.
 #[derive(Default)]
 struct Results {
@@ -370,10 +380,8 @@ struct Results {
     combined_latency: Vec<f64>,
     combined_usage: Usage,
     /// Bursts: writes done, all shown (seconds from the burst's start), events.
-    singleton_burst: (f64, f64, usize),
-    singleton_burst_usage: Usage,
-    combined_burst: (f64, f64, usize),
-    combined_burst_usage: Usage,
+    /// The returned WorkStatuses' burst, then the collected ones'.
+    bursts: Vec<Burst>,
 }
 
 async fn bench(sizes: Sizes, controller: &StatusController) -> Result<Results> {
@@ -570,42 +578,29 @@ async fn bench(sizes: Sizes, controller: &StatusController) -> Result<Results> {
     ));
 
     // Bursts: every returned WorkStatus, then every collected one, to generation 1.
-    let t0 = Instant::now();
-    write_all(&w.its, &singleton_pairs, 1, false).await?;
-    let written = t0.elapsed().as_secs_f64();
-    let t = await_all(
-        &statuses,
-        &status_at(&singleton_pairs, 1),
-        poll,
-        long,
-        "the singleton burst",
-    )
-    .await?;
-    r.singleton_burst = (
-        written,
-        t.saturating_duration_since(t0).as_secs_f64(),
-        singleton_pairs.len(),
-    );
-    r.singleton_burst_usage = meter.lap();
-    step(&format!("singleton burst: {:.1} s", r.singleton_burst.1));
-    let t0 = Instant::now();
-    write_all(&w.its, &combined_pairs, 1, false).await?;
-    let written = t0.elapsed().as_secs_f64();
-    let t = await_all(
-        &combined,
-        &combined_at(1),
-        poll,
-        long,
-        "the collected burst",
-    )
-    .await?;
-    r.combined_burst = (
-        written,
-        t.saturating_duration_since(t0).as_secs_f64(),
-        combined_pairs.len(),
-    );
-    r.combined_burst_usage = meter.lap();
-    step(&format!("collected burst: {:.1} s", r.combined_burst.1));
+    let bursts = [
+        (
+            &statuses,
+            &singleton_pairs,
+            status_at(&singleton_pairs, 1),
+            "returned",
+        ),
+        (&combined, &combined_pairs, combined_at(1), "collected"),
+    ];
+    for (latest, pairs, want, what) in bursts {
+        let t0 = Instant::now();
+        write_all(&w.its, pairs, 1, false).await?;
+        let written = t0.elapsed().as_secs_f64();
+        let t = await_all(latest, &want, poll, long, what).await?;
+        let burst = Burst {
+            written,
+            shown: t.saturating_duration_since(t0).as_secs_f64(),
+            events: pairs.len(),
+            usage: meter.lap(),
+        };
+        step(&format!("{what} burst: {:.1} s", burst.shown));
+        r.bursts.push(burst);
+    }
 
     for watch in watches {
         watch.abort();
@@ -765,54 +760,39 @@ fn print(sizes: Sizes, controllers: &[StatusController], all: &[Results], kubest
         &|r| r.combined_usage.cpu / changes as f64,
         ms,
     );
-    row(
-        &format!("burst of {returned} returned WorkStatus changes: stand-in's writes"),
-        &|r| r.singleton_burst.0,
-        s,
-    );
-    row(
-        "burst: to all object statuses shown",
-        &|r| r.singleton_burst.1,
-        s,
-    );
-    row(
-        "burst: WorkStatus events/s absorbed",
-        &|r| r.singleton_burst.2 as f64 / r.singleton_burst.1,
-        rate,
-    );
-    row("burst: CPU", &|r| r.singleton_burst_usage.cpu, cpu);
-    row(
-        "burst: CPU per WorkStatus event",
-        &|r| r.singleton_burst_usage.cpu / r.singleton_burst.2 as f64,
-        ms,
-    );
-    row(
-        &format!(
-            "burst of {} collected WorkStatus changes: stand-in's writes",
-            2 * collected
-        ),
-        &|r| r.combined_burst.0,
-        s,
-    );
-    row(
-        &format!("burst: to all {collected} CombinedStatuses shown"),
-        &|r| r.combined_burst.1,
-        s,
-    );
-    row(
-        "burst: WorkStatus events/s absorbed",
-        &|r| r.combined_burst.2 as f64 / r.combined_burst.1,
-        rate,
-    );
-    row("burst: CPU", &|r| r.combined_burst_usage.cpu, cpu);
-    row(
-        "burst: CPU per WorkStatus event",
-        &|r| r.combined_burst_usage.cpu / r.combined_burst.2 as f64,
-        ms,
-    );
+    let bursts = [
+        (format!("{returned} returned"), "object statuses"),
+        (format!("{} collected", 2 * collected), "CombinedStatuses"),
+    ];
+    for (b, (what, shown)) in bursts.iter().enumerate() {
+        fn burst(r: &Results, b: usize) -> &Burst {
+            &r.bursts[b]
+        }
+        row(
+            &format!("burst of {what} WorkStatus changes: the stand-in's writes"),
+            &|r| burst(r, b).written,
+            s,
+        );
+        row(
+            &format!("burst: to all {shown} shown"),
+            &|r| burst(r, b).shown,
+            s,
+        );
+        row(
+            "burst: WorkStatus events/s absorbed",
+            &|r| burst(r, b).events as f64 / burst(r, b).shown,
+            rate,
+        );
+        row("burst: CPU", &|r| burst(r, b).usage.cpu, cpu);
+        row(
+            "burst: CPU per WorkStatus event",
+            &|r| burst(r, b).usage.cpu / burst(r, b).events as f64,
+            ms,
+        );
+    }
     row(
         "peak RSS (at the end)",
-        &|r| r.combined_burst_usage.peak_rss_kb as f64 / 1024.0,
+        &|r| r.bursts[1].usage.peak_rss_kb as f64 / 1024.0,
         mib,
     );
     println!();

@@ -352,14 +352,7 @@ impl Controller {
                 &["--listen", listen],
             ),
             Controller::KubeStellar(binary) => {
-                let mut command = std::process::Command::new(binary);
-                command
-                    .arg("--wds-kubeconfig")
-                    .arg(&env.wds.kubeconfig)
-                    .arg("--its-kubeconfig")
-                    .arg(&env.its.kubeconfig)
-                    .args(["--qps", "50", "--burst", "100"]);
-                BinderyRun::start_command(command, &log)
+                BinderyRun::start_command(live::kubestellar_command(binary, env, &[]), &log)
             }
         }
     }

@@ -1,6 +1,5 @@
 //! What the live benches (against envtest's API servers) share: creating many objects,
-//! watching a resource, the stand-in status add-on's WorkStatus write, and the status
-//! return controllers compared side by side.
+//! watching a resource, and the controllers compared side by side.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -8,13 +7,12 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use bindery_tests::bindery_run::BinderyRun;
-use bindery_tests::control_plane::{self, res};
-use bindery_tests::objects;
+use bindery_tests::control_plane;
 use bindery_tests::world::World;
 use futures::{StreamExt, TryStreamExt};
-use kube::api::{Api, ApiResource, DynamicObject, ListParams, Patch, PatchParams, PostParams};
+use kube::api::{Api, ApiResource, DynamicObject, ListParams, PostParams};
 use kube::api::{WatchEvent, WatchParams};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 /// Creates `objects` of `ar` (each in its `metadata.namespace`, if any), 32 requests in
 /// flight, printing progress as `[BENCH] WHAT: n/total`.
@@ -123,39 +121,22 @@ where
     }))
 }
 
-/// Writes WorkStatus `wec/name` as KubeStellar's OCM status add-on does: when `create`,
-/// creates it ([`objects::work_status`], labelled with origin WDS `wds` and binding key
-/// `binding`, a 409 taken as already there), then applies `status` through the status
-/// subresource.
-pub async fn write_work_status(
-    its: &kube::Client,
-    (wec, name): (&str, &str),
-    (wds, binding): (&str, &str),
-    source_ref: Value,
-    status: &Value,
-    create: bool,
-) -> Result<()> {
-    let api: Api<DynamicObject> = Api::namespaced_with(its.clone(), wec, &res::work_statuses());
-    if create {
-        let mut object = objects::work_status(wec, name, wds, source_ref);
-        object["metadata"]["labels"]["transport.kubestellar.io/originOwnerReferenceBindingKey"] =
-            json!(binding);
-        let object: DynamicObject = serde_json::from_value(object)?;
-        match api.create(&PostParams::default(), &object).await {
-            Ok(_) => {}
-            Err(kube::Error::Api(e)) if e.code == 409 => {}
-            Err(e) => return Err(e.into()),
-        }
-    }
-    let patch = json!({"apiVersion": "control.kubestellar.io/v1alpha1", "kind": "WorkStatus",
-                       "status": status});
-    api.patch_status(
-        name,
-        &PatchParams::apply("e2e-status-addon").force(),
-        &Patch::Apply(&patch),
-    )
-    .await?;
-    Ok(())
+/// A KubeStellar controller binary on `env`'s servers (`--wds-kubeconfig`,
+/// `--its-kubeconfig`), `--qps 50 --burst 100` (Bindery's defaults) and `extra`.
+pub fn kubestellar_command(
+    binary: &std::path::Path,
+    env: &bindery_tests::envtest::Envtest,
+    extra: &[&str],
+) -> std::process::Command {
+    let mut command = std::process::Command::new(binary);
+    command
+        .arg("--wds-kubeconfig")
+        .arg(&env.wds.kubeconfig)
+        .arg("--its-kubeconfig")
+        .arg(&env.its.kubeconfig)
+        .args(["--qps", "50", "--burst", "100"])
+        .args(extra);
+    command
 }
 
 /// A status return controller under test.
@@ -213,16 +194,10 @@ impl StatusController {
                 &log,
                 &["--listen", listen, "--wds-name", wds_name],
             ),
-            StatusController::KubeStellar(binary) => {
-                let mut command = std::process::Command::new(binary);
-                command
-                    .arg("--wds-kubeconfig")
-                    .arg(&w.env.wds.kubeconfig)
-                    .arg("--its-kubeconfig")
-                    .arg(&w.env.its.kubeconfig)
-                    .args(["--wds-name", wds_name, "--qps", "50", "--burst", "100"]);
-                BinderyRun::start_command(command, &log)
-            }
+            StatusController::KubeStellar(binary) => BinderyRun::start_command(
+                kubestellar_command(binary, &w.env, &["--wds-name", wds_name]),
+                &log,
+            ),
         }
     }
 
