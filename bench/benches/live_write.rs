@@ -341,9 +341,7 @@ impl Controller {
             Controller::Bindery => "bindery",
             Controller::KubeStellar(_) => "kubestellar",
         };
-        // Outside the servers' directory, which goes with them.
-        let log = std::env::temp_dir().join(format!("live_write-{who}-{log}"));
-        eprintln!("[live_write] {} logs to {}", self.name(), log.display());
+        let log = live::log_path("live_write", &format!("{who}-{log}"), self.name());
         match self {
             Controller::Bindery => BinderyRun::start(
                 &env.wds.kubeconfig,

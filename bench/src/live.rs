@@ -121,6 +121,14 @@ where
     }))
 }
 
+/// `BENCH-FILE` in the temporary directory (outside the servers', which goes with them),
+/// where controller `name` logs; says so.
+pub fn log_path(bench: &str, file: &str, name: &str) -> PathBuf {
+    let log = std::env::temp_dir().join(format!("{bench}-{file}"));
+    eprintln!("[{bench}] {name} logs to {}", log.display());
+    log
+}
+
 /// A KubeStellar controller binary on `env`'s servers (`--wds-kubeconfig`,
 /// `--its-kubeconfig`), `--qps 50 --burst 100` (Bindery's defaults) and `extra`.
 pub fn kubestellar_command(
@@ -185,8 +193,7 @@ impl StatusController {
             StatusController::Bindery => "bindery",
             StatusController::KubeStellar(_) => "kubestellar",
         };
-        let log = std::env::temp_dir().join(format!("{bench}-{who}.log"));
-        eprintln!("[{bench}] {} logs to {}", self.name(), log.display());
+        let log = log_path(bench, &format!("{who}.log"), self.name());
         match self {
             StatusController::Bindery => BinderyRun::start(
                 &w.env.wds.kubeconfig,
