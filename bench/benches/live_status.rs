@@ -56,14 +56,14 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use bindery_bench::cli;
-use bindery_tests::bindery_run::BinderyRun;
+use bindery_bench::live::{self, StatusController};
 use bindery_tests::control_plane::{self, apply, res};
+use bindery_tests::free_port;
 use bindery_tests::objects::{self, deployment_ref};
 use bindery_tests::world::World;
-use bindery_tests::{free_port, http_get};
 use futures::{StreamExt, TryStreamExt};
-use kube::api::{Api, DynamicObject, ListParams, Patch, PatchParams, PostParams, WatchEvent};
-use kube::api::{DeleteParams, WatchParams};
+use kube::api::DeleteParams;
+use kube::api::{Api, DynamicObject, ListParams, PostParams};
 use serde_json::{Value, json};
 
 const SINGLETON: &str = "managed-by.kubestellar.io/singletonstatus";
@@ -185,7 +185,7 @@ async fn watch_deployments(wds: kube::Client, seen: Seen) -> Result<tokio::task:
 /// Watches the WDS's CombinedStatuses from now on, recording every change (as label
 /// changes none, as status changes their `results`).
 async fn watch_combined(wds: kube::Client, seen: Seen) -> Result<tokio::task::JoinHandle<()>> {
-    watch_writes(wds, combined_statuses(), seen, combined_seen_as).await
+    watch_writes(wds, res::combined_statuses(), seen, combined_seen_as).await
 }
 
 /// Watches `resource` in the WDS from now on, recording every change of an object
@@ -196,52 +196,23 @@ async fn watch_writes(
     seen: Seen,
     view: fn(&DynamicObject) -> Option<(String, Value)>,
 ) -> Result<tokio::task::JoinHandle<()>> {
-    let api: Api<DynamicObject> = Api::all_with(wds, &resource);
-    let list = api.list(&ListParams::default()).await?;
-    for d in &list.items {
-        if let Some((k, v)) = view(d) {
-            seen.1.lock().unwrap().insert(k, v);
+    live::watch(wds, resource, move |object, listed| {
+        let Some((k, now)) = view(object) else {
+            return;
+        };
+        let was = seen.1.lock().unwrap().insert(k.clone(), now.clone());
+        if listed {
+            return;
         }
-    }
-    let mut version = list.metadata.resource_version.unwrap_or_default();
-    Ok(tokio::spawn(async move {
-        loop {
-            let Ok(stream) = api
-                .watch(&WatchParams::default().timeout(290), &version)
-                .await
-            else {
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                continue;
-            };
-            let mut stream = stream.boxed();
-            while let Some(Ok(event)) = stream.next().await {
-                let object = match event {
-                    WatchEvent::Added(o) | WatchEvent::Modified(o) | WatchEvent::Deleted(o) => o,
-                    WatchEvent::Bookmark(b) => {
-                        version = b.metadata.resource_version;
-                        continue;
-                    }
-                    WatchEvent::Error(_) => break,
-                };
-                version = control_plane::rv(&object);
-                let Some((k, now)) = view(&object) else {
-                    continue;
-                };
-                let was = seen
-                    .1
-                    .lock()
-                    .unwrap()
-                    .insert(k.clone(), now.clone())
-                    .unwrap_or(Value::Null);
-                seen.0.lock().unwrap().push((
-                    Instant::now(),
-                    k,
-                    was["labels"] != now["labels"],
-                    was["status"] != now["status"],
-                ));
-            }
-        }
-    }))
+        let was = was.unwrap_or(Value::Null);
+        seen.0.lock().unwrap().push((
+            Instant::now(),
+            k,
+            was["labels"] != now["labels"],
+            was["status"] != now["status"],
+        ));
+    })
+    .await
 }
 
 /// The stand-in transport and status add-on's state.
@@ -385,29 +356,19 @@ async fn addon_write(
     (wec, ns, name): &(String, String, String),
     what: Option<&(String, Value, bool)>,
 ) -> Result<()> {
-    let api: Api<DynamicObject> = Api::namespaced_with(its.clone(), wec, &res::work_statuses());
     let ws = work_status_name(wec, ns, name);
     let Some((binding, status, created)) = what else {
+        let api: Api<DynamicObject> = Api::namespaced_with(its.clone(), wec, &res::work_statuses());
         api.delete(&ws, &DeleteParams::default()).await?;
         return Ok(());
     };
-    if *created {
-        let mut object = objects::work_status(wec, &ws, WDS_NAME, deployment_ref(ns, name));
-        object["metadata"]["labels"]["transport.kubestellar.io/originOwnerReferenceBindingKey"] =
-            json!(binding);
-        let object: DynamicObject = serde_json::from_value(object)?;
-        match api.create(&PostParams::default(), &object).await {
-            Ok(_) => {}
-            Err(kube::Error::Api(e)) if e.code == 409 => {}
-            Err(e) => return Err(e.into()),
-        }
-    }
-    let patch = json!({"apiVersion": "control.kubestellar.io/v1alpha1", "kind": "WorkStatus",
-                       "status": status});
-    api.patch_status(
-        &ws,
-        &PatchParams::apply("e2e-status-addon").force(),
-        &Patch::Apply(&patch),
+    control_plane::write_work_status(
+        its,
+        (wec, &ws),
+        (WDS_NAME, binding),
+        deployment_ref(ns, name),
+        status,
+        *created,
     )
     .await?;
     Ok(())
@@ -427,7 +388,7 @@ async fn snapshot(wds: &kube::Client) -> Result<BTreeMap<String, Value>> {
         .map(|d| (key(&d), seen_as(&d)))
         .collect();
     out.extend(
-        list(combined_statuses())
+        list(res::combined_statuses())
             .await?
             .iter()
             .filter_map(combined_seen_as),
@@ -446,7 +407,7 @@ async fn snapshot(wds: &kube::Client) -> Result<BTreeMap<String, Value>> {
             );
         out.insert("policy:combined".into(), condition.unwrap_or(Value::Null));
     }
-    for sc in list(status_collectors()).await? {
+    for sc in list(res::status_collectors()).await? {
         let errors = sc.data["status"]["errors"].clone();
         out.insert(
             format!("sc:{}", sc.metadata.name.unwrap_or_default()),
@@ -454,22 +415,6 @@ async fn snapshot(wds: &kube::Client) -> Result<BTreeMap<String, Value>> {
         );
     }
     Ok(out)
-}
-
-fn combined_statuses() -> kube::core::ApiResource {
-    control_plane::resource(
-        "control.kubestellar.io/v1alpha1",
-        "CombinedStatus",
-        "combinedstatuses",
-    )
-}
-
-fn status_collectors() -> kube::core::ApiResource {
-    control_plane::resource(
-        "control.kubestellar.io/v1alpha1",
-        "StatusCollector",
-        "statuscollectors",
-    )
 }
 
 /// A CombinedStatus as the comparison sees it, keyed `cs:POLICY:NS/NAME` by its labels
@@ -627,70 +572,6 @@ async fn settle(
     }
 }
 
-#[derive(Clone, Debug)]
-enum Controller {
-    Bindery,
-    /// KubeStellar's `ks-controller-manager` (binding and status controllers).
-    KubeStellar(std::path::PathBuf),
-}
-
-impl Controller {
-    fn name(&self) -> &'static str {
-        match self {
-            Controller::Bindery => "Bindery",
-            Controller::KubeStellar(_) => "KubeStellar's ks-controller-manager",
-        }
-    }
-
-    fn start(&self, w: &World, listen: &str) -> Result<BinderyRun> {
-        let who = match self {
-            Controller::Bindery => "bindery",
-            Controller::KubeStellar(_) => "kubestellar",
-        };
-        let log = std::env::temp_dir().join(format!("live_status-{who}.log"));
-        eprintln!("[live_status] {} logs to {}", self.name(), log.display());
-        match self {
-            Controller::Bindery => BinderyRun::start(
-                &w.env.wds.kubeconfig,
-                &w.env.its.kubeconfig,
-                &log,
-                &["--listen", listen, "--wds-name", WDS_NAME],
-            ),
-            Controller::KubeStellar(binary) => {
-                let mut command = std::process::Command::new(binary);
-                command
-                    .arg("--wds-kubeconfig")
-                    .arg(&w.env.wds.kubeconfig)
-                    .arg("--its-kubeconfig")
-                    .arg(&w.env.its.kubeconfig)
-                    .args(["--wds-name", WDS_NAME, "--qps", "50", "--burst", "100"]);
-                BinderyRun::start_command(command, &log)
-            }
-        }
-    }
-
-    /// Bindery: its `/readyz`. KubeStellar's: 15 s (its start took ~8 s in
-    /// `smoke-status.sh`; it has no readiness endpoint unless asked for one).
-    async fn ready(&self, listen: &str) -> Result<()> {
-        match self {
-            Controller::Bindery => {
-                let deadline = Instant::now() + Duration::from_secs(300);
-                while Instant::now() < deadline {
-                    if let Ok((200, _)) = http_get(&format!("http://{listen}/readyz")) {
-                        return Ok(());
-                    }
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
-                bail!("bindery was not ready in 300 s")
-            }
-            Controller::KubeStellar(_) => {
-                tokio::time::sleep(Duration::from_secs(15)).await;
-                Ok(())
-            }
-        }
-    }
-}
-
 fn deployment_name(k: usize) -> (String, String) {
     (format!("ns-{}", k % NAMESPACES), format!("d-{k:04}"))
 }
@@ -713,7 +594,7 @@ fn singleton_policy(clusters: Value, group: &str) -> Value {
 /// its end.
 async fn bench(
     deployments: usize,
-    controller: &Controller,
+    controller: &StatusController,
     expected: Option<&[BTreeMap<String, Value>]>,
 ) -> Result<(Vec<CaseResult>, Vec<BTreeMap<String, Value>>)> {
     eprintln!(
@@ -747,7 +628,7 @@ async fn bench(
         .await?;
 
     let listen = format!("127.0.0.1:{}", free_port());
-    let mut process = controller.start(&w, &listen)?;
+    let mut process = controller.start("live_status", &w, &listen, WDS_NAME)?;
     controller.ready(&listen).await?;
     let seen = Seen::default();
     let watch = watch_deployments(w.wds.clone(), seen.clone()).await?;
@@ -775,7 +656,7 @@ async fn bench(
             format!("{ns}/{name}")
         })
         .collect();
-    let scs: Api<DynamicObject> = Api::all_with(w.wds.clone(), &status_collectors());
+    let scs: Api<DynamicObject> = Api::all_with(w.wds.clone(), &res::status_collectors());
     for case in 0..CASES.len() {
         let name = CASES[case];
         let from = seen.len();
@@ -898,13 +779,7 @@ fn main() -> Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    let mut controllers = vec![Controller::Bindery];
-    if let Some(path) = &kubestellar {
-        let binary = bindery_tests::workspace_root().join(path);
-        let binary = std::fs::canonicalize(&binary)
-            .with_context(|| format!("--kubestellar {}", binary.display()))?;
-        controllers.push(Controller::KubeStellar(binary));
-    }
+    let controllers = StatusController::all(kubestellar.as_deref())?;
     println!(
         "## Status return side by side: {deployments} Deployments, 3 WECs\n\n`cargo bench -p bindery-bench --bench live_status -- --deployments {deployments}{}`; one controller at a time, each on fresh servers.\n",
         if kubestellar.is_some() {
@@ -958,7 +833,7 @@ fn main() -> Result<()> {
 }
 
 fn print_results(
-    controller: &Controller,
+    controller: &StatusController,
     results: &[CaseResult],
     snapshots: &[BTreeMap<String, Value>],
 ) {

@@ -35,12 +35,12 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use bindery_bench::{cli, memory, stats};
+use bindery_bench::{cli, live, memory, stats};
 use bindery_tests::bindery_run::BinderyRun;
 use bindery_tests::control_plane::{self, apply, res};
 use bindery_tests::metrics::{sum, value};
 use bindery_tests::{free_port, http_get};
-use futures::{StreamExt, TryStreamExt};
+use futures::StreamExt;
 use kube::api::{Api, DynamicObject, PostParams, WatchEvent, WatchParams};
 use serde_json::{Value, json};
 
@@ -288,46 +288,6 @@ async fn settle(
     }
 }
 
-/// Creates `objects`, 32 requests in flight.
-async fn create_all(
-    client: &kube::Client,
-    ar: &kube::api::ApiResource,
-    objects: Vec<Value>,
-    what: &str,
-) -> Result<()> {
-    let total = objects.len();
-    let started = Instant::now();
-    let done = std::sync::atomic::AtomicUsize::new(0);
-    futures::stream::iter(objects)
-        .map(|object| {
-            let client = client.clone();
-            let done = &done;
-            async move {
-                let ns = object["metadata"]["namespace"].as_str().map(str::to_string);
-                let api: Api<DynamicObject> = match &ns {
-                    Some(ns) => Api::namespaced_with(client, ns, ar),
-                    None => Api::all_with(client, ar),
-                };
-                let object: DynamicObject = serde_json::from_value(object)?;
-                api.create(&PostParams::default(), &object).await?;
-                let n = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
-                if n.is_multiple_of(5000) {
-                    eprintln!("[live_write] {what}: {n}/{total}");
-                }
-                anyhow::Ok(())
-            }
-        })
-        .buffer_unordered(32)
-        .try_collect::<Vec<_>>()
-        .await
-        .with_context(|| format!("creating {what}"))?;
-    eprintln!(
-        "[live_write] created {total} {what} in {:.1} s",
-        started.elapsed().as_secs_f64()
-    );
-    Ok(())
-}
-
 fn policy(i: usize) -> Value {
     json!({"apiVersion": "control.kubestellar.io/v1alpha1", "kind": "BindingPolicy",
         "metadata": {"name": format!("p-{i:03}")},
@@ -381,9 +341,7 @@ impl Controller {
             Controller::Bindery => "bindery",
             Controller::KubeStellar(_) => "kubestellar",
         };
-        // Outside the servers' directory, which goes with them.
-        let log = std::env::temp_dir().join(format!("live_write-{who}-{log}"));
-        eprintln!("[live_write] {} logs to {}", self.name(), log.display());
+        let log = live::log_path("live_write", &format!("{who}-{log}"), self.name());
         match self {
             Controller::Bindery => BinderyRun::start(
                 &env.wds.kubeconfig,
@@ -392,14 +350,7 @@ impl Controller {
                 &["--listen", listen],
             ),
             Controller::KubeStellar(binary) => {
-                let mut command = std::process::Command::new(binary);
-                command
-                    .arg("--wds-kubeconfig")
-                    .arg(&env.wds.kubeconfig)
-                    .arg("--its-kubeconfig")
-                    .arg(&env.its.kubeconfig)
-                    .args(["--qps", "50", "--burst", "100"]);
-                BinderyRun::start_command(command, &log)
+                BinderyRun::start_command(live::kubestellar_command(binary, env, &[]), &log)
             }
         }
     }
@@ -485,7 +436,8 @@ async fn bench(
     let mut snapshots = Vec::new();
     let (env, wds, its) = control_plane::start().await;
     let mut results = Vec::new();
-    create_all(
+    live::create_all(
+        "live_write",
         &its,
         &res::managed_clusters(),
         (0..WECS).map(|i| wec(i, i % 5)).collect(),
@@ -495,15 +447,24 @@ async fn bench(
     let namespaces = (0..NAMESPACES)
         .map(|j| json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": format!("ns-{j:02}")}}))
         .collect();
-    create_all(&wds, &res::namespaces(), namespaces, "namespaces").await?;
-    create_all(
+    live::create_all(
+        "live_write",
+        &wds,
+        &res::namespaces(),
+        namespaces,
+        "namespaces",
+    )
+    .await?;
+    live::create_all(
+        "live_write",
         &wds,
         &res::configmaps(),
         (0..configmaps).map(|k| configmap(k, k % 20)).collect(),
         "ConfigMaps",
     )
     .await?;
-    create_all(
+    live::create_all(
+        "live_write",
         &wds,
         &res::binding_policies(),
         (0..POLICIES).map(policy).collect(),

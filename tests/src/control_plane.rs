@@ -99,6 +99,23 @@ pub mod res {
             "workstatuses",
         )
     }
+    /// KubeStellar's CombinedStatuses (WDS): what status return combines per object and
+    /// policy.
+    pub fn combined_statuses() -> ApiResource {
+        resource(
+            "control.kubestellar.io/v1alpha1",
+            "CombinedStatus",
+            "combinedstatuses",
+        )
+    }
+    /// KubeStellar's StatusCollectors (WDS).
+    pub fn status_collectors() -> ApiResource {
+        resource(
+            "control.kubestellar.io/v1alpha1",
+            "StatusCollector",
+            "statuscollectors",
+        )
+    }
     /// Widgets, of the test CRD [`crate::objects::widget_crd`].
     pub fn widgets() -> ApiResource {
         resource("example.com/v1", "Widget", "widgets")
@@ -578,4 +595,51 @@ pub async fn delete_crd(client: &kube::Client, name: &str, timeout: Duration) ->
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     Ok(())
+}
+
+/// Writes WorkStatus `wec/name` in the ITS as KubeStellar's OCM status add-on does: when
+/// `create`, creates it ([`crate::objects::work_status`], labelled with origin WDS `wds`
+/// and binding key `binding`; a 409 taken as already there), then applies `status`
+/// through the status subresource; returns it as stored.
+pub async fn write_work_status(
+    its: &kube::Client,
+    (wec, name): (&str, &str),
+    (wds, binding): (&str, &str),
+    source_ref: Value,
+    status: &Value,
+    create: bool,
+) -> Result<DynamicObject> {
+    if create {
+        let api: Api<DynamicObject> = Api::namespaced_with(its.clone(), wec, &res::work_statuses());
+        let mut object = crate::objects::work_status(wec, name, wds, source_ref);
+        object["metadata"]["labels"]["transport.kubestellar.io/originOwnerReferenceBindingKey"] =
+            serde_json::json!(binding);
+        let object: DynamicObject = serde_json::from_value(object)?;
+        match api.create(&PostParams::default(), &object).await {
+            Ok(_) => {}
+            Err(kube::Error::Api(e)) if e.code == 409 => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    work_status_status(its, wec, name, status).await
+}
+
+/// Applies `status` to WorkStatus `wec/name` through its status subresource, as the
+/// status add-on does; returns it as stored.
+pub async fn work_status_status(
+    its: &kube::Client,
+    wec: &str,
+    name: &str,
+    status: &Value,
+) -> Result<DynamicObject> {
+    let api: Api<DynamicObject> = Api::namespaced_with(its.clone(), wec, &res::work_statuses());
+    let patch = serde_json::json!({"apiVersion": "control.kubestellar.io/v1alpha1",
+                                   "kind": "WorkStatus", "status": status});
+    api.patch_status(
+        name,
+        &PatchParams::apply("e2e-status-addon").force(),
+        &Patch::Apply(&patch),
+    )
+    .await
+    .with_context(|| format!("writing the status of WorkStatus {wec}/{name}"))
 }

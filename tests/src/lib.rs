@@ -30,9 +30,15 @@ use anyhow::{Context, Result, bail};
 /// them (ring's does), so with them set this build and the next `cargo test` from a shell
 /// would each find ring changed and build it and everything above it (kube, Bindery)
 /// again.
+///
+/// With `BINDERY_BIN` set, that binary instead, unbuilt (e.g. a release build for a
+/// benchmark's CPU figures: `cargo build --release -p bindery --bin bindery`).
 pub fn bindery_bin() -> PathBuf {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
     BIN.get_or_init(|| {
+        if let Some(path) = std::env::var_os("BINDERY_BIN") {
+            return PathBuf::from(path);
+        }
         let mut build = escargot::CargoBuild::new()
             .manifest_path(workspace_root().join("Cargo.toml"))
             .package("bindery")

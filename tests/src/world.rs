@@ -215,7 +215,6 @@ impl World {
         source_ref: Value,
         status: Value,
     ) -> DynamicObject {
-        use kube::api::{Api, Patch, PatchParams};
         apply(
             &self.its,
             &res::namespaces(),
@@ -230,17 +229,9 @@ impl World {
         if status.is_null() {
             return created;
         }
-        let api: Api<DynamicObject> =
-            Api::namespaced_with(self.its.clone(), wec, &res::work_statuses());
-        let patch = json!({"apiVersion": "control.kubestellar.io/v1alpha1", "kind": "WorkStatus",
-                           "status": status});
-        api.patch_status(
-            name,
-            &PatchParams::apply("e2e-status-addon").force(),
-            &Patch::Apply(&patch),
-        )
-        .await
-        .unwrap_or_else(|e| panic!("writing the status of WorkStatus {wec}/{name}: {e:#}"))
+        control_plane::work_status_status(&self.its, wec, name, &status)
+            .await
+            .unwrap_or_else(|e| panic!("{e:#}"))
     }
 
     /// The three WECs of most tests: cluster1 and cluster2 in `edge`, cluster3 in `core`.
