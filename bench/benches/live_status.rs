@@ -450,11 +450,7 @@ fn combined_seen_as(cs: &DynamicObject) -> Option<(String, Value)> {
 /// The StatusCollectors of case 6: KubeStellar's e2e ones (full status, the sum, `obj`,
 /// zero WECs) and an invalid one.
 fn collectors() -> Vec<Value> {
-    let sc = |name: &str, mut spec: Value| {
-        spec["limit"] = json!(20);
-        json!({"apiVersion": "control.kubestellar.io/v1alpha1", "kind": "StatusCollector",
-               "metadata": {"name": name}, "spec": spec})
-    };
+    let sc = objects::status_collector;
     vec![
         sc(
             "full-status",
@@ -711,10 +707,11 @@ async fn bench(
                 a.synced = false;
             }
             _ => {
-                let later = json!({"apiVersion": "control.kubestellar.io/v1alpha1",
-                    "kind": "StatusCollector", "metadata": {"name": "later"},
-                    "spec": {"combinedFields": [{"name": "max", "type": "MAX",
-                             "subject": "returned.status.replicas"}], "limit": 20}});
+                let later = objects::status_collector(
+                    "later",
+                    json!({"combinedFields": [{"name": "max", "type": "MAX",
+                            "subject": "returned.status.replicas"}]}),
+                );
                 scs.create(&PostParams::default(), &serde_json::from_value(later)?)
                     .await?;
             }

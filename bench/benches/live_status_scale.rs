@@ -129,10 +129,7 @@ fn policies() -> Vec<Value> {
 }
 
 fn collectors() -> Vec<Value> {
-    let sc = |name: &str, spec: Value| {
-        json!({"apiVersion": "control.kubestellar.io/v1alpha1", "kind": "StatusCollector",
-               "metadata": {"name": name}, "spec": spec})
-    };
+    let sc = objects::status_collector;
     vec![
         sc(
             "sum-x",

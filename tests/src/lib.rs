@@ -125,6 +125,19 @@ pub fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
+/// `bindery replay LOG --dump-statuses -`'s document for `log`; fails unless it
+/// succeeds.
+pub fn replayed_statuses(log: &std::path::Path) -> serde_json::Value {
+    let out = std::process::Command::new(bindery_bin())
+        .arg("replay")
+        .arg(log)
+        .args(["--dump-statuses", "-"])
+        .output()
+        .expect("running bindery replay");
+    assert_success(&out, "replay of the recording");
+    serde_json::from_slice(&out.stdout).expect("replay --dump-statuses writes JSON")
+}
+
 /// Fails naming `what`, with its stderr, unless `out` is of a process that exited 0.
 pub fn assert_success(out: &Output, what: &str) {
     assert!(

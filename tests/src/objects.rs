@@ -84,6 +84,16 @@ pub fn work_status(wec: &str, name: &str, wds: &str, source_ref: Value) -> Value
            "spec": {"sourceRef": source_ref}})
 }
 
+/// A StatusCollector `name` with `spec`; `limit` (the CRD requires it) 20, KubeStellar's
+/// documented default, where `spec` has none.
+pub fn status_collector(name: &str, mut spec: Value) -> Value {
+    if spec.get("limit").is_none() {
+        spec["limit"] = json!(20);
+    }
+    json!({"apiVersion": "control.kubestellar.io/v1alpha1", "kind": "StatusCollector",
+           "metadata": {"name": name}, "spec": spec})
+}
+
 /// The `spec.sourceRef` of a WorkStatus on Deployment `ns/name`.
 pub fn deployment_ref(ns: &str, name: &str) -> Value {
     json!({"group": "apps", "version": "v1", "resource": "deployments", "kind": "Deployment",

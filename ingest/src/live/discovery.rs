@@ -90,17 +90,7 @@ pub fn select_workload(
                 && (group_allowed(&d.group, api_groups)
                     || (d.group.is_empty() && d.resource == "namespaces"))
         })
-        .map(|d| {
-            WatchTarget::new(
-                Space::Wds,
-                &d.group,
-                &d.version,
-                &d.resource,
-                &d.kind,
-                d.namespaced,
-                ObjectShape::Metadata,
-            )
-        })
+        .map(|d| target(d, ObjectShape::Metadata))
         .collect()
 }
 
@@ -126,6 +116,19 @@ fn chosen_versions(
     chosen
 }
 
+/// The WDS watch of `d`, recording `shape`.
+fn target(d: &DiscoveredResource, shape: ObjectShape) -> WatchTarget {
+    WatchTarget::new(
+        Space::Wds,
+        &d.group,
+        &d.version,
+        &d.resource,
+        &d.kind,
+        d.namespaced,
+        shape,
+    )
+}
+
 /// Whether `d` supports `list` and `watch`.
 fn watchable(d: &DiscoveredResource) -> bool {
     let verbs = |verb: &str| d.verbs.iter().any(|v| v == verb);
@@ -138,17 +141,7 @@ fn watchable(d: &DiscoveredResource) -> bool {
 pub fn select_status_collectors(discovered: &[DiscoveredResource]) -> Option<WatchTarget> {
     let chosen = chosen_versions(discovered);
     let d = chosen.get(&(POLICY_GROUP, COLLECTOR_RESOURCE))?;
-    watchable(d).then(|| {
-        WatchTarget::new(
-            Space::Wds,
-            &d.group,
-            &d.version,
-            &d.resource,
-            &d.kind,
-            d.namespaced,
-            ObjectShape::MetadataAndSpec,
-        )
-    })
+    watchable(d).then(|| target(d, ObjectShape::MetadataAndSpec))
 }
 
 /// What discovery selects: the workload ([`select_workload`]) and, when

@@ -8,18 +8,11 @@
 use std::time::Duration;
 
 use bindery_sink::{BindingSink, DesiredCombined, SinkConfig, SinkEvent, SinkEvents};
-use bindery_tests::control_plane::{self, eventually, res, resource};
+use bindery_tests::control_plane::{self, eventually, res};
+use bindery_tests::objects::status_collector;
 use bindery_tests::world::{SETTLE, World, stop};
 use kube::api::{Api, DynamicObject, Patch, PatchParams, PostParams};
 use serde_json::{Value, json};
-
-fn combined_statuses() -> kube::core::ApiResource {
-    resource(
-        "control.kubestellar.io/v1alpha1",
-        "CombinedStatus",
-        "combinedstatuses",
-    )
-}
 
 /// The CombinedStatus Bindery would write for ClusterRole `reader` (cluster-scoped, so
 /// in `kubestellar-report`) and policy `p`, with `count` as its one result.
@@ -89,8 +82,11 @@ async fn combined_statuses_are_created_restored_and_deleted_only_when_kubestella
     })
     .await
     .unwrap();
-    let api: Api<DynamicObject> =
-        Api::namespaced_with(w.wds.clone(), "kubestellar-report", &combined_statuses());
+    let api: Api<DynamicObject> = Api::namespaced_with(
+        w.wds.clone(),
+        "kubestellar-report",
+        &res::combined_statuses(),
+    );
 
     // Created, with the namespace KubeStellar's controller-manager would have made.
     sink.submit_combined(desired("1"));
@@ -180,21 +176,6 @@ async fn combined_statuses_are_created_restored_and_deleted_only_when_kubestella
     assert_eq!(drifts, Vec::<Value>::new());
 }
 
-/// A StatusCollector named `name` with `spec` (and `limit: 20`).
-fn collector(name: &str, mut spec: Value) -> Value {
-    spec["limit"] = json!(20);
-    json!({"apiVersion": "control.kubestellar.io/v1alpha1", "kind": "StatusCollector",
-           "metadata": {"name": name}, "spec": spec})
-}
-
-fn status_collectors() -> kube::core::ApiResource {
-    resource(
-        "control.kubestellar.io/v1alpha1",
-        "StatusCollector",
-        "statuscollectors",
-    )
-}
-
 /// A Deployment's status in a WEC with `available` of 1 replica available.
 fn deployment_status(available: i64) -> Value {
     json!({"observedGeneration": 1, "replicas": 1, "updatedReplicas": 1,
@@ -210,7 +191,7 @@ async fn expect_results(
     check: impl Fn(&serde_json::Map<String, Value>) -> bool,
 ) -> serde_json::Map<String, Value> {
     let api: Api<DynamicObject> =
-        Api::namespaced_with(w.wds.clone(), "nginx", &combined_statuses());
+        Api::namespaced_with(w.wds.clone(), "nginx", &res::combined_statuses());
     let found = eventually(what, SETTLE, || async {
         let Some(cs) = api.get_opt(name).await.map_err(|e| e.to_string())? else {
             return Err("no CombinedStatus".into());
@@ -274,19 +255,19 @@ async fn kubestellars_combined_status_cases_live() {
     let dep = w
         .deployment("nginx", "nginx", json!({"app.kubernetes.io/name": "nginx"}))
         .await;
-    let scs: Api<DynamicObject> = Api::all_with(w.wds.clone(), &status_collectors());
+    let scs: Api<DynamicObject> = Api::all_with(w.wds.clone(), &res::status_collectors());
     for sc in [
-        collector(
+        status_collector(
             "full-status",
             json!({"select": [{"name": "wecName", "def": "inventory.name"},
                               {"name": "status", "def": "returned.status"}]}),
         ),
-        collector(
+        status_collector(
             "sum",
             json!({"combinedFields": [{"name": "sum", "type": "SUM",
                                        "subject": "returned.status.availableReplicas"}]}),
         ),
-        collector(
+        status_collector(
             "zero",
             json!({"filter": "false",
                    "combinedFields": [{"name": "count", "type": "COUNT"},
@@ -295,12 +276,12 @@ async fn kubestellars_combined_status_cases_live() {
                                       {"name": "sum", "type": "SUM", "subject": "2"},
                                       {"name": "avg", "type": "AVG", "subject": "2"}]}),
         ),
-        collector(
+        status_collector(
             "replicas-ok",
             json!({"filter": "obj.spec.replicas == returned.status.availableReplicas",
                    "select": [{"name": "wecName", "def": "inventory.name"}]}),
         ),
-        collector(
+        status_collector(
             "bad",
             json!({"select": [{"name": "wec", "def": "inventory.name"}],
                    "groupBy": [{"name": "g", "def": "1"}]}),
@@ -424,7 +405,7 @@ async fn kubestellars_combined_status_cases_live() {
 
     // Deleted by someone: restored.
     let api: Api<DynamicObject> =
-        Api::namespaced_with(w.wds.clone(), "nginx", &combined_statuses());
+        Api::namespaced_with(w.wds.clone(), "nginx", &res::combined_statuses());
     api.delete(&name, &Default::default()).await.unwrap();
     expect_results(
         &w,
@@ -458,12 +439,7 @@ async fn kubestellars_combined_status_cases_live() {
         text.contains("\"binderyobjectcontents\""),
         "no content recorded"
     );
-    let out = std::process::Command::new(bindery_tests::bindery_bin())
-        .args(["replay", record_arg, "--dump-statuses", "-"])
-        .output()
-        .unwrap();
-    bindery_tests::assert_success(&out, "replay of the recording");
-    let replayed: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let replayed = bindery_tests::replayed_statuses(&record);
     let stored = serde_json::to_value(api.get(&name).await.unwrap()).unwrap();
     let replayed = replayed["combinedStatuses"]
         .as_array()

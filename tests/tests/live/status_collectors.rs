@@ -11,19 +11,10 @@ use serde_json::{Value, json};
 
 const CRD: &str = "statuscollectors.control.kubestellar.io";
 
-fn status_collectors() -> kube::api::ApiResource {
-    control_plane::resource(
-        "control.kubestellar.io/v1alpha1",
-        "StatusCollector",
-        "statuscollectors",
-    )
-}
-
 /// A valid StatusCollector `name`: the WECs' names.
 fn collector(name: &str) -> Value {
-    json!({"apiVersion": "control.kubestellar.io/v1alpha1", "kind": "StatusCollector",
-           "metadata": {"name": name},
-           "spec": {"select": [{"name": "wec", "def": "inventory.name"}], "limit": 20}})
+    let spec = json!({"select": [{"name": "wec", "def": "inventory.name"}], "limit": 20});
+    bindery_tests::objects::status_collector(name, spec)
 }
 
 /// A check of a policy status: its `StatusCollectorsAvailable` condition is `ok` with
@@ -82,7 +73,8 @@ async fn collectors_are_watched_once_their_crd_comes_and_the_condition_follows()
         .find(|c| c.metadata.name.as_deref() == Some(CRD))
         .unwrap();
     control_plane::install_crds(&w.wds, &[crd]).await.unwrap();
-    w.wds(&status_collectors(), collector("a")).await;
+    w.wds(&control_plane::res::status_collectors(), collector("a"))
+        .await;
     let (_, one) = w
         .settled_status(
             &bindery,
@@ -96,7 +88,8 @@ async fn collectors_are_watched_once_their_crd_comes_and_the_condition_follows()
     };
     assert_eq!(time(&one), time(&first), "still False: the same transition");
 
-    w.wds(&status_collectors(), collector("b")).await;
+    w.wds(&control_plane::res::status_collectors(), collector("b"))
+        .await;
     w.settled_status(
         &bindery,
         "nginx",
@@ -107,7 +100,8 @@ async fn collectors_are_watched_once_their_crd_comes_and_the_condition_follows()
     // An invalid collector counts as missing.
     let mut invalid = collector("b");
     invalid["spec"]["groupBy"] = json!([{"name": "g", "def": "1"}]);
-    w.wds(&status_collectors(), invalid).await;
+    w.wds(&control_plane::res::status_collectors(), invalid)
+        .await;
     w.settled_status(
         &bindery,
         "nginx",

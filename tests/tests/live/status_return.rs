@@ -244,12 +244,7 @@ async fn only_the_qualified_wec_counts_and_several_aggregate() {
         text.contains("\"binderystatuswrites\""),
         "no status write recorded"
     );
-    let out = std::process::Command::new(bindery_tests::bindery_bin())
-        .args(["replay", record_arg, "--dump-statuses", "-"])
-        .output()
-        .unwrap();
-    bindery_tests::assert_success(&out, "replay of the recording");
-    let replayed: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let replayed = bindery_tests::replayed_statuses(&record);
     let entry = &replayed["objectStatuses"][0];
     assert_eq!(entry["object"]["name"], "nginx-deployment", "{replayed}");
     assert_eq!(entry["label"], "multiwec", "{replayed}");
