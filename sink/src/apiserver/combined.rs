@@ -27,7 +27,7 @@ use tracing::{Span, debug, error, info, warn};
 use super::dispatch::{Key, Shared, State};
 use super::error::{describe, status_code};
 use super::observer::{WriteObject, WriteReport, WriteResult};
-use super::stored::{Fight, SinkEvent};
+use super::stored::{Fight, SinkEvent, record_newer};
 use super::writer::{Writer, is_not_leader};
 
 /// `control.kubestellar.io/v1alpha1`.
@@ -142,10 +142,6 @@ impl StoredCombined {
         };
         Some((combined_key(namespace, name), entry))
     }
-
-    fn older_than(&self, other: &StoredCombined) -> bool {
-        matches!((self.resource_version, other.resource_version), (Some(a), Some(b)) if a < b)
-    }
 }
 
 /// The sink's CombinedStatus state (part of the dispatcher's [`State`]).
@@ -178,18 +174,7 @@ impl CombinedState {
     /// Takes in what is stored under `key` (`None`: nothing) unless a newer version is
     /// known. Returns false when it kept the newer one.
     fn record(&mut self, key: &str, entry: Option<StoredCombined>) -> bool {
-        match entry {
-            Some(new) => {
-                if self.stored.get(key).is_some_and(|old| new.older_than(old)) {
-                    return false;
-                }
-                self.stored.insert(key.to_string(), new);
-            }
-            None => {
-                self.stored.remove(key);
-            }
-        }
-        true
+        record_newer(&mut self.stored, key, entry, |e| e.resource_version)
     }
 
     /// The stored CombinedStatuses, by key, each with whether it carries all five labels.

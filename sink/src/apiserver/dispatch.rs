@@ -187,18 +187,7 @@ impl State {
     /// Takes in what is stored under `name` (`None`: nothing), as a write answered or the
     /// watch told, unless a newer version is known: then returns false and keeps that.
     pub(crate) fn record(&mut self, name: &str, entry: Option<StoredEntry>) -> bool {
-        match entry {
-            Some(new) => {
-                if self.stored.get(name).is_some_and(|old| new.older_than(old)) {
-                    return false;
-                }
-                self.stored.insert(name.to_string(), new);
-            }
-            None => {
-                self.stored.remove(name);
-            }
-        }
-        true
+        super::stored::record_newer(&mut self.stored, name, entry, |e| e.resource_version)
     }
 
     /// After a failed write: Binding `name` may exist with any content.

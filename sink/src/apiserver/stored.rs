@@ -42,11 +42,32 @@ impl StoredEntry {
             seen: Instant::now(),
         }
     }
+}
 
-    /// True when `self` is known to be older than `other` (both have numeric versions).
-    pub(crate) fn older_than(&self, other: &StoredEntry) -> bool {
-        matches!((self.resource_version, other.resource_version), (Some(a), Some(b)) if a < b)
+/// Takes in what is stored under `key` (`None`: nothing), as a write answered or a watch
+/// told, unless `stored` holds a version known to be newer (both numeric `resourceVersion`s,
+/// `version` of an entry): then returns false and keeps that. The sink's views of the
+/// stored Bindings and CombinedStatuses both keep their entries so.
+pub(crate) fn record_newer<E>(
+    stored: &mut HashMap<String, E>,
+    key: &str,
+    entry: Option<E>,
+    version: impl Fn(&E) -> Option<u64>,
+) -> bool {
+    match entry {
+        Some(new) => {
+            let older =
+                |old: &E| matches!((version(&new), version(old)), (Some(a), Some(b)) if a < b);
+            if stored.get(key).is_some_and(older) {
+                return false;
+            }
+            stored.insert(key.to_string(), new);
+        }
+        None => {
+            stored.remove(key);
+        }
     }
+    true
 }
 
 fn numeric_rv(obj: &DynamicObject) -> Option<u64> {

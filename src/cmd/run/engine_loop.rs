@@ -139,10 +139,10 @@ pub(crate) struct EngineLoop<S: BindingWriter = SinkHandle> {
     status_dirty: BTreeSet<String>,
     /// Returned statuses changed and not yet handed to the sink, by object key: the
     /// latest, and when it is due.
-    reports_dirty: BTreeMap<String, (DesiredReport, Instant)>,
+    reports_dirty: Pending<DesiredReport>,
     /// CombinedStatuses changed and not yet handed to the sink, by `namespace/name`: the
     /// latest, and when it is due.
-    combined_dirty: BTreeMap<String, (DesiredCombined, Instant)>,
+    combined_dirty: Pending<DesiredCombined>,
     /// CombinedStatuses another writer changed, by `namespace/name`: when to hand the
     /// engine's over again.
     combined_drifted: BTreeMap<String, Instant>,
@@ -201,8 +201,8 @@ impl<S: BindingWriter> EngineLoop<S> {
             epoch_oldest: None,
             dirty: BTreeMap::new(),
             status_dirty: BTreeSet::new(),
-            reports_dirty: BTreeMap::new(),
-            combined_dirty: BTreeMap::new(),
+            reports_dirty: Pending::default(),
+            combined_dirty: Pending::default(),
             combined_drifted: BTreeMap::new(),
             combined_compared: false,
             collectors_dirty: BTreeMap::new(),
@@ -338,13 +338,17 @@ impl<S: BindingWriter> EngineLoop<S> {
         }
         let reports = self
             .reports_writable()
-            .then(|| self.reports_dirty.values().map(|(_, due)| *due).min())
+            .then(|| self.reports_dirty.next_due())
             .flatten();
         let combined = self
             .combined_writable()
             .then(|| {
-                let dirty = self.combined_dirty.values().map(|(_, due)| *due);
-                dirty.chain(self.combined_drifted.values().copied()).min()
+                let drifted = self.combined_drifted.values().copied();
+                self.combined_dirty
+                    .next_due()
+                    .into_iter()
+                    .chain(drifted)
+                    .min()
             })
             .flatten();
         self.dirty
@@ -398,13 +402,12 @@ impl<S: BindingWriter> EngineLoop<S> {
                 object,
                 report: Some(report),
             };
-            self.reports_dirty.insert(desired.key(), (desired, now.due));
+            self.reports_dirty.upsert(desired.key(), desired, now.due);
         }
         // Nor what it wrote into the CombinedStatuses and StatusCollectors.
         for combined in self.pipeline.engine().combined_statuses() {
             let desired = present_combined(&combined);
-            self.combined_dirty
-                .insert(desired.key(), (desired, now.due));
+            self.combined_dirty.upsert(desired.key(), desired, now.due);
         }
         self.combined_compared = false;
         self.collectors_dirty.extend(
@@ -594,11 +597,7 @@ impl<S: BindingWriter> EngineLoop<S> {
                 object: change.object,
                 report: change.report,
             };
-            let due = self
-                .reports_dirty
-                .get(&desired.key())
-                .map_or(write.due, |(_, due)| (*due).min(write.due));
-            self.reports_dirty.insert(desired.key(), (desired, due));
+            self.reports_dirty.upsert(desired.key(), desired, write.due);
         }
         if let Some(fetcher) = &self.content_requests {
             for (object, _) in out.content_requests {
@@ -613,11 +612,8 @@ impl<S: BindingWriter> EngineLoop<S> {
                     namespace: change.namespace,
                     name: change.name,
                 };
-                let due = self
-                    .combined_dirty
-                    .get(&desired.key())
-                    .map_or(write.due, |(_, due)| (*due).min(write.due));
-                self.combined_dirty.insert(desired.key(), (desired, due));
+                self.combined_dirty
+                    .upsert(desired.key(), desired, write.due);
             }
             for collector in &out.collectors {
                 self.collectors_dirty
@@ -711,19 +707,12 @@ impl<S: BindingWriter> EngineLoop<S> {
             }
         }
         if self.reports_writable() {
-            let due: Vec<String> = self
-                .reports_dirty
-                .iter()
-                .filter(|(_, (_, d))| all || *d <= now)
-                .map(|(key, _)| key.clone())
-                .collect();
+            let due = self.reports_dirty.take_due(now, all);
             if !due.is_empty() {
                 tracing::debug!(objects = due.len(), "handing over returned statuses");
             }
-            for key in due {
-                if let Some((desired, _)) = self.reports_dirty.remove(&key) {
-                    self.sink.submit_report(desired);
-                }
+            for desired in due {
+                self.sink.submit_report(desired);
             }
         }
         self.hand_over_combined(all, now);
@@ -784,13 +773,8 @@ impl<S: BindingWriter> EngineLoop<S> {
                 );
             }
             for key in orphans {
-                let (namespace, name) = key.split_once('/').unwrap_or(("", &key));
-                let desired = DesiredCombined {
-                    namespace: namespace.to_string(),
-                    name: name.to_string(),
-                    object: None,
-                };
-                self.combined_dirty.entry(key).or_insert((desired, now));
+                let desired = absent_combined(&key);
+                self.combined_dirty.upsert(key, desired, now);
             }
         }
         let drifted: Vec<String> = self
@@ -811,28 +795,61 @@ impl<S: BindingWriter> EngineLoop<S> {
                 .collect();
             for key in drifted {
                 self.combined_drifted.remove(&key);
-                let desired = current.remove(&key).unwrap_or_else(|| {
-                    let (namespace, name) = key.split_once('/').unwrap_or(("", &key));
-                    DesiredCombined {
-                        namespace: namespace.to_string(),
-                        name: name.to_string(),
-                        object: None,
-                    }
-                });
-                self.combined_dirty.insert(key, (desired, now));
+                let desired = current
+                    .remove(&key)
+                    .unwrap_or_else(|| absent_combined(&key));
+                self.combined_dirty.upsert(key, desired, now);
             }
         }
+        for desired in self.combined_dirty.take_due(now, all) {
+            self.sink.submit_combined(desired);
+        }
+    }
+}
+
+/// Writes of one kind waiting for their coalescing window, by key: the latest desired
+/// state, due at the earliest time any of the changes it carries was.
+struct Pending<T>(BTreeMap<String, (T, Instant)>);
+
+impl<T> Default for Pending<T> {
+    fn default() -> Self {
+        Pending(BTreeMap::new())
+    }
+}
+
+impl<T> Pending<T> {
+    /// `value` is now what `key` must be, due at `due` (or earlier, if it already was).
+    fn upsert(&mut self, key: String, value: T, due: Instant) {
+        let due = self.0.get(&key).map_or(due, |(_, d)| (*d).min(due));
+        self.0.insert(key, (value, due));
+    }
+
+    /// When the first entry is due.
+    fn next_due(&self) -> Option<Instant> {
+        self.0.values().map(|(_, due)| *due).min()
+    }
+
+    /// Takes the entries due at `now` (every entry if `all`), in key order.
+    fn take_due(&mut self, now: Instant, all: bool) -> Vec<T> {
         let due: Vec<String> = self
-            .combined_dirty
+            .0
             .iter()
             .filter(|(_, (_, d))| all || *d <= now)
             .map(|(key, _)| key.clone())
             .collect();
-        for key in due {
-            if let Some((desired, _)) = self.combined_dirty.remove(&key) {
-                self.sink.submit_combined(desired);
-            }
-        }
+        due.into_iter()
+            .filter_map(|key| self.0.remove(&key).map(|(value, _)| value))
+            .collect()
+    }
+}
+
+/// CombinedStatus `namespace/name` (`key`) must not exist.
+fn absent_combined(key: &str) -> DesiredCombined {
+    let (namespace, name) = key.split_once('/').unwrap_or(("", key));
+    DesiredCombined {
+        namespace: namespace.to_string(),
+        name: name.to_string(),
+        object: None,
     }
 }
 
