@@ -180,8 +180,8 @@ impl StatusController {
 
     /// Starts it on `w`'s servers for WDS `wds_name`, logging to `BENCH-WHO.log` in the
     /// temporary directory (outside the servers', which goes with them); Bindery serves
-    /// `/readyz` at `listen`. KubeStellar's runs with `--qps 50 --burst 100`, Bindery's
-    /// defaults.
+    /// `/readyz` at `listen` and logs at `info`. KubeStellar's runs with `--qps 50 --burst
+    /// 100`, Bindery's defaults.
     pub fn start(
         &self,
         bench: &str,
@@ -195,12 +195,19 @@ impl StatusController {
         };
         let log = log_path(bench, &format!("{who}.log"), self.name());
         match self {
-            StatusController::Bindery => BinderyRun::start(
-                &w.env.wds.kubeconfig,
-                &w.env.its.kubeconfig,
-                &log,
-                &["--listen", listen, "--wds-name", wds_name],
-            ),
+            // At `info`, as an operator runs it (the tests' `bindery=debug` logs every
+            // write, a cost KubeStellar's default verbosity does not pay).
+            StatusController::Bindery => {
+                let mut command = bindery_tests::bindery_command();
+                command
+                    .arg("run")
+                    .arg("--wds-kubeconfig")
+                    .arg(&w.env.wds.kubeconfig)
+                    .arg("--its-kubeconfig")
+                    .arg(&w.env.its.kubeconfig)
+                    .args(["--listen", listen, "--wds-name", wds_name]);
+                BinderyRun::start_command(command, &log)
+            }
             StatusController::KubeStellar(binary) => BinderyRun::start_command(
                 kubestellar_command(binary, &w.env, &["--wds-name", wds_name]),
                 &log,

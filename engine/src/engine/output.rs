@@ -53,6 +53,9 @@ pub struct BindingChange {
     pub workload_removed: Vec<WorkloadEntry>,
     /// The policy's problems after the epoch, when they changed.
     pub problems: Option<Vec<String>>,
+    /// Whether the Binding's owner (the policy's uid and generation, hence `exists` and
+    /// `generation`) changed in the epoch.
+    pub owner_changed: bool,
 }
 
 impl BindingChange {
@@ -243,6 +246,7 @@ impl Store {
             let added = diff > 0;
             match record {
                 OutputRecord::Owner { uid, generation } => {
+                    change.owner_changed = true;
                     if added {
                         state.owner = Some((uid, generation));
                     } else if state

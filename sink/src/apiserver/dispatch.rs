@@ -121,6 +121,11 @@ pub(crate) struct State {
     /// What this sink last wrote into each workload object (by `DesiredReport::key`),
     /// so an unchanged report is not written again. Forgotten on a leadership change.
     pub(crate) reports: HashMap<String, Report>,
+    /// Resources (`group/resource`) found without a `status` subresource: their
+    /// returned status goes straight to the main resource. A fact about the server,
+    /// kept across leadership changes; dropped when a write shows the resource has
+    /// gained the subresource.
+    pub(crate) status_in_main: HashSet<String>,
     /// The stored CombinedStatuses, what the sink wants of them, and the
     /// StatusCollector statuses it wrote.
     pub(crate) combined: CombinedState,

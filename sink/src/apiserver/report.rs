@@ -2,7 +2,9 @@
 //! status-return label by a JSON merge patch of `metadata.labels`, the status by a JSON
 //! patch replacing `.status` whole through the `status` subresource (without reading
 //! the object first), or of the main resource where the resource has no such
-//! subresource (a 404 there), as KubeStellar's fallback does.
+//! subresource (a 404 there), as KubeStellar's fallback does. The label is written only
+//! when it changes, and a resource found without the subresource is remembered, so a
+//! status change costs one request.
 
 use bindery_engine::WorkloadRef;
 use bindery_engine::reported::{Label, MULTI_WEC_LABEL, Report, SINGLETON_LABEL};
@@ -105,8 +107,15 @@ impl Writer {
             debug!(object = %key, "returned status unchanged: not written");
             return self.report_done(&key, WriteResult::Unchanged, None);
         }
+        // The label is written only when it changes: the status changes far more often.
+        let labelled = matches!(
+            (self.shared.lock().reports.get(&key), report),
+            (Some(Report::Status(_, was)), Report::Status(_, label)) if was == label
+        );
         let started = Instant::now();
-        let result = self.write_report(&desired.object, &key, report).await;
+        let result = self
+            .write_report(&desired.object, &key, report, labelled)
+            .await;
         let latency = Some(started.elapsed());
         let mut state = self.shared.lock();
         match result {
@@ -134,19 +143,22 @@ impl Writer {
         }
     }
 
-    /// The requests: a status with its label set first; a clear with the labels removed
-    /// after it (KubeStellar's order: a labelled object is one whose status Bindery
-    /// returned).
+    /// The requests: a status with its label set first (unless this sink `labelled` the
+    /// object so already); a clear with the labels removed after it (KubeStellar's order:
+    /// a labelled object is one whose status Bindery returned).
     async fn write_report(
         &self,
         object: &WorkloadRef,
         key: &str,
         report: &Report,
+        labelled: bool,
     ) -> Result<(), Stop> {
         let api = workload_api(self.client(), object);
         match report {
             Report::Status(status, label) => {
-                self.patch_labels(&api, object, key, Some(*label)).await?;
+                if !labelled {
+                    self.patch_labels(&api, object, key, Some(*label)).await?;
+                }
                 self.patch_status(&api, object, key, status).await
             }
             Report::Clear => {
@@ -183,21 +195,40 @@ impl Writer {
         let params = self.patch_params();
         let patch: Patch<Value> = Patch::Json(status_patch(status));
         let name = &object.name;
-        let written = match self
-            .write_request("patch status", key, || {
-                api.patch_status(name, &params, &patch)
+        let resource = format!("{}/{}", object.group, object.resource);
+        let patch_main = || {
+            self.write_request("patch status field", key, || {
+                api.patch(name, &params, &patch)
             })
-            .await
-        {
-            Ok(written) => written,
-            // No status subresource (or the object is gone: the next request says).
-            Err(e) if status_code(&e) == Some(404) => self
-                .write_request("patch status field", key, || {
-                    api.patch(name, &params, &patch)
+        };
+        let mut written = None;
+        if self.shared.lock().status_in_main.contains(&resource) {
+            let stored = patch_main().await.map_err(stop)?;
+            if stored.data.get("status") == Some(status) {
+                written = Some(stored);
+            } else {
+                // The server kept another status: the resource may have gained a status
+                // subresource since (the main resource's status is then not written).
+                self.shared.lock().status_in_main.remove(&resource);
+            }
+        }
+        let written = match written {
+            Some(written) => written,
+            None => match self
+                .write_request("patch status", key, || {
+                    api.patch_status(name, &params, &patch)
                 })
                 .await
-                .map_err(stop)?,
-            Err(e) => return Err(stop(e)),
+            {
+                Ok(written) => written,
+                // No status subresource (or the object is gone: the next request says).
+                Err(e) if status_code(&e) == Some(404) => {
+                    let written = patch_main().await.map_err(stop)?;
+                    self.shared.lock().status_in_main.insert(resource);
+                    written
+                }
+                Err(e) => return Err(stop(e)),
+            },
         };
         // The update the watch brings for this version is Bindery's own.
         if let Some(rv) = written.metadata.resource_version {

@@ -6,6 +6,11 @@
 //! WorkStatuses are watched and listed; CombinedStatuses once the stored ones are listed
 //! too, deleting those no (policy, object) has any more). It reaches the sink through
 //! [`BindingWriter`], so it is unit-tested without an API server.
+//!
+//! Once published, an epoch stays open for half the coalescing window after its first
+//! event ([`EngineLoop::linger`]), so a stream of single events (WorkStatus updates, the
+//! watch events of Bindery's own status writes) makes a few epochs a second, not one
+//! each; the window of what the epoch changed still runs from that first event.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
@@ -26,6 +31,9 @@ use crate::observe::progress::Progress;
 use crate::observe::server::{ExplainFailure, ExplainRequest};
 use crate::runtime::health::Health;
 use crate::runtime::policy_events::{EventSender, ProblemTracker};
+
+mod net_change;
+use net_change::NetChange;
 
 /// What the engine loop needs of the Binding sink.
 pub(crate) trait BindingWriter {
@@ -106,7 +114,7 @@ enum Wake {
 pub(super) const MAX_EVENTS_PER_WAKE: usize = 65_536;
 
 /// A Binding changed and not yet handed to the sink.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 struct PendingWrite {
     /// When it is due: a coalescing window after it first changed (or a drift's
     /// backoff and the window).
@@ -114,6 +122,21 @@ struct PendingWrite {
     /// When the oldest watch event behind its changes arrived (for
     /// `bindery_event_to_binding_seconds`).
     oldest_event: SystemTime,
+    /// Its changes since it was last handed over (`None`: handed over whatever they
+    /// are, as after a take-over, a drift or for an orphan). Changes that undo each
+    /// other leave nothing to hand over.
+    net: Option<NetChange>,
+}
+
+impl PendingWrite {
+    /// Due at `due`, for events since `oldest_event`, handed over whatever changed.
+    fn forced(due: Instant, oldest_event: SystemTime) -> Self {
+        PendingWrite {
+            due,
+            oldest_event,
+            net: None,
+        }
+    }
 }
 
 /// A watch event's arrival time (its `ts`, Unix ms).
@@ -132,6 +155,11 @@ pub(crate) struct EngineLoop<S: BindingWriter = SinkHandle> {
     health: Arc<Health>,
     /// When the open epoch's oldest event arrived.
     epoch_oldest: Option<SystemTime>,
+    /// When the open epoch took its first event (`None`: no epoch is open).
+    epoch_opened: Option<Instant>,
+    /// How long an epoch stays open after its first event once published: half the
+    /// coalescing window.
+    linger: Duration,
     /// Bindings changed and not yet handed to the sink.
     dirty: BTreeMap<String, PendingWrite>,
     /// Policies whose status must be handed to the sink again (write errors or missing
@@ -199,6 +227,8 @@ impl<S: BindingWriter> EngineLoop<S> {
             metrics,
             health,
             epoch_oldest: None,
+            epoch_opened: None,
+            linger: coalesce / 2,
             dirty: BTreeMap::new(),
             status_dirty: BTreeSet::new(),
             reports_dirty: Pending::default(),
@@ -294,7 +324,11 @@ impl<S: BindingWriter> EngineLoop<S> {
                     self.take_events(event, rx)?;
                 }
                 Wake::Event(None) => return Ok(()),
-                Wake::Explain(request) => self.explain(request),
+                Wake::Explain(request) => {
+                    // On every change taken so far.
+                    self.close_epoch();
+                    self.explain(request);
+                }
                 Wake::Sink(event) => self.sink_event(event)?,
                 Wake::Leading(Some(true)) => self.took_over(),
                 Wake::Leading(Some(false)) => {
@@ -303,7 +337,9 @@ impl<S: BindingWriter> EngineLoop<S> {
                 Wake::Leading(None) => self.leading_followed = false,
                 Wake::Timeout => {}
             }
-            self.close_epoch();
+            if self.epoch_due(Instant::now()) {
+                self.close_epoch();
+            }
             self.sync_report.check(
                 &self.pipeline,
                 std::time::Instant::now(),
@@ -331,10 +367,29 @@ impl<S: BindingWriter> EngineLoop<S> {
         Ok(taken)
     }
 
+    /// Whether the open epoch is to close now: before the first publish at once (the
+    /// initial lists come in large batches), then once it has lingered, or when it holds
+    /// a batch's worth of events.
+    fn epoch_due(&self, now: Instant) -> bool {
+        match self.epoch_opened {
+            None => false,
+            Some(opened) => {
+                !self.published
+                    || now >= opened + self.linger
+                    || self.pipeline.pending() >= MAX_EVENTS_PER_WAKE as u64
+            }
+        }
+    }
+
     fn next_deadline(&self) -> Instant {
         let poll = Instant::now() + Duration::from_secs(1);
+        // (Before the first publish an epoch closes at once, when every watch has synced.)
+        let epoch = self
+            .epoch_opened
+            .filter(|_| self.published)
+            .map(|opened| opened + self.linger);
         if !self.is_leading() {
-            return poll;
+            return epoch.map_or(poll, |e| e.min(poll));
         }
         let reports = self
             .reports_writable()
@@ -356,6 +411,7 @@ impl<S: BindingWriter> EngineLoop<S> {
             .map(|w| w.due)
             .chain(reports)
             .chain(combined)
+            .chain(epoch)
             .min()
             .map_or(poll, |d| d.min(poll))
     }
@@ -387,14 +443,11 @@ impl<S: BindingWriter> EngineLoop<S> {
             tracing::info!("leading: the first Bindings are written once every watch has synced");
             return;
         }
-        let now = PendingWrite {
-            due: Instant::now(),
-            oldest_event: SystemTime::now(),
-        };
+        let now = PendingWrite::forced(Instant::now(), SystemTime::now());
         let names = self.binding_names();
         let n = names.len();
         for name in names {
-            self.dirty.entry(name).or_insert(now);
+            self.force(name, &now);
         }
         // What the previous leader wrote into the objects is not known: write again.
         for (object, report) in self.pipeline.engine().reports() {
@@ -417,7 +470,7 @@ impl<S: BindingWriter> EngineLoop<S> {
                 .iter()
                 .map(|c| (c.name.clone(), desired_collector(c))),
         );
-        let orphans = self.mark_orphans(now);
+        let orphans = self.mark_orphans(&now);
         tracing::info!(
             bindings = n,
             orphans,
@@ -433,7 +486,7 @@ impl<S: BindingWriter> EngineLoop<S> {
 
     /// Marks the stored managed Bindings that no policy has for deletion; logs the
     /// unmanaged ones left alone. Returns how many are marked.
-    fn mark_orphans(&mut self, write: PendingWrite) -> usize {
+    fn mark_orphans(&mut self, write: &PendingWrite) -> usize {
         let current = self.binding_names();
         // Only Bindings a BindingPolicy controls are Bindery's to delete; the others
         // (written by hand or by another controller) are left alone.
@@ -453,19 +506,29 @@ impl<S: BindingWriter> EngineLoop<S> {
         }
         let n = orphans.len();
         for (name, _) in orphans {
-            self.dirty.entry(name).or_insert(write);
+            self.force(name, write);
         }
         n
+    }
+
+    /// Marks Binding `name` to be handed over (by `write`'s window, if not marked
+    /// already) whatever its changes net to.
+    fn force(&mut self, name: String, write: &PendingWrite) {
+        self.dirty
+            .entry(name)
+            .and_modify(|w| w.net = None)
+            .or_insert_with(|| PendingWrite::forced(write.due, write.oldest_event));
     }
 
     /// Marks a Binding another writer changed to be written again (after the fight
     /// backoff, if any, and the coalescing window).
     fn restore(&mut self, drift: Drift) {
         let due = Instant::now() + drift.delay + self.coalesce;
-        let write = self.dirty.entry(drift.name).or_insert(PendingWrite {
-            due,
-            oldest_event: SystemTime::now(),
-        });
+        let write = self
+            .dirty
+            .entry(drift.name)
+            .or_insert_with(|| PendingWrite::forced(due, SystemTime::now()));
+        write.net = None;
         write.due = write.due.max(due);
     }
 
@@ -555,6 +618,7 @@ impl<S: BindingWriter> EngineLoop<S> {
         }
         let at = received_at(&event);
         self.epoch_oldest = Some(self.epoch_oldest.map_or(at, |t| t.min(at)));
+        self.epoch_opened.get_or_insert_with(Instant::now);
         self.note_deletion(&event);
         let event_type = event.event_type;
         if let Err(e) = self.pipeline.push(event) {
@@ -567,23 +631,36 @@ impl<S: BindingWriter> EngineLoop<S> {
     /// Closes the open epoch once every watch has synced (once: a relist since holds
     /// back only its own objects), marking the changed Bindings.
     fn close_epoch(&mut self) {
-        if !self.pipeline.publishable() || self.pipeline.pending() == 0 {
+        if !self.pipeline.publishable() {
+            return;
+        }
+        if self.pipeline.pending() == 0 {
+            self.epoch_opened = None;
             return;
         }
         let started = std::time::Instant::now();
         let out = self.pipeline.close_epoch();
+        let opened = self.epoch_opened.take().unwrap_or_else(Instant::now);
         let oldest = self.epoch_oldest.take().unwrap_or_else(SystemTime::now);
         let lag = oldest.elapsed().unwrap_or_default();
         let engine = self.pipeline.engine();
         self.metrics
             .epoch(&out, started.elapsed(), lag, &engine.sizes());
+        // The window runs from the epoch's first event.
         let write = PendingWrite {
-            due: Instant::now() + self.coalesce,
+            due: opened + self.coalesce,
             oldest_event: oldest,
+            net: Some(NetChange::default()),
         };
         for change in &out.changes {
-            let pending = self.dirty.entry(change.binding.clone()).or_insert(write);
+            let pending = self
+                .dirty
+                .entry(change.binding.clone())
+                .or_insert_with(|| write.clone());
             pending.oldest_event = pending.oldest_event.min(oldest);
+            if let Some(net) = &mut pending.net {
+                net.add(change);
+            }
         }
         // A policy whose missing StatusCollectors changed gets its status written again
         // (with its Binding's write, when that is pending).
@@ -628,7 +705,7 @@ impl<S: BindingWriter> EngineLoop<S> {
             }
             let bindings = self.pipeline.engine().bindings().len();
             if self.is_leading() {
-                let orphans = self.mark_orphans(write);
+                let orphans = self.mark_orphans(&write);
                 tracing::info!(
                     bindings,
                     orphans,
@@ -683,6 +760,10 @@ impl<S: BindingWriter> EngineLoop<S> {
             let Some(write) = self.dirty.remove(&name) else {
                 continue;
             };
+            if write.net.as_ref().is_some_and(NetChange::is_empty) {
+                // As handed over last: nothing to render.
+                continue;
+            }
             let engine = self.pipeline.engine();
             let desired = match engine.binding(&name) {
                 Some(binding) => DesiredBinding::present(&binding),

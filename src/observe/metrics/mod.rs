@@ -452,6 +452,7 @@ mod tests {
             workload_added: vec![],
             workload_removed: vec![],
             problems: None,
+            owner_changed: true,
         };
         let out = EpochOutput {
             epoch: 1,

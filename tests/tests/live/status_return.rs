@@ -344,3 +344,144 @@ async fn the_its_down_keeps_the_returned_status() {
     .await;
     stop(&mut bindery);
 }
+
+/// Bindery's PATCH requests to Widget `w1` so far, from the WDS's audit log (Bindery
+/// runs as the chart's ServiceAccount, whose requests are audited): `(subresource,
+/// response code)` of each, in order.
+fn widget_patches(w: &World) -> Vec<(String, i64)> {
+    let audit = std::fs::read_to_string(w.env.wds.audit_log()).unwrap();
+    audit
+        .lines()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .filter(|e| {
+            e["user"]["username"] == bindery_tests::envtest::AUDITED_USER
+                && e["stage"] == "ResponseComplete"
+                && e["verb"] == "patch"
+                && e["objectRef"]["resource"] == "widgets"
+        })
+        .map(|e| {
+            let sub = e["objectRef"]["subresource"].as_str().unwrap_or("");
+            (
+                sub.to_string(),
+                e["responseStatus"]["code"].as_i64().unwrap_or(0),
+            )
+        })
+        .collect()
+}
+
+/// Widget `ns/w1`'s `.status` in the WDS, once it is `want`.
+async fn expect_widget_status(w: &World, bindery: &BinderyRun, want: &Value, what: &str) {
+    let found = eventually(what, SETTLE, || async {
+        let o = control_plane::get(&w.wds, &res::widgets(), Some("ns"), "w1")
+            .await
+            .map_err(|e| e.to_string())?
+            .ok_or("no Widget")?;
+        Ok((o.data.get("status") == Some(want)).then_some(()))
+    })
+    .await;
+    match found {
+        Ok(()) => w.step(what),
+        Err(e) => fail(bindery, &format!("{what}: {e:#}")),
+    }
+}
+
+/// A resource without a status subresource (a CRD's, as KubeStellar's fallback covers):
+/// the first write finds that out, the later ones patch the main resource at once, one
+/// request per status change (the label is written once). When the CRD gains the
+/// subresource, the status goes through it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_status_subresource_a_change_costs_one_request() {
+    let w = World::start().await;
+    w.three_wecs().await;
+    control_plane::install_crds(&w.wds, &[bindery_tests::objects::widget_crd()])
+        .await
+        .unwrap();
+    w.namespace("ns", json!({})).await;
+    w.wds(
+        &res::widgets(),
+        bindery_tests::objects::widget("ns", "w1", json!({"app": "w"})),
+    )
+    .await;
+    w.policy(
+        "widgets",
+        json!([{"matchLabels": {"name": "cluster1"}}]),
+        json!([{"resources": ["widgets"], "objectSelectors": [{"matchLabels": {"app": "w"}}],
+                "wantSingletonReportedState": true}]),
+    )
+    .await;
+    // As the chart's ServiceAccount, whose requests the WDS audits.
+    bindery_tests::chart::create_wds_rbac(&w.wds, "bindery-system")
+        .await
+        .unwrap();
+    let kubeconfig = w
+        .wds_kubeconfig_as("bindery-system", "bindery", "bindery-sa.kubeconfig")
+        .await;
+    let mut bindery = w.bindery_as(
+        &kubeconfig,
+        "bindery.log",
+        &["--coalesce-ms", "50", "--wds-name", "wds1"],
+    );
+    let source = json!({"group": "example.com", "version": "v1", "resource": "widgets",
+                        "kind": "Widget", "namespace": "ns", "name": "w1"});
+    let ws = "u1-examplecomv1-widget-ns-w1";
+    w.work_status("cluster1", ws, "wds1", source.clone(), json!({"x": 1}))
+        .await;
+    expect_widget_status(&w, &bindery, &json!({"x": 1}), "the first status returned").await;
+    for x in [2, 3] {
+        control_plane::work_status_status(&w.its, "cluster1", ws, &json!({"x": x}))
+            .await
+            .unwrap();
+        expect_widget_status(&w, &bindery, &json!({"x": x}), "a change returned").await;
+    }
+    let main = |sub: &str, code| (sub.to_string(), code);
+    assert_eq!(
+        widget_patches(&w),
+        [
+            main("", 200),       // the label
+            main("status", 404), // no subresource
+            main("", 200),       // x: 1
+            main("", 200),       // x: 2
+            main("", 200),       // x: 3
+        ],
+        "one request per status change once the subresource is known to be missing"
+    );
+
+    // The CRD gains the status subresource: a main-resource patch no longer writes the
+    // status, and Bindery goes through the subresource.
+    let crds: Api<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition> =
+        Api::all(w.wds.clone());
+    let patch = json!({"spec": {"versions": [{
+        "name": "v1", "served": true, "storage": true,
+        "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}},
+        "subresources": {"status": {}}}]}});
+    crds.patch(
+        "widgets.example.com",
+        &PatchParams::default(),
+        &Patch::Merge(&patch),
+    )
+    .await
+    .unwrap();
+    // The API server serves the subresource shortly after the update.
+    eventually("the Widget status subresource", SETTLE, || async {
+        let api: Api<DynamicObject> = Api::namespaced_with(w.wds.clone(), "ns", &res::widgets());
+        Ok(api.get_status("w1").await.ok().map(drop))
+    })
+    .await
+    .unwrap();
+    control_plane::work_status_status(&w.its, "cluster1", ws, &json!({"x": 4}))
+        .await
+        .unwrap();
+    expect_widget_status(
+        &w,
+        &bindery,
+        &json!({"x": 4}),
+        "returned through the new subresource",
+    )
+    .await;
+    assert_eq!(
+        widget_patches(&w)[5..],
+        [main("", 200), main("status", 200)],
+        "the main resource kept the old status: the subresource was used"
+    );
+    stop(&mut bindery);
+}

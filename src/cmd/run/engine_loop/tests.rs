@@ -653,3 +653,84 @@ async fn a_change_of_missing_collectors_writes_the_status_again() {
         assert_eq!(sink.take(), Vec::from_iter(c));
     }
 }
+
+#[tokio::test(start_paused = true)]
+async fn an_epoch_lingers_half_a_window_and_its_window_runs_from_its_first_event() {
+    let sink = FakeSink::new(true);
+    let mut lp = published(&sink).await;
+    assert!(!lp.epoch_due(Instant::now()), "no epoch is open");
+    lp.push(event(
+        configmaps(),
+        EventType::Modified,
+        Some(configmap("a", "6")),
+    ))
+    .unwrap();
+    assert!(!lp.epoch_due(Instant::now()), "it has just opened");
+    tokio::time::advance(WINDOW / 2).await;
+    assert!(lp.epoch_due(Instant::now()), "it has lingered");
+    turn(&mut lp);
+    assert_eq!(sink.take(), [], "the window has not passed");
+    tokio::time::advance(WINDOW / 2).await;
+    turn(&mut lp);
+    assert_eq!(
+        sink.take(),
+        [binding("p", &["c1"]), ok_status("p")],
+        "the window ran from the event, not from the epoch's close"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn changes_undone_within_the_window_hand_nothing_over() {
+    let sink = FakeSink::new(true);
+    let mut lp = published(&sink).await;
+    // The object moves to 6 and back to 5 in two epochs (as Bindery's own status write
+    // and its answer do): the Binding is as handed over.
+    for rv in ["6", "5"] {
+        lp.push(event(
+            configmaps(),
+            EventType::Modified,
+            Some(configmap("a", rv)),
+        ))
+        .unwrap();
+        turn(&mut lp);
+    }
+    tokio::time::advance(WINDOW).await;
+    turn(&mut lp);
+    assert_eq!(sink.take(), [], "nothing changed in the end");
+    // Moved on: handed over.
+    for rv in ["6", "7"] {
+        lp.push(event(
+            configmaps(),
+            EventType::Modified,
+            Some(configmap("a", rv)),
+        ))
+        .unwrap();
+        turn(&mut lp);
+    }
+    tokio::time::advance(WINDOW).await;
+    turn(&mut lp);
+    assert_eq!(sink.take(), [binding("p", &["c1"]), ok_status("p")]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn on_taking_over_even_a_netted_binding_is_handed_over() {
+    let sink = FakeSink::new(true);
+    let mut lp = published(&sink).await;
+    sink.leading.send_replace(false);
+    for rv in ["6", "5"] {
+        lp.push(event(
+            configmaps(),
+            EventType::Modified,
+            Some(configmap("a", rv)),
+        ))
+        .unwrap();
+        turn(&mut lp);
+    }
+    // What the other leader wrote meanwhile is not known: compared again.
+    sink.leading.send_replace(true);
+    lp.took_over();
+    tokio::time::advance(WINDOW).await;
+    turn(&mut lp);
+    let handed = sink.take();
+    assert!(handed.contains(&binding("p", &["c1"])), "{handed:?}");
+}
