@@ -102,6 +102,23 @@ fn owned_part(obj: &Value) -> Value {
     })
 }
 
+/// [`owned_part`] of a stored CombinedStatus, from its typed metadata (serializing the
+/// whole object, its `managedFields` included, cost more than the rest of a write).
+fn stored_owned_part(obj: &DynamicObject) -> Value {
+    let meta = &obj.metadata;
+    let labels = meta.labels.as_ref().map_or_else(|| json!({}), |l| json!(l));
+    let owners = meta
+        .owner_references
+        .as_ref()
+        .and_then(|o| serde_json::to_value(o).ok())
+        .unwrap_or_else(|| json!([]));
+    let results = match obj.data.get("results") {
+        None | Some(Value::Null) => json!([]),
+        Some(results) => results.clone(),
+    };
+    json!({"labels": labels, "ownerReferences": owners, "results": results})
+}
+
 /// Whether `labels` holds all five of KubeStellar's CombinedStatus labels: only such a
 /// CombinedStatus is Bindery's to delete.
 fn is_kubestellars(labels: &Value) -> bool {
@@ -112,7 +129,7 @@ fn is_kubestellars(labels: &Value) -> bool {
 #[derive(Clone, Debug)]
 pub(crate) struct StoredCombined {
     /// [`owned_part`] of it, or `None` when unknown (after a failed write).
-    owned: Option<Value>,
+    owned: Option<Arc<Value>>,
     /// Its label keys (a patch removes those Bindery does not want).
     label_keys: Vec<String>,
     /// It carries all five labels.
@@ -127,8 +144,7 @@ impl StoredCombined {
     fn from_object(obj: &DynamicObject) -> Option<(String, StoredCombined)> {
         let namespace = obj.metadata.namespace.as_deref()?;
         let name = obj.metadata.name.as_deref()?;
-        let value = serde_json::to_value(obj).ok()?;
-        let owned = owned_part(&value);
+        let owned = stored_owned_part(obj);
         let labels = &owned["labels"];
         let entry = StoredCombined {
             label_keys: labels
@@ -136,7 +152,7 @@ impl StoredCombined {
                 .map(|m| m.keys().cloned().collect())
                 .unwrap_or_default(),
             managed: is_kubestellars(labels),
-            owned: Some(owned),
+            owned: Some(Arc::new(owned)),
             resource_version: obj.metadata.resource_version.as_deref()?.parse().ok(),
             seen: Instant::now(),
         };
@@ -150,7 +166,7 @@ pub(crate) struct CombinedState {
     /// The stored CombinedStatuses carrying the `binding-policy` label, by key.
     stored: HashMap<String, StoredCombined>,
     /// What the sink last set out to store per key (`None`: nothing).
-    wanted: HashMap<String, Option<Value>>,
+    wanted: HashMap<String, Option<Arc<Value>>>,
     /// The watch has listed them once.
     pub(crate) synced: bool,
     /// CombinedStatuses another writer keeps changing.
@@ -374,7 +390,7 @@ impl Writer {
     /// Writes `desired` unless the stored CombinedStatus already is so.
     pub(crate) async fn apply_combined(&self, desired: &DesiredCombined) {
         let key = desired.key();
-        let want = desired.object.as_ref().map(owned_part);
+        let want = desired.object.as_ref().map(|o| Arc::new(owned_part(o)));
         let stored = {
             let mut state = self.shared.lock();
             let c = &mut state.combined;
@@ -650,6 +666,23 @@ mod tests {
         let mut listed = empty.clone();
         listed["results"] = json!([]);
         assert_eq!(owned_part(&empty), owned_part(&listed));
+    }
+
+    #[test]
+    fn the_stored_owned_part_is_the_owned_part_of_the_whole_object() {
+        let mut stored = desired();
+        stored["metadata"]["managedFields"] = json!([{"manager": "m", "operation": "Update"}]);
+        stored["metadata"]["ownerReferences"][0]["controller"] = json!(true);
+        let mut bare = json!({"apiVersion": "control.kubestellar.io/v1alpha1",
+                              "kind": "CombinedStatus", "metadata": {"name": "n", "namespace": "ns"}});
+        for object in [stored, bare.clone(), {
+            bare["results"] = Value::Null;
+            bare
+        }] {
+            let typed: DynamicObject = serde_json::from_value(object.clone()).unwrap();
+            let whole = serde_json::to_value(&typed).unwrap();
+            assert_eq!(stored_owned_part(&typed), owned_part(&whole), "{object}");
+        }
     }
 
     #[test]
