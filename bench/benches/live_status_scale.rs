@@ -681,24 +681,31 @@ fn print(sizes: Sizes, controllers: &[StatusController], all: &[Results], kubest
         rule.push_str(" --- |");
     }
     if all.len() == 2 {
+        // Above 1: Bindery took less (for a rate: Bindery / KubeStellar, above 1: more).
         header.push_str(" KubeStellar / Bindery |");
         rule.push_str(" --- |");
     }
     println!("{header}\n{rule}");
+    // `higher`: a rate, better higher (its ratio the other way round).
+    let row_of =
+        |what: &str, f: &dyn Fn(&Results) -> f64, show: &dyn Fn(f64) -> String, higher: bool| {
+            let mut line = format!("| {what} |");
+            for r in all {
+                line.push_str(&format!(" {} |", show(f(r))));
+            }
+            if let [a, b] = all {
+                let (a, b) = if higher { (f(b), f(a)) } else { (f(a), f(b)) };
+                line.push_str(&format!(" {:.1}× |", b / a));
+            }
+            println!("{line}");
+        };
     let row = |what: &str, f: &dyn Fn(&Results) -> f64, show: &dyn Fn(f64) -> String| {
-        let mut line = format!("| {what} |");
-        for r in all {
-            line.push_str(&format!(" {} |", show(f(r))));
-        }
-        if let [a, b] = all {
-            line.push_str(&format!(" {:.1}× |", f(b) / f(a)));
-        }
-        println!("{line}");
+        row_of(what, f, show, false)
     };
+    let rate = &|v: f64| format!("{v:.0}/s");
     let s = &|v: f64| fmt::seconds(v);
     let cpu = &|v: f64| format!("{v:.2} s");
     let ms = &|v: f64| format!("{:.3} ms", v * 1e3);
-    let rate = &|v: f64| format!("{v:.0}/s");
     let mib = &|v: f64| format!("{v:.0} MiB");
     let q = |l: &[f64], p: f64| stats::quantile(l, p);
     let n_ws = returned + 2 * collected;
@@ -775,10 +782,11 @@ fn print(sizes: Sizes, controllers: &[StatusController], all: &[Results], kubest
             &|r| burst(r, b).shown,
             s,
         );
-        row(
+        row_of(
             "burst: WorkStatus events/s absorbed",
             &|r| burst(r, b).events as f64 / burst(r, b).shown,
             rate,
+            true,
         );
         row("burst: CPU", &|r| burst(r, b).usage.cpu, cpu);
         row(

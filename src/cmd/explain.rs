@@ -3,7 +3,7 @@
 //! on it, why a BindingPolicy binds what it binds: overall, for one WEC, and/or for
 //! one workload object.
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use bindery_engine::{ObjectKey, Query};
 
 use crate::input::loader;
@@ -35,6 +35,10 @@ pub struct Args {
     /// A WEC (cluster id, the ManagedCluster's name).
     #[arg(long, value_name = "C")]
     cluster: Option<String>,
+    /// With --log: explain the state at T (RFC 3339, or Unix ms): the log up to its
+    /// first event later than T.
+    #[arg(long, value_name = "T", requires = "log", value_parser = crate::cmd::log_time::parse)]
+    at: Option<i64>,
     /// Output format: `text` (default) or `json`.
     #[arg(short = 'o', long, value_enum, default_value_t = OutputFormat::Text)]
     output: OutputFormat,
@@ -48,6 +52,7 @@ impl Args {
             policy: self.policy,
             object: self.object,
             cluster: self.cluster,
+            at: self.at,
             output: self.output,
         })
     }
@@ -71,6 +76,8 @@ pub struct ExplainOptions {
     pub object: Option<String>,
     /// Cluster id of a WEC.
     pub cluster: Option<String>,
+    /// With a log source: the state at this time (Unix ms), not at the log's end.
+    pub at: Option<i64>,
     /// Output format.
     pub output: OutputFormat,
 }
@@ -79,14 +86,26 @@ pub struct ExplainOptions {
 /// naming what is malformed or was not found.
 pub fn explain(opts: &ExplainOptions) -> Result<String> {
     let object: Option<ObjectKey> = opts.object.as_deref().map(str::parse).transpose()?;
-    let oracle = loader::load(&opts.source)?.into_oracle();
-    let explanation = oracle
+    let (loaded, on) = match (&opts.source, opts.at) {
+        (StateSource::Log(log), Some(at)) => (
+            loader::load_log_until(log, Some(at))?,
+            format!(
+                "{} at {}",
+                opts.source.describe(),
+                crate::cmd::log_time::display(at)
+            ),
+        ),
+        (StateSource::Live(_), Some(_)) => bail!("--at applies to a watch log: add --log"),
+        (source, None) => (loader::load(source)?, source.describe()),
+    };
+    let explanation = loaded
+        .into_oracle()
         .explain(&Query {
             policy: opts.policy.clone(),
             object,
             cluster: opts.cluster.clone(),
         })
-        .with_context(|| format!("explaining on {}", opts.source.describe()))?;
+        .with_context(|| format!("explaining on {on}"))?;
     Ok(match opts.output {
         OutputFormat::Text => explanation.to_text(),
         OutputFormat::Json => {

@@ -36,6 +36,10 @@ pub struct Args {
     /// Print each epoch's Binding changes as JSON lines on stdout.
     #[arg(long)]
     emit_deltas: bool,
+    /// Stop before the log's first event later than T (RFC 3339, or Unix ms): the
+    /// Bindings and statuses as they were at T.
+    #[arg(long, value_name = "T", value_parser = crate::cmd::log_time::parse)]
+    until: Option<i64>,
     /// Events within this many milliseconds of an epoch's first event share its epoch.
     #[arg(long, default_value_t = 0, value_name = "MS", value_parser = clap::value_parser!(i64).range(0..))]
     window_ms: i64,
@@ -72,6 +76,7 @@ impl Args {
             dump_statuses: self.dump_statuses,
             emit_deltas: self.emit_deltas,
             window_ms: self.window_ms,
+            until: self.until,
             with_policy: self.with_policy,
             speed: self.speed,
             topology: self.topology.topology()?,
@@ -130,6 +135,8 @@ pub struct ReplayOptions {
     /// Events whose timestamps lie within this many ms of an epoch's first event share
     /// the epoch (0: events with the same timestamp).
     pub window_ms: i64,
+    /// Stop before the first event later than this (Unix ms): the state at that time.
+    pub until: Option<i64>,
     /// Dry-run: a BindingPolicy file (one object, YAML or JSON) applied as an added or
     /// edited policy after the log, in one more epoch; its Binding is printed on stdout
     /// and its problems on stderr.
@@ -307,6 +314,16 @@ pub fn replay(opts: &ReplayOptions) -> Result<ReplaySummary> {
     let mut last_ts = 0;
     while let Some(line) = reader.next() {
         let line = line?;
+        if let Some(until) = opts.until
+            && line.event.ts > until
+        {
+            tracing::info!(
+                until = %crate::cmd::log_time::display(until),
+                line = line.line,
+                "stopped before the first event after --until"
+            );
+            break;
+        }
         last_ts = line.event.ts;
         if r.epoch_ends_before(line.event.ts, opts.window_ms) {
             r.close_epoch()?;

@@ -57,7 +57,8 @@ pub struct Args {
     /// Record every watch event to this watch log (`.jsonl`, or `.jsonl.zst`).
     #[arg(long, value_name = "LOG", env = "BINDERY_RECORD")]
     record: Option<PathBuf>,
-    /// Changes to one Binding within this window are written once (at most a day).
+    /// Changes to one Binding within this window are written once (at most a day); an
+    /// epoch stays open for half of it after its first event.
     #[arg(long, default_value_t = 250, value_name = "MS", value_parser = clap::value_parser!(u64).range(..=MAX_COALESCE_MS), env = "BINDERY_COALESCE_MS")]
     coalesce_ms: u64,
     /// Binding and status writes in flight at once.

@@ -255,6 +255,12 @@ impl<T: Target> Loader<T> {
 /// judged by [`View::judge`]. Fails on the first malformed line, naming the file and
 /// line.
 pub fn load_log(log: &Path) -> Result<OracleLoader> {
+    load_log_until(log, None)
+}
+
+/// [`load_log`] up to the log's first event later than `until` (Unix ms; `None`: to
+/// its end): the state at that time.
+pub fn load_log_until(log: &Path, until: Option<i64>) -> Result<OracleLoader> {
     let mut reader = LogReader::open(log)?;
     let name = reader.name().to_string();
     let mut loader = OracleLoader::default();
@@ -262,6 +268,9 @@ pub fn load_log(log: &Path) -> Result<OracleLoader> {
     let mut events = 0u64;
     while let Some(line) = reader.next() {
         let line = line?;
+        if until.is_some_and(|t| line.event.ts > t) {
+            break;
+        }
         let number = line.line;
         loader
             .push(line.event)

@@ -193,6 +193,17 @@ impl World {
         path
     }
 
+    /// Creates the WDS RBAC the Helm chart renders (namespace `bindery-system`) and
+    /// returns a kubeconfig of its ServiceAccount `bindery`, whose requests the WDS
+    /// audits ([`crate::envtest::AUDITED_USER`]) and limits as any non-admin's.
+    pub async fn chart_service_account(&self) -> PathBuf {
+        crate::chart::create_wds_rbac(&self.wds, "bindery-system")
+            .await
+            .unwrap_or_else(|e| panic!("the chart's WDS RBAC: {e:#}"));
+        self.wds_kubeconfig_as("bindery-system", "bindery", "bindery-sa.kubeconfig")
+            .await
+    }
+
     /// Applies WEC `name` in `location-group: GROUP` to the ITS.
     pub async fn wec(&self, name: &str, group: &str) {
         apply(

@@ -450,3 +450,46 @@ fn explains_where_an_objects_status_comes_from() {
     );
     assert!(text.contains("carries a status-return label"), "{text}");
 }
+
+#[test]
+fn explain_at_a_time_explains_the_state_then() {
+    let dir = tempfile::tempdir().unwrap();
+    let before = nginx_before_relabel(dir.path());
+    let text = std::fs::read_to_string(nginx_log()).unwrap();
+    let ts: Vec<i64> = text
+        .lines()
+        .skip(1)
+        .map(|l| {
+            serde_json::from_str::<Value>(l).unwrap()["ts"]
+                .as_i64()
+                .unwrap()
+        })
+        .collect();
+    let (last, before_last) = (ts[ts.len() - 1], ts[ts.len() - 2]);
+    assert!(before_last < last, "the relabel has a time of its own");
+    let rfc3339 = jiff::Timestamp::from_millisecond(before_last)
+        .unwrap()
+        .to_string();
+    for format in ["text", "json"] {
+        let query = ["--policy", "nginx", "--cluster", "cluster3", "-o", format];
+        let then = explain_ok(&before, &query);
+        for at in [before_last.to_string(), rfc3339.clone()] {
+            let mut args = vec!["--at", at.as_str()];
+            args.extend_from_slice(&query);
+            assert_eq!(explain_ok(&nginx_log(), &args), then, "--at {at}");
+        }
+        let mut args = vec!["--at".to_string(), last.to_string()];
+        args.extend(query.iter().map(|s| s.to_string()));
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        assert_eq!(
+            explain_ok(&nginx_log(), &args),
+            explain_ok(&nginx_log(), &query),
+            "at the last event's time: the end"
+        );
+    }
+    // Live servers have no past.
+    let out = run_bindery(&["explain", "--policy", "nginx", "--at", "0"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--log"), "{err}");
+}

@@ -636,3 +636,65 @@ fn own_status_writes_keep_the_entries_resource_version() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("bad.jsonl:"), "{stderr}");
 }
+
+/// The `ts` of every event line of `text` (a watch log), in order.
+fn timestamps(text: &str) -> Vec<i64> {
+    text.lines()
+        .skip(1)
+        .map(|l| {
+            serde_json::from_str::<Value>(l).unwrap()["ts"]
+                .as_i64()
+                .unwrap()
+        })
+        .collect()
+}
+
+#[test]
+fn until_gives_the_bindings_as_they_were_then() {
+    let log = workspace_root().join("examples/churn.jsonl");
+    let text = std::fs::read_to_string(&log).unwrap();
+    let ts = timestamps(&text);
+    assert!(ts.is_sorted(), "the example's events are in time order");
+    let lines: Vec<&str> = text.lines().collect();
+    let dir = tempfile::tempdir().unwrap();
+    let end = dump(&log);
+    let mut changed = 0;
+    for quarter in 1..=3 {
+        // A cut between two timestamps and one on an event's own timestamp.
+        let at = ts[ts.len() * quarter / 4];
+        for until in [at, at - 1] {
+            let kept = ts.iter().filter(|&&t| t <= until).count();
+            let cut = dir.path().join(format!("cut-{until}.jsonl"));
+            std::fs::write(&cut, lines[..=kept].join("\n") + "\n").unwrap();
+            let out = replay(
+                &log,
+                &["--until", &until.to_string(), "--dump-bindings", "-"],
+            );
+            assert_success(&out, "replay --until");
+            let then: Value = serde_json::from_slice(&out.stdout).unwrap();
+            assert_eq!(
+                then,
+                dump(&cut),
+                "--until {until} is the log cut after line {kept}"
+            );
+            changed += usize::from(then != end);
+        }
+    }
+    assert!(
+        changed > 0,
+        "the Bindings at some cut differ from the end's"
+    );
+
+    // The same moment in RFC 3339.
+    let at = ts[ts.len() / 2];
+    let rfc3339 = jiff::Timestamp::from_millisecond(at).unwrap().to_string();
+    let by_ms = replay(&log, &["--until", &at.to_string(), "--dump-bindings", "-"]);
+    let by_time = replay(&log, &["--until", &rfc3339, "--dump-bindings", "-"]);
+    assert_success(&by_time, "replay --until RFC3339");
+    assert_eq!(by_ms.stdout, by_time.stdout);
+
+    let out = replay(&log, &["--until", "noon", "--dump-bindings", "-"]);
+    assert!(!out.status.success());
+    let err = bindery_tests::stderr(&out);
+    assert!(err.contains("\"noon\" is not a time"), "{err}");
+}

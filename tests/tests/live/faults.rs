@@ -270,12 +270,7 @@ async fn a_throttled_wds_answering_429() {
     w.namespace("app", json!({})).await;
     // Bindery as the ServiceAccount of the chart's WDS RBAC: not in `system:masters`, so
     // the API server's request limits apply to it.
-    bindery_tests::chart::create_wds_rbac(&w.wds, "bindery-system")
-        .await
-        .unwrap();
-    let kubeconfig = w
-        .wds_kubeconfig_as("bindery-system", "bindery", "bindery-sa.kubeconfig")
-        .await;
+    let kubeconfig = w.chart_service_account().await;
     // Policy p-NN selects the ConfigMaps of group gNN: keep-NN, always, and the ConfigMaps
     // moving between groups that are there at the time.
     let group = |i: usize| format!("g{:02}", i % POLICIES);

@@ -410,12 +410,7 @@ async fn without_a_status_subresource_a_change_costs_one_request() {
     )
     .await;
     // As the chart's ServiceAccount, whose requests the WDS audits.
-    bindery_tests::chart::create_wds_rbac(&w.wds, "bindery-system")
-        .await
-        .unwrap();
-    let kubeconfig = w
-        .wds_kubeconfig_as("bindery-system", "bindery", "bindery-sa.kubeconfig")
-        .await;
+    let kubeconfig = w.chart_service_account().await;
     let mut bindery = w.bindery_as(
         &kubeconfig,
         "bindery.log",

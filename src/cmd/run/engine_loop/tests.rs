@@ -679,34 +679,31 @@ async fn an_epoch_lingers_half_a_window_and_its_window_runs_from_its_first_event
     );
 }
 
+/// ConfigMap `a` updated to each of `versions`, an epoch each.
+fn move_configmap(lp: &mut EngineLoop<Arc<FakeSink>>, versions: &[&str]) {
+    for rv in versions {
+        lp.push(event(
+            configmaps(),
+            EventType::Modified,
+            Some(configmap("a", rv)),
+        ))
+        .unwrap();
+        turn(lp);
+    }
+}
+
 #[tokio::test(start_paused = true)]
 async fn changes_undone_within_the_window_hand_nothing_over() {
     let sink = FakeSink::new(true);
     let mut lp = published(&sink).await;
     // The object moves to 6 and back to 5 in two epochs (as Bindery's own status write
     // and its answer do): the Binding is as handed over.
-    for rv in ["6", "5"] {
-        lp.push(event(
-            configmaps(),
-            EventType::Modified,
-            Some(configmap("a", rv)),
-        ))
-        .unwrap();
-        turn(&mut lp);
-    }
+    move_configmap(&mut lp, &["6", "5"]);
     tokio::time::advance(WINDOW).await;
     turn(&mut lp);
     assert_eq!(sink.take(), [], "nothing changed in the end");
     // Moved on: handed over.
-    for rv in ["6", "7"] {
-        lp.push(event(
-            configmaps(),
-            EventType::Modified,
-            Some(configmap("a", rv)),
-        ))
-        .unwrap();
-        turn(&mut lp);
-    }
+    move_configmap(&mut lp, &["6", "7"]);
     tokio::time::advance(WINDOW).await;
     turn(&mut lp);
     assert_eq!(sink.take(), [binding("p", &["c1"]), ok_status("p")]);
@@ -717,15 +714,7 @@ async fn on_taking_over_even_a_netted_binding_is_handed_over() {
     let sink = FakeSink::new(true);
     let mut lp = published(&sink).await;
     sink.leading.send_replace(false);
-    for rv in ["6", "5"] {
-        lp.push(event(
-            configmaps(),
-            EventType::Modified,
-            Some(configmap("a", rv)),
-        ))
-        .unwrap();
-        turn(&mut lp);
-    }
+    move_configmap(&mut lp, &["6", "5"]);
     // What the other leader wrote meanwhile is not known: compared again.
     sink.leading.send_replace(true);
     lp.took_over();
