@@ -8,9 +8,10 @@
 //! [`BindingWriter`], so it is unit-tested without an API server.
 //!
 //! Once published, an epoch stays open for half the coalescing window after its first
-//! event ([`EngineLoop::linger`]), so a stream of single events (WorkStatus updates, the
+//! event (`linger`), so a stream of single events (WorkStatus updates, the
 //! watch events of Bindery's own status writes) makes a few epochs a second, not one
-//! each; the window of what the epoch changed still runs from that first event.
+//! each; the window of what the epoch changed still runs from that first event, and a
+//! write falling due closes the open epoch first.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
@@ -368,8 +369,9 @@ impl<S: BindingWriter> EngineLoop<S> {
     }
 
     /// Whether the open epoch is to close now: before the first publish at once (the
-    /// initial lists come in large batches), then once it has lingered, or when it holds
-    /// a batch's worth of events.
+    /// initial lists come in large batches), then once it has lingered, when it holds a
+    /// batch's worth of events, or when a write is due (so what it holds still joins
+    /// the writes of its window).
     fn epoch_due(&self, now: Instant) -> bool {
         match self.epoch_opened {
             None => false,
@@ -377,10 +379,13 @@ impl<S: BindingWriter> EngineLoop<S> {
                 !self.published
                     || now >= opened + self.linger
                     || self.pipeline.pending() >= MAX_EVENTS_PER_WAKE as u64
+                    || self.next_write_due().is_some_and(|due| due <= now)
             }
         }
     }
 
+    /// When the loop must wake next: the next write due, the open epoch's linger, or in
+    /// a second (the heartbeat).
     fn next_deadline(&self) -> Instant {
         let poll = Instant::now() + Duration::from_secs(1);
         // (Before the first publish an epoch closes at once, when every watch has synced.)
@@ -388,8 +393,17 @@ impl<S: BindingWriter> EngineLoop<S> {
             .epoch_opened
             .filter(|_| self.published)
             .map(|opened| opened + self.linger);
+        [epoch, self.next_write_due()]
+            .into_iter()
+            .flatten()
+            .min()
+            .map_or(poll, |d| d.min(poll))
+    }
+
+    /// When the next write is due, if any (none while not leading).
+    fn next_write_due(&self) -> Option<Instant> {
         if !self.is_leading() {
-            return epoch.map_or(poll, |e| e.min(poll));
+            return None;
         }
         let reports = self
             .reports_writable()
@@ -411,9 +425,7 @@ impl<S: BindingWriter> EngineLoop<S> {
             .map(|w| w.due)
             .chain(reports)
             .chain(combined)
-            .chain(epoch)
             .min()
-            .map_or(poll, |d| d.min(poll))
     }
 
     /// Whether CombinedStatuses are handed over: as returned statuses are, once the

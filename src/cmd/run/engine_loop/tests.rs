@@ -723,3 +723,26 @@ async fn on_taking_over_even_a_netted_binding_is_handed_over() {
     let handed = sink.take();
     assert!(handed.contains(&binding("p", &["c1"])), "{handed:?}");
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_write_due_closes_the_open_epoch_first() {
+    let sink = FakeSink::new(true);
+    let mut lp = published(&sink).await;
+    move_configmap(&mut lp, &["6"]);
+    tokio::time::advance(WINDOW * 3 / 4).await;
+    lp.push(event(
+        configmaps(),
+        EventType::Modified,
+        Some(configmap("a", "7")),
+    ))
+    .unwrap();
+    assert!(
+        !lp.epoch_due(Instant::now()),
+        "the new epoch has not lingered"
+    );
+    tokio::time::advance(WINDOW / 4).await;
+    assert!(
+        lp.epoch_due(Instant::now()),
+        "the first change's write is due: the later one joins it"
+    );
+}
