@@ -4,7 +4,7 @@
 use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
-use crate::cmd::{crds, dry_run, explain, generate, replay, run};
+use crate::cmd::{crds, dry_run, explain, generate, history, replay, run};
 
 /// Bindery: an incremental engine for KubeStellar Bindings.
 #[derive(Parser, Debug)]
@@ -51,6 +51,10 @@ enum Command {
     /// the current state of a live WDS and ITS (--wds-kubeconfig, --its-kubeconfig, ...).
     /// Nothing is written to any server or file.
     DryRun(dry_run::Args),
+    /// Each change of the Bindings over a watch log, in time order, with its epoch and
+    /// the events that caused it (their log lines and what they changed); filtered by
+    /// --binding, --object, --cluster, --since and --until.
+    History(history::Args),
 }
 
 impl Cli {
@@ -79,6 +83,7 @@ impl Cli {
             Command::Replay(args) => replay::execute(args),
             Command::Explain(args) => explain::execute(args),
             Command::DryRun(args) => dry_run::execute(args),
+            Command::History(args) => history::execute(args),
         }
     }
 }

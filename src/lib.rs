@@ -2,7 +2,8 @@
 //! sinks together, shared by the commands and by the integration tests.
 //!
 //! - `cmd`: one module per subcommand (`run`, `replay`, `explain`, `dry-run`,
-//!   `generate`).
+//!   `generate`, `history`).
+//! - `history`: each Binding change with the watch events that caused it.
 //! - `input`: what feeds the engine: the pipeline, the state sources and loaders,
 //!   live snapshots, the timely topology.
 //! - `runtime`: what a controller process needs: clients, leader election, shutdown,
@@ -14,6 +15,7 @@
 mod cli;
 mod cmd;
 mod files;
+mod history;
 mod input;
 mod observe;
 mod runtime;

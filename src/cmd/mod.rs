@@ -5,6 +5,7 @@ pub mod crds;
 pub mod dry_run;
 pub mod explain;
 pub mod generate;
+pub mod history;
 pub mod log_time;
 pub mod replay;
 pub mod run;

@@ -1,5 +1,5 @@
 //! The `bindery` binary on recorded watch logs, no API server: `replay` (the acceptance
-//! logs, deltas, log errors), `explain` and `dry-run`, bad input, several timely workers
+//! logs, deltas, log errors), `explain`, `dry-run` and `history`, bad input, several timely workers
 //! and processes, and the README's commands as written.
 //!
 //! One test binary, one module a former test file. No test here needs a process of its
@@ -10,6 +10,7 @@
 mod bad_input;
 mod dry_run;
 mod explain;
+mod history;
 mod log_end;
 mod readme_walkthrough;
 mod replay;

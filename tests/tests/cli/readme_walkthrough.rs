@@ -130,6 +130,15 @@ fn the_readme_commands_do_what_it_says() {
     let parse = |s: &str| serde_json::from_str::<Value>(s).unwrap();
     assert_eq!(parse(&stdout), parse(&expected.unwrap()));
 
+    // History: cluster3 joined because it was relabelled; the README shows the answer.
+    let (stdout, _) = run(&find("history --log examples/nginx.jsonl"));
+    assert!(stdout.contains("location-group: core → edge"), "{stdout}");
+    let readme = std::fs::read_to_string(workspace_root().join("README.md")).unwrap();
+    assert!(
+        readme.contains(&stdout),
+        "the README shows the history's answer as it is:\n{stdout}"
+    );
+
     // Explain: the Deployment goes to cluster3, which joined the edge group.
     let (stdout, _) = run(&find("explain --log examples/nginx.jsonl"));
     assert!(stdout.contains("cluster3"), "{stdout}");

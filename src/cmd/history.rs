@@ -1,0 +1,118 @@
+//! `bindery history`: each change of the Bindings over a watch log, in time order, with
+//! the events that caused it ([`crate::history`]).
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::rc::Rc;
+
+use anyhow::{Context, Result};
+use bindery_engine::ObjectKey;
+use bindery_ingest::LogReader;
+
+use crate::cmd::explain::OutputFormat;
+use crate::history::{Attributor, Change, Filter, to_text};
+use crate::input::pipeline::Pipeline;
+use crate::observe::progress::Progress;
+
+/// The flags of `bindery history`.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// The watch log (`.jsonl` or `.jsonl.zst`).
+    #[arg(long, value_name = "LOG")]
+    log: PathBuf,
+    /// Only this Binding's changes.
+    #[arg(long, value_name = "P")]
+    binding: Option<String>,
+    /// Only changes that move this object: its entries, and the destinations of the
+    /// Bindings listing it (GROUP/RESOURCE/[NAMESPACE/]NAME).
+    #[arg(long, value_name = "GROUP/RESOURCE/[NAMESPACE/]NAME")]
+    object: Option<String>,
+    /// Only changes that involve this WEC: it as a destination, and the entries of the
+    /// Bindings that have it.
+    #[arg(long, value_name = "C")]
+    cluster: Option<String>,
+    /// Only changes at or after T (RFC 3339, or Unix ms).
+    #[arg(long, value_name = "T", value_parser = crate::cmd::log_time::parse)]
+    since: Option<i64>,
+    /// Read the log only up to its first event later than T (RFC 3339, or Unix ms).
+    #[arg(long, value_name = "T", value_parser = crate::cmd::log_time::parse)]
+    until: Option<i64>,
+    /// Output format: `text` (default) or `json`.
+    #[arg(short = 'o', long, value_enum, default_value_t = OutputFormat::Text)]
+    output: OutputFormat,
+}
+
+/// `bindery history`: prints the changes on stdout.
+pub fn execute(args: Args) -> Result<()> {
+    let object: Option<ObjectKey> = args.object.as_deref().map(str::parse).transpose()?;
+    let filter = Filter {
+        binding: args.binding,
+        object,
+        cluster: args.cluster,
+        since: args.since,
+    };
+    let changes = history(&args.log, &filter, args.until)?;
+    let text = match args.output {
+        OutputFormat::Text => to_text(&changes),
+        OutputFormat::Json => {
+            let mut json = serde_json::to_string_pretty(&changes)?;
+            json.push('\n');
+            json
+        }
+    };
+    crate::cmd::stdout::print(&text)?;
+    Ok(())
+}
+
+/// The changes of `log` (up to `until`) that `filter` asks for, in time order. One pass;
+/// epochs as `bindery replay` makes them (the events of one timestamp).
+pub fn history(log: &std::path::Path, filter: &Filter, until: Option<i64>) -> Result<Vec<Change>> {
+    let mut reader = LogReader::open(log)?;
+    let name = reader.name().to_string();
+    let mut progress = Progress::new(&format!("reading {name}"), reader.total_bytes());
+    let mut pipeline = Pipeline::new();
+    let mut attributor = Attributor::default();
+    let mut changes = Vec::new();
+    let (mut epoch_start, mut last_ts) = (None, 0);
+    let close = |pipeline: &mut Pipeline, attributor: &mut Attributor, ts: i64| {
+        let out = pipeline.close_epoch();
+        let engine = pipeline.engine();
+        let mut rendered: HashMap<String, Option<Rc<bindery_engine::Binding>>> = HashMap::new();
+        let mut binding = |name: &str| {
+            rendered
+                .entry(name.to_string())
+                .or_insert_with(|| engine.binding(name).map(Rc::new))
+                .clone()
+        };
+        attributor.close(out.epoch, ts, &out.changes, filter, &mut binding)
+    };
+    let mut events = 0u64;
+    while let Some(line) = reader.next() {
+        let line = line?;
+        let ts = line.event.ts;
+        if until.is_some_and(|t| ts > t) {
+            break;
+        }
+        if epoch_start.is_some_and(|start| ts > start)
+            && pipeline.publishable()
+            && pipeline.pending() > 0
+        {
+            changes.extend(close(&mut pipeline, &mut attributor, last_ts));
+            epoch_start = None;
+        }
+        epoch_start.get_or_insert(ts);
+        last_ts = ts;
+        attributor.read(line.line, &line.event);
+        pipeline
+            .push(line.event)
+            .with_context(|| format!("{name}:{}", line.line))?;
+        events += 1;
+        progress.update(reader.bytes_read(), || format!("{events} events"));
+    }
+    progress.finish();
+    pipeline.view().judge(&name)?;
+    if pipeline.pending() > 0 {
+        changes.extend(close(&mut pipeline, &mut attributor, last_ts));
+    }
+    Ok(changes)
+}
