@@ -4,6 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
+use bindery_tests::watch_log::{self, CONFIGMAPS, POLICIES, WECS, event};
 use bindery_tests::{run_bindery, stdout_ok, workspace_root};
 use serde_json::{Value, json};
 
@@ -131,20 +132,6 @@ fn relist_log(dir: &Path) -> PathBuf {
                "metadata": {"name": name, "namespace": "ns", "uid": format!("u-{name}"),
                             "resourceVersion": rv, "labels": {"app": app}}})
     };
-    let ev = |ts: i64,
-              space: &str,
-              group: &str,
-              version: &str,
-              resource: &str,
-              ty: &str,
-              object: Option<Value>| {
-        let mut e = json!({"ts": ts, "space": space, "group": group, "version": version,
-                           "resource": resource, "type": ty});
-        if let Some(o) = object {
-            e["object"] = o;
-        }
-        e.to_string()
-    };
     let wec = json!({"apiVersion": "cluster.open-cluster-management.io/v1", "kind": "ManagedCluster",
                      "metadata": {"name": "c1", "uid": "mc-c1", "resourceVersion": "1", "labels": {"env": "edge"}}});
     let policy = json!({"apiVersion": "control.kubestellar.io/v1alpha1", "kind": "BindingPolicy",
@@ -152,62 +139,20 @@ fn relist_log(dir: &Path) -> PathBuf {
                         "spec": {"clusterSelectors": [{"matchLabels": {"env": "edge"}}],
                                  "downsync": [{"resources": ["configmaps"],
                                                "objectSelectors": [{"matchLabels": {"app": "a"}}]}]}});
-    let (mc, bp) = (
-        (
-            "its",
-            "cluster.open-cluster-management.io",
-            "v1",
-            "managedclusters",
-        ),
-        (
-            "wds",
-            "control.kubestellar.io",
-            "v1alpha1",
-            "bindingpolicies",
-        ),
-    );
-    let cms = ("wds", "", "v1", "configmaps");
-    let lines = [
-        r#"{"watchLog": 1}"#.to_string(),
-        ev(1, mc.0, mc.1, mc.2, mc.3, "ADDED", Some(wec)),
-        ev(1, mc.0, mc.1, mc.2, mc.3, "SYNCED", None),
-        ev(1, bp.0, bp.1, bp.2, bp.3, "ADDED", Some(policy)),
-        ev(1, bp.0, bp.1, bp.2, bp.3, "SYNCED", None),
-        ev(
-            1,
-            cms.0,
-            cms.1,
-            cms.2,
-            cms.3,
-            "ADDED",
-            Some(cm("x", "10", "a")),
-        ),
-        ev(
-            1,
-            cms.0,
-            cms.1,
-            cms.2,
-            cms.3,
-            "ADDED",
-            Some(cm("y", "11", "a")),
-        ),
-        ev(1, cms.0, cms.1, cms.2, cms.3, "SYNCED", None),
-        // The relist: x relabelled (leaves), y not listed (deleted meanwhile).
-        ev(5, cms.0, cms.1, cms.2, cms.3, "RESET", None),
-        ev(
-            6,
-            cms.0,
-            cms.1,
-            cms.2,
-            cms.3,
-            "ADDED",
-            Some(cm("x", "20", "b")),
-        ),
-        ev(7, cms.0, cms.1, cms.2, cms.3, "SYNCED", None),
+    let events = [
+        event(1, WECS, "ADDED", Some(wec)),
+        event(1, WECS, "SYNCED", None),
+        event(1, POLICIES, "ADDED", Some(policy)),
+        event(1, POLICIES, "SYNCED", None),
+        event(1, CONFIGMAPS, "ADDED", Some(cm("x", "10", "a"))),
+        event(1, CONFIGMAPS, "ADDED", Some(cm("y", "11", "a"))),
+        event(1, CONFIGMAPS, "SYNCED", None),
+        // The relist: x relabelled (it leaves), y not listed (deleted meanwhile).
+        event(5, CONFIGMAPS, "RESET", None),
+        event(6, CONFIGMAPS, "ADDED", Some(cm("x", "20", "b"))),
+        event(7, CONFIGMAPS, "SYNCED", None),
     ];
-    let path = dir.join("relist.jsonl");
-    std::fs::write(&path, lines.join("\n") + "\n").unwrap();
-    path
+    watch_log::write(dir, "relist.jsonl", &events)
 }
 
 #[test]
