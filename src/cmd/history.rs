@@ -2,6 +2,7 @@
 //! the events that caused it ([`crate::history`]).
 
 use std::collections::HashMap;
+use std::io::{BufWriter, Write};
 use std::path::PathBuf;
 use std::rc::Rc;
 
@@ -42,7 +43,8 @@ pub struct Args {
     output: OutputFormat,
 }
 
-/// `bindery history`: prints the changes on stdout.
+/// `bindery history`: prints the changes on stdout as each epoch gives them (text, or
+/// a JSON array written element by element), so memory does not grow with the answer.
 pub fn execute(args: Args) -> Result<()> {
     let object: Option<ObjectKey> = args.object.as_deref().map(str::parse).transpose()?;
     let filter = Filter {
@@ -51,28 +53,45 @@ pub fn execute(args: Args) -> Result<()> {
         cluster: args.cluster,
         since: args.since,
     };
-    let changes = history(&args.log, &filter, args.until)?;
-    let text = match args.output {
-        OutputFormat::Text => to_text(&changes),
-        OutputFormat::Json => {
-            let mut json = serde_json::to_string_pretty(&changes)?;
-            json.push('\n');
-            json
+    let mut out = BufWriter::new(crate::cmd::stdout::stdout());
+    let json = args.output == OutputFormat::Json;
+    let mut written = 0u64;
+    if json {
+        out.write_all(b"[")?;
+    }
+    history(&args.log, &filter, args.until, &mut |changes| {
+        if json {
+            for change in changes {
+                out.write_all(if written == 0 { b"\n" } else { b",\n" })?;
+                serde_json::to_writer_pretty(&mut out, change)?;
+                written += 1;
+            }
+        } else {
+            out.write_all(to_text(changes).as_bytes())?;
         }
-    };
-    crate::cmd::stdout::print(&text)?;
+        Ok(())
+    })?;
+    if json {
+        out.write_all(if written == 0 { b"]\n" } else { b"\n]\n" })?;
+    }
+    out.flush().context("writing the history")?;
     Ok(())
 }
 
-/// The changes of `log` (up to `until`) that `filter` asks for, in time order. One pass;
-/// epochs as `bindery replay` makes them (the events of one timestamp).
-pub fn history(log: &std::path::Path, filter: &Filter, until: Option<i64>) -> Result<Vec<Change>> {
+/// Hands the changes of `log` (up to `until`) that `filter` asks for to `emit`, epoch
+/// by epoch, in time order. One pass; epochs as `bindery replay` makes them (the events
+/// of one timestamp).
+pub fn history(
+    log: &std::path::Path,
+    filter: &Filter,
+    until: Option<i64>,
+    emit: &mut dyn FnMut(&[Change]) -> Result<()>,
+) -> Result<()> {
     let mut reader = LogReader::open(log)?;
     let name = reader.name().to_string();
     let mut progress = Progress::new(&format!("reading {name}"), reader.total_bytes());
     let mut pipeline = Pipeline::new();
     let mut attributor = Attributor::default();
-    let mut changes = Vec::new();
     let (mut epoch_start, mut last_ts) = (None, 0);
     let close = |pipeline: &mut Pipeline, attributor: &mut Attributor, ts: i64| {
         let out = pipeline.close_epoch();
@@ -97,7 +116,7 @@ pub fn history(log: &std::path::Path, filter: &Filter, until: Option<i64>) -> Re
             && pipeline.publishable()
             && pipeline.pending() > 0
         {
-            changes.extend(close(&mut pipeline, &mut attributor, last_ts));
+            emit(&close(&mut pipeline, &mut attributor, last_ts))?;
             epoch_start = None;
         }
         epoch_start.get_or_insert(ts);
@@ -112,7 +131,7 @@ pub fn history(log: &std::path::Path, filter: &Filter, until: Option<i64>) -> Re
     progress.finish();
     pipeline.view().judge(&name)?;
     if pipeline.pending() > 0 {
-        changes.extend(close(&mut pipeline, &mut attributor, last_ts));
+        emit(&close(&mut pipeline, &mut attributor, last_ts))?;
     }
-    Ok(changes)
+    Ok(())
 }

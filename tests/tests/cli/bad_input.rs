@@ -47,6 +47,8 @@ fn printing_commands() -> Vec<Vec<String>> {
         vec!["replay", &log, "--emit-deltas"],
         vec!["replay", &log, "--with-policy", &edited],
         vec!["dry-run", "--log", &log, "--policy-file", &edited],
+        vec!["history", "--log", &log],
+        vec!["history", "--log", &log, "-o", "json"],
         vec![
             "dry-run",
             "--log",
