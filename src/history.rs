@@ -18,13 +18,13 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::rc::Rc;
 
 use bindery_engine::{Binding, BindingChange, ObjectKey, WorkloadEntry};
-use bindery_ingest::{EventType, ResourceRef, WatchEvent};
+use bindery_ingest::feed::{INVENTORY_GROUP, INVENTORY_RESOURCE, POLICY_GROUP, POLICY_RESOURCE};
+use bindery_ingest::{EventType, Meta, ResourceRef, WatchEvent};
 use serde::Serialize;
-use serde_json::Value;
 
 /// The resource of ManagedClusters (the WECs), of BindingPolicies and of Namespaces.
-const WECS: (&str, &str) = ("cluster.open-cluster-management.io", "managedclusters");
-const POLICIES: (&str, &str) = ("control.kubestellar.io", "bindingpolicies");
+const WECS: (&str, &str) = (INVENTORY_GROUP, INVENTORY_RESOURCE);
+const POLICIES: (&str, &str) = (POLICY_GROUP, POLICY_RESOURCE);
 const NAMESPACES: (&str, &str) = ("", "namespaces");
 
 /// What a history query asks for (every part optional).
@@ -45,28 +45,21 @@ pub struct Filter {
 /// One entity of the log: `(group, resource, namespace, name)`.
 type Entity = (String, String, String, String);
 
-/// The metadata of an entity that a cause's diff shows.
+/// What a cause's diff shows of an entity, as the feed reads its metadata (an empty
+/// `resourceVersion` and a generation of 0 are absent).
 #[derive(Clone, Debug, Default, PartialEq)]
-struct Meta {
+struct Seen {
     labels: BTreeMap<String, String>,
     resource_version: Option<String>,
     generation: Option<i64>,
 }
 
-impl Meta {
-    fn of(object: &Value) -> Meta {
-        let meta = &object["metadata"];
-        Meta {
-            labels: meta["labels"]
-                .as_object()
-                .map(|m| {
-                    m.iter()
-                        .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
-                        .collect()
-                })
-                .unwrap_or_default(),
-            resource_version: meta["resourceVersion"].as_str().map(str::to_string),
-            generation: meta["generation"].as_i64(),
+impl Seen {
+    fn of(meta: Meta) -> Seen {
+        Seen {
+            labels: meta.labels,
+            resource_version: Some(meta.resource_version).filter(|rv| !rv.is_empty()),
+            generation: Some(meta.generation).filter(|&g| g != 0),
         }
     }
 }
@@ -159,7 +152,7 @@ struct Read {
 #[derive(Default)]
 pub struct Attributor {
     /// Each entity as its latest event showed it (the `old` side of a diff).
-    last: HashMap<Entity, Meta>,
+    last: HashMap<Entity, Seen>,
     /// The events of the open epoch.
     epoch: Vec<Read>,
     /// Resources that have synced and not relisted since.
@@ -215,19 +208,23 @@ impl Attributor {
             }
             _ => {}
         }
-        let Some(object) = &event.object else {
+        // Malformed metadata: the pipeline refuses the event, naming its line.
+        let Some(meta) = event
+            .object
+            .as_ref()
+            .and_then(|o| Meta::read(&event.resource, o).ok())
+        else {
             return;
         };
-        let meta = &object["metadata"];
-        cause.namespace = meta["namespace"].as_str().unwrap_or_default().to_string();
-        cause.name = meta["name"].as_str().unwrap_or_default().to_string();
+        cause.namespace = meta.namespace.clone();
+        cause.name = meta.name.clone();
         let entity = (
             group.clone(),
             resource.clone(),
             cause.namespace.clone(),
             cause.name.clone(),
         );
-        let new = (event.event_type != EventType::Deleted).then(|| Meta::of(object));
+        let new = (event.event_type != EventType::Deleted).then(|| Seen::of(meta));
         let old = match &new {
             Some(m) => self.last.insert(entity.clone(), m.clone()),
             None => self.last.remove(&entity),
@@ -436,8 +433,8 @@ fn object_name((group, resource, namespace, name): &Entity) -> String {
 }
 
 /// Fills `cause`'s diff from `old` to `new` (`None`: absent).
-fn diff_into(cause: &mut Cause, old: Option<&Meta>, new: Option<&Meta>) {
-    let empty = Meta::default();
+fn diff_into(cause: &mut Cause, old: Option<&Seen>, new: Option<&Seen>) {
+    let empty = Seen::default();
     let (o, n) = (old.unwrap_or(&empty), new.unwrap_or(&empty));
     for key in o.labels.keys().chain(n.labels.keys()) {
         let (a, b) = (o.labels.get(key), n.labels.get(key));

@@ -422,19 +422,30 @@ fn workload_ref(resource: &ResourceRef, namespace: &str, name: &str) -> Workload
     }
 }
 
-/// The metadata fields the engine reads.
-struct Meta {
-    name: String,
-    namespace: String,
-    uid: String,
-    resource_version: String,
-    generation: i64,
-    labels: LabelMap,
-    deleting: bool,
+/// The metadata fields the engine reads (a missing string empty, a missing generation
+/// 0).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Meta {
+    /// `metadata.name`.
+    pub name: String,
+    /// `metadata.namespace` (empty: cluster-scoped).
+    pub namespace: String,
+    /// `metadata.uid`.
+    pub uid: String,
+    /// `metadata.resourceVersion`.
+    pub resource_version: String,
+    /// `metadata.generation`.
+    pub generation: i64,
+    /// `metadata.labels`.
+    pub labels: LabelMap,
+    /// A `metadata.deletionTimestamp` is set.
+    pub deleting: bool,
 }
 
 impl Meta {
-    fn read(resource: &ResourceRef, object: &Value) -> Result<Meta, FeedError> {
+    /// Reads the metadata of `object` (of `resource`, for errors): an error names a
+    /// field of the wrong type.
+    pub fn read(resource: &ResourceRef, object: &Value) -> Result<Meta, FeedError> {
         let meta = object.get("metadata");
         let name = meta
             .and_then(|m| m.get("name"))

@@ -35,8 +35,8 @@ pub mod relist;
 pub mod watchlog;
 
 pub use feed::{
-    FeedError, ObjectKind, classify, object_content, object_content_line, status_write_object,
-    status_written, to_change,
+    FeedError, Meta, ObjectKind, classify, object_content, object_content_line,
+    status_write_object, status_written, to_change,
 };
 pub use live::{LiveConfig, LiveError, LiveIngest, WatchTarget};
 pub use relist::{RelistError, RelistTracker, StateChange};

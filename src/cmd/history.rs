@@ -112,10 +112,7 @@ pub fn history(
         if until.is_some_and(|t| ts > t) {
             break;
         }
-        if epoch_start.is_some_and(|start| ts > start)
-            && pipeline.publishable()
-            && pipeline.pending() > 0
-        {
+        if pipeline.closes_before(epoch_start, ts, 0) {
             emit(&close(&mut pipeline, &mut attributor, last_ts))?;
             epoch_start = None;
         }

@@ -207,10 +207,7 @@ impl Replayer {
 
     /// True when an event at `ts` must start a new epoch, and the open one can close.
     fn epoch_ends_before(&self, ts: i64, window_ms: i64) -> bool {
-        self.epoch_start
-            .is_some_and(|start| ts > start.saturating_add(window_ms))
-            && self.pipeline.publishable()
-            && self.pipeline.pending() > 0
+        self.pipeline.closes_before(self.epoch_start, ts, window_ms)
     }
 }
 

@@ -93,6 +93,16 @@ impl Pipeline {
         self.pending
     }
 
+    /// Whether a log's event at `ts` starts a new epoch, the open one (its first event
+    /// at `epoch_start`) closing before it: when `ts` lies more than `window_ms` after
+    /// that first event, and the open epoch is publishable and holds events. The rule
+    /// `replay` and `history` share, so their epochs (and numbers) are the same.
+    pub fn closes_before(&self, epoch_start: Option<i64>, ts: i64, window_ms: i64) -> bool {
+        epoch_start.is_some_and(|start| ts > start.saturating_add(window_ms))
+            && self.publishable()
+            && self.pending > 0
+    }
+
     /// The watched resources that have not synced (their initial list or a relist is
     /// in progress), named for messages.
     pub fn unsynced(&self) -> Vec<String> {

@@ -103,15 +103,21 @@ impl Writer {
             self.shared.lock().reports.remove(&key);
             return self.report_done(&key, WriteResult::Dropped, None);
         };
-        if self.shared.lock().reports.get(&key) == Some(report) {
+        // What was last written: unchanged, nothing to write; the same label, only the
+        // status (the label is written only when it changes, the status far more often).
+        let (unchanged, labelled) = {
+            let state = self.shared.lock();
+            let last = state.reports.get(&key);
+            let labelled = matches!(
+                (last, report),
+                (Some(Report::Status(_, was)), Report::Status(_, label)) if was == label
+            );
+            (last == Some(report), labelled)
+        };
+        if unchanged {
             debug!(object = %key, "returned status unchanged: not written");
             return self.report_done(&key, WriteResult::Unchanged, None);
         }
-        // The label is written only when it changes: the status changes far more often.
-        let labelled = matches!(
-            (self.shared.lock().reports.get(&key), report),
-            (Some(Report::Status(_, was)), Report::Status(_, label)) if was == label
-        );
         let started = Instant::now();
         let result = self
             .write_report(&desired.object, &key, report, labelled)
@@ -201,43 +207,44 @@ impl Writer {
                 api.patch(name, &params, &patch)
             })
         };
-        let mut written = None;
         if self.shared.lock().status_in_main.contains(&resource) {
             let stored = patch_main().await.map_err(stop)?;
             if stored.data.get("status") == Some(status) {
-                written = Some(stored);
-            } else {
-                // The server kept another status: the resource may have gained a status
-                // subresource since (the main resource's status is then not written).
-                self.shared.lock().status_in_main.remove(&resource);
+                self.own_write(object, stored);
+                return Ok(());
             }
+            // The server kept another status: the resource may have gained a status
+            // subresource since (the main resource's status is then not written).
+            self.shared.lock().status_in_main.remove(&resource);
         }
-        let written = match written {
-            Some(written) => written,
-            None => match self
-                .write_request("patch status", key, || {
-                    api.patch_status(name, &params, &patch)
-                })
-                .await
-            {
-                Ok(written) => written,
-                // No status subresource (or the object is gone: the next request says).
-                Err(e) if status_code(&e) == Some(404) => {
-                    let written = patch_main().await.map_err(stop)?;
-                    self.shared.lock().status_in_main.insert(resource);
-                    written
-                }
-                Err(e) => return Err(stop(e)),
-            },
+        let written = match self
+            .write_request("patch status", key, || {
+                api.patch_status(name, &params, &patch)
+            })
+            .await
+        {
+            Ok(written) => written,
+            // No status subresource (or the object is gone: the next request says).
+            Err(e) if status_code(&e) == Some(404) => {
+                let written = patch_main().await.map_err(stop)?;
+                self.shared.lock().status_in_main.insert(resource);
+                written
+            }
+            Err(e) => return Err(stop(e)),
         };
-        // The update the watch brings for this version is Bindery's own.
+        self.own_write(object, written);
+        Ok(())
+    }
+
+    /// Tells that the update the watch brings for `written`'s version of `object` is
+    /// Bindery's own status write.
+    fn own_write(&self, object: &WorkloadRef, written: DynamicObject) {
         if let Some(rv) = written.metadata.resource_version {
             self.shared.tell(SinkEvent::StatusWritten {
                 object: object.clone(),
                 resource_version: rv,
             });
         }
-        Ok(())
     }
 
     /// Tells the observer how a report write ended.

@@ -232,12 +232,7 @@ async fn changes_are_handed_over_once_per_coalescing_window() {
         .unwrap();
     turn(&mut lp);
     tokio::time::advance(WINDOW / 2).await;
-    lp.push(event(
-        configmaps(),
-        EventType::Modified,
-        Some(configmap("a", "6")),
-    ))
-    .unwrap();
+    update_configmap(&mut lp, "6");
     turn(&mut lp);
     assert_eq!(sink.take(), [], "the window runs from the first change");
     tokio::time::advance(WINDOW / 2).await;
@@ -659,12 +654,7 @@ async fn an_epoch_lingers_half_a_window_and_its_window_runs_from_its_first_event
     let sink = FakeSink::new(true);
     let mut lp = published(&sink).await;
     assert!(!lp.epoch_due(Instant::now()), "no epoch is open");
-    lp.push(event(
-        configmaps(),
-        EventType::Modified,
-        Some(configmap("a", "6")),
-    ))
-    .unwrap();
+    update_configmap(&mut lp, "6");
     assert!(!lp.epoch_due(Instant::now()), "it has just opened");
     tokio::time::advance(WINDOW / 2).await;
     assert!(lp.epoch_due(Instant::now()), "it has lingered");
@@ -679,15 +669,20 @@ async fn an_epoch_lingers_half_a_window_and_its_window_runs_from_its_first_event
     );
 }
 
+/// ConfigMap `a` updated to `rv` in the open epoch.
+fn update_configmap(lp: &mut EngineLoop<Arc<FakeSink>>, rv: &str) {
+    lp.push(event(
+        configmaps(),
+        EventType::Modified,
+        Some(configmap("a", rv)),
+    ))
+    .unwrap();
+}
+
 /// ConfigMap `a` updated to each of `versions`, an epoch each.
 fn move_configmap(lp: &mut EngineLoop<Arc<FakeSink>>, versions: &[&str]) {
     for rv in versions {
-        lp.push(event(
-            configmaps(),
-            EventType::Modified,
-            Some(configmap("a", rv)),
-        ))
-        .unwrap();
+        update_configmap(lp, rv);
         turn(lp);
     }
 }
@@ -730,12 +725,7 @@ async fn a_write_due_closes_the_open_epoch_first() {
     let mut lp = published(&sink).await;
     move_configmap(&mut lp, &["6"]);
     tokio::time::advance(WINDOW * 3 / 4).await;
-    lp.push(event(
-        configmaps(),
-        EventType::Modified,
-        Some(configmap("a", "7")),
-    ))
-    .unwrap();
+    update_configmap(&mut lp, "7");
     assert!(
         !lp.epoch_due(Instant::now()),
         "the new epoch has not lingered"
