@@ -15,7 +15,7 @@
 mod cli;
 mod cmd;
 mod files;
-mod history;
+pub mod history;
 mod input;
 mod observe;
 mod runtime;

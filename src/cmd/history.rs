@@ -1,18 +1,15 @@
 //! `bindery history`: each change of the Bindings over a watch log, in time order, with
 //! the events that caused it ([`crate::history`]).
 
-use std::collections::HashMap;
 use std::io::{BufWriter, Write};
 use std::path::PathBuf;
-use std::rc::Rc;
 
 use anyhow::{Context, Result};
 use bindery_engine::ObjectKey;
 use bindery_ingest::LogReader;
 
 use crate::cmd::explain::OutputFormat;
-use crate::history::{Attributor, Change, Filter, to_text};
-use crate::input::pipeline::Pipeline;
+use crate::history::{Change, Filter, to_text};
 use crate::observe::progress::Progress;
 
 /// The flags of `bindery history`.
@@ -79,8 +76,7 @@ pub fn execute(args: Args) -> Result<()> {
 }
 
 /// Hands the changes of `log` (up to `until`) that `filter` asks for to `emit`, epoch
-/// by epoch, in time order. One pass; epochs as `bindery replay` makes them (the events
-/// of one timestamp).
+/// by epoch, in time order ([`crate::history::replay`] over the log's lines).
 pub fn history(
     log: &std::path::Path,
     filter: &Filter,
@@ -90,45 +86,14 @@ pub fn history(
     let mut reader = LogReader::open(log)?;
     let name = reader.name().to_string();
     let mut progress = Progress::new(&format!("reading {name}"), reader.total_bytes());
-    let mut pipeline = Pipeline::new();
-    let mut attributor = Attributor::default();
-    let (mut epoch_start, mut last_ts) = (None, 0);
-    let close = |pipeline: &mut Pipeline, attributor: &mut Attributor, ts: i64| {
-        let out = pipeline.close_epoch();
-        let engine = pipeline.engine();
-        let mut rendered: HashMap<String, Option<Rc<bindery_engine::Binding>>> = HashMap::new();
-        let mut binding = |name: &str| {
-            rendered
-                .entry(name.to_string())
-                .or_insert_with(|| engine.binding(name).map(Rc::new))
-                .clone()
-        };
-        attributor.close(out.epoch, ts, &out.changes, filter, &mut binding)
-    };
     let mut events = 0u64;
-    while let Some(line) = reader.next() {
-        let line = line?;
-        let ts = line.event.ts;
-        if until.is_some_and(|t| ts > t) {
-            break;
-        }
-        if pipeline.closes_before(epoch_start, ts, 0) {
-            emit(&close(&mut pipeline, &mut attributor, last_ts))?;
-            epoch_start = None;
-        }
-        epoch_start.get_or_insert(ts);
-        last_ts = ts;
-        attributor.read(line.line, &line.event);
-        pipeline
-            .push(line.event)
-            .with_context(|| format!("{name}:{}", line.line))?;
+    let lines = std::iter::from_fn(|| {
+        let line = reader.next()?;
         events += 1;
         progress.update(reader.bytes_read(), || format!("{events} events"));
-    }
+        Some(line.map(|l| (l.line, l.event)).map_err(anyhow::Error::from))
+    });
+    crate::history::replay(lines, filter, until, &name, emit)?;
     progress.finish();
-    pipeline.view().judge(&name)?;
-    if pipeline.pending() > 0 {
-        emit(&close(&mut pipeline, &mut attributor, last_ts))?;
-    }
     Ok(())
 }

@@ -17,10 +17,14 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::rc::Rc;
 
+use anyhow::{Context, Result};
+
 use bindery_engine::{Binding, BindingChange, ObjectKey, WorkloadEntry};
 use bindery_ingest::feed::{INVENTORY_GROUP, INVENTORY_RESOURCE, POLICY_GROUP, POLICY_RESOURCE};
 use bindery_ingest::{EventType, Meta, ResourceRef, WatchEvent};
 use serde::Serialize;
+
+use crate::input::pipeline::Pipeline;
 
 /// The resource of ManagedClusters (the WECs), of BindingPolicies and of Namespaces.
 const WECS: (&str, &str) = (INVENTORY_GROUP, INVENTORY_RESOURCE);
@@ -67,7 +71,9 @@ impl Seen {
 /// A value before and after (`None`: absent).
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Diff<T> {
+    /// Before.
     pub old: Option<T>,
+    /// After.
     pub new: Option<T>,
 }
 
@@ -84,15 +90,19 @@ pub struct Cause {
     pub event_type: String,
     /// `group/resource` (`resource` for the core group).
     pub resource: String,
+    /// The entity's namespace (empty: cluster-scoped, or a relist).
     #[serde(skip_serializing_if = "String::is_empty")]
     pub namespace: String,
+    /// The entity's name (empty: a relist).
     #[serde(skip_serializing_if = "String::is_empty")]
     pub name: String,
     /// Labels that changed, by key.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub labels: BTreeMap<String, Diff<String>>,
+    /// `metadata.generation`, if it changed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub generation: Option<Diff<i64>>,
+    /// `metadata.resourceVersion`, if it changed.
     #[serde(rename = "resourceVersion", skip_serializing_if = "Option::is_none")]
     pub resource_version: Option<Diff<String>>,
 }
@@ -101,31 +111,41 @@ pub struct Cause {
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub enum What {
-    /// A WEC became a destination, or stopped being one.
+    /// A WEC became a destination.
     DestinationAdded {
+        /// The WEC.
         cluster: String,
     },
+    /// A WEC stopped being a destination.
     DestinationRemoved {
+        /// The WEC.
         cluster: String,
     },
-    /// An object's entry was added or removed, or changed (its `resourceVersion` or
-    /// modulation).
+    /// An object's entry was added.
     WorkloadAdded {
+        /// `GROUP/RESOURCE/[NAMESPACE/]NAME`.
         object: String,
     },
+    /// An object's entry was removed.
     WorkloadRemoved {
+        /// `GROUP/RESOURCE/[NAMESPACE/]NAME`.
         object: String,
     },
+    /// An object's entry changed (its `resourceVersion` or modulation).
     WorkloadChanged {
+        /// `GROUP/RESOURCE/[NAMESPACE/]NAME`.
         object: String,
     },
     /// The Binding appeared, went, or follows another generation of its policy.
     Owner {
+        /// Whether the Binding exists now.
         exists: bool,
+        /// The policy generation it follows.
         generation: Option<i64>,
     },
     /// The policy's problems became these.
     Problems {
+        /// The problems (none: resolved).
         problems: Vec<String>,
     },
 }
@@ -135,9 +155,13 @@ pub enum What {
 pub struct Change {
     /// When its epoch closed: the time of the epoch's last event (Unix ms).
     pub ts: i64,
+    /// The epoch (as `bindery replay --emit-deltas` numbers them).
     pub epoch: u64,
+    /// The Binding (its policy's name).
     pub binding: String,
+    /// What changed.
     pub change: What,
+    /// The events that caused it, in log order.
     pub causes: Vec<Cause>,
 }
 
@@ -527,4 +551,54 @@ pub fn to_text(changes: &[Change]) -> String {
         }
     }
     out
+}
+
+/// Replays `events` (each with its log line; up to the first later than `until`) and
+/// hands the changes `filter` asks for to `emit`, epoch by epoch, in time order. Epochs
+/// are those of `bindery replay` (the events of one timestamp, by
+/// [`Pipeline::closes_before`]); `name` names the log in errors.
+pub fn replay(
+    events: impl Iterator<Item = Result<(u64, WatchEvent)>>,
+    filter: &Filter,
+    until: Option<i64>,
+    name: &str,
+    emit: &mut dyn FnMut(&[Change]) -> Result<()>,
+) -> Result<()> {
+    let mut pipeline = Pipeline::new();
+    let mut attributor = Attributor::default();
+    let (mut epoch_start, mut last_ts) = (None, 0);
+    let close = |pipeline: &mut Pipeline, attributor: &mut Attributor, ts: i64| {
+        let out = pipeline.close_epoch();
+        let engine = pipeline.engine();
+        let mut rendered: HashMap<String, Option<Rc<Binding>>> = HashMap::new();
+        let mut binding = |name: &str| {
+            rendered
+                .entry(name.to_string())
+                .or_insert_with(|| engine.binding(name).map(Rc::new))
+                .clone()
+        };
+        attributor.close(out.epoch, ts, &out.changes, filter, &mut binding)
+    };
+    for event in events {
+        let (line, event) = event?;
+        let ts = event.ts;
+        if until.is_some_and(|t| ts > t) {
+            break;
+        }
+        if pipeline.closes_before(epoch_start, ts, 0) {
+            emit(&close(&mut pipeline, &mut attributor, last_ts))?;
+            epoch_start = None;
+        }
+        epoch_start.get_or_insert(ts);
+        last_ts = ts;
+        attributor.read(line, &event);
+        pipeline
+            .push(event)
+            .with_context(|| format!("{name}:{line}"))?;
+    }
+    pipeline.view().judge(name)?;
+    if pipeline.pending() > 0 {
+        emit(&close(&mut pipeline, &mut attributor, last_ts))?;
+    }
+    Ok(())
 }
