@@ -255,3 +255,71 @@ fn every_delta_of_a_churning_log_is_in_the_history_with_a_cause() {
     assert!(want.len() > 100, "the churn moves things: {}", want.len());
     assert_eq!(got, want, "the history's changes are the deltas'");
 }
+
+/// A log where one epoch (ts 5) holds several candidates for each change: the WEC
+/// relabelled into the policy's selector, the policy's downsync edited (not its cluster
+/// selector), configmap `x` relabelled into the object selector and its namespace
+/// relabelled (no selector reads namespace labels), and configmap `z` only touched
+/// (its resourceVersion).
+fn crowded_epoch_log(dir: &Path) -> PathBuf {
+    let cm = |name: &str, rv: &str, app: &str| {
+        json!({"apiVersion": "v1", "kind": "ConfigMap",
+               "metadata": {"name": name, "namespace": "ns", "uid": format!("u-{name}"),
+                            "resourceVersion": rv, "labels": {"app": app}}})
+    };
+    let ns = |rv: &str, team: &str| {
+        json!({"apiVersion": "v1", "kind": "Namespace",
+               "metadata": {"name": "ns", "uid": "u-ns", "resourceVersion": rv, "labels": {"team": team}}})
+    };
+    let wec = |rv: &str, env: &str| {
+        json!({"apiVersion": "cluster.open-cluster-management.io/v1", "kind": "ManagedCluster",
+               "metadata": {"name": "c1", "uid": "mc-c1", "resourceVersion": rv, "labels": {"env": env}}})
+    };
+    let policy = |rv: &str, generation: i64, apps: &[&str]| {
+        json!({"apiVersion": "control.kubestellar.io/v1alpha1", "kind": "BindingPolicy",
+               "metadata": {"name": "p", "uid": "bp-p", "resourceVersion": rv, "generation": generation},
+               "spec": {"clusterSelectors": [{"matchLabels": {"env": "edge"}}],
+                        "downsync": [{"resources": ["configmaps"],
+                                      "objectSelectors": [{"matchExpressions": [
+                                          {"key": "app", "operator": "In", "values": apps}]}]}]}})
+    };
+    let events = [
+        event(1, WECS, "ADDED", Some(wec("1", "core"))),
+        event(1, WECS, "SYNCED", None),
+        event(1, POLICIES, "ADDED", Some(policy("2", 1, &["a"]))),
+        event(1, POLICIES, "SYNCED", None),
+        event(1, watch_log::NAMESPACES, "ADDED", Some(ns("3", "t1"))),
+        event(1, watch_log::NAMESPACES, "SYNCED", None),
+        event(1, CONFIGMAPS, "ADDED", Some(cm("x", "10", "b"))),
+        event(1, CONFIGMAPS, "ADDED", Some(cm("z", "11", "a"))),
+        event(1, CONFIGMAPS, "SYNCED", None),
+        // One epoch, five events.
+        event(5, WECS, "MODIFIED", Some(wec("20", "edge"))),
+        event(5, POLICIES, "MODIFIED", Some(policy("21", 2, &["a", "c"]))),
+        event(5, CONFIGMAPS, "MODIFIED", Some(cm("x", "22", "a"))),
+        event(5, watch_log::NAMESPACES, "MODIFIED", Some(ns("23", "t2"))),
+        event(5, CONFIGMAPS, "MODIFIED", Some(cm("z", "24", "a"))),
+    ];
+    watch_log::write(dir, "crowded.jsonl", &events)
+}
+
+#[test]
+fn of_several_events_in_one_epoch_the_causes_are_those_that_decide() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = crowded_epoch_log(dir.path());
+    let text = history(&log, &["--binding", "p", "--since", "5"]);
+    // c1: its relabel alone decides (the policy edit left the cluster selector alone).
+    // x: its relabel alone decides (the edit added `c`, not `a`; no selector reads
+    // the namespace's labels). z: its entry changed with its resourceVersion only.
+    assert_eq!(
+        text,
+        "1970-01-01T00:00:00.005Z  epoch 2  p  ~ Binding of policy generation 2\n\
+         \x20   line 12  MODIFIED control.kubestellar.io/bindingpolicies p  generation 1 → 2  resourceVersion 2 → 21\n\
+         1970-01-01T00:00:00.005Z  epoch 2  p  + destination c1\n\
+         \x20   line 11  MODIFIED cluster.open-cluster-management.io/managedclusters c1  env: core → edge  resourceVersion 1 → 20\n\
+         1970-01-01T00:00:00.005Z  epoch 2  p  + workload /configmaps/ns/x\n\
+         \x20   line 13  MODIFIED configmaps ns/x  app: b → a  resourceVersion 10 → 22\n\
+         1970-01-01T00:00:00.005Z  epoch 2  p  ~ workload /configmaps/ns/z\n\
+         \x20   line 15  MODIFIED configmaps ns/z  resourceVersion 11 → 24\n"
+    );
+}

@@ -1,0 +1,68 @@
+//! The text form of a history: a block per change, a line per cause.
+
+use super::{Change, What};
+
+/// The changes as text, one block per change: its time, epoch, Binding and what
+/// changed, then a line per cause.
+pub fn to_text(changes: &[Change]) -> String {
+    let mut out = String::new();
+    for c in changes {
+        let what = match &c.change {
+            What::DestinationAdded { cluster } => format!("+ destination {cluster}"),
+            What::DestinationRemoved { cluster } => format!("- destination {cluster}"),
+            What::WorkloadAdded { object } => format!("+ workload {object}"),
+            What::WorkloadRemoved { object } => format!("- workload {object}"),
+            What::WorkloadChanged { object } => format!("~ workload {object}"),
+            What::Owner {
+                exists: true,
+                generation,
+            } => format!(
+                "~ Binding of policy generation {}",
+                generation.map_or_else(|| "?".to_string(), |g| g.to_string())
+            ),
+            What::Owner { exists: false, .. } => "- Binding".to_string(),
+            What::Problems { problems } if problems.is_empty() => "~ problems: none".to_string(),
+            What::Problems { problems } => format!("~ problems: {}", problems.join("; ")),
+        };
+        out.push_str(&format!(
+            "{}  epoch {}  {}  {}\n",
+            crate::cmd::log_time::display(c.ts),
+            c.epoch,
+            c.binding,
+            what
+        ));
+        if c.causes.is_empty() {
+            out.push_str("    cause: none found in the epoch's events\n");
+        }
+        for cause in &c.causes {
+            let mut line = format!(
+                "    line {}  {} {}",
+                cause.line, cause.event_type, cause.resource
+            );
+            match (cause.namespace.is_empty(), cause.name.is_empty()) {
+                (_, true) => line.push_str(" (relist)"),
+                (true, false) => line.push_str(&format!(" {}", cause.name)),
+                (false, false) => line.push_str(&format!(" {}/{}", cause.namespace, cause.name)),
+            }
+            let show = |v: &Option<String>| v.clone().unwrap_or_else(|| "(none)".to_string());
+            for (key, d) in &cause.labels {
+                line.push_str(&format!("  {key}: {} → {}", show(&d.old), show(&d.new)));
+            }
+            if let Some(g) = &cause.generation {
+                let show =
+                    |v: Option<i64>| v.map_or_else(|| "(none)".to_string(), |g| g.to_string());
+                line.push_str(&format!("  generation {} → {}", show(g.old), show(g.new)));
+            }
+            if let Some(rv) = &cause.resource_version {
+                line.push_str(&format!(
+                    "  resourceVersion {} → {}",
+                    show(&rv.old),
+                    show(&rv.new)
+                ));
+            }
+            line.push('\n');
+            out.push_str(&line);
+        }
+    }
+    out
+}
