@@ -223,7 +223,7 @@ pub fn replay_with_dashboard(opts: &ReplayOptions, serve: ServeOptions) -> Resul
     let state = ServerState {
         metrics: metrics.clone(),
         dashboard: dashboard.clone(),
-        explain: None,
+        engine: None,
         health: Arc::new(crate::runtime::health::Health::serving()),
         shutdown: shutdown.clone(),
     };

@@ -24,10 +24,11 @@ use bindery_sink::{BindingSink, SinkConfig, SinkHandle};
 use serde_json::json;
 use tokio::sync::{mpsc, watch};
 
+use crate::history::journal::{Journal, JournalLimit};
 use crate::input::topology::TopologyArgs;
 use crate::observe::dashboard::{Dashboard, Mode};
 use crate::observe::metrics::{Metrics, MetricsOptions};
-use crate::observe::server::{self, ExplainRequest, ServeArgs, ServeOptions, ServerState};
+use crate::observe::server::{self, Question, ServeArgs, ServeOptions, ServerState};
 use crate::runtime::client_args::ClientArgs;
 use crate::runtime::crds::ESTABLISH_TIMEOUT;
 use crate::runtime::health::{Health, LIVENESS_THRESHOLD, StoppedOnDrop};
@@ -39,6 +40,9 @@ use kube::runtime::events::Reporter;
 /// The longest `--coalesce-ms`: a day (a window past what an `Instant` can add would
 /// panic in the engine loop).
 const MAX_COALESCE_MS: u64 = 24 * 3600 * 1000;
+
+/// The longest `--history-max-age`: a year.
+const MAX_HISTORY_AGE_SECONDS: u64 = 366 * 24 * 3600;
 
 /// The flags of `bindery run`.
 #[derive(clap::Args, Debug)]
@@ -112,6 +116,21 @@ pub struct Args {
           value_parser = clap::value_parser!(u64).range(1..=MAX_COALESCE_MS),
           env = "BINDERY_WORK_STATUS_POLL_MS")]
     work_status_poll_ms: u64,
+    /// Keep at most this many recent Binding changes, with their causes, for
+    /// `GET /history` (0: none kept, and no attribution work).
+    #[arg(
+        long,
+        default_value_t = 10_000,
+        value_name = "COUNT",
+        env = "BINDERY_HISTORY_LIMIT"
+    )]
+    history_limit: usize,
+    /// Keep no change older than this for `GET /history` (older ones are in the
+    /// recording, `--record`).
+    #[arg(long, default_value_t = 24 * 3600, value_name = "SECONDS",
+          value_parser = clap::value_parser!(u64).range(1..=MAX_HISTORY_AGE_SECONDS),
+          env = "BINDERY_HISTORY_MAX_AGE")]
+    history_max_age: u64,
     #[command(flatten)]
     topology: TopologyArgs,
     #[command(flatten)]
@@ -150,6 +169,10 @@ impl Args {
             wds_name: self.wds_name,
             work_status_poll: Duration::from_millis(self.work_status_poll_ms),
             topology: self.topology.topology()?,
+            history: (self.history_limit > 0).then(|| JournalLimit {
+                count: self.history_limit,
+                max_age: Duration::from_secs(self.history_max_age),
+            }),
         })
     }
 }
@@ -250,6 +273,8 @@ pub struct RunOptions {
     /// cluster, which this one (process 0) connects to first (the Bindings do not
     /// depend on how many).
     pub topology: crate::input::topology::Topology,
+    /// What the history journal keeps (`None`: no journal).
+    pub history: Option<JournalLimit>,
 }
 
 /// Runs until `shutdown` is cancelled; then in-flight writes finish and the recording
@@ -335,12 +360,12 @@ pub async fn run(opts: RunOptions, shutdown: CancellationToken) -> Result<()> {
             )
         })
         .unzip();
-    let (explain_tx, explain_rx) = mpsc::channel::<ExplainRequest>(16);
+    let (questions_tx, questions_rx) = mpsc::channel::<Question>(16);
     let health = Arc::new(Health::new(LIVENESS_THRESHOLD));
     let state = ServerState {
         metrics: metrics.clone(),
         dashboard: Dashboard::new(metrics.clone(), Mode::Run),
-        explain: Some(explain_tx),
+        engine: Some(questions_tx),
         health: health.clone(),
         shutdown: shutdown.clone(),
     };
@@ -349,6 +374,7 @@ pub async fn run(opts: RunOptions, shutdown: CancellationToken) -> Result<()> {
         metrics = %format_args!("{}/metrics", server::url(addr)),
         dashboard = %format_args!("{}/dashboard", server::url(addr)),
         explain = %format_args!("{}/explain?policy=NAME", server::url(addr)),
+        history = %format_args!("{}/history", server::url(addr)),
         "serving"
     );
 
@@ -366,6 +392,10 @@ pub async fn run(opts: RunOptions, shutdown: CancellationToken) -> Result<()> {
 
     let runtime = tokio::runtime::Handle::current();
     let (engine_sink, coalesce, topology) = (sink.clone(), opts.coalesce, opts.topology.clone());
+    let journal = opts.history.map(|limit| {
+        let recording = opts.record.as_ref().map(|p| p.display().to_string());
+        (limit, recording)
+    });
     let engine_done = shutdown.clone();
     // The engine (a timely worker) is not Send: it is built on its own thread. However it
     // ends, the rest shuts down too.
@@ -381,7 +411,8 @@ pub async fn run(opts: RunOptions, shutdown: CancellationToken) -> Result<()> {
                 .with_policy_events(policy_events)
                 .with_status_return(status_return)
                 .with_content_fetcher(fetcher)
-                .run(rx, explain_rx, sink_events, runtime)
+                .with_journal(journal.map(|(limit, recording)| Journal::new(limit, recording)))
+                .run(rx, questions_rx, sink_events, runtime)
         })
         .context("starting the engine thread")?;
 

@@ -23,10 +23,11 @@ use serde::Serialize;
 use crate::input::pipeline::Pipeline;
 
 mod attribute;
+pub mod journal;
 mod text;
 
 pub use attribute::Attributor;
-pub use text::to_text;
+pub use text::{journal_text, to_text};
 
 /// The resource of ManagedClusters (the WECs), of BindingPolicies and of Namespaces.
 const WECS: (&str, &str) = (INVENTORY_GROUP, INVENTORY_RESOURCE);

@@ -1,5 +1,6 @@
 //! The text form of a history: a block per change, a line per cause.
 
+use super::journal::JournalAnswer;
 use super::{Change, What};
 
 /// The changes as text, one block per change: its time, epoch, Binding and what
@@ -64,5 +65,23 @@ pub fn to_text(changes: &[Change]) -> String {
             out.push_str(&line);
         }
     }
+    out
+}
+
+/// A `GET /history` answer as text: since when the journal is complete and where
+/// older changes are, then the changes.
+pub fn journal_text(answer: &JournalAnswer) -> String {
+    let since = answer
+        .complete_since
+        .map_or_else(|| "its start".to_string(), crate::cmd::log_time::display);
+    let older = match &answer.recording {
+        Some(r) => format!("older changes: bindery history --log {r}"),
+        None => "older changes are not kept (no --record)".to_string(),
+    };
+    let mut out = format!("# every change since {since}; {older}\n");
+    if answer.changes.is_empty() {
+        out.push_str("# no change\n");
+    }
+    out.push_str(&to_text(&answer.changes));
     out
 }

@@ -7,6 +7,7 @@
 //! | `GET /dashboard/events` | the dashboard's samples as server-sent events: `history`, then one `sample` a second |
 //! | `GET /dashboard/snapshot` | the latest sample (JSON) |
 //! | `GET /explain?policy=P[&object=G/R/[NS/]N][&cluster=C][&output=json]` | explain on the engine's current state (`bindery run` only) |
+//! | `GET /history[?binding=P][&object=G/R/[NS/]N][&cluster=C][&since=T][&until=T][&last=N][&output=json]` | the recent Binding changes with their causes, from the journal (`bindery run` only) |
 //! | `GET /readyz` | 200 `ok` once the first epoch is published (`replay`: while serving), else 503 and the reason |
 //! | `GET /livez` | 200 `ok` while the engine loop makes progress ([`Health::live`]), else 503 and the reason |
 //! | `GET /healthz` | the same as `/livez` |
@@ -23,6 +24,9 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
 use bindery_engine::{ExplainError, Explanation, ObjectKey, Query};
+
+use crate::history::Filter;
+use crate::history::journal::JournalAnswer;
 use bindery_ingest::live::CancellationToken;
 use futures::Stream;
 use futures::StreamExt;
@@ -84,6 +88,28 @@ impl ServeArgs {
     }
 }
 
+/// A question for the engine thread.
+#[derive(Debug)]
+pub enum Question {
+    /// `GET /explain`.
+    Explain(ExplainRequest),
+    /// `GET /history`.
+    History(HistoryRequest),
+}
+
+/// A question for the engine thread: the journal's changes that `filter` asks for.
+#[derive(Debug)]
+pub struct HistoryRequest {
+    /// Which changes.
+    pub filter: Filter,
+    /// None later than this (Unix ms).
+    pub until: Option<i64>,
+    /// Only the latest this many.
+    pub last: Option<usize>,
+    /// Where the answer goes.
+    pub reply: oneshot::Sender<Result<JournalAnswer, ExplainFailure>>,
+}
+
 /// A question for the engine thread: explain `query` on the current state.
 #[derive(Debug)]
 pub struct ExplainRequest {
@@ -102,6 +128,11 @@ pub enum ExplainFailure {
     /// The question names what does not exist, or is malformed.
     #[error(transparent)]
     Explain(#[from] ExplainError),
+    /// No journal is kept (`--history-limit 0`).
+    #[error(
+        "no history is kept (--history-limit 0); for a recording use `bindery history --log LOG`"
+    )]
+    NoJournal,
 }
 
 /// What the handlers share.
@@ -111,8 +142,8 @@ pub struct ServerState {
     pub metrics: Arc<Metrics>,
     /// The dashboard's samples.
     pub dashboard: Arc<Dashboard>,
-    /// The engine thread's explain queue (`None`: explain not served).
-    pub explain: Option<mpsc::Sender<ExplainRequest>>,
+    /// The engine thread's questions (`None`: explain and history not served).
+    pub engine: Option<mpsc::Sender<Question>>,
     /// Readiness and liveness, for `/readyz` and `/livez`.
     pub health: Arc<Health>,
     /// Cancelled at shutdown: ends the event streams, which would otherwise keep the
@@ -152,6 +183,7 @@ pub fn router(state: ServerState) -> Router {
         .route("/dashboard/events", get(events))
         .route("/dashboard/snapshot", get(snapshot))
         .route("/explain", get(explain))
+        .route("/history", get(history))
         .with_state(state)
 }
 
@@ -271,7 +303,7 @@ async fn explain(
     UrlQuery(params): UrlQuery<ExplainParams>,
 ) -> Response {
     let text = |code: StatusCode, body: String| (code, body).into_response();
-    let Some(engine) = state.explain else {
+    let Some(engine) = state.engine else {
         return text(
             StatusCode::NOT_IMPLEMENTED,
             "explain is served by `bindery run`; for a log use `bindery explain --log LOG`\n"
@@ -312,7 +344,7 @@ async fn explain(
         },
         reply,
     };
-    if engine.send(request).await.is_err() {
+    if engine.send(Question::Explain(request)).await.is_err() {
         return text(
             StatusCode::SERVICE_UNAVAILABLE,
             "the engine has stopped\n".into(),
@@ -332,6 +364,95 @@ async fn explain(
             text(StatusCode::BAD_REQUEST, format!("{e}\n"))
         }
         Ok(Err(e)) => text(StatusCode::NOT_FOUND, format!("{e}\n")),
+        Err(_) => text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the engine has stopped\n".into(),
+        ),
+    }
+}
+
+/// Parameters of `GET /history`.
+#[derive(Debug, Deserialize)]
+struct HistoryParams {
+    binding: Option<String>,
+    object: Option<String>,
+    cluster: Option<String>,
+    since: Option<String>,
+    until: Option<String>,
+    last: Option<usize>,
+    output: Option<String>,
+}
+
+async fn history(
+    State(state): State<ServerState>,
+    UrlQuery(params): UrlQuery<HistoryParams>,
+) -> Response {
+    let text = |code: StatusCode, body: String| (code, body).into_response();
+    let Some(engine) = state.engine else {
+        return text(
+            StatusCode::NOT_IMPLEMENTED,
+            "history is served by `bindery run`; for a log use `bindery history --log LOG`\n"
+                .into(),
+        );
+    };
+    let json = match params.output.as_deref() {
+        None | Some("text") => false,
+        Some("json") => true,
+        Some(other) => {
+            return text(
+                StatusCode::BAD_REQUEST,
+                format!("output {other:?}: expected text or json\n"),
+            );
+        }
+    };
+    let time = |name: &str, value: Option<&str>| {
+        value
+            .map(|v| crate::cmd::log_time::parse(v).map_err(|e| format!("{name} {v:?}: {e}\n")))
+            .transpose()
+    };
+    let (since, until) = match (
+        time("since", params.since.as_deref()),
+        time("until", params.until.as_deref()),
+    ) {
+        (Ok(since), Ok(until)) => (since, until),
+        (Err(e), _) | (_, Err(e)) => return text(StatusCode::BAD_REQUEST, e),
+    };
+    let object = match params
+        .object
+        .as_deref()
+        .map(str::parse::<ObjectKey>)
+        .transpose()
+    {
+        Ok(o) => o,
+        Err(e) => return text(StatusCode::BAD_REQUEST, format!("{e}\n")),
+    };
+    let (reply, answer) = oneshot::channel();
+    let request = HistoryRequest {
+        filter: Filter {
+            binding: params.binding.filter(|b| !b.is_empty()),
+            object,
+            cluster: params.cluster.filter(|c| !c.is_empty()),
+            since,
+        },
+        until,
+        last: params.last,
+        reply,
+    };
+    if engine.send(Question::History(request)).await.is_err() {
+        return text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the engine has stopped\n".into(),
+        );
+    }
+    match answer.await {
+        Ok(Ok(answer)) if json => (
+            [(header::CONTENT_TYPE, "application/json")],
+            serde_json::to_string_pretty(&answer).unwrap_or_default() + "\n",
+        )
+            .into_response(),
+        Ok(Ok(answer)) => text(StatusCode::OK, crate::history::journal_text(&answer)),
+        Ok(Err(e @ ExplainFailure::NoJournal)) => text(StatusCode::NOT_FOUND, format!("{e}\n")),
+        Ok(Err(e)) => text(StatusCode::SERVICE_UNAVAILABLE, format!("{e}\n")),
         Err(_) => text(
             StatusCode::SERVICE_UNAVAILABLE,
             "the engine has stopped\n".into(),
@@ -360,7 +481,7 @@ mod tests {
         ServerState {
             dashboard: Dashboard::new(metrics.clone(), Mode::Run),
             metrics,
-            explain: None,
+            engine: None,
             health,
             shutdown: CancellationToken::new(),
         }

@@ -26,10 +26,11 @@ use bindery_sink::{
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
+use crate::history::journal::Journal;
 use crate::input::pipeline::{Pipeline, SYNC_REPORT_AFTER, SyncReporter};
 use crate::observe::metrics::Metrics;
 use crate::observe::progress::Progress;
-use crate::observe::server::{ExplainFailure, ExplainRequest};
+use crate::observe::server::{ExplainFailure, ExplainRequest, HistoryRequest, Question};
 use crate::runtime::health::Health;
 use crate::runtime::policy_events::{EventSender, ProblemTracker};
 
@@ -98,8 +99,8 @@ impl BindingWriter for SinkHandle {
 enum Wake {
     /// A watch event, or `None` when the ingest has ended.
     Event(Option<WatchEvent>),
-    /// A question from `GET /explain`.
-    Explain(ExplainRequest),
+    /// A question from `GET /explain` or `GET /history`.
+    Question(Question),
     /// Another writer changed or deleted a Binding, or a Binding's write problem changed.
     Sink(SinkEvent),
     /// The sink started or stopped writing (`None`: it no longer tells).
@@ -204,6 +205,8 @@ pub(crate) struct EngineLoop<S: BindingWriter = SinkHandle> {
     policy_events: Option<EventSender>,
     /// Tells the Events each status handed to the sink calls for.
     problem_tracker: ProblemTracker,
+    /// The recent changes with their causes, for `GET /history` (`None`: not kept).
+    journal: Option<Journal>,
 }
 
 impl<S: BindingWriter> EngineLoop<S> {
@@ -247,7 +250,14 @@ impl<S: BindingWriter> EngineLoop<S> {
             events: 0,
             policy_events: None,
             problem_tracker: ProblemTracker::default(),
+            journal: None,
         }
+    }
+
+    /// The same, keeping the recent changes with their causes in `journal`.
+    pub(super) fn with_journal(mut self, journal: Option<Journal>) -> Self {
+        self.journal = journal;
+        self
     }
 
     /// The same, writing returned statuses or not (`--status-return`).
@@ -274,12 +284,12 @@ impl<S: BindingWriter> EngineLoop<S> {
     pub(crate) fn run(
         mut self,
         mut rx: mpsc::Receiver<WatchEvent>,
-        mut explain: mpsc::Receiver<ExplainRequest>,
+        mut questions: mpsc::Receiver<Question>,
         mut sink_events: SinkEvents,
         runtime: tokio::runtime::Handle,
     ) -> Result<()> {
         // A failure (of the recording) still hands everything over and finishes it.
-        let served = self.serve(&mut rx, &mut explain, &mut sink_events, &runtime);
+        let served = self.serve(&mut rx, &mut questions, &mut sink_events, &runtime);
         self.close_epoch();
         self.hand_over(true);
         let finished = match self.recorder.take() {
@@ -298,7 +308,7 @@ impl<S: BindingWriter> EngineLoop<S> {
     fn serve(
         &mut self,
         rx: &mut mpsc::Receiver<WatchEvent>,
-        explain: &mut mpsc::Receiver<ExplainRequest>,
+        questions: &mut mpsc::Receiver<Question>,
         sink_events: &mut SinkEvents,
         runtime: &tokio::runtime::Handle,
     ) -> Result<()> {
@@ -308,10 +318,10 @@ impl<S: BindingWriter> EngineLoop<S> {
             let (leading, followed) = (&mut self.leading, self.leading_followed);
             let wake = runtime.block_on(async {
                 tokio::select! {
-                    // Explain requests first: they are rare, and a busy watch stream must
-                    // not starve them.
+                    // Questions first: they are rare, and a busy watch stream must not
+                    // starve them.
                     biased;
-                    Some(request) = explain.recv() => Wake::Explain(request),
+                    Some(question) = questions.recv() => Wake::Question(question),
                     changed = leading.changed(), if followed => {
                         Wake::Leading(changed.ok().map(|()| *leading.borrow_and_update()))
                     }
@@ -325,10 +335,13 @@ impl<S: BindingWriter> EngineLoop<S> {
                     self.take_events(event, rx)?;
                 }
                 Wake::Event(None) => return Ok(()),
-                Wake::Explain(request) => {
+                Wake::Question(question) => {
                     // On every change taken so far.
                     self.close_epoch();
-                    self.explain(request);
+                    match question {
+                        Question::Explain(request) => self.explain(request),
+                        Question::History(request) => self.history(request),
+                    }
                 }
                 Wake::Sink(event) => self.sink_event(event)?,
                 Wake::Leading(Some(true)) => self.took_over(),
@@ -632,6 +645,10 @@ impl<S: BindingWriter> EngineLoop<S> {
         self.epoch_oldest = Some(self.epoch_oldest.map_or(at, |t| t.min(at)));
         self.epoch_opened.get_or_insert_with(Instant::now);
         self.note_deletion(&event);
+        if let Some(journal) = self.journal.as_mut() {
+            // Its line in the recording, after the header.
+            journal.read(self.events + 1, &event);
+        }
         let event_type = event.event_type;
         if let Err(e) = self.pipeline.push(event) {
             // One bad object must not stop the others. The error names its resource.
@@ -652,6 +669,9 @@ impl<S: BindingWriter> EngineLoop<S> {
         }
         let started = std::time::Instant::now();
         let out = self.pipeline.close_epoch();
+        if let Some(journal) = self.journal.as_mut() {
+            journal.close(out.epoch, &out.changes, !self.published);
+        }
         let opened = self.epoch_opened.take().unwrap_or_else(Instant::now);
         let oldest = self.epoch_oldest.take().unwrap_or_else(SystemTime::now);
         let lag = oldest.elapsed().unwrap_or_default();
@@ -749,6 +769,33 @@ impl<S: BindingWriter> EngineLoop<S> {
                 .map_err(ExplainFailure::Explain)
         } else {
             Err(ExplainFailure::NotSynced(self.pipeline.unsynced()))
+        };
+        // The asker may have gone.
+        let _ = request.reply.send(answer);
+    }
+
+    /// Answers a `GET /history` from the journal (once every watch has synced).
+    fn history(&mut self, request: HistoryRequest) {
+        let answer = match (&mut self.journal, self.published) {
+            (None, _) => Err(ExplainFailure::NoJournal),
+            (Some(_), false) => Err(ExplainFailure::NotSynced(self.pipeline.unsynced())),
+            (Some(journal), true) => {
+                let engine = self.pipeline.engine();
+                let mut rendered = HashMap::new();
+                let mut binding = |name: &str| {
+                    rendered
+                        .entry(name.to_string())
+                        .or_insert_with(|| engine.binding(name).map(std::rc::Rc::new))
+                        .clone()
+                };
+                Ok(journal.query(
+                    &request.filter,
+                    request.until,
+                    request.last,
+                    bindery_ingest::live::now_ms(),
+                    &mut binding,
+                ))
+            }
         };
         // The asker may have gone.
         let _ = request.reply.send(answer);

@@ -15,6 +15,7 @@ mod e2e;
 mod envtest_smoke;
 mod explain;
 mod faults;
+mod history;
 mod install_crds;
 mod json_logs;
 mod leader;
