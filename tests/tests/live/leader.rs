@@ -11,8 +11,9 @@ use bindery_tests::bindery_run::BinderyRun;
 use bindery_tests::control_plane::{BindingHistory, eventually};
 use bindery_tests::web::{self, EDGE, Writers, assert_history, setup, touch};
 use bindery_tests::world::{World, fail};
-use bindery_tests::{free_listen_address, metrics};
+use bindery_tests::{free_listen_address, http_get, metrics};
 use kube::api::DynamicObject;
+use serde_json::Value;
 
 /// A bound for "it happened at all" (several lease durations), never a measured figure.
 const SETTLE: Duration = Duration::from_secs(90);
@@ -50,6 +51,34 @@ impl Replica {
         .iter()
         .map(|s| self.metric(s).unwrap_or(0.0))
         .sum()
+    }
+
+    /// The changes of Binding `web` in its `/history` (what changed and each cause's
+    /// object and resourceVersion diff: the line numbers are each process's own), once
+    /// there are at least `n`.
+    async fn history(&self, n: usize) -> Vec<(String, Vec<(String, String)>)> {
+        eventually("the changes in /history", SETTLE, || async {
+            let url = format!("{}/history?binding=web&output=json", self.base);
+            let (code, body) = http_get(&url).map_err(|e| e.to_string())?;
+            let answer: Value = serde_json::from_str(&body).map_err(|e| format!("{code}: {e}"))?;
+            let mut changes: Vec<_> = answer["changes"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|c| {
+                    let causes = c["causes"].as_array().into_iter().flatten();
+                    let causes = causes
+                        .map(|k| (k["name"].to_string(), k["resourceVersion"].to_string()))
+                        .collect();
+                    (c["change"].to_string(), causes)
+                })
+                .collect();
+            // In order of the changes (the two may batch them into other epochs).
+            changes.sort();
+            Ok((changes.len() >= n).then_some(changes))
+        })
+        .await
+        .unwrap_or_else(|e| fail(&self.run, &e.to_string()))
     }
 
     async fn await_metric(&self, what: &str, series: &str, value: f64) {
@@ -108,6 +137,9 @@ async fn the_follower_takes_over_from_a_killed_leader() {
     assert!(a.writes() >= 2.0, "a wrote: {}", a.writes());
     assert_eq!(b.writes(), 0.0, "the follower wrote something");
     assert_eq!(b.metric("bindery_leader_transitions_total"), Some(0.0));
+    // The follower's history journal holds what the leader's does.
+    let (on_a, on_b) = (a.history(5).await, b.history(5).await);
+    assert_eq!(on_a, on_b, "the journals differ");
 
     // Kill the leader, change the workload: the follower takes over once the Lease expires.
     a.run.kill().unwrap();
