@@ -139,6 +139,39 @@ fn the_readme_commands_do_what_it_says() {
         "the README shows the history's answer as it is:\n{stdout}"
     );
 
+    // The walk-through: the namespace's relabel alone took cart off the edge WECs; the
+    // README shows the answer; before it, cart was in retail's Binding, and explain at
+    // that time shows the selector matching.
+    let (stdout, _) = run(&find("history --log examples/namespace-relabel.jsonl"));
+    assert!(
+        stdout.contains("retail  - workload apps/deployments/shop/cart\n    line 17  MODIFIED namespaces shop  team: retail → platform"),
+        "{stdout}"
+    );
+    assert!(
+        readme.contains(&stdout),
+        "the README shows the history's answer as it is:\n{stdout}"
+    );
+    let (stdout, _) = run(&find("replay examples/namespace-relabel.jsonl --until"));
+    let bindings = parse(&stdout);
+    let retail = bindings["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["metadata"]["name"] == "retail")
+        .unwrap_or_else(|| panic!("{stdout}"));
+    let names: Vec<&str> = retail["spec"]["workload"]["namespaceScope"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["cart", "checkout"]);
+    let (stdout, _) = run(&find("explain --log examples/namespace-relabel.jsonl --at"));
+    assert!(
+        stdout.contains("✓ matchLabels team=retail: the Namespace shop has team=retail"),
+        "{stdout}"
+    );
+
     // Explain: the Deployment goes to cluster3, which joined the edge group.
     let (stdout, _) = run(&find("explain --log examples/nginx.jsonl"));
     assert!(stdout.contains("cluster3"), "{stdout}");
