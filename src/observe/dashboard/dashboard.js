@@ -1,6 +1,8 @@
 // Bindery live churn dashboard. Reads samples from /dashboard/events (Server-Sent
 // Events: one `history` event with an array of past samples, then one `sample`
-// event per second) and draws the last five minutes with uPlot. No build step.
+// event per second) and draws the last five minutes with uPlot; under `bindery run`
+// it also lists the latest Binding changes with their causes (GET /history, every
+// few seconds). No build step.
 (() => {
   'use strict';
 
@@ -188,6 +190,7 @@
     showTop('top-resources', s.top_resources);
 
     setText('mode', 'mode: ' + (s.mode ?? '–'));
+    followChanges(s.mode);
     $('done').hidden = s.done !== true;
     setText('last-update', 'last sample ' + new Date(s.t).toLocaleTimeString());
 
@@ -230,6 +233,91 @@
     if (!add(s)) return;
     showFigures(s);
     drawAll();
+  }
+
+  // --- Binding changes (bindery run: GET /history) ---------------------------
+
+  const CHANGES = 20; // rows shown
+  const CHANGES_EVERY_MS = 3000;
+
+  // `/history?...` with these parameters, URL-encoded.
+  const historyLink = (params) => '/history?' + new URLSearchParams(params).toString();
+
+  function link(text, href) {
+    const a = document.createElement('a');
+    a.href = href;
+    a.textContent = text;
+    return a;
+  }
+
+  // [text, link parameters] of a change (`change` as /history's JSON has it).
+  function describe(binding, change) {
+    const [kind, v] = Object.entries(change || {})[0] || ['?', {}];
+    switch (kind) {
+      case 'destinationAdded': return ['+ destination ' + v.cluster, { binding, cluster: v.cluster }];
+      case 'destinationRemoved': return ['- destination ' + v.cluster, { binding, cluster: v.cluster }];
+      case 'workloadAdded': return ['+ workload ' + v.object, { binding, object: v.object }];
+      case 'workloadRemoved': return ['- workload ' + v.object, { binding, object: v.object }];
+      case 'workloadChanged': return ['~ workload ' + v.object, { binding, object: v.object }];
+      case 'owner': return [v.exists ? '~ Binding of generation ' + (v.generation ?? '?') : '- Binding', { binding }];
+      case 'problems': return ['~ problems: ' + ((v.problems || []).join('; ') || 'none'), { binding }];
+      default: return [kind, { binding }];
+    }
+  }
+
+  // A cause in a line: what happened to which object, and what it changed.
+  function cause(k) {
+    const at = k.name ? (k.namespace ? k.namespace + '/' + k.name : k.name) : '(relist)';
+    const diffs = Object.entries(k.labels || {}).map(([key, d]) => `${key}: ${d.old ?? '(none)'} → ${d.new ?? '(none)'}`);
+    if (k.generation) diffs.push(`generation ${k.generation.old ?? '(none)'} → ${k.generation.new ?? '(none)'}`);
+    if (!diffs.length && k.resourceVersion) diffs.push(`resourceVersion ${k.resourceVersion.old ?? '(none)'} → ${k.resourceVersion.new ?? '(none)'}`);
+    return [`${k.type} ${k.resource} ${at}`, ...diffs].join(' · ');
+  }
+
+  function showChanges(answer) {
+    const changes = Array.isArray(answer?.changes) ? answer.changes.slice(-CHANGES).reverse() : [];
+    $('changes').tBodies[0].replaceChildren(...changes.map((c) => {
+      const tr = document.createElement('tr');
+      const [what, params] = describe(String(c.binding ?? ''), c.change);
+      const causes = Array.isArray(c.causes) ? c.causes : [];
+      tr.dataset.binding = String(c.binding ?? '');
+      tr.dataset.change = what;
+      tr.dataset.cause = causes.length ? cause(causes[0]) : '';
+      tr.insertCell().textContent = num(c.ts) === null ? '–' : new Date(c.ts).toLocaleTimeString();
+      tr.insertCell().append(link(tr.dataset.binding, historyLink({ binding: tr.dataset.binding })));
+      tr.insertCell().append(link(what, historyLink(params)));
+      const more = causes.length > 1 ? ` (+${causes.length - 1} more)` : '';
+      tr.insertCell().textContent = causes.length ? tr.dataset.cause + more : 'none found';
+      return tr;
+    }));
+    document.body.dataset.changes = String(changes.length);
+    $('changes-note').hidden = changes.length > 0;
+  }
+
+  let polling = false; // one loop of polls for the life of the page
+  async function pollChanges() {
+    try {
+      const r = await fetch(historyLink({ last: CHANGES, output: 'json' }));
+      if (r.ok) {
+        showChanges(await r.json());
+      } else {
+        // 404: no journal kept; 503: not synced yet.
+        $('changes-note').hidden = false;
+        $('changes-note').textContent = (await r.text()).trim();
+      }
+    } catch (e) {
+      console.warn('GET /history', e);
+    }
+    setTimeout(pollChanges, CHANGES_EVERY_MS);
+  }
+
+  // Only `bindery run` keeps a history.
+  function followChanges(mode) {
+    $('changes-card').hidden = mode !== 'run';
+    if (mode === 'run' && !polling) {
+      polling = true;
+      pollChanges();
+    }
   }
 
   // --- connection ---------------------------------------------------------

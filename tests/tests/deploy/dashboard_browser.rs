@@ -8,9 +8,12 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, ensure};
+use bindery_tests::control_plane::res;
 use bindery_tests::objects::{as_stored, configmap, edge, labelled, managed_cluster, policy};
+use bindery_tests::objects::{entry, spec};
 use bindery_tests::watch_log::{self, CONFIGMAPS, POLICIES, WECS, event};
-use bindery_tests::{bindery_bin, free_port, terminate};
+use bindery_tests::world::{SETTLE, World, fail};
+use bindery_tests::{bindery_bin, free_listen_address, free_port, http_get, terminate};
 use fantoccini::{Client, ClientBuilder, Locator};
 use hyper_util::client::legacy::connect::HttpConnector;
 use serde_json::json;
@@ -228,21 +231,16 @@ fn top10(totals: BTreeMap<String, u64>) -> Vec<(String, u64)> {
     rows
 }
 
-#[tokio::test]
-async fn dashboard_figures_agree_with_metrics_during_a_replay() -> Result<()> {
+/// A WebDriver session in headless Chromium, and its chromedriver.
+async fn browser() -> Result<(Client, Process)> {
     for tool in [CHROMIUM, CHROMEDRIVER] {
         ensure!(
             Path::new(tool).exists(),
             "{tool} is missing: install Debian's chromium and chromium-driver (.ci/run does)"
         );
     }
-    let dir = tempfile::tempdir()?;
-    let (log, events) = write_log(dir.path());
-
-    // The browser first, then the replay: the page must open while the replay runs.
-    let bin = bindery_bin();
     let driver_port = free_port();
-    let _driver = Process(
+    let driver = Process(
         Command::new(CHROMEDRIVER)
             .arg(format!("--port={driver_port}"))
             .stdout(Stdio::null())
@@ -252,7 +250,6 @@ async fn dashboard_figures_agree_with_metrics_during_a_replay() -> Result<()> {
         "chromedriver",
     );
     await_port(driver_port, "chromedriver")?;
-
     let mut caps = serde_json::Map::new();
     caps.insert(
         "goog:chromeOptions".into(),
@@ -264,6 +261,17 @@ async fn dashboard_figures_agree_with_metrics_during_a_replay() -> Result<()> {
         .connect(&format!("http://127.0.0.1:{driver_port}"))
         .await
         .context("a WebDriver session in headless Chromium")?;
+    Ok((client, driver))
+}
+
+#[tokio::test]
+async fn dashboard_figures_agree_with_metrics_during_a_replay() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let (log, events) = write_log(dir.path());
+
+    // The browser first, then the replay: the page must open while the replay runs.
+    let bin = bindery_bin();
+    let (client, _driver) = browser().await?;
     let port = free_port();
     let mut bindery = Process(
         Command::new(&bin)
@@ -470,4 +478,78 @@ async fn check_page(client: &Client, port: u16, events: u64) -> Result<()> {
         "top resources agree with /metrics"
     );
     Ok(())
+}
+
+/// The rows of the Binding changes table: (data-binding, data-change, data-cause, the
+/// change's link).
+async fn changes(client: &Client) -> Result<Vec<(String, String, String, String)>> {
+    let rows = client
+        .execute(
+            "return Array.from(document.querySelectorAll('#changes tr[data-change]'))
+               .map(r => [r.dataset.binding, r.dataset.change, r.dataset.cause,
+                          r.cells[2].querySelector('a').getAttribute('href')])",
+            vec![],
+        )
+        .await?;
+    Ok(serde_json::from_value(rows)?)
+}
+
+/// Under `bindery run` (against envtest) the page lists the latest Binding changes with
+/// their causes, newest first, each linked to its history.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dashboard_lists_a_live_runs_changes_with_their_causes() -> Result<()> {
+    let w = World::start().await;
+    for (name, group) in [("c1", "edge"), ("c2", "core")] {
+        w.wec(name, group).await;
+    }
+    w.namespace("web", json!({"team": "a"})).await;
+    let front = w.deployment("web", "front", json!({"app": "web"})).await;
+    let clause = json!({"resources": ["deployments"],
+                        "namespaceSelectors": [{"matchLabels": {"team": "a"}}]});
+    w.policy("web", edge(), json!([clause])).await;
+    let (listen, base) = free_listen_address();
+    let bindery = w.bindery_with("bindery.log", &["--listen", &listen, "--coalesce-ms", "50"]);
+    let deployed = spec(vec![entry(&res::deployments(), &front)], &["c1"]);
+    w.expect_spec(&bindery, "web", &deployed, "the first Binding", SETTLE)
+        .await;
+
+    let (client, _driver) = browser().await?;
+    let result = async {
+        client.goto(&format!("{base}/dashboard")).await?;
+        page_until(&client, "mode run", async |c| {
+            Ok(body_attr(c, "mode").await? == "run")
+        })
+        .await?;
+        let note = client.find(Locator::Id("changes-note")).await?.text().await?;
+        ensure!(note == "no change since the first publish", "{note}");
+        // Two changes: c2 joins the edge group, then the namespace leaves team a.
+        w.wec("c2", "edge").await;
+        w.namespace("web", json!({"team": "b"})).await;
+        page_until(&client, "both changes", async |c| Ok(changes(c).await?.len() >= 2)).await?;
+        let rows = changes(&client).await?;
+        let expected = [
+            (
+                "web".to_string(),
+                "- workload apps/deployments/web/front".to_string(),
+                "MODIFIED namespaces web · team: a → b".to_string(),
+                "/history?binding=web&object=apps%2Fdeployments%2Fweb%2Ffront".to_string(),
+            ),
+            (
+                "web".to_string(),
+                "+ destination c2".to_string(),
+                "MODIFIED cluster.open-cluster-management.io/managedclusters c2 · location-group: core → edge".to_string(),
+                "/history?binding=web&cluster=c2".to_string(),
+            ),
+        ];
+        ensure!(rows == expected, "the page lists {rows:#?}");
+        // The link answers with that change.
+        let (code, text) = http_get(&format!("{base}{}", expected[0].3))?;
+        ensure!(code == 200, "{code} {text}");
+        ensure!(text.contains("web  - workload apps/deployments/web/front\n"), "{text}");
+        ensure!(!text.contains("destination"), "{text}");
+        Ok(())
+    }
+    .await;
+    let _ = client.close().await;
+    result.map_err(|e: anyhow::Error| fail(&bindery, &format!("{e:#}")))
 }
