@@ -17,7 +17,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{Context, Result, anyhow};
+use anyhow::{Context, Result, anyhow, bail};
 use bindery_ingest::live::{CancellationToken, LiveConfig, LiveIngest};
 use bindery_ingest::{LogWriter, WatchEvent};
 use bindery_sink::{BindingSink, SinkConfig, SinkHandle};
@@ -99,6 +99,14 @@ pub struct Args {
     /// `patch` on `events.k8s.io` events in the `default` namespace).
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set, value_name = "BOOL", env = "BINDERY_POLICY_EVENTS")]
     policy_events: bool,
+    /// Publish a Kubernetes Event on a BindingPolicy each time a WEC becomes or stops
+    /// being a destination of its Binding, naming the cause (from the history journal;
+    /// rate-limited as the other Events) (`--destination-events`,
+    /// `--destination-events=true|false`).
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true",
+          default_value_t = false, action = clap::ArgAction::Set, value_name = "BOOL",
+          env = "BINDERY_DESTINATION_EVENTS")]
+    destination_events: bool,
     /// Status return: watch this WDS's WorkStatuses in the ITS (once the ITS serves them;
     /// needs --wds-name, and get, list and watch of `control.kubestellar.io`
     /// `workstatuses` in the ITS). `--status-return=false` turns it off.
@@ -154,6 +162,11 @@ impl Args {
         if let Some(name) = &self.wds_name {
             check_wds_name(name)?;
         }
+        if self.destination_events && self.history_limit == 0 {
+            bail!(
+                "--destination-events names each change's cause from the history journal: it needs --history-limit above 0"
+            );
+        }
         Ok(RunOptions {
             client: self.client,
             api_groups: self.api_groups,
@@ -164,6 +177,7 @@ impl Args {
             shutdown_timeout: Duration::from_secs(self.shutdown_timeout),
             leader: self.leader.config()?,
             policy_events: self.policy_events,
+            destination_events: self.destination_events,
             install_crds: self.install_crds,
             status_return: self.status_return,
             wds_name: self.wds_name,
@@ -261,6 +275,8 @@ pub struct RunOptions {
     pub leader: Option<LeaderConfig>,
     /// Publish Kubernetes Events on BindingPolicies (while leading).
     pub policy_events: bool,
+    /// Publish an Event on a BindingPolicy for each destination change (while leading).
+    pub destination_events: bool,
     /// Install KubeStellar's CRDs in the WDS at start.
     pub install_crds: bool,
     /// Status return: watch the WDS's WorkStatuses in the ITS (with `wds_name` only).
@@ -341,8 +357,7 @@ pub async fn run(opts: RunOptions, shutdown: CancellationToken) -> Result<()> {
         }
     };
     metrics.watch_sink(sink.clone());
-    let (policy_events, publishing) = opts
-        .policy_events
+    let (events, publishing) = (opts.policy_events || opts.destination_events)
         .then(|| {
             let reporter = Reporter {
                 controller: "bindery".into(),
@@ -360,6 +375,8 @@ pub async fn run(opts: RunOptions, shutdown: CancellationToken) -> Result<()> {
             )
         })
         .unzip();
+    let policy_events = events.clone().filter(|_| opts.policy_events);
+    let destination_events = events.filter(|_| opts.destination_events);
     let (questions_tx, questions_rx) = mpsc::channel::<Question>(16);
     let health = Arc::new(Health::new(LIVENESS_THRESHOLD));
     let state = ServerState {
@@ -409,6 +426,7 @@ pub async fn run(opts: RunOptions, shutdown: CancellationToken) -> Result<()> {
             let pipeline = topology.pipeline()?;
             EngineLoop::new(engine_sink, recorder, coalesce, pipeline, metrics, health)
                 .with_policy_events(policy_events)
+                .with_destination_events(destination_events)
                 .with_status_return(status_return)
                 .with_content_fetcher(fetcher)
                 .with_journal(journal.map(|(limit, recording)| Journal::new(limit, recording)))
@@ -543,6 +561,30 @@ mod tests {
         assert!(parse(&["--status-return"]).unwrap().status_return);
         assert!(parse(&["--status-return=true"]).unwrap().status_return);
         assert!(parse(&["--status-return=maybe"]).is_err());
+    }
+
+    #[test]
+    fn the_history_journal_is_bounded_or_off_and_destination_events_need_it() {
+        let opts = parse(&[]).unwrap();
+        let limit = JournalLimit {
+            count: 10_000,
+            max_age: Duration::from_secs(24 * 3600),
+        };
+        assert_eq!(opts.history, Some(limit));
+        assert!(!opts.destination_events);
+        let opts = parse(&["--history-limit", "5", "--history-max-age", "60"]).unwrap();
+        let limit = JournalLimit {
+            count: 5,
+            max_age: Duration::from_secs(60),
+        };
+        assert_eq!(opts.history, Some(limit));
+        assert_eq!(parse(&["--history-limit", "0"]).unwrap().history, None);
+        assert!(parse(&["--history-max-age", "0"]).is_err());
+        assert!(parse(&["--destination-events"]).unwrap().destination_events);
+        let e = parse(&["--destination-events", "--history-limit", "0"])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("needs --history-limit above 0"), "{e}");
     }
 
     #[test]

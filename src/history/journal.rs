@@ -72,19 +72,27 @@ impl Journal {
         self.attributor.read(line, event);
     }
 
-    /// Attributes the changes of the epoch just closed; `first`: the first publish,
-    /// which only starts the journal.
-    pub fn close(&mut self, epoch: u64, changes: &[BindingChange], first: bool) {
+    /// Attributes the changes of the epoch just closed and returns them (none for
+    /// the first publish, which only starts the journal).
+    pub fn close(
+        &mut self,
+        epoch: u64,
+        changes: &[BindingChange],
+        first: bool,
+    ) -> std::collections::vec_deque::Iter<'_, Change> {
         let ts = self.latest_ts;
         let found = self
             .attributor
             .close(epoch, ts, changes, &Filter::default(), &mut |_| None);
         if first {
             self.complete_since = Some(ts);
-            return;
+            return self.changes.range(self.changes.len()..);
         }
+        let n = found.len();
         self.changes.extend(found);
         self.trim(ts);
+        let len = self.changes.len();
+        self.changes.range(len - n.min(len)..)
     }
 
     /// Drops what is past the limit at `now` (Unix ms).

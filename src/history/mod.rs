@@ -27,7 +27,7 @@ pub mod journal;
 mod text;
 
 pub use attribute::Attributor;
-pub use text::{journal_text, to_text};
+pub use text::{cause_text, journal_text, to_text};
 
 /// The resource of ManagedClusters (the WECs), of BindingPolicies and of Namespaces.
 const WECS: (&str, &str) = (INVENTORY_GROUP, INVENTORY_RESOURCE);

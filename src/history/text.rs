@@ -1,7 +1,7 @@
 //! The text form of a history: a block per change, a line per cause.
 
 use super::journal::JournalAnswer;
-use super::{Change, What};
+use super::{Cause, Change, What};
 
 /// The changes as text, one block per change: its time, epoch, Binding and what
 /// changed, then a line per cause.
@@ -36,31 +36,7 @@ pub fn to_text(changes: &[Change]) -> String {
             out.push_str("    cause: none found in the epoch's events\n");
         }
         for cause in &c.causes {
-            let mut line = format!(
-                "    line {}  {} {}",
-                cause.line, cause.event_type, cause.resource
-            );
-            match (cause.namespace.is_empty(), cause.name.is_empty()) {
-                (_, true) => line.push_str(" (relist)"),
-                (true, false) => line.push_str(&format!(" {}", cause.name)),
-                (false, false) => line.push_str(&format!(" {}/{}", cause.namespace, cause.name)),
-            }
-            let show = |v: &Option<String>| v.clone().unwrap_or_else(|| "(none)".to_string());
-            for (key, d) in &cause.labels {
-                line.push_str(&format!("  {key}: {} → {}", show(&d.old), show(&d.new)));
-            }
-            if let Some(g) = &cause.generation {
-                let show =
-                    |v: Option<i64>| v.map_or_else(|| "(none)".to_string(), |g| g.to_string());
-                line.push_str(&format!("  generation {} → {}", show(g.old), show(g.new)));
-            }
-            if let Some(rv) = &cause.resource_version {
-                line.push_str(&format!(
-                    "  resourceVersion {} → {}",
-                    show(&rv.old),
-                    show(&rv.new)
-                ));
-            }
+            let mut line = format!("    line {}  {}", cause.line, cause_text(cause));
             line.push('\n');
             out.push_str(&line);
         }
@@ -84,4 +60,31 @@ pub fn journal_text(answer: &JournalAnswer) -> String {
     }
     out.push_str(&to_text(&answer.changes));
     out
+}
+
+/// A cause in one line, without its log line: the event, its entity, what it changed
+/// (`MODIFIED namespaces shop  team: retail → platform  resourceVersion 720 → 750`).
+pub fn cause_text(cause: &Cause) -> String {
+    let mut line = format!("{} {}", cause.event_type, cause.resource);
+    match (cause.namespace.is_empty(), cause.name.is_empty()) {
+        (_, true) => line.push_str(" (relist)"),
+        (true, false) => line.push_str(&format!(" {}", cause.name)),
+        (false, false) => line.push_str(&format!(" {}/{}", cause.namespace, cause.name)),
+    }
+    let show = |v: &Option<String>| v.clone().unwrap_or_else(|| "(none)".to_string());
+    for (key, d) in &cause.labels {
+        line.push_str(&format!("  {key}: {} → {}", show(&d.old), show(&d.new)));
+    }
+    if let Some(g) = &cause.generation {
+        let show = |v: Option<i64>| v.map_or_else(|| "(none)".to_string(), |g| g.to_string());
+        line.push_str(&format!("  generation {} → {}", show(g.old), show(g.new)));
+    }
+    if let Some(rv) = &cause.resource_version {
+        line.push_str(&format!(
+            "  resourceVersion {} → {}",
+            show(&rv.old),
+            show(&rv.new)
+        ));
+    }
+    line
 }

@@ -5,7 +5,10 @@
 //!   ones are the note);
 //! - `BindingWriteFailed` (Warning): its Binding cannot be written (too large, refused,
 //!   fought over by another writer), or fails for another reason than before;
-//! - `ProblemsResolved` (Normal): a policy that had problems has none any more.
+//! - `ProblemsResolved` (Normal): a policy that had problems has none any more;
+//! - `DestinationAdded` and `DestinationRemoved` (Normal, with `--destination-events`):
+//!   a WEC became or stopped being a destination of its Binding, the note naming the
+//!   cause (from the history journal).
 //!
 //! [`ProblemTracker`] tells these from the statuses the engine loop hands to the sink;
 //! [`EventSender`] queues them for a task that publishes them with kube-runtime's
@@ -40,6 +43,10 @@ pub enum Reason {
     BindingWriteFailed,
     /// The policy's problems are gone.
     ProblemsResolved,
+    /// A WEC became a destination.
+    DestinationAdded,
+    /// A WEC stopped being a destination.
+    DestinationRemoved,
 }
 
 impl Reason {
@@ -49,12 +56,16 @@ impl Reason {
             Reason::PolicyProblem => "PolicyProblem",
             Reason::BindingWriteFailed => "BindingWriteFailed",
             Reason::ProblemsResolved => "ProblemsResolved",
+            Reason::DestinationAdded => "DestinationAdded",
+            Reason::DestinationRemoved => "DestinationRemoved",
         }
     }
 
     fn event_type(self) -> EventType {
         match self {
-            Reason::ProblemsResolved => EventType::Normal,
+            Reason::ProblemsResolved | Reason::DestinationAdded | Reason::DestinationRemoved => {
+                EventType::Normal
+            }
             Reason::PolicyProblem | Reason::BindingWriteFailed => EventType::Warning,
         }
     }
@@ -64,6 +75,7 @@ impl Reason {
         match self {
             Reason::PolicyProblem | Reason::ProblemsResolved => "Evaluate",
             Reason::BindingWriteFailed => "WriteBinding",
+            Reason::DestinationAdded | Reason::DestinationRemoved => "Bind",
         }
     }
 }
@@ -79,6 +91,49 @@ pub struct PolicyEvent {
     pub reason: Reason,
     /// What, for a person (at most 1 kB).
     pub note: String,
+}
+
+/// The Events of `changes` (one epoch's, from the history journal) that are
+/// destination changes, each naming its first cause; `uid(policy)` gives a policy's
+/// uid (`None`: gone, no Event).
+pub fn destination_events<'a>(
+    changes: impl IntoIterator<Item = &'a crate::history::Change>,
+    uid: &mut dyn FnMut(&str) -> Option<String>,
+) -> Vec<PolicyEvent> {
+    use crate::history::What;
+    let mut events = Vec::new();
+    for change in changes {
+        let (reason, what) = match &change.change {
+            What::DestinationAdded { cluster } => (
+                Reason::DestinationAdded,
+                format!("WEC {cluster} is now a destination"),
+            ),
+            What::DestinationRemoved { cluster } => (
+                Reason::DestinationRemoved,
+                format!("WEC {cluster} is no longer a destination"),
+            ),
+            _ => continue,
+        };
+        let Some(uid) = uid(&change.binding) else {
+            continue;
+        };
+        let cause = match change.causes.as_slice() {
+            [] => "no cause found in the epoch's events".to_string(),
+            [one] => format!("cause: {}", crate::history::cause_text(one)),
+            [first, rest @ ..] => format!(
+                "cause: {} (and {} more)",
+                crate::history::cause_text(first),
+                rest.len()
+            ),
+        };
+        events.push(PolicyEvent {
+            policy: change.binding.clone(),
+            uid,
+            reason,
+            note: format!("{what}; {cause}"),
+        });
+    }
+    events
 }
 
 /// What a policy's status said when last seen.

@@ -32,7 +32,7 @@ use crate::observe::metrics::Metrics;
 use crate::observe::progress::Progress;
 use crate::observe::server::{ExplainFailure, ExplainRequest, HistoryRequest, Question};
 use crate::runtime::health::Health;
-use crate::runtime::policy_events::{EventSender, ProblemTracker};
+use crate::runtime::policy_events::{EventSender, ProblemTracker, destination_events};
 
 mod net_change;
 use net_change::NetChange;
@@ -207,6 +207,8 @@ pub(crate) struct EngineLoop<S: BindingWriter = SinkHandle> {
     problem_tracker: ProblemTracker,
     /// The recent changes with their causes, for `GET /history` (`None`: not kept).
     journal: Option<Journal>,
+    /// Where Events on destination changes go, while leading (`None`: not published).
+    destination_events: Option<EventSender>,
 }
 
 impl<S: BindingWriter> EngineLoop<S> {
@@ -251,7 +253,15 @@ impl<S: BindingWriter> EngineLoop<S> {
             policy_events: None,
             problem_tracker: ProblemTracker::default(),
             journal: None,
+            destination_events: None,
         }
+    }
+
+    /// The same, publishing an Event on its policy for each destination change, naming
+    /// the cause from the journal, through `sender` while leading.
+    pub(super) fn with_destination_events(mut self, sender: Option<EventSender>) -> Self {
+        self.destination_events = sender;
+        self
     }
 
     /// The same, keeping the recent changes with their causes in `journal`.
@@ -670,7 +680,16 @@ impl<S: BindingWriter> EngineLoop<S> {
         let started = std::time::Instant::now();
         let out = self.pipeline.close_epoch();
         if let Some(journal) = self.journal.as_mut() {
-            journal.close(out.epoch, &out.changes, !self.published);
+            let changes = journal.close(out.epoch, &out.changes, !self.published);
+            if let Some(sender) = &self.destination_events
+                && *self.leading.borrow()
+            {
+                let engine = self.pipeline.engine();
+                let mut uid = |policy: &str| engine.status(policy).map(|s| s.uid);
+                for event in destination_events(changes, &mut uid) {
+                    sender.send(event);
+                }
+            }
         }
         let opened = self.epoch_opened.take().unwrap_or_else(Instant::now);
         let oldest = self.epoch_oldest.take().unwrap_or_else(SystemTime::now);

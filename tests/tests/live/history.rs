@@ -2,13 +2,14 @@
 //! relabelled, a namespace relabelled (and back), an object relabelled and a policy
 //! edited, each change found with its cause; each cause's line is that event's line
 //! in the recording (`--record`), and `bindery history --log` on the recording gives
-//! the same changes with the same causes.
+//! the same changes with the same causes; with `--destination-events` each destination
+//! change is an Event on the policy naming its cause.
 
 use std::collections::BTreeSet;
 
 use bindery_tests::control_plane::{eventually, res};
 use bindery_tests::objects::{edge, entry, location_group, spec};
-use bindery_tests::world::{SETTLE, World};
+use bindery_tests::world::{SETTLE, World, policy_events};
 use bindery_tests::{free_listen_address, http_get, run_bindery, stdout_ok};
 use serde_json::{Value, json};
 
@@ -49,7 +50,8 @@ async fn history_finds_each_change_with_its_cause() {
     let clause = json!({"resources": ["deployments"],
                         "namespaceSelectors": [{"matchLabels": {"team": "a"}}],
                         "objectSelectors": [{"matchLabels": {"app": "web"}}]});
-    w.policy("web", edge(), json!([clause.clone()])).await;
+    let policy = w.policy("web", edge(), json!([clause.clone()])).await;
+    let uid = policy.metadata.uid.clone().unwrap();
 
     let (listen, base) = free_listen_address();
     let recording = w.env.dir().join("recording.jsonl");
@@ -62,6 +64,7 @@ async fn history_finds_each_change_with_its_cause() {
             "50",
             "--record",
             recording.to_str().unwrap(),
+            "--destination-events",
         ],
     );
     let front_entry = || vec![entry(&res::deployments(), &front)];
@@ -247,4 +250,38 @@ async fn history_finds_each_change_with_its_cause() {
     assert!(!text.contains("destination c1"), "{text}");
     let (code, body) = http_get(&format!("{base}/history?since=yesterday")).unwrap();
     assert_eq!(code, 400, "{body}");
+
+    // --destination-events: an Event on the policy for each destination change, naming
+    // its cause (one per reason and minute: the three removals make one).
+    let added = policy_events(&w.wds, "web", &uid, "DestinationAdded", "Normal", 1)
+        .await
+        .unwrap();
+    assert_eq!(
+        added,
+        ["WEC c3 is now a destination; cause: MODIFIED cluster.open-cluster-management.io/managedclusters c3  location-group: core → edge  resourceVersion "
+            .to_string()
+            + &rv_change(&changes, "c3")]
+    );
+    let removed = policy_events(&w.wds, "web", &uid, "DestinationRemoved", "Normal", 1)
+        .await
+        .unwrap();
+    assert_eq!(removed.len(), 1, "{removed:?}");
+    assert!(
+        removed[0].contains("is no longer a destination; cause: MODIFIED control.kubestellar.io/bindingpolicies web  generation 1 → 2"),
+        "{removed:?}"
+    );
+}
+
+/// `OLD → NEW` of the resourceVersion of the cause of WEC `cluster`'s destination added.
+fn rv_change(changes: &[Value], cluster: &str) -> String {
+    let change = changes
+        .iter()
+        .find(|c| c["change"]["destinationAdded"]["cluster"] == cluster)
+        .unwrap();
+    let rv = &change["causes"][0]["resourceVersion"];
+    format!(
+        "{} → {}",
+        rv["old"].as_str().unwrap(),
+        rv["new"].as_str().unwrap()
+    )
 }
