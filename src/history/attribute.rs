@@ -190,6 +190,12 @@ impl Attributor {
         }
     }
 
+    /// Forgets the open epoch's events without attributing its changes (the first
+    /// publish of a live run: every Binding appearing at once).
+    pub fn skip_epoch(&mut self) {
+        self.epoch.clear();
+    }
+
     /// At a relist's `SYNCED` (`synced`): the resource's entities it did not list are
     /// gone, the relist their cause.
     fn drop_unlisted(&mut self, key: &Resource, listed: &[Read], synced: &Cause) {

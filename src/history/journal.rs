@@ -81,13 +81,14 @@ impl Journal {
         first: bool,
     ) -> std::collections::vec_deque::Iter<'_, Change> {
         let ts = self.latest_ts;
-        let found = self
-            .attributor
-            .close(epoch, ts, changes, &Filter::default(), &mut |_| None);
         if first {
+            self.attributor.skip_epoch();
             self.complete_since = Some(ts);
             return self.changes.range(self.changes.len()..);
         }
+        let found = self
+            .attributor
+            .close(epoch, ts, changes, &Filter::default(), &mut |_| None);
         let n = found.len();
         self.changes.extend(found);
         self.trim(ts);

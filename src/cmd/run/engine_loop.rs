@@ -690,6 +690,7 @@ impl<S: BindingWriter> EngineLoop<S> {
                     sender.send(event);
                 }
             }
+            self.metrics.history_changes(journal.len());
         }
         let opened = self.epoch_opened.take().unwrap_or_else(Instant::now);
         let oldest = self.epoch_oldest.take().unwrap_or_else(SystemTime::now);

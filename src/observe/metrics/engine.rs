@@ -1,5 +1,5 @@
-//! The engine: epochs, their duration and lag, the queue before it, its workers
-//! (`bindery_engine_*`).
+//! The engine: epochs, their duration and lag, the queue before it, its workers, its
+//! history journal (`bindery_engine_*`).
 
 use std::time::Duration;
 
@@ -17,6 +17,7 @@ pub(super) struct EngineMetrics {
     epoch_duration: Histogram,
     lag: FloatGauge,
     queued_events: Gauge,
+    history_changes: Gauge,
 }
 
 impl EngineMetrics {
@@ -48,6 +49,11 @@ impl EngineMetrics {
                 "queued_events",
                 "Watch events received and not yet taken by the engine",
             ),
+            history_changes: gauge(
+                r,
+                "history_changes",
+                "Binding changes with their causes held in the history journal (GET /history; --history-limit)",
+            ),
         }
     }
 
@@ -57,6 +63,10 @@ impl EngineMetrics {
 
     pub(super) fn queued_events(&self, n: usize) {
         self.queued_events.set(gauge_value(n));
+    }
+
+    pub(super) fn history_changes(&self, n: usize) {
+        self.history_changes.set(gauge_value(n));
     }
 
     pub(super) fn epoch(&self, duration: Duration, lag: Duration) {

@@ -267,6 +267,11 @@ impl Metrics {
         self.engine.workers(workers);
     }
 
+    /// The history journal holds `n` changes.
+    pub fn history_changes(&self, n: usize) {
+        self.engine.history_changes(n);
+    }
+
     /// One watch event received (or read from a log).
     pub fn event(&self, event: &WatchEvent) {
         let r = &event.resource;

@@ -250,6 +250,9 @@ async fn history_finds_each_change_with_its_cause() {
     assert!(!text.contains("destination c1"), "{text}");
     let (code, body) = http_get(&format!("{base}/history?since=yesterday")).unwrap();
     assert_eq!(code, 400, "{body}");
+    let (_, metrics) = http_get(&format!("{base}/metrics")).unwrap();
+    let held = bindery_tests::metrics::value(&metrics, "bindery_engine_history_changes");
+    assert_eq!(held, changes.len() as f64, "the journal's size in /metrics");
 
     // --destination-events: an Event on the policy for each destination change, naming
     // its cause (one per reason and minute: the three removals make one).
