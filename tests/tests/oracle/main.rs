@@ -5,5 +5,6 @@
 //! One test binary, one module a former test file; neither needs a process of its own
 //! (no environment variable, signal handler or panic hook set in the test process).
 
+mod histories;
 mod pipeline_vs_oracle;
 mod replay_oracle;
