@@ -659,7 +659,7 @@ fn run(ops: Vec<Op>, windows: Vec<usize>) -> Result<(), TestCaseError> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: cases(128), max_shrink_iters: 1000, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: cases(100), max_shrink_iters: 1000, ..ProptestConfig::default() })]
 
     #[test]
     fn each_change_happens_by_its_causes_and_only_by_them(
