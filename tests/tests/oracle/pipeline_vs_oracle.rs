@@ -2,256 +2,19 @@
 //! event histories where relists (`RESET` ... `SYNCED`, restarted, empty, of one
 //! version of a two-version CRD, of WECs, policies and namespaces) interleave with
 //! other resources' changes: every epoch the pipeline publishes must equal the oracle
-//! on the state the pipeline considers current, as the watch-log rules say it, written
-//! plainly here: every resource as its events say, except that once every resource has
+//! on the state the pipeline considers current, as the watch-log rules say it (written
+//! plainly in `histories::Model`): every resource as its events say, except that once every resource has
 //! synced once, a resource (all versions of it) that is listing stays as it was when it
 //! began listing, until its (last version's) `SYNCED`. Nothing is publishable before
 //! every resource has synced once.
 
-use std::collections::{BTreeMap, BTreeSet};
-
 use bindery::Pipeline;
-use bindery_engine::Oracle;
-use bindery_ingest::{EventType, ResourceRef, Space, StateChange, WatchEvent, to_change};
 use proptest::prelude::*;
-use serde_json::{Value, json};
+use serde_json::Value;
 
-/// The watched resources; widgets v1 and v2 are one resource in two versions.
-fn resources() -> Vec<ResourceRef> {
-    vec![
-        ResourceRef::new(
-            Space::Its,
-            "cluster.open-cluster-management.io",
-            "v1",
-            "managedclusters",
-        ),
-        ResourceRef::new(
-            Space::Wds,
-            "control.kubestellar.io",
-            "v1alpha1",
-            "bindingpolicies",
-        ),
-        ResourceRef::new(Space::Wds, "", "v1", "namespaces"),
-        ResourceRef::new(Space::Wds, "", "v1", "configmaps"),
-        ResourceRef::new(Space::Wds, "example.com", "v1", "widgets"),
-        ResourceRef::new(Space::Wds, "example.com", "v2", "widgets"),
-    ]
-}
-
-/// The family (resource without version) of each resource.
-const FAMILY: [usize; 6] = [0, 1, 2, 3, 4, 4];
-const FAMILIES: usize = 5;
-const NAMES: [&str; 3] = ["a", "b", "c"];
-const NAMESPACES: [&str; 2] = ["ns0", "ns1"];
-
-/// A policy spec by number: what the policies can be.
-fn policy_spec(n: usize) -> Value {
-    match n % 3 {
-        0 => json!({
-            "clusterSelectors": [{"matchLabels": {"env": "prod"}}],
-            "downsync": [{"objectSelectors": [{"matchLabels": {"app": "x"}}]}],
-        }),
-        1 => json!({
-            "clusterSelectors": [{"matchExpressions": [{"key": "env", "operator": "Exists"}]}],
-            "downsync": [
-                {"resources": ["widgets"], "apiGroup": "example.com"},
-                {"resources": ["configmaps"], "namespaceSelectors": [{"matchLabels": {"team": "t1"}}]},
-            ],
-        }),
-        _ => json!({
-            "clusterSelectors": [{"matchLabels": {"env": "dev"}}],
-            "downsync": [{"resources": ["namespaces", "configmaps"], "objectSelectors": [{"matchExpressions": [{"key": "app", "operator": "NotIn", "values": ["y"]}]}]}],
-        }),
-    }
-}
-
-/// The object of resource `r`, `(namespace index, name index)`, variant `v`, written at
-/// `step` (its resourceVersion, so every write differs).
-fn object(r: usize, ns: usize, name: usize, v: usize, step: usize) -> (String, String, Value) {
-    let values = ["x", "y", "z"];
-    let teams = ["t1", "t2", "t3"];
-    let rv = step.to_string();
-    match FAMILY[r] {
-        0 => {
-            let envs = ["prod", "dev", "test"];
-            let env = envs[v % 3];
-            let n = format!("c{}", NAMES[name]);
-            let o = json!({"apiVersion": "cluster.open-cluster-management.io/v1", "kind": "ManagedCluster",
-                "metadata": {"name": n, "uid": format!("u-{n}"), "resourceVersion": rv, "labels": {"env": env}}});
-            (String::new(), n, o)
-        }
-        1 => {
-            let n = format!("p{}", NAMES[name]);
-            let o = json!({"apiVersion": "control.kubestellar.io/v1alpha1", "kind": "BindingPolicy",
-                "metadata": {"name": n, "uid": format!("u-{n}"), "resourceVersion": rv, "generation": step},
-                "spec": policy_spec(v)});
-            (String::new(), n, o)
-        }
-        2 => {
-            let n = NAMESPACES[name % 2].to_string();
-            let o = json!({"apiVersion": "v1", "kind": "Namespace",
-                "metadata": {"name": n, "uid": format!("u-{n}"), "resourceVersion": rv,
-                    "labels": {"team": teams[v % 3], "app": values[v % 3]}}});
-            (String::new(), n, o)
-        }
-        _ => {
-            let namespace = NAMESPACES[ns % 2].to_string();
-            let n = NAMES[name].to_string();
-            let version = &resources()[r].version;
-            let kind = if FAMILY[r] == 3 {
-                "ConfigMap"
-            } else {
-                "Widget"
-            };
-            let api = if FAMILY[r] == 3 {
-                "v1".to_string()
-            } else {
-                format!("example.com/{version}")
-            };
-            let o = json!({"apiVersion": api, "kind": kind,
-                "metadata": {"name": n, "namespace": namespace, "uid": format!("u-{namespace}-{n}"),
-                    "resourceVersion": rv, "labels": {"app": values[v % 3]}}});
-            (namespace, n, o)
-        }
-    }
-}
-
-#[derive(Clone, Debug)]
-enum Op {
-    Upsert {
-        r: usize,
-        ns: usize,
-        name: usize,
-        v: usize,
-    },
-    Delete {
-        r: usize,
-        ns: usize,
-        name: usize,
-    },
-    Reset(usize),
-    Synced(usize),
-    /// Close an epoch, if the pipeline is publishable.
-    Close,
-}
-
-fn op() -> impl Strategy<Value = Op> {
-    let r = 0..6usize;
-    prop_oneof![
-        6 => (r.clone(), 0..2usize, 0..3usize, 0..3usize).prop_map(|(r, ns, name, v)| Op::Upsert { r, ns, name, v }),
-        2 => (r.clone(), 0..2usize, 0..3usize).prop_map(|(r, ns, name)| Op::Delete { r, ns, name }),
-        1 => r.clone().prop_map(Op::Reset),
-        2 => r.prop_map(Op::Synced),
-        3 => Just(Op::Close),
-    ]
-}
-
-/// A history: some events, then every resource's SYNCED (in a random order), then more.
-fn history() -> impl Strategy<Value = Vec<Op>> {
-    (
-        prop::collection::vec(op(), 0..30),
-        Just((0..6).collect::<Vec<usize>>()).prop_shuffle(),
-        prop::collection::vec(op(), 0..80),
-    )
-        .prop_map(|(before, order, after)| {
-            let mut ops = before;
-            ops.extend(order.into_iter().map(Op::Synced));
-            ops.push(Op::Close);
-            ops.extend(after);
-            ops
-        })
-}
-
-type Key = (String, String);
-/// An object: the resource it was last seen in, and its state.
-type Obj = (usize, Value);
-
-/// The watch-log rules, per family.
-#[derive(Default)]
-struct Model {
-    state: Vec<BTreeMap<Key, Obj>>,
-    /// Resources seen, synced or not.
-    synced: BTreeMap<usize, bool>,
-    /// Resources relisting: the keys relisted since the RESET.
-    relist: BTreeMap<usize, BTreeSet<Key>>,
-    complete: bool,
-    /// Families held back, with their state when holding began.
-    frozen: BTreeMap<usize, BTreeMap<Key, Obj>>,
-}
-
-impl Model {
-    fn new() -> Model {
-        Model {
-            state: vec![BTreeMap::new(); FAMILIES],
-            ..Model::default()
-        }
-    }
-
-    fn family_unsynced(&self, f: usize) -> bool {
-        self.synced.iter().any(|(r, s)| FAMILY[*r] == f && !s)
-    }
-
-    fn apply(&mut self, r: usize, ty: EventType, key: Option<Key>, object: Option<Value>) {
-        let f = FAMILY[r];
-        let before = self.state[f].clone();
-        let held_before = self.complete && self.family_unsynced(f);
-        let complete_before = self.complete;
-        self.synced.entry(r).or_insert(false);
-        match ty {
-            EventType::Added | EventType::Modified => {
-                let key = key.unwrap();
-                if let Some(seen) = self.relist.get_mut(&r) {
-                    seen.insert(key.clone());
-                }
-                self.state[f].insert(key, (r, object.unwrap()));
-            }
-            EventType::Deleted => {
-                self.state[f].remove(&key.unwrap());
-            }
-            EventType::Reset => {
-                self.relist.insert(r, BTreeSet::new());
-                self.synced.insert(r, false);
-            }
-            EventType::Synced => {
-                if let Some(seen) = self.relist.remove(&r) {
-                    self.state[f].retain(|k, o| o.0 != r || seen.contains(k));
-                }
-                self.synced.insert(r, true);
-            }
-        }
-        if complete_before && !held_before && self.family_unsynced(f) {
-            self.frozen.insert(f, before);
-        }
-        if !self.family_unsynced(f) {
-            self.frozen.remove(&f);
-        }
-        if self.synced.values().all(|s| *s) {
-            self.complete = true;
-        }
-    }
-
-    /// The oracle on the state the pipeline considers current.
-    fn oracle(&self) -> Oracle {
-        let resources = resources();
-        let mut oracle = Oracle::default();
-        for f in 0..FAMILIES {
-            let objects = self.frozen.get(&f).unwrap_or(&self.state[f]);
-            for (r, object) in objects.values() {
-                let change = StateChange::Upsert {
-                    resource: resources[*r].clone(),
-                    object: object.clone(),
-                };
-                if let Some(change) = to_change(&change).unwrap() {
-                    oracle.apply(&change);
-                }
-            }
-        }
-        oracle
-    }
-}
+use crate::histories::{Model, Op, cases, history};
 
 fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
-    let resources = resources();
     let mut pipeline = Pipeline::new();
     let mut model = Model::new();
     let mut published = 0;
@@ -260,64 +23,43 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
         .chain(std::iter::once(Op::Close))
         .enumerate()
     {
-        let (r, ty, key, object) = match op {
-            Op::Close => {
-                prop_assert_eq!(pipeline.publishable(), model.complete);
-                if pipeline.publishable() {
-                    pipeline.close_epoch();
-                    published += 1;
-                    let got: Vec<Value> = pipeline
-                        .engine()
-                        .bindings()
-                        .iter()
-                        .map(|b| b.to_json())
-                        .collect();
-                    let oracle = model.oracle();
-                    let want: Vec<Value> = oracle.bindings().iter().map(|b| b.to_json()).collect();
-                    prop_assert_eq!(
-                        &got,
-                        &want,
-                        "Bindings differ at step {} (epoch {})",
-                        step,
-                        published
-                    );
-                    prop_assert_eq!(
-                        pipeline.engine().statuses(),
-                        oracle.statuses(),
-                        "statuses differ at step {}",
-                        step
-                    );
-                }
-                continue;
+        let Some(event) = op.event(step) else {
+            prop_assert_eq!(pipeline.publishable(), model.complete);
+            if pipeline.publishable() {
+                pipeline.close_epoch();
+                published += 1;
+                let got: Vec<Value> = pipeline
+                    .engine()
+                    .bindings()
+                    .iter()
+                    .map(|b| b.to_json())
+                    .collect();
+                let oracle = model.oracle();
+                let want: Vec<Value> = oracle.bindings().iter().map(|b| b.to_json()).collect();
+                prop_assert_eq!(
+                    &got,
+                    &want,
+                    "Bindings differ at step {} (epoch {})",
+                    step,
+                    published
+                );
+                prop_assert_eq!(
+                    pipeline.engine().statuses(),
+                    oracle.statuses(),
+                    "statuses differ at step {}",
+                    step
+                );
             }
-            Op::Upsert { r, ns, name, v } => {
-                let (ns, name, object) = object(r, ns, name, v, step);
-                (
-                    r,
-                    if v % 2 == 0 {
-                        EventType::Added
-                    } else {
-                        EventType::Modified
-                    },
-                    Some((ns, name)),
-                    Some(object),
-                )
-            }
-            Op::Delete { r, ns, name } => {
-                let (ns, name, object) = object(r, ns, name, 0, step);
-                (r, EventType::Deleted, Some((ns, name)), Some(object))
-            }
-            Op::Reset(r) => (r, EventType::Reset, None, None),
-            Op::Synced(r) => (r, EventType::Synced, None, None),
+            continue;
         };
-        model.apply(r, ty, key, object.clone());
+        model.apply(
+            event.r,
+            event.event_type,
+            event.key.clone(),
+            event.object.clone(),
+        );
         pipeline
-            .push(WatchEvent {
-                ts: step as i64,
-                resource: resources[r].clone(),
-                event_type: ty,
-                object,
-            })
+            .push(event.watch_event(step as i64))
             .map_err(|e| TestCaseError::fail(e.to_string()))?;
         prop_assert_eq!(pipeline.all_synced(), model.synced.values().all(|s| *s));
     }
@@ -325,18 +67,11 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
     Ok(())
 }
 
-fn cases() -> u32 {
-    std::env::var("PROPTEST_CASES")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(500)
-}
-
 proptest! {
-    #![proptest_config(ProptestConfig { cases: cases(), max_shrink_iters: 2000, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: cases(500), max_shrink_iters: 2000, ..ProptestConfig::default() })]
 
     #[test]
-    fn every_published_epoch_equals_the_oracle_on_the_current_state(ops in history()) {
+    fn every_published_epoch_equals_the_oracle_on_the_current_state(ops in history(30, 80)) {
         run(ops)?;
     }
 }
