@@ -115,8 +115,12 @@ fn journal_child(log: &Path, keep: usize) -> Result<()> {
         // Keeping 0: no journal at all, as `--history-limit 0`.
         if keep > 0 {
             journal.read(line_no, &event);
+            let resource = event.resource.clone();
+            pipeline.push(event)?;
+            journal.applied(pipeline.holds(&resource));
+        } else {
+            pipeline.push(event)?;
         }
-        pipeline.push(event)?;
     }
     close(&mut pipeline, &mut journal, &mut published);
     let after = rss_kb().unwrap_or(0);

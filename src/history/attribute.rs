@@ -31,8 +31,9 @@ use super::{
     entry_is, key_entity, object_name, resource_name,
 };
 
-/// What the attribution keeps of an entity: what a cause's diff shows, and for a
-/// policy what the engine reads of it.
+/// What the attribution keeps of an entity: what a cause's diff shows, the version it
+/// was last seen in (what a relist of that version drops), and for a policy what the
+/// engine reads of it.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub(super) struct Seen {
     labels: BTreeMap<String, String>,
@@ -42,15 +43,18 @@ pub(super) struct Seen {
     generation: Option<i64>,
     /// A policy as the engine takes it (`None`: being deleted, or not a policy).
     policy: Option<Rc<PolicyInput>>,
+    /// The API version of its latest event.
+    version: String,
 }
 
 impl Seen {
-    fn of(meta: Meta, policy: Option<PolicyInput>) -> Seen {
+    fn of(meta: Meta, policy: Option<PolicyInput>, version: &str) -> Seen {
         Seen {
             labels: meta.labels,
             resource_version: Some(meta.resource_version).filter(|rv| !rv.is_empty()),
             generation: Some(meta.generation).filter(|&g| g != 0),
             policy: policy.map(Rc::new),
+            version: version.to_string(),
         }
     }
 }
@@ -63,57 +67,129 @@ struct Read {
     entity: Entity,
     before: Option<Seen>,
     after: Option<Seen>,
+    /// For a held event that took the place of earlier ones: the state before it
+    /// (`before` is the state before the first).
+    last_before: Option<Option<Seen>>,
+    /// A cause added beside the event that made the change (a listing that would have
+    /// deleted what an event deleted): it moves nothing itself.
+    extra: bool,
 }
 
-/// `(group, resource)`.
+/// `(group, resource)`: a resource in all its versions, as the relist tracker's family.
 type Resource = (String, String);
 
-/// Follows a log event by event and attributes each epoch's Binding changes.
+/// `(namespace, name)`.
+type Id = (String, String);
+
+/// A version of a resource listing (after its `RESET`, until its `SYNCED`), as the
+/// relist tracker follows it: at the `SYNCED` the objects last seen in that version and
+/// not listed since are gone.
+#[derive(Debug, Default)]
+struct Listing {
+    /// Listed (added or modified) in this version since the `RESET`.
+    listed: HashSet<Id>,
+    /// Deleted, or seen in another version, meanwhile, while last seen in this version:
+    /// if the listing ends without listing them, it would have deleted them, so it is a
+    /// cause of what their event did as well.
+    escaped: Vec<Id>,
+}
+
+/// The events of a resource the pipeline holds back. As in the relist tracker, only
+/// the latest change of an entity is applied when they are released: a listing's
+/// deletion of an entity that a later held event brings back never applies, so that
+/// event takes its place (keeping the state before it).
+#[derive(Debug, Default)]
+struct Held {
+    reads: Vec<Read>,
+    /// The index in `reads` of each entity's latest event (not the extra causes).
+    latest: HashMap<Id, usize>,
+}
+
+impl Held {
+    fn push(&mut self, mut read: Read) {
+        if read.extra {
+            self.reads.push(read);
+            return;
+        }
+        let id = (read.entity.2.clone(), read.entity.3.clone());
+        if let Some(&i) = self.latest.get(&id)
+            && self.reads[i].cause.event_type == EventType::Synced.as_str()
+            && read.cause.event_type != EventType::Synced.as_str()
+        {
+            let dropped = &mut self.reads[i];
+            read.last_before = Some(read.before.take());
+            read.before = dropped.before.take();
+            *dropped = read;
+            return;
+        }
+        self.latest.insert(id, self.reads.len());
+        self.reads.push(read);
+    }
+}
+
+/// Follows a log event by event and attributes each epoch's Binding changes. Each
+/// event is [`read`](Attributor::read) before the pipeline takes it, then
+/// [`applied`](Attributor::applied) (with whether the pipeline holds its resource
+/// back now) or [`refused`](Attributor::refused).
 #[derive(Default)]
 pub struct Attributor {
     /// Each entity as its latest event showed it, by resource, then
     /// `(namespace, name)` (the `old` side of a diff). Only WECs, policies and workload
     /// objects: nothing else moves a Binding.
-    last: HashMap<Resource, HashMap<(String, String), Seen>>,
+    last: HashMap<Resource, HashMap<Id, Seen>>,
     /// The events of the open epoch.
     epoch: Vec<Read>,
-    /// Resources that have synced and not relisted since.
-    listed: HashSet<Resource>,
-    /// The events of the resources listing (an initial list or a relist), held until
-    /// their `SYNCED`, as the engine holds their changes; `true`: a relist (what it
-    /// does not list is gone at its `SYNCED`).
-    held: HashMap<Resource, (bool, Vec<Read>)>,
+    /// The versions of resources listing.
+    listing: HashMap<(Resource, String), Listing>,
+    /// The events the pipeline holds back (a resource listing once the view was
+    /// complete), by resource: they join the epoch of the `SYNCED` that releases them.
+    held: HashMap<Resource, Held>,
+    /// What the event being pushed read: its resource and reads.
+    pending: Option<(Resource, Vec<Read>)>,
 }
 
 /// An entity's events of one epoch: its state before the first and after the last.
 struct Moved<'a> {
     before: Option<&'a Seen>,
+    /// Its state before its last event of the epoch (without that event alone).
+    penultimate: Option<&'a Seen>,
     after: Option<&'a Seen>,
     causes: Vec<&'a Cause>,
 }
 
-impl Moved<'_> {
-    /// Whether the entity's existence, labels or (a policy's) spec moved: what can
-    /// move a destination or an entry in or out.
-    fn moves_membership(&self) -> bool {
-        match (self.before, self.after) {
-            (Some(b), Some(a)) => b.labels != a.labels || b.policy != a.policy,
-            (None, None) => false,
-            _ => true,
-        }
+/// Whether existence, labels or (a policy's) spec differ between `a` and `b`: what can
+/// move a destination or an entry in or out.
+fn membership_differs(a: Option<&Seen>, b: Option<&Seen>) -> bool {
+    match (a, b) {
+        (Some(a), Some(b)) => a.labels != b.labels || a.policy != b.policy,
+        (None, None) => false,
+        _ => true,
     }
+}
 
-    /// The same, or the object's `resourceVersion` moved: what can change an entry.
-    fn moves_entry(&self) -> bool {
-        self.moves_membership()
-            || self.before.and_then(|s| s.resource_version.as_ref())
-                != self.after.and_then(|s| s.resource_version.as_ref())
+/// The same, or the `resourceVersion`: what can change an entry.
+fn entry_differs(a: Option<&Seen>, b: Option<&Seen>) -> bool {
+    membership_differs(a, b)
+        || a.and_then(|s| s.resource_version.as_ref())
+            != b.and_then(|s| s.resource_version.as_ref())
+}
+
+impl Moved<'_> {
+    /// Whether its events moved what `moves` asks for: over the epoch, or its last
+    /// event alone.
+    fn moves(&self, moves: Moves) -> bool {
+        let differs = match moves {
+            Moves::Membership => membership_differs,
+            Moves::Entry => entry_differs,
+        };
+        differs(self.before, self.after) || differs(self.penultimate, self.after)
     }
 }
 
 impl Attributor {
-    /// Notes `event`, read at `line`, before it is applied.
+    /// Notes `event`, read at `line`, before the pipeline takes it.
     pub fn read(&mut self, line: u64, event: &WatchEvent) {
+        self.pending = None;
         let kind = classify(&event.resource);
         if !matches!(
             kind,
@@ -121,10 +197,8 @@ impl Attributor {
         ) {
             return;
         }
-        let key: Resource = (
-            event.resource.group.clone(),
-            event.resource.resource.clone(),
-        );
+        let r = &event.resource;
+        let key: Resource = (r.group.clone(), r.resource.clone());
         let mut cause = Cause {
             line,
             ts: event.ts,
@@ -136,89 +210,162 @@ impl Attributor {
             generation: None,
             resource_version: None,
         };
+        let mut reads = Vec::new();
         match event.event_type {
             EventType::Reset => {
-                let relist = self.listed.remove(&key);
-                self.held.insert(key, (relist, Vec::new()));
-                return;
+                // A restarted listing lists again; what it deleted stays deleted.
+                let listing = self.listing.entry((key.clone(), r.version.clone()));
+                listing.or_default().listed.clear();
             }
             EventType::Synced => {
-                if let Some((relist, reads)) = self.held.remove(&key) {
-                    if relist {
-                        self.drop_unlisted(&key, &reads, &cause);
-                    }
-                    self.epoch.extend(reads);
+                let listing = self.listing.remove(&(key.clone(), r.version.clone()));
+                if let Some(listing) = listing {
+                    self.drop_unlisted(&key, &r.version, listing, &cause, &mut reads);
                 }
-                self.listed.insert(key);
-                return;
             }
-            _ => {}
+            EventType::Added | EventType::Modified | EventType::Deleted => {
+                // Malformed metadata: the pipeline refuses the event, naming its line.
+                let Some(object) = event.object.as_ref() else {
+                    return;
+                };
+                let Ok(meta) = Meta::read(r, object) else {
+                    return;
+                };
+                cause.namespace = meta.namespace.clone();
+                cause.name = meta.name.clone();
+                let id = (cause.namespace.clone(), cause.name.clone());
+                let after = (event.event_type != EventType::Deleted).then(|| {
+                    let policy = (kind == ObjectKind::Policy)
+                        .then(|| policy_input(event, object))
+                        .flatten();
+                    Seen::of(meta, policy, &r.version)
+                });
+                let entities = self.last.entry(key.clone()).or_default();
+                let before = match &after {
+                    Some(seen) => entities.insert(id.clone(), seen.clone()),
+                    None => entities.remove(&id),
+                };
+                self.note_listing(&key, &r.version, &id, before.as_ref(), after.is_some());
+                diff_into(&mut cause, before.as_ref(), after.as_ref());
+                reads.push(Read {
+                    cause,
+                    entity: (key.0.clone(), key.1.clone(), id.0, id.1),
+                    before,
+                    after,
+                    last_before: None,
+                    extra: false,
+                });
+            }
         }
-        // Malformed metadata: the pipeline refuses the event, naming its line.
-        let Some(object) = event.object.as_ref() else {
+        self.pending = Some((key, reads));
+    }
+
+    /// The listings an object event concerns: listed in its version; escaped from the
+    /// listing of the version it was last seen in.
+    fn note_listing(
+        &mut self,
+        key: &Resource,
+        version: &str,
+        id: &Id,
+        before: Option<&Seen>,
+        exists: bool,
+    ) {
+        // Last seen in a version listing: deleted, or seen in another version now, it
+        // escapes what that listing's end would do to it (if it ends without listing it).
+        if let Some(before) = before
+            && (!exists || before.version != version)
+            && let Some(listing) = self.listing.get_mut(&(key.clone(), before.version.clone()))
+        {
+            listing.escaped.push(id.clone());
+        }
+        if exists && let Some(listing) = self.listing.get_mut(&(key.clone(), version.to_string())) {
+            listing.listed.insert(id.clone());
+        }
+    }
+
+    /// The event read last was applied; the pipeline now `holds` its resource back (or
+    /// not: a `SYNCED` that leaves none of its versions listing releases what it held).
+    pub fn applied(&mut self, holds: bool) {
+        let Some((key, reads)) = self.pending.take() else {
             return;
         };
-        let Ok(meta) = Meta::read(&event.resource, object) else {
+        if holds {
+            let held = self.held.entry(key).or_default();
+            for read in reads {
+                held.push(read);
+            }
+        } else {
+            if let Some(held) = self.held.remove(&key) {
+                self.epoch.extend(held.reads);
+            }
+            self.epoch.extend(reads);
+        }
+    }
+
+    /// The event read last was refused by the pipeline: its entity is as it was.
+    pub fn refused(&mut self) {
+        let Some((key, reads)) = self.pending.take() else {
             return;
         };
-        cause.namespace = meta.namespace.clone();
-        cause.name = meta.name.clone();
-        let id = (cause.namespace.clone(), cause.name.clone());
-        let after = (event.event_type != EventType::Deleted).then(|| {
-            let policy = (kind == ObjectKind::Policy)
-                .then(|| policy_input(event, object))
-                .flatten();
-            Seen::of(meta, policy)
-        });
-        let entities = self.last.entry(key.clone()).or_default();
-        let before = match &after {
-            Some(seen) => entities.insert(id.clone(), seen.clone()),
-            None => entities.remove(&id),
-        };
-        diff_into(&mut cause, before.as_ref(), after.as_ref());
-        let read = Read {
-            cause,
-            entity: (key.0.clone(), key.1.clone(), id.0, id.1),
-            before,
-            after,
-        };
-        match self.held.get_mut(&key) {
-            Some((_, reads)) => reads.push(read),
-            None if self.listed.contains(&key) => self.epoch.push(read),
-            // Before its first list began: held until its SYNCED, as the engine does.
-            None => self.held.entry(key).or_default().1.push(read),
+        let entities = self.last.entry(key).or_default();
+        for read in reads.into_iter().rev() {
+            let id = (read.entity.2, read.entity.3);
+            match read.before {
+                Some(seen) => entities.insert(id, seen),
+                None => entities.remove(&id),
+            };
         }
     }
 
     /// Forgets the open epoch's events without attributing its changes (the first
     /// publish of a live run: every Binding appearing at once).
     pub fn skip_epoch(&mut self) {
-        self.epoch.clear();
+        self.epoch = Vec::new();
     }
 
-    /// At a relist's `SYNCED` (`synced`): the resource's entities it did not list are
-    /// gone, the relist their cause.
-    fn drop_unlisted(&mut self, key: &Resource, listed: &[Read], synced: &Cause) {
+    /// At the `SYNCED` (`synced`) of `version` of resource `key`: the entities last seen
+    /// in that version that it did not list are gone, the listing their cause, and it
+    /// is a cause too of the deletions it would have made.
+    fn drop_unlisted(
+        &mut self,
+        key: &Resource,
+        version: &str,
+        listing: Listing,
+        synced: &Cause,
+        reads: &mut Vec<Read>,
+    ) {
         let Some(entities) = self.last.get_mut(key) else {
             return;
         };
-        let seen: HashSet<(&str, &str)> = listed
+        let gone: Vec<Id> = entities
             .iter()
-            .map(|r| (r.entity.2.as_str(), r.entity.3.as_str()))
+            .filter(|(id, seen)| seen.version == version && !listing.listed.contains(*id))
+            .map(|(id, _)| id.clone())
             .collect();
-        let gone: Vec<(String, String)> = entities
-            .keys()
-            .filter(|(ns, name)| !seen.contains(&(ns.as_str(), name.as_str())))
-            .cloned()
-            .collect();
+        let entity = |id: Id| (key.0.clone(), key.1.clone(), id.0, id.1);
         for id in gone {
             let before = entities.remove(&id);
-            self.epoch.push(Read {
+            reads.push(Read {
                 cause: synced.clone(),
-                entity: (key.0.clone(), key.1.clone(), id.0, id.1),
+                entity: entity(id),
                 before,
                 after: None,
+                last_before: None,
+                extra: false,
             });
+        }
+        for id in listing.escaped {
+            let listed = listing.listed.contains(&id);
+            if !listed && entities.get(&id).is_none_or(|seen| seen.version != version) {
+                reads.push(Read {
+                    cause: synced.clone(),
+                    entity: entity(id),
+                    before: None,
+                    after: None,
+                    last_before: None,
+                    extra: true,
+                });
+            }
         }
     }
 
@@ -242,13 +389,23 @@ impl Attributor {
         for r in &reads {
             let m = moved.entry(&r.entity).or_insert_with(|| Moved {
                 before: r.before.as_ref(),
+                penultimate: r.before.as_ref(),
                 after: None,
                 causes: Vec::new(),
             });
-            m.after = r.after.as_ref();
+            if !r.extra {
+                m.penultimate = match &r.last_before {
+                    Some(last_before) => last_before.as_ref(),
+                    None => r.before.as_ref(),
+                };
+                m.after = r.after.as_ref();
+            }
             m.causes.push(&r.cause);
         }
-        let attribution = Attribution { moved: &moved };
+        let attribution = Attribution {
+            moved: &moved,
+            last: &self.last,
+        };
         let mut out = Vec::new();
         for change in changes {
             if filter
@@ -267,6 +424,8 @@ impl Attributor {
 /// The epoch's moved entities, and the attribution of its changes.
 struct Attribution<'a> {
     moved: &'a HashMap<&'a Entity, Moved<'a>>,
+    /// Every entity as it is now (those the epoch did not move, for the oracle).
+    last: &'a HashMap<Resource, HashMap<Id, Seen>>,
 }
 
 /// How a candidate entity qualifies for a kind of change.
@@ -312,13 +471,18 @@ impl Attribution<'_> {
             depends.extend(
                 self.moved
                     .iter()
-                    .filter(|(e, m)| (e.0.as_str(), e.1.as_str()) == WECS && m.moves_membership())
+                    .filter(|(e, m)| {
+                        (e.0.as_str(), e.1.as_str()) == WECS && m.moves(Moves::Membership)
+                    })
                     .map(|(e, _)| (*e).clone()),
             );
             let what = What::Problems {
                 problems: problems.clone(),
             };
-            push(what, self.narrowed(&depends, Moves::Membership, |_| None));
+            push(
+                what,
+                self.narrowed(&depends, Moves::Membership, |_, _| None),
+            );
         }
         // Destinations (of a Binding that lists the object, if one is asked for).
         let object_listed = filter.object.as_ref().is_none_or(|o| {
@@ -347,8 +511,8 @@ impl Attribution<'_> {
                         .is_some_and(|b| b.destinations.contains(cluster))
                 };
                 let depends = [wec, policy.clone()];
-                let causes = self.narrowed(&depends, Moves::Membership, |candidates| {
-                    self.counterfactual(candidates, added, decides)
+                let causes = self.narrowed(&depends, Moves::Membership, |depends, candidates| {
+                    self.counterfactual(depends, candidates, added, decides)
                 });
                 let cluster = cluster.clone();
                 push(
@@ -413,12 +577,14 @@ impl Attribution<'_> {
                         version: String::new(),
                         ..e.clone()
                     });
-                self.narrowed(&depends, Moves::Entry, |candidates| {
-                    self.counterfactual(candidates, now, entry_of)
+                self.narrowed(&depends, Moves::Entry, |depends, candidates| {
+                    self.counterfactual(depends, candidates, now, entry_of)
                 })
             } else {
-                self.narrowed(&depends, Moves::Membership, |candidates| {
-                    self.counterfactual(candidates, added, |states| entry_of(states).is_some())
+                self.narrowed(&depends, Moves::Membership, |depends, candidates| {
+                    self.counterfactual(depends, candidates, added, |states| {
+                        entry_of(states).is_some()
+                    })
                 })
             };
             push(what, causes);
@@ -444,22 +610,17 @@ impl Attribution<'_> {
         &self,
         depends: &[Entity],
         moves: Moves,
-        decide: impl FnOnce(&[&Entity]) -> Option<Vec<Entity>>,
+        decide: impl FnOnce(&[Entity], &[&Entity]) -> Option<Vec<Entity>>,
     ) -> Vec<Cause> {
         let candidates: Vec<&Entity> = depends
             .iter()
-            .filter(|e| {
-                self.moved.get(e).is_some_and(|m| match moves {
-                    Moves::Membership => m.moves_membership(),
-                    Moves::Entry => m.moves_entry(),
-                })
-            })
+            .filter(|e| self.moved.get(e).is_some_and(|m| m.moves(moves)))
             .collect();
         if candidates.is_empty() {
             return self.causes(depends);
         }
         if candidates.len() > 1
-            && let Some(deciding) = decide(&candidates)
+            && let Some(deciding) = decide(depends, &candidates)
         {
             return self.causes(&deciding);
         }
@@ -467,55 +628,66 @@ impl Attribution<'_> {
         self.causes(&candidates)
     }
 
-    /// The candidates that alone, put back as they were before the epoch, change the
-    /// decision `decides` (whether the destination or entry is there, or the entry);
-    /// all of them when none does alone; `None` when the decision with every candidate
-    /// as it is now is not `now` (something the oracle is not given here decides: no
-    /// narrowing).
+    /// The causes among `candidates` (of the entities `depends`) by the counterfactual:
+    /// those that alone, put back as they were before the epoch or before their last
+    /// event, change the decision `decides` (whether the destination or entry is there,
+    /// or the entry), the others as they are now. If together, put back as they were
+    /// before the epoch, they do not give the decision every candidate put back gives
+    /// (or none does alone), every candidate is a cause. `None` when the decision with everything as it is now is not `now`
+    /// (something the oracle is not given here decides: no narrowing).
     fn counterfactual<T: PartialEq>(
         &self,
+        depends: &[Entity],
         candidates: &[&Entity],
         now: T,
         decides: impl Fn(&States) -> T,
     ) -> Option<Vec<Entity>> {
-        let after = States::after(self.moved, candidates);
+        let after = States(depends.iter().map(|e| (e, self.now(e))).collect());
         if decides(&after) != now {
             return None;
         }
-        let flipping: Vec<Entity> = candidates
-            .iter()
-            .filter(|c| decides(&after.with_before(self.moved, c)) != now)
-            .map(|c| (*c).clone())
-            .collect();
-        if flipping.is_empty() {
+        let moved = |e: &Entity| self.moved.get(e);
+        let flips = |e: &Entity| {
+            let m = moved(e)?;
+            let alone = [m.before, m.penultimate]
+                .into_iter()
+                .any(|alt| decides(&after.with(&[e], |_| alt)) != now);
+            alone.then(|| e.clone())
+        };
+        let causes: Vec<Entity> = candidates.iter().filter_map(|c| flips(c)).collect();
+        let before = |e: &Entity| moved(e).and_then(|m| m.before);
+        let refs: Vec<&Entity> = causes.iter().collect();
+        let without_causes = decides(&after.with(&refs, before));
+        if causes.is_empty() || without_causes != decides(&after.with(candidates, before)) {
             Some(candidates.iter().map(|c| (*c).clone()).collect())
         } else {
-            Some(flipping)
+            Some(causes)
+        }
+    }
+
+    /// Entity `e` as it is after the epoch.
+    fn now(&self, e: &Entity) -> Option<&Seen> {
+        match self.moved.get(e) {
+            Some(m) => m.after,
+            None => self
+                .last
+                .get(&(e.0.clone(), e.1.clone()))?
+                .get(&(e.2.clone(), e.3.clone())),
         }
     }
 }
 
-/// The candidate entities' states given to the oracle.
+/// The entities given to the oracle, each in a state (`None`: absent).
 struct States<'a>(Vec<(&'a Entity, Option<&'a Seen>)>);
 
 impl<'a> States<'a> {
-    /// Every candidate as it is after the epoch.
-    fn after(moved: &'a HashMap<&Entity, Moved<'a>>, candidates: &[&'a Entity]) -> States<'a> {
-        States(
-            candidates
-                .iter()
-                .map(|e| (*e, moved.get(e).and_then(|m| m.after)))
-                .collect(),
-        )
-    }
-
-    /// The same, with `which` as it was before the epoch.
-    fn with_before(&self, moved: &'a HashMap<&Entity, Moved<'a>>, which: &Entity) -> States<'a> {
+    /// The same, with `which` in the state `state` gives them.
+    fn with(&self, which: &[&Entity], state: impl Fn(&Entity) -> Option<&'a Seen>) -> States<'a> {
         States(
             self.0
                 .iter()
-                .map(|(e, s)| match *e == which {
-                    true => (*e, moved.get(e).and_then(|m| m.before)),
+                .map(|(e, s)| match which.contains(e) {
+                    true => (*e, state(e)),
                     false => (*e, *s),
                 })
                 .collect(),

@@ -66,10 +66,21 @@ impl Journal {
     }
 
     /// Notes `event` (the `line`-th of the recording, or of the stream without one)
-    /// before the engine takes it.
+    /// before the engine takes it; then [`applied`](Journal::applied) or
+    /// [`refused`](Journal::refused).
     pub fn read(&mut self, line: u64, event: &WatchEvent) {
         self.latest_ts = self.latest_ts.max(event.ts);
         self.attributor.read(line, event);
+    }
+
+    /// The engine took the event read last; it `holds` that event's resource back now.
+    pub fn applied(&mut self, holds: bool) {
+        self.attributor.applied(holds);
+    }
+
+    /// The engine refused the event read last.
+    pub fn refused(&mut self) {
+        self.attributor.refused();
     }
 
     /// Attributes the changes of the epoch just closed and returns them (none for

@@ -236,9 +236,12 @@ pub fn replay(
         epoch_start.get_or_insert(ts);
         last_ts = ts;
         attributor.read(line, &event);
-        pipeline
-            .push(event)
-            .with_context(|| format!("{name}:{line}"))?;
+        let resource = event.resource.clone();
+        if let Err(e) = pipeline.push(event) {
+            attributor.refused();
+            return Err(e).with_context(|| format!("{name}:{line}"));
+        }
+        attributor.applied(pipeline.holds(&resource));
     }
     pipeline.view().judge(name)?;
     if pipeline.pending() > 0 {

@@ -660,7 +660,15 @@ impl<S: BindingWriter> EngineLoop<S> {
             journal.read(self.events + 1, &event);
         }
         let event_type = event.event_type;
-        if let Err(e) = self.pipeline.push(event) {
+        let resource = self.journal.as_ref().map(|_| event.resource.clone());
+        let pushed = self.pipeline.push(event);
+        if let (Some(journal), Some(resource)) = (self.journal.as_mut(), resource) {
+            match &pushed {
+                Ok(()) => journal.applied(self.pipeline.holds(&resource)),
+                Err(_) => journal.refused(),
+            }
+        }
+        if let Err(e) = pushed {
             // One bad object must not stop the others. The error names its resource.
             tracing::error!(event = event_type.as_str(), error = %e, "ignoring a watch event");
         }

@@ -79,7 +79,9 @@ impl Live {
         for e in events {
             self.line += 1;
             self.journal.read(self.line, &e);
+            let resource = e.resource.clone();
             self.pipeline.push(e).unwrap();
+            self.journal.applied(self.pipeline.holds(&resource));
         }
         let out = self.pipeline.close_epoch();
         self.journal.close(out.epoch, &out.changes, !self.published);
