@@ -67,9 +67,6 @@ struct Read {
     entity: Entity,
     before: Option<Seen>,
     after: Option<Seen>,
-    /// For a held event that took the place of earlier ones: the state before it
-    /// (`before` is the state before the first).
-    last_before: Option<Option<Seen>>,
     /// A cause added beside the event that made the change (a listing that would have
     /// deleted what an event deleted): it moves nothing itself.
     extra: bool,
@@ -88,43 +85,6 @@ type Id = (String, String);
 struct Listing {
     /// Listed (added or modified) in this version since the `RESET`.
     listed: HashSet<Id>,
-    /// Deleted, or seen in another version, meanwhile, while last seen in this version:
-    /// if the listing ends without listing them, it would have deleted them, so it is a
-    /// cause of what their event did as well.
-    escaped: Vec<Id>,
-}
-
-/// The events of a resource the pipeline holds back. As in the relist tracker, only
-/// the latest change of an entity is applied when they are released: a listing's
-/// deletion of an entity that a later held event brings back never applies, so that
-/// event takes its place (keeping the state before it).
-#[derive(Debug, Default)]
-struct Held {
-    reads: Vec<Read>,
-    /// The index in `reads` of each entity's latest event (not the extra causes).
-    latest: HashMap<Id, usize>,
-}
-
-impl Held {
-    fn push(&mut self, mut read: Read) {
-        if read.extra {
-            self.reads.push(read);
-            return;
-        }
-        let id = (read.entity.2.clone(), read.entity.3.clone());
-        if let Some(&i) = self.latest.get(&id)
-            && self.reads[i].cause.event_type == EventType::Synced.as_str()
-            && read.cause.event_type != EventType::Synced.as_str()
-        {
-            let dropped = &mut self.reads[i];
-            read.last_before = Some(read.before.take());
-            read.before = dropped.before.take();
-            *dropped = read;
-            return;
-        }
-        self.latest.insert(id, self.reads.len());
-        self.reads.push(read);
-    }
 }
 
 /// Follows a log event by event and attributes each epoch's Binding changes. Each
@@ -143,9 +103,12 @@ pub struct Attributor {
     listing: HashMap<(Resource, String), Listing>,
     /// The events the pipeline holds back (a resource listing once the view was
     /// complete), by resource: they join the epoch of the `SYNCED` that releases them.
-    held: HashMap<Resource, Held>,
+    held: HashMap<Resource, Vec<Read>>,
     /// What the event being pushed read: its resource and reads.
     pending: Option<(Resource, Vec<Read>)>,
+    /// Not keeping the events for attribution (only each entity's state), until
+    /// [`attribute_from_now`](Attributor::attribute_from_now).
+    quiet: bool,
 }
 
 /// An entity's events of one epoch: its state before the first and after the last.
@@ -245,14 +208,13 @@ impl Attributor {
                     Some(seen) => entities.insert(id.clone(), seen.clone()),
                     None => entities.remove(&id),
                 };
-                self.note_listing(&key, &r.version, &id, before.as_ref(), after.is_some());
+                self.note_listing(&key, &r.version, &id, after.is_some());
                 diff_into(&mut cause, before.as_ref(), after.as_ref());
                 reads.push(Read {
                     cause,
                     entity: (key.0.clone(), key.1.clone(), id.0, id.1),
                     before,
                     after,
-                    last_before: None,
                     extra: false,
                 });
             }
@@ -260,24 +222,8 @@ impl Attributor {
         self.pending = Some((key, reads));
     }
 
-    /// The listings an object event concerns: listed in its version; escaped from the
-    /// listing of the version it was last seen in.
-    fn note_listing(
-        &mut self,
-        key: &Resource,
-        version: &str,
-        id: &Id,
-        before: Option<&Seen>,
-        exists: bool,
-    ) {
-        // Last seen in a version listing: deleted, or seen in another version now, it
-        // escapes what that listing's end would do to it (if it ends without listing it).
-        if let Some(before) = before
-            && (!exists || before.version != version)
-            && let Some(listing) = self.listing.get_mut(&(key.clone(), before.version.clone()))
-        {
-            listing.escaped.push(id.clone());
-        }
+    /// An object event listed the object in its version, if that version is listing.
+    fn note_listing(&mut self, key: &Resource, version: &str, id: &Id, exists: bool) {
         if exists && let Some(listing) = self.listing.get_mut(&(key.clone(), version.to_string())) {
             listing.listed.insert(id.clone());
         }
@@ -286,17 +232,17 @@ impl Attributor {
     /// The event read last was applied; the pipeline now `holds` its resource back (or
     /// not: a `SYNCED` that leaves none of its versions listing releases what it held).
     pub fn applied(&mut self, holds: bool) {
-        let Some((key, reads)) = self.pending.take() else {
+        let Some((key, mut reads)) = self.pending.take() else {
             return;
         };
+        if self.quiet {
+            reads.clear();
+        }
         if holds {
-            let held = self.held.entry(key).or_default();
-            for read in reads {
-                held.push(read);
-            }
+            self.held.entry(key).or_default().extend(reads);
         } else {
             if let Some(held) = self.held.remove(&key) {
-                self.epoch.extend(held.reads);
+                self.epoch.extend(held);
             }
             self.epoch.extend(reads);
         }
@@ -317,9 +263,20 @@ impl Attributor {
         }
     }
 
-    /// Forgets the open epoch's events without attributing its changes (the first
-    /// publish of a live run: every Binding appearing at once).
-    pub fn skip_epoch(&mut self) {
+    /// An attributor that follows each entity's state but keeps no event to attribute
+    /// until [`attribute_from_now`](Attributor::attribute_from_now) (a live run's
+    /// initial lists: its first publish is not attributed).
+    pub fn quiet() -> Attributor {
+        Attributor {
+            quiet: true,
+            ..Attributor::default()
+        }
+    }
+
+    /// Keeps the events to attribute from now on; those kept so far (none, if quiet)
+    /// are forgotten.
+    pub fn attribute_from_now(&mut self) {
+        self.quiet = false;
         self.epoch = Vec::new();
     }
 
@@ -350,22 +307,36 @@ impl Attributor {
                 entity: entity(id),
                 before,
                 after: None,
-                last_before: None,
                 extra: false,
             });
         }
-        for id in listing.escaped {
-            let listed = listing.listed.contains(&id);
-            if !listed && entities.get(&id).is_none_or(|seen| seen.version != version) {
-                reads.push(Read {
-                    cause: synced.clone(),
-                    entity: entity(id),
-                    before: None,
-                    after: None,
-                    last_before: None,
-                    extra: true,
-                });
-            }
+        // The entities an event of what this listing ends with (the open epoch, or what
+        // is held back with it) deleted, or moved to another version, while last seen in
+        // this version: had that event not been, the listing would have deleted them, so
+        // it is a cause of what the event did too.
+        let held = self.held.get(key).into_iter().flatten();
+        let escaped: HashSet<Id> = self
+            .epoch
+            .iter()
+            .chain(held)
+            .filter(|r| !r.extra && (r.entity.0.as_str(), r.entity.1.as_str()) == (&key.0, &key.1))
+            .filter(|r| {
+                r.before.as_ref().is_some_and(|b| b.version == version)
+                    && r.after.as_ref().is_none_or(|a| a.version != version)
+                    && r.cause.event_type != EventType::Synced.as_str()
+            })
+            .map(|r| (r.entity.2.clone(), r.entity.3.clone()))
+            .filter(|id| !listing.listed.contains(id))
+            .filter(|id| entities.get(id).is_none_or(|seen| seen.version != version))
+            .collect();
+        for id in escaped {
+            reads.push(Read {
+                cause: synced.clone(),
+                entity: entity(id),
+                before: None,
+                after: None,
+                extra: true,
+            });
         }
     }
 
@@ -394,10 +365,7 @@ impl Attributor {
                 causes: Vec::new(),
             });
             if !r.extra {
-                m.penultimate = match &r.last_before {
-                    Some(last_before) => last_before.as_ref(),
-                    None => r.before.as_ref(),
-                };
+                m.penultimate = r.before.as_ref();
                 m.after = r.after.as_ref();
             }
             m.causes.push(&r.cause);

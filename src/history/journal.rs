@@ -56,7 +56,7 @@ impl Journal {
     /// An empty journal keeping `limit`, pointing to `recording` for older changes.
     pub fn new(limit: JournalLimit, recording: Option<String>) -> Journal {
         Journal {
-            attributor: Attributor::default(),
+            attributor: Attributor::quiet(),
             limit,
             changes: VecDeque::new(),
             complete_since: None,
@@ -93,7 +93,7 @@ impl Journal {
     ) -> std::collections::vec_deque::Iter<'_, Change> {
         let ts = self.latest_ts;
         if first {
-            self.attributor.skip_epoch();
+            self.attributor.attribute_from_now();
             self.complete_since = Some(ts);
             return self.changes.range(self.changes.len()..);
         }

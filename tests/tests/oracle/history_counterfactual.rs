@@ -57,7 +57,8 @@ struct Logged {
     /// The pipeline held it back (a listing of its resource was in progress).
     held: bool,
     /// The epoch that applied it: its own, or that of the `SYNCED` ending its listing
-    /// (none: the log ended first).
+    /// (for a `SYNCED` whose deletions were held back, the one releasing them; none:
+    /// the log ended first).
     applied: Option<u64>,
     /// For a `SYNCED`: the objects its relist deleted (last seen in its version, not
     /// relisted).
@@ -187,7 +188,12 @@ fn replay_original(log: &mut [Logged]) -> Result<Vec<Epoch>, TestCaseError> {
             .push(l.event.clone())
             .map_err(|e| fail(format!("line {}: {e}", l.line)))?;
         let open = pipeline.engine().epoch() + 1;
-        if l.held {
+        // A listing's end whose deletions are held back (another version of its
+        // resource still listing) applies them with the held events.
+        let deletions_held = l.event.event_type == EventType::Synced
+            && !l.deleted.is_empty()
+            && pipeline.holds(&l.event.resource);
+        if l.held || deletions_held {
             waiting.push(i);
         } else {
             l.applied = Some(open);
