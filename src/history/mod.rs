@@ -4,7 +4,8 @@
 //! A change's candidates are the events of its epoch on what that part of the Binding
 //! depends on: a destination on its WEC and on the policy; a workload entry on its
 //! object, the object's namespace and the policy; the policy's owner and generation on
-//! the policy, its problems also on its WECs. [`attribute`] narrows them to the causes.
+//! the policy, its problems also on its WECs. The attributor (`attribute.rs`) narrows
+//! them to the causes.
 //! A resource's events while it lists (its initial list, or a relist from its `RESET`)
 //! count in the epoch of its `SYNCED`, where the engine applies them; an object a
 //! relist no longer lists has the relist itself as its cause. Each cause carries its
