@@ -118,6 +118,9 @@ struct Moved<'a> {
     penultimate: Option<&'a Seen>,
     after: Option<&'a Seen>,
     causes: Vec<&'a Cause>,
+    /// Its event took it out of a listing that ended in the epoch without listing it:
+    /// without that event, the listing would have deleted it.
+    escaped: bool,
 }
 
 /// Whether existence, labels or (a policy's) spec differ between `a` and `b`: what can
@@ -145,7 +148,17 @@ impl Moved<'_> {
             Moves::Membership => membership_differs,
             Moves::Entry => entry_differs,
         };
-        differs(self.before, self.after) || differs(self.penultimate, self.after)
+        self.escaped || differs(self.before, self.after) || differs(self.penultimate, self.after)
+    }
+
+    /// What it would be without its last event, or without all its events of the epoch
+    /// (a listing's end still dropping it, if its event escaped one).
+    fn alternatives(&self) -> Vec<Option<&Seen>> {
+        if self.escaped {
+            vec![None]
+        } else {
+            vec![self.before, self.penultimate]
+        }
     }
 }
 
@@ -312,8 +325,9 @@ impl Attributor {
         }
         // The entities an event of what this listing ends with (the open epoch, or what
         // is held back with it) deleted, or moved to another version, while last seen in
-        // this version: had that event not been, the listing would have deleted them, so
-        // it is a cause of what the event did too.
+        // this version (another listing's end among those events): had that event not
+        // been, this listing would have deleted them, so it is a cause of what the event
+        // did too.
         let held = self.held.get(key).into_iter().flatten();
         let escaped: HashSet<Id> = self
             .epoch
@@ -323,7 +337,6 @@ impl Attributor {
             .filter(|r| {
                 r.before.as_ref().is_some_and(|b| b.version == version)
                     && r.after.as_ref().is_none_or(|a| a.version != version)
-                    && r.cause.event_type != EventType::Synced.as_str()
             })
             .map(|r| (r.entity.2.clone(), r.entity.3.clone()))
             .filter(|id| !listing.listed.contains(id))
@@ -363,8 +376,11 @@ impl Attributor {
                 penultimate: r.before.as_ref(),
                 after: None,
                 causes: Vec::new(),
+                escaped: false,
             });
-            if !r.extra {
+            if r.extra {
+                m.escaped = true;
+            } else {
                 m.penultimate = r.before.as_ref();
                 m.after = r.after.as_ref();
             }
@@ -617,7 +633,8 @@ impl Attribution<'_> {
         let moved = |e: &Entity| self.moved.get(e);
         let flips = |e: &Entity| {
             let m = moved(e)?;
-            let alone = [m.before, m.penultimate]
+            let alone = m
+                .alternatives()
                 .into_iter()
                 .any(|alt| decides(&after.with(&[e], |_| alt)) != now);
             alone.then(|| e.clone())

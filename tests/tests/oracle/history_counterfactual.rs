@@ -57,8 +57,8 @@ struct Logged {
     /// The pipeline held it back (a listing of its resource was in progress).
     held: bool,
     /// The epoch that applied it: its own, or that of the `SYNCED` ending its listing
-    /// (for a `SYNCED` whose deletions were held back, the one releasing them; none:
-    /// the log ended first).
+    /// (for a `SYNCED` while another version still lists, the one releasing what is
+    /// held; none: the log ended first).
     applied: Option<u64>,
     /// For a `SYNCED`: the objects its relist deleted (last seen in its version, not
     /// relisted).
@@ -188,11 +188,11 @@ fn replay_original(log: &mut [Logged]) -> Result<Vec<Epoch>, TestCaseError> {
             .push(l.event.clone())
             .map_err(|e| fail(format!("line {}: {e}", l.line)))?;
         let open = pipeline.engine().epoch() + 1;
-        // A listing's end whose deletions are held back (another version of its
-        // resource still listing) applies them with the held events.
-        let deletions_held = l.event.event_type == EventType::Synced
-            && !l.deleted.is_empty()
-            && pipeline.holds(&l.event.resource);
+        // A listing's end while another version of its resource still lists: what it
+        // does (its deletions, or those it would make without the events held with it)
+        // is applied with the held events.
+        let deletions_held =
+            l.event.event_type == EventType::Synced && pipeline.holds(&l.event.resource);
         if l.held || deletions_held {
             waiting.push(i);
         } else {
@@ -664,8 +664,24 @@ fn run(ops: Vec<Op>, windows: Vec<usize>) -> Result<(), TestCaseError> {
     Ok(())
 }
 
+/// The seed of the random histories: fixed, so that every CI run checks the same 100
+/// cases; `PROPTEST_RNG_SEED` (and `PROPTEST_CASES`) run others, as the longer runs by
+/// hand do.
+fn seed() -> proptest::test_runner::RngSeed {
+    use proptest::test_runner::RngSeed;
+    match ProptestConfig::default().rng_seed {
+        RngSeed::Random => RngSeed::Fixed(20_261_207),
+        given => given,
+    }
+}
+
 proptest! {
-    #![proptest_config(ProptestConfig { cases: cases(100), max_shrink_iters: 1000, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig {
+        cases: cases(100),
+        max_shrink_iters: 1000,
+        rng_seed: seed(),
+        ..ProptestConfig::default()
+    })]
 
     #[test]
     fn each_change_happens_by_its_causes_and_only_by_them(
