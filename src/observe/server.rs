@@ -298,11 +298,65 @@ struct ExplainParams {
     output: Option<String>,
 }
 
+/// A plain-text answer.
+fn text(code: StatusCode, body: String) -> Response {
+    (code, body).into_response()
+}
+
+/// A JSON answer.
+fn json_response(value: &impl serde::Serialize) -> Response {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        serde_json::to_string_pretty(value).unwrap_or_default() + "\n",
+    )
+        .into_response()
+}
+
+/// A 400 with `message`.
+fn bad_request(message: String) -> Response {
+    text(StatusCode::BAD_REQUEST, message + "\n")
+}
+
+/// A 503: the engine thread is gone.
+fn engine_stopped() -> Response {
+    text(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "the engine has stopped\n".into(),
+    )
+}
+
+/// Whether `output` asks for JSON (`text`, the default, or `json`), else why not.
+fn wants_json(output: Option<&str>) -> Result<bool, String> {
+    match output {
+        None | Some("text") => Ok(false),
+        Some("json") => Ok(true),
+        Some(other) => Err(format!("output {other:?}: expected text or json")),
+    }
+}
+
+/// The `object` parameter (`GROUP/RESOURCE/[NAMESPACE/]NAME`), else why not.
+fn object_param(object: Option<&str>) -> Result<Option<ObjectKey>, String> {
+    object
+        .map(str::parse::<ObjectKey>)
+        .transpose()
+        .map_err(|e| e.to_string())
+}
+
+/// Asks the engine thread the question `question` makes of a reply channel, and waits
+/// for its answer (`None`: the engine has stopped).
+async fn ask<T>(
+    engine: &mpsc::Sender<Question>,
+    question: impl FnOnce(oneshot::Sender<Result<T, ExplainFailure>>) -> Question,
+) -> Option<Result<T, ExplainFailure>> {
+    let (reply, answer) = oneshot::channel();
+    engine.send(question(reply)).await.ok()?;
+    answer.await.ok()
+}
+
 async fn explain(
     State(state): State<ServerState>,
     UrlQuery(params): UrlQuery<ExplainParams>,
 ) -> Response {
-    let text = |code: StatusCode, body: String| (code, body).into_response();
     let Some(engine) = state.engine else {
         return text(
             StatusCode::NOT_IMPLEMENTED,
@@ -316,58 +370,32 @@ async fn explain(
             "the `policy` parameter is required\n".into(),
         );
     };
-    let json = match params.output.as_deref() {
-        None | Some("text") => false,
-        Some("json") => true,
-        Some(other) => {
-            return text(
-                StatusCode::BAD_REQUEST,
-                format!("output {other:?}: expected text or json\n"),
-            );
-        }
+    let (json, object) = match (
+        wants_json(params.output.as_deref()),
+        object_param(params.object.as_deref()),
+    ) {
+        (Ok(json), Ok(object)) => (json, object),
+        (Err(bad), _) | (_, Err(bad)) => return bad_request(bad),
     };
-    let object = match params
-        .object
-        .as_deref()
-        .map(str::parse::<ObjectKey>)
-        .transpose()
-    {
-        Ok(o) => o,
-        Err(e) => return text(StatusCode::BAD_REQUEST, format!("{e}\n")),
+    let query = Query {
+        policy,
+        object,
+        cluster: params.cluster,
     };
-    let (reply, answer) = oneshot::channel();
-    let request = ExplainRequest {
-        query: Query {
-            policy,
-            object,
-            cluster: params.cluster,
-        },
-        reply,
-    };
-    if engine.send(Question::Explain(request)).await.is_err() {
-        return text(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "the engine has stopped\n".into(),
-        );
-    }
+    let answer = ask(&engine, |reply| {
+        Question::Explain(ExplainRequest { query, reply })
+    });
     match answer.await {
-        Ok(Ok(explanation)) if json => (
-            [(header::CONTENT_TYPE, "application/json")],
-            serde_json::to_string_pretty(&explanation).unwrap_or_default() + "\n",
-        )
-            .into_response(),
-        Ok(Ok(explanation)) => text(StatusCode::OK, explanation.to_text()),
-        Ok(Err(e @ ExplainFailure::NotSynced(_))) => {
+        None => engine_stopped(),
+        Some(Ok(explanation)) if json => json_response(&explanation),
+        Some(Ok(explanation)) => text(StatusCode::OK, explanation.to_text()),
+        Some(Err(e @ ExplainFailure::NotSynced(_))) => {
             text(StatusCode::SERVICE_UNAVAILABLE, format!("{e}\n"))
         }
-        Ok(Err(ExplainFailure::Explain(e @ ExplainError::MalformedObject { .. }))) => {
-            text(StatusCode::BAD_REQUEST, format!("{e}\n"))
+        Some(Err(ExplainFailure::Explain(e @ ExplainError::MalformedObject { .. }))) => {
+            bad_request(e.to_string())
         }
-        Ok(Err(e)) => text(StatusCode::NOT_FOUND, format!("{e}\n")),
-        Err(_) => text(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "the engine has stopped\n".into(),
-        ),
+        Some(Err(e)) => text(StatusCode::NOT_FOUND, format!("{e}\n")),
     }
 }
 
@@ -387,7 +415,6 @@ async fn history(
     State(state): State<ServerState>,
     UrlQuery(params): UrlQuery<HistoryParams>,
 ) -> Response {
-    let text = |code: StatusCode, body: String| (code, body).into_response();
     let Some(engine) = state.engine else {
         return text(
             StatusCode::NOT_IMPLEMENTED,
@@ -395,68 +422,43 @@ async fn history(
                 .into(),
         );
     };
-    let json = match params.output.as_deref() {
-        None | Some("text") => false,
-        Some("json") => true,
-        Some(other) => {
-            return text(
-                StatusCode::BAD_REQUEST,
-                format!("output {other:?}: expected text or json\n"),
-            );
-        }
-    };
     let time = |name: &str, value: Option<&str>| {
         value
-            .map(|v| crate::cmd::log_time::parse(v).map_err(|e| format!("{name} {v:?}: {e}\n")))
+            .map(|v| crate::cmd::log_time::parse(v).map_err(|e| format!("{name} {v:?}: {e}")))
             .transpose()
     };
-    let (since, until) = match (
+    let parsed = (
+        wants_json(params.output.as_deref()),
+        object_param(params.object.as_deref()),
         time("since", params.since.as_deref()),
         time("until", params.until.as_deref()),
-    ) {
-        (Ok(since), Ok(until)) => (since, until),
-        (Err(e), _) | (_, Err(e)) => return text(StatusCode::BAD_REQUEST, e),
+    );
+    let (json, object, since, until) = match parsed {
+        (Ok(json), Ok(object), Ok(since), Ok(until)) => (json, object, since, until),
+        (Err(bad), ..) | (_, Err(bad), ..) | (_, _, Err(bad), _) | (.., Err(bad)) => {
+            return bad_request(bad);
+        }
     };
-    let object = match params
-        .object
-        .as_deref()
-        .map(str::parse::<ObjectKey>)
-        .transpose()
-    {
-        Ok(o) => o,
-        Err(e) => return text(StatusCode::BAD_REQUEST, format!("{e}\n")),
+    let filter = Filter {
+        binding: params.binding.filter(|b| !b.is_empty()),
+        object,
+        cluster: params.cluster.filter(|c| !c.is_empty()),
+        since,
     };
-    let (reply, answer) = oneshot::channel();
-    let request = HistoryRequest {
-        filter: Filter {
-            binding: params.binding.filter(|b| !b.is_empty()),
-            object,
-            cluster: params.cluster.filter(|c| !c.is_empty()),
-            since,
-        },
-        until,
-        last: params.last,
-        reply,
-    };
-    if engine.send(Question::History(request)).await.is_err() {
-        return text(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "the engine has stopped\n".into(),
-        );
-    }
+    let answer = ask(&engine, |reply| {
+        Question::History(HistoryRequest {
+            filter,
+            until,
+            last: params.last,
+            reply,
+        })
+    });
     match answer.await {
-        Ok(Ok(answer)) if json => (
-            [(header::CONTENT_TYPE, "application/json")],
-            serde_json::to_string_pretty(&answer).unwrap_or_default() + "\n",
-        )
-            .into_response(),
-        Ok(Ok(answer)) => text(StatusCode::OK, crate::history::journal_text(&answer)),
-        Ok(Err(e @ ExplainFailure::NoJournal)) => text(StatusCode::NOT_FOUND, format!("{e}\n")),
-        Ok(Err(e)) => text(StatusCode::SERVICE_UNAVAILABLE, format!("{e}\n")),
-        Err(_) => text(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "the engine has stopped\n".into(),
-        ),
+        None => engine_stopped(),
+        Some(Ok(answer)) if json => json_response(&answer),
+        Some(Ok(answer)) => text(StatusCode::OK, crate::history::journal_text(&answer)),
+        Some(Err(e @ ExplainFailure::NoJournal)) => text(StatusCode::NOT_FOUND, format!("{e}\n")),
+        Some(Err(e)) => text(StatusCode::SERVICE_UNAVAILABLE, format!("{e}\n")),
     }
 }
 
