@@ -19,6 +19,8 @@ pub mod history;
 mod input;
 mod observe;
 mod runtime;
+#[cfg(test)]
+mod test_support;
 
 // What the integration tests, benchmarks and fuzz targets use.
 pub use cli::{Cli, error_report, stdout_closed};

@@ -85,7 +85,7 @@ fn measure(bin: &Path, args: &[&str]) -> Result<(Duration, u64)> {
 /// changes; prints `RSS_KB_BEFORE_CHURN RSS_KB_AFTER CHANGES_KEPT` and the queries'
 /// times.
 fn journal_child(log: &Path, keep: usize) -> Result<()> {
-    let mut reader = LogReader::open(log)?;
+    let reader = LogReader::open(log)?;
     let mut pipeline = Pipeline::new();
     let limit = JournalLimit {
         count: keep,
@@ -101,7 +101,7 @@ fn journal_child(log: &Path, keep: usize) -> Result<()> {
         }
         *published = true;
     };
-    while let Some(line) = reader.next() {
+    for line in reader {
         let event = line?.event;
         if pipeline.closes_before(epoch_start, event.ts, 0) {
             close(&mut pipeline, &mut journal, &mut published);
@@ -114,10 +114,7 @@ fn journal_child(log: &Path, keep: usize) -> Result<()> {
         line_no += 1;
         // Keeping 0: no journal at all, as `--history-limit 0`.
         if keep > 0 {
-            journal.read(line_no, &event);
-            let resource = event.resource.clone();
-            pipeline.push(event)?;
-            journal.applied(pipeline.holds(&resource));
+            journal.push(&mut pipeline, line_no, event)?;
         } else {
             pipeline.push(event)?;
         }

@@ -3,16 +3,17 @@
 //! The candidates of a change are the epoch's events on what it depends on (see the
 //! module above). They are narrowed in two steps:
 //!
-//! 1. By what each entity's events changed over the epoch: a destination or the
-//!    membership of an entry moves only with an entity's existence, its labels or
-//!    (a policy) its spec; an entry's content also with the object's
-//!    `resourceVersion`. An entity relabelled and back within the epoch is no cause.
-//! 2. For a destination or an entry added or removed with more than one candidate
-//!    entity left: the counterfactual. The decision is evaluated by the oracle
-//!    ([`bindery_engine::Oracle`], the rules written plainly) on just these entities,
-//!    each candidate in turn put back as it was before the epoch; the candidates that
-//!    flip the decision alone are the causes. When none does alone (each of two
-//!    changes would have sufficed), all of them are.
+//! 1. By what each entity's events moved: its state after its last event of the epoch
+//!    against its state before the epoch and before that last event (a destination or
+//!    an entry's membership moves only with an entity's existence, its labels or, a
+//!    policy, its spec; an entry's content also with the object's `resourceVersion`),
+//!    or its event took it out of a listing that ended without listing it.
+//! 2. With more than one candidate entity left: the counterfactual. The decision is
+//!    evaluated by the oracle ([`bindery_engine::Oracle`], the rules written plainly)
+//!    on the change's dependencies, each candidate in turn put back as it was before
+//!    the epoch or before its last event; those that change the decision alone are the
+//!    causes. When none does alone, or the causes put back together do not undo the
+//!    change, every candidate is.
 //!
 //! Where step 1 leaves nothing (an input the narrowing does not model), the change keeps
 //! every event on what it depends on, so it is never left without its candidates.
@@ -26,9 +27,12 @@ use bindery_engine::{
 };
 use bindery_ingest::{EventType, Meta, ObjectKind, StateChange, WatchEvent, classify, to_change};
 
+use crate::input::loader::LoadError;
+use crate::input::pipeline::Pipeline;
+
 use super::{
     Cause, Change, Diff, Entity, Filter, NAMESPACES, POLICIES, WECS, What, entity, entry_entity,
-    entry_is, key_entity, object_name, resource_name,
+    object_name, resource_name,
 };
 
 /// What the attribution keeps of an entity: what a cause's diff shows, the version it
@@ -78,19 +82,9 @@ type Resource = (String, String);
 /// `(namespace, name)`.
 type Id = (String, String);
 
-/// A version of a resource listing (after its `RESET`, until its `SYNCED`), as the
-/// relist tracker follows it: at the `SYNCED` the objects last seen in that version and
-/// not listed since are gone.
-#[derive(Debug, Default)]
-struct Listing {
-    /// Listed (added or modified) in this version since the `RESET`.
-    listed: HashSet<Id>,
-}
-
 /// Follows a log event by event and attributes each epoch's Binding changes. Each
-/// event is [`read`](Attributor::read) before the pipeline takes it, then
-/// [`applied`](Attributor::applied) (with whether the pipeline holds its resource
-/// back now) or [`refused`](Attributor::refused).
+/// event reaches the pipeline through it ([`push`](Attributor::push)): read before,
+/// then applied (with whether the pipeline holds its resource back now) or refused.
 #[derive(Default)]
 pub struct Attributor {
     /// Each entity as its latest event showed it, by resource, then
@@ -99,8 +93,11 @@ pub struct Attributor {
     last: HashMap<Resource, HashMap<Id, Seen>>,
     /// The events of the open epoch.
     epoch: Vec<Read>,
-    /// The versions of resources listing.
-    listing: HashMap<(Resource, String), Listing>,
+    /// The versions of resources listing (after their `RESET`, until their `SYNCED`),
+    /// each with what it listed (added or modified in that version) since its `RESET`:
+    /// at the `SYNCED`, the entities last seen in that version and not listed are gone,
+    /// as the relist tracker has it.
+    listing: HashMap<(Resource, String), HashSet<Id>>,
     /// The events the pipeline holds back (a resource listing once the view was
     /// complete), by resource: they join the epoch of the `SYNCED` that releases them.
     held: HashMap<Resource, Vec<Read>>,
@@ -163,8 +160,30 @@ impl Moved<'_> {
 }
 
 impl Attributor {
+    /// Pushes `event`, read at `line`, into `pipeline`, following what the pipeline
+    /// makes of it (on an error, as [`Pipeline::push`], nothing is applied).
+    pub fn push(
+        &mut self,
+        pipeline: &mut Pipeline,
+        line: u64,
+        event: WatchEvent,
+    ) -> Result<(), LoadError> {
+        self.read(line, &event);
+        let resource = event.resource.clone();
+        match pipeline.push(event) {
+            Ok(()) => {
+                self.applied(pipeline.holds(&resource));
+                Ok(())
+            }
+            Err(e) => {
+                self.refused();
+                Err(e)
+            }
+        }
+    }
+
     /// Notes `event`, read at `line`, before the pipeline takes it.
-    pub fn read(&mut self, line: u64, event: &WatchEvent) {
+    fn read(&mut self, line: u64, event: &WatchEvent) {
         self.pending = None;
         let kind = classify(&event.resource);
         if !matches!(
@@ -191,12 +210,12 @@ impl Attributor {
             EventType::Reset => {
                 // A restarted listing lists again; what it deleted stays deleted.
                 let listing = self.listing.entry((key.clone(), r.version.clone()));
-                listing.or_default().listed.clear();
+                listing.or_default().clear();
             }
             EventType::Synced => {
                 let listing = self.listing.remove(&(key.clone(), r.version.clone()));
-                if let Some(listing) = listing {
-                    self.drop_unlisted(&key, &r.version, listing, &cause, &mut reads);
+                if let Some(listed) = listing {
+                    self.drop_unlisted(&key, &r.version, listed, &cause, &mut reads);
                 }
             }
             EventType::Added | EventType::Modified | EventType::Deleted => {
@@ -238,13 +257,13 @@ impl Attributor {
     /// An object event listed the object in its version, if that version is listing.
     fn note_listing(&mut self, key: &Resource, version: &str, id: &Id, exists: bool) {
         if exists && let Some(listing) = self.listing.get_mut(&(key.clone(), version.to_string())) {
-            listing.listed.insert(id.clone());
+            listing.insert(id.clone());
         }
     }
 
     /// The event read last was applied; the pipeline now `holds` its resource back (or
     /// not: a `SYNCED` that leaves none of its versions listing releases what it held).
-    pub fn applied(&mut self, holds: bool) {
+    fn applied(&mut self, holds: bool) {
         let Some((key, mut reads)) = self.pending.take() else {
             return;
         };
@@ -262,7 +281,7 @@ impl Attributor {
     }
 
     /// The event read last was refused by the pipeline: its entity is as it was.
-    pub fn refused(&mut self) {
+    fn refused(&mut self) {
         let Some((key, reads)) = self.pending.take() else {
             return;
         };
@@ -300,7 +319,7 @@ impl Attributor {
         &mut self,
         key: &Resource,
         version: &str,
-        listing: Listing,
+        listed: HashSet<Id>,
         synced: &Cause,
         reads: &mut Vec<Read>,
     ) {
@@ -309,7 +328,7 @@ impl Attributor {
         };
         let gone: Vec<Id> = entities
             .iter()
-            .filter(|(id, seen)| seen.version == version && !listing.listed.contains(*id))
+            .filter(|(id, seen)| seen.version == version && !listed.contains(*id))
             .map(|(id, _)| id.clone())
             .collect();
         let entity = |id: Id| (key.0.clone(), key.1.clone(), id.0, id.1);
@@ -339,7 +358,7 @@ impl Attributor {
                     && r.after.as_ref().is_none_or(|a| a.version != version)
             })
             .map(|r| (r.entity.2.clone(), r.entity.3.clone()))
-            .filter(|id| !listing.listed.contains(id))
+            .filter(|id| !listed.contains(id))
             .filter(|id| entities.get(id).is_none_or(|seen| seen.version != version))
             .collect();
         for id in escaped {
@@ -366,9 +385,6 @@ impl Attributor {
         binding: &mut dyn FnMut(&str) -> Option<Rc<Binding>>,
     ) -> Vec<Change> {
         let reads = std::mem::take(&mut self.epoch);
-        if filter.since.is_some_and(|since| ts < since) {
-            return Vec::new();
-        }
         let mut moved: HashMap<&Entity, Moved> = HashMap::new();
         for r in &reads {
             let m = moved.entry(&r.entity).or_insert_with(|| Moved {
@@ -392,13 +408,6 @@ impl Attributor {
         };
         let mut out = Vec::new();
         for change in changes {
-            if filter
-                .binding
-                .as_ref()
-                .is_some_and(|b| *b != change.binding)
-            {
-                continue;
-            }
             attribution.attribute(epoch, ts, change, filter, binding, &mut out);
         }
         out
@@ -421,7 +430,7 @@ enum Moves {
 
 impl Attribution<'_> {
     /// Pushes the changes of `change` that `filter` asks for onto `out`, each with its
-    /// causes.
+    /// causes (attributed only once kept).
     fn attribute(
         &self,
         epoch: u64,
@@ -431,82 +440,70 @@ impl Attribution<'_> {
         binding: &mut dyn FnMut(&str) -> Option<Rc<Binding>>,
         out: &mut Vec<Change>,
     ) {
-        let policy = entity(POLICIES, "", &change.binding);
-        let mut push = |what: What, causes: Vec<Cause>| {
-            out.push(Change {
-                ts,
-                epoch,
-                binding: change.binding.clone(),
-                change: what,
-                causes,
-            })
+        let name = &change.binding;
+        let policy = entity(POLICIES, "", name);
+        let mut keep = |what: What, causes: &dyn Fn() -> Vec<Cause>| {
+            if filter.keeps(name, ts, &what, binding) {
+                out.push(Change {
+                    ts,
+                    epoch,
+                    binding: name.clone(),
+                    change: what,
+                    causes: causes(),
+                });
+            }
         };
         // The policy's own changes; its problems also count its WECs (a singleton's).
-        let owner_or_problems = filter.object.is_none() && filter.cluster.is_none();
-        if change.owner_changed && owner_or_problems {
+        if change.owner_changed {
             let what = What::Owner {
                 exists: change.exists,
                 generation: change.generation,
             };
-            push(what, self.causes(std::slice::from_ref(&policy)));
+            keep(what, &|| self.causes(std::slice::from_ref(&policy)));
         }
-        if let (Some(problems), true) = (&change.problems, owner_or_problems) {
-            let mut depends = vec![policy.clone()];
-            depends.extend(
-                self.moved
-                    .iter()
-                    .filter(|(e, m)| {
-                        (e.0.as_str(), e.1.as_str()) == WECS && m.moves(Moves::Membership)
-                    })
-                    .map(|(e, _)| (*e).clone()),
-            );
+        if let Some(problems) = &change.problems {
             let what = What::Problems {
                 problems: problems.clone(),
             };
-            push(
-                what,
-                self.narrowed(&depends, Moves::Membership, |_, _| None),
-            );
+            keep(what, &|| {
+                let mut depends = vec![policy.clone()];
+                depends.extend(
+                    self.moved
+                        .iter()
+                        .filter(|(e, m)| {
+                            (e.0.as_str(), e.1.as_str()) == WECS && m.moves(Moves::Membership)
+                        })
+                        .map(|(e, _)| (*e).clone()),
+                );
+                self.narrowed(&depends, Moves::Membership, |_, _| None)
+            });
         }
-        // Destinations (of a Binding that lists the object, if one is asked for).
-        let object_listed = filter.object.as_ref().is_none_or(|o| {
-            binding(&change.binding).is_some_and(|b| {
-                b.cluster_scope
-                    .iter()
-                    .chain(&b.namespace_scope)
-                    .any(|e| entry_is(e, o))
-            })
-        });
         let destinations = [
             (&change.destinations_added, true),
             (&change.destinations_removed, false),
         ];
         for (clusters, added) in destinations {
             for cluster in clusters {
-                if filter.cluster.as_ref().is_some_and(|c| c != cluster) || !object_listed {
-                    continue;
-                }
-                let wec = entity(WECS, "", cluster);
-                let decides = |states: &States| {
-                    let mut oracle = Oracle::default();
-                    states.apply(&mut oracle);
-                    oracle
-                        .binding(&change.binding)
-                        .is_some_and(|b| b.destinations.contains(cluster))
+                let what = if added {
+                    What::DestinationAdded {
+                        cluster: cluster.clone(),
+                    }
+                } else {
+                    What::DestinationRemoved {
+                        cluster: cluster.clone(),
+                    }
                 };
-                let depends = [wec, policy.clone()];
-                let causes = self.narrowed(&depends, Moves::Membership, |depends, candidates| {
-                    self.counterfactual(depends, candidates, added, decides)
+                keep(what, &|| {
+                    let depends = [entity(WECS, "", cluster), policy.clone()];
+                    let decides = |states: &States| {
+                        states
+                            .binding(name)
+                            .is_some_and(|b| b.destinations.contains(cluster))
+                    };
+                    self.narrowed(&depends, Moves::Membership, |depends, candidates| {
+                        self.counterfactual(depends, candidates, added, decides)
+                    })
                 });
-                let cluster = cluster.clone();
-                push(
-                    if added {
-                        What::DestinationAdded { cluster }
-                    } else {
-                        What::DestinationRemoved { cluster }
-                    },
-                    causes,
-                );
             }
         }
         // Workload entries: an object removed and added in one epoch changed.
@@ -518,60 +515,53 @@ impl Attribution<'_> {
             entries.entry(entry_entity(e)).or_default().0 = true;
         }
         for (object, (removed, added)) in entries {
-            if filter
-                .object
-                .as_ref()
-                .is_some_and(|o| key_entity(o) != object)
-            {
-                continue;
-            }
-            if let Some(cluster) = &filter.cluster
-                && !binding(&change.binding).is_some_and(|b| b.destinations.contains(cluster))
-            {
-                continue;
-            }
-            let mut depends = vec![object.clone(), policy.clone()];
-            if !object.2.is_empty() {
-                depends.push(entity(NAMESPACES, "", &object.2));
-            }
-            let name = object_name(&object);
+            let object_name = object_name(&object);
             let what = match (removed, added) {
-                (true, true) => What::WorkloadChanged { object: name },
-                (false, _) => What::WorkloadAdded { object: name },
-                (true, false) => What::WorkloadRemoved { object: name },
+                (true, true) => What::WorkloadChanged {
+                    object: object_name,
+                },
+                (false, _) => What::WorkloadAdded {
+                    object: object_name,
+                },
+                (true, false) => What::WorkloadRemoved {
+                    object: object_name,
+                },
             };
-            // The entry as the oracle has it, with the object's version left out (the
-            // oracle is given none).
-            let entry_of = |states: &States| {
-                let mut oracle = Oracle::default();
-                states.apply(&mut oracle);
-                let binding = oracle.binding(&change.binding)?;
-                let mut entries = binding
-                    .cluster_scope
-                    .into_iter()
-                    .chain(binding.namespace_scope);
-                entries.find(|e| entry_entity(e) == object)
-            };
-            let causes = if removed && added {
-                let now = change
-                    .workload_added
-                    .iter()
-                    .find(|e| entry_entity(e) == object)
-                    .map(|e| WorkloadEntry {
-                        version: String::new(),
-                        ..e.clone()
-                    });
-                self.narrowed(&depends, Moves::Entry, |depends, candidates| {
-                    self.counterfactual(depends, candidates, now, entry_of)
-                })
-            } else {
-                self.narrowed(&depends, Moves::Membership, |depends, candidates| {
-                    self.counterfactual(depends, candidates, added, |states| {
-                        entry_of(states).is_some()
+            keep(what, &|| {
+                let mut depends = vec![object.clone(), policy.clone()];
+                if !object.2.is_empty() {
+                    depends.push(entity(NAMESPACES, "", &object.2));
+                }
+                // The entry as the oracle has it, with the object's version left out
+                // (the oracle is given none).
+                let entry_of = |states: &States| {
+                    let binding = states.binding(name)?;
+                    let mut entries = binding
+                        .cluster_scope
+                        .into_iter()
+                        .chain(binding.namespace_scope);
+                    entries.find(|e| entry_entity(e) == object)
+                };
+                if removed && added {
+                    let now = change
+                        .workload_added
+                        .iter()
+                        .find(|e| entry_entity(e) == object)
+                        .map(|e| WorkloadEntry {
+                            version: String::new(),
+                            ..e.clone()
+                        });
+                    self.narrowed(&depends, Moves::Entry, |depends, candidates| {
+                        self.counterfactual(depends, candidates, now, entry_of)
                     })
-                })
-            };
-            push(what, causes);
+                } else {
+                    self.narrowed(&depends, Moves::Membership, |depends, candidates| {
+                        self.counterfactual(depends, candidates, added, |states| {
+                            entry_of(states).is_some()
+                        })
+                    })
+                }
+            });
         }
     }
 
@@ -677,6 +667,13 @@ impl<'a> States<'a> {
                 })
                 .collect(),
         )
+    }
+
+    /// The Binding of policy `name` the oracle gives on these entities.
+    fn binding(&self, name: &str) -> Option<Binding> {
+        let mut oracle = Oracle::default();
+        self.apply(&mut oracle);
+        oracle.binding(name)
     }
 
     /// Gives the oracle these entities, as the engine would have them.

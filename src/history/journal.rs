@@ -15,7 +15,9 @@ use bindery_engine::{Binding, BindingChange};
 use bindery_ingest::WatchEvent;
 use serde::Serialize;
 
-use super::{Attributor, Change, Filter, What, entry_is, key_entity, object_name};
+use super::{Attributor, Change, Filter};
+use crate::input::loader::LoadError;
+use crate::input::pipeline::Pipeline;
 
 /// How much the journal keeps.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -65,22 +67,16 @@ impl Journal {
         }
     }
 
-    /// Notes `event` (the `line`-th of the recording, or of the stream without one)
-    /// before the engine takes it; then [`applied`](Journal::applied) or
-    /// [`refused`](Journal::refused).
-    pub fn read(&mut self, line: u64, event: &WatchEvent) {
+    /// Pushes `event` (the `line`-th of the recording, or of the stream without one)
+    /// into `pipeline`, the engine's ([`Attributor::push`]).
+    pub fn push(
+        &mut self,
+        pipeline: &mut Pipeline,
+        line: u64,
+        event: WatchEvent,
+    ) -> Result<(), LoadError> {
         self.latest_ts = self.latest_ts.max(event.ts);
-        self.attributor.read(line, event);
-    }
-
-    /// The engine took the event read last; it `holds` that event's resource back now.
-    pub fn applied(&mut self, holds: bool) {
-        self.attributor.applied(holds);
-    }
-
-    /// The engine refused the event read last.
-    pub fn refused(&mut self) {
-        self.attributor.refused();
+        self.attributor.push(pipeline, line, event)
     }
 
     /// Attributes the changes of the epoch just closed and returns them (none for
@@ -150,7 +146,7 @@ impl Journal {
             .iter()
             .rev()
             .filter(|c| until.is_none_or(|u| c.ts <= u))
-            .filter(|c| keeps(filter, c, binding))
+            .filter(|c| filter.keeps(&c.binding, c.ts, &c.change, binding))
             .take(last.unwrap_or(usize::MAX))
             .cloned()
             .collect();
@@ -159,51 +155,6 @@ impl Journal {
             complete_since: self.complete_since,
             recording: self.recording.clone(),
             changes,
-        }
-    }
-}
-
-/// Whether `filter` keeps `change`, the Bindings as `binding` gives them.
-fn keeps(
-    filter: &Filter,
-    change: &Change,
-    binding: &mut dyn FnMut(&str) -> Option<Rc<Binding>>,
-) -> bool {
-    if filter
-        .binding
-        .as_ref()
-        .is_some_and(|b| *b != change.binding)
-        || filter.since.is_some_and(|s| change.ts < s)
-    {
-        return false;
-    }
-    let object = |b: &Binding| {
-        let o = filter.object.as_ref();
-        o.is_none_or(|o| {
-            b.cluster_scope
-                .iter()
-                .chain(&b.namespace_scope)
-                .any(|e| entry_is(e, o))
-        })
-    };
-    match &change.change {
-        What::Owner { .. } | What::Problems { .. } => {
-            filter.object.is_none() && filter.cluster.is_none()
-        }
-        What::DestinationAdded { cluster } | What::DestinationRemoved { cluster } => {
-            filter.cluster.as_ref().is_none_or(|c| c == cluster)
-                && (filter.object.is_none() || binding(&change.binding).is_some_and(|b| object(&b)))
-        }
-        What::WorkloadAdded { object: name }
-        | What::WorkloadRemoved { object: name }
-        | What::WorkloadChanged { object: name } => {
-            filter
-                .object
-                .as_ref()
-                .is_none_or(|o| object_name(&key_entity(o)) == *name)
-                && filter.cluster.as_ref().is_none_or(|c| {
-                    binding(&change.binding).is_some_and(|b| b.destinations.contains(c))
-                })
         }
     }
 }

@@ -50,6 +50,51 @@ pub struct Filter {
     pub since: Option<i64>,
 }
 
+impl Filter {
+    /// Whether it keeps `what`, a change of Binding `binding` at `ts`; `bindings(name)`
+    /// gives a Binding (read only by the object and cluster filters: the destinations
+    /// of the Bindings listing the object, the entries of the Bindings that have the
+    /// WEC).
+    pub fn keeps(
+        &self,
+        binding: &str,
+        ts: i64,
+        what: &What,
+        bindings: &mut dyn FnMut(&str) -> Option<Rc<Binding>>,
+    ) -> bool {
+        if self.binding.as_ref().is_some_and(|b| b != binding) || self.since.is_some_and(|s| ts < s)
+        {
+            return false;
+        }
+        match what {
+            What::Owner { .. } | What::Problems { .. } => {
+                self.object.is_none() && self.cluster.is_none()
+            }
+            What::DestinationAdded { cluster } | What::DestinationRemoved { cluster } => {
+                self.cluster.as_ref().is_none_or(|c| c == cluster)
+                    && self.object.as_ref().is_none_or(|o| {
+                        bindings(binding).is_some_and(|b| {
+                            b.cluster_scope
+                                .iter()
+                                .chain(&b.namespace_scope)
+                                .any(|e| entry_is(e, o))
+                        })
+                    })
+            }
+            What::WorkloadAdded { object }
+            | What::WorkloadRemoved { object }
+            | What::WorkloadChanged { object } => {
+                self.object
+                    .as_ref()
+                    .is_none_or(|o| object_name(&key_entity(o)) == *object)
+                    && self.cluster.as_ref().is_none_or(|c| {
+                        bindings(binding).is_some_and(|b| b.destinations.contains(c))
+                    })
+            }
+        }
+    }
+}
+
 /// One entity of the log: `(group, resource, namespace, name)`.
 type Entity = (String, String, String, String);
 
@@ -236,13 +281,9 @@ pub fn replay(
         }
         epoch_start.get_or_insert(ts);
         last_ts = ts;
-        attributor.read(line, &event);
-        let resource = event.resource.clone();
-        if let Err(e) = pipeline.push(event) {
-            attributor.refused();
-            return Err(e).with_context(|| format!("{name}:{line}"));
-        }
-        attributor.applied(pipeline.holds(&resource));
+        attributor
+            .push(&mut pipeline, line, event)
+            .with_context(|| format!("{name}:{line}"))?;
     }
     pipeline.view().judge(name)?;
     if pipeline.pending() > 0 {

@@ -655,19 +655,12 @@ impl<S: BindingWriter> EngineLoop<S> {
         self.epoch_oldest = Some(self.epoch_oldest.map_or(at, |t| t.min(at)));
         self.epoch_opened.get_or_insert_with(Instant::now);
         self.note_deletion(&event);
-        if let Some(journal) = self.journal.as_mut() {
-            // Its line in the recording, after the header.
-            journal.read(self.events + 1, &event);
-        }
         let event_type = event.event_type;
-        let resource = self.journal.as_ref().map(|_| event.resource.clone());
-        let pushed = self.pipeline.push(event);
-        if let (Some(journal), Some(resource)) = (self.journal.as_mut(), resource) {
-            match &pushed {
-                Ok(()) => journal.applied(self.pipeline.holds(&resource)),
-                Err(_) => journal.refused(),
-            }
-        }
+        let pushed = match self.journal.as_mut() {
+            // Its line in the recording, after the header.
+            Some(journal) => journal.push(&mut self.pipeline, self.events + 1, event),
+            None => self.pipeline.push(event),
+        };
         if let Err(e) = pushed {
             // One bad object must not stop the others. The error names its resource.
             tracing::error!(event = event_type.as_str(), error = %e, "ignoring a watch event");

@@ -5,33 +5,13 @@
 use std::time::Duration;
 
 use bindery_engine::ObjectKey;
-use bindery_ingest::{EventType, ResourceRef, Space, WatchEvent};
+use bindery_ingest::{EventType, ResourceRef, WatchEvent};
 use serde_json::{Value, json};
 
 use super::*;
+use crate::history::What;
 use crate::input::pipeline::Pipeline;
-
-fn wecs() -> ResourceRef {
-    ResourceRef::new(
-        Space::Its,
-        "cluster.open-cluster-management.io",
-        "v1",
-        "managedclusters",
-    )
-}
-
-fn policies() -> ResourceRef {
-    ResourceRef::new(
-        Space::Wds,
-        "control.kubestellar.io",
-        "v1alpha1",
-        "bindingpolicies",
-    )
-}
-
-fn configmaps() -> ResourceRef {
-    ResourceRef::new(Space::Wds, "", "v1", "configmaps")
-}
+use crate::test_support::{configmaps, policies, wecs};
 
 fn event(
     ts: i64,
@@ -78,10 +58,7 @@ impl Live {
     fn push(&mut self, events: Vec<WatchEvent>) {
         for e in events {
             self.line += 1;
-            self.journal.read(self.line, &e);
-            let resource = e.resource.clone();
-            self.pipeline.push(e).unwrap();
-            self.journal.applied(self.pipeline.holds(&resource));
+            self.journal.push(&mut self.pipeline, self.line, e).unwrap();
         }
         let out = self.pipeline.close_epoch();
         self.journal.close(out.epoch, &out.changes, !self.published);

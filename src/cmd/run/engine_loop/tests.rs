@@ -10,6 +10,7 @@ use serde_json::{Value, json};
 use super::*;
 use crate::observe::metrics::MetricsOptions;
 use crate::runtime::health::LIVENESS_THRESHOLD;
+use crate::test_support::{configmaps, policies, wecs};
 
 /// What the engine loop handed to the sink, in order.
 #[derive(Clone, Debug, PartialEq)]
@@ -116,28 +117,6 @@ impl BindingWriter for Arc<FakeSink> {
 }
 
 const WINDOW: Duration = Duration::from_millis(250);
-
-fn wecs() -> ResourceRef {
-    ResourceRef::new(
-        Space::Its,
-        "cluster.open-cluster-management.io",
-        "v1",
-        "managedclusters",
-    )
-}
-
-fn policies() -> ResourceRef {
-    ResourceRef::new(
-        Space::Wds,
-        "control.kubestellar.io",
-        "v1alpha1",
-        "bindingpolicies",
-    )
-}
-
-fn configmaps() -> ResourceRef {
-    ResourceRef::new(Space::Wds, "", "v1", "configmaps")
-}
 
 fn event(resource: ResourceRef, event_type: EventType, object: Option<Value>) -> WatchEvent {
     WatchEvent {
