@@ -41,6 +41,6 @@ pub use feed::{
 pub use live::{LiveConfig, LiveError, LiveIngest, WatchTarget};
 pub use relist::{RelistError, RelistTracker, StateChange};
 pub use watchlog::{
-    EventType, LogError, LogHeader, LogLine, LogReader, LogWriter, MAX_LINE_BYTES, ResourceRef,
-    SUPPORTED_VERSIONS, Space, WATCH_LOG_VERSION, WatchEvent,
+    EventType, LogError, LogHeader, LogLine, LogReader, LogWriter, MAX_LINE_BYTES, ReadAhead,
+    ResourceRef, SUPPORTED_VERSIONS, Space, WATCH_LOG_VERSION, WatchEvent,
 };

@@ -13,11 +13,13 @@ mod counting;
 mod error;
 mod event;
 mod header;
+mod read_ahead;
 mod reader;
 mod writer;
 
 pub use error::LogError;
 pub use header::LogHeader;
+pub use read_ahead::ReadAhead;
 pub use reader::{LogReader, MAX_LINE_BYTES};
 pub use writer::LogWriter;
 

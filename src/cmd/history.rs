@@ -83,7 +83,7 @@ pub fn history(
     until: Option<i64>,
     emit: &mut dyn FnMut(&[Change]) -> Result<()>,
 ) -> Result<()> {
-    let mut reader = LogReader::open(log)?;
+    let mut reader = LogReader::open(log)?.read_ahead();
     let name = reader.name().to_string();
     let mut progress = Progress::new(&format!("reading {name}"), reader.total_bytes());
     let mut events = 0u64;

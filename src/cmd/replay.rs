@@ -288,7 +288,7 @@ pub fn replay(opts: &ReplayOptions) -> Result<ReplaySummary> {
     if opts.window_ms < 0 {
         bail!("--window-ms must not be negative (got {})", opts.window_ms);
     }
-    let mut reader = LogReader::open(&opts.log)?;
+    let mut reader = LogReader::open(&opts.log)?.read_ahead();
     let name = reader.name().to_string();
     let mut progress = Progress::new(&format!("replaying {name}"), reader.total_bytes());
     let pipeline = opts.topology.pipeline()?;

@@ -261,7 +261,7 @@ pub fn load_log(log: &Path) -> Result<OracleLoader> {
 /// [`load_log`] up to the log's first event later than `until` (Unix ms; `None`: to
 /// its end): the state at that time.
 pub fn load_log_until(log: &Path, until: Option<i64>) -> Result<OracleLoader> {
-    let mut reader = LogReader::open(log)?;
+    let mut reader = LogReader::open(log)?.read_ahead();
     let name = reader.name().to_string();
     let mut loader = OracleLoader::default();
     let mut progress = Progress::new(&format!("reading {name}"), reader.total_bytes());

@@ -93,6 +93,10 @@ pub struct Engine {
     workers: Workers,
     state: InputState,
     epoch: Time,
+    /// Whether a change was applied since the last `advance` (true at first: the
+    /// dataflow starts with what `initial_state` knows). Without one the epoch's output
+    /// is empty, and `advance` closes it without stepping the dataflow.
+    input_changed: bool,
     store: Store,
     combined: CombinedStore,
 }
@@ -120,6 +124,7 @@ impl Engine {
             workers,
             state,
             epoch: 0,
+            input_changed: true,
             store: Store::default(),
             combined: CombinedStore::default(),
         }
@@ -132,8 +137,17 @@ impl Engine {
 
     /// Closes the current epoch: runs the dataflow until its output for the epoch is
     /// complete, applies that output to the materialized Bindings and returns what changed.
+    /// An epoch without applied changes changes nothing: it is closed without a step of
+    /// the dataflow (its timestamp is skipped; the next epoch's input advances past it).
     pub fn advance(&mut self) -> EpochOutput {
         let next = self.epoch + 1;
+        if !std::mem::take(&mut self.input_changed) {
+            self.epoch = next;
+            return EpochOutput {
+                epoch: next,
+                ..EpochOutput::default()
+            };
+        }
         self.inputs.advance_to(next);
         self.workers.step_until(&self.probe, next);
         let updates = output::take_updates(&self.output, next);
@@ -206,6 +220,54 @@ impl Engine {
                 .filter(|c| c.spec.is_err())
                 .count(),
             interned: self.state.interner.len(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::Engine;
+    use super::test_support::{labels, object, oracle_of, policy};
+    use crate::input::Change;
+
+    /// Epochs without changes are skipped by the dataflow; the epochs after them are
+    /// computed as if they had not been, on one worker and on two.
+    #[test]
+    fn epochs_without_changes_skip_the_dataflow_and_change_nothing() {
+        for workers in [1, 2] {
+            let mut e = Engine::with_workers(workers);
+            let mut applied = vec![
+                Change::Wec {
+                    name: "c1".into(),
+                    labels: Some(labels(&[("loc", "x")])),
+                },
+                policy(
+                    "p",
+                    1,
+                    json!({"clusterSelectors": [{"matchLabels": {"loc": "x"}}],
+                           "downsync": [{"resources": ["configmaps"]}]}),
+                ),
+                object("", "v1", "configmaps", "ns", "a", Some((&[], "1"))),
+            ];
+            for c in &applied {
+                e.apply(c);
+            }
+            assert_eq!(e.advance().changes.len(), 1);
+            for epoch in 2..=5 {
+                let out = e.advance();
+                assert_eq!(out.epoch, epoch);
+                assert!(out.changes.is_empty() && out.reports.is_empty());
+            }
+            let b = object("", "v1", "configmaps", "ns", "b", Some((&[], "2")));
+            e.apply(&b);
+            applied.push(b);
+            let out = e.advance();
+            assert_eq!(out.epoch, 6);
+            assert_eq!(out.changes.len(), 1, "{workers} workers");
+            assert_eq!(e.binding("p").unwrap().namespace_scope.len(), 2);
+            assert_eq!(e.bindings(), oracle_of(&applied).bindings());
         }
     }
 }

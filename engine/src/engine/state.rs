@@ -129,6 +129,7 @@ impl OwnWrites {
 impl Engine {
     /// Applies one change to the current epoch.
     pub fn apply(&mut self, change: &Change) {
+        self.input_changed = true;
         self.state.apply(&mut self.inputs, change);
     }
 

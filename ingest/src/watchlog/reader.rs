@@ -298,6 +298,11 @@ impl LogReader {
         event.object = Some(object);
     }
 
+    /// The counter of bytes read from the file, shared (for a reader on another thread).
+    pub(super) fn consumed_counter(&self) -> Arc<AtomicU64> {
+        Arc::clone(&self.consumed)
+    }
+
     /// The capacity of the line buffer (for tests of the memory bound).
     #[cfg(test)]
     pub(crate) fn buffer_capacity(&self) -> usize {

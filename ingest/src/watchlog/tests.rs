@@ -560,3 +560,52 @@ fn duplicate_keys_in_a_policy_spec_are_marked_for_the_policy() {
     let object = r.next().unwrap().unwrap().event.object.unwrap();
     assert_eq!(object, json!({"metadata": {"name": "b"}}));
 }
+
+/// What a reader yields: each line's number and event, or the error's text.
+fn yielded(
+    items: impl Iterator<Item = Result<LogLine, LogError>>,
+) -> Vec<Result<(u64, WatchEvent), String>> {
+    items
+        .map(|item| item.map(|l| (l.line, l.event)).map_err(|e| e.to_string()))
+        .collect()
+}
+
+#[test]
+fn read_ahead_yields_what_the_reader_yields() {
+    // Several batches of lines, then a bad line (the end), and a log with a torn last
+    // line, plain and compressed.
+    let good: String = (0..3000)
+        .map(|i| event_line(&added(i, &format!("o{i}"))) + "\n")
+        .collect();
+    let bad = format!("{HEADER}\n{good}{{\"ts\":}}\n{good}");
+    let torn = format!("{HEADER}\n{good}{}", r#"{"ts":2,"space":"wd"#);
+    for text in [bad, torn] {
+        let compressed = zstd::encode_all(text.as_bytes(), 1).unwrap();
+        for bytes in [text.clone().into_bytes(), compressed] {
+            let plain = yielded(reader("a.jsonl", bytes.clone()).unwrap());
+            let mut ahead = reader("a.jsonl", bytes.clone()).unwrap().read_ahead();
+            assert_eq!(ahead.name(), "a.jsonl");
+            assert_eq!(yielded(ahead.by_ref()), plain);
+            assert_eq!(ahead.next().map(|r| r.is_ok()), None, "fused");
+            let mut direct = reader("a.jsonl", bytes).unwrap();
+            direct.by_ref().for_each(drop);
+            assert_eq!(ahead.torn_last_line(), direct.torn_last_line());
+        }
+    }
+}
+
+#[test]
+fn a_read_ahead_dropped_early_stops_its_thread() {
+    let good: String = (0..20_000)
+        .map(|i| event_line(&added(i, &format!("o{i}"))) + "\n")
+        .collect();
+    let mut ahead = reader("a.jsonl", format!("{HEADER}\n{good}"))
+        .unwrap()
+        .read_ahead();
+    assert_eq!(ahead.next().unwrap().unwrap().line, 2);
+    // The thread is blocked on a full channel; dropping the reader must end it (the
+    // test would hang in `join` below otherwise).
+    let thread = ahead.thread.take().unwrap();
+    drop(ahead);
+    assert_eq!(thread.join().unwrap(), None);
+}
