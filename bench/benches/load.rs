@@ -122,6 +122,9 @@ fn run_phase(phase: &str, log: &Path) -> Result<PhaseResult> {
                 pipeline.engine().bindings().len() == 50,
                 "every policy has its Binding"
             );
+            // Left to the process's exit: a heap profiler (heaptrack) then reports the
+            // state after the load as not freed, by where it was allocated.
+            std::mem::forget(pipeline);
         }
         other => bail!("unknown phase {other:?} (one of {PHASES:?})"),
     }

@@ -151,8 +151,54 @@ struct ResourceState {
 /// A change held back: the object's latest state, or gone.
 #[derive(Debug)]
 enum Held {
-    Upsert(u16, Value),
+    Upsert(u16, HeldObject),
     Delete(u16),
+}
+
+/// An object held back. A relist can hold a whole resource's objects: as compact JSON
+/// text, an object takes about a third of the memory of its `Value` tree.
+#[derive(Debug)]
+enum HeldObject {
+    Text(Box<[u8]>),
+    /// An object nested deeper than serde_json parses back (none read from a log or a
+    /// server is): kept as it is.
+    Tree(Value),
+}
+
+/// serde_json's parser refuses JSON nested deeper than 128 levels.
+const PARSABLE_DEPTH: usize = 127;
+
+impl Held {
+    /// `object` held back in `version`.
+    fn upsert(version: u16, object: Value) -> Held {
+        let held = if depth_within(&object, PARSABLE_DEPTH) {
+            let text = serde_json::to_vec(&object).expect("a JSON value serializes");
+            HeldObject::Text(text.into_boxed_slice())
+        } else {
+            HeldObject::Tree(object)
+        };
+        Held::Upsert(version, held)
+    }
+}
+
+impl HeldObject {
+    /// The object, as it was when held back.
+    fn into_value(self) -> Value {
+        match self {
+            HeldObject::Text(text) => serde_json::from_slice(&text)
+                .expect("JSON text serialized here, within its depth limit, parses"),
+            HeldObject::Tree(value) => value,
+        }
+    }
+}
+
+/// Whether `value` nests no deeper than `depth` arrays and objects.
+fn depth_within(value: &Value, depth: usize) -> bool {
+    match value {
+        Value::Array(items) => depth > 0 && items.iter().all(|v| depth_within(v, depth - 1)),
+        Value::Object(map) => depth > 0 && map.values().all(|v| depth_within(v, depth - 1)),
+        _ => true,
+    }
 }
 
 /// The objects of one `(space, group, resource)`, over all its versions.
@@ -192,7 +238,20 @@ impl RelistTracker {
         self.apply_owned(event.clone())
     }
 
-    /// Applies one event and returns the state changes to pass on now:
+    /// Applies one event and returns the state changes to pass on now
+    /// ([`apply_each`](Self::apply_each), collected).
+    pub fn apply_owned(&mut self, event: WatchEvent) -> Result<Vec<StateChange>, RelistError> {
+        let mut changes = Vec::new();
+        self.apply_each(event, |change| {
+            changes.push(change);
+            Ok::<(), RelistError>(())
+        })?;
+        Ok(changes)
+    }
+
+    /// Applies one event and hands `emit` the state changes to pass on now, one at a
+    /// time (a relist's `SYNCED` can release a whole resource's objects: they are
+    /// never all materialized at once):
     /// - `ADDED`/`MODIFIED`: an `Upsert`;
     /// - `DELETED`: a `Delete` (also for an object that was not present);
     /// - `RESET`: nothing; a relist of the resource begins (restarts, if one was
@@ -207,8 +266,13 @@ impl RelistTracker {
     /// leaves no version of the resource unsynced. An object held back must be
     /// readable by the engine ([`check_object`]), else it is refused now.
     ///
-    /// On error nothing changes.
-    pub fn apply_owned(&mut self, event: WatchEvent) -> Result<Vec<StateChange>, RelistError> {
+    /// On a [`RelistError`] nothing changes and nothing is emitted. An error of `emit`
+    /// stops the emission there (the tracker has applied the event).
+    pub fn apply_each<E: From<RelistError>>(
+        &mut self,
+        event: WatchEvent,
+        mut emit: impl FnMut(StateChange) -> Result<(), E>,
+    ) -> Result<(), E> {
         let WatchEvent {
             resource,
             event_type,
@@ -220,7 +284,8 @@ impl RelistTracker {
                 let key = ObjKey::of_object(&resource, event_type, object.as_ref())?;
                 let holding = self.holds(&resource);
                 if holding && event_type != EventType::Deleted {
-                    check_object(&resource, object.as_ref().expect("of_object checked"))?;
+                    check_object(&resource, object.as_ref().expect("of_object checked"))
+                        .map_err(RelistError::from)?;
                 }
                 let (f, version, relisting) = self.state_mut(&resource);
                 let family = &mut self.families[f];
@@ -229,24 +294,24 @@ impl RelistTracker {
                     if holding {
                         Held::Delete(version)
                     } else {
-                        return Ok(vec![delete(&resource, &key)]);
+                        return emit(delete(&resource, &key));
                     }
                 } else {
                     let slot = if relisting { version | LISTED } else { version };
                     let object = object.expect("of_object checked it is there");
                     if holding {
                         family.objects.insert(key.clone(), slot);
-                        Held::Upsert(version, object)
+                        Held::upsert(version, object)
                     } else {
                         family.objects.insert(key, slot);
-                        return Ok(vec![StateChange::Upsert { resource, object }]);
+                        return emit(StateChange::Upsert { resource, object });
                     }
                 };
                 family
                     .held
                     .get_or_insert_with(BTreeMap::new)
                     .insert(key, change);
-                Ok(Vec::new())
+                Ok(())
             }
             EventType::Reset => {
                 tracing::debug!(%resource, "relist begins");
@@ -266,7 +331,7 @@ impl RelistTracker {
                         *slot = version;
                     }
                 }
-                Ok(Vec::new())
+                Ok(())
             }
             EventType::Synced => {
                 let (f, version, relisting) = self.state_mut(&resource);
@@ -279,7 +344,7 @@ impl RelistTracker {
                 }
                 state.phase = Phase::Synced;
                 let family = &mut self.families[f];
-                let mut changes = Vec::new();
+                let mut released = Vec::new();
                 if relisting {
                     let mut gone: Vec<ObjKey> = Vec::new();
                     family.objects.retain(|key, slot| {
@@ -303,26 +368,34 @@ impl RelistTracker {
                             held.insert(key, Held::Delete(version));
                         }
                     } else {
-                        changes.extend(gone.iter().map(|key| delete(&resource, key)));
+                        released.extend(gone.iter().map(|key| delete(&resource, key)));
                     }
                 }
-                if family.unsynced == 0
-                    && let Some(held) = family.held.take()
-                {
-                    tracing::debug!(%resource, changes = held.len(), "relist applied");
-                    changes.extend(held.into_iter().map(|(key, held)| match held {
-                        Held::Upsert(v, object) => StateChange::Upsert {
-                            resource: family.versions[usize::from(v)].clone(),
-                            object,
-                        },
-                        Held::Delete(v) => delete(&family.versions[usize::from(v)], &key),
-                    }));
-                }
-                changes.push(StateChange::Synced { resource });
+                let held = if family.unsynced == 0 {
+                    family.held.take()
+                } else {
+                    None
+                };
+                let versions = family.versions.clone();
                 if !self.complete && self.all_synced() {
                     self.complete = true;
                 }
-                Ok(changes)
+                for change in released {
+                    emit(change)?;
+                }
+                if let Some(held) = held {
+                    tracing::debug!(%resource, changes = held.len(), "relist applied");
+                    for (key, held) in held {
+                        emit(match held {
+                            Held::Upsert(v, held) => StateChange::Upsert {
+                                resource: versions[usize::from(v)].clone(),
+                                object: held.into_value(),
+                            },
+                            Held::Delete(v) => delete(&versions[usize::from(v)], &key),
+                        })?;
+                    }
+                }
+                emit(StateChange::Synced { resource })
             }
         }
     }

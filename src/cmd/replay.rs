@@ -354,9 +354,9 @@ pub fn replay(opts: &ReplayOptions) -> Result<ReplaySummary> {
     if let Some(d) = r.deltas.as_mut() {
         d.flush().context("writing deltas")?;
     }
-    let bindings = r.pipeline.engine().bindings();
-    r.summary.bindings = bindings.len();
+    r.summary.bindings = r.pipeline.engine().binding_count();
     if let Some(path) = &opts.dump_bindings {
+        let bindings = r.pipeline.engine().bindings();
         dump(path, |out| write_binding_list(out, &bindings))?;
     }
     if let Some(path) = &opts.dump_statuses {

@@ -172,25 +172,17 @@ impl<T: Target> Loader<T> {
             }
             _ => {}
         }
-        let changes = self.tracker.apply_owned(event)?;
-        match changes.as_slice() {
-            // The common case, without collecting.
-            [one] => {
-                if let Some(change) = to_change(one)? {
-                    self.target.apply(&change);
-                }
+        // One change at a time: a relist's `SYNCED` may release a whole resource.
+        // Only a `SYNCED` passes on several, and none of those fails to convert (the
+        // objects it releases were checked when held back), so an error leaves the
+        // target as it was.
+        let target = &mut self.target;
+        self.tracker.apply_each(event, |change| {
+            if let Some(change) = to_change(&change)? {
+                target.apply(&change);
             }
-            many => {
-                let changes = many
-                    .iter()
-                    .filter_map(|c| to_change(c).transpose())
-                    .collect::<Result<Vec<_>, _>>()?;
-                for change in &changes {
-                    self.target.apply(change);
-                }
-            }
-        }
-        Ok(())
+            Ok::<(), LoadError>(())
+        })
     }
 
     /// Where the state stands ([`View`]).

@@ -92,7 +92,10 @@ pub struct Engine {
     combined_output: CombinedBuffer,
     workers: Workers,
     state: InputState,
-    epoch: Time,
+    /// Epochs closed (published) so far.
+    epoch: u64,
+    /// The dataflow's input time: it advances at each epoch with changes only.
+    time: Time,
     /// Whether a change was applied since the last `advance` (true at first: the
     /// dataflow starts with what `initial_state` knows). Without one the epoch's output
     /// is empty, and `advance` closes it without stepping the dataflow.
@@ -124,6 +127,7 @@ impl Engine {
             workers,
             state,
             epoch: 0,
+            time: 0,
             input_changed: true,
             store: Store::default(),
             combined: CombinedStore::default(),
@@ -138,21 +142,20 @@ impl Engine {
     /// Closes the current epoch: runs the dataflow until its output for the epoch is
     /// complete, applies that output to the materialized Bindings and returns what changed.
     /// An epoch without applied changes changes nothing: it is closed without a step of
-    /// the dataflow (its timestamp is skipped; the next epoch's input advances past it).
+    /// the dataflow.
     pub fn advance(&mut self) -> EpochOutput {
-        let next = self.epoch + 1;
+        self.epoch += 1;
+        let epoch = self.epoch;
         if !std::mem::take(&mut self.input_changed) {
-            self.epoch = next;
             return EpochOutput {
-                epoch: next,
+                epoch,
                 ..EpochOutput::default()
             };
         }
-        self.inputs.advance_to(next);
-        self.workers.step_until(&self.probe, next);
+        self.step_dataflow();
+        let next = self.time;
         let updates = output::take_updates(&self.output, next);
         let report_updates = output::take_updates(&self.reports, next);
-        self.epoch = next;
         let changes = self.store.apply(&self.state.interner, updates);
         let reports = self
             .store
@@ -167,7 +170,7 @@ impl Engine {
         // The epoch's retractions are rendered: strings no record uses can go.
         self.state.interner.collect();
         EpochOutput {
-            epoch: next,
+            epoch,
             changes,
             reports,
             combined,
@@ -176,6 +179,13 @@ impl Engine {
             missing_collectors,
             evaluations,
         }
+    }
+
+    /// Advances the input time and steps the dataflow until it is complete up to it.
+    fn step_dataflow(&mut self) {
+        self.time += 1;
+        self.inputs.advance_to(self.time);
+        self.workers.step_until(&self.probe, self.time);
     }
 
     /// Every workload object whose content is wanted now (a Binding entry of it names a
@@ -268,6 +278,14 @@ mod tests {
             assert_eq!(out.changes.len(), 1, "{workers} workers");
             assert_eq!(e.binding("p").unwrap().namespace_scope.len(), 2);
             assert_eq!(e.bindings(), oracle_of(&applied).bindings());
+            assert_eq!(e.binding_count(), 1);
+            e.apply(&Change::Policy {
+                name: "p".into(),
+                policy: None,
+            });
+            e.advance();
+            assert_eq!(e.binding_count(), e.bindings().len());
+            assert_eq!(e.binding_count(), 0);
         }
     }
 }

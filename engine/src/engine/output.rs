@@ -162,6 +162,11 @@ impl Engine {
         self.store.bindings(&self.state.interner)
     }
 
+    /// How many Bindings [`bindings`](Engine::bindings) would render.
+    pub fn binding_count(&self) -> usize {
+        self.store.binding_count()
+    }
+
     /// The status of policy `name`, if it exists.
     pub fn status(&self, name: &str) -> Option<PolicyStatus> {
         let mut status = self.store.status(&self.state.interner, name)?;
@@ -329,6 +334,11 @@ impl Store {
     }
 
     /// Every current Binding, sorted by name.
+    /// How many Bindings there are (one per policy the engine owns a Binding of).
+    pub(super) fn binding_count(&self) -> usize {
+        self.policies.values().filter(|s| s.owner.is_some()).count()
+    }
+
     pub(super) fn bindings(&self, interner: &Interner) -> Vec<Binding> {
         let mut names: Vec<&str> = self
             .policies

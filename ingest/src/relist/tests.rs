@@ -705,3 +705,35 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn held_objects_come_back_as_they_were_however_deep() {
+    let cm = resource("configmaps");
+    let mut t = complete_with(&cm, &[("a", "1")]);
+    let fresh = resource("services");
+    let mut deep = json!("leaf");
+    for _ in 0..200 {
+        deep = json!([deep]);
+    }
+    let objects = [
+        json!({"metadata": {"namespace": "a", "name": "s", "labels": {"x": "1"}},
+               "spec": {"f": 1.5, "big": u64::MAX, "n": -3, "s": "é\u{1}"}}),
+        json!({"metadata": {"namespace": "a", "name": "t"}, "data": deep}),
+    ];
+    for object in &objects {
+        let event = WatchEvent {
+            object: Some(object.clone()),
+            ..event(&fresh, EventType::Added, None)
+        };
+        assert!(t.apply(&event).unwrap().is_empty(), "held back");
+    }
+    let released = t.apply(&event(&fresh, EventType::Synced, None)).unwrap();
+    let back: Vec<&Value> = released
+        .iter()
+        .filter_map(|c| match c {
+            StateChange::Upsert { object, .. } => Some(object),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(back, objects.iter().collect::<Vec<_>>());
+}
