@@ -36,5 +36,5 @@ pub use runtime::client_args::kube_client;
 #[doc(hidden)]
 pub mod bench_hooks {
     pub use crate::cmd::run::first_publish::{FirstPublish, measure_first_publish};
-    pub use crate::input::loader::{Loader, Target};
+    pub use crate::input::loader::{LoadError, Loader, Target, View};
 }

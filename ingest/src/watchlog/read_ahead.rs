@@ -48,7 +48,7 @@ impl std::fmt::Debug for ReadAhead {
 
 impl LogReader {
     /// This reader moved to a thread of its own that reads and parses ahead of the
-    /// caller, at most [`DEPTH`] batches (of up to 1,024 lines or 256 KiB) ahead.
+    /// caller, at most four batches (of up to 1,024 lines or 256 KiB each) ahead.
     pub fn read_ahead(self) -> ReadAhead {
         let name = self.name().to_string();
         let header = self.header().clone();
@@ -110,7 +110,7 @@ impl ReadAhead {
     }
 
     /// Bytes of the file read so far by the reading thread (compressed, for a
-    /// compressed log): it may be up to [`DEPTH`] batches ahead of what was consumed.
+    /// compressed log): it may be up to four batches ahead of what was consumed.
     pub fn bytes_read(&self) -> u64 {
         self.consumed.load(Ordering::Relaxed)
     }
