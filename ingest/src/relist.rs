@@ -376,10 +376,10 @@ impl RelistTracker {
                 } else {
                     None
                 };
-                let versions = family.versions.clone();
                 if !self.complete && self.all_synced() {
                     self.complete = true;
                 }
+                let versions = &self.families[f].versions;
                 for change in released {
                     emit(change)?;
                 }

@@ -333,19 +333,22 @@ impl Store {
         ))
     }
 
-    /// Every current Binding, sorted by name.
-    /// How many Bindings there are (one per policy the engine owns a Binding of).
-    pub(super) fn binding_count(&self) -> usize {
-        self.policies.values().filter(|s| s.owner.is_some()).count()
-    }
-
-    pub(super) fn bindings(&self, interner: &Interner) -> Vec<Binding> {
-        let mut names: Vec<&str> = self
-            .policies
+    /// The policies that have a Binding (an owner record).
+    fn bound_policies(&self) -> impl Iterator<Item = Sym> + '_ {
+        self.policies
             .iter()
             .filter(|(_, s)| s.owner.is_some())
-            .map(|(&p, _)| interner.resolve(p))
-            .collect();
+            .map(|(&p, _)| p)
+    }
+
+    /// How many Bindings there are.
+    pub(super) fn binding_count(&self) -> usize {
+        self.bound_policies().count()
+    }
+
+    /// Every current Binding, sorted by name.
+    pub(super) fn bindings(&self, interner: &Interner) -> Vec<Binding> {
+        let mut names: Vec<&str> = self.bound_policies().map(|p| interner.resolve(p)).collect();
         names.sort_unstable();
         names
             .into_iter()
