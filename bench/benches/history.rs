@@ -4,7 +4,9 @@
 //!    /dev/null` against `bindery history --log LOG --binding policy-00000` (one
 //!    Binding's changes) and `bindery history --log LOG` (every change), each a child
 //!    process of the release binary, on generated logs of N objects with 20,000 churn
-//!    events; wall time and peak RSS (`wait4`);
+//!    events; wall time, CPU time and peak RSS (`wait4`), the least of `--runs` runs
+//!    taken in turn (this machine is shared: the three commands alternate, so that a
+//!    slow spell falls on each of them, and another process only ever adds time);
 //! 2. the live journal: a generated log fed through a `Pipeline` and a `Journal` as the
 //!    engine loop does (in a child process of this bench: without a journal, keeping 1
 //!    change, and keeping `--keep` changes: the attribution's state per object, the RSS
@@ -13,7 +15,8 @@
 //! ```text
 //! cargo build --release
 //! cargo bench -p bindery-bench --bench history -- [--objects 10k,100k,1m] [--churn 20000]
-//!     [--bin target/release/bindery] [--keep 10000] [--skip-replay]
+//!     [--bin target/release/bindery] [--keep 10000] [--runs 1] [--skip-replay]
+//!     [--skip-journal]
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -55,8 +58,18 @@ fn log(dir: &Path, objects: usize, churn: usize) -> Result<PathBuf> {
     Ok(path)
 }
 
-/// Runs `bin args` with stdout to /dev/null: its wall time and peak RSS (KiB).
-fn measure(bin: &Path, args: &[&str]) -> Result<(Duration, u64)> {
+/// What one run of a command cost.
+#[derive(Clone, Copy)]
+struct Cost {
+    wall: Duration,
+    /// User and system CPU time.
+    cpu: Duration,
+    /// Peak RSS (KiB).
+    peak_kb: u64,
+}
+
+/// Runs `bin args` with stdout to /dev/null: what it cost.
+fn measure(bin: &Path, args: &[&str]) -> Result<Cost> {
     let started = Instant::now();
     let child = Command::new(bin)
         .args(args)
@@ -78,7 +91,24 @@ fn measure(bin: &Path, args: &[&str]) -> Result<(Duration, u64)> {
         "{} {args:?} failed (status {status})",
         bin.display()
     );
-    Ok((elapsed, u64::try_from(usage.ru_maxrss)?))
+    let time = |t: libc::timeval| {
+        Duration::from_secs(u64::try_from(t.tv_sec).unwrap_or(0))
+            + Duration::from_micros(u64::try_from(t.tv_usec).unwrap_or(0))
+    };
+    Ok(Cost {
+        wall: elapsed,
+        cpu: time(usage.ru_utime) + time(usage.ru_stime),
+        peak_kb: u64::try_from(usage.ru_maxrss)?,
+    })
+}
+
+/// The least of `costs`, field by field.
+fn least(costs: &[Cost]) -> Cost {
+    Cost {
+        wall: costs.iter().map(|c| c.wall).min().unwrap_or_default(),
+        cpu: costs.iter().map(|c| c.cpu).min().unwrap_or_default(),
+        peak_kb: costs.iter().map(|c| c.peak_kb).min().unwrap_or_default(),
+    }
 }
 
 /// The child of part 2: feeds `log` through a pipeline and a journal keeping `keep`
@@ -179,7 +209,8 @@ fn journal_child(log: &Path, keep: usize) -> Result<()> {
 fn main() -> Result<()> {
     let (mut objects, mut churn, mut keep) = (vec![10_000, 100_000, 1_000_000], 20_000, 10_000);
     let mut bin = PathBuf::from("target/release/bindery");
-    let (mut skip_replay, mut child) = (false, None);
+    let (mut skip_replay, mut skip_journal, mut child) = (false, false, None);
+    let mut runs = 1;
     let mut it = args();
     while let Some(arg) = it.next() {
         let mut value = || {
@@ -192,9 +223,11 @@ fn main() -> Result<()> {
             "--keep" => keep = count(&value()?)?,
             "--bin" => bin = PathBuf::from(value()?),
             "--skip-replay" => skip_replay = true,
+            "--skip-journal" => skip_journal = true,
+            "--runs" => runs = count(&value()?)?.max(1),
             "--journal-child" => child = Some((PathBuf::from(value()?), count(&value()?)?)),
             other => bail!(
-                "unknown option {other:?} (--objects N,..., --churn N, --keep N, --bin PATH, --skip-replay)"
+                "unknown option {other:?} (--objects N,..., --churn N, --keep N, --runs N, --bin PATH, --skip-replay, --skip-journal)"
             ),
         }
     }
@@ -216,16 +249,17 @@ fn main() -> Result<()> {
     let dir = root.join("target/bench-logs");
     std::fs::create_dir_all(&dir)?;
     if !skip_replay {
-        println!("1. replay against history, {churn} churn events (wall time, peak RSS)");
         println!(
-            "{:>10} {:>22} {:>22} {:>22}",
+            "1. replay against history, {churn} churn events (wall time, CPU time, peak RSS; the least of {runs} runs)"
+        );
+        println!(
+            "{:>10} {:>30} {:>30} {:>30}",
             "objects", "replay", "history, one Binding", "history, every change"
         );
         for &n in &objects {
             let log = log(&dir, n, churn)?;
             let l = log.to_str().unwrap();
-            let mut row = Vec::new();
-            for args in [
+            let commands = [
                 &["replay", l, "--dump-bindings", "/dev/null"][..],
                 &[
                     "history",
@@ -237,17 +271,38 @@ fn main() -> Result<()> {
                     "json",
                 ][..],
                 &["history", "--log", l, "-o", "json"][..],
-            ] {
-                let (time, kb) = measure(&bin, args)?;
-                eprintln!(
-                    "  {n} objects, {}: {}",
-                    args[0],
-                    seconds(time.as_secs_f64())
-                );
-                row.push(format!("{}, {}", seconds(time.as_secs_f64()), mib(kb)));
+            ];
+            let mut costs = vec![Vec::new(); commands.len()];
+            for run in 1..=runs {
+                for (args, costs) in commands.iter().zip(&mut costs) {
+                    let cost = measure(&bin, args)?;
+                    eprintln!(
+                        "  {n} objects, run {run}, {} {}: {} wall, {} CPU",
+                        args[0],
+                        args[3],
+                        seconds(cost.wall.as_secs_f64()),
+                        seconds(cost.cpu.as_secs_f64())
+                    );
+                    costs.push(cost);
+                }
             }
-            println!("{n:>10} {:>22} {:>22} {:>22}", row[0], row[1], row[2]);
+            let row: Vec<String> = costs
+                .iter()
+                .map(|c| {
+                    let c = least(c);
+                    format!(
+                        "{}, {} CPU, {}",
+                        seconds(c.wall.as_secs_f64()),
+                        seconds(c.cpu.as_secs_f64()),
+                        mib(c.peak_kb)
+                    )
+                })
+                .collect();
+            println!("{n:>10} {:>30} {:>30} {:>30}", row[0], row[1], row[2]);
         }
+    }
+    if skip_journal {
+        return Ok(());
     }
     let n = objects[0];
     let log = log(&dir, n, churn)?;

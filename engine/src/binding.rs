@@ -67,20 +67,57 @@ impl WorkloadEntry {
 }
 
 /// KubeStellar's entry order: by `"<group>/<version>, Resource=<resource>"`, then by
-/// `name` or `"<namespace>/<name>"`, then by `resourceVersion`, as byte strings.
+/// `name` or `"<namespace>/<name>"`, then by `resourceVersion`, as byte strings
+/// (compared piece by piece, without building them).
 pub fn entry_order(a: &WorkloadEntry, b: &WorkloadEntry) -> Ordering {
-    let gvr = |e: &WorkloadEntry| format!("{}/{}, Resource={}", e.group, e.version, e.resource);
-    let object = |e: &WorkloadEntry| {
-        if e.is_cluster_scoped() {
-            e.name.clone()
-        } else {
-            format!("{}/{}", e.namespace, e.name)
-        }
-    };
-    gvr(a)
-        .cmp(&gvr(b))
-        .then_with(|| object(a).cmp(&object(b)))
+    joined_cmp(&gvr_pieces(a), &gvr_pieces(b))
+        .then_with(|| joined_cmp(&object_pieces(a), &object_pieces(b)))
         .then_with(|| a.resource_version.cmp(&b.resource_version))
+}
+
+/// `"<group>/<version>, Resource=<resource>"` in pieces.
+fn gvr_pieces(e: &WorkloadEntry) -> [&[u8]; 5] {
+    [
+        e.group.as_bytes(),
+        b"/",
+        e.version.as_bytes(),
+        b", Resource=",
+        e.resource.as_bytes(),
+    ]
+}
+
+/// `name` or `"<namespace>/<name>"` in pieces.
+fn object_pieces(e: &WorkloadEntry) -> [&[u8]; 3] {
+    if e.is_cluster_scoped() {
+        [e.name.as_bytes(), b"", b""]
+    } else {
+        [e.namespace.as_bytes(), b"/", e.name.as_bytes()]
+    }
+}
+
+/// Compares the concatenations of `a`'s and `b`'s pieces as byte strings.
+fn joined_cmp(mut a: &[&[u8]], mut b: &[&[u8]]) -> Ordering {
+    let (mut x, mut y): (&[u8], &[u8]) = (b"", b"");
+    loop {
+        while x.is_empty()
+            && let Some((first, rest)) = a.split_first()
+        {
+            (x, a) = (first, rest);
+        }
+        while y.is_empty()
+            && let Some((first, rest)) = b.split_first()
+        {
+            (y, b) = (first, rest);
+        }
+        if x.is_empty() || y.is_empty() {
+            return x.len().cmp(&y.len());
+        }
+        let n = x.len().min(y.len());
+        match x[..n].cmp(&y[..n]) {
+            Ordering::Equal => (x, y) = (&x[n..], &y[n..]),
+            unequal => return unequal,
+        }
+    }
 }
 
 /// A Binding's content.
@@ -247,6 +284,40 @@ mod tests {
                 .collect::<Vec<_>>(),
             vec!["a", "z"]
         );
+    }
+
+    /// The order as KubeStellar's code writes it: the strings built, then compared.
+    fn entry_order_by_strings(a: &WorkloadEntry, b: &WorkloadEntry) -> Ordering {
+        let gvr = |e: &WorkloadEntry| format!("{}/{}, Resource={}", e.group, e.version, e.resource);
+        let object = |e: &WorkloadEntry| {
+            if e.is_cluster_scoped() {
+                e.name.clone()
+            } else {
+                format!("{}/{}", e.namespace, e.name)
+            }
+        };
+        gvr(a)
+            .cmp(&gvr(b))
+            .then_with(|| object(a).cmp(&object(b)))
+            .then_with(|| a.resource_version.cmp(&b.resource_version))
+    }
+
+    proptest::proptest! {
+        /// Pieces from a small alphabet that holds the separators, so that prefixes,
+        /// empty parts and separators inside names all occur.
+        #[test]
+        fn entry_order_compares_as_the_built_strings(
+            a in proptest::collection::vec("[a/, =R]{0,3}", 6),
+            b in proptest::collection::vec("[a/, =R]{0,3}", 6),
+        ) {
+            let make = |p: &[String]| WorkloadEntry {
+                resource_version: p[5].clone(),
+                ..entry(&p[0], &p[1], &p[2], &p[3], &p[4])
+            };
+            let (a, b) = (make(&a), make(&b));
+            proptest::prop_assert_eq!(entry_order(&a, &b), entry_order_by_strings(&a, &b));
+            proptest::prop_assert_eq!(entry_order(&a, &a), Ordering::Equal);
+        }
     }
 
     #[test]

@@ -47,33 +47,69 @@ pub(super) struct Seen {
     generation: Option<i64>,
     /// A policy as the engine takes it (`None`: being deleted, or not a policy).
     policy: Option<Rc<PolicyInput>>,
-    /// The API version of its latest event.
-    version: String,
+    /// The API version of its latest event (shared by every entity seen in it).
+    version: Rc<str>,
 }
 
 impl Seen {
-    fn of(meta: Meta, policy: Option<PolicyInput>, version: &str) -> Seen {
+    fn of(meta: Meta, policy: Option<PolicyInput>, version: Rc<str>) -> Seen {
         Seen {
             labels: meta.labels,
             resource_version: Some(meta.resource_version).filter(|rv| !rv.is_empty()),
             generation: Some(meta.generation).filter(|&g| g != 0),
             policy: policy.map(Rc::new),
-            version: version.to_string(),
+            version,
         }
     }
 }
 
-/// One event read, kept while its epoch (or its resource's listing) is open: its cause
-/// line and the entity's state before and after it.
+/// One event read, kept while its epoch (or its resource's listing) is open: where it
+/// is in the log and the entity's state before and after it, shared with
+/// [`Attributor::last`]. Its [`Cause`] is written only for a change that keeps it.
 #[derive(Clone, Debug)]
 struct Read {
-    cause: Cause,
+    line: u64,
+    ts: i64,
+    event_type: EventType,
     entity: Entity,
-    before: Option<Seen>,
-    after: Option<Seen>,
+    before: Option<Rc<Seen>>,
+    after: Option<Rc<Seen>>,
+    /// The cause is the end of a listing (its `SYNCED`), not an event on the entity:
+    /// it names no object and has no diff.
+    listing: bool,
     /// A cause added beside the event that made the change (a listing that would have
     /// deleted what an event deleted): it moves nothing itself.
     extra: bool,
+}
+
+impl Read {
+    /// The cause as the answer shows it: the event, and what it changed of the entity.
+    fn cause(&self) -> Cause {
+        let (group, resource, namespace, name) = &self.entity;
+        let mut cause = Cause {
+            line: self.line,
+            ts: self.ts,
+            event_type: self.event_type.as_str().to_string(),
+            resource: resource_name(group, resource),
+            namespace: String::new(),
+            name: String::new(),
+            labels: BTreeMap::new(),
+            generation: None,
+            resource_version: None,
+        };
+        if !self.listing {
+            cause.namespace.clone_from(namespace);
+            cause.name.clone_from(name);
+            diff_into(&mut cause, self.before.as_deref(), self.after.as_deref());
+        }
+        cause
+    }
+}
+
+/// The end of a listing, as the cause of what it dropped.
+struct Listing {
+    line: u64,
+    ts: i64,
 }
 
 /// `(group, resource)`: a resource in all its versions, as the relist tracker's family.
@@ -90,7 +126,9 @@ pub struct Attributor {
     /// Each entity as its latest event showed it, by resource, then
     /// `(namespace, name)` (the `old` side of a diff). Only WECs, policies and workload
     /// objects: nothing else moves a Binding.
-    last: HashMap<Resource, HashMap<Id, Seen>>,
+    last: HashMap<Resource, HashMap<Id, Rc<Seen>>>,
+    /// The API versions seen, each held once.
+    versions: Vec<Rc<str>>,
     /// The events of the open epoch.
     epoch: Vec<Read>,
     /// The versions of resources listing (after their `RESET`, until their `SYNCED`),
@@ -114,7 +152,7 @@ struct Moved<'a> {
     /// Its state before its last event of the epoch (without that event alone).
     penultimate: Option<&'a Seen>,
     after: Option<&'a Seen>,
-    causes: Vec<&'a Cause>,
+    causes: Vec<&'a Read>,
     /// Its event took it out of a listing that ended in the epoch without listing it:
     /// without that event, the listing would have deleted it.
     escaped: bool,
@@ -194,17 +232,6 @@ impl Attributor {
         }
         let r = &event.resource;
         let key: Resource = (r.group.clone(), r.resource.clone());
-        let mut cause = Cause {
-            line,
-            ts: event.ts,
-            event_type: event.event_type.as_str().to_string(),
-            resource: resource_name(&key.0, &key.1),
-            namespace: String::new(),
-            name: String::new(),
-            labels: BTreeMap::new(),
-            generation: None,
-            resource_version: None,
-        };
         let mut reads = Vec::new();
         match event.event_type {
             EventType::Reset => {
@@ -215,7 +242,8 @@ impl Attributor {
             EventType::Synced => {
                 let listing = self.listing.remove(&(key.clone(), r.version.clone()));
                 if let Some(listed) = listing {
-                    self.drop_unlisted(&key, &r.version, listed, &cause, &mut reads);
+                    let synced = Listing { line, ts: event.ts };
+                    self.drop_unlisted(&key, &r.version, listed, &synced, &mut reads);
                 }
             }
             EventType::Added | EventType::Modified | EventType::Deleted => {
@@ -226,32 +254,43 @@ impl Attributor {
                 let Ok(meta) = Meta::read(r, object) else {
                     return;
                 };
-                cause.namespace = meta.namespace.clone();
-                cause.name = meta.name.clone();
-                let id = (cause.namespace.clone(), cause.name.clone());
+                let id = (meta.namespace.clone(), meta.name.clone());
+                let version = self.version(&r.version);
                 let after = (event.event_type != EventType::Deleted).then(|| {
                     let policy = (kind == ObjectKind::Policy)
                         .then(|| policy_input(event, object))
                         .flatten();
-                    Seen::of(meta, policy, &r.version)
+                    Rc::new(Seen::of(meta, policy, version))
                 });
                 let entities = self.last.entry(key.clone()).or_default();
                 let before = match &after {
-                    Some(seen) => entities.insert(id.clone(), seen.clone()),
+                    Some(seen) => entities.insert(id.clone(), Rc::clone(seen)),
                     None => entities.remove(&id),
                 };
                 self.note_listing(&key, &r.version, &id, after.is_some());
-                diff_into(&mut cause, before.as_ref(), after.as_ref());
                 reads.push(Read {
-                    cause,
+                    line,
+                    ts: event.ts,
+                    event_type: event.event_type,
                     entity: (key.0.clone(), key.1.clone(), id.0, id.1),
                     before,
                     after,
+                    listing: false,
                     extra: false,
                 });
             }
         }
         self.pending = Some((key, reads));
+    }
+
+    /// API version `v`, held once.
+    fn version(&mut self, v: &str) -> Rc<str> {
+        if let Some(held) = self.versions.iter().find(|h| &***h == v) {
+            return Rc::clone(held);
+        }
+        let held: Rc<str> = Rc::from(v);
+        self.versions.push(Rc::clone(&held));
+        held
     }
 
     /// An object event listed the object in its version, if that version is listing.
@@ -320,7 +359,7 @@ impl Attributor {
         key: &Resource,
         version: &str,
         listed: HashSet<Id>,
-        synced: &Cause,
+        synced: &Listing,
         reads: &mut Vec<Read>,
     ) {
         let Some(entities) = self.last.get_mut(key) else {
@@ -328,19 +367,22 @@ impl Attributor {
         };
         let gone: Vec<Id> = entities
             .iter()
-            .filter(|(id, seen)| seen.version == version && !listed.contains(*id))
+            .filter(|(id, seen)| &*seen.version == version && !listed.contains(*id))
             .map(|(id, _)| id.clone())
             .collect();
-        let entity = |id: Id| (key.0.clone(), key.1.clone(), id.0, id.1);
+        let read = |id: Id, before: Option<Rc<Seen>>, extra: bool| Read {
+            line: synced.line,
+            ts: synced.ts,
+            event_type: EventType::Synced,
+            entity: (key.0.clone(), key.1.clone(), id.0, id.1),
+            before,
+            after: None,
+            listing: true,
+            extra,
+        };
         for id in gone {
             let before = entities.remove(&id);
-            reads.push(Read {
-                cause: synced.clone(),
-                entity: entity(id),
-                before,
-                after: None,
-                extra: false,
-            });
+            reads.push(read(id, before, false));
         }
         // The entities an event of what this listing ends with (the open epoch, or what
         // is held back with it) deleted, or moved to another version, while last seen in
@@ -354,21 +396,19 @@ impl Attributor {
             .chain(held)
             .filter(|r| !r.extra && (r.entity.0.as_str(), r.entity.1.as_str()) == (&key.0, &key.1))
             .filter(|r| {
-                r.before.as_ref().is_some_and(|b| b.version == version)
-                    && r.after.as_ref().is_none_or(|a| a.version != version)
+                r.before.as_ref().is_some_and(|b| &*b.version == version)
+                    && r.after.as_ref().is_none_or(|a| &*a.version != version)
             })
             .map(|r| (r.entity.2.clone(), r.entity.3.clone()))
             .filter(|id| !listed.contains(id))
-            .filter(|id| entities.get(id).is_none_or(|seen| seen.version != version))
+            .filter(|id| {
+                entities
+                    .get(id)
+                    .is_none_or(|seen| &*seen.version != version)
+            })
             .collect();
         for id in escaped {
-            reads.push(Read {
-                cause: synced.clone(),
-                entity: entity(id),
-                before: None,
-                after: None,
-                extra: true,
-            });
+            reads.push(read(id, None, true));
         }
     }
 
@@ -388,8 +428,8 @@ impl Attributor {
         let mut moved: HashMap<&Entity, Moved> = HashMap::new();
         for r in &reads {
             let m = moved.entry(&r.entity).or_insert_with(|| Moved {
-                before: r.before.as_ref(),
-                penultimate: r.before.as_ref(),
+                before: r.before.as_deref(),
+                penultimate: r.before.as_deref(),
                 after: None,
                 causes: Vec::new(),
                 escaped: false,
@@ -397,10 +437,10 @@ impl Attributor {
             if r.extra {
                 m.escaped = true;
             } else {
-                m.penultimate = r.before.as_ref();
-                m.after = r.after.as_ref();
+                m.penultimate = r.before.as_deref();
+                m.after = r.after.as_deref();
             }
-            m.causes.push(&r.cause);
+            m.causes.push(r);
         }
         let attribution = Attribution {
             moved: &moved,
@@ -418,7 +458,7 @@ impl Attributor {
 struct Attribution<'a> {
     moved: &'a HashMap<&'a Entity, Moved<'a>>,
     /// Every entity as it is now (those the epoch did not move, for the oracle).
-    last: &'a HashMap<Resource, HashMap<Id, Seen>>,
+    last: &'a HashMap<Resource, HashMap<Id, Rc<Seen>>>,
 }
 
 /// How a candidate entity qualifies for a kind of change.
@@ -441,6 +481,9 @@ impl Attribution<'_> {
         out: &mut Vec<Change>,
     ) {
         let name = &change.binding;
+        if !filter.may_keep(name, ts) {
+            return;
+        }
         let policy = entity(POLICIES, "", name);
         let mut keep = |what: What, causes: &dyn Fn() -> Vec<Cause>| {
             if filter.keeps(name, ts, &what, binding) {
@@ -570,7 +613,7 @@ impl Attribution<'_> {
         let mut causes: Vec<Cause> = entities
             .iter()
             .filter_map(|e| self.moved.get(e))
-            .flat_map(|m| m.causes.iter().map(|c| (*c).clone()))
+            .flat_map(|m| m.causes.iter().map(|r| r.cause()))
             .collect();
         causes.sort_by_key(|c| c.line);
         causes.dedup();
@@ -647,7 +690,8 @@ impl Attribution<'_> {
             None => self
                 .last
                 .get(&(e.0.clone(), e.1.clone()))?
-                .get(&(e.2.clone(), e.3.clone())),
+                .get(&(e.2.clone(), e.3.clone()))
+                .map(|seen| &**seen),
         }
     }
 }

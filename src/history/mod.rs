@@ -51,6 +51,12 @@ pub struct Filter {
 }
 
 impl Filter {
+    /// Whether it may keep some change of Binding `binding` at `ts` (by the Binding
+    /// and the time alone).
+    pub fn may_keep(&self, binding: &str, ts: i64) -> bool {
+        self.binding.as_ref().is_none_or(|b| b == binding) && self.since.is_none_or(|s| ts >= s)
+    }
+
     /// Whether it keeps `what`, a change of Binding `binding` at `ts`; `bindings(name)`
     /// gives a Binding (read only by the object and cluster filters: the destinations
     /// of the Bindings listing the object, the entries of the Bindings that have the
@@ -62,8 +68,7 @@ impl Filter {
         what: &What,
         bindings: &mut dyn FnMut(&str) -> Option<Rc<Binding>>,
     ) -> bool {
-        if self.binding.as_ref().is_some_and(|b| b != binding) || self.since.is_some_and(|s| ts < s)
-        {
+        if !self.may_keep(binding, ts) {
             return false;
         }
         match what {
