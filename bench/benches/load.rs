@@ -19,10 +19,14 @@
 //! - `load`: + epochs closed as `bindery replay` closes them (window 0), to the first
 //!   publish: the load as `replay` does it, on one thread;
 //! - `load, read ahead`: the same with the log read and parsed on a thread of its own
-//!   (`LogReader::read_ahead`), as `replay`, `history` and `explain` read logs.
+//!   (`LogReader::read_ahead`), as `replay`, `history` and `explain` read logs;
+//! - `arrangements` (not run unless asked for): the read-ahead load on an engine whose
+//!   arrangements are measured (`Engine::with_arrangement_log`; its time includes
+//!   timely's logging), and a table of the updates each arrangement holds after the
+//!   first publish and at most.
 //!
 //! ```text
-//! cargo bench -p bindery-bench --bench load -- [--objects 200k,1M] [--phases parse,track,apply,load,ahead]
+//! cargo bench -p bindery-bench --bench load -- [--objects 200k,1M] [--phases parse,track,apply,load,ahead,arrangements]
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -34,7 +38,7 @@ use bindery::bench_hooks::{Loader, Target};
 use bindery::{GenerateSpec, Pipeline, generate_events};
 use bindery_bench::cli::{args, counts};
 use bindery_bench::{fmt, memory};
-use bindery_engine::{Change, PolicyInput};
+use bindery_engine::{ArrangementSize, Change, Engine, PolicyInput};
 use bindery_ingest::watchlog::{LogReader, LogWriter};
 use bindery_ingest::{EventType, WatchEvent};
 use serde::{Deserialize, Serialize};
@@ -45,6 +49,9 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 const PHASES: [&str; 5] = ["parse", "track", "apply", "load", "ahead"];
 
+/// The phase that measures the arrangements (asked for by name).
+const ARRANGEMENTS: &str = "arrangements";
+
 /// What one phase measured, in its own process.
 #[derive(Debug, Serialize, Deserialize)]
 struct PhaseResult {
@@ -53,6 +60,9 @@ struct PhaseResult {
     seconds: f64,
     rss_kb: u64,
     hwm_kb: u64,
+    /// What each arrangement holds after the first publish (phase `arrangements`).
+    #[serde(default)]
+    arrangements: Vec<ArrangementSize>,
 }
 
 /// A target that only counts the changes it is told: the tracker's and feed's cost.
@@ -73,6 +83,7 @@ fn run_phase(phase: &str, log: &Path) -> Result<PhaseResult> {
     let started = Instant::now();
     let mut events = 0u64;
     let mut epochs = 0u64;
+    let mut arrangements = Vec::new();
     match phase {
         "parse" => {
             for line in LogReader::open(log)? {
@@ -96,13 +107,17 @@ fn run_phase(phase: &str, log: &Path) -> Result<PhaseResult> {
             }
             std::hint::black_box(pipeline.pending());
         }
-        "load" | "ahead" => {
+        "load" | "ahead" | ARRANGEMENTS => {
             let lines: Box<dyn Iterator<Item = _>> = if phase == "load" {
                 Box::new(LogReader::open(log)?)
             } else {
                 Box::new(LogReader::open(log)?.read_ahead())
             };
-            let mut pipeline = Pipeline::new();
+            let mut pipeline = if phase == ARRANGEMENTS {
+                Pipeline::with_engine(Engine::with_arrangement_log(1))
+            } else {
+                Pipeline::new()
+            };
             let mut epoch_start = None;
             for line in lines {
                 let event = line?.event;
@@ -122,11 +137,12 @@ fn run_phase(phase: &str, log: &Path) -> Result<PhaseResult> {
                 pipeline.engine().bindings().len() == 50,
                 "every policy has its Binding"
             );
+            arrangements = pipeline.engine().arrangement_sizes();
             // Left to the process's exit: a heap profiler (heaptrack) then reports the
             // state after the load as not freed, by where it was allocated.
             std::mem::forget(pipeline);
         }
-        other => bail!("unknown phase {other:?} (one of {PHASES:?})"),
+        other => bail!("unknown phase {other:?} (one of {PHASES:?}, or {ARRANGEMENTS:?})"),
     }
     Ok(PhaseResult {
         events,
@@ -134,6 +150,7 @@ fn run_phase(phase: &str, log: &Path) -> Result<PhaseResult> {
         seconds: started.elapsed().as_secs_f64(),
         rss_kb: memory::rss_kb().unwrap_or(0),
         hwm_kb: memory::peak_rss_kb().unwrap_or(0),
+        arrangements,
     })
 }
 
@@ -215,6 +232,7 @@ fn main() -> Result<()> {
         "| objects | log | phase | events | epochs | time | events/s | RSS after | peak RSS | peak B per object |"
     );
     println!("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
+    let mut measured = Vec::new();
     for &n in &objects {
         for (form, resets_first) in [("RESET first", true), ("as listed", false)] {
             let path = std::env::temp_dir().join(format!(
@@ -251,9 +269,43 @@ fn main() -> Result<()> {
                     fmt::mib(r.hwm_kb),
                     r.hwm_kb as f64 * 1024.0 / n as f64
                 );
+                if !r.arrangements.is_empty() {
+                    measured.push((n, form, r.arrangements));
+                }
             }
             std::fs::remove_file(&path)?;
         }
     }
+    for (n, form, sizes) in measured {
+        print_arrangements(n, form, &sizes);
+    }
     Ok(())
+}
+
+/// The table of what each arrangement holds after the load of `n` objects.
+fn print_arrangements(n: usize, form: &str, sizes: &[ArrangementSize]) {
+    println!(
+        "\n### Arrangements after the first publish, {n} objects, {form}\n\nOperators in the order the dataflow builds them (`engine/src/dataflow.rs`); updates summed over the workers.\n"
+    );
+    println!("| operator | name | updates | per object | most at once | most in its batcher |");
+    println!("| --- | --- | --- | --- | --- | --- |");
+    let per = |records: usize| records as f64 / n as f64;
+    for s in sizes {
+        println!(
+            "| {} | {} | {} | {:.2} | {} | {} |",
+            s.operator,
+            s.name,
+            s.records,
+            per(s.records),
+            s.peak_records,
+            s.peak_batcher_records
+        );
+    }
+    let total: usize = sizes.iter().map(|s| s.records).sum();
+    let peak: usize = sizes.iter().map(|s| s.peak_records).sum();
+    let batched: usize = sizes.iter().map(|s| s.peak_batcher_records).sum();
+    println!(
+        "| | every arrangement | {total} | {:.2} | {peak} | {batched} |",
+        per(total)
+    );
 }

@@ -198,22 +198,24 @@ where
     let selector_keys = selectors
         .clone()
         .flat_map(|(sid, sel)| sel.index_keys().into_iter().map(move |k| (k, sid)))
-        .arrange_by_key();
+        .arrange_by_key_named("Arrange: selector index keys");
     let target_keys = targets
         .clone()
         .flat_map(|(id, labels)| label_keys(&labels).map(|k| (k, id)).collect::<Vec<_>>())
-        .arrange_by_key();
+        .arrange_by_key_named("Arrange: target label keys");
     let candidates = selector_keys.join_core(target_keys, |_key, sid, id| Some((*id, *sid)));
     let with_labels = candidates
-        .arrange_by_key()
-        .join_core(targets.arrange_by_key(), |id, sid, labels| {
-            Some((*sid, (*id, labels.clone())))
-        });
+        .arrange_by_key_named("Arrange: selector candidates by target")
+        .join_core(
+            targets.arrange_by_key_named("Arrange: targets"),
+            |id, sid, labels| Some((*sid, (*id, labels.clone()))),
+        );
     with_labels
-        .arrange_by_key()
-        .join_core(selectors.arrange_by_key(), |sid, (id, labels), sel| {
-            sel.matches(labels).then_some((sid.0, *id))
-        })
+        .arrange_by_key_named("Arrange: candidates with labels by selector")
+        .join_core(
+            selectors.arrange_by_key_named("Arrange: selector bodies"),
+            |sid, (id, labels), sel| sel.matches(labels).then_some((sid.0, *id)),
+        )
 }
 
 /// `(policy, clause index)`: one downsync clause.
@@ -388,11 +390,11 @@ fn candidates<'s>(
     policies: Collection<'s, (Sym, CompiledPolicy)>,
     objects: Collection<'s, (ObjectId, ObjectRecord)>,
 ) -> Collection<'s, Passed> {
-    let clause_keys = clause_keys.arrange_by_key();
+    let clause_keys = clause_keys.arrange_by_key_named("Arrange: clause keys");
     let object_index = objects
         .clone()
         .flat_map(|(id, o)| object_keys(&o).map(|k| (k, id)).collect::<Vec<_>>())
-        .arrange_by_key();
+        .arrange_by_key_named("Arrange: object index");
     let clause_bodies = policies.flat_map(|(p, pol)| {
         pol.clauses
             .into_iter()
@@ -401,27 +403,30 @@ fn candidates<'s>(
     });
     let candidates = clause_keys
         .join_core(object_index, |_key, clause, id| Some((*clause, *id)))
-        .arrange_by_key()
-        .join_core(clause_bodies.arrange_by_key(), |&(p, ci), id, clause| {
-            Some((*id, (p, ci, clause.clone())))
-        });
-    candidates.arrange_by_key().join_core(
-        objects.arrange_by_key(),
-        |id, (p, ci, clause): &(Sym, ClauseIndex, Arc<Clause>), object| {
-            clause.passes_object_tests(object).then(|| {
-                let unrestricted = clause.namespace_selectors == SelectorSet::Any;
-                (
-                    (*p, *ci),
+        .arrange_by_key_named("Arrange: clause candidates by clause")
+        .join_core(
+            clause_bodies.arrange_by_key_named("Arrange: clause bodies"),
+            |&(p, ci), id, clause| Some((*id, (p, ci, clause.clone()))),
+        );
+    candidates
+        .arrange_by_key_named("Arrange: clause candidates by object")
+        .join_core(
+            objects.arrange_by_key_named("Arrange: object records"),
+            |id, (p, ci, clause): &(Sym, ClauseIndex, Arc<Clause>), object| {
+                clause.passes_object_tests(object).then(|| {
+                    let unrestricted = clause.namespace_selectors == SelectorSet::Any;
                     (
-                        *id,
-                        object.namespace,
-                        unrestricted,
-                        clause.modulation.clone(),
-                    ),
-                )
-            })
-        },
-    )
+                        (*p, *ci),
+                        (
+                            *id,
+                            object.namespace,
+                            unrestricted,
+                            clause.modulation.clone(),
+                        ),
+                    )
+                })
+            },
+        )
 }
 
 /// Step 4, namespace restriction: takes the passed candidates (step 3b) and the

@@ -38,8 +38,8 @@ pub mod strict_json;
 
 pub use binding::{Binding, WorkloadEntry, binding_list};
 pub use engine::{
-    BindingChange, ClusterError, ClusterLinks, CombinedChange, Engine, EpochOutput, PolicyStatus,
-    serve_cluster,
+    ArrangementSize, BindingChange, ClusterError, ClusterLinks, CombinedChange, Engine,
+    EpochOutput, PolicyStatus, serve_cluster,
 };
 pub use explain::{ExplainError, Explanation, ObjectKey, Query};
 pub use input::{

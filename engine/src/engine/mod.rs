@@ -9,6 +9,7 @@
 //! - `explain_copy`: the input state copied into an [`Oracle`](crate::oracle::Oracle)
 //!   for [`Engine::to_oracle`] and [`Engine::explain`].
 
+mod arrangements;
 mod combined;
 mod explain_copy;
 mod output;
@@ -25,6 +26,8 @@ use timely::dataflow::operators::probe::Handle as ProbeHandle;
 
 use crate::collector::{CollectorStatus, CombinedResult};
 use crate::dataflow::{CombinedBuffer, Inputs, OutputBuffer, ReportBuffer, Time, WellKnown};
+use arrangements::ArrangementLog;
+pub use arrangements::ArrangementSize;
 use combined::CombinedStore;
 pub use combined::{CombinedChange, EvaluationWork};
 use output::Store;
@@ -102,6 +105,8 @@ pub struct Engine {
     input_changed: bool,
     store: Store,
     combined: CombinedStore,
+    /// What each arrangement holds, when measured ([`Engine::with_arrangement_log`]).
+    arrangement_log: Option<ArrangementLog>,
 }
 
 impl Default for Engine {
@@ -116,8 +121,17 @@ impl Engine {
         builders: Vec<AllocatorBuilder>,
         communication: Box<dyn Any + Send>,
     ) -> Engine {
+        Engine::from_builders_logged(builders, communication, None)
+    }
+
+    /// The same, each worker's arrangements followed by `log`, if given.
+    fn from_builders_logged(
+        builders: Vec<AllocatorBuilder>,
+        communication: Box<dyn Any + Send>,
+        log: Option<&ArrangementLog>,
+    ) -> Engine {
         let (state, known) = initial_state();
-        let (workers, built) = Workers::start(builders, communication, known);
+        let (workers, built) = Workers::start(builders, communication, known, log);
         Engine {
             inputs: built.inputs,
             probe: built.probe,
@@ -131,6 +145,7 @@ impl Engine {
             input_changed: true,
             store: Store::default(),
             combined: CombinedStore::default(),
+            arrangement_log: None,
         }
     }
 

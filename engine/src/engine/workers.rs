@@ -17,6 +17,7 @@ use timely::worker::Worker;
 use timely::{CommunicationConfig, WorkerConfig};
 
 use super::Engine;
+use super::arrangements::ArrangementLog;
 use crate::dataflow::{self, Dataflow, Time, WellKnown};
 
 impl Engine {
@@ -138,7 +139,7 @@ pub fn serve_cluster(links: ClusterLinks) -> Result<(), ClusterError> {
     let threads: Vec<_> = builders
         .into_iter()
         .enumerate()
-        .map(|(i, builder)| spawn_peer(i, builder, known))
+        .map(|(i, builder)| spawn_peer(i, builder, known, None))
         .collect::<Result<_, _>>()?;
     for thread in threads {
         if let Err(panic) = thread.join() {
@@ -160,18 +161,20 @@ pub(super) struct Workers {
 impl Workers {
     /// Spawns a thread for each builder but the first, each building the dataflow on its
     /// worker, then builds it on worker 0 (the first builder) on the calling thread, and
-    /// returns worker 0's dataflow.
+    /// returns worker 0's dataflow. With `log`, every worker's arrangements are followed.
     pub(super) fn start(
         mut builders: Vec<AllocatorBuilder>,
         communication: Box<dyn Any + Send>,
         known: WellKnown,
+        log: Option<&ArrangementLog>,
     ) -> (Workers, Dataflow) {
         let first = builders.remove(0);
         let peers = builders
             .into_iter()
             .enumerate()
             .map(|(i, builder)| {
-                spawn_peer(i + 1, builder, known).expect("spawning a timely worker thread")
+                spawn_peer(i + 1, builder, known, log.cloned())
+                    .expect("spawning a timely worker thread")
             })
             .collect();
         let mut worker = Worker::new(
@@ -179,6 +182,9 @@ impl Workers {
             allocator(first),
             Some(Instant::now()),
         );
+        if let Some(log) = log {
+            log.register(&mut worker);
+        }
         let built = dataflow::build(&mut worker, known);
         let workers = Workers {
             worker,
@@ -219,21 +225,25 @@ fn spawn_peer(
     n: usize,
     builder: AllocatorBuilder,
     known: WellKnown,
+    log: Option<ArrangementLog>,
 ) -> std::io::Result<JoinHandle<()>> {
     std::thread::Builder::new()
         .name(format!("bindery-worker-{n}"))
-        .spawn(move || serve_peer(builder, known))
+        .spawn(move || serve_peer(builder, known, log))
 }
 
 /// Runs worker `builder` of a multi-worker engine: builds the same dataflow, closes its
 /// inputs (worker 0 alone feeds it) and does its share of the work until the dataflow
-/// ends (when worker 0's engine is dropped).
-fn serve_peer(builder: AllocatorBuilder, known: WellKnown) {
+/// ends (when worker 0's engine is dropped). With `log`, its arrangements are followed.
+fn serve_peer(builder: AllocatorBuilder, known: WellKnown, log: Option<ArrangementLog>) {
     let mut worker = Worker::new(
         WorkerConfig::default(),
         allocator(builder),
         Some(Instant::now()),
     );
+    if let Some(log) = log {
+        log.register(&mut worker);
+    }
     let built = dataflow::build(&mut worker, known);
     drop(built.inputs);
     while worker.has_dataflows() {
