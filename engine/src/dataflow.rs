@@ -44,6 +44,20 @@ pub type Time = u64;
 
 type Collection<'s, D> = VecCollection<'s, Time, D, isize>;
 
+/// The object versions arranged by object: arranged once, read by the joins of steps 6,
+/// 8b and 9.
+type VersionsById<'s> = differential_dataflow::operators::arrange::Arranged<
+    's,
+    differential_dataflow::operators::arrange::TraceAgent<
+        differential_dataflow::trace::implementations::ValSpine<
+            ObjectId,
+            ObjectVersion,
+            Time,
+            isize,
+        >,
+    >,
+>;
+
 /// Index of a clause within its policy's `spec.downsync`.
 type ClauseIndex = u32;
 
@@ -259,6 +273,7 @@ pub fn build(worker: &mut Worker, known: WellKnown) -> Dataflow {
         // 5. Selection.
         let selected = selection(passing);
         // 6. Entries.
+        let versions = versions.arrange_by_key_named("Arrange: object versions");
         let workload = workload_entries(selected.clone(), versions.clone());
         // 7. Status.
         let singleton_problems = singleton_problems(selected.clone(), destinations.clone());
@@ -468,12 +483,13 @@ fn selection<'s>(
 /// `(policy, Workload(version, modulation))`.
 fn workload_entries<'s>(
     selected: Collection<'s, ((Sym, ObjectId), Modulation)>,
-    versions: Collection<'s, (ObjectId, ObjectVersion)>,
+    versions: VersionsById<'s>,
 ) -> Collection<'s, (Sym, OutputRecord)> {
     selected
         .map(|((p, id), m)| (id, (p, m)))
-        .join_map(versions, |_id, (p, m), v| {
-            (*p, OutputRecord::Workload(v.clone(), m.clone()))
+        .arrange_by_key_named("Arrange: selection by object")
+        .join_core(versions, |_id, (p, m), v| {
+            Some((*p, OutputRecord::Workload(v.clone(), m.clone())))
         })
 }
 
@@ -592,19 +608,21 @@ enum ReportPart {
 /// WorkStatuses, one per WEC it is in).
 fn reported_state<'s>(
     plans: Collection<'s, (ObjectId, (Plan<Sym>, bool))>,
-    versions: Collection<'s, (ObjectId, ObjectVersion)>,
+    versions: VersionsById<'s>,
     work_statuses: Collection<'s, (ObjectKey, WorkStatusRecord)>,
     known: WellKnown,
 ) -> Collection<'s, (ObjectKey, ReportRecord)> {
-    // The resourceVersion is left out: a status-only update consolidates away here.
-    let keys = versions.flat_map(move |(id, v)| {
-        known
-            .returnable(v.group, v.resource)
-            .then_some((id, ((v.group, v.resource, v.namespace, v.name), v.version)))
-    });
-    let planned = plans.join_map(keys, |_id, (plan, labelled), &(key, version)| {
-        (key, ReportPart::Plan(version, plan.clone(), *labelled))
-    });
+    // The resourceVersion is left out: a status-only update's retraction and insertion
+    // are the same part, and consolidate away before the reduce.
+    let planned = plans.arrange_by_key_named("Arrange: plans").join_core(
+        versions,
+        move |_id, (plan, labelled), v| {
+            known.returnable(v.group, v.resource).then(|| {
+                let key = (v.group, v.resource, v.namespace, v.name);
+                (key, ReportPart::Plan(v.version, plan.clone(), *labelled))
+            })
+        },
+    );
     planned
         .concat(work_statuses.map(|(key, ws)| (key, ReportPart::WorkStatus(ws))))
         .reduce(|_key, parts, out| {
@@ -654,18 +672,20 @@ enum TablePart {
 fn combined_tables<'s>(
     selected: Collection<'s, ((Sym, ObjectId), Modulation)>,
     destinations: Collection<'s, (Sym, Sym)>,
-    versions: Collection<'s, (ObjectId, ObjectVersion)>,
+    versions: VersionsById<'s>,
     work_statuses: Collection<'s, (ObjectKey, WorkStatusRecord)>,
 ) -> Collection<'s, ((Sym, ObjectKey), CombinedRecord)> {
     let collecting = selected.flat_map(|((p, id), m)| {
         (!m.status_collectors.is_empty()).then_some((id, (p, m.status_collectors)))
     });
-    // The resourceVersion is left out: a status-only update consolidates away here.
-    let keys =
-        versions.map(|(id, v)| (id, ((v.group, v.resource, v.namespace, v.name), v.version)));
-    let entries = collecting.join_map(keys, |_id, (p, collectors), &(key, version)| {
-        ((*p, key), TablePart::Entry(version, collectors.clone()))
-    });
+    // The resourceVersion is left out: a status-only update's retraction and insertion
+    // are the same entry, and consolidate away before the joins and reduces below.
+    let entries = collecting
+        .arrange_by_key_named("Arrange: collecting selections")
+        .join_core(versions, |_id, (p, collectors), v| {
+            let key = (v.group, v.resource, v.namespace, v.name);
+            Some(((*p, key), TablePart::Entry(v.version, collectors.clone())))
+        });
     let wanted = entries
         .clone()
         .map(|((p, key), _)| (p, key))
