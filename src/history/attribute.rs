@@ -40,7 +40,7 @@ use super::{
 /// engine reads of it.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub(super) struct Seen {
-    labels: BTreeMap<String, String>,
+    labels: SeenLabels,
     /// `None`: absent (an empty `resourceVersion` reads as absent).
     resource_version: Option<String>,
     /// `None`: absent (a generation of 0 reads as absent).
@@ -54,12 +54,46 @@ pub(super) struct Seen {
 impl Seen {
     fn of(meta: Meta, policy: Option<PolicyInput>, version: Rc<str>) -> Seen {
         Seen {
-            labels: meta.labels,
+            labels: SeenLabels::of(meta.labels),
             resource_version: Some(meta.resource_version).filter(|rv| !rv.is_empty()),
             generation: Some(meta.generation).filter(|&g| g != 0),
             policy: policy.map(Rc::new),
             version,
         }
+    }
+}
+
+/// An entity's labels, sorted by key: a slice rather than a `BTreeMap`, whose every
+/// node holds room for eleven pairs (an entity's state is kept for every WEC, policy
+/// and object of the log).
+#[derive(Clone, Debug, Default, PartialEq)]
+struct SeenLabels(Box<[(Box<str>, Box<str>)]>);
+
+impl SeenLabels {
+    fn of(labels: BTreeMap<String, String>) -> SeenLabels {
+        SeenLabels(
+            labels
+                .into_iter()
+                .map(|(k, v)| (k.into_boxed_str(), v.into_boxed_str()))
+                .collect(),
+        )
+    }
+
+    fn get(&self, key: &str) -> Option<&str> {
+        let i = self.0.binary_search_by(|(k, _)| (**k).cmp(key)).ok()?;
+        Some(&self.0[i].1)
+    }
+
+    fn keys(&self) -> impl Iterator<Item = &str> {
+        self.0.iter().map(|(k, _)| &**k)
+    }
+
+    /// As the engine takes labels.
+    fn to_map(&self) -> BTreeMap<String, String> {
+        self.0
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 }
 
@@ -727,7 +761,7 @@ impl<'a> States<'a> {
             let input = if (group.as_str(), resource.as_str()) == WECS {
                 Input::Wec {
                     name: name.clone(),
-                    labels: Some(seen.labels.clone()),
+                    labels: Some(seen.labels.to_map()),
                 }
             } else if (group.as_str(), resource.as_str()) == POLICIES {
                 Input::Policy {
@@ -744,7 +778,7 @@ impl<'a> States<'a> {
                         name: name.clone(),
                     },
                     state: Some(WorkloadState {
-                        labels: seen.labels.clone(),
+                        labels: seen.labels.to_map(),
                         resource_version: seen.resource_version.clone().unwrap_or_default(),
                         uid: String::new(),
                         kind: String::new(),
@@ -776,10 +810,10 @@ fn diff_into(cause: &mut Cause, old: Option<&Seen>, new: Option<&Seen>) {
         let (a, b) = (o.labels.get(key), n.labels.get(key));
         if a != b {
             cause.labels.insert(
-                key.clone(),
+                key.to_string(),
                 Diff {
-                    old: a.cloned(),
-                    new: b.cloned(),
+                    old: a.map(str::to_string),
+                    new: b.map(str::to_string),
                 },
             );
         }
