@@ -78,10 +78,44 @@ pub fn write_statuses(out: &mut dyn Write, statuses: &Statuses) -> io::Result<()
 
 /// Writes `bindings` as a Kubernetes `List`, items sorted by name, pretty-printed.
 pub fn write_binding_list(out: &mut dyn Write, bindings: &[Binding]) -> io::Result<()> {
-    serde_json::to_writer_pretty(&mut *out, &binding_list(bindings))?;
+    let mut sorted: Vec<&Binding> = bindings.iter().collect();
+    sorted.sort_by(|a, b| a.name.cmp(&b.name));
+    write_binding_list_of(out, sorted.into_iter().cloned())
+}
+
+/// Writes `bindings`, given in name order, as [`write_binding_list`] does, holding one
+/// Binding's JSON at a time (a dump of a large engine renders each in turn).
+pub fn write_binding_list_of(
+    out: &mut dyn Write,
+    bindings: impl IntoIterator<Item = Binding>,
+) -> io::Result<()> {
+    // The document around the items, as serde_json prints it (its key order and
+    // indentation), split where the items go.
+    let frame = serde_json::to_string_pretty(&binding_list(&[]))?;
+    let (head, tail) = frame
+        .split_once(ITEMS_EMPTY)
+        .ok_or_else(|| io::Error::other("a Binding list without its items key"))?;
+    out.write_all(head.as_bytes())?;
+    out.write_all(b"\"items\": [")?;
+    let mut written = 0usize;
+    for binding in bindings {
+        out.write_all(if written == 0 { b"\n" } else { b",\n" })?;
+        // An item sits two levels deep: its lines indented by four spaces (no JSON
+        // string holds a raw newline).
+        let item = serde_json::to_string_pretty(&binding.to_json())?;
+        out.write_all(ITEM_INDENT.as_bytes())?;
+        out.write_all(item.replace('\n', &format!("\n{ITEM_INDENT}")).as_bytes())?;
+        written += 1;
+    }
+    out.write_all(if written == 0 { b"]" } else { b"\n  ]" })?;
+    out.write_all(tail.as_bytes())?;
     out.write_all(b"\n")?;
     out.flush()
 }
+
+/// How serde_json prints an empty `items`, and the indentation of an item's lines.
+const ITEMS_EMPTY: &str = "\"items\": []";
+const ITEM_INDENT: &str = "    ";
 
 /// Writes each epoch's Binding changes as JSON lines: one line per changed Binding,
 /// `{"epoch": N, "binding": NAME, "exists": .., "destinations": {"added": [..], "removed": [..]},
@@ -128,6 +162,46 @@ impl<W: Write> DeltaWriter<W> {
 mod tests {
     use super::*;
     use bindery_engine::BindingChange;
+
+    fn binding(name: &str, entries: usize) -> Binding {
+        let entry = |i: usize| bindery_engine::WorkloadEntry {
+            group: "apps".into(),
+            version: "v1".into(),
+            resource: "deployments".into(),
+            namespace: format!("ns-{i}"),
+            name: format!("d \"quoted\"\n{i}"),
+            resource_version: i.to_string(),
+            create_only: i.is_multiple_of(2),
+            status_collectors: vec!["c".into()],
+            want_singleton_reported_state: false,
+            want_multi_wec_reported_state: true,
+        };
+        Binding::new(
+            name.into(),
+            format!("uid-{name}"),
+            vec!["wec-1".into(), "wec-2".into()],
+            (0..entries).map(entry),
+        )
+    }
+
+    #[test]
+    fn the_streamed_list_is_the_whole_document_printed_at_once() {
+        let sets = [
+            vec![],
+            vec![binding("only", 0)],
+            vec![binding("b", 3), binding("a", 1), binding("c", 0)],
+        ];
+        for bindings in sets {
+            let mut whole = serde_json::to_vec_pretty(&binding_list(&bindings)).unwrap();
+            whole.push(b'\n');
+            let mut streamed = Vec::new();
+            write_binding_list(&mut streamed, &bindings).unwrap();
+            assert_eq!(
+                String::from_utf8(streamed).unwrap(),
+                String::from_utf8(whole).unwrap()
+            );
+        }
+    }
 
     #[test]
     fn delta_lines_start_with_the_epoch() {

@@ -13,4 +13,7 @@ pub use apiserver::{
     SinkEvents, SinkHandle, SinkObserver, SinkStats, WriteObject, WriteReport, WriteResult,
     combined_key, workload_api,
 };
-pub use file::{DeltaWriter, Statuses, statuses_document, write_binding_list, write_statuses};
+pub use file::{
+    DeltaWriter, Statuses, statuses_document, write_binding_list, write_binding_list_of,
+    write_statuses,
+};

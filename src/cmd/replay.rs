@@ -10,7 +10,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{Context, Result, bail};
 use bindery_ingest::LogReader;
-use bindery_sink::{DeltaWriter, Statuses, write_binding_list, write_statuses};
+use bindery_sink::{DeltaWriter, Statuses, write_binding_list_of, write_statuses};
 
 use crate::input::pipeline::Pipeline;
 use crate::input::topology::{Topology, TopologyArgs};
@@ -356,8 +356,13 @@ pub fn replay(opts: &ReplayOptions) -> Result<ReplaySummary> {
     }
     r.summary.bindings = r.pipeline.engine().binding_count();
     if let Some(path) = &opts.dump_bindings {
-        let bindings = r.pipeline.engine().bindings();
-        dump(path, |out| write_binding_list(out, &bindings))?;
+        // Rendered one at a time as they are written.
+        let engine = r.pipeline.engine();
+        let bindings = engine
+            .binding_names()
+            .into_iter()
+            .filter_map(|name| engine.binding(&name));
+        dump(path, |out| write_binding_list_of(out, bindings))?;
     }
     if let Some(path) = &opts.dump_statuses {
         let statuses = Statuses::of(r.pipeline.engine());

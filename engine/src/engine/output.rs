@@ -162,6 +162,12 @@ impl Engine {
         self.store.bindings(&self.state.interner)
     }
 
+    /// The names of the current Bindings, sorted (each renders with
+    /// [`binding`](Engine::binding)).
+    pub fn binding_names(&self) -> Vec<String> {
+        self.store.binding_names(&self.state.interner)
+    }
+
     /// How many Bindings [`bindings`](Engine::bindings) would render.
     pub fn binding_count(&self) -> usize {
         self.store.binding_count()
@@ -348,12 +354,24 @@ impl Store {
 
     /// Every current Binding, sorted by name.
     pub(super) fn bindings(&self, interner: &Interner) -> Vec<Binding> {
-        let mut names: Vec<&str> = self.bound_policies().map(|p| interner.resolve(p)).collect();
-        names.sort_unstable();
-        names
+        self.sorted_names(interner)
             .into_iter()
             .filter_map(|n| self.binding(interner, n))
             .collect()
+    }
+
+    /// The names of the current Bindings, sorted.
+    pub(super) fn binding_names(&self, interner: &Interner) -> Vec<String> {
+        self.sorted_names(interner)
+            .into_iter()
+            .map(str::to_string)
+            .collect()
+    }
+
+    fn sorted_names<'i>(&self, interner: &'i Interner) -> Vec<&'i str> {
+        let mut names: Vec<&str> = self.bound_policies().map(|p| interner.resolve(p)).collect();
+        names.sort_unstable();
+        names
     }
 
     /// The status of policy `name`, if it exists.
