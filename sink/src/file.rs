@@ -1,5 +1,6 @@
 //! File and stream output: `--dump-bindings`, `--dump-statuses` and `--emit-deltas`.
 
+use std::borrow::Borrow;
 use std::io::{self, Write};
 
 use bindery_engine::collector::{CollectorStatus, CombinedResult};
@@ -80,14 +81,14 @@ pub fn write_statuses(out: &mut dyn Write, statuses: &Statuses) -> io::Result<()
 pub fn write_binding_list(out: &mut dyn Write, bindings: &[Binding]) -> io::Result<()> {
     let mut sorted: Vec<&Binding> = bindings.iter().collect();
     sorted.sort_by(|a, b| a.name.cmp(&b.name));
-    write_binding_list_of(out, sorted.into_iter().cloned())
+    write_binding_list_of(out, sorted)
 }
 
 /// Writes `bindings`, given in name order, as [`write_binding_list`] does, holding one
 /// Binding's JSON at a time (a dump of a large engine renders each in turn).
 pub fn write_binding_list_of(
     out: &mut dyn Write,
-    bindings: impl IntoIterator<Item = Binding>,
+    bindings: impl IntoIterator<Item = impl Borrow<Binding>>,
 ) -> io::Result<()> {
     // The document around the items, as serde_json prints it (its key order and
     // indentation), split where the items go.
@@ -102,9 +103,9 @@ pub fn write_binding_list_of(
         out.write_all(if written == 0 { b"\n" } else { b",\n" })?;
         // An item sits two levels deep: its lines indented by four spaces (no JSON
         // string holds a raw newline).
-        let item = serde_json::to_string_pretty(&binding.to_json())?;
+        let item = serde_json::to_string_pretty(&binding.borrow().to_json())?;
         out.write_all(ITEM_INDENT.as_bytes())?;
-        out.write_all(item.replace('\n', &format!("\n{ITEM_INDENT}")).as_bytes())?;
+        out.write_all(item.replace('\n', ITEM_NEWLINE).as_bytes())?;
         written += 1;
     }
     out.write_all(if written == 0 { b"]" } else { b"\n  ]" })?;
@@ -116,6 +117,7 @@ pub fn write_binding_list_of(
 /// How serde_json prints an empty `items`, and the indentation of an item's lines.
 const ITEMS_EMPTY: &str = "\"items\": []";
 const ITEM_INDENT: &str = "    ";
+const ITEM_NEWLINE: &str = "\n    ";
 
 /// Writes each epoch's Binding changes as JSON lines: one line per changed Binding,
 /// `{"epoch": N, "binding": NAME, "exists": .., "destinations": {"added": [..], "removed": [..]},

@@ -13,7 +13,6 @@ use std::time::Duration;
 
 use differential_dataflow::logging::{DifferentialEvent, DifferentialEventBuilder};
 use serde::{Deserialize, Serialize};
-use timely::communication::AllocatorBuilder;
 use timely::logging::{TimelyEvent, TimelyEventBuilder};
 use timely::worker::Worker;
 
@@ -125,16 +124,8 @@ impl Engine {
     /// logs every operator's scheduling too.
     pub fn with_arrangement_log(workers: usize) -> Engine {
         let log = ArrangementLog::default();
-        let mut engine = if workers <= 1 {
-            let thread =
-                AllocatorBuilder::Thread(timely::communication::allocator::thread::ThreadBuilder);
-            Engine::from_builders_logged(vec![thread], Box::new(()), Some(&log))
-        } else {
-            let (builders, communication) = timely::CommunicationConfig::Process(workers)
-                .try_build()
-                .expect("an in-process timely configuration always builds");
-            Engine::from_builders_logged(builders, communication, Some(&log))
-        };
+        let (builders, communication) = super::workers::in_process(workers);
+        let mut engine = Engine::from_builders_logged(builders, communication, Some(&log));
         engine.arrangement_log = Some(log);
         engine
     }

@@ -23,21 +23,14 @@ use crate::dataflow::{self, Dataflow, Time, WellKnown};
 impl Engine {
     /// A new engine with one timely worker on the calling thread.
     pub fn new() -> Engine {
-        let thread =
-            AllocatorBuilder::Thread(timely::communication::allocator::thread::ThreadBuilder);
-        Engine::from_builders(vec![thread], Box::new(()))
+        Engine::with_workers(1)
     }
 
     /// A new engine whose dataflow runs on `workers` timely workers (at least one):
     /// worker 0 on the calling thread, the others on threads of their own, which end
     /// when the engine is dropped.
     pub fn with_workers(workers: usize) -> Engine {
-        if workers <= 1 {
-            return Engine::new();
-        }
-        let (builders, communication) = CommunicationConfig::Process(workers)
-            .try_build()
-            .expect("an in-process timely configuration always builds");
+        let (builders, communication) = in_process(workers);
         Engine::from_builders(builders, communication)
     }
 
@@ -249,6 +242,19 @@ fn serve_peer(builder: AllocatorBuilder, known: WellKnown, log: Option<Arrangeme
     while worker.has_dataflows() {
         worker.step_or_park(None);
     }
+}
+
+/// The worker builders of `workers` timely workers (at least one) in this process, and
+/// what keeps their communication alive: with one, the calling thread's alone.
+pub(super) fn in_process(workers: usize) -> (Vec<AllocatorBuilder>, Box<dyn Any + Send>) {
+    if workers <= 1 {
+        let thread =
+            AllocatorBuilder::Thread(timely::communication::allocator::thread::ThreadBuilder);
+        return (vec![thread], Box::new(()));
+    }
+    CommunicationConfig::Process(workers)
+        .try_build()
+        .expect("an in-process timely configuration always builds")
 }
 
 /// The allocator `builder` makes (timely keeps its own builder trait private).
